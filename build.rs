@@ -1,0 +1,13 @@
+//! Compiles `proto/` into Rust with protox (pure Rust), so no system protoc is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/mqtt.proto"];
+    for file in ["proto/mqtt.proto", "proto/mqttv3.proto", "proto/mqttv5.proto"] {
+        println!("cargo:rerun-if-changed={file}");
+    }
+    let descriptors = protox::compile(protos, ["proto"])?;
+    tonic_prost_build::configure()
+        .bytes(".")
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,18 @@
+//! The MQTT codec shared by every mode: framing a byte stream into packets
+//! under a maximum packet size, decoding them with mqtt-protocol-core and
+//! encoding them back.
+//!
+//! The version of a connection comes from its CONNECT packet
+//! ([`connect_protocol`]); every later packet is decoded for that version.
+
+mod framer;
+mod packet;
+mod version;
+
+pub use framer::Framer;
+pub use packet::{CodecError, Packet, decode, encode, packet_type_name};
+pub use version::{ProtocolLevel, Version, connect_protocol};
+
+/// The default maximum size of one MQTT packet (fixed header included): 2 MiB,
+/// so that a 1 MiB publish with generous properties passes.
+pub const DEFAULT_MAX_PACKET_SIZE: u32 = 2 * 1024 * 1024;

@@ -1,0 +1,94 @@
+//! Lossless conversion between MQTT packets and the protobuf messages of the
+//! `MqttRelayService` contract.
+//!
+//! For every well-formed packet, bytes -> [`Packet`] -> protobuf -> [`Packet`]
+//! -> bytes gives back the same bytes: property order, empty versus absent
+//! user names and passwords, and the short forms MQTT 5 allows for reason
+//! codes and properties are all kept (the last two in mqttbridge's additive
+//! fields, see `proto/mqttv5.proto`).
+//!
+//! Protobuf arrives from the network, so the way back checks every value and
+//! answers a [`ConvertError`] instead of building a packet MQTT forbids.
+
+mod properties;
+mod v3;
+mod v5;
+
+use crate::codec::{Packet, Version};
+use crate::proto::mqtt::mqtt_stream_message::Payload;
+
+/// A protobuf message that does not describe a valid MQTT packet.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// The message carries no packet at all.
+    #[error("message carries no MQTT packet")]
+    MissingPacket,
+    /// A packet of the other MQTT version than the stream's.
+    #[error("packet of MQTT {got} on an MQTT {expected} stream")]
+    WrongVersion {
+        /// The stream's version.
+        expected: Version,
+        /// The packet's version.
+        got: Version,
+    },
+    /// A field holds a value MQTT does not allow.
+    #[error("invalid {0}")]
+    Invalid(&'static str),
+}
+
+/// The protobuf form of `packet`, ready for the envelope's `payload`.
+pub fn packet_to_payload(packet: &Packet) -> Payload {
+    match v3::to_proto(packet) {
+        Some(p) => Payload::MqttV3Packet(p),
+        None => Payload::MqttV5Packet(v5::to_proto(packet)),
+    }
+}
+
+/// The packet an envelope's `payload` carries, checked against the version
+/// of the stream. Session control messages are not packets: `MissingPacket`.
+pub fn payload_to_packet(payload: Payload, version: Version) -> Result<Packet, ConvertError> {
+    match (payload, version) {
+        (Payload::MqttV3Packet(p), Version::V3_1_1) => v3::from_proto(p),
+        (Payload::MqttV5Packet(p), Version::V5) => v5::from_proto(p),
+        (Payload::MqttV3Packet(_), expected) => Err(ConvertError::WrongVersion {
+            expected,
+            got: Version::V3_1_1,
+        }),
+        (Payload::MqttV5Packet(_), expected) => Err(ConvertError::WrongVersion {
+            expected,
+            got: Version::V5,
+        }),
+        (Payload::SessionControl(_), _) => Err(ConvertError::MissingPacket),
+    }
+}
+
+/// Narrows a protobuf `uint32` to a 16-bit MQTT field.
+fn u16_field(value: u32, name: &'static str) -> Result<u16, ConvertError> {
+    u16::try_from(value).map_err(|_| ConvertError::Invalid(name))
+}
+
+/// Narrows a protobuf `uint32` to an 8-bit MQTT field.
+fn u8_field(value: u32, name: &'static str) -> Result<u8, ConvertError> {
+    u8::try_from(value).map_err(|_| ConvertError::Invalid(name))
+}
+
+/// A packet identifier: 16 bits and never zero.
+fn packet_id(value: u32) -> Result<u16, ConvertError> {
+    match u16_field(value, "message_id")? {
+        0 => Err(ConvertError::Invalid("message_id")),
+        id => Ok(id),
+    }
+}
+
+/// A QoS from the proto enum (an `i32` on the wire).
+fn qos(value: i32) -> Result<mqtt_protocol_core::mqtt::packet::Qos, ConvertError> {
+    u8::try_from(value)
+        .ok()
+        .and_then(|v| mqtt_protocol_core::mqtt::packet::Qos::try_from(v).ok())
+        .ok_or(ConvertError::Invalid("qos"))
+}
+
+/// Maps an mqtt-protocol-core builder error onto the field being built.
+fn invalid<E>(name: &'static str) -> impl FnOnce(E) -> ConvertError {
+    move |_| ConvertError::Invalid(name)
+}

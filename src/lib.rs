@@ -1,0 +1,12 @@
+//! mqttbridge: carries MQTT 3.1.1 and 5.0 between ordinary clients and
+//! brokers across networks where plain MQTT/TCP does not fit.
+//!
+//! Layers, each knowing only the one below: [`config`] turns TOML and flags
+//! into typed settings; a mode in [`mode`] wires an ingress transport to an
+//! egress transport; the relay moves MQTT packets between them; [`codec`]
+//! (framing, decoding, encoding) and [`convert`] (MQTT <-> protobuf) are
+//! shared by all.
+
+pub mod codec;
+pub mod convert;
+pub mod proto;
