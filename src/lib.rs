@@ -3,10 +3,18 @@
 //!
 //! Layers, each knowing only the one below: [`config`] turns TOML and flags
 //! into typed settings; a mode in [`mode`] wires an ingress transport to an
-//! egress transport; the relay moves MQTT packets between them; [`codec`]
+//! egress transport; [`relay`] pumps MQTT packets between them; [`codec`]
 //! (framing, decoding, encoding) and [`convert`] (MQTT <-> protobuf) are
 //! shared by all.
 
+pub mod cli;
+pub mod client;
 pub mod codec;
+pub mod config;
 pub mod convert;
+pub mod gauge;
+pub mod grpc;
+pub mod mode;
+pub mod mosquitto;
 pub mod proto;
+pub mod relay;

@@ -1,1 +1,78 @@
-fn main() {}
+//! The `mqttbridge` binary: parses the command line and hands over to a mode.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mqttbridge::cli::{Cli, Command};
+use mqttbridge::mode::{demo, r_proxy::RProxy, s_proxy::SProxy};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The demo prints its own story; proxies log at info unless RUST_LOG says otherwise.
+    let default_level = match cli.command {
+        Command::Demo(_) => "warn",
+        _ => "info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mqttbridge: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mqttbridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::RProxy(args) => {
+            let proxy = RProxy::bind(args.resolve()?).await?;
+            proxy.serve(shutdown_signal()).await;
+        }
+        Command::SProxy(args) => {
+            let config = args.resolve()?;
+            let listen = config.listen.clone();
+            let proxy = SProxy::bind(config)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            proxy.serve(shutdown_signal()).await?;
+        }
+        Command::Demo(args) => return demo::run(args.count).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -7,6 +7,7 @@
 
 mod framer;
 mod packet;
+pub mod replies;
 mod version;
 
 pub use framer::Framer;

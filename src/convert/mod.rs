@@ -62,6 +62,27 @@ pub fn payload_to_packet(payload: Payload, version: Version) -> Result<Packet, C
     }
 }
 
+/// A CONNACK refusing the connection with "server unavailable" (0x03 in
+/// 3.1.1, 0x88 in 5.0), for when the broker cannot be reached.
+pub fn connack_server_unavailable(version: Version) -> Payload {
+    use crate::proto::{mqttv3, mqttv5};
+    match version {
+        Version::V3_1_1 => Payload::MqttV3Packet(mqttv3::MqttPacket {
+            packet: Some(mqttv3::mqtt_packet::Packet::Connack(mqttv3::Connack {
+                session_present: false,
+                return_code: 0x03,
+            })),
+        }),
+        Version::V5 => Payload::MqttV5Packet(mqttv5::MqttPacket {
+            packet: Some(mqttv5::mqtt_packet::Packet::Connack(mqttv5::Connack {
+                session_present: false,
+                reason_code: 0x88,
+                properties: Vec::new(),
+            })),
+        }),
+    }
+}
+
 /// Narrows a protobuf `uint32` to a 16-bit MQTT field.
 fn u16_field(value: u32, name: &'static str) -> Result<u16, ConvertError> {
     u16::try_from(value).map_err(|_| ConvertError::Invalid(name))

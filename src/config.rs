@@ -1,0 +1,312 @@
+//! TOML configuration for each mode, typed and validated while it is parsed,
+//! so a bad file is reported with its path, the key and the line.
+//!
+//! Every limit has a default; command-line flags override file values
+//! (see `cli`).
+
+use std::fmt;
+use std::num::{NonZeroU32, NonZeroUsize};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::codec::DEFAULT_MAX_PACKET_SIZE;
+
+/// A configuration file that could not be read or is invalid.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid for this mode. The message names the key and
+    /// the line.
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What toml and the validators said, with line and key.
+        message: String,
+    },
+}
+
+/// Reads and validates a mode's configuration file.
+pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Parses configuration text; `origin` names it in errors.
+pub fn parse<T: for<'de> Deserialize<'de>>(text: &str, origin: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Invalid {
+        path: origin.to_string(),
+        message: describe_toml_error(&e, text),
+    })
+}
+
+/// toml's message with the line number made explicit, e.g.
+/// "line 3, key `max_packet_size`: invalid value ...".
+fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let line = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    let key = e
+        .span()
+        .and_then(|span| key_on_line(text, span.start))
+        .map(|k| format!(", key `{k}`"))
+        .unwrap_or_default();
+    match line {
+        Some(line) => format!("line {line}{key}: {}", e.message()),
+        None => e.message().to_string(),
+    }
+}
+
+/// The key assigned on the line that holds byte `offset`, if that line is a
+/// `key = value` line.
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim();
+    (!key.is_empty() && !key.starts_with('#')).then(|| key.to_string())
+}
+
+/// A `host:port` that may be a name (resolved when used) or an IP address,
+/// IPv6 in brackets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort(String);
+
+impl HostPort {
+    /// The text form, as `tokio::net` accepts it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for HostPort {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (host, port) = s
+            .rsplit_once(':')
+            .ok_or_else(|| format!("`{s}` is not host:port"))?;
+        port.parse::<u16>()
+            .map_err(|_| format!("`{s}` has no valid port"))?;
+        let host_ok = if let Some(inner) = host.strip_prefix('[') {
+            inner
+                .strip_suffix(']')
+                .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+        } else {
+            !host.is_empty() && !host.contains(':')
+        };
+        if !host_ok {
+            return Err(format!(
+                "`{s}` has no valid host (write IPv6 addresses in brackets)"
+            ));
+        }
+        Ok(HostPort(s.to_string()))
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for HostPort {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// An s-proxy endpoint URL: `http://host:port` (TLS arrives with the
+/// production work).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl(String);
+
+impl UpstreamUrl {
+    /// The URL text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for UpstreamUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rest = s
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("`{s}` must start with http://"))?;
+        HostPort::from_str(rest.trim_end_matches('/'))
+            .map_err(|e| format!("upstream `{s}`: {e}"))?;
+        Ok(UpstreamUrl(s.to_string()))
+    }
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration written in milliseconds in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Millis(pub NonZeroU32);
+
+impl Millis {
+    const fn of(ms: u32) -> Self {
+        match NonZeroU32::new(ms) {
+            Some(v) => Millis(v),
+            None => panic!("zero duration default"),
+        }
+    }
+
+    /// As a `Duration`.
+    pub fn duration(self) -> Duration {
+        Duration::from_millis(self.0.get().into())
+    }
+}
+
+const fn nonzero(v: usize) -> NonZeroUsize {
+    match NonZeroUsize::new(v) {
+        Some(v) => v,
+        None => panic!("zero default"),
+    }
+}
+
+const fn nonzero32(v: u32) -> NonZeroU32 {
+    match NonZeroU32::new(v) {
+        Some(v) => v,
+        None => panic!("zero default"),
+    }
+}
+
+/// `r-proxy`: accepts MQTT/TCP and carries each connection to an s-proxy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RProxyConfig {
+    /// Where MQTT clients connect.
+    pub listen: HostPort,
+    /// s-proxy endpoints; new connections are balanced across the healthy ones.
+    pub upstream: Vec<UpstreamUrl>,
+    /// Open client connections at most; more are closed on accept.
+    pub max_connections: NonZeroUsize,
+    /// Largest MQTT packet accepted from a client or an s-proxy, in bytes.
+    pub max_packet_size: NonZeroU32,
+    /// How long a new client has to send its CONNECT.
+    pub connect_timeout_ms: Millis,
+    /// How long opening a stream to one s-proxy may take.
+    pub upstream_connect_timeout_ms: Millis,
+    /// How long an s-proxy that failed is skipped for new connections.
+    pub upstream_retry_ms: Millis,
+    /// After a client leaves, how long to wait for the s-proxy to confirm
+    /// that everything the client sent reached the broker.
+    pub drain_timeout_ms: Millis,
+    /// Packets buffered per connection and direction before reading pauses.
+    pub queue_depth: NonZeroUsize,
+}
+
+impl Default for RProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: HostPort("0.0.0.0:1883".into()),
+            upstream: vec![UpstreamUrl("http://127.0.0.1:50516".into())],
+            max_connections: nonzero(10_000),
+            max_packet_size: nonzero32(DEFAULT_MAX_PACKET_SIZE),
+            connect_timeout_ms: Millis::of(10_000),
+            upstream_connect_timeout_ms: Millis::of(5_000),
+            upstream_retry_ms: Millis::of(2_000),
+            drain_timeout_ms: Millis::of(5_000),
+            queue_depth: nonzero(64),
+        }
+    }
+}
+
+/// `s-proxy`: serves `MqttRelayService` and opens MQTT/TCP to the broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SProxyConfig {
+    /// Where r-proxies (gRPC) connect.
+    pub listen: HostPort,
+    /// The broker every session is opened to; never taken from the peer.
+    pub broker: HostPort,
+    /// Concurrent sessions at most; more streams are refused.
+    pub max_sessions: NonZeroU32,
+    /// Largest MQTT packet accepted from the broker or an r-proxy, in bytes.
+    pub max_packet_size: NonZeroU32,
+    /// How long an r-proxy has to send the session's CONNECT.
+    pub connect_timeout_ms: Millis,
+    /// How long opening the TCP connection to the broker may take.
+    pub broker_connect_timeout_ms: Millis,
+    /// Packets buffered per session and direction before reading pauses.
+    pub queue_depth: NonZeroUsize,
+}
+
+impl Default for SProxyConfig {
+    fn default() -> Self {
+        Self {
+            listen: HostPort("[::]:50516".into()),
+            broker: HostPort("127.0.0.1:1883".into()),
+            max_sessions: nonzero32(10_000),
+            max_packet_size: nonzero32(DEFAULT_MAX_PACKET_SIZE),
+            connect_timeout_ms: Millis::of(10_000),
+            broker_connect_timeout_ms: Millis::of(5_000),
+            queue_depth: nonzero(64),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_forms() {
+        for ok in ["127.0.0.1:1883", "[::]:1883", "[::1]:8883", "broker.example:1883"] {
+            assert!(ok.parse::<HostPort>().is_ok(), "{ok}");
+        }
+        for bad in ["1883", "host", "::1:1883", ":1883", "host:99999", "[::1:1883"] {
+            assert!(bad.parse::<HostPort>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_names_key_and_line() {
+        let err = parse::<RProxyConfig>(
+            "listen = \"0.0.0.0:1883\"\n\nmax_packet_size = 0\n",
+            "edge.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("edge.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("max_packet_size"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_is_refused() {
+        let err = parse::<SProxyConfig>("brokr = \"x:1\"\n", "cloud.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("brokr"), "{err}");
+        assert!(err.contains("line 1"), "{err}");
+    }
+}

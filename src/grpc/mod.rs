@@ -1,0 +1,56 @@
+//! The gRPC line's shared pieces: request metadata, message size limits and
+//! the r-proxy's pool of s-proxy endpoints.
+
+mod upstreams;
+
+pub use upstreams::{OpenError, Upstreams};
+
+use std::fmt::Write;
+
+/// Request metadata key holding the stream's unique session id.
+pub const SESSION_ID_KEY: &str = "session-id";
+/// Request metadata key holding the MQTT client id (percent-encoded outside
+/// printable ASCII, since MQTT 5 allows any UTF-8).
+pub const CLIENT_ID_KEY: &str = "client-id";
+
+/// gRPC message size limit for a given MQTT packet limit: protobuf can be
+/// larger than the packet it carries (field tags, one message per property),
+/// never more than twice as large plus the envelope.
+pub fn max_message_size(max_packet_size: u32) -> usize {
+    (max_packet_size as usize).saturating_mul(2) + 64 * 1024
+}
+
+/// A fresh random session id (128 bits, hex).
+pub fn new_session_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Percent-encodes every byte outside printable ASCII (and `%` itself), so
+/// any client id fits an ASCII metadata value.
+pub fn encode_client_id(client_id: &str) -> String {
+    let mut out = String::with_capacity(client_id.len());
+    for &b in client_id.as_bytes() {
+        if (0x21..=0x7e).contains(&b) && b != b'%' {
+            out.push(b as char);
+        } else {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_ids_become_ascii() {
+        assert_eq!(encode_client_id("dev-1"), "dev-1");
+        assert_eq!(encode_client_id("a b%"), "a%20b%25");
+        assert_eq!(encode_client_id("ü"), "%C3%BC");
+        assert!(
+            tonic::metadata::MetadataValue::try_from(encode_client_id("\u{0}€\n").as_str()).is_ok()
+        );
+    }
+}

@@ -1,0 +1,158 @@
+//! The s-proxy endpoints an r-proxy may use: new streams go round-robin to
+//! the healthy ones; an endpoint that fails is skipped for a while and the
+//! stream is tried on the next.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Request, Status, Streaming};
+
+use super::{CLIENT_ID_KEY, SESSION_ID_KEY, encode_client_id, max_message_size};
+use crate::config::UpstreamUrl;
+use crate::proto::mqtt::MqttStreamMessage;
+use crate::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
+
+/// No s-proxy accepted the stream.
+#[derive(Debug, thiserror::Error)]
+#[error("no s-proxy accepted the stream (last error: {last})")]
+pub struct OpenError {
+    /// What the last endpoint tried said.
+    pub last: Status,
+}
+
+struct Upstream {
+    url: UpstreamUrl,
+    channel: Channel,
+    /// Until when this endpoint is skipped after a failure.
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl Upstream {
+    fn is_down(&self, now: Instant) -> bool {
+        // A poisoned lock only means another task panicked mid-update; the
+        // value itself is always valid.
+        let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        down.is_some_and(|until| until > now)
+    }
+
+    fn mark(&self, down_until: Option<Instant>) {
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = down_until;
+    }
+}
+
+/// The pool of s-proxy endpoints, one HTTP/2 connection each, shared by
+/// all client connections.
+pub struct Upstreams {
+    endpoints: Vec<Upstream>,
+    next: AtomicUsize,
+    connect_timeout: Duration,
+    retry_after: Duration,
+    max_message_size: usize,
+}
+
+impl Upstreams {
+    /// Prepares channels to `urls`; nothing connects until the first stream.
+    pub fn new(
+        urls: &[UpstreamUrl],
+        connect_timeout: Duration,
+        retry_after: Duration,
+        max_packet_size: u32,
+    ) -> Result<Self, tonic::transport::Error> {
+        let endpoints = urls
+            .iter()
+            .map(|url| {
+                let channel = Endpoint::from_shared(url.as_str().to_string())?
+                    .connect_timeout(connect_timeout)
+                    .timeout(Duration::MAX)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(Duration::from_secs(20))
+                    .keep_alive_timeout(Duration::from_secs(10))
+                    .keep_alive_while_idle(false)
+                    .connect_lazy();
+                Ok(Upstream {
+                    url: url.clone(),
+                    channel,
+                    down_until: Mutex::new(None),
+                })
+            })
+            .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
+        Ok(Self {
+            endpoints,
+            next: AtomicUsize::new(0),
+            connect_timeout,
+            retry_after,
+            max_message_size: max_message_size(max_packet_size),
+        })
+    }
+
+    /// Opens one relay stream for a client connection, trying each endpoint
+    /// at most once, healthy ones first. `first` are the messages that open
+    /// the session; they are sent again on each endpoint tried.
+    pub async fn open(
+        &self,
+        session_id: &str,
+        client_id: &str,
+        first: &[MqttStreamMessage],
+        queue_depth: usize,
+    ) -> Result<(mpsc::Sender<MqttStreamMessage>, Streaming<MqttStreamMessage>), OpenError> {
+        let n = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let order = (0..n).map(|i| (start + i) % n);
+        let (healthy, down): (Vec<usize>, Vec<usize>) =
+            order.partition(|&i| !self.endpoints[i].is_down(now));
+        let mut last = Status::unavailable("no s-proxy endpoint configured");
+        for i in healthy.into_iter().chain(down) {
+            let upstream = &self.endpoints[i];
+            let attempt = self.open_on(upstream, session_id, client_id, first, queue_depth);
+            let result = tokio::time::timeout(self.connect_timeout, attempt)
+                .await
+                .unwrap_or_else(|_| Err(Status::deadline_exceeded("s-proxy did not answer")));
+            match result {
+                Ok(opened) => {
+                    upstream.mark(None);
+                    return Ok(opened);
+                }
+                Err(status) => {
+                    tracing::warn!(upstream = %upstream.url, %status, "s-proxy refused stream");
+                    upstream.mark(Some(Instant::now() + self.retry_after));
+                    last = status;
+                }
+            }
+        }
+        Err(OpenError { last })
+    }
+
+    async fn open_on(
+        &self,
+        upstream: &Upstream,
+        session_id: &str,
+        client_id: &str,
+        first: &[MqttStreamMessage],
+        queue_depth: usize,
+    ) -> Result<(mpsc::Sender<MqttStreamMessage>, Streaming<MqttStreamMessage>), Status> {
+        let (tx, rx) = mpsc::channel(queue_depth.max(first.len()));
+        for message in first {
+            // Capacity covers every opening message, so this cannot fail.
+            tx.try_send(message.clone())
+                .map_err(|_| Status::internal("relay queue too small"))?;
+        }
+        let mut request = Request::new(ReceiverStream::new(rx));
+        let metadata = request.metadata_mut();
+        if let Ok(v) = session_id.parse() {
+            metadata.insert(SESSION_ID_KEY, v);
+        }
+        if let Ok(v) = encode_client_id(client_id).parse() {
+            metadata.insert(CLIENT_ID_KEY, v);
+        }
+        let mut client = MqttRelayServiceClient::new(upstream.channel.clone())
+            .max_decoding_message_size(self.max_message_size)
+            .max_encoding_message_size(self.max_message_size);
+        let response = client.stream_mqtt_messages(request).await?;
+        Ok((tx, response.into_inner()))
+    }
+}

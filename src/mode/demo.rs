@@ -1,0 +1,117 @@
+//! `mqttbridge demo`: the whole gRPC line on one machine. Starts mosquitto
+//! on a free port, an s-proxy and an r-proxy in-process, then a subscriber
+//! and publishers (MQTT 3.1.1 and 5.0, QoS 0, 1 and 2) through the chain,
+//! printing each message as it arrives.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use crate::client::{Connection, exchange, packets};
+use crate::codec::Version;
+use crate::config::{RProxyConfig, SProxyConfig};
+use crate::mode::r_proxy::RProxy;
+use crate::mode::s_proxy::SProxy;
+use crate::mosquitto::Mosquitto;
+
+/// Upper bound for the whole message exchange.
+const DEMO_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs the demo; exit status 0 when every message arrived.
+pub async fn run(count: u32) -> anyhow::Result<ExitCode> {
+    let broker = Mosquitto::start("").await?;
+    println!("mosquitto      listening on {}", broker.addr());
+
+    let s_proxy = SProxy::bind(SProxyConfig {
+        listen: "127.0.0.1:0".parse().map_err(anyhow::Error::msg)?,
+        broker: broker.addr().to_string().parse().map_err(anyhow::Error::msg)?,
+        ..SProxyConfig::default()
+    })
+    .await?;
+    let s_addr = s_proxy.local_addr()?;
+    println!("s-proxy (gRPC) listening on {s_addr}, broker {}", broker.addr());
+    let (stop_s, s_stopped) = oneshot::channel::<()>();
+    let s_task = tokio::spawn(s_proxy.serve(async move {
+        let _ = s_stopped.await;
+    }));
+
+    let r_proxy = RProxy::bind(RProxyConfig {
+        listen: "127.0.0.1:0".parse().map_err(anyhow::Error::msg)?,
+        upstream: vec![format!("http://{s_addr}").parse().map_err(anyhow::Error::msg)?],
+        ..RProxyConfig::default()
+    })
+    .await?;
+    let r_addr = r_proxy.local_addr()?.to_string();
+    println!("r-proxy (MQTT) listening on {r_addr}, upstream http://{s_addr}");
+    let (stop_r, r_stopped) = oneshot::channel::<()>();
+    let r_task = tokio::spawn(r_proxy.serve(async move {
+        let _ = r_stopped.await;
+    }));
+
+    println!("\nclient -> r-proxy -> gRPC -> s-proxy -> mosquitto -> s-proxy -> gRPC -> r-proxy -> client\n");
+    let result = tokio::time::timeout(DEMO_TIMEOUT, exchange_messages(&r_addr, count)).await;
+    let _ = stop_r.send(());
+    let _ = stop_s.send(());
+    let _ = r_task.await;
+    let _ = s_task.await;
+    match result {
+        Ok(Ok(())) => {
+            println!("\ndemo: all messages arrived");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(Err(e)) => {
+            eprintln!("\ndemo failed: {e:#}");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(_) => {
+            eprintln!("\ndemo failed: messages did not arrive within {DEMO_TIMEOUT:?}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn exchange_messages(r_addr: &str, count: u32) -> anyhow::Result<()> {
+    let mut subscriber = Connection::open(r_addr, Version::V5).await?;
+    let code = exchange::connect(
+        &mut subscriber,
+        &packets::connect(Version::V5, "demo-subscriber", true, 30)?,
+    )
+    .await?;
+    anyhow::ensure!(code == 0, "subscriber CONNACK {code:#04x}");
+    exchange::subscribe(&mut subscriber, 1, "demo/#", 2).await?;
+    println!("subscriber (MQTT 5.0) subscribed to demo/# at QoS 2");
+
+    let mut expected = 0;
+    for version in [Version::V3_1_1, Version::V5] {
+        let mut publisher = Connection::open(r_addr, version).await?;
+        let id = format!("demo-publisher-{}", version.to_string().replace('.', ""));
+        let code = exchange::connect(&mut publisher, &packets::connect(version, &id, true, 30)?)
+            .await?;
+        anyhow::ensure!(code == 0, "publisher CONNACK {code:#04x}");
+        for level in 0..=2u8 {
+            for n in 1..=count {
+                let topic = format!("demo/v{version}/qos{level}");
+                let payload = format!("message {n} of {count}");
+                let sent = Instant::now();
+                exchange::publish(&mut publisher, &topic, payload, level, false, n as u16, vec![])
+                    .await?;
+                expected += 1;
+                let message = exchange::receive(&mut subscriber)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("subscriber connection closed"))?;
+                println!(
+                    "received  {:<18} qos {}  {:<16} ({} us after publish)",
+                    message.topic,
+                    message.qos,
+                    String::from_utf8_lossy(&message.payload),
+                    sent.elapsed().as_micros()
+                );
+            }
+        }
+        publisher.send(&packets::disconnect(version)).await?;
+    }
+    subscriber.send(&packets::disconnect(Version::V5)).await?;
+    println!("\n{expected} messages published and received through the chain");
+    Ok(())
+}

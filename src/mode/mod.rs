@@ -1,0 +1,6 @@
+//! The modes of the `mqttbridge` binary. Each wires an ingress to an egress
+//! using the shared codec, conversion and relay pumps.
+
+pub mod demo;
+pub mod r_proxy;
+pub mod s_proxy;

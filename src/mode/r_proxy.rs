@@ -1,0 +1,266 @@
+//! `r-proxy`: accepts MQTT/TCP clients and carries each connection as one
+//! gRPC stream to an s-proxy.
+//!
+//! Per connection: read the CONNECT (bounded in time and size), open a
+//! stream on a healthy s-proxy, then pump both directions independently.
+//! When the client leaves, the stream is half-closed and the r-proxy waits
+//! (bounded) until the s-proxy has written everything to the broker, so a
+//! final DISCONNECT is never lost. When the s-proxy side ends, the client is
+//! closed at once; an MQTT 5 client is told why first.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::time::timeout;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::codec::{self, Packet, ProtocolLevel, Version, connect_protocol, replies};
+use crate::config::RProxyConfig;
+use crate::convert::packet_to_payload;
+use crate::gauge::Gauge;
+use crate::grpc::{Upstreams, new_session_id};
+use crate::proto::mqtt::mqtt_stream_message::Payload;
+use crate::proto::mqtt::session_control::ControlType;
+use crate::proto::mqtt::{MessageDirection, SessionControl};
+use crate::relay::{
+    InboundEnd, OutboundEnd, PacketReader, envelope, pump_envelopes_to_writer,
+    pump_reader_to_envelopes,
+};
+
+struct Shared {
+    config: RProxyConfig,
+    upstreams: Upstreams,
+    connections: Gauge,
+}
+
+/// A bound r-proxy, ready to serve.
+pub struct RProxy {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl RProxy {
+    /// Binds the MQTT listener and prepares the s-proxy channels.
+    pub async fn bind(config: RProxyConfig) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen.as_str())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let upstreams = Upstreams::new(
+            &config.upstream,
+            config.upstream_connect_timeout_ms.duration(),
+            config.upstream_retry_ms.duration(),
+            config.max_packet_size.get(),
+        )?;
+        Ok(Self {
+            listener,
+            shared: Arc::new(Shared {
+                config,
+                upstreams,
+                connections: Gauge::default(),
+            }),
+        })
+    }
+
+    /// Where MQTT clients connect.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The number of client connections being served.
+    pub fn connections(&self) -> watch::Receiver<usize> {
+        self.shared.connections.watch()
+    }
+
+    /// Accepts clients until `shutdown` completes. Connections already
+    /// accepted carry on until they end.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let limit = Arc::new(Semaphore::new(self.shared.config.max_connections.get()));
+        info!(listen = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+              upstreams = ?self.shared.config.upstream.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+              "r-proxy serving");
+        tokio::pin!(shutdown);
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // instead of spinning on the error.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                warn!(%peer, "connection limit reached, closing new connection");
+                continue;
+            };
+            let shared = self.shared.clone();
+            let span = info_span!("client", %peer);
+            tokio::spawn(
+                async move {
+                    let _live = shared.connections.enter();
+                    serve_client(stream, &shared).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+    }
+}
+
+/// What ended a relayed connection, first seen on either side.
+enum FirstEnd {
+    Client(InboundEnd),
+    Upstream(OutboundEnd),
+}
+
+async fn serve_client(stream: TcpStream, shared: &Shared) {
+    let config = &shared.config;
+    let _ = stream.set_nodelay(true);
+    let (rd, mut wr) = stream.into_split();
+    let mut reader = PacketReader::new(rd, config.max_packet_size.get());
+
+    let raw = match timeout(config.connect_timeout_ms.duration(), reader.next()).await {
+        Ok(Ok(Some(raw))) => raw,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            debug!(error = %e, "bad first packet");
+            return;
+        }
+        Err(_) => {
+            debug!("no CONNECT in time");
+            return;
+        }
+    };
+    if raw.packet_type() != 1 {
+        debug!("first packet is not CONNECT");
+        return;
+    }
+    let version = match connect_protocol(raw.data_as_slice()) {
+        Some(ProtocolLevel::Supported(v)) => v,
+        Some(ProtocolLevel::Unsupported) => {
+            debug!("unsupported protocol version");
+            let _ = wr.write_all(&replies::CONNACK_UNSUPPORTED_VERSION).await;
+            return;
+        }
+        None => return,
+    };
+    let connect = match codec::decode(version, &raw) {
+        Ok(p) => p,
+        Err(e) => {
+            debug!(error = %e, "bad CONNECT");
+            if version == Version::V5 {
+                let _ = wr
+                    .write_all(&replies::connack_refusal(version, e.v5_reason_code()))
+                    .await;
+            }
+            return;
+        }
+    };
+    let client_id = match &connect {
+        Packet::V3_1_1Connect(c) => c.client_id().to_string(),
+        Packet::V5_0Connect(c) => c.client_id().to_string(),
+        _ => String::new(),
+    };
+
+    let session_id = new_session_id();
+    let mut sequence_id = 0;
+    let establish = match version {
+        Version::V3_1_1 => ControlType::Establishv3,
+        Version::V5 => ControlType::Establishv5,
+    };
+    let opening = [
+        envelope(
+            &session_id,
+            &mut sequence_id,
+            MessageDirection::ClientToBroker,
+            Payload::SessionControl(SessionControl {
+                control_type: establish as i32,
+                client_id: client_id.clone(),
+            }),
+        ),
+        envelope(
+            &session_id,
+            &mut sequence_id,
+            MessageDirection::ClientToBroker,
+            packet_to_payload(&connect),
+        ),
+    ];
+    let (tx, mut inbound) = match shared
+        .upstreams
+        .open(&session_id, &client_id, &opening, config.queue_depth.get())
+        .await
+    {
+        Ok(opened) => opened,
+        Err(e) => {
+            warn!(error = %e, "no s-proxy reachable");
+            let _ = wr
+                .write_all(&replies::connack_server_unavailable(version))
+                .await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+    };
+    info!(session = %session_id, client_id = %client_id, %version, "relaying");
+
+    let farewell = {
+        let to_client = pump_envelopes_to_writer(&mut inbound, &mut wr, version);
+        tokio::pin!(to_client);
+        let first = {
+            let to_upstream = pump_reader_to_envelopes(
+                &mut reader,
+                version,
+                &session_id,
+                MessageDirection::ClientToBroker,
+                &mut sequence_id,
+                &tx,
+                |m| m,
+            );
+            tokio::select! {
+                end = to_upstream => FirstEnd::Client(end),
+                end = &mut to_client => FirstEnd::Upstream(end),
+            }
+        };
+        match first {
+            FirstEnd::Client(end) => {
+                debug!(?end, "client side ended");
+                // Half-close: the s-proxy writes what it has, closes the
+                // broker connection and ends its stream.
+                drop(tx);
+                if timeout(config.drain_timeout_ms.duration(), &mut to_client)
+                    .await
+                    .is_err()
+                {
+                    warn!("s-proxy did not confirm the end of the session in time");
+                }
+                match end {
+                    InboundEnd::Codec(e) => Some(e.v5_reason_code()),
+                    _ => None,
+                }
+            }
+            FirstEnd::Upstream(end) => {
+                debug!(?end, "s-proxy side ended");
+                match end {
+                    OutboundEnd::Finished | OutboundEnd::Io(_) => None,
+                    OutboundEnd::Failed(_) | OutboundEnd::Invalid(_) => {
+                        Some(replies::REASON_SERVER_UNAVAILABLE)
+                    }
+                }
+            }
+        }
+    };
+    if version == Version::V5
+        && let Some(reason) = farewell
+    {
+        let _ = wr.write_all(&replies::disconnect_v5(reason)).await;
+    }
+    let _ = wr.shutdown().await;
+    info!(session = %session_id, "closed");
+}

@@ -1,0 +1,282 @@
+//! `s-proxy`: serves `MqttRelayService`; each stream becomes one MQTT/TCP
+//! connection to the configured broker.
+//!
+//! A session ends when either side ends: the r-proxy closing its request
+//! stream (everything it sent is written to the broker first, so a client's
+//! DISCONNECT always arrives), the broker closing, or an error. Sessions are
+//! independent tasks keyed by nothing but their stream; two clients with the
+//! same (or an empty) client id are two sessions.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio::time::timeout;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::codec::{self, Packet, Version};
+use crate::config::SProxyConfig;
+use crate::convert::{connack_server_unavailable, payload_to_packet};
+use crate::gauge::Gauge;
+use crate::grpc::{SESSION_ID_KEY, max_message_size, new_session_id};
+use crate::proto::mqtt::mqtt_relay_service_server::{MqttRelayService, MqttRelayServiceServer};
+use crate::proto::mqtt::mqtt_stream_message::Payload;
+use crate::proto::mqtt::{MessageDirection, MqttStreamMessage};
+use crate::relay::{
+    InboundEnd, OutboundEnd, PacketReader, envelope, pump_envelopes_to_writer,
+    pump_reader_to_envelopes,
+};
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<MqttStreamMessage, Status>> + Send>>;
+
+/// The gRPC service: one task per stream.
+struct Relay {
+    config: Arc<SProxyConfig>,
+    limit: Arc<Semaphore>,
+    sessions: Gauge,
+}
+
+#[tonic::async_trait]
+impl MqttRelayService for Relay {
+    type StreamMqttMessagesStream = ResponseStream;
+
+    async fn stream_mqtt_messages(
+        &self,
+        request: Request<Streaming<MqttStreamMessage>>,
+    ) -> Result<Response<Self::StreamMqttMessagesStream>, Status> {
+        let permit = self
+            .limit
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Status::resource_exhausted("s-proxy session limit reached"))?;
+        let peer = request.remote_addr();
+        // The peer's session id is only used for logs; ours stays unique.
+        let peer_session = request
+            .metadata()
+            .get(SESSION_ID_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(64)
+            .collect::<String>();
+        let session_id = new_session_id();
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(self.config.queue_depth.get());
+        let config = self.config.clone();
+        let live = self.sessions.enter();
+        let span = info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
+        tokio::spawn(
+            async move {
+                run_session(inbound, tx, &config, &session_id).await;
+                drop(permit);
+                drop(live);
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Waits for the session's CONNECT: an optional SessionControl first, then
+/// the CONNECT packet, whose envelope kind (v3 or v5) gives the version.
+async fn read_connect(
+    inbound: &mut Streaming<MqttStreamMessage>,
+) -> Result<(Version, Packet), Status> {
+    loop {
+        let message = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::cancelled("stream ended before CONNECT"))?;
+        let payload = message
+            .payload
+            .ok_or_else(|| Status::invalid_argument("message without payload"))?;
+        let version = match &payload {
+            Payload::SessionControl(_) => continue,
+            Payload::MqttV3Packet(_) => Version::V3_1_1,
+            Payload::MqttV5Packet(_) => Version::V5,
+        };
+        let packet = payload_to_packet(payload, version)
+            .map_err(|e| Status::invalid_argument(format!("first packet: {e}")))?;
+        if !matches!(packet, Packet::V3_1_1Connect(_) | Packet::V5_0Connect(_)) {
+            return Err(Status::invalid_argument("first packet is not CONNECT"));
+        }
+        return Ok((version, packet));
+    }
+}
+
+type Outbound = mpsc::Sender<Result<MqttStreamMessage, Status>>;
+
+async fn run_session(
+    mut inbound: Streaming<MqttStreamMessage>,
+    tx: Outbound,
+    config: &SProxyConfig,
+    session_id: &str,
+) {
+    let (version, connect) = match timeout(
+        config.connect_timeout_ms.duration(),
+        read_connect(&mut inbound),
+    )
+    .await
+    {
+        Ok(Ok(first)) => first,
+        Ok(Err(status)) => {
+            debug!(%status, "session refused");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+        Err(_) => {
+            let _ = tx
+                .send(Err(Status::deadline_exceeded("no CONNECT in time")))
+                .await;
+            return;
+        }
+    };
+    let mut sequence_id = 0;
+    let broker = match timeout(
+        config.broker_connect_timeout_ms.duration(),
+        TcpStream::connect(config.broker.as_str()),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        result => {
+            let reason = match result {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_string(),
+            };
+            warn!(broker = %config.broker, %reason, "broker unreachable");
+            refuse_unavailable(&tx, version, session_id, &mut sequence_id).await;
+            return;
+        }
+    };
+    let _ = broker.set_nodelay(true);
+    info!(broker = %config.broker, %version, "session open");
+    let (broker_rd, mut broker_wr) = broker.into_split();
+    let mut connect_bytes = bytes::BytesMut::new();
+    codec::encode(&connect, &mut connect_bytes);
+    if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut broker_wr, &connect_bytes).await {
+        warn!(error = %e, "writing CONNECT to broker failed");
+        refuse_unavailable(&tx, version, session_id, &mut sequence_id).await;
+        return;
+    }
+
+    let mut reader = PacketReader::new(broker_rd, config.max_packet_size.get());
+    let from_broker = pump_reader_to_envelopes(
+        &mut reader,
+        version,
+        session_id,
+        MessageDirection::BrokerToClient,
+        &mut sequence_id,
+        &tx,
+        Ok,
+    );
+    let to_broker = pump_envelopes_to_writer(&mut inbound, &mut broker_wr, version);
+    tokio::select! {
+        end = to_broker => {
+            match end {
+                OutboundEnd::Finished => debug!("r-proxy ended the stream"),
+                OutboundEnd::Failed(status) => debug!(%status, "r-proxy stream failed"),
+                OutboundEnd::Invalid(e) => {
+                    warn!(error = %e, "invalid packet from r-proxy");
+                    let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+                }
+                OutboundEnd::Io(e) => debug!(error = %e, "writing to broker failed"),
+            }
+        }
+        end = from_broker => {
+            match end {
+                InboundEnd::Eof | InboundEnd::Disconnected => debug!("broker closed"),
+                InboundEnd::Codec(e) => {
+                    warn!(error = %e, "bad packet from broker");
+                    let _ = tx.send(Err(Status::internal(format!("broker sent {e}")))).await;
+                }
+                InboundEnd::Io(e) => debug!(error = %e, "reading from broker failed"),
+                InboundEnd::QueueClosed => debug!("r-proxy stopped reading"),
+            }
+        }
+    }
+    // Everything the r-proxy sent has been written; closing the socket now
+    // (dropping both halves) tells the broker the client is gone.
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut broker_wr).await;
+    info!("session closed");
+}
+
+async fn refuse_unavailable(
+    tx: &Outbound,
+    version: Version,
+    session_id: &str,
+    sequence_id: &mut u64,
+) {
+    let message = envelope(
+        session_id,
+        sequence_id,
+        MessageDirection::BrokerToClient,
+        connack_server_unavailable(version),
+    );
+    let _ = tx.send(Ok(message)).await;
+}
+
+/// A bound s-proxy, ready to serve.
+pub struct SProxy {
+    listener: TcpListener,
+    config: Arc<SProxyConfig>,
+    sessions: Gauge,
+}
+
+impl SProxy {
+    /// Binds the gRPC listener.
+    pub async fn bind(config: SProxyConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.listen.as_str()).await?;
+        Ok(Self {
+            listener,
+            config: Arc::new(config),
+            sessions: Gauge::default(),
+        })
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The number of live sessions.
+    pub fn sessions(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.sessions.watch()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        let limit = max_message_size(self.config.max_packet_size.get());
+        let relay = Relay {
+            limit: Arc::new(Semaphore::new(self.config.max_sessions.get() as usize)),
+            config: self.config.clone(),
+            sessions: self.sessions.clone(),
+        };
+        let service = MqttRelayServiceServer::new(relay)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+              broker = %self.config.broker, "s-proxy serving");
+        tonic::transport::Server::builder()
+            .max_concurrent_streams(self.config.max_sessions.get())
+            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
+            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .add_service(service)
+            .serve_with_incoming_shutdown(
+                // Our own listener, so tonic's tcp_nodelay does not reach it:
+                // set it here, or small packets wait for delayed ACKs.
+                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
+                shutdown,
+            )
+            .await
+    }
+}

@@ -1,0 +1,129 @@
+//! Runs a real mosquitto broker on an ephemeral loopback port, for the demo
+//! and the tests. A missing `mosquitto` binary is an error, never a skip.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long mosquitto may take to accept connections.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A mosquitto process; killed when dropped.
+pub struct Mosquitto {
+    child: Child,
+    addr: SocketAddr,
+    _dir: TempDir,
+}
+
+/// A directory removed on drop (mosquitto's config file lives there).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Mosquitto {
+    /// Starts mosquitto listening on 127.0.0.1 at a free port, with
+    /// anonymous access and `extra` appended to its configuration.
+    pub async fn start(extra: &str) -> anyhow::Result<Self> {
+        let binary = find_mosquitto()?;
+        // Port 0 cannot be given to mosquitto, so take a free one from the
+        // kernel; retry if another process grabs it first.
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let dir = std::env::temp_dir().join(format!(
+                "mqttbridge-mosquitto-{}-{:x}",
+                std::process::id(),
+                rand::random::<u64>()
+            ));
+            std::fs::create_dir_all(&dir)?;
+            let dir = TempDir(dir);
+            let conf = dir.0.join("mosquitto.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n{extra}\n"
+                ),
+            )?;
+            let child = Command::new(&binary)
+                .arg("-c")
+                .arg(&conf)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .map_err(|e| anyhow::anyhow!("cannot start {}: {e}", binary.display()))?;
+            let mut broker = Mosquitto {
+                child,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                _dir: dir,
+            };
+            if broker.wait_ready().await? {
+                return Ok(broker);
+            }
+        }
+        anyhow::bail!("mosquitto did not start on a free port after 5 tries")
+    }
+
+    /// Where the broker listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The process id, for fault injection (SIGSTOP, kill).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the broker now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// True once a TCP connect succeeds; false if the process exited (port
+    /// taken). Bounded by `READY_TIMEOUT`.
+    async fn wait_ready(&mut self) -> anyhow::Result<bool> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                tracing::debug!(%status, "mosquitto exited during start");
+                return Ok(false);
+            }
+            if tokio::net::TcpStream::connect(self.addr).await.is_ok() {
+                return Ok(true);
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!("mosquitto did not accept connections within {READY_TIMEOUT:?}");
+            }
+            // Retry interval while the process starts.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn find_mosquitto() -> anyhow::Result<PathBuf> {
+    let candidates = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/usr/local/sbin")]);
+    for dir in candidates {
+        let path = dir.join("mosquitto");
+        if path.is_file() {
+            return Ok(path);
+        }
+    }
+    anyhow::bail!(
+        "mosquitto not found in PATH or /usr/sbin: install it (Debian: apt-get install mosquitto)"
+    )
+}

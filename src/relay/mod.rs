@@ -1,0 +1,12 @@
+//! Moving MQTT packets between a byte stream (the client's or the broker's
+//! TCP connection) and a stream of protobuf envelopes (the gRPC line).
+//!
+//! Each direction is its own pump with its own bounded queue, so a slow
+//! reader on one side stalls only that direction and two-way floods cannot
+//! deadlock. The modes decide what to do when a pump ends.
+
+mod packet_reader;
+mod pumps;
+
+pub use packet_reader::{PacketReader, ReadError};
+pub use pumps::{InboundEnd, OutboundEnd, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes};

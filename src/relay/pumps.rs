@@ -1,0 +1,177 @@
+//! The two pumps of a relayed connection: packets read from a byte stream
+//! become envelopes on a bounded queue, and envelopes from a stream become
+//! bytes on a writer.
+
+use bytes::BytesMut;
+use futures_util::{FutureExt, Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::{PacketReader, ReadError};
+use crate::codec::{self, CodecError, Packet, Version};
+use crate::convert::{ConvertError, packet_to_payload, payload_to_packet};
+use crate::proto::mqtt::session_control::ControlType;
+use crate::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
+
+/// Encoded bytes gathered from ready envelopes before one write, so a burst
+/// of small packets costs one system call.
+const WRITE_BATCH: usize = 64 * 1024;
+
+/// Builds an envelope; the sequence number counts per direction.
+pub fn envelope(
+    session_id: &str,
+    sequence_id: &mut u64,
+    direction: MessageDirection,
+    payload: Payload,
+) -> MqttStreamMessage {
+    *sequence_id += 1;
+    MqttStreamMessage {
+        session_id: session_id.to_string(),
+        sequence_id: *sequence_id,
+        direction: direction as i32,
+        payload: Some(payload),
+    }
+}
+
+/// How the byte stream -> envelopes pump ended.
+#[derive(Debug)]
+pub enum InboundEnd {
+    /// The byte stream ended.
+    Eof,
+    /// A DISCONNECT was read and forwarded; nothing may follow it.
+    Disconnected,
+    /// The bytes were not valid MQTT.
+    Codec(CodecError),
+    /// Reading failed.
+    Io(std::io::Error),
+    /// The queue's receiver is gone: the other side ended.
+    QueueClosed,
+}
+
+/// Reads packets from `reader` and sends each as an envelope on `tx`,
+/// waiting while the queue is full.
+pub async fn pump_reader_to_envelopes<R, T>(
+    reader: &mut PacketReader<R>,
+    version: Version,
+    session_id: &str,
+    direction: MessageDirection,
+    sequence_id: &mut u64,
+    tx: &mpsc::Sender<T>,
+    wrap: impl Fn(MqttStreamMessage) -> T,
+) -> InboundEnd
+where
+    R: AsyncRead + Unpin,
+{
+    loop {
+        let raw = match reader.next().await {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return InboundEnd::Eof,
+            Err(ReadError::Codec(e)) => return InboundEnd::Codec(e),
+            Err(ReadError::Io(e)) => return InboundEnd::Io(e),
+        };
+        let packet = match codec::decode(version, &raw) {
+            Ok(p) => p,
+            Err(e) => return InboundEnd::Codec(e),
+        };
+        let is_disconnect = matches!(
+            packet,
+            Packet::V3_1_1Disconnect(_) | Packet::V5_0Disconnect(_)
+        );
+        let message = envelope(
+            session_id,
+            sequence_id,
+            direction,
+            packet_to_payload(&packet),
+        );
+        if tx.send(wrap(message)).await.is_err() {
+            return InboundEnd::QueueClosed;
+        }
+        if is_disconnect {
+            return InboundEnd::Disconnected;
+        }
+    }
+}
+
+/// How the envelopes -> byte stream pump ended.
+#[derive(Debug)]
+pub enum OutboundEnd {
+    /// The envelope stream ended normally (or said TERMINATE).
+    Finished,
+    /// The envelope stream failed: the peer or the link is gone.
+    Failed(Status),
+    /// An envelope did not hold a valid packet for this session.
+    Invalid(ConvertError),
+    /// Writing failed.
+    Io(std::io::Error),
+}
+
+/// What one envelope asks of the writer.
+enum Step {
+    Continue,
+    Terminate,
+}
+
+fn encode_envelope(
+    message: MqttStreamMessage,
+    version: Version,
+    out: &mut BytesMut,
+) -> Result<Step, ConvertError> {
+    let payload = message.payload.ok_or(ConvertError::MissingPacket)?;
+    if let Payload::SessionControl(control) = &payload {
+        return Ok(match control.control_type() {
+            ControlType::Terminate => Step::Terminate,
+            // Heartbeats and repeated establishes carry nothing to write.
+            _ => Step::Continue,
+        });
+    }
+    let packet = payload_to_packet(payload, version)?;
+    codec::encode(&packet, out);
+    Ok(Step::Continue)
+}
+
+/// Writes the packets of `inbound` to `writer`, gathering whatever is
+/// already queued into one write.
+pub async fn pump_envelopes_to_writer<S, W>(
+    inbound: &mut S,
+    writer: &mut W,
+    version: Version,
+) -> OutboundEnd
+where
+    S: Stream<Item = Result<MqttStreamMessage, Status>> + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut out = BytesMut::new();
+    loop {
+        let mut end = match inbound.next().await {
+            None => Some(OutboundEnd::Finished),
+            Some(Err(status)) => Some(OutboundEnd::Failed(status)),
+            Some(Ok(message)) => step(message, version, &mut out),
+        };
+        while end.is_none() && out.len() < WRITE_BATCH {
+            match inbound.next().now_or_never() {
+                None => break,
+                Some(None) => end = Some(OutboundEnd::Finished),
+                Some(Some(Err(status))) => end = Some(OutboundEnd::Failed(status)),
+                Some(Some(Ok(message))) => end = step(message, version, &mut out),
+            }
+        }
+        if !out.is_empty() {
+            if let Err(e) = writer.write_all(&out).await {
+                return OutboundEnd::Io(e);
+            }
+            out.clear();
+        }
+        if let Some(end) = end {
+            return end;
+        }
+    }
+}
+
+fn step(message: MqttStreamMessage, version: Version, out: &mut BytesMut) -> Option<OutboundEnd> {
+    match encode_envelope(message, version, out) {
+        Ok(Step::Continue) => None,
+        Ok(Step::Terminate) => Some(OutboundEnd::Finished),
+        Err(e) => Some(OutboundEnd::Invalid(e)),
+    }
+}

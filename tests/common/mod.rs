@@ -1,0 +1,164 @@
+//! Test harness: a real mosquitto, an s-proxy and an r-proxy in-process on
+//! ephemeral loopback ports, and bounded waits.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use mqttbridge::client::{Connection, exchange, packets};
+use mqttbridge::codec::{Packet, Version};
+use mqttbridge::config::{RProxyConfig, SProxyConfig};
+use mqttbridge::mode::r_proxy::RProxy;
+use mqttbridge::mode::s_proxy::SProxy;
+use mqttbridge::mosquitto::Mosquitto;
+use tokio::sync::{oneshot, watch};
+
+/// Upper bound for any single wait in a test.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Awaits `f`, failing the test if it takes longer than [`WAIT`].
+pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT, f).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {WAIT:?}: {what}"),
+    }
+}
+
+/// Waits until a gauge reads `n`.
+pub async fn gauge_reaches(what: &str, gauge: &mut watch::Receiver<usize>, n: usize) {
+    bounded(what, gauge.wait_for(|v| *v == n))
+        .await
+        .expect("gauge owner alive");
+}
+
+/// A running s-proxy.
+pub struct SProxyHandle {
+    pub addr: std::net::SocketAddr,
+    pub sessions: watch::Receiver<usize>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for SProxyHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts an s-proxy in front of `broker` with `tune` applied to its config.
+pub async fn start_s_proxy(broker: &str, tune: impl FnOnce(&mut SProxyConfig)) -> SProxyHandle {
+    let mut config = SProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        broker: broker.parse().unwrap(),
+        ..SProxyConfig::default()
+    };
+    tune(&mut config);
+    let proxy = SProxy::bind(config).await.expect("s-proxy binds");
+    let addr = proxy.local_addr().unwrap();
+    let sessions = proxy.sessions();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(proxy.serve(async move {
+        let _ = stopped.await;
+    }));
+    SProxyHandle {
+        addr,
+        sessions,
+        stop: Some(stop),
+    }
+}
+
+/// A running r-proxy.
+pub struct RProxyHandle {
+    pub addr: String,
+    pub connections: watch::Receiver<usize>,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for RProxyHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Starts an r-proxy towards `upstreams` with `tune` applied to its config.
+pub async fn start_r_proxy(
+    upstreams: &[String],
+    tune: impl FnOnce(&mut RProxyConfig),
+) -> RProxyHandle {
+    let mut config = RProxyConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: upstreams.iter().map(|u| u.parse().unwrap()).collect(),
+        ..RProxyConfig::default()
+    };
+    tune(&mut config);
+    let proxy = RProxy::bind(config).await.expect("r-proxy binds");
+    let addr = proxy.local_addr().unwrap().to_string();
+    let connections = proxy.connections();
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(proxy.serve(async move {
+        let _ = stopped.await;
+    }));
+    RProxyHandle {
+        addr,
+        connections,
+        stop: Some(stop),
+    }
+}
+
+/// mosquitto + s-proxy + r-proxy.
+pub struct Chain {
+    pub broker: Mosquitto,
+    pub s_proxy: SProxyHandle,
+    pub r_proxy: RProxyHandle,
+}
+
+impl Chain {
+    /// The whole gRPC line in front of a fresh mosquitto (unlimited queues,
+    /// so any loss seen is ours).
+    pub async fn start() -> Chain {
+        let broker = Mosquitto::start("max_queued_messages 0")
+            .await
+            .expect("mosquitto starts (apt-get install mosquitto)");
+        let s_proxy = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
+        let r_proxy = start_r_proxy(&[format!("http://{}", s_proxy.addr)], |_| {}).await;
+        Chain {
+            broker,
+            s_proxy,
+            r_proxy,
+        }
+    }
+
+    /// Waits until no client connection and no session is left.
+    pub async fn wait_idle(&mut self) {
+        gauge_reaches("r-proxy connections back to 0", &mut self.r_proxy.connections, 0).await;
+        gauge_reaches("s-proxy sessions back to 0", &mut self.s_proxy.sessions, 0).await;
+    }
+}
+
+/// Opens a connection to `addr` and completes CONNECT; panics unless the
+/// CONNACK says success.
+pub async fn connected(addr: &str, version: Version, client_id: &str) -> Connection {
+    let mut conn = bounded("tcp connect", Connection::open(addr, version))
+        .await
+        .expect("tcp connect");
+    let code = bounded(
+        "CONNACK",
+        exchange::connect(
+            &mut conn,
+            &packets::connect(version, client_id, true, 60).unwrap(),
+        ),
+    )
+    .await
+    .expect("CONNACK");
+    assert_eq!(code, 0, "CONNACK code for {client_id}");
+    conn
+}
+
+/// The next packet, bounded.
+pub async fn next_packet(conn: &mut Connection) -> Option<Packet> {
+    bounded("next packet", conn.recv()).await.expect("valid packet")
+}
