@@ -27,5 +27,48 @@ pub fn disconnect_v5(reason: u8) -> [u8; 3] {
     [0xe0, 0x01, reason]
 }
 
-/// MQTT 5 reason code 0x88: server unavailable.
+/// MQTT 5 reason code 0x88: server unavailable (valid in CONNACK only).
 pub const REASON_SERVER_UNAVAILABLE: u8 = 0x88;
+
+/// The MQTT 5 DISCONNECT sent when the way to the broker is lost: reason
+/// 0x80 (unspecified error) with the reason string "upstream unavailable".
+/// 0x88 would say it better, but MQTT 5 allows 0x88 only in CONNACK and
+/// strict clients treat a DISCONNECT carrying it as malformed.
+pub const DISCONNECT_UPSTREAM_LOST: &[u8] =
+    b"\xe0\x19\x80\x17\x1f\x00\x14upstream unavailable";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::{Framer, Packet, Version, decode};
+    use bytes::BytesMut;
+
+    fn parse(version: Version, bytes: &[u8]) -> Packet {
+        let mut buf = BytesMut::from(bytes);
+        let raw = Framer::new(1024).next_packet(&mut buf).unwrap().unwrap();
+        assert!(buf.is_empty());
+        decode(version, &raw).unwrap()
+    }
+
+    #[test]
+    fn replies_are_valid_packets() {
+        assert!(matches!(
+            parse(Version::V3_1_1, &CONNACK_UNSUPPORTED_VERSION),
+            Packet::V3_1_1Connack(_)
+        ));
+        for version in [Version::V3_1_1, Version::V5] {
+            assert!(matches!(
+                parse(version, &connack_server_unavailable(version)),
+                Packet::V3_1_1Connack(_) | Packet::V5_0Connack(_)
+            ));
+        }
+        assert!(matches!(
+            parse(Version::V5, &disconnect_v5(0x81)),
+            Packet::V5_0Disconnect(_)
+        ));
+        let Packet::V5_0Disconnect(d) = parse(Version::V5, DISCONNECT_UPSTREAM_LOST) else {
+            panic!("not a DISCONNECT");
+        };
+        assert_eq!(d.reason_code().map(|c| c as u8), Some(0x80));
+    }
+}

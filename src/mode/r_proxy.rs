@@ -6,7 +6,8 @@
 //! When the client leaves, the stream is half-closed and the r-proxy waits
 //! (bounded) until the s-proxy has written everything to the broker, so a
 //! final DISCONNECT is never lost. When the s-proxy side ends, the client is
-//! closed at once; an MQTT 5 client is told why first.
+//! closed at once; an MQTT 5 client is told why first (DISCONNECT 0x80
+//! "upstream unavailable", see `codec::replies`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -210,7 +211,8 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
     };
     info!(session = %session_id, client_id = %client_id, %version, "relaying");
 
-    let farewell = {
+    // What an MQTT 5 client is told when the relay ends on our side.
+    let farewell: Option<Vec<u8>> = {
         let to_client = pump_envelopes_to_writer(&mut inbound, &mut wr, version);
         tokio::pin!(to_client);
         let first = {
@@ -241,7 +243,7 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
                     warn!("s-proxy did not confirm the end of the session in time");
                 }
                 match end {
-                    InboundEnd::Codec(e) => Some(e.v5_reason_code()),
+                    InboundEnd::Codec(e) => Some(replies::disconnect_v5(e.v5_reason_code()).to_vec()),
                     _ => None,
                 }
             }
@@ -250,16 +252,16 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
                 match end {
                     OutboundEnd::Finished | OutboundEnd::Io(_) => None,
                     OutboundEnd::Failed(_) | OutboundEnd::Invalid(_) => {
-                        Some(replies::REASON_SERVER_UNAVAILABLE)
+                        Some(replies::DISCONNECT_UPSTREAM_LOST.to_vec())
                     }
                 }
             }
         }
     };
     if version == Version::V5
-        && let Some(reason) = farewell
+        && let Some(disconnect) = farewell
     {
-        let _ = wr.write_all(&replies::disconnect_v5(reason)).await;
+        let _ = wr.write_all(&disconnect).await;
     }
     let _ = wr.shutdown().await;
     info!(session = %session_id, "closed");
