@@ -1,0 +1,70 @@
+//! The example config files parse to exactly the defaults they document,
+//! and a bad file is reported with its path, key and line by the binary.
+
+use std::process::Command;
+
+use mqttbridge::config::{self, RProxyConfig, SProxyConfig};
+
+fn example(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name)
+}
+
+#[test]
+fn edge_example_parses_to_the_defaults() {
+    let file: RProxyConfig = config::load(&example("edge.toml")).expect("edge.toml parses");
+    let default = RProxyConfig::default();
+    assert_eq!(format!("{file:?}"), format!("{default:?}"));
+}
+
+#[test]
+fn cloud_example_parses_to_the_defaults() {
+    let file: SProxyConfig = config::load(&example("cloud.toml")).expect("cloud.toml parses");
+    let default = SProxyConfig::default();
+    assert_eq!(format!("{file:?}"), format!("{default:?}"));
+}
+
+#[test]
+fn bad_config_file_is_reported_with_file_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken-edge.toml");
+    std::fs::write(
+        &path,
+        "listen = \"127.0.0.1:0\"\n# comment\nmax_connections = -5\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["r-proxy", "--config"])
+        .arg(&path)
+        .output()
+        .expect("binary runs");
+    assert!(!output.status.success(), "a bad config must not start");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken-edge.toml"), "names the file: {stderr}");
+    assert!(stderr.contains("max_connections"), "names the key: {stderr}");
+    assert!(stderr.contains("line 3"), "names the line: {stderr}");
+}
+
+#[test]
+fn missing_config_file_is_reported() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["s-proxy", "--config", "/nonexistent/cloud.toml"])
+        .output()
+        .expect("binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/cloud.toml"), "{stderr}");
+}
+
+#[test]
+fn flags_override_the_file() {
+    let args = mqttbridge::cli::SProxyArgs {
+        config: Some(example("cloud.toml")),
+        listen: Some("127.0.0.1:6000".parse().unwrap()),
+        broker: None,
+    };
+    let config = args.resolve().unwrap();
+    assert_eq!(config.listen.as_str(), "127.0.0.1:6000");
+    assert_eq!(config.broker.as_str(), "127.0.0.1:1883");
+}
