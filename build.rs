@@ -2,7 +2,11 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = ["proto/mqtt.proto"];
-    for file in ["proto/mqtt.proto", "proto/mqttv3.proto", "proto/mqttv5.proto"] {
+    for file in [
+        "proto/mqtt.proto",
+        "proto/mqttv3.proto",
+        "proto/mqttv5.proto",
+    ] {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(protos, ["proto"])?;

@@ -73,7 +73,9 @@ fn describe_toml_error(e: &toml::de::Error, text: &str) -> String {
 /// The key assigned on the line that holds byte `offset`, if that line is a
 /// `key = value` line.
 fn key_on_line(text: &str, offset: usize) -> Option<String> {
-    let start = text[..offset.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
     let line = text[start..].lines().next()?;
     let (key, _) = line.split_once('=')?;
     let key = key.trim();
@@ -280,10 +282,22 @@ mod tests {
 
     #[test]
     fn host_port_forms() {
-        for ok in ["127.0.0.1:1883", "[::]:1883", "[::1]:8883", "broker.example:1883"] {
+        for ok in [
+            "127.0.0.1:1883",
+            "[::]:1883",
+            "[::1]:8883",
+            "broker.example:1883",
+        ] {
             assert!(ok.parse::<HostPort>().is_ok(), "{ok}");
         }
-        for bad in ["1883", "host", "::1:1883", ":1883", "host:99999", "[::1:1883"] {
+        for bad in [
+            "1883",
+            "host",
+            "::1:1883",
+            ":1883",
+            "host:99999",
+            "[::1:1883",
+        ] {
             assert!(bad.parse::<HostPort>().is_err(), "{bad}");
         }
     }

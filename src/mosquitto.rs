@@ -33,7 +33,9 @@ impl Mosquitto {
         // Port 0 cannot be given to mosquitto, so take a free one from the
         // kernel; retry if another process grabs it first.
         for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
             let dir = std::env::temp_dir().join(format!(
                 "mqttbridge-mosquitto-{}-{:x}",
                 std::process::id(),

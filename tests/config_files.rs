@@ -41,8 +41,14 @@ fn bad_config_file_is_reported_with_file_key_and_line() {
         .expect("binary runs");
     assert!(!output.status.success(), "a bad config must not start");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("broken-edge.toml"), "names the file: {stderr}");
-    assert!(stderr.contains("max_connections"), "names the key: {stderr}");
+    assert!(
+        stderr.contains("broken-edge.toml"),
+        "names the file: {stderr}"
+    );
+    assert!(
+        stderr.contains("max_connections"),
+        "names the key: {stderr}"
+    );
     assert!(stderr.contains("line 3"), "names the line: {stderr}");
 }
 

@@ -115,7 +115,10 @@ const V3_CORPUS: &[(&str, &[u8])] = &[
         "connect with will retain qos1",
         b"\x10\x17\x00\x04MQTT\x04\x2e\x00\x0a\x00\x01c\x00\x03w/t\x00\x03bye",
     ),
-    ("connect empty client id", b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x00\x00\x00"),
+    (
+        "connect empty client id",
+        b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x00\x00\x00",
+    ),
     ("connack refused", b"\x20\x02\x00\x05"),
     ("publish qos0 empty payload", b"\x30\x03\x00\x01a"),
     ("publish qos1 retain", b"\x33\x07\x00\x01a\x00\x09hi"),
@@ -123,7 +126,10 @@ const V3_CORPUS: &[(&str, &[u8])] = &[
     ("pubrec", b"\x50\x02\x00\x09"),
     ("pubrel", b"\x62\x02\x00\x09"),
     ("pubcomp", b"\x70\x02\x00\x09"),
-    ("subscribe two", b"\x82\x0c\x00\x01\x00\x01a\x00\x00\x03b/#\x02"),
+    (
+        "subscribe two",
+        b"\x82\x0c\x00\x01\x00\x01a\x00\x00\x03b/#\x02",
+    ),
     ("suback failure", b"\x90\x04\x00\x01\x01\x80"),
     ("unsubscribe", b"\xa2\x05\x00\x01\x00\x01a"),
     ("unsuback", b"\xb0\x02\x00\x01"),
@@ -169,7 +175,11 @@ fn topic() -> impl Strategy<Value = String> {
 }
 
 fn filter() -> impl Strategy<Value = String> {
-    prop_oneof!["[a-z0-9/]{1,12}", Just("#".to_string()), Just("a/+/c".into())]
+    prop_oneof![
+        "[a-z0-9/]{1,12}",
+        Just("#".to_string()),
+        Just("a/+/c".into())
+    ]
 }
 
 fn blob() -> impl Strategy<Value = Bytes> {
@@ -264,7 +274,15 @@ fn v5_packet() -> impl Strategy<Value = v5::mqtt_packet::Packet> {
         any_props(),
     )
         .prop_map(
-            |(client_id, clean_start, keep_alive, (username, up), (password, pp), will, properties)| {
+            |(
+                client_id,
+                clean_start,
+                keep_alive,
+                (username, up),
+                (password, pp),
+                will,
+                properties,
+            )| {
                 P::Connect(v5::Connect {
                     client_id,
                     protocol_name: "MQTT".into(),
@@ -280,7 +298,15 @@ fn v5_packet() -> impl Strategy<Value = v5::mqtt_packet::Packet> {
                 })
             },
         );
-    let publish = (topic(), pid(), 0i32..3, any::<bool>(), any::<bool>(), blob(), any_props())
+    let publish = (
+        topic(),
+        pid(),
+        0i32..3,
+        any::<bool>(),
+        any::<bool>(),
+        blob(),
+        any_props(),
+    )
         .prop_map(|(topic, id, qos, retain, dup, payload, properties)| {
             P::Publish(v5::Publish {
                 topic,
@@ -307,8 +333,14 @@ fn v5_packet() -> impl Strategy<Value = v5::mqtt_packet::Packet> {
             properties_present: pp,
         })
     });
-    let pubrel = (pid(), any::<bool>(), any::<bool>(), user_props(), any::<bool>()).prop_map(
-        |(message_id, not_found, rcp, properties, pp)| {
+    let pubrel = (
+        pid(),
+        any::<bool>(),
+        any::<bool>(),
+        user_props(),
+        any::<bool>(),
+    )
+        .prop_map(|(message_id, not_found, rcp, properties, pp)| {
             P::Pubrel(v5::Pubrel {
                 message_id,
                 reason_code: if not_found { 0x92 } else { 0 },
@@ -316,8 +348,7 @@ fn v5_packet() -> impl Strategy<Value = v5::mqtt_packet::Packet> {
                 reason_code_present: rcp,
                 properties_present: pp,
             })
-        },
-    );
+        });
     let subscribe = (
         pid(),
         proptest::collection::vec(
@@ -344,7 +375,10 @@ fn v5_packet() -> impl Strategy<Value = v5::mqtt_packet::Packet> {
         });
     let suback = (
         pid(),
-        proptest::collection::vec(prop_oneof![Just(0u32), Just(1), Just(2), Just(0x80), Just(0x87)], 1..4),
+        proptest::collection::vec(
+            prop_oneof![Just(0u32), Just(1), Just(2), Just(0x80), Just(0x87)],
+            1..4,
+        ),
         any_props(),
     )
         .prop_map(|(message_id, reason_codes, properties)| {
@@ -354,15 +388,18 @@ fn v5_packet() -> impl Strategy<Value = v5::mqtt_packet::Packet> {
                 properties,
             })
         });
-    let unsubscribe = (pid(), proptest::collection::vec(filter(), 1..4), user_props()).prop_map(
-        |(message_id, topic_filters, properties)| {
+    let unsubscribe = (
+        pid(),
+        proptest::collection::vec(filter(), 1..4),
+        user_props(),
+    )
+        .prop_map(|(message_id, topic_filters, properties)| {
             P::Unsubscribe(v5::Unsubscribe {
                 message_id,
                 topic_filters,
                 properties,
             })
-        },
-    );
+        });
     let disconnect = (
         prop_oneof![Just(0u32), Just(0x04), Just(0x81), Just(0x8e)],
         any::<bool>(),
@@ -377,7 +414,11 @@ fn v5_packet() -> impl Strategy<Value = v5::mqtt_packet::Packet> {
                 properties_present: pp,
             })
         });
-    let connack = (any::<bool>(), prop_oneof![Just(0u32), Just(0x80), Just(0x87), Just(0x88)], any_props())
+    let connack = (
+        any::<bool>(),
+        prop_oneof![Just(0u32), Just(0x80), Just(0x87), Just(0x88)],
+        any_props(),
+    )
         .prop_map(|(session_present, reason_code, properties)| {
             P::Connack(v5::Connack {
                 session_present: session_present && reason_code == 0,
@@ -385,19 +426,30 @@ fn v5_packet() -> impl Strategy<Value = v5::mqtt_packet::Packet> {
                 properties,
             })
         });
-    prop_oneof![connect, connack, publish, puback, pubrel, subscribe, suback, unsubscribe, disconnect]
+    prop_oneof![
+        connect,
+        connack,
+        publish,
+        puback,
+        pubrel,
+        subscribe,
+        suback,
+        unsubscribe,
+        disconnect
+    ]
 }
 
 fn v3_packet() -> impl Strategy<Value = v3::mqtt_packet::Packet> {
     use v3::mqtt_packet::Packet as P;
-    let will = (topic(), blob(), 0i32..3, any::<bool>()).prop_map(|(topic, payload, qos, retain)| {
-        v3::Will {
-            topic,
-            payload,
-            qos,
-            retain,
-        }
-    });
+    let will =
+        (topic(), blob(), 0i32..3, any::<bool>()).prop_map(|(topic, payload, qos, retain)| {
+            v3::Will {
+                topic,
+                payload,
+                qos,
+                retain,
+            }
+        });
     let connect = (
         text(),
         any::<bool>(),
@@ -406,22 +458,31 @@ fn v3_packet() -> impl Strategy<Value = v3::mqtt_packet::Packet> {
         (blob(), any::<bool>()),
         proptest::option::of(will),
     )
-        .prop_map(|(client_id, clean_session, keep_alive, (username, up), (password, pp), will)| {
-            P::Connect(v3::Connect {
-                client_id,
-                protocol_name: "MQTT".into(),
-                protocol_version: 4,
-                clean_session,
-                keep_alive: keep_alive.into(),
-                username,
-                password: password.clone(),
-                will,
-                username_present: up || pp || !password.is_empty(),
-                password_present: pp,
-            })
-        });
-    let publish = (topic(), pid(), 0i32..3, any::<bool>(), any::<bool>(), blob()).prop_map(
-        |(topic, id, qos, retain, dup, payload)| {
+        .prop_map(
+            |(client_id, clean_session, keep_alive, (username, up), (password, pp), will)| {
+                P::Connect(v3::Connect {
+                    client_id,
+                    protocol_name: "MQTT".into(),
+                    protocol_version: 4,
+                    clean_session,
+                    keep_alive: keep_alive.into(),
+                    username,
+                    password: password.clone(),
+                    will,
+                    username_present: up || pp || !password.is_empty(),
+                    password_present: pp,
+                })
+            },
+        );
+    let publish = (
+        topic(),
+        pid(),
+        0i32..3,
+        any::<bool>(),
+        any::<bool>(),
+        blob(),
+    )
+        .prop_map(|(topic, id, qos, retain, dup, payload)| {
             P::Publish(v3::Publish {
                 topic,
                 message_id: if qos == 0 { 0 } else { id },
@@ -430,8 +491,7 @@ fn v3_packet() -> impl Strategy<Value = v3::mqtt_packet::Packet> {
                 dup: dup && qos > 0,
                 payload,
             })
-        },
-    );
+        });
     let subscribe = (pid(), proptest::collection::vec((filter(), 0u32..3), 1..4)).prop_map(
         |(message_id, subs)| {
             P::Subscribe(v3::Subscribe {
@@ -443,8 +503,16 @@ fn v3_packet() -> impl Strategy<Value = v3::mqtt_packet::Packet> {
             })
         },
     );
-    let suback = (pid(), proptest::collection::vec(prop_oneof![Just(0u32), Just(1), Just(2), Just(0x80)], 1..4))
-        .prop_map(|(message_id, return_codes)| P::Suback(v3::Suback { message_id, return_codes }));
+    let suback = (
+        pid(),
+        proptest::collection::vec(prop_oneof![Just(0u32), Just(1), Just(2), Just(0x80)], 1..4),
+    )
+        .prop_map(|(message_id, return_codes)| {
+            P::Suback(v3::Suback {
+                message_id,
+                return_codes,
+            })
+        });
     let acks = (pid(), 0..4).prop_map(|(message_id, kind)| match kind {
         0 => P::Puback(v3::Puback { message_id }),
         1 => P::Pubrec(v3::Pubrec { message_id }),

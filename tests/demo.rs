@@ -11,7 +11,10 @@ fn demo_delivers_every_message() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "demo failed:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("12 messages published and received"), "{stdout}");
+    assert!(
+        stdout.contains("12 messages published and received"),
+        "{stdout}"
+    );
     assert!(stdout.contains("demo: all messages arrived"), "{stdout}");
     for topic in ["demo/v3.1.1/qos0", "demo/v3.1.1/qos2", "demo/v5.0/qos1"] {
         assert!(stdout.contains(topic), "{topic} in {stdout}");

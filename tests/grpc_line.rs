@@ -25,7 +25,15 @@ async fn every_qos_level_through_the_chain() {
             let payload = format!("{version} at qos {level}");
             bounded(
                 "publish",
-                exchange::publish(&mut publisher, &topic, payload.clone(), level, false, 7, vec![]),
+                exchange::publish(
+                    &mut publisher,
+                    &topic,
+                    payload.clone(),
+                    level,
+                    false,
+                    7,
+                    vec![],
+                ),
             )
             .await
             .unwrap();
@@ -64,7 +72,10 @@ async fn retained_message_reaches_a_later_subscriber() {
             .unwrap()
             .expect("retained message");
         assert_eq!(got.payload, b"kept");
-        assert!(got.retain, "retain flag set on delivery of a retained message");
+        assert!(
+            got.retain,
+            "retain flag set on delivery of a retained message"
+        );
     }
 }
 
@@ -77,7 +88,9 @@ async fn will_is_sent_on_abnormal_loss_only() {
         .unwrap();
     for version in VERSIONS {
         // Abnormal loss: the TCP connection just goes away.
-        let mut lost = Connection::open(&chain.r_proxy.addr, version).await.unwrap();
+        let mut lost = Connection::open(&chain.r_proxy.addr, version)
+            .await
+            .unwrap();
         let will_topic = format!("will/lost-{version}");
         let code = exchange::connect(
             &mut lost,
@@ -96,7 +109,9 @@ async fn will_is_sent_on_abnormal_loss_only() {
 
         // Clean DISCONNECT: no will. Once the session is fully closed, a
         // marker published afterwards must be the next thing the watcher sees.
-        let mut polite = Connection::open(&chain.r_proxy.addr, version).await.unwrap();
+        let mut polite = Connection::open(&chain.r_proxy.addr, version)
+            .await
+            .unwrap();
         let code = exchange::connect(
             &mut polite,
             &packets::connect_with_will(version, "polite", "will/polite", b"should not appear")
@@ -106,7 +121,10 @@ async fn will_is_sent_on_abnormal_loss_only() {
         .unwrap();
         assert_eq!(code, 0);
         polite.send(&packets::disconnect(version)).await.unwrap();
-        assert!(next_packet(&mut polite).await.is_none(), "closed after DISCONNECT");
+        assert!(
+            next_packet(&mut polite).await.is_none(),
+            "closed after DISCONNECT"
+        );
         drop(polite);
         gauge_reaches("only the watcher left", &mut chain.s_proxy.sessions, 1).await;
         let mut marker = connected(&chain.r_proxy.addr, version, "marker").await;
@@ -163,9 +181,11 @@ async fn two_hundred_concurrent_clients_each_on_their_own_topic() {
             let mut conn = connected(&addr, version, &id).await;
             exchange::subscribe(&mut conn, 1, &topic, 1).await.unwrap();
             let payload = format!("hello from {i}");
-            conn.send(&packets::publish(version, &topic, payload.clone(), 1, false, 2, vec![]).unwrap())
-                .await
-                .unwrap();
+            conn.send(
+                &packets::publish(version, &topic, payload.clone(), 1, false, 2, vec![]).unwrap(),
+            )
+            .await
+            .unwrap();
             // PUBACK and the delivery of our own message, in either order.
             let mut got_ack = false;
             let mut got_message = None;
@@ -175,9 +195,13 @@ async fn two_hundred_concurrent_clients_each_on_their_own_topic() {
                     Packet::V3_1_1Puback(_) | Packet::V5_0Puback(_) => got_ack = true,
                     _ => {
                         let m = packets::received(&packet).expect("a PUBLISH");
-                        conn.send(&packets::publish_ack(version, m.qos, m.packet_id).unwrap().unwrap())
-                            .await
-                            .unwrap();
+                        conn.send(
+                            &packets::publish_ack(version, m.qos, m.packet_id)
+                                .unwrap()
+                                .unwrap(),
+                        )
+                        .await
+                        .unwrap();
                         got_message = Some(m);
                     }
                 }
@@ -207,7 +231,11 @@ async fn duplicate_client_ids_are_separate_sessions() {
     match next_packet(&mut first).await {
         None => {}
         Some(Packet::V5_0Disconnect(d)) => {
-            assert_eq!(d.reason_code().map(|c| c as u8), Some(0x8e), "session taken over");
+            assert_eq!(
+                d.reason_code().map(|c| c as u8),
+                Some(0x8e),
+                "session taken over"
+            );
             assert!(next_packet(&mut first).await.is_none());
         }
         Some(other) => panic!("expected the first connection to close, got {other:?}"),
@@ -215,9 +243,12 @@ async fn duplicate_client_ids_are_separate_sessions() {
     bounded("suback", exchange::subscribe(&mut second, 1, "dup", 0))
         .await
         .unwrap();
-    bounded("publish", exchange::publish(&mut second, "dup", "still works", 0, false, 0, vec![]))
-        .await
-        .unwrap();
+    bounded(
+        "publish",
+        exchange::publish(&mut second, "dup", "still works", 0, false, 0, vec![]),
+    )
+    .await
+    .unwrap();
     let got = bounded("delivery", exchange::receive(&mut second))
         .await
         .unwrap()
@@ -232,13 +263,21 @@ async fn empty_client_ids_both_work() {
         let mut a = connected(&chain.r_proxy.addr, version, "").await;
         let mut b = connected(&chain.r_proxy.addr, version, "").await;
         for (conn, topic) in [(&mut a, "empty/a"), (&mut b, "empty/b")] {
-            bounded("suback", exchange::subscribe(conn, 1, topic, 0)).await.unwrap();
-        }
-        for (conn, topic) in [(&mut a, "empty/a"), (&mut b, "empty/b")] {
-            bounded("publish", exchange::publish(conn, topic, topic, 0, false, 0, vec![]))
+            bounded("suback", exchange::subscribe(conn, 1, topic, 0))
                 .await
                 .unwrap();
-            let got = bounded("delivery", exchange::receive(conn)).await.unwrap().unwrap();
+        }
+        for (conn, topic) in [(&mut a, "empty/a"), (&mut b, "empty/b")] {
+            bounded(
+                "publish",
+                exchange::publish(conn, topic, topic, 0, false, 0, vec![]),
+            )
+            .await
+            .unwrap();
+            let got = bounded("delivery", exchange::receive(conn))
+                .await
+                .unwrap()
+                .unwrap();
             assert_eq!(got.payload, topic.as_bytes());
         }
     }
@@ -289,5 +328,9 @@ async fn mqtt5_properties_arrive_intact() {
             })
             .collect::<Vec<_>>()
     };
-    assert_eq!(users(&got.properties), users(&sent), "user properties in order");
+    assert_eq!(
+        users(&got.properties),
+        users(&sent),
+        "user properties in order"
+    );
 }

@@ -23,11 +23,17 @@ async fn connack_code(addr: &str, version: Version) -> u8 {
     let mut conn = Connection::open(addr, version).await.unwrap();
     let code = bounded(
         "CONNACK",
-        exchange::connect(&mut conn, &packets::connect(version, "c", true, 30).unwrap()),
+        exchange::connect(
+            &mut conn,
+            &packets::connect(version, "c", true, 30).unwrap(),
+        ),
     )
     .await
     .unwrap();
-    assert!(next_packet(&mut conn).await.is_none(), "closed after refusal");
+    assert!(
+        next_packet(&mut conn).await.is_none(),
+        "closed after refusal"
+    );
     code
 }
 
@@ -73,7 +79,13 @@ impl SProxyProcess {
     async fn start(broker: &str) -> Self {
         let port = closed_port();
         let child = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
-            .args(["s-proxy", "--listen", &format!("127.0.0.1:{port}"), "--broker", broker])
+            .args([
+                "s-proxy",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--broker",
+                broker,
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -147,8 +159,11 @@ async fn new_connections_are_balanced_across_s_proxies() {
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
     let mut a = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let mut b = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
-    let r_proxy =
-        start_r_proxy(&[format!("http://{}", a.addr), format!("http://{}", b.addr)], |_| {}).await;
+    let r_proxy = start_r_proxy(
+        &[format!("http://{}", a.addr), format!("http://{}", b.addr)],
+        |_| {},
+    )
+    .await;
     let mut clients = Vec::new();
     for i in 0..4 {
         clients.push(connected(&r_proxy.addr, Version::V3_1_1, &format!("b{i}")).await);
@@ -214,7 +229,9 @@ async fn oversized_packet_gets_packet_too_large() {
 #[tokio::test]
 async fn mqtt_3_1_is_refused_with_connack_0x01() {
     let chain = Chain::start().await;
-    let mut conn = Connection::open(&chain.r_proxy.addr, Version::V3_1_1).await.unwrap();
+    let mut conn = Connection::open(&chain.r_proxy.addr, Version::V3_1_1)
+        .await
+        .unwrap();
     // CONNECT "MQIsdp" level 3, clean session, keep-alive 60, client id "old".
     conn.send_bytes(b"\x10\x11\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x03old")
         .await
@@ -234,14 +251,19 @@ async fn silent_client_is_closed_after_the_connect_timeout() {
     })
     .await;
     let mut conn = Connection::open(&r_proxy.addr, Version::V5).await.unwrap();
-    assert!(next_packet(&mut conn).await.is_none(), "closed without CONNECT");
+    assert!(
+        next_packet(&mut conn).await.is_none(),
+        "closed without CONNECT"
+    );
     gauge_reaches("connection released", &mut r_proxy.connections, 0).await;
 }
 
 #[tokio::test]
 async fn publish_before_connect_is_refused() {
     let chain = Chain::start().await;
-    let mut conn = Connection::open(&chain.r_proxy.addr, Version::V3_1_1).await.unwrap();
+    let mut conn = Connection::open(&chain.r_proxy.addr, Version::V3_1_1)
+        .await
+        .unwrap();
     conn.send_bytes(b"\x30\x03\x00\x01a").await.unwrap();
     assert!(next_packet(&mut conn).await.is_none());
 }
@@ -257,7 +279,9 @@ async fn connections_beyond_the_limit_are_closed() {
     let _b = connected(&r_proxy.addr, Version::V5, "b").await;
     let mut c = Connection::open(&r_proxy.addr, Version::V5).await.unwrap();
     // The third may see its CONNECT written or not; either way it is closed.
-    let _ = c.send(&packets::connect(Version::V5, "c", true, 30).unwrap()).await;
+    let _ = c
+        .send(&packets::connect(Version::V5, "c", true, 30).unwrap())
+        .await;
     assert!(
         matches!(bounded("third closed", c.recv()).await, Ok(None) | Err(_)),
         "third connection closed"
@@ -267,14 +291,22 @@ async fn connections_beyond_the_limit_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_way_flood_without_reading_does_not_deadlock() {
     let mut chain = Chain::start().await;
-    let stream = tokio::net::TcpStream::connect(&chain.r_proxy.addr).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(&chain.r_proxy.addr)
+        .await
+        .unwrap();
     let (rd, mut wr) = stream.into_split();
     let mut reader = mqttbridge::relay::PacketReader::new(rd, 1 << 20);
     use tokio::io::AsyncWriteExt;
     let mut out = bytes::BytesMut::new();
     let enc = |p: &Packet, out: &mut bytes::BytesMut| mqttbridge::codec::encode(p, out);
-    enc(&packets::connect(Version::V5, "flood", true, 60).unwrap(), &mut out);
-    enc(&packets::subscribe(Version::V5, 1, "flood", 0).unwrap(), &mut out);
+    enc(
+        &packets::connect(Version::V5, "flood", true, 60).unwrap(),
+        &mut out,
+    );
+    enc(
+        &packets::subscribe(Version::V5, 1, "flood", 0).unwrap(),
+        &mut out,
+    );
     wr.write_all(&out).await.unwrap();
     out.clear();
     // CONNACK and SUBACK first, so the subscription is in place.
@@ -285,14 +317,20 @@ async fn two_way_flood_without_reading_does_not_deadlock() {
     // a client that does not read, and the client's own writes must still
     // get through.
     const COUNT: usize = 10_000;
-    let publish = packets::publish(Version::V5, "flood", vec![7u8; 256], 0, false, 0, vec![]).unwrap();
+    let publish =
+        packets::publish(Version::V5, "flood", vec![7u8; 256], 0, false, 0, vec![]).unwrap();
     for _ in 0..COUNT {
         enc(&publish, &mut out);
     }
-    bounded("all publishes written", wr.write_all(&out)).await.unwrap();
+    bounded("all publishes written", wr.write_all(&out))
+        .await
+        .unwrap();
     let mut received = 0;
     while received < COUNT {
-        let raw = bounded("flood delivery", reader.next()).await.unwrap().unwrap();
+        let raw = bounded("flood delivery", reader.next())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(raw.packet_type(), 3);
         received += 1;
     }

@@ -27,8 +27,13 @@ pub async fn subscribe(
     filter: &str,
     level: u8,
 ) -> anyhow::Result<u8> {
-    conn.send(&packets::subscribe(conn.version(), packet_id, filter, level)?)
-        .await?;
+    conn.send(&packets::subscribe(
+        conn.version(),
+        packet_id,
+        filter,
+        level,
+    )?)
+    .await?;
     match conn.recv().await?.context("closed before SUBACK")? {
         Packet::V3_1_1Suback(s) => Ok(s.return_codes().first().map_or(0x80, |c| *c as u8)),
         Packet::V5_0Suback(s) => Ok(s.reason_codes().first().map_or(0x80, |c| *c as u8)),
@@ -92,8 +97,14 @@ pub async fn receive(conn: &mut Connection) -> anyhow::Result<Option<Received>> 
             return Ok(Some(message));
         }
         match packet {
-            Packet::V3_1_1Pubrel(p) => conn.send(&packets::pubcomp(version, p.packet_id())?).await?,
-            Packet::V5_0Pubrel(p) => conn.send(&packets::pubcomp(version, p.packet_id())?).await?,
+            Packet::V3_1_1Pubrel(p) => {
+                conn.send(&packets::pubcomp(version, p.packet_id())?)
+                    .await?
+            }
+            Packet::V5_0Pubrel(p) => {
+                conn.send(&packets::pubcomp(version, p.packet_id())?)
+                    .await?
+            }
             other => bail!("unexpected {}", packet_type_name(&other)),
         }
     }

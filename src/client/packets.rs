@@ -130,7 +130,11 @@ pub fn publish(
 
 /// The acknowledgement a receiver sends for a PUBLISH of `level` (PUBACK
 /// for QoS 1, PUBREC for QoS 2), or `None` for QoS 0.
-pub fn publish_ack(version: Version, level: u8, packet_id: u16) -> Result<Option<Packet>, MqttError> {
+pub fn publish_ack(
+    version: Version,
+    level: u8,
+    packet_id: u16,
+) -> Result<Option<Packet>, MqttError> {
     Ok(match (version, level) {
         (_, 0) => None,
         (Version::V3_1_1, 1) => Some(Packet::V3_1_1Puback(
@@ -164,9 +168,7 @@ pub fn pubcomp(version: Version, packet_id: u16) -> Result<Packet, MqttError> {
         Version::V3_1_1 => {
             Packet::V3_1_1Pubcomp(v3_1_1::Pubcomp::builder().packet_id(packet_id).build()?)
         }
-        Version::V5 => {
-            Packet::V5_0Pubcomp(v5_0::Pubcomp::builder().packet_id(packet_id).build()?)
-        }
+        Version::V5 => Packet::V5_0Pubcomp(v5_0::Pubcomp::builder().packet_id(packet_id).build()?),
     })
 }
 

@@ -82,9 +82,7 @@ pub fn decode(version: Version, raw: &RawPacket) -> Result<Packet, CodecError> {
         (Version::V3_1_1, 11) => Packet::V3_1_1Unsuback(raw.parse_exact(v3::Unsuback::parse)?),
         (Version::V3_1_1, 12) => Packet::V3_1_1Pingreq(raw.parse_exact(v3::Pingreq::parse)?),
         (Version::V3_1_1, 13) => Packet::V3_1_1Pingresp(raw.parse_exact(v3::Pingresp::parse)?),
-        (Version::V3_1_1, 14) => {
-            Packet::V3_1_1Disconnect(raw.parse_exact(v3::Disconnect::parse)?)
-        }
+        (Version::V3_1_1, 14) => Packet::V3_1_1Disconnect(raw.parse_exact(v3::Disconnect::parse)?),
         (Version::V5, 1) => Packet::V5_0Connect(raw.parse_exact(v5::Connect::parse)?),
         (Version::V5, 2) => Packet::V5_0Connack(raw.parse_exact(v5::Connack::parse)?),
         (Version::V5, 4) => Packet::V5_0Puback(raw.parse_exact(v5::Puback::parse)?),

@@ -34,8 +34,7 @@ pub const REASON_SERVER_UNAVAILABLE: u8 = 0x88;
 /// 0x80 (unspecified error) with the reason string "upstream unavailable".
 /// 0x88 would say it better, but MQTT 5 allows 0x88 only in CONNACK and
 /// strict clients treat a DISCONNECT carrying it as malformed.
-pub const DISCONNECT_UPSTREAM_LOST: &[u8] =
-    b"\xe0\x19\x80\x17\x1f\x00\x14upstream unavailable";
+pub const DISCONNECT_UPSTREAM_LOST: &[u8] = b"\xe0\x19\x80\x17\x1f\x00\x14upstream unavailable";
 
 #[cfg(test)]
 mod tests {

@@ -28,9 +28,7 @@ fn property_to_proto(p: &Property) -> Pb {
         Property::AssignedClientIdentifier(v) => Pb::AssignedClientIdentifier(v.val().to_owned()),
         Property::ServerKeepAlive(v) => Pb::ServerKeepAlive(v.val().into()),
         Property::AuthenticationMethod(v) => Pb::AuthenticationMethod(v.val().to_owned()),
-        Property::AuthenticationData(v) => {
-            Pb::AuthenticationData(Bytes::copy_from_slice(v.val()))
-        }
+        Property::AuthenticationData(v) => Pb::AuthenticationData(Bytes::copy_from_slice(v.val())),
         Property::RequestProblemInformation(v) => Pb::RequestProblemInformation(v.val() != 0),
         Property::WillDelayInterval(v) => Pb::WillDelayInterval(v.val()),
         Property::RequestResponseInformation(v) => Pb::RequestResponseInformation(v.val() != 0),
@@ -86,12 +84,12 @@ fn property_from_proto(p: Pb) -> Result<Property, ConvertError> {
         Pb::MessageExpiryInterval(v) => Property::MessageExpiryInterval(
             mp::MessageExpiryInterval::new(v).map_err(invalid("message_expiry_interval"))?,
         ),
-        Pb::ContentType(v) => Property::ContentType(
-            mp::ContentType::new(v).map_err(invalid("content_type"))?,
-        ),
-        Pb::ResponseTopic(v) => Property::ResponseTopic(
-            mp::ResponseTopic::new(v).map_err(invalid("response_topic"))?,
-        ),
+        Pb::ContentType(v) => {
+            Property::ContentType(mp::ContentType::new(v).map_err(invalid("content_type"))?)
+        }
+        Pb::ResponseTopic(v) => {
+            Property::ResponseTopic(mp::ResponseTopic::new(v).map_err(invalid("response_topic"))?)
+        }
         Pb::CorrelationData(v) => Property::CorrelationData(
             mp::CorrelationData::new(v.to_vec()).map_err(invalid("correlation_data"))?,
         ),
@@ -131,9 +129,9 @@ fn property_from_proto(p: Pb) -> Result<Property, ConvertError> {
         Pb::ServerReference(v) => Property::ServerReference(
             mp::ServerReference::new(v).map_err(invalid("server_reference"))?,
         ),
-        Pb::ReasonString(v) => Property::ReasonString(
-            mp::ReasonString::new(v).map_err(invalid("reason_string"))?,
-        ),
+        Pb::ReasonString(v) => {
+            Property::ReasonString(mp::ReasonString::new(v).map_err(invalid("reason_string"))?)
+        }
         Pb::ReceiveMaximum(v) => Property::ReceiveMaximum(
             mp::ReceiveMaximum::new(u16_field(v, "receive_maximum")?)
                 .map_err(invalid("receive_maximum"))?,

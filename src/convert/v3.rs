@@ -196,7 +196,9 @@ fn connect(c: pb::Connect) -> Result<mp::Connect, ConvertError> {
         b = b.user_name(c.username).map_err(invalid("username"))?;
     }
     if c.password_present || !c.password.is_empty() {
-        b = b.password(c.password.to_vec()).map_err(invalid("password"))?;
+        b = b
+            .password(c.password.to_vec())
+            .map_err(invalid("password"))?;
     }
     b.build().map_err(invalid("connect"))
 }

@@ -216,8 +216,9 @@ pub fn from_proto(message: pb::MqttPacket) -> Result<Packet, ConvertError> {
                 .subscriptions
                 .into_iter()
                 .map(|t| {
-                    let rh = RetainHandling::try_from(u8_field(t.retain_handling, "retain_handling")?)
-                        .map_err(invalid("retain_handling"))?;
+                    let rh =
+                        RetainHandling::try_from(u8_field(t.retain_handling, "retain_handling")?)
+                            .map_err(invalid("retain_handling"))?;
                     let opts = SubOpts::new()
                         .set_qos(qos(t.qos as i32)?)
                         .set_nl(t.no_local)
@@ -339,7 +340,9 @@ fn connect(c: pb::Connect) -> Result<mp::Connect, ConvertError> {
         b = b.user_name(c.username).map_err(invalid("username"))?;
     }
     if c.password_present || !c.password.is_empty() {
-        b = b.password(c.password.to_vec()).map_err(invalid("password"))?;
+        b = b
+            .password(c.password.to_vec())
+            .map_err(invalid("password"))?;
     }
     b.build().map_err(invalid("connect"))
 }

@@ -98,7 +98,13 @@ impl Upstreams {
         client_id: &str,
         first: &[MqttStreamMessage],
         queue_depth: usize,
-    ) -> Result<(mpsc::Sender<MqttStreamMessage>, Streaming<MqttStreamMessage>), OpenError> {
+    ) -> Result<
+        (
+            mpsc::Sender<MqttStreamMessage>,
+            Streaming<MqttStreamMessage>,
+        ),
+        OpenError,
+    > {
         let n = self.endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
@@ -134,7 +140,13 @@ impl Upstreams {
         client_id: &str,
         first: &[MqttStreamMessage],
         queue_depth: usize,
-    ) -> Result<(mpsc::Sender<MqttStreamMessage>, Streaming<MqttStreamMessage>), Status> {
+    ) -> Result<
+        (
+            mpsc::Sender<MqttStreamMessage>,
+            Streaming<MqttStreamMessage>,
+        ),
+        Status,
+    > {
         let (tx, rx) = mpsc::channel(queue_depth.max(first.len()));
         for message in first {
             // Capacity covers every opening message, so this cannot fail.

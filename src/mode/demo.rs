@@ -25,12 +25,19 @@ pub async fn run(count: u32) -> anyhow::Result<ExitCode> {
 
     let s_proxy = SProxy::bind(SProxyConfig {
         listen: "127.0.0.1:0".parse().map_err(anyhow::Error::msg)?,
-        broker: broker.addr().to_string().parse().map_err(anyhow::Error::msg)?,
+        broker: broker
+            .addr()
+            .to_string()
+            .parse()
+            .map_err(anyhow::Error::msg)?,
         ..SProxyConfig::default()
     })
     .await?;
     let s_addr = s_proxy.local_addr()?;
-    println!("s-proxy (gRPC) listening on {s_addr}, broker {}", broker.addr());
+    println!(
+        "s-proxy (gRPC) listening on {s_addr}, broker {}",
+        broker.addr()
+    );
     let (stop_s, s_stopped) = oneshot::channel::<()>();
     let s_task = tokio::spawn(s_proxy.serve(async move {
         let _ = s_stopped.await;
@@ -38,7 +45,11 @@ pub async fn run(count: u32) -> anyhow::Result<ExitCode> {
 
     let r_proxy = RProxy::bind(RProxyConfig {
         listen: "127.0.0.1:0".parse().map_err(anyhow::Error::msg)?,
-        upstream: vec![format!("http://{s_addr}").parse().map_err(anyhow::Error::msg)?],
+        upstream: vec![
+            format!("http://{s_addr}")
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+        ],
         ..RProxyConfig::default()
     })
     .await?;
@@ -49,7 +60,9 @@ pub async fn run(count: u32) -> anyhow::Result<ExitCode> {
         let _ = r_stopped.await;
     }));
 
-    println!("\nclient -> r-proxy -> gRPC -> s-proxy -> mosquitto -> s-proxy -> gRPC -> r-proxy -> client\n");
+    println!(
+        "\nclient -> r-proxy -> gRPC -> s-proxy -> mosquitto -> s-proxy -> gRPC -> r-proxy -> client\n"
+    );
     let result = tokio::time::timeout(DEMO_TIMEOUT, exchange_messages(&r_addr, count)).await;
     let _ = stop_r.send(());
     let _ = stop_s.send(());
@@ -86,16 +99,24 @@ async fn exchange_messages(r_addr: &str, count: u32) -> anyhow::Result<()> {
     for version in [Version::V3_1_1, Version::V5] {
         let mut publisher = Connection::open(r_addr, version).await?;
         let id = format!("demo-publisher-{}", version.to_string().replace('.', ""));
-        let code = exchange::connect(&mut publisher, &packets::connect(version, &id, true, 30)?)
-            .await?;
+        let code =
+            exchange::connect(&mut publisher, &packets::connect(version, &id, true, 30)?).await?;
         anyhow::ensure!(code == 0, "publisher CONNACK {code:#04x}");
         for level in 0..=2u8 {
             for n in 1..=count {
                 let topic = format!("demo/v{version}/qos{level}");
                 let payload = format!("message {n} of {count}");
                 let sent = Instant::now();
-                exchange::publish(&mut publisher, &topic, payload, level, false, n as u16, vec![])
-                    .await?;
+                exchange::publish(
+                    &mut publisher,
+                    &topic,
+                    payload,
+                    level,
+                    false,
+                    n as u16,
+                    vec![],
+                )
+                .await?;
                 expected += 1;
                 let message = exchange::receive(&mut subscriber)
                     .await?

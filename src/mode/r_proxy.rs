@@ -243,7 +243,9 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
                     warn!("s-proxy did not confirm the end of the session in time");
                 }
                 match end {
-                    InboundEnd::Codec(e) => Some(replies::disconnect_v5(e.v5_reason_code()).to_vec()),
+                    InboundEnd::Codec(e) => {
+                        Some(replies::disconnect_v5(e.v5_reason_code()).to_vec())
+                    }
                     _ => None,
                 }
             }

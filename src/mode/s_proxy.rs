@@ -70,7 +70,8 @@ impl MqttRelayService for Relay {
         let (tx, rx) = mpsc::channel(self.config.queue_depth.get());
         let config = self.config.clone();
         let live = self.sessions.enter();
-        let span = info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
+        let span =
+            info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
         tokio::spawn(
             async move {
                 run_session(inbound, tx, &config, &session_id).await;

@@ -9,4 +9,6 @@ mod packet_reader;
 mod pumps;
 
 pub use packet_reader::{PacketReader, ReadError};
-pub use pumps::{InboundEnd, OutboundEnd, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes};
+pub use pumps::{
+    InboundEnd, OutboundEnd, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
+};

@@ -134,7 +134,12 @@ impl Chain {
 
     /// Waits until no client connection and no session is left.
     pub async fn wait_idle(&mut self) {
-        gauge_reaches("r-proxy connections back to 0", &mut self.r_proxy.connections, 0).await;
+        gauge_reaches(
+            "r-proxy connections back to 0",
+            &mut self.r_proxy.connections,
+            0,
+        )
+        .await;
         gauge_reaches("s-proxy sessions back to 0", &mut self.s_proxy.sessions, 0).await;
     }
 }
@@ -160,5 +165,7 @@ pub async fn connected(addr: &str, version: Version, client_id: &str) -> Connect
 
 /// The next packet, bounded.
 pub async fn next_packet(conn: &mut Connection) -> Option<Packet> {
-    bounded("next packet", conn.recv()).await.expect("valid packet")
+    bounded("next packet", conn.recv())
+        .await
+        .expect("valid packet")
 }
