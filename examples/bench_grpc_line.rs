@@ -28,7 +28,11 @@ async fn main() -> anyhow::Result<()> {
     let broker = Mosquitto::start("max_queued_messages 0").await?;
     let s_proxy = SProxy::bind(SProxyConfig {
         listen: "127.0.0.1:0".parse().map_err(anyhow::Error::msg)?,
-        broker: broker.addr().to_string().parse().map_err(anyhow::Error::msg)?,
+        broker: broker
+            .addr()
+            .to_string()
+            .parse()
+            .map_err(anyhow::Error::msg)?,
         ..Default::default()
     })
     .await?;
@@ -36,7 +40,11 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(s_proxy.serve(std::future::pending()));
     let r_proxy = RProxy::bind(RProxyConfig {
         listen: "127.0.0.1:0".parse().map_err(anyhow::Error::msg)?,
-        upstream: vec![format!("http://{s_addr}").parse().map_err(anyhow::Error::msg)?],
+        upstream: vec![
+            format!("http://{s_addr}")
+                .parse()
+                .map_err(anyhow::Error::msg)?,
+        ],
         ..Default::default()
     })
     .await?;
@@ -68,15 +76,21 @@ async fn main() -> anyhow::Result<()> {
 
 async fn throughput(addr: &str, messages: usize, tag: &str) -> anyhow::Result<f64> {
     let mut sub = Connection::open(addr, Version::V5).await?;
-    exchange::connect(&mut sub, &packets::connect(Version::V5, &format!("{tag}-sub"), true, 60)?)
-        .await?;
+    exchange::connect(
+        &mut sub,
+        &packets::connect(Version::V5, &format!("{tag}-sub"), true, 60)?,
+    )
+    .await?;
     exchange::subscribe(&mut sub, 1, "bench/t", 0).await?;
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (rd, mut wr) = stream.into_split();
     let mut publisher_reader = PacketReader::new(rd, 1 << 20);
     let mut buf = BytesMut::new();
-    codec::encode(&packets::connect(Version::V5, &format!("{tag}-pub"), true, 60)?, &mut buf);
+    codec::encode(
+        &packets::connect(Version::V5, &format!("{tag}-pub"), true, 60)?,
+        &mut buf,
+    );
     wr.write_all(&buf).await?;
     publisher_reader.next().await?;
     let publish = packets::publish(Version::V5, "bench/t", vec![b'x'; 16], 0, false, 0, vec![])?;
@@ -116,8 +130,11 @@ async fn throughput(addr: &str, messages: usize, tag: &str) -> anyhow::Result<f6
 
 async fn latency(addr: &str, rounds: usize, tag: &str) -> anyhow::Result<Vec<u64>> {
     let mut sub = Connection::open(addr, Version::V5).await?;
-    exchange::connect(&mut sub, &packets::connect(Version::V5, &format!("{tag}-lsub"), true, 60)?)
-        .await?;
+    exchange::connect(
+        &mut sub,
+        &packets::connect(Version::V5, &format!("{tag}-lsub"), true, 60)?,
+    )
+    .await?;
     exchange::subscribe(&mut sub, 1, "bench/l", 0).await?;
     let mut publisher = Connection::open(addr, Version::V5).await?;
     exchange::connect(

@@ -338,3 +338,22 @@ async fn two_way_flood_without_reading_does_not_deadlock() {
     drop(reader);
     chain.wait_idle().await;
 }
+
+#[tokio::test]
+async fn ipv6_listener_and_host_names() {
+    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    // The broker and the s-proxy by name, the client over IPv6.
+    let s_proxy = start_s_proxy(&format!("localhost:{}", broker.addr().port()), |_| {}).await;
+    let r_proxy = start_r_proxy(
+        &[format!("http://localhost:{}", s_proxy.addr.port())],
+        |c| {
+            c.listen = "[::1]:0".parse().unwrap();
+        },
+    )
+    .await;
+    assert!(r_proxy.addr.starts_with("[::1]:"), "{}", r_proxy.addr);
+    let mut conn = connected(&r_proxy.addr, Version::V5, "v6").await;
+    bounded("suback", exchange::subscribe(&mut conn, 1, "v6", 0))
+        .await
+        .unwrap();
+}
