@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what is missing, then runs every test
-# (unit, property, integration against real mosquitto, the demo).
+# (unit, property, integration against real mosquitto, the demo) and ends
+# with one total line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
 command -v mosquitto >/dev/null 2>&1 || export PATH="$PATH:/usr/sbin"
-cargo test --locked --all-targets
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --locked --all-targets 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ {
+       for (i = 1; i <= NF; i++) {
+         if ($(i+1) ~ /^passed/) p += $i
+         if ($(i+1) ~ /^failed/) f += $i
+       }
+     }
+     END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
