@@ -7,6 +7,7 @@
 //! (framing, decoding, encoding) and [`convert`] (MQTT <-> protobuf) are
 //! shared by all.
 
+pub mod certs;
 pub mod cli;
 pub mod client;
 pub mod codec;
@@ -17,4 +18,5 @@ pub mod grpc;
 pub mod mode;
 pub mod mosquitto;
 pub mod proto;
+pub mod quic;
 pub mod relay;

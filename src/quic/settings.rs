@@ -1,0 +1,128 @@
+//! quiche configurations for the server and client sides: ALPN `mqtt`,
+//! TLS 1.3 certificates, flow-control windows and timeouts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::ALPN;
+
+/// Flow control and timing shared by both sides.
+#[derive(Debug, Clone)]
+pub struct QuicLimits {
+    /// A connection with no traffic for this long is closed. MQTT keep-alive
+    /// pings keep a live session open.
+    pub idle_timeout: Duration,
+    /// Receive window of the MQTT stream, in bytes.
+    pub stream_window: u64,
+    /// Receive window of the whole connection, in bytes.
+    pub connection_window: u64,
+    /// Largest UDP payload sent; 1200 fits any path, SCION headers included.
+    pub max_udp_payload: usize,
+}
+
+impl Default for QuicLimits {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(120),
+            stream_window: 2 * 1024 * 1024,
+            connection_window: 4 * 1024 * 1024,
+            max_udp_payload: 1200,
+        }
+    }
+}
+
+/// The server's certificate and, for mutual TLS, the CA client
+/// certificates must chain to.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// PEM certificate chain.
+    pub cert_chain: PathBuf,
+    /// PEM private key.
+    pub private_key: PathBuf,
+    /// PEM CA bundle; when set, clients must present a certificate it signed.
+    pub client_ca: Option<PathBuf>,
+}
+
+/// How a client checks the server and, optionally, proves itself.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// PEM CA bundle the server certificate must chain to; `None` uses the
+    /// system's roots.
+    pub ca: Option<PathBuf>,
+    /// Skip server verification (testing only).
+    pub insecure: bool,
+    /// PEM client certificate chain for mutual TLS.
+    pub cert_chain: Option<PathBuf>,
+    /// PEM client private key for mutual TLS.
+    pub private_key: Option<PathBuf>,
+}
+
+fn path_str(path: &Path) -> anyhow::Result<&str> {
+    path.to_str()
+        .with_context(|| format!("path {} is not UTF-8", path.display()))
+}
+
+fn base(limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
+    let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION)?;
+    config.set_application_protos(&[ALPN])?;
+    config.set_max_idle_timeout(limits.idle_timeout.as_millis() as u64);
+    config.set_max_recv_udp_payload_size(super::MAX_DATAGRAM);
+    config.set_max_send_udp_payload_size(limits.max_udp_payload);
+    config.set_initial_max_data(limits.connection_window);
+    config.set_initial_max_stream_data_bidi_local(limits.stream_window);
+    config.set_initial_max_stream_data_bidi_remote(limits.stream_window);
+    config.set_initial_max_stream_data_uni(0);
+    config.set_initial_max_streams_uni(0);
+    Ok(config)
+}
+
+/// A server configuration: its certificate, and client verification when
+/// `client_ca` is set.
+pub fn server_config(tls: &ServerTls, limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
+    let mut config = base(limits)?;
+    // MQTT needs one stream; a few more are tolerated and reset.
+    config.set_initial_max_streams_bidi(4);
+    config
+        .load_cert_chain_from_pem_file(path_str(&tls.cert_chain)?)
+        .with_context(|| format!("loading certificate chain {}", tls.cert_chain.display()))?;
+    config
+        .load_priv_key_from_pem_file(path_str(&tls.private_key)?)
+        .with_context(|| format!("loading private key {}", tls.private_key.display()))?;
+    match &tls.client_ca {
+        Some(ca) => {
+            config
+                .load_verify_locations_from_file(path_str(ca)?)
+                .with_context(|| format!("loading client CA {}", ca.display()))?;
+            config.verify_peer(true);
+        }
+        None => config.verify_peer(false),
+    }
+    Ok(config)
+}
+
+/// A client configuration.
+pub fn client_config(tls: &ClientTls, limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
+    let mut config = base(limits)?;
+    config.set_initial_max_streams_bidi(0);
+    if let Some(ca) = &tls.ca {
+        config
+            .load_verify_locations_from_file(path_str(ca)?)
+            .with_context(|| format!("loading CA {}", ca.display()))?;
+    }
+    config.verify_peer(!tls.insecure);
+    match (&tls.cert_chain, &tls.private_key) {
+        (Some(cert), Some(key)) => {
+            config
+                .load_cert_chain_from_pem_file(path_str(cert)?)
+                .with_context(|| format!("loading client certificate {}", cert.display()))?;
+            config
+                .load_priv_key_from_pem_file(path_str(key)?)
+                .with_context(|| format!("loading client key {}", key.display()))?;
+        }
+        (None, None) => {}
+        _ => anyhow::bail!("a client certificate needs both the chain and the private key"),
+    }
+    Ok(config)
+}
