@@ -276,6 +276,102 @@ impl Default for SProxyConfig {
     }
 }
 
+/// How `scion-quic` receives QUIC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuicTransport {
+    /// QUIC over SCION (scion-stack).
+    Scion,
+    /// QUIC over plain UDP/IP.
+    Quic,
+}
+
+/// A SCION path ACL such as `"- 2-ff00:0:222 +"` (deny paths through that
+/// AS, allow the rest), checked when the file is read.
+#[derive(Debug, Clone)]
+pub struct PathAcl(pub sciparse::path::policy::acl::AclPolicy);
+
+impl FromStr for PathAcl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        sciparse::path::policy::acl::AclPolicy::parse(s)
+            .map(PathAcl)
+            .map_err(|e| format!("path ACL `{s}`: {e}"))
+    }
+}
+
+impl<'de> Deserialize<'de> for PathAcl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// `scion-quic`: terminates MQTT over QUIC (over SCION or UDP/IP) and opens
+/// MQTT/TCP to the broker.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScionQuicConfig {
+    /// `scion` or `quic`.
+    pub transport: QuicTransport,
+    /// Where to receive: for `quic` an IP `host:port`; for `scion` a SCION
+    /// address `[ISD-AS,IP]:port` (unset: any port the stack picks).
+    pub listen: Option<String>,
+    /// The SCION endhost API of the local AS (`scion` only).
+    pub endhost_api: Option<url::Url>,
+    /// File holding the SNAP token for the endhost API (`scion` only).
+    pub snap_token_file: Option<std::path::PathBuf>,
+    /// Which SCION paths replies may take, e.g. `"- 2-ff00:0:222 +"`.
+    pub path_acl: Option<PathAcl>,
+    /// The broker every session is opened to.
+    pub broker: HostPort,
+    /// PEM certificate chain of this server.
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of this server.
+    pub key: Option<std::path::PathBuf>,
+    /// PEM CA bundle: when set, clients must present a certificate it signed,
+    /// checked before anything is opened towards the broker.
+    pub client_ca: Option<std::path::PathBuf>,
+    /// Live QUIC connections at most.
+    pub max_connections: NonZeroUsize,
+    /// Largest CONNECT packet accepted, in bytes (later packets pass through
+    /// untouched and are limited by the broker).
+    pub max_packet_size: NonZeroU32,
+    /// How long a new client has to send its CONNECT.
+    pub connect_timeout_ms: Millis,
+    /// How long opening TCP to the broker may take.
+    pub broker_connect_timeout_ms: Millis,
+    /// A QUIC connection silent for this long is closed.
+    pub idle_timeout_ms: Millis,
+    /// Receive window per MQTT stream, in bytes.
+    pub stream_window: NonZeroU32,
+    /// How long a stateless-retry token stays valid.
+    pub retry_token_lifetime_ms: Millis,
+}
+
+impl Default for ScionQuicConfig {
+    fn default() -> Self {
+        Self {
+            transport: QuicTransport::Scion,
+            listen: None,
+            endhost_api: None,
+            snap_token_file: None,
+            path_acl: None,
+            broker: HostPort("127.0.0.1:1883".into()),
+            cert: None,
+            key: None,
+            client_ca: None,
+            max_connections: nonzero(10_000),
+            max_packet_size: nonzero32(DEFAULT_MAX_PACKET_SIZE),
+            connect_timeout_ms: Millis::of(10_000),
+            broker_connect_timeout_ms: Millis::of(5_000),
+            idle_timeout_ms: Millis::of(120_000),
+            stream_window: nonzero32(2 * 1024 * 1024),
+            retry_token_lifetime_ms: Millis::of(30_000),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +409,16 @@ mod tests {
         assert!(err.contains("edge.toml"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(err.contains("max_packet_size"), "{err}");
+    }
+
+    #[test]
+    fn path_acl_is_checked_on_read() {
+        let ok = parse::<ScionQuicConfig>("path_acl = \"- 2-ff00:0:222 +\"\n", "q.toml");
+        assert!(ok.is_ok(), "{ok:?}");
+        let err = parse::<ScionQuicConfig>("\npath_acl = \"no such thing\"\n", "q.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2") && err.contains("path_acl"), "{err}");
     }
 
     #[test]

@@ -20,3 +20,4 @@ pub mod mosquitto;
 pub mod proto;
 pub mod quic;
 pub mod relay;
+pub mod scion;

@@ -3,9 +3,10 @@
 //! of a proxy needs.
 
 use bytes::BytesMut;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+use super::transport::BoxedStream;
 
 use crate::codec::{self, CodecError, DEFAULT_MAX_PACKET_SIZE, Packet, Version};
 use crate::relay::{PacketReader, ReadError};
@@ -30,10 +31,10 @@ impl From<ReadError> for ConnectionError {
     }
 }
 
-/// An MQTT connection of a known version.
+/// An MQTT connection of a known version over any byte stream.
 pub struct Connection {
-    reader: PacketReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: PacketReader<ReadHalf<BoxedStream>>,
+    writer: WriteHalf<BoxedStream>,
     version: Version,
 }
 
@@ -42,12 +43,17 @@ impl Connection {
     pub async fn open(addr: &str, version: Version) -> Result<Self, ConnectionError> {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
-        let (rd, writer) = stream.into_split();
-        Ok(Self {
+        Ok(Self::over(Box::new(stream), version))
+    }
+
+    /// Speaks `version` over an already open stream (see `transport::open`).
+    pub fn over(stream: BoxedStream, version: Version) -> Self {
+        let (rd, writer) = tokio::io::split(stream);
+        Self {
             reader: PacketReader::new(rd, DEFAULT_MAX_PACKET_SIZE * 4),
             writer,
             version,
-        })
+        }
     }
 
     /// The version this connection speaks.

@@ -5,11 +5,13 @@
 //! The version of a connection comes from its CONNECT packet
 //! ([`connect_protocol`]); every later packet is decoded for that version.
 
+mod connect;
 mod framer;
 mod packet;
 pub mod replies;
 mod version;
 
+pub use connect::{ConnectRefusal, accept_connect, client_id};
 pub use framer::Framer;
 pub use packet::{CodecError, Packet, decode, encode, packet_type_name};
 pub use version::{ProtocolLevel, Version, connect_protocol};

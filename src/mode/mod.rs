@@ -4,3 +4,4 @@
 pub mod demo;
 pub mod r_proxy;
 pub mod s_proxy;
+pub mod scion_quic;

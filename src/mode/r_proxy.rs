@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::codec::{self, Packet, ProtocolLevel, Version, connect_protocol, replies};
+use crate::codec::{Version, accept_connect, client_id, replies};
 use crate::config::RProxyConfig;
 use crate::convert::packet_to_payload;
 use crate::gauge::Gauge;
@@ -140,36 +140,17 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
             return;
         }
     };
-    if raw.packet_type() != 1 {
-        debug!("first packet is not CONNECT");
-        return;
-    }
-    let version = match connect_protocol(raw.data_as_slice()) {
-        Some(ProtocolLevel::Supported(v)) => v,
-        Some(ProtocolLevel::Unsupported) => {
-            debug!("unsupported protocol version");
-            let _ = wr.write_all(&replies::CONNACK_UNSUPPORTED_VERSION).await;
-            return;
-        }
-        None => return,
-    };
-    let connect = match codec::decode(version, &raw) {
-        Ok(p) => p,
-        Err(e) => {
-            debug!(error = %e, "bad CONNECT");
-            if version == Version::V5 {
-                let _ = wr
-                    .write_all(&replies::connack_refusal(version, e.v5_reason_code()))
-                    .await;
+    let (version, connect) = match accept_connect(&raw) {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            debug!(?refusal, "first packet refused");
+            if let Some(reply) = refusal.reply() {
+                let _ = wr.write_all(&reply).await;
             }
             return;
         }
     };
-    let client_id = match &connect {
-        Packet::V3_1_1Connect(c) => c.client_id().to_string(),
-        Packet::V5_0Connect(c) => c.client_id().to_string(),
-        _ => String::new(),
-    };
+    let client_id = client_id(&connect).to_string();
 
     let session_id = new_session_id();
     let mut sequence_id = 0;

@@ -5,9 +5,11 @@
 //! reader on one side stalls only that direction and two-way floods cannot
 //! deadlock. The modes decide what to do when a pump ends.
 
+mod first_packet;
 mod packet_reader;
 mod pumps;
 
+pub use first_packet::read_first_packet;
 pub use packet_reader::{PacketReader, ReadError};
 pub use pumps::{
     InboundEnd, OutboundEnd, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,

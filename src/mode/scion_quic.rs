@@ -1,0 +1,242 @@
+//! `scion-quic`: terminates MQTT over QUIC, over SCION or plain UDP/IP, and
+//! opens one MQTT/TCP connection to the broker per client.
+//!
+//! Per connection: the client certificate is checked (when required)
+//! before anything else; the CONNECT is read (bounded in time and size) and
+//! checked; only then is the broker dialled. A broker that cannot be
+//! reached gets the client a CONNACK "server unavailable". After that the
+//! stream's bytes are relayed both ways untouched.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use scion_stack::stack::{ScionStack, UdpScionSocket};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::codec::{accept_connect, client_id, replies};
+use crate::config::{QuicTransport, ScionQuicConfig};
+use crate::gauge::Gauge;
+use crate::quic::{Accepted, DatagramSocket, QuicLimits, QuicListener, ServerTls, server_config};
+use crate::relay::read_first_packet;
+
+/// Established connections waiting for their session task.
+const ACCEPT_BACKLOG: usize = 128;
+
+enum Listener {
+    Udp(QuicListener<UdpSocket>),
+    Scion(QuicListener<UdpScionSocket>, ScionStack),
+}
+
+/// A bound scion-quic proxy, ready to serve.
+pub struct ScionQuic {
+    listener: Listener,
+    config: Arc<ScionQuicConfig>,
+    sessions: Gauge,
+}
+
+impl ScionQuic {
+    /// Binds the QUIC listener on SCION or UDP/IP.
+    pub async fn bind(config: ScionQuicConfig) -> anyhow::Result<Self> {
+        let (Some(cert), Some(key)) = (&config.cert, &config.key) else {
+            anyhow::bail!(
+                "scion-quic needs a server certificate: set `cert` and `key` (or --cert/--key)"
+            );
+        };
+        let tls = ServerTls {
+            cert_chain: cert.clone(),
+            private_key: key.clone(),
+            client_ca: config.client_ca.clone(),
+        };
+        let limits = QuicLimits {
+            idle_timeout: config.idle_timeout_ms.duration(),
+            stream_window: config.stream_window.get().into(),
+            connection_window: u64::from(config.stream_window.get()) * 2,
+            ..QuicLimits::default()
+        };
+        let quic = server_config(&tls, &limits)?;
+        let max = config.max_connections.get();
+        let lifetime = config.retry_token_lifetime_ms.duration();
+        let listener = match config.transport {
+            QuicTransport::Quic => {
+                let listen = config.listen.as_deref().unwrap_or("0.0.0.0:14567");
+                let socket = UdpSocket::bind(listen)
+                    .await
+                    .with_context(|| format!("cannot listen on UDP {listen}"))?;
+                Listener::Udp(QuicListener::new(
+                    socket,
+                    quic,
+                    max,
+                    ACCEPT_BACKLOG,
+                    lifetime,
+                )?)
+            }
+            QuicTransport::Scion => {
+                let api = config
+                    .endhost_api
+                    .clone()
+                    .context("transport = \"scion\" needs `endhost_api` (or --endhost-api)")?;
+                let token = config
+                    .snap_token_file
+                    .as_deref()
+                    .map(crate::scion::read_token)
+                    .transpose()?;
+                let stack = crate::scion::build_stack(api, token).await?;
+                let addr = config
+                    .listen
+                    .as_deref()
+                    .map(|s| {
+                        s.parse().map_err(|_| {
+                            anyhow::anyhow!(
+                                "`{s}` is not a SCION address like [1-ff00:0:110,10.0.0.1]:4433"
+                            )
+                        })
+                    })
+                    .transpose()?;
+                let socket = crate::scion::bind(&stack, addr, config.path_acl.as_ref()).await?;
+                Listener::Scion(
+                    QuicListener::new(socket, quic, max, ACCEPT_BACKLOG, lifetime)?,
+                    stack,
+                )
+            }
+        };
+        Ok(Self {
+            listener,
+            config: Arc::new(config),
+            sessions: Gauge::default(),
+        })
+    }
+
+    /// Where clients connect: `IP:port` or `[ISD-AS,IP]:port`.
+    pub fn local_addr(&self) -> String {
+        match &self.listener {
+            Listener::Udp(l) => l.local_addr().to_string(),
+            Listener::Scion(l, _) => l.local_addr().to_string(),
+        }
+    }
+
+    /// The number of sessions relaying to the broker.
+    pub fn sessions(&self) -> watch::Receiver<usize> {
+        self.sessions.watch()
+    }
+
+    /// Serves until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        info!(listen = %self.local_addr(), transport = ?self.config.transport,
+              broker = %self.config.broker, mtls = self.config.client_ca.is_some(),
+              "scion-quic serving");
+        match self.listener {
+            Listener::Udp(l) => accept_loop(l, self.config, self.sessions, shutdown).await,
+            Listener::Scion(l, _stack) => {
+                accept_loop(l, self.config, self.sessions, shutdown).await
+            }
+        }
+    }
+}
+
+async fn accept_loop<S: DatagramSocket>(
+    mut listener: QuicListener<S>,
+    config: Arc<ScionQuicConfig>,
+    sessions: Gauge,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Some(a) => a,
+                None => {
+                    warn!("quic listener stopped");
+                    break;
+                }
+            },
+        };
+        let span = info_span!("quic-client", peer = %accepted.peer);
+        let config = config.clone();
+        let live = sessions.clone();
+        tokio::spawn(
+            async move {
+                serve_connection(accepted, &config, &live).await;
+            }
+            .instrument(span),
+        );
+    }
+}
+
+async fn serve_connection<A>(accepted: Accepted<A>, config: &ScionQuicConfig, sessions: &Gauge) {
+    let Accepted {
+        mut stream,
+        peer_cert,
+        ..
+    } = accepted;
+    if config.client_ca.is_some() && peer_cert.is_none() {
+        // Dropping the stream ends the QUIC connection.
+        warn!("client presented no certificate, refused");
+        return;
+    }
+    let first = timeout(
+        config.connect_timeout_ms.duration(),
+        read_first_packet(&mut stream, config.max_packet_size.get()),
+    )
+    .await;
+    let (wire, raw) = match first {
+        Ok(Ok(Some(first))) => first,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            debug!(error = %e, "bad first packet");
+            return;
+        }
+        Err(_) => {
+            debug!("no CONNECT in time");
+            return;
+        }
+    };
+    let (version, connect) = match accept_connect(&raw) {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            debug!(?refusal, "first packet refused");
+            if let Some(reply) = refusal.reply() {
+                let _ = stream.write_all(&reply).await;
+                let _ = stream.shutdown().await;
+            }
+            return;
+        }
+    };
+    let broker = match timeout(
+        config.broker_connect_timeout_ms.duration(),
+        TcpStream::connect(config.broker.as_str()),
+    )
+    .await
+    {
+        Ok(Ok(tcp)) => tcp,
+        result => {
+            let reason = match result {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".into(),
+            };
+            warn!(broker = %config.broker, %reason, "broker unreachable");
+            let _ = stream
+                .write_all(&replies::connack_server_unavailable(version))
+                .await;
+            let _ = stream.shutdown().await;
+            return;
+        }
+    };
+    let _ = broker.set_nodelay(true);
+    let _live = sessions.enter();
+    info!(client_id = %client_id(&connect), %version, "relaying");
+    let mut broker = broker;
+    if let Err(e) = broker.write_all(&wire).await {
+        debug!(error = %e, "writing CONNECT to the broker failed");
+        return;
+    }
+    match tokio::io::copy_bidirectional(&mut stream, &mut broker).await {
+        Ok((up, down)) => debug!(up, down, "session ended"),
+        Err(e) => debug!(error = %e, "session ended"),
+    }
+    info!("closed");
+}

@@ -1,0 +1,50 @@
+//! Attaching to a SCION network with scion-stack: building a stack from an
+//! endhost API URL and SNAP token, and sockets that follow a path ACL.
+
+use anyhow::Context;
+use scion_stack::stack::{ScionStack, ScionStackBuilder, SocketConfig, UdpScionSocket};
+use sciparse::address::ip_socket_addr::ScionSocketIpAddr;
+
+use crate::config::PathAcl;
+
+/// A SCION stack for the local AS behind `endhost_api`.
+pub async fn build_stack(
+    endhost_api: url::Url,
+    snap_token: Option<String>,
+) -> anyhow::Result<ScionStack> {
+    // scion-stack talks to the endhost API over rustls; it needs a process-wide
+    // crypto provider (installing it twice is harmless).
+    scion_sdk_utils::rustls::select_ring_crypto_provider();
+    let mut builder = ScionStackBuilder::new().with_endhost_api(endhost_api.clone());
+    if let Some(token) = snap_token {
+        builder = builder.with_auth_token(token);
+    }
+    builder
+        .build()
+        .await
+        .with_context(|| format!("attaching to SCION through endhost API {endhost_api}"))
+}
+
+/// Binds a UDP socket on `stack` at `addr` (any port when `None`); its
+/// paths follow `acl` when given.
+pub async fn bind(
+    stack: &ScionStack,
+    addr: Option<ScionSocketIpAddr>,
+    acl: Option<&PathAcl>,
+) -> anyhow::Result<UdpScionSocket> {
+    let mut config = SocketConfig::new();
+    if let Some(acl) = acl {
+        config = config.with_path_policy(acl.0.clone());
+    }
+    stack
+        .bind_with_config(addr, config)
+        .await
+        .context("binding a SCION UDP socket")
+}
+
+/// Reads a SNAP token file (surrounding white space removed).
+pub fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
+    let token = std::fs::read_to_string(path)
+        .with_context(|| format!("reading SNAP token {}", path.display()))?;
+    Ok(token.trim().to_string())
+}
