@@ -3,10 +3,12 @@
 //! `scion-quic://[ISD-AS,IP]:port` (MQTT over QUIC over SCION).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
+use scion_stack::stack::ScionStack;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -71,6 +73,10 @@ pub struct TransportOptions {
     pub path_acl: Option<PathAcl>,
     /// QUIC flow control and timeouts.
     pub limits: QuicLimits,
+    /// A SCION stack to open sockets on (scion-quic only); when unset, each
+    /// connection attaches its own through `endhost_api`. One stack per host
+    /// is what SCION expects: share it between connections.
+    pub scion_stack: Option<Arc<ScionStack>>,
 }
 
 /// Upper bound for establishing a connection.
@@ -111,11 +117,15 @@ pub async fn open(endpoint: &Endpoint, options: &TransportOptions) -> anyhow::Re
             Ok(Box::new(stream))
         }
         Endpoint::ScionQuic(addr) => {
-            let api = options
-                .endhost_api
-                .clone()
-                .context("scion-quic:// needs the endhost API of the local AS (--endhost-api)")?;
-            let stack = crate::scion::build_stack(api, options.snap_token.clone()).await?;
+            let stack = match &options.scion_stack {
+                Some(stack) => stack.clone(),
+                None => {
+                    let api = options.endhost_api.clone().context(
+                        "scion-quic:// needs the endhost API of the local AS (--endhost-api)",
+                    )?;
+                    Arc::new(crate::scion::build_stack(api, options.snap_token.clone()).await?)
+                }
+            };
             let socket = crate::scion::bind(&stack, None, options.path_acl.as_ref()).await?;
             let name = options
                 .server_name

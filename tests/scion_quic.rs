@@ -1,0 +1,396 @@
+//! `scion-quic` end to end: MQTT clients speak QUIC over SCION (an
+//! in-process pocketscion network) or over UDP/IP to the proxy, which opens
+//! MQTT/TCP to a real mosquitto.
+
+mod common;
+
+use common::*;
+use mqttbridge::certs::{self, Certificates};
+use mqttbridge::client::transport::{self, Endpoint, TransportOptions};
+use mqttbridge::client::{Connection, exchange, packets};
+use mqttbridge::codec::Version;
+use mqttbridge::config::{QuicTransport, ScionQuicConfig};
+use mqttbridge::mode::scion_quic::ScionQuic;
+use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::quic::ClientTls;
+use pocketscion::util::dev_auth_token;
+use pocketscion::util::topologies::{
+    IA132, IA212, PsSetup, UnderlayType,
+    minimal::{minimal_topology, two_path_topology},
+};
+use tokio::sync::{oneshot, watch};
+
+const VERSIONS: [Version; 2] = [Version::V3_1_1, Version::V5];
+
+/// A running scion-quic proxy and what clients need to reach it.
+struct Proxy {
+    url: String,
+    options: TransportOptions,
+    sessions: watch::Receiver<usize>,
+    certs: Certificates,
+    _dir: tempfile::TempDir,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Proxy {
+    /// Starts scion-quic in front of `broker`: over SCION in IA212 when `ps`
+    /// is given, over UDP/IP otherwise.
+    async fn start(ps: Option<&PsSetup>, broker: &str, require_client_cert: bool) -> Proxy {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
+        let config = ScionQuicConfig {
+            transport: if ps.is_some() {
+                QuicTransport::Scion
+            } else {
+                QuicTransport::Quic
+            },
+            listen: if ps.is_some() {
+                None
+            } else {
+                Some("127.0.0.1:0".into())
+            },
+            endhost_api: ps.map(|ps| ps.endhost_api(IA212).unwrap()),
+            broker: broker.parse().unwrap(),
+            cert: Some(certs.server_cert.clone()),
+            key: Some(certs.server_key.clone()),
+            client_ca: require_client_cert.then(|| certs.ca.clone()),
+            ..ScionQuicConfig::default()
+        };
+        let config = if ps.is_some() {
+            // The proxy's stack authenticates with the pocketscion dev token.
+            let token = dir.path().join("snap.token");
+            std::fs::write(&token, dev_auth_token()).unwrap();
+            ScionQuicConfig {
+                snap_token_file: Some(token),
+                ..config
+            }
+        } else {
+            config
+        };
+        Self::finish(config, ps, certs, dir).await
+    }
+
+    async fn finish(
+        config: ScionQuicConfig,
+        ps: Option<&PsSetup>,
+        certs: Certificates,
+        dir: tempfile::TempDir,
+    ) -> Proxy {
+        let proxy = ScionQuic::bind(config).await.expect("scion-quic binds");
+        let scheme = if ps.is_some() { "scion-quic" } else { "quic" };
+        let url = format!("{scheme}://{}", proxy.local_addr());
+        let sessions = proxy.sessions();
+        let (stop, stopped) = oneshot::channel::<()>();
+        tokio::spawn(proxy.serve(async move {
+            let _ = stopped.await;
+        }));
+        let options = TransportOptions {
+            tls: ClientTls {
+                ca: Some(certs.ca.clone()),
+                ..ClientTls::default()
+            },
+            server_name: Some("localhost".into()),
+            scion_stack: match ps {
+                Some(ps) => Some(std::sync::Arc::new(
+                    mqttbridge::scion::build_stack(
+                        ps.endhost_api(IA132).unwrap(),
+                        Some(dev_auth_token()),
+                    )
+                    .await
+                    .expect("client SCION stack"),
+                )),
+                None => None,
+            },
+            ..TransportOptions::default()
+        };
+        Proxy {
+            url,
+            options,
+            sessions,
+            certs,
+            _dir: dir,
+            _stop: stop,
+        }
+    }
+
+    fn with_client_cert(&self) -> TransportOptions {
+        let mut options = self.options.clone();
+        options.tls.cert_chain = Some(self.certs.client_cert.clone());
+        options.tls.private_key = Some(self.certs.client_key.clone());
+        options
+    }
+
+    async fn open(
+        &self,
+        version: Version,
+        options: &TransportOptions,
+    ) -> anyhow::Result<Connection> {
+        let endpoint: Endpoint = self.url.parse().map_err(anyhow::Error::msg)?;
+        let stream = bounded("open transport", transport::open(&endpoint, options)).await?;
+        Ok(Connection::over(stream, version))
+    }
+
+    async fn connected(&self, version: Version, client_id: &str) -> Connection {
+        let mut conn = self
+            .open(version, &self.options)
+            .await
+            .expect("transport opens");
+        let code = bounded(
+            "CONNACK",
+            exchange::connect(
+                &mut conn,
+                &packets::connect(version, client_id, true, 60).unwrap(),
+            ),
+        )
+        .await
+        .expect("CONNACK");
+        assert_eq!(code, 0, "CONNACK for {client_id}");
+        conn
+    }
+}
+
+async fn pub_sub_every_qos(proxy: &Proxy) {
+    for version in VERSIONS {
+        let mut sub = proxy.connected(version, "sub").await;
+        assert_eq!(
+            bounded("suback", exchange::subscribe(&mut sub, 1, "sq/+", 2))
+                .await
+                .unwrap(),
+            2
+        );
+        let mut publisher = proxy.connected(version, "pub").await;
+        for level in 0..=2u8 {
+            let topic = format!("sq/{level}");
+            bounded(
+                "publish",
+                exchange::publish(
+                    &mut publisher,
+                    &topic,
+                    format!("q{level}"),
+                    level,
+                    false,
+                    5,
+                    vec![],
+                ),
+            )
+            .await
+            .unwrap();
+            let got = bounded(
+                &format!("delivery {version} qos {level}"),
+                exchange::receive(&mut sub),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+            assert_eq!(got.topic, topic);
+            assert_eq!(got.payload, format!("q{level}").as_bytes());
+            assert_eq!(got.qos, level);
+        }
+        let payload: Vec<u8> = (0..1024 * 1024).map(|i| (i % 241) as u8).collect();
+        bounded(
+            "publish 1 MiB",
+            exchange::publish(
+                &mut publisher,
+                "sq/big",
+                payload.clone(),
+                1,
+                false,
+                6,
+                vec![],
+            ),
+        )
+        .await
+        .unwrap();
+        let got = bounded("1 MiB delivery", exchange::receive(&mut sub))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(got.payload == payload, "1 MiB intact");
+        publisher.send(&packets::disconnect(version)).await.unwrap();
+        sub.send(&packets::disconnect(version)).await.unwrap();
+    }
+    // Clients gone: every broker connection is closed.
+    gauge_reaches("broker connections closed", &mut proxy.sessions.clone(), 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_over_quic_over_scion_every_qos_and_1_mib() {
+    let ps = minimal_topology(UnderlayType::Snap).await;
+    let broker = Mosquitto::start("max_queued_messages 0").await.unwrap();
+    let proxy = Proxy::start(Some(&ps), &broker.addr().to_string(), false).await;
+    assert!(
+        proxy.url.starts_with("scion-quic://[2-ff00:0:212,"),
+        "{}",
+        proxy.url
+    );
+    pub_sub_every_qos(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_over_plain_quic_every_qos_and_1_mib() {
+    let broker = Mosquitto::start("max_queued_messages 0").await.unwrap();
+    let proxy = Proxy::start(None, &broker.addr().to_string(), false).await;
+    pub_sub_every_qos(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_clients_over_scion() {
+    let ps = minimal_topology(UnderlayType::Snap).await;
+    let broker = Mosquitto::start("max_queued_messages 0").await.unwrap();
+    let proxy =
+        std::sync::Arc::new(Proxy::start(Some(&ps), &broker.addr().to_string(), false).await);
+    let clients = (0..50).map(|i| {
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            let version = VERSIONS[i % 2];
+            let topic = format!("fifty/{i}");
+            let mut conn = proxy.connected(version, &format!("c{i}")).await;
+            exchange::subscribe(&mut conn, 1, &topic, 0).await.unwrap();
+            exchange::publish(&mut conn, &topic, format!("m{i}"), 0, false, 0, vec![])
+                .await
+                .unwrap();
+            let got = exchange::receive(&mut conn).await.unwrap().unwrap();
+            assert_eq!(got.payload, format!("m{i}").as_bytes());
+            conn.send(&packets::disconnect(version)).await.unwrap();
+        })
+    });
+    for result in bounded("50 clients", futures_util::future::join_all(clients)).await {
+        result.expect("client task");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_without_required_certificate_is_refused_before_the_broker() {
+    let ps = minimal_topology(UnderlayType::Snap).await;
+    // An observer in place of the broker: it must never see a connection
+    // from a refused client.
+    let observer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy = Proxy::start(Some(&ps), &observer.local_addr().unwrap().to_string(), true).await;
+
+    let refused = proxy.open(Version::V5, &proxy.options).await;
+    if let Ok(mut conn) = refused {
+        let _ = conn
+            .send(&packets::connect(Version::V5, "nocert", true, 30).unwrap())
+            .await;
+        let answer = bounded("refusal", conn.recv()).await;
+        assert!(matches!(answer, Ok(None) | Err(_)), "refused: {answer:?}");
+    }
+    use futures_util::FutureExt;
+    assert!(
+        observer.accept().now_or_never().is_none(),
+        "no broker connection for a refused client"
+    );
+
+    // With the certificate, the same proxy lets the client through to the
+    // (observer) broker.
+    let mut allowed = proxy
+        .open(Version::V5, &proxy.with_client_cert())
+        .await
+        .unwrap();
+    allowed
+        .send(&packets::connect(Version::V5, "withcert", true, 30).unwrap())
+        .await
+        .unwrap();
+    let (mut broker_side, _) = bounded("broker connection", observer.accept())
+        .await
+        .unwrap();
+    let mut first = [0u8; 2];
+    tokio::io::AsyncReadExt::read_exact(&mut broker_side, &mut first)
+        .await
+        .unwrap();
+    assert_eq!(first[0], 0x10, "the CONNECT reaches the broker");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_down_gives_a_clear_connack() {
+    let ps = minimal_topology(UnderlayType::Snap).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let proxy = Proxy::start(Some(&ps), &format!("127.0.0.1:{port}"), false).await;
+    for (version, code) in [(Version::V3_1_1, 0x03), (Version::V5, 0x88)] {
+        let mut conn = proxy.open(version, &proxy.options).await.unwrap();
+        let got = bounded(
+            "CONNACK",
+            exchange::connect(
+                &mut conn,
+                &packets::connect(version, "x", true, 30).unwrap(),
+            ),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got, code, "{version}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_datagrams_leave_sessions_working() {
+    let ps = minimal_topology(UnderlayType::Snap).await;
+    let broker = Mosquitto::start("").await.unwrap();
+    let proxy = Proxy::start(Some(&ps), &broker.addr().to_string(), false).await;
+    let mut conn = proxy.connected(Version::V5, "steady").await;
+    bounded("suback", exchange::subscribe(&mut conn, 1, "g", 0))
+        .await
+        .unwrap();
+
+    // A SCION host in the other AS floods the proxy's address with junk.
+    let Endpoint::ScionQuic(target) = proxy.url.parse::<Endpoint>().unwrap() else {
+        unreachable!("SCION proxy URL")
+    };
+    let stack =
+        mqttbridge::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
+            .await
+            .unwrap();
+    let attacker = mqttbridge::scion::bind(&stack, None, None).await.unwrap();
+    for i in 0..1000u32 {
+        let len = 1 + (i as usize * 53) % 1100;
+        let junk: Vec<u8> = (0..len).map(|j| (i as usize + j * 13) as u8).collect();
+        let _ = attacker.send_to(&junk, target).await;
+    }
+
+    bounded(
+        "publish after flood",
+        exchange::publish(&mut conn, "g", "still", 0, false, 0, vec![]),
+    )
+    .await
+    .unwrap();
+    let got = bounded("delivery after flood", exchange::receive(&mut conn))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.payload, b"still");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_survives_either_path_going_down() {
+    let ps = two_path_topology(UnderlayType::Snap).await;
+    let broker = Mosquitto::start("").await.unwrap();
+    let proxy = Proxy::start(Some(&ps), &broker.addr().to_string(), false).await;
+    let mut sub = proxy.connected(Version::V5, "path-sub").await;
+    bounded("suback", exchange::subscribe(&mut sub, 1, "p", 1))
+        .await
+        .unwrap();
+    let mut publisher = proxy.connected(Version::V5, "path-pub").await;
+    // IA132 reaches IA212 directly (its interface 1) or through IA222 (its
+    // interface 2). First the detour is down, so the sessions run over the
+    // direct link; then the direct link goes down and the detour comes back:
+    // the live sessions must move over to it.
+    for (down, up) in [(2u16, 1u16), (1, 2)] {
+        ps.runtime.set_link_state(IA132, up, true);
+        ps.runtime.set_link_state(IA132, down, false);
+        let payload = format!("with link {down} down");
+        bounded(
+            &format!("publish with link {down} down"),
+            exchange::publish(&mut publisher, "p", payload.clone(), 1, false, down, vec![]),
+        )
+        .await
+        .unwrap();
+        let got = bounded("delivery with a link down", exchange::receive(&mut sub))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.payload, payload.as_bytes());
+    }
+}
