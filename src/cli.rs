@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ConfigError, HostPort, RProxyConfig, SProxyConfig, UpstreamUrl};
+use crate::config::{
+    self, ConfigError, HostPort, QuicTransport, RProxyConfig, SProxyConfig, ScionQuicConfig,
+    UpstreamUrl,
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -17,6 +20,13 @@ Examples:
 
   # Everything from a file, one flag overridden
   mqttbridge r-proxy --config config/edge.toml --listen 127.0.0.1:1884
+
+  # MQTT over QUIC over SCION in front of a broker, client certificates required
+  mqttbridge scion-quic --endhost-api http://10.0.0.1:48000 --listen '[1-ff00:0:110,10.0.0.2]:4433' \
+      --cert server.pem --key server.key --client-ca ca.pem --broker 127.0.0.1:1883
+
+  # The same on plain UDP/IP: MQTT over QUIC for brokers that lack it
+  mqttbridge scion-quic --transport quic --listen 0.0.0.0:14567 --cert server.pem --key server.key
 
   # The whole chain on this machine with a mosquitto it starts itself
   mqttbridge demo
@@ -40,6 +50,8 @@ pub enum Command {
     RProxy(RProxyArgs),
     /// Serve the gRPC relay and open one MQTT/TCP connection to the broker per stream.
     SProxy(SProxyArgs),
+    /// Terminate MQTT over QUIC (over SCION or UDP/IP) and open MQTT/TCP to the broker.
+    ScionQuic(ScionQuicArgs),
     /// Run mosquitto, s-proxy and r-proxy on this machine and send messages through them.
     Demo(DemoArgs),
 }
@@ -71,6 +83,71 @@ pub struct SProxyArgs {
     /// The MQTT broker, host:port [default: 127.0.0.1:1883].
     #[arg(long, value_name = "HOST:PORT")]
     pub broker: Option<HostPort>,
+}
+
+/// Flags of `scion-quic`.
+#[derive(Debug, Args)]
+pub struct ScionQuicArgs {
+    /// TOML config file (see config/scion-quic.toml); flags below override its keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// `scion` (default) or `quic` (plain UDP/IP).
+    #[arg(long, value_enum)]
+    pub transport: Option<QuicTransport>,
+    /// Where to receive: `[ISD-AS,IP]:port` for scion, `IP:port` for quic
+    /// [default: any port (scion), 0.0.0.0:14567 (quic)].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The MQTT broker, host:port [default: 127.0.0.1:1883].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: Option<HostPort>,
+    /// Endhost API of the local SCION AS, e.g. http://10.0.0.1:48000.
+    #[arg(long, value_name = "URL")]
+    pub endhost_api: Option<url::Url>,
+    /// File with the SNAP token for the endhost API.
+    #[arg(long, value_name = "FILE")]
+    pub snap_token_file: Option<PathBuf>,
+    /// PEM certificate chain of this server.
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of this server.
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// PEM CA bundle; clients must present a certificate it signed.
+    #[arg(long, value_name = "FILE")]
+    pub client_ca: Option<PathBuf>,
+}
+
+impl ScionQuicArgs {
+    /// The file's settings (or the defaults) with the flags applied.
+    pub fn resolve(&self) -> Result<ScionQuicConfig, ConfigError> {
+        let mut config: ScionQuicConfig = file_or_default(&self.config)?;
+        if let Some(v) = self.transport {
+            config.transport = v;
+        }
+        if let Some(v) = &self.listen {
+            config.listen = Some(v.clone());
+        }
+        if let Some(v) = &self.broker {
+            config.broker = v.clone();
+        }
+        if let Some(v) = &self.endhost_api {
+            config.endhost_api = Some(v.clone());
+        }
+        if let Some(v) = &self.snap_token_file {
+            config.snap_token_file = Some(v.clone());
+        }
+        if let Some(v) = &self.cert {
+            config.cert = Some(v.clone());
+        }
+        if let Some(v) = &self.key {
+            config.key = Some(v.clone());
+        }
+        if let Some(v) = &self.client_ca {
+            config.client_ca = Some(v.clone());
+        }
+        Ok(config)
+    }
 }
 
 /// Flags of `demo`.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mqttbridge::cli::{Cli, Command};
-use mqttbridge::mode::{demo, r_proxy::RProxy, s_proxy::SProxy};
+use mqttbridge::mode::{demo, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -49,6 +49,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
             proxy.serve(shutdown_signal()).await?;
+        }
+        Command::ScionQuic(args) => {
+            let proxy = ScionQuic::bind(args.resolve()?).await?;
+            proxy.serve(shutdown_signal()).await;
         }
         Command::Demo(args) => return demo::run(args.count).await,
     }

@@ -74,3 +74,16 @@ fn flags_override_the_file() {
     assert_eq!(config.listen.as_str(), "127.0.0.1:6000");
     assert_eq!(config.broker.as_str(), "127.0.0.1:1883");
 }
+
+#[test]
+fn scion_quic_example_parses() {
+    let file: mqttbridge::config::ScionQuicConfig =
+        config::load(&example("scion-quic.toml")).expect("scion-quic.toml parses");
+    let default = mqttbridge::config::ScionQuicConfig::default();
+    assert_eq!(file.transport, default.transport);
+    assert_eq!(file.broker, default.broker);
+    assert_eq!(file.max_connections, default.max_connections);
+    assert_eq!(file.idle_timeout_ms, default.idle_timeout_ms);
+    assert_eq!(file.stream_window, default.stream_window);
+    assert!(file.cert.is_some() && file.key.is_some());
+}
