@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
     self, ConfigError, HostPort, QuicTransport, RProxyConfig, SProxyConfig, ScionQuicConfig,
-    UpstreamUrl,
+    ScionUdpConfig, UpstreamUrl,
 };
 
 const EXAMPLES: &str = "\
@@ -27,6 +27,9 @@ Examples:
 
   # The same on plain UDP/IP: MQTT over QUIC for brokers that lack it
   mqttbridge scion-quic --transport quic --listen 0.0.0.0:14567 --cert server.pem --key server.key
+
+  # SCION clients reach a QUIC-capable broker on UDP/IP; QUIC stays end to end
+  mqttbridge scion-udp --endhost-api http://10.0.0.1:48000 --broker broker.example:14567
 
   # The whole chain on this machine with a mosquitto it starts itself
   mqttbridge demo
@@ -52,6 +55,8 @@ pub enum Command {
     SProxy(SProxyArgs),
     /// Terminate MQTT over QUIC (over SCION or UDP/IP) and open MQTT/TCP to the broker.
     ScionQuic(ScionQuicArgs),
+    /// Relay datagrams between SCION clients and a QUIC-capable broker on UDP/IP.
+    ScionUdp(ScionUdpArgs),
     /// Run mosquitto, s-proxy and r-proxy on this machine and send messages through them.
     Demo(DemoArgs),
 }
@@ -145,6 +150,46 @@ impl ScionQuicArgs {
         }
         if let Some(v) = &self.client_ca {
             config.client_ca = Some(v.clone());
+        }
+        Ok(config)
+    }
+}
+
+/// Flags of `scion-udp`.
+#[derive(Debug, Args)]
+pub struct ScionUdpArgs {
+    /// TOML config file (see config/scion-udp.toml); flags below override its keys.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// SCION address to receive on, `[ISD-AS,IP]:port` [default: any port].
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// The QUIC-capable broker, UDP host:port [default: 127.0.0.1:14567].
+    #[arg(long, value_name = "HOST:PORT")]
+    pub broker: Option<HostPort>,
+    /// Endhost API of the local SCION AS.
+    #[arg(long, value_name = "URL")]
+    pub endhost_api: Option<url::Url>,
+    /// File with the SNAP token for the endhost API.
+    #[arg(long, value_name = "FILE")]
+    pub snap_token_file: Option<PathBuf>,
+}
+
+impl ScionUdpArgs {
+    /// The file's settings (or the defaults) with the flags applied.
+    pub fn resolve(&self) -> Result<ScionUdpConfig, ConfigError> {
+        let mut config: ScionUdpConfig = file_or_default(&self.config)?;
+        if let Some(v) = &self.listen {
+            config.listen = Some(v.clone());
+        }
+        if let Some(v) = &self.broker {
+            config.broker = v.clone();
+        }
+        if let Some(v) = &self.endhost_api {
+            config.endhost_api = Some(v.clone());
+        }
+        if let Some(v) = &self.snap_token_file {
+            config.snap_token_file = Some(v.clone());
         }
         Ok(config)
     }

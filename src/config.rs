@@ -372,6 +372,41 @@ impl Default for ScionQuicConfig {
     }
 }
 
+/// `scion-udp`: relays datagrams between SCION clients and a QUIC-capable
+/// broker on UDP/IP, so QUIC runs end to end.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScionUdpConfig {
+    /// SCION address to receive on, `[ISD-AS,IP]:port` (unset: any port).
+    pub listen: Option<String>,
+    /// The SCION endhost API of the local AS.
+    pub endhost_api: Option<url::Url>,
+    /// File holding the SNAP token for the endhost API.
+    pub snap_token_file: Option<std::path::PathBuf>,
+    /// Which SCION paths replies may take.
+    pub path_acl: Option<PathAcl>,
+    /// The QUIC-capable broker, UDP `host:port`.
+    pub broker: HostPort,
+    /// SCION clients relayed at once (one UDP socket each).
+    pub max_peers: NonZeroUsize,
+    /// A client silent for this long loses its mapping and socket.
+    pub idle_timeout_ms: Millis,
+}
+
+impl Default for ScionUdpConfig {
+    fn default() -> Self {
+        Self {
+            listen: None,
+            endhost_api: None,
+            snap_token_file: None,
+            path_acl: None,
+            broker: HostPort("127.0.0.1:14567".into()),
+            max_peers: nonzero(10_000),
+            idle_timeout_ms: Millis::of(120_000),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,3 +21,4 @@ pub mod proto;
 pub mod quic;
 pub mod relay;
 pub mod scion;
+pub mod udp_relay;

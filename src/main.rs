@@ -4,7 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mqttbridge::cli::{Cli, Command};
-use mqttbridge::mode::{demo, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic};
+use mqttbridge::mode::{
+    demo, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic, scion_udp::ScionUdp,
+};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -53,6 +55,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ScionQuic(args) => {
             let proxy = ScionQuic::bind(args.resolve()?).await?;
             proxy.serve(shutdown_signal()).await;
+        }
+        Command::ScionUdp(args) => {
+            let relay = ScionUdp::bind(args.resolve()?).await?;
+            relay.serve(shutdown_signal()).await;
         }
         Command::Demo(args) => return demo::run(args.count).await,
     }

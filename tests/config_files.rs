@@ -87,3 +87,14 @@ fn scion_quic_example_parses() {
     assert_eq!(file.stream_window, default.stream_window);
     assert!(file.cert.is_some() && file.key.is_some());
 }
+
+#[test]
+fn scion_udp_example_parses_to_the_defaults() {
+    let file: mqttbridge::config::ScionUdpConfig =
+        config::load(&example("scion-udp.toml")).expect("scion-udp.toml parses");
+    let default = mqttbridge::config::ScionUdpConfig::default();
+    assert_eq!(file.broker, default.broker);
+    assert_eq!(file.max_peers, default.max_peers);
+    assert_eq!(file.idle_timeout_ms, default.idle_timeout_ms);
+    assert!(file.endhost_api.is_some());
+}

@@ -5,3 +5,4 @@ pub mod demo;
 pub mod r_proxy;
 pub mod s_proxy;
 pub mod scion_quic;
+pub mod scion_udp;

@@ -1,0 +1,215 @@
+//! `scion-udp`: a datagram relay between SCION and UDP/IP. Each SCION client
+//! gets its own UDP socket towards the broker, so the broker's replies find
+//! their way back; QUIC (and its TLS) stays end to end between the client
+//! and the broker. Idle mappings expire; a client that migrates keeps its
+//! mapping (see `udp_relay::PeerTable`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use scion_stack::stack::{ScionStack, UdpScionSocket};
+use sciparse::address::ip_socket_addr::ScionSocketIpAddr;
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::config::ScionUdpConfig;
+use crate::quic::MAX_DATAGRAM;
+use crate::udp_relay::{PeerId, PeerTable, Route};
+
+type Table = Arc<Mutex<PeerTable<ScionSocketIpAddr>>>;
+
+/// Consecutive receive errors after which a socket is taken as broken.
+const MAX_RECV_ERRORS: u32 = 1000;
+
+/// One relayed client: its socket towards the broker and the task reading it.
+struct Mapping {
+    socket: Arc<UdpSocket>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+/// A bound scion-udp relay, ready to serve.
+pub struct ScionUdp {
+    scion: Arc<UdpScionSocket>,
+    _stack: ScionStack,
+    broker: SocketAddr,
+    config: ScionUdpConfig,
+}
+
+fn lock(table: &Table) -> std::sync::MutexGuard<'_, PeerTable<ScionSocketIpAddr>> {
+    // The table stays consistent even if a task panicked holding it.
+    table.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl ScionUdp {
+    /// Attaches to SCION and resolves the broker.
+    pub async fn bind(config: ScionUdpConfig) -> anyhow::Result<Self> {
+        let api = config
+            .endhost_api
+            .clone()
+            .context("scion-udp needs `endhost_api` (or --endhost-api)")?;
+        let token = config
+            .snap_token_file
+            .as_deref()
+            .map(crate::scion::read_token)
+            .transpose()?;
+        let stack = crate::scion::build_stack(api, token).await?;
+        let addr = config
+            .listen
+            .as_deref()
+            .map(|s| {
+                s.parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "`{s}` is not a SCION address like [1-ff00:0:110,10.0.0.1]:4433"
+                    )
+                })
+            })
+            .transpose()?;
+        let scion = crate::scion::bind(&stack, addr, config.path_acl.as_ref()).await?;
+        let broker = tokio::net::lookup_host(config.broker.as_str())
+            .await
+            .with_context(|| format!("resolving broker {}", config.broker))?
+            .next()
+            .with_context(|| format!("broker {} has no address", config.broker))?;
+        Ok(Self {
+            scion: Arc::new(scion),
+            _stack: stack,
+            broker,
+            config,
+        })
+    }
+
+    /// The SCION address clients send to.
+    pub fn local_addr(&self) -> ScionSocketIpAddr {
+        self.scion.local_addr()
+    }
+
+    /// Relays until `shutdown` completes.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        info!(listen = %self.local_addr(), broker = %self.broker, "scion-udp relaying");
+        let idle = self.config.idle_timeout_ms.duration();
+        let table: Table = Arc::new(Mutex::new(PeerTable::new(
+            self.config.max_peers.get(),
+            idle,
+        )));
+        let mut mappings: HashMap<PeerId, Mapping> = HashMap::new();
+        let mut janitor = tokio::time::interval(idle / 4);
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut errors = 0;
+        tokio::pin!(shutdown);
+        loop {
+            let (n, from) = tokio::select! {
+                _ = &mut shutdown => break,
+                _ = janitor.tick() => {
+                    for id in lock(&table).expire(Instant::now()) {
+                        mappings.remove(&id);
+                    }
+                    continue;
+                }
+                received = self.scion.recv_from(&mut buf) => match received {
+                    Ok(r) => {
+                        errors = 0;
+                        r
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "SCION receive failed");
+                        errors += 1;
+                        if errors >= MAX_RECV_ERRORS {
+                            warn!(error = %e, "SCION socket keeps failing, stopping");
+                            break;
+                        }
+                        continue;
+                    }
+                },
+            };
+            let datagram = &buf[..n];
+            let route = lock(&table).from_client(from, datagram, Instant::now());
+            let id = match route {
+                Route::Existing(id) => id,
+                Route::New(id) => match self.open_mapping(id, &table).await {
+                    Ok(mapping) => {
+                        debug!(client = %from, "new mapping");
+                        mappings.insert(id, mapping);
+                        id
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "cannot open a socket towards the broker");
+                        lock(&table).remove(id);
+                        continue;
+                    }
+                },
+                Route::Full => {
+                    debug!(client = %from, "relay full, datagram dropped");
+                    continue;
+                }
+            };
+            if let Some(mapping) = mappings.get(&id)
+                && let Err(e) = mapping.socket.send(datagram).await
+            {
+                debug!(error = %e, "send to broker failed");
+            }
+        }
+    }
+
+    async fn open_mapping(&self, id: PeerId, table: &Table) -> std::io::Result<Mapping> {
+        let bind = if self.broker.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket = UdpSocket::bind(bind).await?;
+        socket.connect(self.broker).await?;
+        let socket = Arc::new(socket);
+        let reader = tokio::spawn(relay_replies(
+            id,
+            socket.clone(),
+            self.scion.clone(),
+            table.clone(),
+        ));
+        Ok(Mapping { socket, reader })
+    }
+}
+
+/// Sends every datagram the broker writes to this mapping back to its client.
+async fn relay_replies(
+    id: PeerId,
+    socket: Arc<UdpSocket>,
+    scion: Arc<UdpScionSocket>,
+    table: Table,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut errors = 0;
+    loop {
+        let n = match socket.recv(&mut buf).await {
+            Ok(n) => {
+                errors = 0;
+                n
+            }
+            // E.g. ICMP port unreachable from a broker that is down: QUIC
+            // retransmits, so keep the mapping.
+            Err(e) => {
+                debug!(error = %e, "broker receive failed");
+                errors += 1;
+                if errors >= MAX_RECV_ERRORS {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Some(client) = lock(&table).from_broker(id, &buf[..n], Instant::now()) else {
+            return;
+        };
+        if let Err(e) = scion.send_to(&buf[..n], client).await {
+            debug!(%client, error = %e, "send to client failed");
+        }
+    }
+}
