@@ -13,7 +13,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Mosquitto {
     child: Child,
     addr: SocketAddr,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// A directory removed on drop (mosquitto's config file lives there).
@@ -61,7 +61,7 @@ impl Mosquitto {
             let mut broker = Mosquitto {
                 child,
                 addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                _dir: dir,
+                dir,
             };
             if broker.wait_ready().await? {
                 return Ok(broker);
@@ -84,6 +84,25 @@ impl Mosquitto {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the broker and starts it again on the same port and config.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill();
+        let conf = self.dir.0.join("mosquitto.conf");
+        self.child = Command::new(find_mosquitto()?)
+            .arg("-c")
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        anyhow::ensure!(
+            self.wait_ready().await?,
+            "mosquitto did not restart on port {}",
+            self.addr.port()
+        );
+        Ok(())
     }
 
     /// True once a TCP connect succeeds; false if the process exited (port

@@ -1,10 +1,12 @@
-//! MQTT client side: transports (TCP, QUIC, QUIC over SCION) and a
-//! packet-level connection that the demo and the tests use to speak exact
-//! MQTT through the proxies.
+//! MQTT client side: the client library ([`Client`]) over TCP, QUIC and
+//! QUIC over SCION, plus a packet-level [`Connection`] that tests use to
+//! speak exact MQTT through the proxies.
 
 mod connection;
 pub mod exchange;
 pub mod packets;
+mod session;
 pub mod transport;
 
 pub use connection::{Connection, ConnectionError};
+pub use session::{Client, ClientError, ClientOptions, Message, Messages, Reconnect};

@@ -89,6 +89,24 @@ pub fn subscribe(
     })
 }
 
+/// UNSUBSCRIBE from one filter.
+pub fn unsubscribe(version: Version, packet_id: u16, filter: &str) -> Result<Packet, MqttError> {
+    Ok(match version {
+        Version::V3_1_1 => Packet::V3_1_1Unsubscribe(
+            v3_1_1::Unsubscribe::builder()
+                .packet_id(packet_id)
+                .entries(vec![filter])?
+                .build()?,
+        ),
+        Version::V5 => Packet::V5_0Unsubscribe(
+            v5_0::Unsubscribe::builder()
+                .packet_id(packet_id)
+                .entries(vec![filter])?
+                .build()?,
+        ),
+    })
+}
+
 /// PUBLISH; `packet_id` is used for QoS 1 and 2 only. `properties` only
 /// apply to MQTT 5.
 pub fn publish(
