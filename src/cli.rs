@@ -31,6 +31,11 @@ Examples:
   # SCION clients reach a QUIC-capable broker on UDP/IP; QUIC stays end to end
   mqttbridge scion-udp --endhost-api http://10.0.0.1:48000 --broker broker.example:14567
 
+  # Publish and subscribe, mosquitto_pub/sub style, over any transport
+  mqttbridge sub -L quic://broker.example:14567 --cafile ca.pem -t 'sensors/#' -v
+  mqttbridge pub -L scion-quic://[1-ff00:0:110,10.0.0.2]:4433 --endhost-api http://10.0.1.1:48000 \
+      --cafile ca.pem -t sensors/1 -m 21.5 -q 1
+
   # The whole chain on this machine with a mosquitto it starts itself
   mqttbridge demo
 
@@ -57,6 +62,10 @@ pub enum Command {
     ScionQuic(ScionQuicArgs),
     /// Relay datagrams between SCION clients and a QUIC-capable broker on UDP/IP.
     ScionUdp(ScionUdpArgs),
+    /// Publish one message (like mosquitto_pub) over tcp, quic or scion-quic.
+    Pub(PubArgs),
+    /// Subscribe and print messages (like mosquitto_sub) over tcp, quic or scion-quic.
+    Sub(SubArgs),
     /// Run mosquitto, s-proxy and r-proxy on this machine and send messages through them.
     Demo(DemoArgs),
 }
@@ -193,6 +202,94 @@ impl ScionUdpArgs {
         }
         Ok(config)
     }
+}
+
+/// Connection flags shared by `pub` and `sub`.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Where to connect: tcp://host:port, quic://host:port or
+    /// scion-quic://[ISD-AS,IP]:port.
+    #[arg(long, short = 'L', default_value = "tcp://127.0.0.1:1883")]
+    pub url: String,
+    /// MQTT version: 311 or 5.
+    #[arg(short = 'V', long = "protocol-version", default_value = "5", value_parser = ["311", "5", "mqttv311", "mqttv5"])]
+    pub protocol_version: String,
+    /// Client id [default: mqttbridge-<random>].
+    #[arg(short = 'i', long = "id")]
+    pub client_id: Option<String>,
+    /// Keep-alive in seconds.
+    #[arg(short = 'k', long, default_value_t = 60)]
+    pub keepalive: u64,
+    /// PEM CA bundle to check the server's certificate (QUIC).
+    #[arg(long, value_name = "FILE")]
+    pub cafile: Option<PathBuf>,
+    /// Do not check the server's certificate (QUIC; testing only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// PEM client certificate for mutual TLS (QUIC).
+    #[arg(long, value_name = "FILE")]
+    pub cert: Option<PathBuf>,
+    /// PEM client key for mutual TLS (QUIC).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// TLS server name [default: the URL's host; localhost for SCION].
+    #[arg(long)]
+    pub server_name: Option<String>,
+    /// Endhost API of the local SCION AS (scion-quic).
+    #[arg(long, value_name = "URL")]
+    pub endhost_api: Option<url::Url>,
+    /// File with the SNAP token for the endhost API (scion-quic).
+    #[arg(long, value_name = "FILE")]
+    pub snap_token_file: Option<PathBuf>,
+}
+
+/// Flags of `pub`.
+#[derive(Debug, Args)]
+pub struct PubArgs {
+    /// Connection settings.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Topic to publish to.
+    #[arg(short = 't', long)]
+    pub topic: String,
+    /// Message payload.
+    #[arg(short = 'm', long, conflicts_with = "file")]
+    pub message: Option<String>,
+    /// Send the contents of a file as the payload.
+    #[arg(short = 'f', long)]
+    pub file: Option<PathBuf>,
+    /// QoS 0, 1 or 2.
+    #[arg(short = 'q', long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+    /// Retain the message.
+    #[arg(short = 'r', long)]
+    pub retain: bool,
+    /// Publish the message this many times.
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+}
+
+/// Flags of `sub`.
+#[derive(Debug, Args)]
+pub struct SubArgs {
+    /// Connection settings.
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Topic filter; repeat for several.
+    #[arg(short = 't', long = "topic", required = true)]
+    pub topics: Vec<String>,
+    /// QoS to subscribe with.
+    #[arg(short = 'q', long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: u8,
+    /// Exit after this many messages.
+    #[arg(short = 'C', long)]
+    pub count: Option<u64>,
+    /// Exit after this many seconds without the expected messages (error).
+    #[arg(short = 'W', long)]
+    pub timeout: Option<u64>,
+    /// Print the topic before each payload.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
 }
 
 /// Flags of `demo`.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mqttbridge::cli::{Cli, Command};
 use mqttbridge::mode::{
-    demo, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic, scion_udp::ScionUdp,
+    demo, pubsub, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic, scion_udp::ScionUdp,
 };
 use tracing_subscriber::EnvFilter;
 
@@ -13,7 +13,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own story; proxies log at info unless RUST_LOG says otherwise.
     let default_level = match cli.command {
-        Command::Demo(_) => "warn",
+        Command::Demo(_) | Command::Pub(_) | Command::Sub(_) => "warn",
         _ => "info",
     };
     tracing_subscriber::fmt()
@@ -60,6 +60,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let relay = ScionUdp::bind(args.resolve()?).await?;
             relay.serve(shutdown_signal()).await;
         }
+        Command::Pub(args) => return pubsub::publish(args).await,
+        Command::Sub(args) => return pubsub::subscribe(args).await,
         Command::Demo(args) => return demo::run(args.count).await,
     }
     Ok(ExitCode::SUCCESS)

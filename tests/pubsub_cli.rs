@@ -1,0 +1,149 @@
+//! `mqttbridge pub` and `sub` as a user runs them, against a real mosquitto
+//! directly and through the project's QUIC listener.
+
+mod common;
+
+use std::process::Output;
+
+use mqttbridge::certs;
+use mqttbridge::config::{QuicTransport, ScionQuicConfig};
+use mqttbridge::mode::scion_quic::ScionQuic;
+use mqttbridge::mosquitto::Mosquitto;
+
+async fn run(args: Vec<String>) -> Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(&args)
+        .kill_on_drop(true)
+        .output();
+    common::bounded("mqttbridge pub/sub", child)
+        .await
+        .expect("binary runs")
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+#[tokio::test]
+async fn retained_publish_then_subscribe_over_tcp() {
+    let broker = Mosquitto::start("").await.unwrap();
+    let url = format!("tcp://{}", broker.addr());
+    let out = run(strings(&[
+        "pub",
+        "-L",
+        &url,
+        "-V",
+        "311",
+        "-t",
+        "cli/t",
+        "-m",
+        "hello cli",
+        "-q",
+        "1",
+        "-r",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(strings(&[
+        "sub", "-L", &url, "-t", "cli/#", "-C", "1", "-W", "10", "-v",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cli/t hello cli\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_and_subscribe_over_quic() {
+    let broker = Mosquitto::start("").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
+    let proxy = ScionQuic::bind(ScionQuicConfig {
+        transport: QuicTransport::Quic,
+        listen: Some("127.0.0.1:0".into()),
+        broker: broker.addr().to_string().parse().unwrap(),
+        cert: Some(certs.server_cert.clone()),
+        key: Some(certs.server_key.clone()),
+        ..ScionQuicConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = format!("quic://{}", proxy.local_addr());
+    tokio::spawn(proxy.serve(std::future::pending()));
+    let ca = certs.ca.display().to_string();
+    let out = run(strings(&[
+        "pub",
+        "-L",
+        &url,
+        "--cafile",
+        &ca,
+        "--server-name",
+        "localhost",
+        "-t",
+        "q/t",
+        "-m",
+        "over quic",
+        "-q",
+        "2",
+        "-r",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(strings(&[
+        "sub",
+        "-L",
+        &url,
+        "--cafile",
+        &ca,
+        "--server-name",
+        "localhost",
+        "-t",
+        "q/t",
+        "-C",
+        "1",
+        "-W",
+        "10",
+    ]))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "over quic\n");
+}
+
+#[tokio::test]
+async fn clear_errors_for_bad_url_and_timeout() {
+    let out = run(strings(&["pub", "-L", "ftp://x:1", "-t", "a", "-m", "b"])).await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unknown scheme"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let broker = Mosquitto::start("").await.unwrap();
+    let url = format!("tcp://{}", broker.addr());
+    let out = run(strings(&[
+        "sub", "-L", &url, "-t", "silent", "-C", "1", "-W", "1",
+    ]))
+    .await;
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("timed out"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
