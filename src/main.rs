@@ -13,7 +13,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo prints its own story; proxies log at info unless RUST_LOG says otherwise.
     let default_level = match cli.command {
-        Command::Demo(_) | Command::Pub(_) | Command::Sub(_) => "warn",
+        // scion-stack warns whenever a stack is dropped, which these
+        // short-lived commands do on purpose.
+        Command::Demo(_) | Command::Pub(_) | Command::Sub(_) => "warn,scion_stack=error",
         _ => "info",
     };
     tracing_subscriber::fmt()

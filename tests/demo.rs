@@ -16,7 +16,16 @@ fn demo_delivers_every_message() {
         "{stdout}"
     );
     assert!(stdout.contains("demo: all messages arrived"), "{stdout}");
-    for topic in ["demo/v3.1.1/qos0", "demo/v3.1.1/qos2", "demo/v5.0/qos1"] {
+    assert!(
+        stdout.contains("6 messages published over SCION and received"),
+        "{stdout}"
+    );
+    for topic in [
+        "demo/v3.1.1/qos0",
+        "demo/v3.1.1/qos2",
+        "demo/v5.0/qos1",
+        "demo/scion/qos2",
+    ] {
         assert!(stdout.contains(topic), "{topic} in {stdout}");
     }
 }
