@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what is missing, then runs every test
-# (unit, property, integration against real mosquitto, the demo) and ends
+# (unit, property, integration against real mosquitto, QUIC and SCION, the
+# demo, documentation examples) and ends
 # with one total line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,7 +11,7 @@ command -v mosquitto >/dev/null 2>&1 || export PATH="$PATH:/usr/sbin"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test --locked --all-targets 2>&1 | tee "$log" || status=$?
+{ cargo test --locked --all-targets && cargo test --locked --doc; } 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ {
        for (i = 1; i <= NF; i++) {
          if ($(i+1) ~ /^passed/) p += $i

@@ -174,6 +174,7 @@ impl<'de> Deserialize<'de> for UpstreamUrl {
 pub struct Millis(pub NonZeroU32);
 
 impl Millis {
+    /// Only used in `const` blocks, so a zero is a compile error.
     const fn of(ms: u32) -> Self {
         match NonZeroU32::new(ms) {
             Some(v) => Millis(v),
@@ -187,6 +188,7 @@ impl Millis {
     }
 }
 
+/// Only used in `const` blocks, so a zero is a compile error.
 const fn nonzero(v: usize) -> NonZeroUsize {
     match NonZeroUsize::new(v) {
         Some(v) => v,
@@ -194,6 +196,7 @@ const fn nonzero(v: usize) -> NonZeroUsize {
     }
 }
 
+/// Only used in `const` blocks, so a zero is a compile error.
 const fn nonzero32(v: u32) -> NonZeroU32 {
     match NonZeroU32::new(v) {
         Some(v) => v,
@@ -231,13 +234,13 @@ impl Default for RProxyConfig {
         Self {
             listen: HostPort("0.0.0.0:1883".into()),
             upstream: vec![UpstreamUrl("http://127.0.0.1:50516".into())],
-            max_connections: nonzero(10_000),
-            max_packet_size: nonzero32(DEFAULT_MAX_PACKET_SIZE),
-            connect_timeout_ms: Millis::of(10_000),
-            upstream_connect_timeout_ms: Millis::of(5_000),
-            upstream_retry_ms: Millis::of(2_000),
-            drain_timeout_ms: Millis::of(5_000),
-            queue_depth: nonzero(64),
+            max_connections: const { nonzero(10_000) },
+            max_packet_size: const { nonzero32(DEFAULT_MAX_PACKET_SIZE) },
+            connect_timeout_ms: const { Millis::of(10_000) },
+            upstream_connect_timeout_ms: const { Millis::of(5_000) },
+            upstream_retry_ms: const { Millis::of(2_000) },
+            drain_timeout_ms: const { Millis::of(5_000) },
+            queue_depth: const { nonzero(64) },
         }
     }
 }
@@ -267,11 +270,11 @@ impl Default for SProxyConfig {
         Self {
             listen: HostPort("[::]:50516".into()),
             broker: HostPort("127.0.0.1:1883".into()),
-            max_sessions: nonzero32(10_000),
-            max_packet_size: nonzero32(DEFAULT_MAX_PACKET_SIZE),
-            connect_timeout_ms: Millis::of(10_000),
-            broker_connect_timeout_ms: Millis::of(5_000),
-            queue_depth: nonzero(64),
+            max_sessions: const { nonzero32(10_000) },
+            max_packet_size: const { nonzero32(DEFAULT_MAX_PACKET_SIZE) },
+            connect_timeout_ms: const { Millis::of(10_000) },
+            broker_connect_timeout_ms: const { Millis::of(5_000) },
+            queue_depth: const { nonzero(64) },
         }
     }
 }
@@ -361,13 +364,13 @@ impl Default for ScionQuicConfig {
             cert: None,
             key: None,
             client_ca: None,
-            max_connections: nonzero(10_000),
-            max_packet_size: nonzero32(DEFAULT_MAX_PACKET_SIZE),
-            connect_timeout_ms: Millis::of(10_000),
-            broker_connect_timeout_ms: Millis::of(5_000),
-            idle_timeout_ms: Millis::of(120_000),
-            stream_window: nonzero32(2 * 1024 * 1024),
-            retry_token_lifetime_ms: Millis::of(30_000),
+            max_connections: const { nonzero(10_000) },
+            max_packet_size: const { nonzero32(DEFAULT_MAX_PACKET_SIZE) },
+            connect_timeout_ms: const { Millis::of(10_000) },
+            broker_connect_timeout_ms: const { Millis::of(5_000) },
+            idle_timeout_ms: const { Millis::of(120_000) },
+            stream_window: const { nonzero32(2 * 1024 * 1024) },
+            retry_token_lifetime_ms: const { Millis::of(30_000) },
         }
     }
 }
@@ -401,8 +404,8 @@ impl Default for ScionUdpConfig {
             snap_token_file: None,
             path_acl: None,
             broker: HostPort("127.0.0.1:14567".into()),
-            max_peers: nonzero(10_000),
-            idle_timeout_ms: Millis::of(120_000),
+            max_peers: const { nonzero(10_000) },
+            idle_timeout_ms: const { Millis::of(120_000) },
         }
     }
 }

@@ -24,11 +24,6 @@ impl Gauge {
     pub fn watch(&self) -> watch::Receiver<usize> {
         self.0.subscribe()
     }
-
-    /// The count now.
-    pub fn get(&self) -> usize {
-        *self.0.borrow()
-    }
 }
 
 /// Holds one unit of a [`Gauge`].

@@ -75,11 +75,6 @@ impl Mosquitto {
         self.addr
     }
 
-    /// The process id, for fault injection (SIGSTOP, kill).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// Kills the broker now.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -53,9 +53,4 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
             }
         }
     }
-
-    /// Whether bytes that were read are still waiting to be framed.
-    pub fn has_buffered(&self) -> bool {
-        !self.buf.is_empty()
-    }
 }
