@@ -42,6 +42,38 @@ pub async fn bind(
         .context("binding a SCION UDP socket")
 }
 
+/// Where and how a server-side mode attaches to SCION (from its config).
+pub struct Attachment<'a> {
+    /// Endhost API of the local AS.
+    pub endhost_api: Option<&'a url::Url>,
+    /// File with the SNAP token.
+    pub snap_token_file: Option<&'a std::path::Path>,
+    /// SCION address to bind, `[ISD-AS,IP]:port`; any port when `None`.
+    pub listen: Option<&'a str>,
+    /// Path ACL for the socket.
+    pub path_acl: Option<&'a PathAcl>,
+}
+
+/// Builds the stack and binds the socket a server-side mode listens on.
+pub async fn attach(at: Attachment<'_>) -> anyhow::Result<(ScionStack, UdpScionSocket)> {
+    let api = at
+        .endhost_api
+        .cloned()
+        .context("SCION needs `endhost_api` (or --endhost-api)")?;
+    let token = at.snap_token_file.map(read_token).transpose()?;
+    let stack = build_stack(api, token).await?;
+    let addr = at
+        .listen
+        .map(|s| {
+            s.parse::<ScionSocketIpAddr>().map_err(|_| {
+                anyhow::anyhow!("`{s}` is not a SCION address like [1-ff00:0:110,10.0.0.1]:4433")
+            })
+        })
+        .transpose()?;
+    let socket = bind(&stack, addr, at.path_acl).await?;
+    Ok((stack, socket))
+}
+
 /// Reads a SNAP token file (surrounding white space removed).
 pub fn read_token(path: &std::path::Path) -> anyhow::Result<String> {
     let token = std::fs::read_to_string(path)

@@ -75,28 +75,13 @@ impl ScionQuic {
                 )?)
             }
             QuicTransport::Scion => {
-                let api = config
-                    .endhost_api
-                    .clone()
-                    .context("transport = \"scion\" needs `endhost_api` (or --endhost-api)")?;
-                let token = config
-                    .snap_token_file
-                    .as_deref()
-                    .map(crate::scion::read_token)
-                    .transpose()?;
-                let stack = crate::scion::build_stack(api, token).await?;
-                let addr = config
-                    .listen
-                    .as_deref()
-                    .map(|s| {
-                        s.parse().map_err(|_| {
-                            anyhow::anyhow!(
-                                "`{s}` is not a SCION address like [1-ff00:0:110,10.0.0.1]:4433"
-                            )
-                        })
-                    })
-                    .transpose()?;
-                let socket = crate::scion::bind(&stack, addr, config.path_acl.as_ref()).await?;
+                let (stack, socket) = crate::scion::attach(crate::scion::Attachment {
+                    endhost_api: config.endhost_api.as_ref(),
+                    snap_token_file: config.snap_token_file.as_deref(),
+                    listen: config.listen.as_deref(),
+                    path_acl: config.path_acl.as_ref(),
+                })
+                .await?;
                 Listener::Scion(
                     QuicListener::new(socket, quic, max, ACCEPT_BACKLOG, lifetime)?,
                     stack,

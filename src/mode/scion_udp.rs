@@ -53,28 +53,13 @@ fn lock(table: &Table) -> std::sync::MutexGuard<'_, PeerTable<ScionSocketIpAddr>
 impl ScionUdp {
     /// Attaches to SCION and resolves the broker.
     pub async fn bind(config: ScionUdpConfig) -> anyhow::Result<Self> {
-        let api = config
-            .endhost_api
-            .clone()
-            .context("scion-udp needs `endhost_api` (or --endhost-api)")?;
-        let token = config
-            .snap_token_file
-            .as_deref()
-            .map(crate::scion::read_token)
-            .transpose()?;
-        let stack = crate::scion::build_stack(api, token).await?;
-        let addr = config
-            .listen
-            .as_deref()
-            .map(|s| {
-                s.parse().map_err(|_| {
-                    anyhow::anyhow!(
-                        "`{s}` is not a SCION address like [1-ff00:0:110,10.0.0.1]:4433"
-                    )
-                })
-            })
-            .transpose()?;
-        let scion = crate::scion::bind(&stack, addr, config.path_acl.as_ref()).await?;
+        let (stack, scion) = crate::scion::attach(crate::scion::Attachment {
+            endhost_api: config.endhost_api.as_ref(),
+            snap_token_file: config.snap_token_file.as_deref(),
+            listen: config.listen.as_deref(),
+            path_acl: config.path_acl.as_ref(),
+        })
+        .await?;
         let broker = tokio::net::lookup_host(config.broker.as_str())
             .await
             .with_context(|| format!("resolving broker {}", config.broker))?
