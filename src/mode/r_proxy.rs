@@ -19,7 +19,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::codec::{Version, accept_connect, client_id, replies};
+use crate::codec::{Version, client_id, replies};
 use crate::config::RProxyConfig;
 use crate::convert::packet_to_payload;
 use crate::gauge::Gauge;
@@ -28,8 +28,8 @@ use crate::proto::mqtt::mqtt_stream_message::Payload;
 use crate::proto::mqtt::session_control::ControlType;
 use crate::proto::mqtt::{MessageDirection, SessionControl};
 use crate::relay::{
-    InboundEnd, OutboundEnd, PacketReader, envelope, pump_envelopes_to_writer,
-    pump_reader_to_envelopes,
+    ClientConnect, InboundEnd, OutboundEnd, PacketReader, envelope, pump_envelopes_to_writer,
+    pump_reader_to_envelopes, receive_connect,
 };
 
 struct Shared {
@@ -125,31 +125,22 @@ enum FirstEnd {
 async fn serve_client(stream: TcpStream, shared: &Shared) {
     let config = &shared.config;
     let _ = stream.set_nodelay(true);
-    let (rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = stream.into_split();
+    let Some(ClientConnect {
+        version,
+        packet: connect,
+        ..
+    }) = receive_connect(
+        &mut rd,
+        &mut wr,
+        config.connect_timeout_ms.duration(),
+        config.max_packet_size.get(),
+    )
+    .await
+    else {
+        return;
+    };
     let mut reader = PacketReader::new(rd, config.max_packet_size.get());
-
-    let raw = match timeout(config.connect_timeout_ms.duration(), reader.next()).await {
-        Ok(Ok(Some(raw))) => raw,
-        Ok(Ok(None)) => return,
-        Ok(Err(e)) => {
-            debug!(error = %e, "bad first packet");
-            return;
-        }
-        Err(_) => {
-            debug!("no CONNECT in time");
-            return;
-        }
-    };
-    let (version, connect) = match accept_connect(&raw) {
-        Ok(accepted) => accepted,
-        Err(refusal) => {
-            debug!(?refusal, "first packet refused");
-            if let Some(reply) = refusal.reply() {
-                let _ = wr.write_all(&reply).await;
-            }
-            return;
-        }
-    };
     let client_id = client_id(&connect).to_string();
 
     let session_id = new_session_id();

@@ -17,11 +17,11 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::codec::{accept_connect, client_id, replies};
+use crate::codec::{client_id, replies};
 use crate::config::{QuicTransport, ScionQuicConfig};
 use crate::gauge::Gauge;
 use crate::quic::{Accepted, DatagramSocket, QuicLimits, QuicListener, ServerTls, server_config};
-use crate::relay::read_first_packet;
+use crate::relay::{ClientConnect, receive_connect};
 
 /// Established connections waiting for their session task.
 const ACCEPT_BACKLOG: usize = 128;
@@ -154,43 +154,29 @@ async fn accept_loop<S: DatagramSocket>(
 
 async fn serve_connection<A>(accepted: Accepted<A>, config: &ScionQuicConfig, sessions: &Gauge) {
     let Accepted {
-        mut stream,
-        peer_cert,
-        ..
+        stream, peer_cert, ..
     } = accepted;
     if config.client_ca.is_some() && peer_cert.is_none() {
         // Dropping the stream ends the QUIC connection.
         warn!("client presented no certificate, refused");
         return;
     }
-    let first = timeout(
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    let Some(ClientConnect {
+        wire,
+        version,
+        packet: connect,
+    }) = receive_connect(
+        &mut rd,
+        &mut wr,
         config.connect_timeout_ms.duration(),
-        read_first_packet(&mut stream, config.max_packet_size.get()),
+        config.max_packet_size.get(),
     )
-    .await;
-    let (wire, raw) = match first {
-        Ok(Ok(Some(first))) => first,
-        Ok(Ok(None)) => return,
-        Ok(Err(e)) => {
-            debug!(error = %e, "bad first packet");
-            return;
-        }
-        Err(_) => {
-            debug!("no CONNECT in time");
-            return;
-        }
+    .await
+    else {
+        return;
     };
-    let (version, connect) = match accept_connect(&raw) {
-        Ok(accepted) => accepted,
-        Err(refusal) => {
-            debug!(?refusal, "first packet refused");
-            if let Some(reply) = refusal.reply() {
-                let _ = stream.write_all(&reply).await;
-                let _ = stream.shutdown().await;
-            }
-            return;
-        }
-    };
+    let mut stream = rd.unsplit(wr);
     let broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
         TcpStream::connect(config.broker.as_str()),

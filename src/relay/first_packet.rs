@@ -2,11 +2,67 @@
 //! for modes that inspect the CONNECT and then relay the stream's bytes
 //! untouched.
 
+use std::time::Duration;
+
 use mqtt_protocol_core::mqtt::connection::RawPacket;
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::debug;
 
 use super::ReadError;
-use crate::codec::{CodecError, Framer};
+use crate::codec::{CodecError, Framer, Packet, Version, accept_connect};
+
+/// A client's accepted CONNECT.
+pub struct ClientConnect {
+    /// Its bytes as the client sent them.
+    pub wire: Vec<u8>,
+    /// The MQTT version it asks for.
+    pub version: Version,
+    /// The decoded packet.
+    pub packet: Packet,
+}
+
+/// Reads a new client's CONNECT within `time_limit` and checks it. A
+/// refused CONNECT gets its answer (CONNACK 0x01, or a v5 reason code) on
+/// `wr`; then, as on timeout or a closed stream, `None`.
+pub async fn receive_connect<R, W>(
+    rd: &mut R,
+    wr: &mut W,
+    time_limit: Duration,
+    max_packet_size: u32,
+) -> Option<ClientConnect>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (wire, raw) =
+        match tokio::time::timeout(time_limit, read_first_packet(rd, max_packet_size)).await {
+            Ok(Ok(Some(first))) => first,
+            Ok(Ok(None)) => return None,
+            Ok(Err(e)) => {
+                debug!(error = %e, "bad first packet");
+                return None;
+            }
+            Err(_) => {
+                debug!("no CONNECT in time");
+                return None;
+            }
+        };
+    match accept_connect(&raw) {
+        Ok((version, packet)) => Some(ClientConnect {
+            wire,
+            version,
+            packet,
+        }),
+        Err(refusal) => {
+            debug!(?refusal, "first packet refused");
+            if let Some(reply) = refusal.reply() {
+                let _ = wr.write_all(&reply).await;
+                let _ = wr.shutdown().await;
+            }
+            None
+        }
+    }
+}
 
 /// The first packet: its wire bytes and the framed packet. `Ok(None)` when
 /// the stream ends before the first byte.

@@ -9,7 +9,7 @@ mod first_packet;
 mod packet_reader;
 mod pumps;
 
-pub use first_packet::read_first_packet;
+pub use first_packet::{ClientConnect, read_first_packet, receive_connect};
 pub use packet_reader::{PacketReader, ReadError};
 pub use pumps::{
     InboundEnd, OutboundEnd, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
