@@ -36,6 +36,9 @@ Examples:
   mqttbridge pub -L scion-quic://[1-ff00:0:110,10.0.0.2]:4433 --endhost-api http://10.0.1.1:48000 \
       --cafile ca.pem -t sensors/1 -m 21.5 -q 1
 
+  # Check a config file before (re)starting a service
+  mqttbridge check-config scion-quic /etc/mqttbridge/scion-quic.toml
+
   # The whole chain on this machine with a mosquitto it starts itself
   mqttbridge demo
 
@@ -46,9 +49,34 @@ Logging follows RUST_LOG (default: info), e.g. RUST_LOG=mqttbridge=debug.";
 #[derive(Debug, Parser)]
 #[command(name = "mqttbridge", version, after_help = EXAMPLES)]
 pub struct Cli {
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The modes a config file can be checked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConfigKind {
+    /// config/edge.toml
+    RProxy,
+    /// config/cloud.toml
+    SProxy,
+    /// config/scion-quic.toml
+    ScionQuic,
+    /// config/scion-udp.toml
+    ScionUdp,
 }
 
 /// The modes.
@@ -62,6 +90,14 @@ pub enum Command {
     ScionQuic(ScionQuicArgs),
     /// Relay datagrams between SCION clients and a QUIC-capable broker on UDP/IP.
     ScionUdp(ScionUdpArgs),
+    /// Check a config file without starting anything.
+    CheckConfig {
+        /// Which mode the file is for.
+        #[arg(value_enum)]
+        mode: ConfigKind,
+        /// The TOML file.
+        file: PathBuf,
+    },
     /// Publish one message (like mosquitto_pub) over tcp, quic or scion-quic.
     Pub(PubArgs),
     /// Subscribe and print messages (like mosquitto_sub) over tcp, quic or scion-quic.
@@ -290,6 +326,20 @@ pub struct SubArgs {
     /// Print the topic before each payload.
     #[arg(short = 'v', long)]
     pub verbose: bool,
+}
+
+/// Checks a config file for `mode`: it parses and holds what the mode needs.
+pub fn check_config(mode: ConfigKind, file: &std::path::Path) -> anyhow::Result<()> {
+    match mode {
+        ConfigKind::RProxy => config::load::<RProxyConfig>(file)?.validate(),
+        ConfigKind::SProxy => {
+            config::load::<SProxyConfig>(file)?;
+            Ok(())
+        }
+        ConfigKind::ScionQuic => config::load::<ScionQuicConfig>(file)?.validate(),
+        ConfigKind::ScionUdp => config::load::<ScionUdpConfig>(file)?.validate(),
+    }
+    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
 /// Flags of `demo`.

@@ -245,6 +245,14 @@ impl Default for RProxyConfig {
     }
 }
 
+impl RProxyConfig {
+    /// Checks what parsing cannot: there is somewhere to send clients.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(!self.upstream.is_empty(), "`upstream` lists no s-proxy");
+        Ok(())
+    }
+}
+
 /// `s-proxy`: serves `MqttRelayService` and opens MQTT/TCP to the broker.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -375,6 +383,24 @@ impl Default for ScionQuicConfig {
     }
 }
 
+impl ScionQuicConfig {
+    /// Checks what parsing cannot: certificate files named, SCION settings
+    /// present for the SCION transport.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.cert.is_some() && self.key.is_some(),
+            "scion-quic needs a server certificate: set `cert` and `key` (or --cert/--key)"
+        );
+        if self.transport == QuicTransport::Scion {
+            anyhow::ensure!(
+                self.endhost_api.is_some(),
+                "transport = \"scion\" needs `endhost_api` (or --endhost-api)"
+            );
+        }
+        Ok(())
+    }
+}
+
 /// `scion-udp`: relays datagrams between SCION clients and a QUIC-capable
 /// broker on UDP/IP, so QUIC runs end to end.
 #[derive(Debug, Clone, Deserialize)]
@@ -407,6 +433,17 @@ impl Default for ScionUdpConfig {
             max_peers: const { nonzero(10_000) },
             idle_timeout_ms: const { Millis::of(120_000) },
         }
+    }
+}
+
+impl ScionUdpConfig {
+    /// Checks what parsing cannot: the SCION endhost API is set.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.endhost_api.is_some(),
+            "scion-udp needs `endhost_api` (or --endhost-api)"
+        );
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mqttbridge::cli::{Cli, Command};
+use mqttbridge::cli::{Cli, Command, LogFormat, check_config};
 use mqttbridge::mode::{
     demo, pubsub, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic, scion_udp::ScionUdp,
 };
@@ -18,12 +18,15 @@ fn main() -> ExitCode {
         Command::Demo(_) | Command::Pub(_) | Command::Sub(_) => "warn,scion_stack=error",
         _ => "info",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -61,6 +64,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::ScionUdp(args) => {
             let relay = ScionUdp::bind(args.resolve()?).await?;
             relay.serve(shutdown_signal()).await;
+        }
+        Command::CheckConfig { mode, file } => {
+            check_config(mode, &file)?;
+            println!("{}: ok", file.display());
         }
         Command::Pub(args) => return pubsub::publish(args).await,
         Command::Sub(args) => return pubsub::subscribe(args).await,

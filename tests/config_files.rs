@@ -98,3 +98,68 @@ fn scion_udp_example_parses_to_the_defaults() {
     assert_eq!(file.idle_timeout_ms, default.idle_timeout_ms);
     assert!(file.endhost_api.is_some());
 }
+
+#[test]
+fn check_config_accepts_every_example_and_names_what_is_missing() {
+    for (mode, file) in [
+        ("r-proxy", "edge.toml"),
+        ("s-proxy", "cloud.toml"),
+        ("scion-quic", "scion-quic.toml"),
+        ("scion-udp", "scion-udp.toml"),
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+            .args(["check-config", mode])
+            .arg(example(file))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{mode} {file}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(String::from_utf8_lossy(&output.stdout).ends_with(": ok\n"));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("quic.toml");
+    std::fs::write(&path, "transport = \"quic\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["check-config", "scion-quic"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("quic.toml") && stderr.contains("`cert`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    // s-proxy logs one line as soon as it serves.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["--log-format", "json", "s-proxy", "--listen", "127.0.0.1:0"])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut first = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut first);
+        let _ = tx.send(first);
+    });
+    let first = rx.recv_timeout(std::time::Duration::from_secs(10));
+    let _ = child.kill();
+    let _ = child.wait();
+    let first = first.expect("a log line within 10 s");
+    assert!(
+        first.starts_with('{') && first.trim_end().ends_with('}'),
+        "{first}"
+    );
+    assert!(first.contains("\"message\":\"s-proxy serving\""), "{first}");
+}

@@ -47,6 +47,7 @@ pub struct RProxy {
 impl RProxy {
     /// Binds the MQTT listener and prepares the s-proxy channels.
     pub async fn bind(config: RProxyConfig) -> anyhow::Result<Self> {
+        config.validate()?;
         let listener = TcpListener::bind(config.listen.as_str())
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

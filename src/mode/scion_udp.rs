@@ -53,6 +53,7 @@ fn lock(table: &Table) -> std::sync::MutexGuard<'_, PeerTable<ScionSocketIpAddr>
 impl ScionUdp {
     /// Attaches to SCION and resolves the broker.
     pub async fn bind(config: ScionUdpConfig) -> anyhow::Result<Self> {
+        config.validate()?;
         let (stack, scion) = crate::scion::attach(crate::scion::Attachment {
             endhost_api: config.endhost_api.as_ref(),
             snap_token_file: config.snap_token_file.as_deref(),
