@@ -227,6 +227,9 @@ pub struct RProxyConfig {
     pub drain_timeout_ms: Millis,
     /// Packets buffered per connection and direction before reading pauses.
     pub queue_depth: NonZeroUsize,
+    /// On SIGTERM, how long open connections may go on before they are
+    /// closed (MQTT 5 clients get DISCONNECT 0x8B).
+    pub shutdown_grace_ms: Millis,
 }
 
 impl Default for RProxyConfig {
@@ -241,6 +244,7 @@ impl Default for RProxyConfig {
             upstream_retry_ms: const { Millis::of(2_000) },
             drain_timeout_ms: const { Millis::of(5_000) },
             queue_depth: const { nonzero(64) },
+            shutdown_grace_ms: const { Millis::of(10_000) },
         }
     }
 }
@@ -271,6 +275,8 @@ pub struct SProxyConfig {
     pub broker_connect_timeout_ms: Millis,
     /// Packets buffered per session and direction before reading pauses.
     pub queue_depth: NonZeroUsize,
+    /// On SIGTERM, how long open sessions may go on before the process exits.
+    pub shutdown_grace_ms: Millis,
 }
 
 impl Default for SProxyConfig {
@@ -283,6 +289,7 @@ impl Default for SProxyConfig {
             connect_timeout_ms: const { Millis::of(10_000) },
             broker_connect_timeout_ms: const { Millis::of(5_000) },
             queue_depth: const { nonzero(64) },
+            shutdown_grace_ms: const { Millis::of(10_000) },
         }
     }
 }

@@ -21,4 +21,5 @@ pub mod proto;
 pub mod quic;
 pub mod relay;
 pub mod scion;
+pub mod systemd;
 pub mod udp_relay;

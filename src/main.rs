@@ -7,6 +7,8 @@ use mqttbridge::cli::{Cli, Command, LogFormat, check_config};
 use mqttbridge::mode::{
     demo, pubsub, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic, scion_udp::ScionUdp,
 };
+use mqttbridge::systemd;
+use tracing::info;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -47,6 +49,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::RProxy(args) => {
             let proxy = RProxy::bind(args.resolve()?).await?;
+            systemd::notify("READY=1");
             proxy.serve(shutdown_signal()).await;
         }
         Command::SProxy(args) => {
@@ -55,14 +58,17 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let proxy = SProxy::bind(config)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            systemd::notify("READY=1");
             proxy.serve(shutdown_signal()).await?;
         }
         Command::ScionQuic(args) => {
             let proxy = ScionQuic::bind(args.resolve()?).await?;
+            systemd::notify("READY=1");
             proxy.serve(shutdown_signal()).await;
         }
         Command::ScionUdp(args) => {
             let relay = ScionUdp::bind(args.resolve()?).await?;
+            systemd::notify("READY=1");
             relay.serve(shutdown_signal()).await;
         }
         Command::CheckConfig { mode, file } => {
@@ -76,8 +82,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on SIGINT or SIGTERM.
+/// Completes on SIGINT or SIGTERM, telling systemd the service is stopping.
 async fn shutdown_signal() {
+    wait_for_signal().await;
+    info!("shutting down");
+    systemd::notify("STOPPING=1");
+}
+
+async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

@@ -27,6 +27,9 @@ pub fn disconnect_v5(reason: u8) -> [u8; 3] {
     [0xe0, 0x01, reason]
 }
 
+/// MQTT 5 reason code 0x8B: server shutting down.
+pub const REASON_SERVER_SHUTTING_DOWN: u8 = 0x8b;
+
 /// MQTT 5 reason code 0x88: server unavailable (valid in CONNACK only).
 pub const REASON_SERVER_UNAVAILABLE: u8 = 0x88;
 

@@ -36,6 +36,9 @@ struct Shared {
     config: RProxyConfig,
     upstreams: Upstreams,
     connections: Gauge,
+    /// Becomes true when the shutdown grace period is over: sessions still
+    /// open end now (MQTT 5 clients hear DISCONNECT 0x8B).
+    ending: watch::Sender<bool>,
 }
 
 /// A bound r-proxy, ready to serve.
@@ -63,6 +66,7 @@ impl RProxy {
                 config,
                 upstreams,
                 connections: Gauge::default(),
+                ending: watch::Sender::new(false),
             }),
         })
     }
@@ -77,8 +81,10 @@ impl RProxy {
         self.shared.connections.watch()
     }
 
-    /// Accepts clients until `shutdown` completes. Connections already
-    /// accepted carry on until they end.
+    /// Accepts clients until `shutdown` completes; then lets the open
+    /// connections finish for up to `shutdown_grace_ms`, ends the rest
+    /// (MQTT 5 clients get DISCONNECT 0x8B, server shutting down) and returns
+    /// once every connection is closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         let limit = Arc::new(Semaphore::new(self.shared.config.max_connections.get()));
         info!(listen = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -114,6 +120,19 @@ impl RProxy {
                 .instrument(span),
             );
         }
+        drop(self.listener);
+        let mut open = self.shared.connections.watch();
+        let grace = self.shared.config.shutdown_grace_ms.duration();
+        info!(open = *open.borrow(), ?grace, "draining");
+        if timeout(grace, open.wait_for(|n| *n == 0)).await.is_err() {
+            info!(
+                open = *open.borrow(),
+                "grace period over, closing the remaining sessions"
+            );
+            self.shared.ending.send_replace(true);
+            // Each session only writes its DISCONNECT and closes now.
+            let _ = timeout(Duration::from_secs(5), open.wait_for(|n| *n == 0)).await;
+        }
     }
 }
 
@@ -121,6 +140,7 @@ impl RProxy {
 enum FirstEnd {
     Client(InboundEnd),
     Upstream(OutboundEnd),
+    Shutdown,
 }
 
 async fn serve_client(stream: TcpStream, shared: &Shared) {
@@ -198,9 +218,11 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
                 &tx,
                 |m| m,
             );
+            let mut ending = shared.ending.subscribe();
             tokio::select! {
                 end = to_upstream => FirstEnd::Client(end),
                 end = &mut to_client => FirstEnd::Upstream(end),
+                _ = ending.wait_for(|e| *e) => FirstEnd::Shutdown,
             }
         };
         match first {
@@ -221,6 +243,9 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
                     }
                     _ => None,
                 }
+            }
+            FirstEnd::Shutdown => {
+                Some(replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN).to_vec())
             }
             FirstEnd::Upstream(end) => {
                 debug!(?end, "s-proxy side ended");

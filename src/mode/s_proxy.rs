@@ -251,11 +251,14 @@ impl SProxy {
         self.sessions.watch()
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes; then stops accepting and lets
+    /// open sessions go on for up to `shutdown_grace_ms`.
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
+        let grace = self.config.shutdown_grace_ms.duration();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limit = max_message_size(self.config.max_packet_size.get());
         let relay = Relay {
             limit: Arc::new(Semaphore::new(self.config.max_sessions.get() as usize)),
@@ -267,7 +270,7 @@ impl SProxy {
             .max_encoding_message_size(limit);
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
               broker = %self.config.broker, "s-proxy serving");
-        tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             .max_concurrent_streams(self.config.max_sessions.get())
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
@@ -276,8 +279,23 @@ impl SProxy {
                 // Our own listener, so tonic's tcp_nodelay does not reach it:
                 // set it here, or small packets wait for delayed ACKs.
                 TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                shutdown,
-            )
-            .await
+                async move {
+                    let _ = stopped.await;
+                },
+            );
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return result,
+            () = shutdown => {}
+        }
+        info!(open = *self.sessions.watch().borrow(), ?grace, "draining");
+        let _ = stop.send(());
+        match tokio::time::timeout(grace, &mut server).await {
+            Ok(result) => result,
+            Err(_) => {
+                info!("grace period over, closing the remaining sessions");
+                Ok(())
+            }
+        }
     }
 }

@@ -1,0 +1,85 @@
+//! SIGTERM as an operator (or systemd) sends it: r-proxy stops accepting,
+//! lets sessions go on for the grace period, tells MQTT 5 clients DISCONNECT
+//! 0x8B and exits 0; systemd hears READY=1 and STOPPING=1.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+use mqttbridge::client::Connection;
+use mqttbridge::codec::{Packet, Version};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
+    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let s_proxy = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("edge.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nupstream = [\"http://{}\"]\nshutdown_grace_ms = 300\n",
+            s_proxy.addr
+        ),
+    )
+    .unwrap();
+    let notify_path = dir.path().join("notify.sock");
+    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["r-proxy", "--config"])
+        .arg(&config)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = bounded("READY=1", notify.recv(&mut buf)).await.unwrap();
+    assert_eq!(&buf[..n], b"READY=1");
+
+    let addr = format!("127.0.0.1:{port}");
+    let mut v5 = connected(&addr, Version::V5, "draining-v5").await;
+    let mut v3 = connected(&addr, Version::V3_1_1, "draining-v3").await;
+    let pid = child.id().unwrap().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let n = bounded("STOPPING=1", notify.recv(&mut buf)).await.unwrap();
+    assert_eq!(&buf[..n], b"STOPPING=1");
+
+    // New connections are refused while draining.
+    assert!(
+        bounded("refused", async {
+            match Connection::open(&addr, Version::V5).await {
+                Err(_) => true,
+                Ok(mut c) => matches!(c.recv().await, Ok(None) | Err(_)),
+            }
+        })
+        .await,
+        "no new connections once draining"
+    );
+    match next_packet(&mut v5).await {
+        Some(Packet::V5_0Disconnect(d)) => {
+            assert_eq!(
+                d.reason_code().map(|c| c as u8),
+                Some(0x8b),
+                "server shutting down"
+            )
+        }
+        other => panic!("expected DISCONNECT 0x8B, got {other:?}"),
+    }
+    assert!(next_packet(&mut v5).await.is_none());
+    assert!(next_packet(&mut v3).await.is_none());
+    let status = bounded("exit", child.wait()).await.unwrap();
+    assert!(status.success(), "exit status {status}");
+}
