@@ -52,6 +52,10 @@ pub struct Cli {
     /// Log line format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Admin HTTP endpoint (/metrics, /healthz, /readyz), e.g. 127.0.0.1:9090;
+    /// overrides the config file's `admin`.
+    #[arg(long, global = true, value_name = "ADDR")]
+    pub admin: Option<HostPort>,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,

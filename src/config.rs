@@ -210,6 +210,8 @@ const fn nonzero32(v: u32) -> NonZeroU32 {
 pub struct RProxyConfig {
     /// Where MQTT clients connect.
     pub listen: HostPort,
+    /// Admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); off when unset.
+    pub admin: Option<HostPort>,
     /// s-proxy endpoints; new connections are balanced across the healthy ones.
     pub upstream: Vec<UpstreamUrl>,
     /// Open client connections at most; more are closed on accept.
@@ -236,6 +238,7 @@ impl Default for RProxyConfig {
     fn default() -> Self {
         Self {
             listen: HostPort("0.0.0.0:1883".into()),
+            admin: None,
             upstream: vec![UpstreamUrl("http://127.0.0.1:50516".into())],
             max_connections: const { nonzero(10_000) },
             max_packet_size: const { nonzero32(DEFAULT_MAX_PACKET_SIZE) },
@@ -263,6 +266,8 @@ impl RProxyConfig {
 pub struct SProxyConfig {
     /// Where r-proxies (gRPC) connect.
     pub listen: HostPort,
+    /// Admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); off when unset.
+    pub admin: Option<HostPort>,
     /// The broker every session is opened to; never taken from the peer.
     pub broker: HostPort,
     /// Concurrent sessions at most; more streams are refused.
@@ -283,6 +288,7 @@ impl Default for SProxyConfig {
     fn default() -> Self {
         Self {
             listen: HostPort("[::]:50516".into()),
+            admin: None,
             broker: HostPort("127.0.0.1:1883".into()),
             max_sessions: const { nonzero32(10_000) },
             max_packet_size: const { nonzero32(DEFAULT_MAX_PACKET_SIZE) },
@@ -332,6 +338,8 @@ impl<'de> Deserialize<'de> for PathAcl {
 pub struct ScionQuicConfig {
     /// `scion` or `quic`.
     pub transport: QuicTransport,
+    /// Admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); off when unset.
+    pub admin: Option<HostPort>,
     /// Where to receive: for `quic` an IP `host:port`; for `scion` a SCION
     /// address `[ISD-AS,IP]:port` (unset: any port the stack picks).
     pub listen: Option<String>,
@@ -371,6 +379,7 @@ impl Default for ScionQuicConfig {
     fn default() -> Self {
         Self {
             transport: QuicTransport::Scion,
+            admin: None,
             listen: None,
             endhost_api: None,
             snap_token_file: None,
@@ -415,6 +424,8 @@ impl ScionQuicConfig {
 pub struct ScionUdpConfig {
     /// SCION address to receive on, `[ISD-AS,IP]:port` (unset: any port).
     pub listen: Option<String>,
+    /// Admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); off when unset.
+    pub admin: Option<HostPort>,
     /// The SCION endhost API of the local AS.
     pub endhost_api: Option<url::Url>,
     /// File holding the SNAP token for the endhost API.
@@ -433,6 +444,7 @@ impl Default for ScionUdpConfig {
     fn default() -> Self {
         Self {
             listen: None,
+            admin: None,
             endhost_api: None,
             snap_token_file: None,
             path_acl: None,

@@ -7,6 +7,7 @@
 //! (framing, decoding, encoding) and [`convert`] (MQTT <-> protobuf) are
 //! shared by all.
 
+pub mod admin;
 pub mod certs;
 pub mod cli;
 pub mod client;
@@ -22,4 +23,5 @@ pub mod quic;
 pub mod relay;
 pub mod scion;
 pub mod systemd;
+pub mod telemetry;
 pub mod udp_relay;

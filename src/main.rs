@@ -3,7 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use mqttbridge::admin::{self, Readiness};
 use mqttbridge::cli::{Cli, Command, LogFormat, check_config};
+use mqttbridge::config::HostPort;
 use mqttbridge::mode::{
     demo, pubsub, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic, scion_udp::ScionUdp,
 };
@@ -45,31 +47,53 @@ fn main() -> ExitCode {
     }
 }
 
+/// Starts the admin endpoint when an address is configured, then reports
+/// the mode ready to systemd and to `/readyz`.
+async fn announce_ready(admin: Option<&HostPort>, readiness: &Readiness) -> anyhow::Result<()> {
+    if let Some(addr) = admin {
+        admin::serve(addr.as_str(), readiness.clone()).await?;
+    }
+    readiness.set(true);
+    systemd::notify("READY=1");
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let readiness = Readiness::default();
+    let admin_flag = cli.admin.clone();
+    let admin = |from_file: &Option<HostPort>| admin_flag.clone().or_else(|| from_file.clone());
+    let shutdown = shutdown_signal(readiness.clone());
     match cli.command {
         Command::RProxy(args) => {
-            let proxy = RProxy::bind(args.resolve()?).await?;
-            systemd::notify("READY=1");
-            proxy.serve(shutdown_signal()).await;
+            let config = args.resolve()?;
+            let admin_addr = admin(&config.admin);
+            let proxy = RProxy::bind(config).await?;
+            announce_ready(admin_addr.as_ref(), &readiness).await?;
+            proxy.serve(shutdown).await;
         }
         Command::SProxy(args) => {
             let config = args.resolve()?;
             let listen = config.listen.clone();
+            let admin_addr = admin(&config.admin);
             let proxy = SProxy::bind(config)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
-            systemd::notify("READY=1");
-            proxy.serve(shutdown_signal()).await?;
+            announce_ready(admin_addr.as_ref(), &readiness).await?;
+            proxy.serve(shutdown).await?;
         }
         Command::ScionQuic(args) => {
-            let proxy = ScionQuic::bind(args.resolve()?).await?;
-            systemd::notify("READY=1");
-            proxy.serve(shutdown_signal()).await;
+            let config = args.resolve()?;
+            let admin_addr = admin(&config.admin);
+            let proxy = ScionQuic::bind(config).await?;
+            announce_ready(admin_addr.as_ref(), &readiness).await?;
+            proxy.serve(shutdown).await;
         }
         Command::ScionUdp(args) => {
-            let relay = ScionUdp::bind(args.resolve()?).await?;
-            systemd::notify("READY=1");
-            relay.serve(shutdown_signal()).await;
+            let config = args.resolve()?;
+            let admin_addr = admin(&config.admin);
+            let relay = ScionUdp::bind(config).await?;
+            announce_ready(admin_addr.as_ref(), &readiness).await?;
+            relay.serve(shutdown).await;
         }
         Command::CheckConfig { mode, file } => {
             check_config(mode, &file)?;
@@ -82,10 +106,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on SIGINT or SIGTERM, telling systemd the service is stopping.
-async fn shutdown_signal() {
+/// Completes on SIGINT or SIGTERM, telling systemd and `/readyz` that the
+/// service is stopping.
+async fn shutdown_signal(readiness: Readiness) {
     wait_for_signal().await;
     info!("shutting down");
+    readiness.set(false);
     systemd::notify("STOPPING=1");
 }
 

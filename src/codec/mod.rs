@@ -13,7 +13,7 @@ mod version;
 
 pub use connect::{ConnectRefusal, accept_connect, client_id};
 pub use framer::Framer;
-pub use packet::{CodecError, Packet, decode, encode, packet_type_name};
+pub use packet::{CodecError, Packet, decode, encode, packet_type_name, wire_size};
 pub use version::{ProtocolLevel, Version, connect_protocol};
 
 /// The default maximum size of one MQTT packet (fixed header included): 2 MiB,

@@ -132,6 +132,19 @@ pub fn encode(packet: &Packet, out: &mut BytesMut) {
     }
 }
 
+/// The size of a framed packet on the wire: fixed header byte, Remaining
+/// Length bytes and body.
+pub fn wire_size(raw: &RawPacket) -> usize {
+    let body = raw.remaining_length() as usize;
+    let length_bytes = match body {
+        0..=127 => 1,
+        128..=16_383 => 2,
+        16_384..=2_097_151 => 3,
+        _ => 4,
+    };
+    1 + length_bytes + body
+}
+
 /// A short lower-case name of the packet's type, for logs and metrics.
 pub fn packet_type_name(packet: &Packet) -> &'static str {
     match packet {

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -28,9 +28,13 @@ use crate::proto::mqtt::mqtt_stream_message::Payload;
 use crate::proto::mqtt::session_control::ControlType;
 use crate::proto::mqtt::{MessageDirection, SessionControl};
 use crate::relay::{
-    ClientConnect, InboundEnd, OutboundEnd, PacketReader, envelope, pump_envelopes_to_writer,
-    pump_reader_to_envelopes, receive_connect,
+    ClientConnect, InboundEnd, OutboundEnd, PacketReader, Traffic, envelope,
+    pump_envelopes_to_writer, pump_reader_to_envelopes, receive_connect,
 };
+use crate::telemetry::METRICS;
+
+/// The mode label in metrics.
+const MODE: &str = "r-proxy";
 
 struct Shared {
     config: RProxyConfig,
@@ -187,6 +191,7 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
             packet_to_payload(&connect),
         ),
     ];
+    let connecting = Instant::now();
     let (tx, mut inbound) = match shared
         .upstreams
         .open(&session_id, &client_id, &opening, config.queue_depth.get())
@@ -194,6 +199,7 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
     {
         Ok(opened) => opened,
         Err(e) => {
+            METRICS.upstream_error(MODE);
             warn!(error = %e, "no s-proxy reachable");
             let _ = wr
                 .write_all(&replies::connack_server_unavailable(version))
@@ -202,16 +208,27 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
             return;
         }
     };
+    METRICS.connected_after(MODE, connecting.elapsed());
+    let mut session = METRICS.session(MODE);
     info!(session = %session_id, client_id = %client_id, %version, "relaying");
 
     // What an MQTT 5 client is told when the relay ends on our side.
     let farewell: Option<Vec<u8>> = {
-        let to_client = pump_envelopes_to_writer(&mut inbound, &mut wr, version);
+        let to_client = pump_envelopes_to_writer(
+            &mut inbound,
+            &mut wr,
+            version,
+            Traffic {
+                mode: MODE,
+                direction: MessageDirection::BrokerToClient,
+            },
+        );
         tokio::pin!(to_client);
         let first = {
             let to_upstream = pump_reader_to_envelopes(
                 &mut reader,
                 version,
+                MODE,
                 &session_id,
                 MessageDirection::ClientToBroker,
                 &mut sequence_id,
@@ -228,6 +245,12 @@ async fn serve_client(stream: TcpStream, shared: &Shared) {
         match first {
             FirstEnd::Client(end) => {
                 debug!(?end, "client side ended");
+                session.close_reason(match end {
+                    InboundEnd::Eof | InboundEnd::Disconnected => "client_closed",
+                    InboundEnd::Codec(_) => "client_bad_packet",
+                    InboundEnd::Io(_) => "client_error",
+                    InboundEnd::QueueClosed => "upstream_lost",
+                });
                 // Half-close: the s-proxy writes what it has, closes the
                 // broker connection and ends its stream.
                 drop(tx);

@@ -29,9 +29,13 @@ use crate::proto::mqtt::mqtt_relay_service_server::{MqttRelayService, MqttRelayS
 use crate::proto::mqtt::mqtt_stream_message::Payload;
 use crate::proto::mqtt::{MessageDirection, MqttStreamMessage};
 use crate::relay::{
-    InboundEnd, OutboundEnd, PacketReader, envelope, pump_envelopes_to_writer,
+    InboundEnd, OutboundEnd, PacketReader, Traffic, envelope, pump_envelopes_to_writer,
     pump_reader_to_envelopes,
 };
+use crate::telemetry::METRICS;
+
+/// The mode label in metrics.
+const MODE: &str = "s-proxy";
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<MqttStreamMessage, Status>> + Send>>;
 
@@ -139,6 +143,7 @@ async fn run_session(
         }
     };
     let mut sequence_id = 0;
+    let connecting = std::time::Instant::now();
     let broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
         TcpStream::connect(config.broker.as_str()),
@@ -152,11 +157,14 @@ async fn run_session(
                 _ => "timed out".to_string(),
             };
             warn!(broker = %config.broker, %reason, "broker unreachable");
+            METRICS.upstream_error(MODE);
             refuse_unavailable(&tx, version, session_id, &mut sequence_id).await;
             return;
         }
     };
     let _ = broker.set_nodelay(true);
+    METRICS.connected_after(MODE, connecting.elapsed());
+    let mut session = METRICS.session(MODE);
     info!(broker = %config.broker, %version, "session open");
     let (broker_rd, mut broker_wr) = broker.into_split();
     let mut connect_bytes = bytes::BytesMut::new();
@@ -171,15 +179,30 @@ async fn run_session(
     let from_broker = pump_reader_to_envelopes(
         &mut reader,
         version,
+        MODE,
         session_id,
         MessageDirection::BrokerToClient,
         &mut sequence_id,
         &tx,
         Ok,
     );
-    let to_broker = pump_envelopes_to_writer(&mut inbound, &mut broker_wr, version);
+    let to_broker = pump_envelopes_to_writer(
+        &mut inbound,
+        &mut broker_wr,
+        version,
+        Traffic {
+            mode: MODE,
+            direction: MessageDirection::ClientToBroker,
+        },
+    );
     tokio::select! {
         end = to_broker => {
+            session.close_reason(match &end {
+                OutboundEnd::Finished => "client_closed",
+                OutboundEnd::Failed(_) => "client_lost",
+                OutboundEnd::Invalid(_) => "client_bad_packet",
+                OutboundEnd::Io(_) => "broker_error",
+            });
             match end {
                 OutboundEnd::Finished => debug!("r-proxy ended the stream"),
                 OutboundEnd::Failed(status) => debug!(%status, "r-proxy stream failed"),
@@ -191,6 +214,12 @@ async fn run_session(
             }
         }
         end = from_broker => {
+            session.close_reason(match &end {
+                InboundEnd::Eof | InboundEnd::Disconnected => "broker_closed",
+                InboundEnd::Codec(_) => "broker_bad_packet",
+                InboundEnd::Io(_) => "broker_error",
+                InboundEnd::QueueClosed => "client_lost",
+            });
             match end {
                 InboundEnd::Eof | InboundEnd::Disconnected => debug!("broker closed"),
                 InboundEnd::Codec(e) => {

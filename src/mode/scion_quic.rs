@@ -22,6 +22,10 @@ use crate::config::{QuicTransport, ScionQuicConfig};
 use crate::gauge::Gauge;
 use crate::quic::{Accepted, DatagramSocket, QuicLimits, QuicListener, ServerTls, server_config};
 use crate::relay::{ClientConnect, receive_connect};
+use crate::telemetry::{self, METRICS, TrafficLabels};
+
+/// The mode label in metrics.
+const MODE: &str = "scion-quic";
 
 /// Established connections waiting for their session task.
 const ACCEPT_BACKLOG: usize = 128;
@@ -177,6 +181,7 @@ async fn serve_connection<A>(accepted: Accepted<A>, config: &ScionQuicConfig, se
         return;
     };
     let mut stream = rd.unsplit(wr);
+    let connecting = std::time::Instant::now();
     let broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
         TcpStream::connect(config.broker.as_str()),
@@ -190,6 +195,7 @@ async fn serve_connection<A>(accepted: Accepted<A>, config: &ScionQuicConfig, se
                 _ => "timed out".into(),
             };
             warn!(broker = %config.broker, %reason, "broker unreachable");
+            METRICS.upstream_error(MODE);
             let _ = stream
                 .write_all(&replies::connack_server_unavailable(version))
                 .await;
@@ -199,6 +205,8 @@ async fn serve_connection<A>(accepted: Accepted<A>, config: &ScionQuicConfig, se
     };
     let _ = broker.set_nodelay(true);
     let _live = sessions.enter();
+    METRICS.connected_after(MODE, connecting.elapsed());
+    let mut session = METRICS.session(MODE);
     info!(client_id = %client_id(&connect), %version, "relaying");
     let mut broker = broker;
     if let Err(e) = broker.write_all(&wire).await {
@@ -206,8 +214,28 @@ async fn serve_connection<A>(accepted: Accepted<A>, config: &ScionQuicConfig, se
         return;
     }
     match tokio::io::copy_bidirectional(&mut stream, &mut broker).await {
-        Ok((up, down)) => debug!(up, down, "session ended"),
-        Err(e) => debug!(error = %e, "session ended"),
+        Ok((up, down)) => {
+            debug!(up, down, "session ended");
+            session.close_reason("closed");
+            // The CONNECT went to the broker before the copy started.
+            for (direction, n) in [
+                (telemetry::CLIENT_TO_BROKER, up + wire.len() as u64),
+                (telemetry::BROKER_TO_CLIENT, down),
+            ] {
+                METRICS
+                    .bytes
+                    .get_or_create(&TrafficLabels {
+                        mode: MODE,
+                        direction,
+                        packet_type: "all",
+                    })
+                    .inc_by(n);
+            }
+        }
+        Err(e) => {
+            debug!(error = %e, "session ended");
+            session.close_reason("error");
+        }
     }
     info!("closed");
 }

@@ -12,5 +12,5 @@ mod pumps;
 pub use first_packet::{ClientConnect, read_first_packet, receive_connect};
 pub use packet_reader::{PacketReader, ReadError};
 pub use pumps::{
-    InboundEnd, OutboundEnd, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
+    InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };

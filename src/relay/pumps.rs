@@ -9,10 +9,11 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use super::{PacketReader, ReadError};
-use crate::codec::{self, CodecError, Packet, Version};
+use crate::codec::{self, CodecError, Packet, Version, packet_type_name};
 use crate::convert::{ConvertError, packet_to_payload, payload_to_packet};
 use crate::proto::mqtt::session_control::ControlType;
 use crate::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
+use crate::telemetry::{self, METRICS};
 
 /// Encoded bytes gathered from ready envelopes before one write, so a burst
 /// of small packets costs one system call.
@@ -51,9 +52,11 @@ pub enum InboundEnd {
 
 /// Reads packets from `reader` and sends each as an envelope on `tx`,
 /// waiting while the queue is full.
+#[allow(clippy::too_many_arguments)]
 pub async fn pump_reader_to_envelopes<R, T>(
     reader: &mut PacketReader<R>,
     version: Version,
+    mode: &'static str,
     session_id: &str,
     direction: MessageDirection,
     sequence_id: &mut u64,
@@ -74,6 +77,12 @@ where
             Ok(p) => p,
             Err(e) => return InboundEnd::Codec(e),
         };
+        METRICS.packet(
+            mode,
+            direction_label(direction),
+            packet_type_name(&packet),
+            codec::wire_size(&raw),
+        );
         let is_disconnect = matches!(
             packet,
             Packet::V3_1_1Disconnect(_) | Packet::V5_0Disconnect(_)
@@ -84,6 +93,9 @@ where
             direction,
             packet_to_payload(&packet),
         );
+        if tx.capacity() == 0 {
+            METRICS.queue_was_full(mode, direction_label(direction));
+        }
         if tx.send(wrap(message)).await.is_err() {
             return InboundEnd::QueueClosed;
         }
@@ -112,9 +124,26 @@ enum Step {
     Terminate,
 }
 
+/// Where a writer pump's packets go, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct Traffic {
+    /// The mode label.
+    pub mode: &'static str,
+    /// The direction the pump writes.
+    pub direction: MessageDirection,
+}
+
+fn direction_label(direction: MessageDirection) -> &'static str {
+    match direction {
+        MessageDirection::ClientToBroker => telemetry::CLIENT_TO_BROKER,
+        MessageDirection::BrokerToClient => telemetry::BROKER_TO_CLIENT,
+    }
+}
+
 fn encode_envelope(
     message: MqttStreamMessage,
     version: Version,
+    traffic: Traffic,
     out: &mut BytesMut,
 ) -> Result<Step, ConvertError> {
     let payload = message.payload.ok_or(ConvertError::MissingPacket)?;
@@ -126,7 +155,14 @@ fn encode_envelope(
         });
     }
     let packet = payload_to_packet(payload, version)?;
+    let before = out.len();
     codec::encode(&packet, out);
+    METRICS.packet(
+        traffic.mode,
+        direction_label(traffic.direction),
+        packet_type_name(&packet),
+        out.len() - before,
+    );
     Ok(Step::Continue)
 }
 
@@ -136,6 +172,7 @@ pub async fn pump_envelopes_to_writer<S, W>(
     inbound: &mut S,
     writer: &mut W,
     version: Version,
+    traffic: Traffic,
 ) -> OutboundEnd
 where
     S: Stream<Item = Result<MqttStreamMessage, Status>> + Unpin,
@@ -146,14 +183,14 @@ where
         let mut end = match inbound.next().await {
             None => Some(OutboundEnd::Finished),
             Some(Err(status)) => Some(OutboundEnd::Failed(status)),
-            Some(Ok(message)) => step(message, version, &mut out),
+            Some(Ok(message)) => step(message, version, traffic, &mut out),
         };
         while end.is_none() && out.len() < WRITE_BATCH {
             match inbound.next().now_or_never() {
                 None => break,
                 Some(None) => end = Some(OutboundEnd::Finished),
                 Some(Some(Err(status))) => end = Some(OutboundEnd::Failed(status)),
-                Some(Some(Ok(message))) => end = step(message, version, &mut out),
+                Some(Some(Ok(message))) => end = step(message, version, traffic, &mut out),
             }
         }
         if !out.is_empty() {
@@ -168,8 +205,13 @@ where
     }
 }
 
-fn step(message: MqttStreamMessage, version: Version, out: &mut BytesMut) -> Option<OutboundEnd> {
-    match encode_envelope(message, version, out) {
+fn step(
+    message: MqttStreamMessage,
+    version: Version,
+    traffic: Traffic,
+    out: &mut BytesMut,
+) -> Option<OutboundEnd> {
+    match encode_envelope(message, version, traffic, out) {
         Ok(Step::Continue) => None,
         Ok(Step::Terminate) => Some(OutboundEnd::Finished),
         Err(e) => Some(OutboundEnd::Invalid(e)),
