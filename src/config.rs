@@ -92,6 +92,16 @@ impl HostPort {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the host is a loopback address (or `localhost`).
+    pub fn is_loopback(&self) -> bool {
+        let host = self.0.rsplit_once(':').map_or("", |(h, _)| h);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
 }
 
 impl FromStr for HostPort {
@@ -131,8 +141,8 @@ impl<'de> Deserialize<'de> for HostPort {
     }
 }
 
-/// An s-proxy endpoint URL: `http://host:port` (TLS arrives with the
-/// production work).
+/// An s-proxy endpoint URL: `https://host:port` (TLS) or `http://host:port`
+/// (plaintext).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamUrl(String);
 
@@ -147,11 +157,19 @@ impl FromStr for UpstreamUrl {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let rest = s
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("`{s}` must start with http://"))?;
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or_else(|| format!("`{s}` must start with https:// or http://"))?;
         HostPort::from_str(rest.trim_end_matches('/'))
             .map_err(|e| format!("upstream `{s}`: {e}"))?;
         Ok(UpstreamUrl(s.to_string()))
+    }
+}
+
+impl UpstreamUrl {
+    /// Whether the URL asks for TLS.
+    pub fn is_tls(&self) -> bool {
+        self.0.starts_with("https://")
     }
 }
 
@@ -232,6 +250,17 @@ pub struct RProxyConfig {
     /// On SIGTERM, how long open connections may go on before they are
     /// closed (MQTT 5 clients get DISCONNECT 0x8B).
     pub shutdown_grace_ms: Millis,
+    /// PEM CA bundle that `https://` s-proxies must chain to (unset: the
+    /// system's roots).
+    pub upstream_ca: Option<std::path::PathBuf>,
+    /// TLS name to expect from s-proxies (unset: the URL's host).
+    pub upstream_server_name: Option<String>,
+    /// PEM client certificate presented to s-proxies (mutual TLS).
+    pub upstream_cert: Option<std::path::PathBuf>,
+    /// PEM key of `upstream_cert`.
+    pub upstream_key: Option<std::path::PathBuf>,
+    /// File holding the bearer token sent to s-proxies.
+    pub auth_token_file: Option<std::path::PathBuf>,
 }
 
 impl Default for RProxyConfig {
@@ -248,14 +277,24 @@ impl Default for RProxyConfig {
             drain_timeout_ms: const { Millis::of(5_000) },
             queue_depth: const { nonzero(64) },
             shutdown_grace_ms: const { Millis::of(10_000) },
+            upstream_ca: None,
+            upstream_server_name: None,
+            upstream_cert: None,
+            upstream_key: None,
+            auth_token_file: None,
         }
     }
 }
 
 impl RProxyConfig {
-    /// Checks what parsing cannot: there is somewhere to send clients.
+    /// Checks what parsing cannot: there is somewhere to send clients, and a
+    /// client certificate comes with its key.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(!self.upstream.is_empty(), "`upstream` lists no s-proxy");
+        anyhow::ensure!(
+            self.upstream_cert.is_some() == self.upstream_key.is_some(),
+            "`upstream_cert` and `upstream_key` go together"
+        );
         Ok(())
     }
 }
@@ -282,6 +321,16 @@ pub struct SProxyConfig {
     pub queue_depth: NonZeroUsize,
     /// On SIGTERM, how long open sessions may go on before the process exits.
     pub shutdown_grace_ms: Millis,
+    /// PEM certificate chain for gRPC over TLS (unset: plaintext).
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM key of `tls_cert`.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// PEM CA bundle: r-proxies must present a certificate it signed.
+    pub client_ca: Option<std::path::PathBuf>,
+    /// File of accepted bearer tokens, one per line: r-proxies must send one.
+    pub auth_token_file: Option<std::path::PathBuf>,
+    /// Allow plaintext gRPC without authentication on a non-loopback address.
+    pub insecure: bool,
 }
 
 impl Default for SProxyConfig {
@@ -296,7 +345,38 @@ impl Default for SProxyConfig {
             broker_connect_timeout_ms: const { Millis::of(5_000) },
             queue_depth: const { nonzero(64) },
             shutdown_grace_ms: const { Millis::of(10_000) },
+            tls_cert: None,
+            tls_key: None,
+            client_ca: None,
+            auth_token_file: None,
+            insecure: false,
         }
+    }
+}
+
+impl SProxyConfig {
+    /// Checks what parsing cannot: TLS settings that fit together, and no
+    /// open relay: plaintext gRPC without authentication is refused on a
+    /// non-loopback address unless `insecure = true`.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.tls_cert.is_some() == self.tls_key.is_some(),
+            "`tls_cert` and `tls_key` go together"
+        );
+        anyhow::ensure!(
+            self.client_ca.is_none() || self.tls_cert.is_some(),
+            "`client_ca` (mutual TLS) needs `tls_cert` and `tls_key`"
+        );
+        let authenticated = self.client_ca.is_some() || self.auth_token_file.is_some();
+        if !authenticated && !self.insecure && !self.listen.is_loopback() {
+            anyhow::bail!(
+                "refusing to serve gRPC without authentication on {}: anyone could reach the broker \
+                 through it. Set `client_ca` (mutual TLS) or `auth_token_file`, listen on loopback, \
+                 or set `insecure = true`",
+                self.listen
+            );
+        }
+        Ok(())
     }
 }
 

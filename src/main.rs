@@ -73,11 +73,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::SProxy(args) => {
             let config = args.resolve()?;
-            let listen = config.listen.clone();
             let admin_addr = admin(&config.admin);
-            let proxy = SProxy::bind(config)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+            let proxy = SProxy::bind(config).await?;
             announce_ready(admin_addr.as_ref(), &readiness).await?;
             proxy.serve(shutdown).await?;
         }

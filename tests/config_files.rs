@@ -19,10 +19,18 @@ fn edge_example_parses_to_the_defaults() {
 }
 
 #[test]
-fn cloud_example_parses_to_the_defaults() {
+fn cloud_example_is_the_defaults_plus_mutual_tls() {
     let file: SProxyConfig = config::load(&example("cloud.toml")).expect("cloud.toml parses");
     let default = SProxyConfig::default();
-    assert_eq!(format!("{file:?}"), format!("{default:?}"));
+    let without_tls = SProxyConfig {
+        tls_cert: None,
+        tls_key: None,
+        client_ca: None,
+        ..file.clone()
+    };
+    assert_eq!(format!("{without_tls:?}"), format!("{default:?}"));
+    assert!(file.tls_cert.is_some() && file.tls_key.is_some() && file.client_ca.is_some());
+    file.validate().expect("the example is not an open relay");
 }
 
 #[test]

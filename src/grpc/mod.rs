@@ -40,6 +40,22 @@ pub fn encode_client_id(client_id: &str) -> String {
     out
 }
 
+/// Bearer tokens, one per line; blank lines and `#` comments are skipped.
+pub fn read_tokens(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{} is not UTF-8", path.display()))?;
+    let tokens: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect();
+    anyhow::ensure!(!tokens.is_empty(), "{} holds no token", path.display());
+    Ok(tokens)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

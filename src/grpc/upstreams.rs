@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status, Streaming};
 
 use super::{CLIENT_ID_KEY, SESSION_ID_KEY, encode_client_id, max_message_size};
@@ -48,6 +48,8 @@ impl Upstream {
 /// all client connections.
 pub struct Upstreams {
     endpoints: Vec<Upstream>,
+    /// `authorization` metadata value sent with every stream.
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     next: AtomicUsize,
     connect_timeout: Duration,
     retry_after: Duration,
@@ -56,16 +58,29 @@ pub struct Upstreams {
 
 impl Upstreams {
     /// Prepares channels to `urls`; nothing connects until the first stream.
+    /// `https://` URLs use `tls`; `token` goes out as a bearer token.
     pub fn new(
         urls: &[UpstreamUrl],
+        tls: &ClientTlsConfig,
+        token: Option<&str>,
         connect_timeout: Duration,
         retry_after: Duration,
         max_packet_size: u32,
-    ) -> Result<Self, tonic::transport::Error> {
+    ) -> anyhow::Result<Self> {
+        let authorization = token
+            .map(|t| format!("Bearer {t}").parse())
+            .transpose()
+            .map_err(|_| {
+                anyhow::anyhow!("the auth token has characters gRPC metadata cannot carry")
+            })?;
         let endpoints = urls
             .iter()
             .map(|url| {
-                let channel = Endpoint::from_shared(url.as_str().to_string())?
+                let mut endpoint = Endpoint::from_shared(url.as_str().to_string())?;
+                if url.is_tls() {
+                    endpoint = endpoint.tls_config(tls.clone())?;
+                }
+                let channel = endpoint
                     .connect_timeout(connect_timeout)
                     .timeout(Duration::MAX)
                     .tcp_nodelay(true)
@@ -82,6 +97,7 @@ impl Upstreams {
             .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
         Ok(Self {
             endpoints,
+            authorization,
             next: AtomicUsize::new(0),
             connect_timeout,
             retry_after,
@@ -160,6 +176,9 @@ impl Upstreams {
         }
         if let Ok(v) = encode_client_id(client_id).parse() {
             metadata.insert(CLIENT_ID_KEY, v);
+        }
+        if let Some(authorization) = &self.authorization {
+            metadata.insert("authorization", authorization.clone());
         }
         let mut client = MqttRelayServiceClient::new(upstream.channel.clone())
             .max_decoding_message_size(self.max_message_size)

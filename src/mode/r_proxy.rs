@@ -13,10 +13,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::codec::{Version, client_id, replies};
@@ -55,11 +57,17 @@ impl RProxy {
     /// Binds the MQTT listener and prepares the s-proxy channels.
     pub async fn bind(config: RProxyConfig) -> anyhow::Result<Self> {
         config.validate()?;
+        let token = match &config.auth_token_file {
+            Some(path) => crate::grpc::read_tokens(path)?.into_iter().next(),
+            None => None,
+        };
         let listener = TcpListener::bind(config.listen.as_str())
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
         let upstreams = Upstreams::new(
             &config.upstream,
+            &upstream_tls(&config)?,
+            token.as_deref(),
             config.upstream_connect_timeout_ms.duration(),
             config.upstream_retry_ms.duration(),
             config.max_packet_size.get(),
@@ -138,6 +146,30 @@ impl RProxy {
             let _ = timeout(Duration::from_secs(5), open.wait_for(|n| *n == 0)).await;
         }
     }
+}
+
+/// TLS towards `https://` s-proxies: the configured CA (or the system's
+/// roots), server name and client certificate.
+fn upstream_tls(config: &RProxyConfig) -> anyhow::Result<ClientTlsConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    if config.upstream.iter().any(|u| u.is_tls()) {
+        // Installs the process-wide rustls provider (ring) once.
+        scion_sdk_utils::rustls::select_ring_crypto_provider();
+    }
+    let mut tls = ClientTlsConfig::new();
+    tls = match &config.upstream_ca {
+        Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca)?)),
+        None => tls.with_native_roots(),
+    };
+    if let Some(name) = &config.upstream_server_name {
+        tls = tls.domain_name(name.clone());
+    }
+    if let (Some(cert), Some(key)) = (&config.upstream_cert, &config.upstream_key) {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(tls)
 }
 
 /// What ended a relayed connection, first seen on either side.

@@ -11,12 +11,14 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use anyhow::Context;
 use futures_util::Stream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::timeout;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
@@ -44,6 +46,7 @@ struct Relay {
     config: Arc<SProxyConfig>,
     limit: Arc<Semaphore>,
     sessions: Gauge,
+    tokens: Arc<Vec<String>>,
 }
 
 #[tonic::async_trait]
@@ -54,6 +57,16 @@ impl MqttRelayService for Relay {
         &self,
         request: Request<Streaming<MqttStreamMessage>>,
     ) -> Result<Response<Self::StreamMqttMessagesStream>, Status> {
+        if !self.tokens.is_empty() {
+            let presented = request
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if !token_accepted(&self.tokens, presented) {
+                warn!(peer = ?request.remote_addr(), "r-proxy without a valid token refused");
+                return Err(Status::unauthenticated("a valid bearer token is required"));
+            }
+        }
         let permit = self
             .limit
             .clone()
@@ -257,16 +270,62 @@ pub struct SProxy {
     listener: TcpListener,
     config: Arc<SProxyConfig>,
     sessions: Gauge,
+    tls: Option<ServerTlsConfig>,
+    /// Accepted bearer tokens; empty when tokens are not required.
+    tokens: Arc<Vec<String>>,
+}
+
+fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// Whether `presented` (an `authorization` header) carries one of `tokens`,
+/// compared in constant time.
+fn token_accepted(tokens: &[String], presented: Option<&str>) -> bool {
+    let Some(token) = presented.and_then(|v| v.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    tokens.iter().fold(false, |ok, t| {
+        ok | constant_time_eq(t.as_bytes(), token.as_bytes())
+    })
+}
+
+/// Constant-time equality for equal lengths (a length mismatch says nothing
+/// about the content).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl SProxy {
     /// Binds the gRPC listener.
-    pub async fn bind(config: SProxyConfig) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(config.listen.as_str()).await?;
+    pub async fn bind(config: SProxyConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                // Installs the process-wide rustls provider (ring) once.
+                scion_sdk_utils::rustls::select_ring_crypto_provider();
+                let identity = Identity::from_pem(read_file(cert)?, read_file(key)?);
+                let mut tls = ServerTlsConfig::new().identity(identity);
+                if let Some(ca) = &config.client_ca {
+                    tls = tls.client_ca_root(Certificate::from_pem(read_file(ca)?));
+                }
+                Some(tls)
+            }
+            _ => None,
+        };
+        let tokens = match &config.auth_token_file {
+            Some(path) => crate::grpc::read_tokens(path)?,
+            None => Vec::new(),
+        };
+        let listener = TcpListener::bind(config.listen.as_str())
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
         Ok(Self {
             listener,
             config: Arc::new(config),
             sessions: Gauge::default(),
+            tls,
+            tokens: Arc::new(tokens),
         })
     }
 
@@ -293,13 +352,18 @@ impl SProxy {
             limit: Arc::new(Semaphore::new(self.config.max_sessions.get() as usize)),
             config: self.config.clone(),
             sessions: self.sessions.clone(),
+            tokens: self.tokens.clone(),
         };
         let service = MqttRelayServiceServer::new(relay)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
               broker = %self.config.broker, "s-proxy serving");
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(tls) = self.tls {
+            builder = builder.tls_config(tls)?;
+        }
+        let server = builder
             .max_concurrent_streams(self.config.max_sessions.get())
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
