@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{
-    self, ConfigError, HostPort, QuicTransport, RProxyConfig, SProxyConfig, ScionQuicConfig,
-    ScionUdpConfig, UpstreamUrl,
+    self, BrokerUrl, ConfigError, HostPort, QuicTransport, RProxyConfig, SProxyConfig,
+    ScionQuicConfig, ScionUdpConfig, UpstreamUrl,
 };
 
 const EXAMPLES: &str = "\
@@ -134,9 +134,9 @@ pub struct SProxyArgs {
     /// Where r-proxies connect over gRPC [default: [::]:50516].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<HostPort>,
-    /// The MQTT broker, host:port [default: 127.0.0.1:1883].
-    #[arg(long, value_name = "HOST:PORT")]
-    pub broker: Option<HostPort>,
+    /// The MQTT broker, host:port or mqtts://host:port [default: 127.0.0.1:1883].
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<BrokerUrl>,
 }
 
 /// Flags of `scion-quic`.
@@ -152,9 +152,9 @@ pub struct ScionQuicArgs {
     /// [default: any port (scion), 0.0.0.0:14567 (quic)].
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<String>,
-    /// The MQTT broker, host:port [default: 127.0.0.1:1883].
-    #[arg(long, value_name = "HOST:PORT")]
-    pub broker: Option<HostPort>,
+    /// The MQTT broker, host:port or mqtts://host:port [default: 127.0.0.1:1883].
+    #[arg(long, value_name = "URL")]
+    pub broker: Option<BrokerUrl>,
     /// Endhost API of the local SCION AS, e.g. http://10.0.0.1:48000.
     #[arg(long, value_name = "URL")]
     pub endhost_api: Option<url::Url>,

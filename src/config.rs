@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use crate::broker::{BrokerTls, BrokerUrl};
 use crate::codec::DEFAULT_MAX_PACKET_SIZE;
 
 /// A configuration file that could not be read or is invalid.
@@ -307,8 +308,11 @@ pub struct SProxyConfig {
     pub listen: HostPort,
     /// Admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); off when unset.
     pub admin: Option<HostPort>,
-    /// The broker every session is opened to; never taken from the peer.
-    pub broker: HostPort,
+    /// The broker every session is opened to (`host:port` or
+    /// `mqtts://host:port`); never taken from the peer.
+    pub broker: BrokerUrl,
+    /// TLS towards an `mqtts://` broker.
+    pub broker_tls: BrokerTls,
     /// Concurrent sessions at most; more streams are refused.
     pub max_sessions: NonZeroU32,
     /// Largest MQTT packet accepted from the broker or an r-proxy, in bytes.
@@ -338,7 +342,11 @@ impl Default for SProxyConfig {
         Self {
             listen: HostPort("[::]:50516".into()),
             admin: None,
-            broker: HostPort("127.0.0.1:1883".into()),
+            broker: BrokerUrl {
+                addr: HostPort("127.0.0.1:1883".into()),
+                tls: false,
+            },
+            broker_tls: BrokerTls::default(),
             max_sessions: const { nonzero32(10_000) },
             max_packet_size: const { nonzero32(DEFAULT_MAX_PACKET_SIZE) },
             connect_timeout_ms: const { Millis::of(10_000) },
@@ -429,8 +437,11 @@ pub struct ScionQuicConfig {
     pub snap_token_file: Option<std::path::PathBuf>,
     /// Which SCION paths replies may take, e.g. `"- 2-ff00:0:222 +"`.
     pub path_acl: Option<PathAcl>,
-    /// The broker every session is opened to.
-    pub broker: HostPort,
+    /// The broker every session is opened to (`host:port` or
+    /// `mqtts://host:port`).
+    pub broker: BrokerUrl,
+    /// TLS towards an `mqtts://` broker.
+    pub broker_tls: BrokerTls,
     /// PEM certificate chain of this server.
     pub cert: Option<std::path::PathBuf>,
     /// PEM private key of this server.
@@ -464,7 +475,11 @@ impl Default for ScionQuicConfig {
             endhost_api: None,
             snap_token_file: None,
             path_acl: None,
-            broker: HostPort("127.0.0.1:1883".into()),
+            broker: BrokerUrl {
+                addr: HostPort("127.0.0.1:1883".into()),
+                tls: false,
+            },
+            broker_tls: BrokerTls::default(),
             cert: None,
             key: None,
             client_ca: None,

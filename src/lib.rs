@@ -8,6 +8,7 @@
 //! shared by all.
 
 pub mod admin;
+pub mod broker;
 pub mod certs;
 pub mod cli;
 pub mod client;

@@ -80,7 +80,7 @@ fn flags_override_the_file() {
     };
     let config = args.resolve().unwrap();
     assert_eq!(config.listen.as_str(), "127.0.0.1:6000");
-    assert_eq!(config.broker.as_str(), "127.0.0.1:1883");
+    assert_eq!(config.broker.to_string(), "127.0.0.1:1883");
 }
 
 #[test]

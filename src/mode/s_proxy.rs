@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::Stream;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::time::timeout;
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,6 +22,7 @@ use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::broker::BrokerConnector;
 use crate::codec::{self, Packet, Version};
 use crate::config::SProxyConfig;
 use crate::convert::{connack_server_unavailable, payload_to_packet};
@@ -44,6 +45,7 @@ type ResponseStream = Pin<Box<dyn Stream<Item = Result<MqttStreamMessage, Status
 /// The gRPC service: one task per stream.
 struct Relay {
     config: Arc<SProxyConfig>,
+    connector: Arc<BrokerConnector>,
     limit: Arc<Semaphore>,
     sessions: Gauge,
     tokens: Arc<Vec<String>>,
@@ -86,12 +88,13 @@ impl MqttRelayService for Relay {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(self.config.queue_depth.get());
         let config = self.config.clone();
+        let connector = self.connector.clone();
         let live = self.sessions.enter();
         let span =
             info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
         tokio::spawn(
             async move {
-                run_session(inbound, tx, &config, &session_id).await;
+                run_session(inbound, tx, &config, &connector, &session_id).await;
                 drop(permit);
                 drop(live);
             }
@@ -134,6 +137,7 @@ async fn run_session(
     mut inbound: Streaming<MqttStreamMessage>,
     tx: Outbound,
     config: &SProxyConfig,
+    connector: &BrokerConnector,
     session_id: &str,
 ) {
     let (version, connect) = match timeout(
@@ -159,7 +163,7 @@ async fn run_session(
     let connecting = std::time::Instant::now();
     let broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
-        TcpStream::connect(config.broker.as_str()),
+        connector.connect(),
     )
     .await
     {
@@ -175,11 +179,10 @@ async fn run_session(
             return;
         }
     };
-    let _ = broker.set_nodelay(true);
     METRICS.connected_after(MODE, connecting.elapsed());
     let mut session = METRICS.session(MODE);
     info!(broker = %config.broker, %version, "session open");
-    let (broker_rd, mut broker_wr) = broker.into_split();
+    let (broker_rd, mut broker_wr) = tokio::io::split(broker);
     let mut connect_bytes = bytes::BytesMut::new();
     codec::encode(&connect, &mut connect_bytes);
     if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut broker_wr, &connect_bytes).await {
@@ -269,6 +272,7 @@ async fn refuse_unavailable(
 pub struct SProxy {
     listener: TcpListener,
     config: Arc<SProxyConfig>,
+    connector: Arc<BrokerConnector>,
     sessions: Gauge,
     tls: Option<ServerTlsConfig>,
     /// Accepted bearer tokens; empty when tokens are not required.
@@ -317,11 +321,13 @@ impl SProxy {
             Some(path) => crate::grpc::read_tokens(path)?,
             None => Vec::new(),
         };
+        let connector = Arc::new(BrokerConnector::new(&config.broker, &config.broker_tls)?);
         let listener = TcpListener::bind(config.listen.as_str())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         Ok(Self {
             listener,
+            connector,
             config: Arc::new(config),
             sessions: Gauge::default(),
             tls,
@@ -351,6 +357,7 @@ impl SProxy {
         let relay = Relay {
             limit: Arc::new(Semaphore::new(self.config.max_sessions.get() as usize)),
             config: self.config.clone(),
+            connector: self.connector.clone(),
             sessions: self.sessions.clone(),
             tokens: self.tokens.clone(),
         };

@@ -12,11 +12,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use scion_stack::stack::{ScionStack, UdpScionSocket};
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::broker::BrokerConnector;
 use crate::codec::{client_id, replies};
 use crate::config::{QuicTransport, ScionQuicConfig};
 use crate::gauge::Gauge;
@@ -39,6 +40,7 @@ enum Listener {
 pub struct ScionQuic {
     listener: Listener,
     config: Arc<ScionQuicConfig>,
+    connector: Arc<BrokerConnector>,
     sessions: Gauge,
 }
 
@@ -94,6 +96,7 @@ impl ScionQuic {
         };
         Ok(Self {
             listener,
+            connector: Arc::new(BrokerConnector::new(&config.broker, &config.broker_tls)?),
             config: Arc::new(config),
             sessions: Gauge::default(),
         })
@@ -118,9 +121,11 @@ impl ScionQuic {
               broker = %self.config.broker, mtls = self.config.client_ca.is_some(),
               "scion-quic serving");
         match self.listener {
-            Listener::Udp(l) => accept_loop(l, self.config, self.sessions, shutdown).await,
+            Listener::Udp(l) => {
+                accept_loop(l, self.config, self.connector, self.sessions, shutdown).await
+            }
             Listener::Scion(l, _stack) => {
-                accept_loop(l, self.config, self.sessions, shutdown).await
+                accept_loop(l, self.config, self.connector, self.sessions, shutdown).await
             }
         }
     }
@@ -129,6 +134,7 @@ impl ScionQuic {
 async fn accept_loop<S: DatagramSocket>(
     mut listener: QuicListener<S>,
     config: Arc<ScionQuicConfig>,
+    connector: Arc<BrokerConnector>,
     sessions: Gauge,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -146,17 +152,23 @@ async fn accept_loop<S: DatagramSocket>(
         };
         let span = info_span!("quic-client", peer = %accepted.peer);
         let config = config.clone();
+        let connector = connector.clone();
         let live = sessions.clone();
         tokio::spawn(
             async move {
-                serve_connection(accepted, &config, &live).await;
+                serve_connection(accepted, &config, &connector, &live).await;
             }
             .instrument(span),
         );
     }
 }
 
-async fn serve_connection<A>(accepted: Accepted<A>, config: &ScionQuicConfig, sessions: &Gauge) {
+async fn serve_connection<A>(
+    accepted: Accepted<A>,
+    config: &ScionQuicConfig,
+    connector: &BrokerConnector,
+    sessions: &Gauge,
+) {
     let Accepted {
         stream, peer_cert, ..
     } = accepted;
@@ -184,7 +196,7 @@ async fn serve_connection<A>(accepted: Accepted<A>, config: &ScionQuicConfig, se
     let connecting = std::time::Instant::now();
     let broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
-        TcpStream::connect(config.broker.as_str()),
+        connector.connect(),
     )
     .await
     {
@@ -203,7 +215,6 @@ async fn serve_connection<A>(accepted: Accepted<A>, config: &ScionQuicConfig, se
             return;
         }
     };
-    let _ = broker.set_nodelay(true);
     let _live = sessions.enter();
     METRICS.connected_after(MODE, connecting.elapsed());
     let mut session = METRICS.session(MODE);
