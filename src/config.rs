@@ -262,6 +262,16 @@ pub struct RProxyConfig {
     pub upstream_key: Option<std::path::PathBuf>,
     /// File holding the bearer token sent to s-proxies.
     pub auth_token_file: Option<std::path::PathBuf>,
+    /// Where MQTT clients connect over TLS (e.g. `0.0.0.0:8883`).
+    pub tls_listen: Option<HostPort>,
+    /// PEM certificate chain of the TLS listener.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM key of `tls_cert`.
+    pub tls_key: Option<std::path::PathBuf>,
+    /// PEM CA bundle: TLS clients must present a certificate it signed.
+    pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Where MQTT clients connect over WebSocket (subprotocol `mqtt`).
+    pub ws_listen: Option<HostPort>,
 }
 
 impl Default for RProxyConfig {
@@ -283,6 +293,11 @@ impl Default for RProxyConfig {
             upstream_cert: None,
             upstream_key: None,
             auth_token_file: None,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            ws_listen: None,
         }
     }
 }
@@ -295,6 +310,10 @@ impl RProxyConfig {
         anyhow::ensure!(
             self.upstream_cert.is_some() == self.upstream_key.is_some(),
             "`upstream_cert` and `upstream_key` go together"
+        );
+        anyhow::ensure!(
+            self.tls_listen.is_none() || (self.tls_cert.is_some() && self.tls_key.is_some()),
+            "`tls_listen` needs `tls_cert` and `tls_key`"
         );
         Ok(())
     }

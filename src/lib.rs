@@ -17,6 +17,7 @@ pub mod config;
 pub mod convert;
 pub mod gauge;
 pub mod grpc;
+pub mod ingress;
 pub mod mode;
 pub mod mosquitto;
 pub mod proto;

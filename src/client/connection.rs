@@ -71,6 +71,8 @@ impl Connection {
     /// Writes raw bytes, well-formed or not.
     pub async fn send_bytes(&mut self, bytes: &[u8]) -> Result<(), ConnectionError> {
         self.writer.write_all(bytes).await?;
+        // TLS and WebSocket streams buffer until flushed.
+        self.writer.flush().await?;
         Ok(())
     }
 

@@ -351,10 +351,12 @@ impl Link {
     async fn write(&mut self, packet: &Packet) -> Result<(), ClientError> {
         let mut buf = BytesMut::new();
         codec::encode(packet, &mut buf);
-        self.writer
-            .write_all(&buf)
-            .await
-            .map_err(|_| ClientError::ConnectionLost)
+        let written = async {
+            self.writer.write_all(&buf).await?;
+            // TLS and WebSocket streams buffer until flushed.
+            self.writer.flush().await
+        };
+        written.await.map_err(|_| ClientError::ConnectionLost)
     }
 
     async fn read(&mut self, version: Version) -> Result<Option<Packet>, ClientError> {

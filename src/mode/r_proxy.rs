@@ -15,17 +15,19 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::client::transport::BoxedStream;
 use crate::codec::{Version, client_id, replies};
-use crate::config::RProxyConfig;
+use crate::config::{HostPort, RProxyConfig};
 use crate::convert::packet_to_payload;
 use crate::gauge::Gauge;
 use crate::grpc::{Upstreams, new_session_id};
+use crate::ingress::{Ingress, tls_acceptor};
 use crate::proto::mqtt::mqtt_stream_message::Payload;
 use crate::proto::mqtt::session_control::ControlType;
 use crate::proto::mqtt::{MessageDirection, SessionControl};
@@ -49,8 +51,15 @@ struct Shared {
 
 /// A bound r-proxy, ready to serve.
 pub struct RProxy {
-    listener: TcpListener,
+    /// Plain TCP first, then TLS and WebSocket when configured.
+    listeners: Vec<(Ingress, TcpListener)>,
     shared: Arc<Shared>,
+}
+
+async fn listen(addr: &HostPort) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr.as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
 }
 
 impl RProxy {
@@ -61,9 +70,17 @@ impl RProxy {
             Some(path) => crate::grpc::read_tokens(path)?.into_iter().next(),
             None => None,
         };
-        let listener = TcpListener::bind(config.listen.as_str())
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let mut listeners = vec![(Ingress::Tcp, listen(&config.listen).await?)];
+        if let Some(addr) = &config.tls_listen {
+            let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
+                anyhow::bail!("`tls_listen` needs `tls_cert` and `tls_key`");
+            };
+            let acceptor = tls_acceptor(cert, key, config.tls_client_ca.as_deref())?;
+            listeners.push((Ingress::Tls(acceptor), listen(addr).await?));
+        }
+        if let Some(addr) = &config.ws_listen {
+            listeners.push((Ingress::WebSocket, listen(addr).await?));
+        }
         let upstreams = Upstreams::new(
             &config.upstream,
             &upstream_tls(&config)?,
@@ -73,7 +90,7 @@ impl RProxy {
             config.max_packet_size.get(),
         )?;
         Ok(Self {
-            listener,
+            listeners,
             shared: Arc::new(Shared {
                 config,
                 upstreams,
@@ -83,9 +100,26 @@ impl RProxy {
         })
     }
 
-    /// Where MQTT clients connect.
+    /// Where MQTT clients connect over plain TCP.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners[0].1.local_addr()
+    }
+
+    /// Where MQTT clients connect over TLS, when configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.addr_of(|i| matches!(i, Ingress::Tls(_)))
+    }
+
+    /// Where MQTT clients connect over WebSocket, when configured.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.addr_of(|i| matches!(i, Ingress::WebSocket))
+    }
+
+    fn addr_of(&self, kind: impl Fn(&Ingress) -> bool) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(i, _)| kind(i))
+            .and_then(|(_, l)| l.local_addr().ok())
     }
 
     /// The number of client connections being served.
@@ -104,10 +138,13 @@ impl RProxy {
               "r-proxy serving");
         tokio::pin!(shutdown);
         loop {
-            let (stream, peer) = tokio::select! {
+            let accepts = self.listeners.iter().map(|(ingress, listener)| {
+                Box::pin(async move { (ingress, listener.accept().await) })
+            });
+            let (ingress, stream, peer) = tokio::select! {
                 _ = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(accepted) => accepted,
+                ((ingress, accepted), _, _) = futures_util::future::select_all(accepts) => match accepted {
+                    Ok((stream, peer)) => (ingress.clone(), stream, peer),
                     Err(e) => {
                         // Out of file descriptors and the like: back off
                         // instead of spinning on the error.
@@ -122,17 +159,23 @@ impl RProxy {
                 continue;
             };
             let shared = self.shared.clone();
-            let span = info_span!("client", %peer);
+            let span = info_span!("client", %peer, ingress = ingress.name());
             tokio::spawn(
                 async move {
                     let _live = shared.connections.enter();
-                    serve_client(stream, &shared).await;
+                    // The handshake counts against the CONNECT timeout.
+                    let limit = shared.config.connect_timeout_ms.duration();
+                    match timeout(limit, ingress.upgrade(stream)).await {
+                        Ok(Ok(stream)) => serve_client(stream, &shared).await,
+                        Ok(Err(e)) => debug!(error = %e, "handshake failed"),
+                        Err(_) => debug!("handshake timed out"),
+                    }
                     drop(permit);
                 }
                 .instrument(span),
             );
         }
-        drop(self.listener);
+        drop(self.listeners);
         let mut open = self.shared.connections.watch();
         let grace = self.shared.config.shutdown_grace_ms.duration();
         info!(open = *open.borrow(), ?grace, "draining");
@@ -179,10 +222,9 @@ enum FirstEnd {
     Shutdown,
 }
 
-async fn serve_client(stream: TcpStream, shared: &Shared) {
+async fn serve_client(stream: BoxedStream, shared: &Shared) {
     let config = &shared.config;
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let Some(ClientConnect {
         version,
         packet: connect,

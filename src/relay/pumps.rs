@@ -194,7 +194,12 @@ where
             }
         }
         if !out.is_empty() {
-            if let Err(e) = writer.write_all(&out).await {
+            // Flush too: TLS and WebSocket writers buffer until told.
+            let written = async {
+                writer.write_all(&out).await?;
+                writer.flush().await
+            };
+            if let Err(e) = written.await {
                 return OutboundEnd::Io(e);
             }
             out.clear();
