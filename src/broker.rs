@@ -11,6 +11,9 @@ use anyhow::Context;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use serde::Deserialize;
+use std::net::SocketAddr;
+
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
@@ -83,14 +86,22 @@ pub struct BrokerTls {
 pub struct BrokerConnector {
     addr: String,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Start each connection with a PROXY protocol v2 header.
+    proxy_protocol: bool,
 }
 
 impl BrokerConnector {
-    /// Prepares TLS (reading the files now, so errors show at start).
-    pub fn new(url: &BrokerUrl, tls: &BrokerTls) -> anyhow::Result<Self> {
+    /// Prepares TLS (reading the files now, so errors show at start). With
+    /// `proxy_protocol`, each connection starts with a PROXY v2 header
+    /// naming the client.
+    pub fn new(url: &BrokerUrl, tls: &BrokerTls, proxy_protocol: bool) -> anyhow::Result<Self> {
         let addr = url.addr.as_str().to_string();
         if !url.tls {
-            return Ok(Self { addr, tls: None });
+            return Ok(Self {
+                addr,
+                tls: None,
+                proxy_protocol,
+            });
         }
         let mut roots = RootCertStore::empty();
         match &tls.ca {
@@ -130,13 +141,19 @@ impl BrokerConnector {
         Ok(Self {
             addr,
             tls: Some((TlsConnector::from(Arc::new(config)), name)),
+            proxy_protocol,
         })
     }
 
-    /// Opens one connection (TCP, then TLS when configured).
-    pub async fn connect(&self) -> std::io::Result<BoxedStream> {
-        let tcp = TcpStream::connect(&self.addr).await?;
+    /// Opens one connection for the client at `client` (TCP, the PROXY
+    /// header when enabled, then TLS when configured).
+    pub async fn connect(&self, client: SocketAddr) -> std::io::Result<BoxedStream> {
+        let mut tcp = TcpStream::connect(&self.addr).await?;
         tcp.set_nodelay(true)?;
+        if self.proxy_protocol {
+            let header = crate::proxy_protocol::header_v2(client, tcp.peer_addr()?);
+            tcp.write_all(&header).await?;
+        }
         match &self.tls {
             None => Ok(Box::new(tcp)),
             Some((connector, name)) => Ok(Box::new(connector.connect(name.clone(), tcp).await?)),

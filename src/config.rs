@@ -354,6 +354,9 @@ pub struct SProxyConfig {
     pub auth_token_file: Option<std::path::PathBuf>,
     /// Allow plaintext gRPC without authentication on a non-loopback address.
     pub insecure: bool,
+    /// Start each broker connection with a PROXY protocol v2 header carrying
+    /// the MQTT client's address (the broker must expect it).
+    pub proxy_protocol: bool,
 }
 
 impl Default for SProxyConfig {
@@ -377,6 +380,7 @@ impl Default for SProxyConfig {
             client_ca: None,
             auth_token_file: None,
             insecure: false,
+            proxy_protocol: false,
         }
     }
 }
@@ -483,6 +487,9 @@ pub struct ScionQuicConfig {
     pub stream_window: NonZeroU32,
     /// How long a stateless-retry token stays valid.
     pub retry_token_lifetime_ms: Millis,
+    /// Start each broker connection with a PROXY protocol v2 header carrying
+    /// the client's IP address and port.
+    pub proxy_protocol: bool,
 }
 
 impl Default for ScionQuicConfig {
@@ -509,6 +516,7 @@ impl Default for ScionQuicConfig {
             idle_timeout_ms: const { Millis::of(120_000) },
             stream_window: const { nonzero32(2 * 1024 * 1024) },
             retry_token_lifetime_ms: const { Millis::of(30_000) },
+            proxy_protocol: false,
         }
     }
 }

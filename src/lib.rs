@@ -21,6 +21,7 @@ pub mod ingress;
 pub mod mode;
 pub mod mosquitto;
 pub mod proto;
+pub mod proxy_protocol;
 pub mod quic;
 pub mod relay;
 pub mod scion;

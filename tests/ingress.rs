@@ -11,6 +11,10 @@ use mqttbridge::codec::Version;
 use mqttbridge::ingress::WsByteStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+/// No PROXY header is written, so the client address is not used.
+const ANY: std::net::SocketAddr =
+    std::net::SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 async fn round_trip(mut conn: Connection, version: Version) {
     let code = bounded(
         "CONNACK",
@@ -66,10 +70,13 @@ async fn tls_and_websocket_clients_reach_the_broker() {
             ca: Some(certs.ca.clone()),
             ..BrokerTls::default()
         },
+        false,
     )
     .unwrap();
     for version in [Version::V3_1_1, Version::V5] {
-        let stream = bounded("TLS connect", connector.connect()).await.unwrap();
+        let stream = bounded("TLS connect", connector.connect(ANY))
+            .await
+            .unwrap();
         round_trip(Connection::over(stream, version), version).await;
     }
 
@@ -110,9 +117,12 @@ async fn tls_and_websocket_clients_reach_the_broker() {
             key: Some(certs.client_key.clone()),
             server_name: None,
         },
+        false,
     )
     .unwrap();
-    let stream = bounded("mTLS connect", with_cert.connect()).await.unwrap();
+    let stream = bounded("mTLS connect", with_cert.connect(ANY))
+        .await
+        .unwrap();
     round_trip(Connection::over(stream, Version::V5), Version::V5).await;
     let without_cert = BrokerConnector::new(
         &url,
@@ -120,10 +130,11 @@ async fn tls_and_websocket_clients_reach_the_broker() {
             ca: Some(certs.ca.clone()),
             ..BrokerTls::default()
         },
+        false,
     )
     .unwrap();
     // TLS 1.3 reports the refusal on first use rather than in connect().
-    let refused = match bounded("connect without a certificate", without_cert.connect()).await {
+    let refused = match bounded("connect without a certificate", without_cert.connect(ANY)).await {
         Err(_) => true,
         Ok(stream) => {
             let mut conn = Connection::over(stream, Version::V5);

@@ -9,6 +9,9 @@ use std::fmt::Write;
 
 /// Request metadata key holding the stream's unique session id.
 pub const SESSION_ID_KEY: &str = "session-id";
+/// Request metadata key holding the MQTT client's address as the r-proxy
+/// saw it (`IP:port`), for logs and the PROXY protocol towards the broker.
+pub const CLIENT_ADDR_KEY: &str = "client-addr";
 /// Request metadata key holding the MQTT client id (percent-encoded outside
 /// printable ASCII, since MQTT 5 allows any UTF-8).
 pub const CLIENT_ID_KEY: &str = "client-id";

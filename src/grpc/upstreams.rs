@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status, Streaming};
 
-use super::{CLIENT_ID_KEY, SESSION_ID_KEY, encode_client_id, max_message_size};
+use super::{CLIENT_ADDR_KEY, CLIENT_ID_KEY, SESSION_ID_KEY, encode_client_id, max_message_size};
 use crate::config::UpstreamUrl;
 use crate::proto::mqtt::MqttStreamMessage;
 use crate::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
@@ -111,6 +111,7 @@ impl Upstreams {
     pub async fn open(
         &self,
         session_id: &str,
+        client_addr: std::net::SocketAddr,
         client_id: &str,
         first: &[MqttStreamMessage],
         queue_depth: usize,
@@ -130,7 +131,14 @@ impl Upstreams {
         let mut last = Status::unavailable("no s-proxy endpoint configured");
         for i in healthy.into_iter().chain(down) {
             let upstream = &self.endpoints[i];
-            let attempt = self.open_on(upstream, session_id, client_id, first, queue_depth);
+            let attempt = self.open_on(
+                upstream,
+                session_id,
+                client_addr,
+                client_id,
+                first,
+                queue_depth,
+            );
             let result = tokio::time::timeout(self.connect_timeout, attempt)
                 .await
                 .unwrap_or_else(|_| Err(Status::deadline_exceeded("s-proxy did not answer")));
@@ -153,6 +161,7 @@ impl Upstreams {
         &self,
         upstream: &Upstream,
         session_id: &str,
+        client_addr: std::net::SocketAddr,
         client_id: &str,
         first: &[MqttStreamMessage],
         queue_depth: usize,
@@ -176,6 +185,9 @@ impl Upstreams {
         }
         if let Ok(v) = encode_client_id(client_id).parse() {
             metadata.insert(CLIENT_ID_KEY, v);
+        }
+        if let Ok(v) = client_addr.to_string().parse() {
+            metadata.insert(CLIENT_ADDR_KEY, v);
         }
         if let Some(authorization) = &self.authorization {
             metadata.insert("authorization", authorization.clone());

@@ -166,7 +166,7 @@ impl RProxy {
                     // The handshake counts against the CONNECT timeout.
                     let limit = shared.config.connect_timeout_ms.duration();
                     match timeout(limit, ingress.upgrade(stream)).await {
-                        Ok(Ok(stream)) => serve_client(stream, &shared).await,
+                        Ok(Ok(stream)) => serve_client(stream, peer, &shared).await,
                         Ok(Err(e)) => debug!(error = %e, "handshake failed"),
                         Err(_) => debug!("handshake timed out"),
                     }
@@ -222,7 +222,7 @@ enum FirstEnd {
     Shutdown,
 }
 
-async fn serve_client(stream: BoxedStream, shared: &Shared) {
+async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared) {
     let config = &shared.config;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let Some(ClientConnect {
@@ -268,7 +268,13 @@ async fn serve_client(stream: BoxedStream, shared: &Shared) {
     let connecting = Instant::now();
     let (tx, mut inbound) = match shared
         .upstreams
-        .open(&session_id, &client_id, &opening, config.queue_depth.get())
+        .open(
+            &session_id,
+            peer,
+            &client_id,
+            &opening,
+            config.queue_depth.get(),
+        )
         .await
     {
         Ok(opened) => opened,

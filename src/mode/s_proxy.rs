@@ -27,7 +27,7 @@ use crate::codec::{self, Packet, Version};
 use crate::config::SProxyConfig;
 use crate::convert::{connack_server_unavailable, payload_to_packet};
 use crate::gauge::Gauge;
-use crate::grpc::{SESSION_ID_KEY, max_message_size, new_session_id};
+use crate::grpc::{CLIENT_ADDR_KEY, SESSION_ID_KEY, max_message_size, new_session_id};
 use crate::proto::mqtt::mqtt_relay_service_server::{MqttRelayService, MqttRelayServiceServer};
 use crate::proto::mqtt::mqtt_stream_message::Payload;
 use crate::proto::mqtt::{MessageDirection, MqttStreamMessage};
@@ -84,6 +84,14 @@ impl MqttRelayService for Relay {
             .chars()
             .take(64)
             .collect::<String>();
+        // The MQTT client's address as the r-proxy saw it; else the r-proxy's.
+        let client = request
+            .metadata()
+            .get(CLIENT_ADDR_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<SocketAddr>().ok())
+            .or(peer)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let session_id = new_session_id();
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(self.config.queue_depth.get());
@@ -94,7 +102,7 @@ impl MqttRelayService for Relay {
             info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
         tokio::spawn(
             async move {
-                run_session(inbound, tx, &config, &connector, &session_id).await;
+                run_session(inbound, tx, &config, &connector, client, &session_id).await;
                 drop(permit);
                 drop(live);
             }
@@ -138,6 +146,7 @@ async fn run_session(
     tx: Outbound,
     config: &SProxyConfig,
     connector: &BrokerConnector,
+    client: SocketAddr,
     session_id: &str,
 ) {
     let (version, connect) = match timeout(
@@ -163,7 +172,7 @@ async fn run_session(
     let connecting = std::time::Instant::now();
     let broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
-        connector.connect(),
+        connector.connect(client),
     )
     .await
     {
@@ -321,7 +330,11 @@ impl SProxy {
             Some(path) => crate::grpc::read_tokens(path)?,
             None => Vec::new(),
         };
-        let connector = Arc::new(BrokerConnector::new(&config.broker, &config.broker_tls)?);
+        let connector = Arc::new(BrokerConnector::new(
+            &config.broker,
+            &config.broker_tls,
+            config.proxy_protocol,
+        )?);
         let listener = TcpListener::bind(config.listen.as_str())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

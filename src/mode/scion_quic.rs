@@ -96,7 +96,11 @@ impl ScionQuic {
         };
         Ok(Self {
             listener,
-            connector: Arc::new(BrokerConnector::new(&config.broker, &config.broker_tls)?),
+            connector: Arc::new(BrokerConnector::new(
+                &config.broker,
+                &config.broker_tls,
+                config.proxy_protocol,
+            )?),
             config: Arc::new(config),
             sessions: Gauge::default(),
         })
@@ -151,12 +155,13 @@ async fn accept_loop<S: DatagramSocket>(
             },
         };
         let span = info_span!("quic-client", peer = %accepted.peer);
+        let client = S::ip_of(&accepted.peer);
         let config = config.clone();
         let connector = connector.clone();
         let live = sessions.clone();
         tokio::spawn(
             async move {
-                serve_connection(accepted, &config, &connector, &live).await;
+                serve_connection(accepted, client, &config, &connector, &live).await;
             }
             .instrument(span),
         );
@@ -165,6 +170,7 @@ async fn accept_loop<S: DatagramSocket>(
 
 async fn serve_connection<A>(
     accepted: Accepted<A>,
+    client: std::net::SocketAddr,
     config: &ScionQuicConfig,
     connector: &BrokerConnector,
     sessions: &Gauge,
@@ -196,7 +202,7 @@ async fn serve_connection<A>(
     let connecting = std::time::Instant::now();
     let broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
-        connector.connect(),
+        connector.connect(client),
     )
     .await
     {
