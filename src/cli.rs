@@ -111,7 +111,7 @@ pub enum Command {
 }
 
 /// Flags of `r-proxy`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct RProxyArgs {
     /// TOML config file (see config/edge.toml); flags below override its keys.
     #[arg(long, value_name = "FILE")]

@@ -68,6 +68,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = args.resolve()?;
             let admin_addr = admin(&config.admin);
             let proxy = RProxy::bind(config).await?;
+            let reloader = proxy.reloader();
+            on_hangup(move || {
+                args.resolve()
+                    .map_err(Into::into)
+                    .and_then(|c| reloader.apply(c))
+            });
             announce_ready(admin_addr.as_ref(), &readiness).await?;
             proxy.serve(shutdown).await;
         }
@@ -101,6 +107,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => return demo::run(args.count).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Re-reads the configuration on every SIGHUP; a configuration that does
+/// not check out is refused and the running one kept.
+fn on_hangup(mut reload: impl FnMut() -> anyhow::Result<()> + Send + 'static) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            info!("SIGHUP: reloading the configuration");
+            if let Err(e) = reload() {
+                tracing::error!("reload refused, keeping the running configuration: {e:#}");
+            }
+        }
+    });
 }
 
 /// Completes on SIGINT or SIGTERM, telling systemd and `/readyz` that the

@@ -10,7 +10,7 @@
 //! "upstream unavailable", see `codec::replies`).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -36,24 +36,101 @@ use crate::relay::{
     pump_envelopes_to_writer, pump_reader_to_envelopes, receive_connect,
 };
 use crate::telemetry::METRICS;
+use tokio_rustls::TlsAcceptor;
 
 /// The mode label in metrics.
 const MODE: &str = "r-proxy";
 
-struct Shared {
+/// What a reload (SIGHUP) replaces: settings, s-proxy channels, TLS.
+struct Live {
     config: RProxyConfig,
     upstreams: Upstreams,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Live {
+    /// Checks `config` and prepares everything it needs (reading files).
+    fn prepare(config: RProxyConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let token = match &config.auth_token_file {
+            Some(path) => crate::grpc::read_tokens(path)?.into_iter().next(),
+            None => None,
+        };
+        let tls = match (&config.tls_listen, &config.tls_cert, &config.tls_key) {
+            (Some(_), Some(cert), Some(key)) => {
+                Some(tls_acceptor(cert, key, config.tls_client_ca.as_deref())?)
+            }
+            _ => None,
+        };
+        let upstreams = Upstreams::new(
+            &config.upstream,
+            &upstream_tls(&config)?,
+            token.as_deref(),
+            config.upstream_connect_timeout_ms.duration(),
+            config.upstream_retry_ms.duration(),
+            config.max_packet_size.get(),
+        )?;
+        Ok(Self {
+            config,
+            upstreams,
+            tls,
+        })
+    }
+}
+
+/// Which handshake a listener's connections need.
+#[derive(Clone, Copy)]
+enum ListenerKind {
+    Tcp,
+    Tls,
+    WebSocket,
+}
+
+struct Shared {
+    live: RwLock<Arc<Live>>,
     connections: Gauge,
     /// Becomes true when the shutdown grace period is over: sessions still
     /// open end now (MQTT 5 clients hear DISCONNECT 0x8B).
     ending: watch::Sender<bool>,
 }
 
+impl Shared {
+    /// The settings in force now.
+    fn live(&self) -> Arc<Live> {
+        // A poisoned lock only means a panic elsewhere; the Arc is intact.
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// A bound r-proxy, ready to serve.
 pub struct RProxy {
     /// Plain TCP first, then TLS and WebSocket when configured.
-    listeners: Vec<(Ingress, TcpListener)>,
+    listeners: Vec<(ListenerKind, TcpListener)>,
     shared: Arc<Shared>,
+}
+
+/// Applies new settings to a running r-proxy (SIGHUP).
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Replaces the settings for new connections: s-proxies, TLS
+    /// certificates, tokens, timeouts and limits. Listen addresses only
+    /// change with a restart. A config that does not check out is refused
+    /// and the running one kept.
+    pub fn apply(&self, config: RProxyConfig) -> anyhow::Result<()> {
+        let old = self.0.live();
+        if config.listen != old.config.listen
+            || config.tls_listen != old.config.tls_listen
+            || config.ws_listen != old.config.ws_listen
+        {
+            warn!("listen addresses only change with a restart; keeping the current ones");
+        }
+        let live = Live::prepare(config)?;
+        *self.0.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        info!("configuration reloaded");
+        Ok(())
+    }
 }
 
 async fn listen(addr: &HostPort) -> anyhow::Result<TcpListener> {
@@ -65,39 +142,28 @@ async fn listen(addr: &HostPort) -> anyhow::Result<TcpListener> {
 impl RProxy {
     /// Binds the MQTT listener and prepares the s-proxy channels.
     pub async fn bind(config: RProxyConfig) -> anyhow::Result<Self> {
-        config.validate()?;
-        let token = match &config.auth_token_file {
-            Some(path) => crate::grpc::read_tokens(path)?.into_iter().next(),
-            None => None,
-        };
-        let mut listeners = vec![(Ingress::Tcp, listen(&config.listen).await?)];
+        let live = Live::prepare(config)?;
+        let config = &live.config;
+        let mut listeners = vec![(ListenerKind::Tcp, listen(&config.listen).await?)];
         if let Some(addr) = &config.tls_listen {
-            let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) else {
-                anyhow::bail!("`tls_listen` needs `tls_cert` and `tls_key`");
-            };
-            let acceptor = tls_acceptor(cert, key, config.tls_client_ca.as_deref())?;
-            listeners.push((Ingress::Tls(acceptor), listen(addr).await?));
+            listeners.push((ListenerKind::Tls, listen(addr).await?));
         }
         if let Some(addr) = &config.ws_listen {
-            listeners.push((Ingress::WebSocket, listen(addr).await?));
+            listeners.push((ListenerKind::WebSocket, listen(addr).await?));
         }
-        let upstreams = Upstreams::new(
-            &config.upstream,
-            &upstream_tls(&config)?,
-            token.as_deref(),
-            config.upstream_connect_timeout_ms.duration(),
-            config.upstream_retry_ms.duration(),
-            config.max_packet_size.get(),
-        )?;
         Ok(Self {
             listeners,
             shared: Arc::new(Shared {
-                config,
-                upstreams,
+                live: RwLock::new(Arc::new(live)),
                 connections: Gauge::default(),
                 ending: watch::Sender::new(false),
             }),
         })
+    }
+
+    /// A handle that applies new settings while serving.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
     }
 
     /// Where MQTT clients connect over plain TCP.
@@ -107,15 +173,15 @@ impl RProxy {
 
     /// Where MQTT clients connect over TLS, when configured.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.addr_of(|i| matches!(i, Ingress::Tls(_)))
+        self.addr_of(|k| matches!(k, ListenerKind::Tls))
     }
 
     /// Where MQTT clients connect over WebSocket, when configured.
     pub fn ws_addr(&self) -> Option<SocketAddr> {
-        self.addr_of(|i| matches!(i, Ingress::WebSocket))
+        self.addr_of(|k| matches!(k, ListenerKind::WebSocket))
     }
 
-    fn addr_of(&self, kind: impl Fn(&Ingress) -> bool) -> Option<SocketAddr> {
+    fn addr_of(&self, kind: impl Fn(&ListenerKind) -> bool) -> Option<SocketAddr> {
         self.listeners
             .iter()
             .find(|(i, _)| kind(i))
@@ -132,19 +198,22 @@ impl RProxy {
     /// (MQTT 5 clients get DISCONNECT 0x8B, server shutting down) and returns
     /// once every connection is closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let limit = Arc::new(Semaphore::new(self.shared.config.max_connections.get()));
+        let limit = Arc::new(Semaphore::new(
+            self.shared.live().config.max_connections.get(),
+        ));
         info!(listen = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-              upstreams = ?self.shared.config.upstream.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+              upstreams = ?self.shared.live().config.upstream.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
               "r-proxy serving");
         tokio::pin!(shutdown);
         loop {
-            let accepts = self.listeners.iter().map(|(ingress, listener)| {
-                Box::pin(async move { (ingress, listener.accept().await) })
-            });
-            let (ingress, stream, peer) = tokio::select! {
+            let accepts = self
+                .listeners
+                .iter()
+                .map(|(kind, listener)| Box::pin(async move { (*kind, listener.accept().await) }));
+            let (kind, stream, peer) = tokio::select! {
                 _ = &mut shutdown => break,
-                ((ingress, accepted), _, _) = futures_util::future::select_all(accepts) => match accepted {
-                    Ok((stream, peer)) => (ingress.clone(), stream, peer),
+                ((kind, accepted), _, _) = futures_util::future::select_all(accepts) => match accepted {
+                    Ok((stream, peer)) => (kind, stream, peer),
                     Err(e) => {
                         // Out of file descriptors and the like: back off
                         // instead of spinning on the error.
@@ -159,14 +228,22 @@ impl RProxy {
                 continue;
             };
             let shared = self.shared.clone();
+            let live = shared.live();
+            let ingress = match (kind, &live.tls) {
+                (ListenerKind::Tcp, _) => Ingress::Tcp,
+                (ListenerKind::Tls, Some(acceptor)) => Ingress::Tls(acceptor.clone()),
+                // The TLS listener stays but a reload removed its certificate.
+                (ListenerKind::Tls, None) => continue,
+                (ListenerKind::WebSocket, _) => Ingress::WebSocket,
+            };
             let span = info_span!("client", %peer, ingress = ingress.name());
             tokio::spawn(
                 async move {
                     let _live = shared.connections.enter();
                     // The handshake counts against the CONNECT timeout.
-                    let limit = shared.config.connect_timeout_ms.duration();
+                    let limit = live.config.connect_timeout_ms.duration();
                     match timeout(limit, ingress.upgrade(stream)).await {
-                        Ok(Ok(stream)) => serve_client(stream, peer, &shared).await,
+                        Ok(Ok(stream)) => serve_client(stream, peer, &shared, &live).await,
                         Ok(Err(e)) => debug!(error = %e, "handshake failed"),
                         Err(_) => debug!("handshake timed out"),
                     }
@@ -177,7 +254,7 @@ impl RProxy {
         }
         drop(self.listeners);
         let mut open = self.shared.connections.watch();
-        let grace = self.shared.config.shutdown_grace_ms.duration();
+        let grace = self.shared.live().config.shutdown_grace_ms.duration();
         info!(open = *open.borrow(), ?grace, "draining");
         if timeout(grace, open.wait_for(|n| *n == 0)).await.is_err() {
             info!(
@@ -222,8 +299,8 @@ enum FirstEnd {
     Shutdown,
 }
 
-async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared) {
-    let config = &shared.config;
+async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, live: &Live) {
+    let config = &live.config;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let Some(ClientConnect {
         version,
@@ -266,7 +343,7 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared) {
         ),
     ];
     let connecting = Instant::now();
-    let (tx, mut inbound) = match shared
+    let (tx, mut inbound) = match live
         .upstreams
         .open(
             &session_id,
