@@ -18,6 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ScionUdpConfig;
 use crate::quic::MAX_DATAGRAM;
+use crate::telemetry::{self, METRICS, SessionGuard, TrafficLabels};
 use crate::udp_relay::{PeerId, PeerTable, Route};
 
 type Table = Arc<Mutex<PeerTable<ScionSocketIpAddr>>>;
@@ -29,12 +30,28 @@ const MAX_RECV_ERRORS: u32 = 1000;
 struct Mapping {
     socket: Arc<UdpSocket>,
     reader: JoinHandle<()>,
+    /// Counts the mapping as a session in the metrics.
+    _session: SessionGuard,
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
         self.reader.abort();
     }
+}
+
+/// The mode label in metrics.
+const MODE: &str = "scion-udp";
+
+fn count_bytes(direction: &'static str, n: usize) {
+    METRICS
+        .bytes
+        .get_or_create(&TrafficLabels {
+            mode: MODE,
+            direction,
+            packet_type: "all",
+        })
+        .inc_by(n as u64);
 }
 
 /// A bound scion-udp relay, ready to serve.
@@ -138,10 +155,11 @@ impl ScionUdp {
                     continue;
                 }
             };
-            if let Some(mapping) = mappings.get(&id)
-                && let Err(e) = mapping.socket.send(datagram).await
-            {
-                debug!(error = %e, "send to broker failed");
+            if let Some(mapping) = mappings.get(&id) {
+                match mapping.socket.send(datagram).await {
+                    Ok(n) => count_bytes(telemetry::CLIENT_TO_BROKER, n),
+                    Err(e) => debug!(error = %e, "send to broker failed"),
+                }
             }
         }
     }
@@ -161,7 +179,13 @@ impl ScionUdp {
             self.scion.clone(),
             table.clone(),
         ));
-        Ok(Mapping { socket, reader })
+        let mut session = METRICS.session(MODE);
+        session.close_reason("idle");
+        Ok(Mapping {
+            socket,
+            reader,
+            _session: session,
+        })
     }
 }
 
@@ -194,8 +218,9 @@ async fn relay_replies(
         let Some(client) = lock(&table).from_broker(id, &buf[..n], Instant::now()) else {
             return;
         };
-        if let Err(e) = scion.send_to(&buf[..n], client).await {
-            debug!(%client, error = %e, "send to client failed");
+        match scion.send_to(&buf[..n], client).await {
+            Ok(()) => count_bytes(telemetry::BROKER_TO_CLIENT, n),
+            Err(e) => debug!(%client, error = %e, "send to client failed"),
         }
     }
 }
