@@ -11,7 +11,7 @@ command -v mosquitto >/dev/null 2>&1 || export PATH="$PATH:/usr/sbin"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-{ cargo test --locked --all-targets && cargo test --locked --doc; } 2>&1 | tee "$log" || status=$?
+{ cargo test --locked --no-fail-fast --all-targets && cargo test --locked --doc; } 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ {
        for (i = 1; i <= NF; i++) {
          if ($(i+1) ~ /^passed/) p += $i
