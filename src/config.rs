@@ -490,6 +490,8 @@ pub struct ScionQuicConfig {
     /// Start each broker connection with a PROXY protocol v2 header carrying
     /// the client's IP address and port.
     pub proxy_protocol: bool,
+    /// On SIGTERM, how long open sessions may go on before the process exits.
+    pub shutdown_grace_ms: Millis,
 }
 
 impl Default for ScionQuicConfig {
@@ -517,6 +519,7 @@ impl Default for ScionQuicConfig {
             stream_window: const { nonzero32(2 * 1024 * 1024) },
             retry_token_lifetime_ms: const { Millis::of(30_000) },
             proxy_protocol: false,
+            shutdown_grace_ms: const { Millis::of(10_000) },
         }
     }
 }

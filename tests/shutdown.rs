@@ -83,3 +83,49 @@ async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
     let status = bounded("exit", child.wait()).await.unwrap();
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scion_quic_drains_open_sessions_then_stops() {
+    use mqttbridge::client::{Client, ClientOptions};
+    use mqttbridge::config::{QuicTransport, ScionQuicConfig};
+    use mqttbridge::mode::scion_quic::ScionQuic;
+
+    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = mqttbridge::certs::generate(dir.path(), &["localhost"]).unwrap();
+    let proxy = ScionQuic::bind(ScionQuicConfig {
+        transport: QuicTransport::Quic,
+        listen: Some("127.0.0.1:0".into()),
+        broker: broker.addr().to_string().parse().unwrap(),
+        cert: Some(certs.server_cert.clone()),
+        key: Some(certs.server_key.clone()),
+        shutdown_grace_ms: mqttbridge::config::Millis(60_000.try_into().unwrap()),
+        ..ScionQuicConfig::default()
+    })
+    .await
+    .unwrap();
+    let url = format!("quic://{}", proxy.local_addr());
+    let mut sessions = proxy.sessions();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(proxy.serve(async move {
+        let _ = stopped.await;
+    }));
+    let mut options = ClientOptions::new(&url, "drained");
+    options.transport.tls.ca = Some(certs.ca.clone());
+    options.transport.server_name = Some("localhost".into());
+    let (client, _messages) = bounded("connect", Client::connect(options)).await.unwrap();
+    gauge_reaches("session open", &mut sessions, 1).await;
+
+    stop.send(()).unwrap();
+    // The open session keeps working while the proxy drains...
+    client
+        .publish("drain", "still served", 1, false)
+        .await
+        .unwrap();
+    assert!(!serving.is_finished(), "serve waits for the open session");
+    // ...and once it ends, the proxy stops (well before the 60 s grace).
+    client.disconnect().await.unwrap();
+    bounded("serve returns after the last session", serving)
+        .await
+        .unwrap();
+}

@@ -119,18 +119,29 @@ impl ScionQuic {
         self.sessions.watch()
     }
 
-    /// Serves until `shutdown` completes.
+    /// Serves until `shutdown` completes; then stops accepting and lets
+    /// open sessions finish for up to `shutdown_grace_ms`.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
         info!(listen = %self.local_addr(), transport = ?self.config.transport,
               broker = %self.config.broker, mtls = self.config.client_ca.is_some(),
               "scion-quic serving");
+        let grace = self.config.shutdown_grace_ms.duration();
+        let mut open = self.sessions.watch();
+        let sessions = self.sessions.clone();
         match self.listener {
             Listener::Udp(l) => {
-                accept_loop(l, self.config, self.connector, self.sessions, shutdown).await
+                accept_loop(l, self.config, self.connector, sessions, shutdown).await
             }
             Listener::Scion(l, _stack) => {
-                accept_loop(l, self.config, self.connector, self.sessions, shutdown).await
+                accept_loop(l, self.config, self.connector, sessions, shutdown).await
             }
+        }
+        info!(open = *open.borrow(), ?grace, "draining");
+        if tokio::time::timeout(grace, open.wait_for(|n| *n == 0))
+            .await
+            .is_err()
+        {
+            info!("grace period over, closing the remaining sessions");
         }
     }
 }
