@@ -126,7 +126,7 @@ pub struct RProxyArgs {
 }
 
 /// Flags of `s-proxy`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct SProxyArgs {
     /// TOML config file (see config/cloud.toml); flags below override its keys.
     #[arg(long, value_name = "FILE")]

@@ -81,6 +81,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = args.resolve()?;
             let admin_addr = admin(&config.admin);
             let proxy = SProxy::bind(config).await?;
+            let reloader = proxy.reloader();
+            on_hangup(move || {
+                args.resolve()
+                    .map_err(Into::into)
+                    .and_then(|c| reloader.apply(c))
+            });
             announce_ready(admin_addr.as_ref(), &readiness).await?;
             proxy.serve(shutdown).await?;
         }

@@ -74,3 +74,86 @@ async fn sighup_keeps_serving_on_a_broken_config_and_applies_a_good_one() {
     gauge_reaches("third on s-proxy b", &mut b.sessions, 1).await;
     assert_eq!(*a.sessions.borrow(), 2, "open sessions kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_s_proxy_tokens_and_refuses_a_broken_file() {
+    use mqttbridge::client::{Connection, exchange, packets};
+
+    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "old-secret\n").unwrap();
+    let path = dir.path().join("cloud.toml");
+    let good = format!(
+        "listen = \"127.0.0.1:{port}\"\nbroker = \"{}\"\nauth_token_file = \"{}\"\n",
+        broker.addr(),
+        tokens.display()
+    );
+    std::fs::write(&path, &good).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["s-proxy", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut logs = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut wait_for_log = async |needle: &str| {
+        bounded(needle, async {
+            while let Some(line) = logs.next_line().await.unwrap() {
+                if line.contains(needle) {
+                    return;
+                }
+            }
+            panic!("s-proxy exited before logging {needle}");
+        })
+        .await
+    };
+    wait_for_log("s-proxy serving").await;
+    let token_file = |name: &str, token: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("{token}\n")).unwrap();
+        p
+    };
+    let old = token_file("old", "old-secret");
+    let new = token_file("new", "new-secret");
+    let upstream = format!("http://127.0.0.1:{port}");
+    let connack = async |token: &std::path::Path| {
+        let token = token.to_path_buf();
+        let r_proxy = start_r_proxy(std::slice::from_ref(&upstream), |c| {
+            c.auth_token_file = Some(token)
+        })
+        .await;
+        let mut conn = Connection::open(&r_proxy.addr, Version::V5).await.unwrap();
+        bounded(
+            "CONNACK",
+            exchange::connect(
+                &mut conn,
+                &packets::connect(Version::V5, "t", true, 30).unwrap(),
+            ),
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(connack(&old).await, 0);
+
+    std::fs::write(&path, "broker = 5\n").unwrap();
+    hangup(child.id().unwrap());
+    wait_for_log("reload refused").await;
+    assert_eq!(connack(&old).await, 0, "old configuration kept");
+
+    std::fs::write(&tokens, "new-secret\n").unwrap();
+    std::fs::write(&path, &good).unwrap();
+    hangup(child.id().unwrap());
+    wait_for_log("configuration reloaded").await;
+    assert_eq!(connack(&old).await, 0x88, "the old token no longer works");
+    assert_eq!(connack(&new).await, 0, "the new one does");
+}

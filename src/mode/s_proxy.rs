@@ -9,7 +9,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
 use futures_util::Stream;
@@ -42,13 +42,45 @@ const MODE: &str = "s-proxy";
 
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<MqttStreamMessage, Status>> + Send>>;
 
+/// What a reload (SIGHUP) replaces for new sessions.
+struct Live {
+    config: SProxyConfig,
+    connector: BrokerConnector,
+    /// Accepted bearer tokens; empty when tokens are not required.
+    tokens: Vec<String>,
+}
+
+impl Live {
+    /// Checks `config` and prepares what it needs (reading files).
+    fn prepare(config: SProxyConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let tokens = match &config.auth_token_file {
+            Some(path) => crate::grpc::read_tokens(path)?,
+            None => Vec::new(),
+        };
+        let connector =
+            BrokerConnector::new(&config.broker, &config.broker_tls, config.proxy_protocol)?;
+        Ok(Self {
+            config,
+            connector,
+            tokens,
+        })
+    }
+}
+
+/// The settings in force, swapped whole by a reload.
+type SharedLive = Arc<RwLock<Arc<Live>>>;
+
+fn current(live: &SharedLive) -> Arc<Live> {
+    // A poisoned lock only means a panic elsewhere; the Arc is intact.
+    live.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// The gRPC service: one task per stream.
 struct Relay {
-    config: Arc<SProxyConfig>,
-    connector: Arc<BrokerConnector>,
+    live: SharedLive,
     limit: Arc<Semaphore>,
     sessions: Gauge,
-    tokens: Arc<Vec<String>>,
 }
 
 #[tonic::async_trait]
@@ -59,12 +91,13 @@ impl MqttRelayService for Relay {
         &self,
         request: Request<Streaming<MqttStreamMessage>>,
     ) -> Result<Response<Self::StreamMqttMessagesStream>, Status> {
-        if !self.tokens.is_empty() {
+        let live = current(&self.live);
+        if !live.tokens.is_empty() {
             let presented = request
                 .metadata()
                 .get("authorization")
                 .and_then(|v| v.to_str().ok());
-            if !token_accepted(&self.tokens, presented) {
+            if !token_accepted(&live.tokens, presented) {
                 warn!(peer = ?request.remote_addr(), "r-proxy without a valid token refused");
                 return Err(Status::unauthenticated("a valid bearer token is required"));
             }
@@ -94,17 +127,23 @@ impl MqttRelayService for Relay {
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         let session_id = new_session_id();
         let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(self.config.queue_depth.get());
-        let config = self.config.clone();
-        let connector = self.connector.clone();
-        let live = self.sessions.enter();
+        let (tx, rx) = mpsc::channel(live.config.queue_depth.get());
+        let counted = self.sessions.enter();
         let span =
             info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
         tokio::spawn(
             async move {
-                run_session(inbound, tx, &config, &connector, client, &session_id).await;
+                run_session(
+                    inbound,
+                    tx,
+                    &live.config,
+                    &live.connector,
+                    client,
+                    &session_id,
+                )
+                .await;
                 drop(permit);
-                drop(live);
+                drop(counted);
             }
             .instrument(span),
         );
@@ -280,12 +319,37 @@ async fn refuse_unavailable(
 /// A bound s-proxy, ready to serve.
 pub struct SProxy {
     listener: TcpListener,
-    config: Arc<SProxyConfig>,
-    connector: Arc<BrokerConnector>,
+    live: SharedLive,
     sessions: Gauge,
     tls: Option<ServerTlsConfig>,
-    /// Accepted bearer tokens; empty when tokens are not required.
-    tokens: Arc<Vec<String>>,
+}
+
+/// Applies new settings to a running s-proxy (SIGHUP).
+#[derive(Clone)]
+pub struct Reloader(SharedLive);
+
+impl Reloader {
+    /// Replaces the settings for new sessions: broker and its TLS, tokens,
+    /// timeouts, queue depth. The listen address, the gRPC certificate and
+    /// the session limit change only with a restart. A config that does
+    /// not check out is refused and the running one kept.
+    pub fn apply(&self, config: SProxyConfig) -> anyhow::Result<()> {
+        let old = current(&self.0);
+        if config.listen != old.config.listen
+            || config.tls_cert != old.config.tls_cert
+            || config.tls_key != old.config.tls_key
+            || config.client_ca != old.config.client_ca
+            || config.max_sessions != old.config.max_sessions
+        {
+            warn!(
+                "listen address, gRPC TLS and max_sessions only change with a restart; keeping them"
+            );
+        }
+        let live = Live::prepare(config)?;
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        info!("configuration reloaded");
+        Ok(())
+    }
 }
 
 fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
@@ -312,7 +376,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl SProxy {
     /// Binds the gRPC listener.
     pub async fn bind(config: SProxyConfig) -> anyhow::Result<Self> {
-        config.validate()?;
+        let live = Live::prepare(config)?;
+        let config = &live.config;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
                 // Installs the process-wide rustls provider (ring) once.
@@ -326,26 +391,20 @@ impl SProxy {
             }
             _ => None,
         };
-        let tokens = match &config.auth_token_file {
-            Some(path) => crate::grpc::read_tokens(path)?,
-            None => Vec::new(),
-        };
-        let connector = Arc::new(BrokerConnector::new(
-            &config.broker,
-            &config.broker_tls,
-            config.proxy_protocol,
-        )?);
         let listener = TcpListener::bind(config.listen.as_str())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         Ok(Self {
             listener,
-            connector,
-            config: Arc::new(config),
+            live: Arc::new(RwLock::new(Arc::new(live))),
             sessions: Gauge::default(),
             tls,
-            tokens: Arc::new(tokens),
         })
+    }
+
+    /// A handle that applies new settings while serving.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.live.clone())
     }
 
     /// Where it listens.
@@ -364,27 +423,26 @@ impl SProxy {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), tonic::transport::Error> {
-        let grace = self.config.shutdown_grace_ms.duration();
+        let config = current(&self.live).config.clone();
+        let grace = config.shutdown_grace_ms.duration();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let limit = max_message_size(self.config.max_packet_size.get());
+        let limit = max_message_size(config.max_packet_size.get());
         let relay = Relay {
-            limit: Arc::new(Semaphore::new(self.config.max_sessions.get() as usize)),
-            config: self.config.clone(),
-            connector: self.connector.clone(),
+            limit: Arc::new(Semaphore::new(config.max_sessions.get() as usize)),
+            live: self.live.clone(),
             sessions: self.sessions.clone(),
-            tokens: self.tokens.clone(),
         };
         let service = MqttRelayServiceServer::new(relay)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-              broker = %self.config.broker, "s-proxy serving");
+              broker = %config.broker, "s-proxy serving");
         let mut builder = tonic::transport::Server::builder();
         if let Some(tls) = self.tls {
             builder = builder.tls_config(tls)?;
         }
         let server = builder
-            .max_concurrent_streams(self.config.max_sessions.get())
+            .max_concurrent_streams(config.max_sessions.get())
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .add_service(service)
