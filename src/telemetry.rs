@@ -126,30 +126,6 @@ impl Metrics {
         out
     }
 
-    /// Counts one relayed packet of `bytes` bytes.
-    pub fn packet(
-        &self,
-        mode: &'static str,
-        direction: &'static str,
-        packet_type: &'static str,
-        bytes: usize,
-    ) {
-        self.packets
-            .get_or_create(&TrafficLabels {
-                mode,
-                direction,
-                packet_type,
-            })
-            .inc();
-        self.bytes
-            .get_or_create(&TrafficLabels {
-                mode,
-                direction,
-                packet_type: "all",
-            })
-            .inc_by(bytes as u64);
-    }
-
     /// A session opened; the guard counts it closed with its reason.
     pub fn session(&'static self, mode: &'static str) -> SessionGuard {
         self.sessions_opened
@@ -218,6 +194,47 @@ impl Drop for SessionGuard {
             .get_or_create(&CloseLabels {
                 mode,
                 reason: self.reason,
+            })
+            .inc();
+    }
+}
+
+/// Packet and byte counters of one relay direction, looked up once and then
+/// only incremented (the hot path takes no lock).
+pub struct TrafficCounters {
+    mode: &'static str,
+    direction: &'static str,
+    bytes: Counter,
+    /// By MQTT packet type code (1..=15), created on first use.
+    packets: [Option<Counter>; 16],
+}
+
+impl TrafficCounters {
+    /// Counters for `mode` and `direction`.
+    pub fn new(mode: &'static str, direction: &'static str) -> Self {
+        Self {
+            mode,
+            direction,
+            bytes: METRICS.bytes.get_or_create_owned(&TrafficLabels {
+                mode,
+                direction,
+                packet_type: "all",
+            }),
+            packets: Default::default(),
+        }
+    }
+
+    /// Counts one packet of type `code` (named `name`) and `bytes` bytes.
+    pub fn count(&mut self, code: u8, name: &'static str, bytes: usize) {
+        self.bytes.inc_by(bytes as u64);
+        let (mode, direction) = (self.mode, self.direction);
+        self.packets[usize::from(code & 0x0f)]
+            .get_or_insert_with(|| {
+                METRICS.packets.get_or_create_owned(&TrafficLabels {
+                    mode,
+                    direction,
+                    packet_type: name,
+                })
             })
             .inc();
     }

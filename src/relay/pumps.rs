@@ -13,7 +13,7 @@ use crate::codec::{self, CodecError, Packet, Version, packet_type_name};
 use crate::convert::{ConvertError, packet_to_payload, payload_to_packet};
 use crate::proto::mqtt::session_control::ControlType;
 use crate::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
-use crate::telemetry::{self, METRICS};
+use crate::telemetry::{self, METRICS, TrafficCounters};
 
 /// Encoded bytes gathered from ready envelopes before one write, so a burst
 /// of small packets costs one system call.
@@ -66,6 +66,7 @@ pub async fn pump_reader_to_envelopes<R, T>(
 where
     R: AsyncRead + Unpin,
 {
+    let mut counters = TrafficCounters::new(mode, direction_label(direction));
     loop {
         let raw = match reader.next().await {
             Ok(Some(raw)) => raw,
@@ -77,9 +78,8 @@ where
             Ok(p) => p,
             Err(e) => return InboundEnd::Codec(e),
         };
-        METRICS.packet(
-            mode,
-            direction_label(direction),
+        counters.count(
+            raw.packet_type(),
             packet_type_name(&packet),
             codec::wire_size(&raw),
         );
@@ -143,7 +143,7 @@ fn direction_label(direction: MessageDirection) -> &'static str {
 fn encode_envelope(
     message: MqttStreamMessage,
     version: Version,
-    traffic: Traffic,
+    counters: &mut TrafficCounters,
     out: &mut BytesMut,
 ) -> Result<Step, ConvertError> {
     let payload = message.payload.ok_or(ConvertError::MissingPacket)?;
@@ -157,9 +157,8 @@ fn encode_envelope(
     let packet = payload_to_packet(payload, version)?;
     let before = out.len();
     codec::encode(&packet, out);
-    METRICS.packet(
-        traffic.mode,
-        direction_label(traffic.direction),
+    counters.count(
+        out[before] >> 4,
         packet_type_name(&packet),
         out.len() - before,
     );
@@ -178,19 +177,20 @@ where
     S: Stream<Item = Result<MqttStreamMessage, Status>> + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let mut counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
     let mut out = BytesMut::new();
     loop {
         let mut end = match inbound.next().await {
             None => Some(OutboundEnd::Finished),
             Some(Err(status)) => Some(OutboundEnd::Failed(status)),
-            Some(Ok(message)) => step(message, version, traffic, &mut out),
+            Some(Ok(message)) => step(message, version, &mut counters, &mut out),
         };
         while end.is_none() && out.len() < WRITE_BATCH {
             match inbound.next().now_or_never() {
                 None => break,
                 Some(None) => end = Some(OutboundEnd::Finished),
                 Some(Some(Err(status))) => end = Some(OutboundEnd::Failed(status)),
-                Some(Some(Ok(message))) => end = step(message, version, traffic, &mut out),
+                Some(Some(Ok(message))) => end = step(message, version, &mut counters, &mut out),
             }
         }
         if !out.is_empty() {
@@ -213,10 +213,10 @@ where
 fn step(
     message: MqttStreamMessage,
     version: Version,
-    traffic: Traffic,
+    counters: &mut TrafficCounters,
     out: &mut BytesMut,
 ) -> Option<OutboundEnd> {
-    match encode_envelope(message, version, traffic, out) {
+    match encode_envelope(message, version, counters, out) {
         Ok(Step::Continue) => None,
         Ok(Step::Terminate) => Some(OutboundEnd::Finished),
         Err(e) => Some(OutboundEnd::Invalid(e)),
