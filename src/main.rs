@@ -69,11 +69,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let admin_addr = admin(&config.admin);
             let proxy = RProxy::bind(config).await?;
             let reloader = proxy.reloader();
-            on_hangup(move || {
-                args.resolve()
-                    .map_err(Into::into)
-                    .and_then(|c| reloader.apply(c))
-            });
+            on_hangup(move || reloader.apply(args.resolve()?));
             announce_ready(admin_addr.as_ref(), &readiness).await?;
             proxy.serve(shutdown).await;
         }
@@ -82,11 +78,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let admin_addr = admin(&config.admin);
             let proxy = SProxy::bind(config).await?;
             let reloader = proxy.reloader();
-            on_hangup(move || {
-                args.resolve()
-                    .map_err(Into::into)
-                    .and_then(|c| reloader.apply(c))
-            });
+            on_hangup(move || reloader.apply(args.resolve()?));
             announce_ready(admin_addr.as_ref(), &readiness).await?;
             proxy.serve(shutdown).await?;
         }

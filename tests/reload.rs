@@ -10,12 +10,54 @@ use common::*;
 use mqttbridge::codec::Version;
 use tokio::io::AsyncBufReadExt;
 
-fn hangup(pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+/// A mode running as its own process, with its log lines readable.
+struct Running {
+    child: tokio::process::Child,
+    logs: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStderr>>,
+}
+
+impl Running {
+    /// Starts `mqttbridge <mode> --config <path>` and waits for `ready_log`.
+    async fn start(mode: &str, path: &std::path::Path, ready_log: &str) -> Running {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+            .args([mode, "--config"])
+            .arg(path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let logs = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut running = Running { child, logs };
+        running.wait_for_log(ready_log).await;
+        running
+    }
+
+    /// Waits (bounded) for a log line containing `needle`.
+    async fn wait_for_log(&mut self, needle: &str) {
+        let logs = &mut self.logs;
+        bounded(needle, async {
+            while let Some(line) = logs.next_line().await.unwrap() {
+                if line.contains(needle) {
+                    return;
+                }
+            }
+            panic!("process exited before logging {needle}");
+        })
+        .await
+    }
+
+    /// Sends SIGHUP.
+    fn hangup(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,42 +76,20 @@ async fn sighup_keeps_serving_on_a_broken_config_and_applies_a_good_one() {
         format!("listen = \"127.0.0.1:{port}\"\nupstream = [\"http://{upstream}\"]\n")
     };
     std::fs::write(&path, config(&a.addr)).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
-        .args(["r-proxy", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut logs = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut wait_for_log = async |needle: &str| {
-        bounded(needle, async {
-            while let Some(line) = logs.next_line().await.unwrap() {
-                if line.contains(needle) {
-                    return;
-                }
-            }
-            panic!("r-proxy exited before logging {needle}");
-        })
-        .await
-    };
-    wait_for_log("r-proxy serving").await;
+    let mut proxy = Running::start("r-proxy", &path, "r-proxy serving").await;
     let addr = format!("127.0.0.1:{port}");
     let _first = connected(&addr, Version::V5, "first").await;
     gauge_reaches("first on s-proxy a", &mut a.sessions, 1).await;
 
     std::fs::write(&path, "upstream = 5\n").unwrap();
-    hangup(child.id().unwrap());
-    wait_for_log("reload refused").await;
+    proxy.hangup();
+    proxy.wait_for_log("reload refused").await;
     let _second = connected(&addr, Version::V5, "second").await;
     gauge_reaches("second still on s-proxy a", &mut a.sessions, 2).await;
 
     std::fs::write(&path, config(&b.addr)).unwrap();
-    hangup(child.id().unwrap());
-    wait_for_log("configuration reloaded").await;
+    proxy.hangup();
+    proxy.wait_for_log("configuration reloaded").await;
     let _third = connected(&addr, Version::V5, "third").await;
     gauge_reaches("third on s-proxy b", &mut b.sessions, 1).await;
     assert_eq!(*a.sessions.borrow(), 2, "open sessions kept");
@@ -95,29 +115,7 @@ async fn sighup_reloads_s_proxy_tokens_and_refuses_a_broken_file() {
         tokens.display()
     );
     std::fs::write(&path, &good).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
-        .args(["s-proxy", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut logs = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut wait_for_log = async |needle: &str| {
-        bounded(needle, async {
-            while let Some(line) = logs.next_line().await.unwrap() {
-                if line.contains(needle) {
-                    return;
-                }
-            }
-            panic!("s-proxy exited before logging {needle}");
-        })
-        .await
-    };
-    wait_for_log("s-proxy serving").await;
+    let mut proxy = Running::start("s-proxy", &path, "s-proxy serving").await;
     let token_file = |name: &str, token: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, format!("{token}\n")).unwrap();
@@ -146,14 +144,14 @@ async fn sighup_reloads_s_proxy_tokens_and_refuses_a_broken_file() {
     assert_eq!(connack(&old).await, 0);
 
     std::fs::write(&path, "broker = 5\n").unwrap();
-    hangup(child.id().unwrap());
-    wait_for_log("reload refused").await;
+    proxy.hangup();
+    proxy.wait_for_log("reload refused").await;
     assert_eq!(connack(&old).await, 0, "old configuration kept");
 
     std::fs::write(&tokens, "new-secret\n").unwrap();
     std::fs::write(&path, &good).unwrap();
-    hangup(child.id().unwrap());
-    wait_for_log("configuration reloaded").await;
+    proxy.hangup();
+    proxy.wait_for_log("configuration reloaded").await;
     assert_eq!(connack(&old).await, 0x88, "the old token no longer works");
     assert_eq!(connack(&new).await, 0, "the new one does");
 }
