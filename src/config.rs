@@ -342,7 +342,8 @@ pub struct SProxyConfig {
     pub broker_connect_timeout_ms: Millis,
     /// Packets buffered per session and direction before reading pauses.
     pub queue_depth: NonZeroUsize,
-    /// On SIGTERM, how long open sessions may go on before the process exits.
+    /// On SIGTERM, how long open sessions may go on before they are ended
+    /// (MQTT 5 clients get DISCONNECT 0x8B).
     pub shutdown_grace_ms: Millis,
     /// PEM certificate chain for gRPC over TLS (unset: plaintext).
     pub tls_cert: Option<std::path::PathBuf>,
@@ -423,7 +424,7 @@ pub enum QuicTransport {
 
 /// A SCION path ACL such as `"- 2-ff00:0:222 +"` (deny paths through that
 /// AS, allow the rest), checked when the file is read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PathAcl(pub sciparse::path::policy::acl::AclPolicy);
 
 impl FromStr for PathAcl {
@@ -490,7 +491,8 @@ pub struct ScionQuicConfig {
     /// Start each broker connection with a PROXY protocol v2 header carrying
     /// the client's IP address and port.
     pub proxy_protocol: bool,
-    /// On SIGTERM, how long open sessions may go on before the process exits.
+    /// On SIGTERM, how long open sessions may go on before they are ended
+    /// (MQTT 5 clients get DISCONNECT 0x8B).
     pub shutdown_grace_ms: Millis,
 }
 

@@ -92,6 +92,18 @@ pub fn tls_acceptor(
     key: &Path,
     client_ca: Option<&Path>,
 ) -> anyhow::Result<TlsAcceptor> {
+    Ok(TlsAcceptor::from(Arc::new(tls_server_config(
+        cert, key, client_ca,
+    )?)))
+}
+
+/// The rustls server settings behind [`tls_acceptor`], for callers that add
+/// to them (ALPN).
+pub fn tls_server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> anyhow::Result<ServerConfig> {
     let chain = CertificateDer::pem_file_iter(cert)
         .with_context(|| format!("reading {}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -115,10 +127,9 @@ pub fn tls_acceptor(
         }
         None => builder.with_no_client_auth(),
     };
-    let config = builder
+    builder
         .with_single_cert(chain, key)
-        .context("server certificate and key")?;
-    Ok(TlsAcceptor::from(Arc::new(config)))
+        .context("server certificate and key")
 }
 
 /// The MQTT byte stream inside WebSocket binary frames.

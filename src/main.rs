@@ -86,6 +86,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = args.resolve()?;
             let admin_addr = admin(&config.admin);
             let proxy = ScionQuic::bind(config).await?;
+            let reloader = proxy.reloader();
+            on_hangup(move || reloader.apply(args.resolve()?));
             announce_ready(admin_addr.as_ref(), &readiness).await?;
             proxy.serve(shutdown).await;
         }
@@ -93,6 +95,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = args.resolve()?;
             let admin_addr = admin(&config.admin);
             let relay = ScionUdp::bind(config).await?;
+            let reloader = relay.reloader();
+            on_hangup(move || reloader.apply(args.resolve()?));
             announce_ready(admin_addr.as_ref(), &readiness).await?;
             relay.serve(shutdown).await;
         }

@@ -1,9 +1,10 @@
-//! SIGHUP re-reads the r-proxy's configuration: a broken file is refused and
+//! SIGHUP re-reads a mode's configuration and certificates: a broken file is refused and
 //! the running configuration kept; a good one takes effect for new
 //! connections without dropping the open ones.
 
 mod common;
 
+use std::path::Path;
 use std::process::Stdio;
 
 use common::*;
@@ -154,4 +155,147 @@ async fn sighup_reloads_s_proxy_tokens_and_refuses_a_broken_file() {
     proxy.wait_for_log("configuration reloaded").await;
     assert_eq!(connack(&old).await, 0x88, "the old token no longer works");
     assert_eq!(connack(&new).await, 0, "the new one does");
+}
+
+/// Puts `from`'s server certificate and key where a config file names them.
+fn install_server_cert(from: &mqttbridge::certs::Certificates, cert: &Path, key: &Path) {
+    std::fs::copy(&from.server_cert, cert).unwrap();
+    std::fs::copy(&from.server_key, key).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_the_s_proxy_grpc_certificate() {
+    use mqttbridge::client::{Connection, exchange, packets};
+
+    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let old_ca = mqttbridge::certs::generate(&dir.path().join("old"), &["localhost"]).unwrap();
+    let new_ca = mqttbridge::certs::generate(&dir.path().join("new"), &["localhost"]).unwrap();
+    let (cert, key) = (dir.path().join("grpc.pem"), dir.path().join("grpc.key"));
+    install_server_cert(&old_ca, &cert, &key);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = dir.path().join("cloud.toml");
+    let good = format!(
+        "listen = \"127.0.0.1:{port}\"\nbroker = \"{}\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        broker.addr(),
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(&path, &good).unwrap();
+    let mut proxy = Running::start("s-proxy", &path, "s-proxy serving").await;
+    let upstream = format!("https://127.0.0.1:{port}");
+    // A fresh r-proxy each time, so no HTTP/2 connection is reused.
+    let connack = async |trusting: &Path| {
+        let ca = trusting.to_path_buf();
+        let r_proxy = start_r_proxy(std::slice::from_ref(&upstream), |c| {
+            c.upstream_ca = Some(ca);
+            c.upstream_server_name = Some("localhost".into());
+        })
+        .await;
+        let mut conn = Connection::open(&r_proxy.addr, Version::V5).await.unwrap();
+        bounded(
+            "CONNACK",
+            exchange::connect(
+                &mut conn,
+                &packets::connect(Version::V5, "rotated", true, 30).unwrap(),
+            ),
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(connack(&old_ca.ca).await, 0);
+    assert_eq!(
+        connack(&new_ca.ca).await,
+        0x88,
+        "not yet the new certificate"
+    );
+
+    install_server_cert(&new_ca, &cert, &key);
+    proxy.hangup();
+    proxy.wait_for_log("configuration reloaded").await;
+    assert_eq!(
+        connack(&new_ca.ca).await,
+        0,
+        "the new certificate is served"
+    );
+    assert_eq!(connack(&old_ca.ca).await, 0x88, "the old one is gone");
+
+    // A key that does not exist: refused, the running certificate kept.
+    std::fs::remove_file(&key).unwrap();
+    proxy.hangup();
+    proxy.wait_for_log("reload refused").await;
+    assert_eq!(connack(&new_ca.ca).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_rotates_the_scion_quic_certificate() {
+    use mqttbridge::client::transport::{self, Endpoint, TransportOptions};
+    use mqttbridge::client::{Connection, exchange, packets};
+    use mqttbridge::quic::ClientTls;
+
+    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let old_ca = mqttbridge::certs::generate(&dir.path().join("old"), &["localhost"]).unwrap();
+    let new_ca = mqttbridge::certs::generate(&dir.path().join("new"), &["localhost"]).unwrap();
+    let (cert, key) = (dir.path().join("quic.pem"), dir.path().join("quic.key"));
+    install_server_cert(&old_ca, &cert, &key);
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let path = dir.path().join("scion-quic.toml");
+    let good = format!(
+        "transport = \"quic\"\nlisten = \"127.0.0.1:{port}\"\nbroker = \"{}\"\n\
+         cert = \"{}\"\nkey = \"{}\"\n",
+        broker.addr(),
+        cert.display(),
+        key.display()
+    );
+    std::fs::write(&path, &good).unwrap();
+    let mut proxy = Running::start("scion-quic", &path, "scion-quic serving").await;
+    let endpoint: Endpoint = format!("quic://127.0.0.1:{port}").parse().unwrap();
+    // The CONNACK code, or None when the TLS handshake fails.
+    let connack = async |trusting: &Path| {
+        let options = TransportOptions {
+            tls: ClientTls {
+                ca: Some(trusting.to_path_buf()),
+                ..ClientTls::default()
+            },
+            server_name: Some("localhost".into()),
+            ..TransportOptions::default()
+        };
+        let stream = bounded("QUIC handshake", transport::open(&endpoint, &options))
+            .await
+            .ok()?;
+        let mut conn = Connection::over(stream, Version::V5);
+        let connect = packets::connect(Version::V5, "rotated", true, 30).unwrap();
+        Some(
+            bounded("CONNACK", exchange::connect(&mut conn, &connect))
+                .await
+                .unwrap(),
+        )
+    };
+    assert_eq!(connack(&old_ca.ca).await, Some(0));
+    assert_eq!(
+        connack(&new_ca.ca).await,
+        None,
+        "not yet the new certificate"
+    );
+
+    std::fs::write(&path, "transport = 7\n").unwrap();
+    proxy.hangup();
+    proxy.wait_for_log("reload refused").await;
+    assert_eq!(connack(&old_ca.ca).await, Some(0), "old configuration kept");
+
+    install_server_cert(&new_ca, &cert, &key);
+    std::fs::write(&path, &good).unwrap();
+    proxy.hangup();
+    proxy.wait_for_log("configuration reloaded").await;
+    assert_eq!(connack(&new_ca.ca).await, Some(0), "the new certificate");
+    assert_eq!(connack(&old_ca.ca).await, None, "the old one is gone");
 }

@@ -1,7 +1,7 @@
 //! `scion-udp` end to end: a SCION client speaks QUIC through the relay to a
 //! QUIC-terminating broker side on UDP/IP (the project's own `quic`
 //! listener in front of a real mosquitto). QUIC and TLS run end to end; the
-//! relay only moves datagrams.
+//! relay only moves datagrams. A reload moves new clients to another broker.
 
 mod common;
 
@@ -44,15 +44,15 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
     // The relay in IA212.
     let token = dir.path().join("snap.token");
     std::fs::write(&token, dev_auth_token()).unwrap();
-    let relay = ScionUdp::bind(ScionUdpConfig {
+    let relay_config = ScionUdpConfig {
         endhost_api: ps.endhost_api(IA212),
         snap_token_file: Some(token),
         broker: quic_addr.parse().unwrap(),
         ..ScionUdpConfig::default()
-    })
-    .await
-    .unwrap();
+    };
+    let relay = ScionUdp::bind(relay_config.clone()).await.unwrap();
     let relay_addr = relay.local_addr();
+    let reloader = relay.reloader();
     tokio::spawn(relay.serve(std::future::pending()));
 
     // Clients in IA132; TLS is checked against the broker side's name and
@@ -71,7 +71,7 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
         ..TransportOptions::default()
     };
     let endpoint: Endpoint = format!("scion-quic://{relay_addr}").parse().unwrap();
-    let open = |version| {
+    let open = |version, options: &TransportOptions| {
         let endpoint = endpoint.clone();
         let options = options.clone();
         async move {
@@ -82,7 +82,7 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
         }
     };
     for version in [Version::V3_1_1, Version::V5] {
-        let mut sub = open(version).await;
+        let mut sub = open(version, &options).await;
         let code = exchange::connect(
             &mut sub,
             &packets::connect(version, "rs", true, 30).unwrap(),
@@ -93,7 +93,7 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
         bounded("suback", exchange::subscribe(&mut sub, 1, "relay/#", 2))
             .await
             .unwrap();
-        let mut publisher = open(version).await;
+        let mut publisher = open(version, &options).await;
         let code = exchange::connect(
             &mut publisher,
             &packets::connect(version, "rp", true, 30).unwrap(),
@@ -125,4 +125,51 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
             assert_eq!(got.payload, b"through the relay");
         }
     }
+
+    // A reload points new clients at another broker side (with its own CA,
+    // so a successful handshake proves where the datagrams went).
+    let other_certs = certs::generate(&dir.path().join("other"), &["broker.example"]).unwrap();
+    let other_broker = ScionQuic::bind(ScionQuicConfig {
+        transport: QuicTransport::Quic,
+        listen: Some("127.0.0.1:0".into()),
+        broker: broker.addr().to_string().parse().unwrap(),
+        cert: Some(other_certs.server_cert.clone()),
+        key: Some(other_certs.server_key.clone()),
+        ..ScionQuicConfig::default()
+    })
+    .await
+    .unwrap();
+    let other_addr = other_broker.local_addr();
+    let mut other_sessions = other_broker.sessions();
+    tokio::spawn(other_broker.serve(std::future::pending()));
+    let bad = ScionUdpConfig {
+        broker: "no-such-host.invalid:1".parse().unwrap(),
+        ..relay_config.clone()
+    };
+    assert!(
+        reloader.apply(bad).is_err(),
+        "an unresolvable broker is refused"
+    );
+    reloader
+        .apply(ScionUdpConfig {
+            broker: other_addr.parse().unwrap(),
+            ..relay_config
+        })
+        .unwrap();
+    let other_options = TransportOptions {
+        tls: ClientTls {
+            ca: Some(other_certs.ca.clone()),
+            ..ClientTls::default()
+        },
+        ..options.clone()
+    };
+    let mut moved = open(Version::V5, &other_options).await;
+    let code = exchange::connect(
+        &mut moved,
+        &packets::connect(Version::V5, "moved", true, 30).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 0);
+    gauge_reaches("session on the new broker side", &mut other_sessions, 1).await;
 }

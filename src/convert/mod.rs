@@ -83,6 +83,22 @@ pub fn connack_server_unavailable(version: Version) -> Payload {
     }
 }
 
+/// An MQTT 5 DISCONNECT "server shutting down" (0x8B), for sessions the
+/// s-proxy ends when its shutdown grace period is over.
+pub fn disconnect_server_shutting_down() -> Payload {
+    use crate::proto::mqttv5;
+    Payload::MqttV5Packet(mqttv5::MqttPacket {
+        packet: Some(mqttv5::mqtt_packet::Packet::Disconnect(
+            mqttv5::Disconnect {
+                reason_code: u32::from(crate::codec::replies::REASON_SERVER_SHUTTING_DOWN),
+                properties: Vec::new(),
+                reason_code_present: true,
+                properties_present: false,
+            },
+        )),
+    })
+}
+
 /// Narrows a protobuf `uint32` to a 16-bit MQTT field.
 fn u16_field(value: u32, name: &'static str) -> Result<u16, ConvertError> {
     u16::try_from(value).map_err(|_| ConvertError::Invalid(name))

@@ -1,6 +1,8 @@
-//! The gRPC line's shared pieces: request metadata, message size limits and
-//! the r-proxy's pool of s-proxy endpoints.
+//! The gRPC line's shared pieces: request metadata, message size limits,
+//! the r-proxy's pool of s-proxy endpoints and the s-proxy's incoming
+//! connections.
 
+pub mod incoming;
 mod upstreams;
 
 pub use upstreams::{OpenError, Upstreams};

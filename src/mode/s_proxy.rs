@@ -14,20 +14,23 @@ use std::sync::{Arc, RwLock};
 use anyhow::Context;
 use futures_util::Stream;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::broker::BrokerConnector;
 use crate::codec::{self, Packet, Version};
 use crate::config::SProxyConfig;
-use crate::convert::{connack_server_unavailable, payload_to_packet};
+use crate::convert::{
+    connack_server_unavailable, disconnect_server_shutting_down, payload_to_packet,
+};
 use crate::gauge::Gauge;
+use crate::grpc::incoming::Admission;
 use crate::grpc::{CLIENT_ADDR_KEY, SESSION_ID_KEY, max_message_size, new_session_id};
+use crate::ingress::tls_server_config;
 use crate::proto::mqtt::mqtt_relay_service_server::{MqttRelayService, MqttRelayServiceServer};
 use crate::proto::mqtt::mqtt_stream_message::Payload;
 use crate::proto::mqtt::{MessageDirection, MqttStreamMessage};
@@ -40,6 +43,10 @@ use crate::telemetry::METRICS;
 /// The mode label in metrics.
 const MODE: &str = "s-proxy";
 
+/// Once the grace period is over, how long the sessions still open have to
+/// send their DISCONNECT and end before the server is dropped.
+const SESSIONS_END_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 type ResponseStream = Pin<Box<dyn Stream<Item = Result<MqttStreamMessage, Status>> + Send>>;
 
 /// What a reload (SIGHUP) replaces for new sessions.
@@ -48,6 +55,8 @@ struct Live {
     connector: BrokerConnector,
     /// Accepted bearer tokens; empty when tokens are not required.
     tokens: Vec<String>,
+    /// TLS for new gRPC connections; `None` for plaintext.
+    tls: Option<TlsAcceptor>,
 }
 
 impl Live {
@@ -60,10 +69,20 @@ impl Live {
         };
         let connector =
             BrokerConnector::new(&config.broker, &config.broker_tls, config.proxy_protocol)?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let mut tls = tls_server_config(cert, key, config.client_ca.as_deref())?;
+                // gRPC runs over HTTP/2 only.
+                tls.alpn_protocols = vec![b"h2".to_vec()];
+                Some(TlsAcceptor::from(Arc::new(tls)))
+            }
+            _ => None,
+        };
         Ok(Self {
             config,
             connector,
             tokens,
+            tls,
         })
     }
 }
@@ -81,6 +100,8 @@ struct Relay {
     live: SharedLive,
     limit: Arc<Semaphore>,
     sessions: Gauge,
+    /// Becomes true when the shutdown grace period is over.
+    ending: watch::Receiver<bool>,
 }
 
 #[tonic::async_trait]
@@ -129,6 +150,7 @@ impl MqttRelayService for Relay {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(live.config.queue_depth.get());
         let counted = self.sessions.enter();
+        let ending = self.ending.clone();
         let span =
             info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
         tokio::spawn(
@@ -140,6 +162,7 @@ impl MqttRelayService for Relay {
                     &live.connector,
                     client,
                     &session_id,
+                    ending,
                 )
                 .await;
                 drop(permit);
@@ -187,6 +210,7 @@ async fn run_session(
     connector: &BrokerConnector,
     client: SocketAddr,
     session_id: &str,
+    mut ending: watch::Receiver<bool>,
 ) {
     let (version, connect) = match timeout(
         config.connect_timeout_ms.duration(),
@@ -294,6 +318,19 @@ async fn run_session(
                 InboundEnd::QueueClosed => debug!("r-proxy stopped reading"),
             }
         }
+        // (The watch guard is not Send: drop it before the arm awaits.)
+        () = async { drop(ending.wait_for(|e| *e).await) } => {
+            session.close_reason("shutdown");
+            if version == Version::V5 {
+                let goodbye = envelope(
+                    session_id,
+                    &mut sequence_id,
+                    MessageDirection::BrokerToClient,
+                    disconnect_server_shutting_down(),
+                );
+                let _ = tx.send(Ok(goodbye)).await;
+            }
+        }
     }
     // Everything the r-proxy sent has been written; closing the socket now
     // (dropping both halves) tells the broker the client is gone.
@@ -321,7 +358,6 @@ pub struct SProxy {
     listener: TcpListener,
     live: SharedLive,
     sessions: Gauge,
-    tls: Option<ServerTlsConfig>,
 }
 
 /// Applies new settings to a running s-proxy (SIGHUP).
@@ -329,31 +365,21 @@ pub struct SProxy {
 pub struct Reloader(SharedLive);
 
 impl Reloader {
-    /// Replaces the settings for new sessions: broker and its TLS, tokens,
-    /// timeouts, queue depth. The listen address, the gRPC certificate and
-    /// the session limit change only with a restart. A config that does
-    /// not check out is refused and the running one kept.
+    /// Replaces the settings for new connections and sessions: the gRPC
+    /// certificate, key and client CA (re-read even when the paths are the
+    /// same), broker and its TLS, tokens, timeouts, queue depth. The listen
+    /// address and the session limit change only with a restart. A config
+    /// that does not check out is refused and the running one kept.
     pub fn apply(&self, config: SProxyConfig) -> anyhow::Result<()> {
         let old = current(&self.0);
-        if config.listen != old.config.listen
-            || config.tls_cert != old.config.tls_cert
-            || config.tls_key != old.config.tls_key
-            || config.client_ca != old.config.client_ca
-            || config.max_sessions != old.config.max_sessions
-        {
-            warn!(
-                "listen address, gRPC TLS and max_sessions only change with a restart; keeping them"
-            );
+        if config.listen != old.config.listen || config.max_sessions != old.config.max_sessions {
+            warn!("listen address and max_sessions only change with a restart; keeping them");
         }
         let live = Live::prepare(config)?;
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
         info!("configuration reloaded");
         Ok(())
     }
-}
-
-fn read_file(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Whether `presented` (an `authorization` header) carries one of `tokens`,
@@ -378,19 +404,6 @@ impl SProxy {
     pub async fn bind(config: SProxyConfig) -> anyhow::Result<Self> {
         let live = Live::prepare(config)?;
         let config = &live.config;
-        let tls = match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => {
-                // Installs the process-wide rustls provider (ring) once.
-                scion_sdk_utils::rustls::select_ring_crypto_provider();
-                let identity = Identity::from_pem(read_file(cert)?, read_file(key)?);
-                let mut tls = ServerTlsConfig::new().identity(identity);
-                if let Some(ca) = &config.client_ca {
-                    tls = tls.client_ca_root(Certificate::from_pem(read_file(ca)?));
-                }
-                Some(tls)
-            }
-            _ => None,
-        };
         let listener = TcpListener::bind(config.listen.as_str())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -398,7 +411,6 @@ impl SProxy {
             listener,
             live: Arc::new(RwLock::new(Arc::new(live))),
             sessions: Gauge::default(),
-            tls,
         })
     }
 
@@ -417,8 +429,9 @@ impl SProxy {
         self.sessions.watch()
     }
 
-    /// Serves until `shutdown` completes; then stops accepting and lets
-    /// open sessions go on for up to `shutdown_grace_ms`.
+    /// Serves until `shutdown` completes; then stops accepting, lets open
+    /// sessions go on for up to `shutdown_grace_ms` and ends the rest
+    /// (MQTT 5 clients get DISCONNECT 0x8B, server shutting down).
     pub async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -427,33 +440,38 @@ impl SProxy {
         let grace = config.shutdown_grace_ms.duration();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limit = max_message_size(config.max_packet_size.get());
+        let (ending, ending_rx) = watch::channel(false);
         let relay = Relay {
             limit: Arc::new(Semaphore::new(config.max_sessions.get() as usize)),
             live: self.live.clone(),
             sessions: self.sessions.clone(),
+            ending: ending_rx,
         };
         let service = MqttRelayServiceServer::new(relay)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
               broker = %config.broker, "s-proxy serving");
-        let mut builder = tonic::transport::Server::builder();
-        if let Some(tls) = self.tls {
-            builder = builder.tls_config(tls)?;
-        }
-        let server = builder
+        let live = self.live.clone();
+        let incoming = crate::grpc::incoming::accept(
+            self.listener,
+            move || {
+                let live = current(&live);
+                Admission {
+                    tls: live.tls.clone(),
+                    handshake_timeout: live.config.connect_timeout_ms.duration(),
+                }
+            },
+            config.max_sessions.get() as usize,
+        );
+        let server = tonic::transport::Server::builder()
             .max_concurrent_streams(config.max_sessions.get())
             .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
             .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
             .add_service(service)
-            .serve_with_incoming_shutdown(
-                // Our own listener, so tonic's tcp_nodelay does not reach it:
-                // set it here, or small packets wait for delayed ACKs.
-                TcpIncoming::from(self.listener).with_nodelay(Some(true)),
-                async move {
-                    let _ = stopped.await;
-                },
-            );
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stopped.await;
+            });
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => return result,
@@ -461,12 +479,18 @@ impl SProxy {
         }
         info!(open = *self.sessions.watch().borrow(), ?grace, "draining");
         let _ = stop.send(());
-        match tokio::time::timeout(grace, &mut server).await {
+        if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
+            return result;
+        }
+        info!(
+            open = *self.sessions.watch().borrow(),
+            "grace period over, closing the remaining sessions"
+        );
+        // MQTT 5 clients hear DISCONNECT 0x8B through their r-proxy.
+        ending.send_replace(true);
+        match tokio::time::timeout(SESSIONS_END_WITHIN, &mut server).await {
             Ok(result) => result,
-            Err(_) => {
-                info!("grace period over, closing the remaining sessions");
-                Ok(())
-            }
+            Err(_) => Ok(()),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! reached gets the client a CONNACK "server unavailable". After that the
 //! stream's bytes are relayed both ways untouched.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
 use scion_stack::stack::{ScionStack, UdpScionSocket};
@@ -18,11 +19,13 @@ use tokio::time::timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::broker::BrokerConnector;
-use crate::codec::{client_id, replies};
+use crate::codec::{Version, client_id, replies};
 use crate::config::{QuicTransport, ScionQuicConfig};
 use crate::gauge::Gauge;
-use crate::quic::{Accepted, DatagramSocket, QuicLimits, QuicListener, ServerTls, server_config};
-use crate::relay::{ClientConnect, receive_connect};
+use crate::quic::{
+    Accepted, DatagramSocket, QuicLimits, QuicListener, ServerConfigSlot, ServerTls, server_config,
+};
+use crate::relay::{ClientConnect, RelayEnd, receive_connect, relay_to_client};
 use crate::telemetry::{self, METRICS, TrafficLabels};
 
 /// The mode label in metrics.
@@ -31,26 +34,28 @@ const MODE: &str = "scion-quic";
 /// Established connections waiting for their session task.
 const ACCEPT_BACKLOG: usize = 128;
 
+/// Once the grace period is over, how long a session may take to finish the
+/// packet it is passing to the client before its DISCONNECT is written.
+const FINISH_PACKET_WITHIN: Duration = Duration::from_secs(1);
+
 enum Listener {
     Udp(QuicListener<UdpSocket>),
     Scion(QuicListener<UdpScionSocket>, ScionStack),
 }
 
-/// A bound scion-quic proxy, ready to serve.
-pub struct ScionQuic {
-    listener: Listener,
-    config: Arc<ScionQuicConfig>,
-    connector: Arc<BrokerConnector>,
-    sessions: Gauge,
+/// What a reload (SIGHUP) replaces for new sessions.
+struct Live {
+    config: ScionQuicConfig,
+    connector: BrokerConnector,
 }
 
-impl ScionQuic {
-    /// Binds the QUIC listener on SCION or UDP/IP.
-    pub async fn bind(config: ScionQuicConfig) -> anyhow::Result<Self> {
+impl Live {
+    /// Checks `config` and prepares the broker connector and the QUIC
+    /// settings (reading the certificate files).
+    fn prepare(config: ScionQuicConfig) -> anyhow::Result<(Self, quiche::Config)> {
+        config.validate()?;
         let (Some(cert), Some(key)) = (&config.cert, &config.key) else {
-            anyhow::bail!(
-                "scion-quic needs a server certificate: set `cert` and `key` (or --cert/--key)"
-            );
+            anyhow::bail!("scion-quic needs `cert` and `key`");
         };
         let tls = ServerTls {
             cert_chain: cert.clone(),
@@ -64,6 +69,65 @@ impl ScionQuic {
             ..QuicLimits::default()
         };
         let quic = server_config(&tls, &limits)?;
+        let connector =
+            BrokerConnector::new(&config.broker, &config.broker_tls, config.proxy_protocol)?;
+        Ok((Self { config, connector }, quic))
+    }
+}
+
+type SharedLive = Arc<RwLock<Arc<Live>>>;
+
+fn current(live: &SharedLive) -> Arc<Live> {
+    // A poisoned lock only means a panic elsewhere; the Arc is intact.
+    live.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// A bound scion-quic proxy, ready to serve.
+pub struct ScionQuic {
+    listener: Listener,
+    live: SharedLive,
+    sessions: Gauge,
+    /// Becomes true when the shutdown grace period is over: open sessions
+    /// end now (MQTT 5 clients hear DISCONNECT 0x8B).
+    ending: watch::Sender<bool>,
+}
+
+/// Applies new settings to a running scion-quic (SIGHUP).
+#[derive(Clone)]
+pub struct Reloader {
+    live: SharedLive,
+    quic: ServerConfigSlot,
+}
+
+impl Reloader {
+    /// Replaces, for new connections, the certificate, key and client CA,
+    /// the broker and its TLS, and the timeouts and limits. Where it
+    /// listens (transport, address, SCION attachment) only changes with a
+    /// restart. A config that does not check out is refused and the
+    /// running one kept.
+    pub fn apply(&self, config: ScionQuicConfig) -> anyhow::Result<()> {
+        let old = current(&self.live);
+        if config.transport != old.config.transport
+            || config.listen != old.config.listen
+            || config.endhost_api != old.config.endhost_api
+            || config.snap_token_file != old.config.snap_token_file
+            || config.path_acl != old.config.path_acl
+        {
+            warn!("the transport, listen address and SCION settings only change with a restart");
+        }
+        let (live, quic) = Live::prepare(config)?;
+        self.quic.replace(quic);
+        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        info!("configuration reloaded");
+        Ok(())
+    }
+}
+
+impl ScionQuic {
+    /// Binds the QUIC listener on SCION or UDP/IP.
+    pub async fn bind(config: ScionQuicConfig) -> anyhow::Result<Self> {
+        let (live, quic) = Live::prepare(config)?;
+        let config = &live.config;
         let max = config.max_connections.get();
         let lifetime = config.retry_token_lifetime_ms.duration();
         let listener = match config.transport {
@@ -96,14 +160,21 @@ impl ScionQuic {
         };
         Ok(Self {
             listener,
-            connector: Arc::new(BrokerConnector::new(
-                &config.broker,
-                &config.broker_tls,
-                config.proxy_protocol,
-            )?),
-            config: Arc::new(config),
+            live: Arc::new(RwLock::new(Arc::new(live))),
             sessions: Gauge::default(),
+            ending: watch::Sender::new(false),
         })
+    }
+
+    /// A handle that applies new settings while serving.
+    pub fn reloader(&self) -> Reloader {
+        Reloader {
+            live: self.live.clone(),
+            quic: match &self.listener {
+                Listener::Udp(l) => l.config_slot(),
+                Listener::Scion(l, _) => l.config_slot(),
+            },
+        }
     }
 
     /// Where clients connect: `IP:port` or `[ISD-AS,IP]:port`.
@@ -119,38 +190,50 @@ impl ScionQuic {
         self.sessions.watch()
     }
 
-    /// Serves until `shutdown` completes; then stops accepting and lets
-    /// open sessions finish for up to `shutdown_grace_ms`.
+    /// Serves until `shutdown` completes; then stops accepting, lets open
+    /// sessions go on for up to `shutdown_grace_ms`, ends the rest (MQTT 5
+    /// clients get DISCONNECT 0x8B, server shutting down) and returns once
+    /// every session is closed.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        info!(listen = %self.local_addr(), transport = ?self.config.transport,
-              broker = %self.config.broker, mtls = self.config.client_ca.is_some(),
+        let live = current(&self.live);
+        info!(listen = %self.local_addr(), transport = ?live.config.transport,
+              broker = %live.config.broker, mtls = live.config.client_ca.is_some(),
               "scion-quic serving");
-        let grace = self.config.shutdown_grace_ms.duration();
         let mut open = self.sessions.watch();
-        let sessions = self.sessions.clone();
+        let sessions = Sessions {
+            live: self.live.clone(),
+            gauge: self.sessions.clone(),
+            ending: self.ending.subscribe(),
+        };
         match self.listener {
-            Listener::Udp(l) => {
-                accept_loop(l, self.config, self.connector, sessions, shutdown).await
-            }
-            Listener::Scion(l, _stack) => {
-                accept_loop(l, self.config, self.connector, sessions, shutdown).await
-            }
+            Listener::Udp(l) => accept_loop(l, sessions, shutdown).await,
+            Listener::Scion(l, _stack) => accept_loop(l, sessions, shutdown).await,
         }
+        let grace = current(&self.live).config.shutdown_grace_ms.duration();
         info!(open = *open.borrow(), ?grace, "draining");
-        if tokio::time::timeout(grace, open.wait_for(|n| *n == 0))
-            .await
-            .is_err()
-        {
-            info!("grace period over, closing the remaining sessions");
+        if timeout(grace, open.wait_for(|n| *n == 0)).await.is_err() {
+            info!(
+                open = *open.borrow(),
+                "grace period over, closing the remaining sessions"
+            );
+            self.ending.send_replace(true);
+            let last = FINISH_PACKET_WITHIN + Duration::from_secs(4);
+            let _ = timeout(last, open.wait_for(|n| *n == 0)).await;
         }
     }
 }
 
+/// What every session task needs.
+#[derive(Clone)]
+struct Sessions {
+    live: SharedLive,
+    gauge: Gauge,
+    ending: watch::Receiver<bool>,
+}
+
 async fn accept_loop<S: DatagramSocket>(
     mut listener: QuicListener<S>,
-    config: Arc<ScionQuicConfig>,
-    connector: Arc<BrokerConnector>,
-    sessions: Gauge,
+    sessions: Sessions,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -167,12 +250,11 @@ async fn accept_loop<S: DatagramSocket>(
         };
         let span = info_span!("quic-client", peer = %accepted.peer);
         let client = S::ip_of(&accepted.peer);
-        let config = config.clone();
-        let connector = connector.clone();
-        let live = sessions.clone();
+        let sessions = sessions.clone();
         tokio::spawn(
             async move {
-                serve_connection(accepted, client, &config, &connector, &live).await;
+                let live = current(&sessions.live);
+                serve_connection(accepted, client, &live, &sessions).await;
             }
             .instrument(span),
         );
@@ -182,10 +264,10 @@ async fn accept_loop<S: DatagramSocket>(
 async fn serve_connection<A>(
     accepted: Accepted<A>,
     client: std::net::SocketAddr,
-    config: &ScionQuicConfig,
-    connector: &BrokerConnector,
-    sessions: &Gauge,
+    live: &Live,
+    sessions: &Sessions,
 ) {
+    let Live { config, connector } = live;
     let Accepted {
         stream, peer_cert, ..
     } = accepted;
@@ -209,9 +291,8 @@ async fn serve_connection<A>(
     else {
         return;
     };
-    let mut stream = rd.unsplit(wr);
     let connecting = std::time::Instant::now();
-    let broker = match timeout(
+    let mut broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
         connector.connect(client),
     )
@@ -225,45 +306,101 @@ async fn serve_connection<A>(
             };
             warn!(broker = %config.broker, %reason, "broker unreachable");
             METRICS.upstream_error(MODE);
-            let _ = stream
+            let _ = wr
                 .write_all(&replies::connack_server_unavailable(version))
                 .await;
-            let _ = stream.shutdown().await;
+            let _ = wr.shutdown().await;
             return;
         }
     };
-    let _live = sessions.enter();
+    let _live = sessions.gauge.enter();
     METRICS.connected_after(MODE, connecting.elapsed());
     let mut session = METRICS.session(MODE);
     info!(client_id = %client_id(&connect), %version, "relaying");
-    let mut broker = broker;
     if let Err(e) = broker.write_all(&wire).await {
         debug!(error = %e, "writing CONNECT to the broker failed");
         return;
     }
-    match tokio::io::copy_bidirectional(&mut stream, &mut broker).await {
-        Ok((up, down)) => {
-            debug!(up, down, "session ended");
-            session.close_reason("closed");
-            // The CONNECT went to the broker before the copy started.
-            for (direction, n) in [
-                (telemetry::CLIENT_TO_BROKER, up + wire.len() as u64),
-                (telemetry::BROKER_TO_CLIENT, down),
-            ] {
-                METRICS
-                    .bytes
-                    .get_or_create(&TrafficLabels {
-                        mode: MODE,
-                        direction,
-                        packet_type: "all",
-                    })
-                    .inc_by(n);
-            }
-        }
-        Err(e) => {
-            debug!(error = %e, "session ended");
-            session.close_reason("error");
-        }
+    let (up, down, reason) = relay(rd, wr, broker, version, sessions.ending.clone()).await;
+    session.close_reason(reason);
+    // The CONNECT went to the broker before the relay started.
+    for (direction, n) in [
+        (telemetry::CLIENT_TO_BROKER, up + wire.len() as u64),
+        (telemetry::BROKER_TO_CLIENT, down),
+    ] {
+        METRICS
+            .bytes
+            .get_or_create(&TrafficLabels {
+                mode: MODE,
+                direction,
+                packet_type: "all",
+            })
+            .inc_by(n);
     }
-    info!("closed");
+    info!(reason, "closed");
+}
+
+/// Relays the session's bytes both ways untouched until both sides are
+/// done, or until `ending` says the server is shutting down: then the
+/// client hears DISCONNECT 0x8B (MQTT 5) at a packet boundary and the
+/// broker connection is dropped. Returns the bytes relayed up and down and
+/// why the session closed.
+async fn relay<S, B>(
+    mut from_client: tokio::io::ReadHalf<S>,
+    mut to_client: tokio::io::WriteHalf<S>,
+    broker: B,
+    version: Version,
+    ending: watch::Receiver<bool>,
+) -> (u64, u64, &'static str)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+    B: tokio::io::AsyncRead + tokio::io::AsyncWrite,
+{
+    let (mut from_broker, mut to_broker) = tokio::io::split(broker);
+    let up = async {
+        let copied = tokio::io::copy(&mut from_client, &mut to_broker).await;
+        let _ = to_broker.shutdown().await;
+        copied
+    };
+    let down = async {
+        let end = relay_to_client(
+            &mut from_broker,
+            &mut to_client,
+            ending,
+            FINISH_PACKET_WITHIN,
+        )
+        .await;
+        if let RelayEnd::Stopped {
+            at_boundary: true, ..
+        } = end
+            && version == Version::V5
+        {
+            let _ = to_client
+                .write_all(&replies::disconnect_v5(
+                    replies::REASON_SERVER_SHUTTING_DOWN,
+                ))
+                .await;
+        }
+        let _ = to_client.shutdown().await;
+        end
+    };
+    tokio::pin!(up, down);
+    let (up, down) = tokio::select! {
+        end = &mut down => {
+            let up = match end {
+                // The broker is done: the client hears the end of the stream
+                // and closes, or the QUIC idle timeout closes it.
+                RelayEnd::Eof { .. } => up.await.ok(),
+                RelayEnd::Failed(_) | RelayEnd::Stopped { .. } => None,
+            };
+            (up, end)
+        }
+        copied = &mut up => (copied.ok(), down.await),
+    };
+    let up = up.unwrap_or(0);
+    match down {
+        RelayEnd::Eof { bytes } => (up, bytes, "closed"),
+        RelayEnd::Failed(_) => (up, 0, "error"),
+        RelayEnd::Stopped { bytes, .. } => (up, bytes, "shutdown"),
+    }
 }

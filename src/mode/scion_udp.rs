@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -54,12 +54,64 @@ fn count_bytes(direction: &'static str, n: usize) {
         .inc_by(n as u64);
 }
 
+/// The settings in force and the broker address they resolve to.
+struct Live {
+    config: ScionUdpConfig,
+    broker: SocketAddr,
+}
+
+impl Live {
+    /// Checks `config` and resolves its broker.
+    fn prepare(config: ScionUdpConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let broker = std::net::ToSocketAddrs::to_socket_addrs(config.broker.as_str())
+            .with_context(|| format!("resolving broker {}", config.broker))?
+            .next()
+            .with_context(|| format!("broker {} has no address", config.broker))?;
+        Ok(Self { config, broker })
+    }
+}
+
+type SharedLive = Arc<RwLock<Arc<Live>>>;
+
+fn current(live: &SharedLive) -> Arc<Live> {
+    // A poisoned lock only means a panic elsewhere; the Arc is intact.
+    live.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
 /// A bound scion-udp relay, ready to serve.
 pub struct ScionUdp {
     scion: Arc<UdpScionSocket>,
     _stack: ScionStack,
-    broker: SocketAddr,
-    config: ScionUdpConfig,
+    live: SharedLive,
+}
+
+/// Applies new settings to a running scion-udp (SIGHUP).
+#[derive(Clone)]
+pub struct Reloader(SharedLive);
+
+impl Reloader {
+    /// Sends clients that arrive from now on to the (re-resolved) broker;
+    /// clients already relayed keep theirs. The SCION attachment and the
+    /// table limits only change with a restart. A config that does not
+    /// check out is refused and the running one kept. Resolving a broker
+    /// host name blocks the calling thread.
+    pub fn apply(&self, config: ScionUdpConfig) -> anyhow::Result<()> {
+        let old = current(&self.0);
+        if config.listen != old.config.listen
+            || config.endhost_api != old.config.endhost_api
+            || config.snap_token_file != old.config.snap_token_file
+            || config.path_acl != old.config.path_acl
+            || config.max_peers != old.config.max_peers
+            || config.idle_timeout_ms != old.config.idle_timeout_ms
+        {
+            warn!("only `broker` changes live; the other settings need a restart");
+        }
+        let live = Live::prepare(config)?;
+        info!(broker = %live.broker, "configuration reloaded");
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        Ok(())
+    }
 }
 
 fn lock(table: &Table) -> std::sync::MutexGuard<'_, PeerTable<ScionSocketIpAddr>> {
@@ -70,7 +122,8 @@ fn lock(table: &Table) -> std::sync::MutexGuard<'_, PeerTable<ScionSocketIpAddr>
 impl ScionUdp {
     /// Attaches to SCION and resolves the broker.
     pub async fn bind(config: ScionUdpConfig) -> anyhow::Result<Self> {
-        config.validate()?;
+        let live = tokio::task::spawn_blocking(move || Live::prepare(config)).await??;
+        let config = &live.config;
         let (stack, scion) = crate::scion::attach(crate::scion::Attachment {
             endhost_api: config.endhost_api.as_ref(),
             snap_token_file: config.snap_token_file.as_deref(),
@@ -78,17 +131,16 @@ impl ScionUdp {
             path_acl: config.path_acl.as_ref(),
         })
         .await?;
-        let broker = tokio::net::lookup_host(config.broker.as_str())
-            .await
-            .with_context(|| format!("resolving broker {}", config.broker))?
-            .next()
-            .with_context(|| format!("broker {} has no address", config.broker))?;
         Ok(Self {
             scion: Arc::new(scion),
             _stack: stack,
-            broker,
-            config,
+            live: Arc::new(RwLock::new(Arc::new(live))),
         })
+    }
+
+    /// A handle that applies new settings while relaying.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.live.clone())
     }
 
     /// The SCION address clients send to.
@@ -98,10 +150,11 @@ impl ScionUdp {
 
     /// Relays until `shutdown` completes.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        info!(listen = %self.local_addr(), broker = %self.broker, "scion-udp relaying");
-        let idle = self.config.idle_timeout_ms.duration();
+        let live = current(&self.live);
+        info!(listen = %self.local_addr(), broker = %live.broker, "scion-udp relaying");
+        let idle = live.config.idle_timeout_ms.duration();
         let table: Table = Arc::new(Mutex::new(PeerTable::new(
-            self.config.max_peers.get(),
+            live.config.max_peers.get(),
             idle,
         )));
         let mut mappings: HashMap<PeerId, Mapping> = HashMap::new();
@@ -165,13 +218,14 @@ impl ScionUdp {
     }
 
     async fn open_mapping(&self, id: PeerId, table: &Table) -> std::io::Result<Mapping> {
-        let bind = if self.broker.is_ipv4() {
+        let broker = current(&self.live).broker;
+        let bind = if broker.is_ipv4() {
             "0.0.0.0:0"
         } else {
             "[::]:0"
         };
         let socket = UdpSocket::bind(bind).await?;
-        socket.connect(self.broker).await?;
+        socket.connect(broker).await?;
         let socket = Arc::new(socket);
         let reader = tokio::spawn(relay_replies(
             id,

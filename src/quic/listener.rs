@@ -29,12 +29,30 @@ pub struct Accepted<A> {
 
 type Routes<A> = Arc<Mutex<HashMap<Vec<u8>, mpsc::Sender<Datagram<A>>>>>;
 
+/// The TLS and transport settings that new connections get. Replacing them
+/// (a reload) leaves open connections as they are.
+#[derive(Clone)]
+pub struct ServerConfigSlot(Arc<Mutex<quiche::Config>>);
+
+impl ServerConfigSlot {
+    /// New connections use `config` from now on.
+    pub fn replace(&self, config: quiche::Config) {
+        *self.lock() = config;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, quiche::Config> {
+        // A poisoned lock only means a panic elsewhere; the config is whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A QUIC server on a datagram socket. Dropping it stops new connections;
 /// the ones already open carry on until they close.
 pub struct QuicListener<S: DatagramSocket> {
     accepted: mpsc::Receiver<Accepted<S::Addr>>,
     local: S::Addr,
     routes: Routes<S::Addr>,
+    config: ServerConfigSlot,
 }
 
 impl<S: DatagramSocket> QuicListener<S> {
@@ -50,9 +68,10 @@ impl<S: DatagramSocket> QuicListener<S> {
         let local = socket.local()?;
         let (accepted_tx, accepted) = mpsc::channel(backlog.max(1));
         let routes: Routes<S::Addr> = Arc::default();
+        let config = ServerConfigSlot(Arc::new(Mutex::new(config)));
         let demux = Demux {
             socket: Arc::new(socket),
-            config,
+            config: config.clone(),
             routes: routes.clone(),
             accepted: accepted_tx,
             tokens: RetryTokens::new(retry_token_lifetime),
@@ -64,7 +83,13 @@ impl<S: DatagramSocket> QuicListener<S> {
             accepted,
             local,
             routes,
+            config,
         })
+    }
+
+    /// Where to put new settings for connections accepted from now on.
+    pub fn config_slot(&self) -> ServerConfigSlot {
+        self.config.clone()
     }
 
     /// The next established connection; `None` once the socket failed.
@@ -92,7 +117,7 @@ fn lock<A>(
 
 struct Demux<S: DatagramSocket> {
     socket: Arc<S>,
-    config: quiche::Config,
+    config: ServerConfigSlot,
     routes: Routes<S::Addr>,
     accepted: mpsc::Sender<Accepted<S::Addr>>,
     tokens: RetryTokens,
@@ -216,7 +241,7 @@ impl<S: DatagramSocket> Demux<S> {
             Some(&odcid),
             local,
             S::ip_of(&from),
-            &mut self.config,
+            &mut self.config.lock(),
         ) {
             Ok(c) => c,
             Err(e) => {

@@ -7,10 +7,12 @@
 
 mod first_packet;
 mod packet_reader;
+mod passthrough;
 mod pumps;
 
 pub use first_packet::{ClientConnect, read_first_packet, receive_connect};
 pub use packet_reader::{PacketReader, ReadError};
+pub use passthrough::{PacketBounds, RelayEnd, relay_to_client};
 pub use pumps::{
     InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };

@@ -1,0 +1,238 @@
+//! Relaying MQTT bytes untouched while knowing where packets end.
+//!
+//! `scion-quic` passes the broker's bytes to the client as they come, without
+//! parsing packets. To end a session politely (DISCONNECT 0x8B on shutdown)
+//! it must still write its DISCONNECT between two packets, never inside one.
+//! [`PacketBounds`] follows the fixed headers in the byte stream at a cost of
+//! a few comparisons per packet; [`relay_to_client`] uses it to stop at a
+//! packet boundary.
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio::time::{Instant, timeout_at};
+
+/// Bytes read per call; one buffer per direction while a session lives.
+const CHUNK: usize = 16 * 1024;
+
+/// Where the stream is relative to the packet it is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Position {
+    /// Between packets: the next byte is a packet type.
+    Boundary,
+    /// In the Remaining Length: its value so far and the bytes read of it.
+    Length { value: u32, bytes: u8 },
+    /// In the variable header or payload, with this many bytes to go.
+    Body(u32),
+    /// The stream is not MQTT (a Remaining Length longer than four bytes);
+    /// no boundary will be found again.
+    Lost,
+}
+
+/// Follows packet boundaries in an MQTT byte stream.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketBounds(Position);
+
+impl Default for PacketBounds {
+    fn default() -> Self {
+        Self(Position::Boundary)
+    }
+}
+
+impl PacketBounds {
+    /// True between two packets.
+    pub fn at_boundary(&self) -> bool {
+        self.0 == Position::Boundary
+    }
+
+    /// Takes bytes until the end of the packet in progress (or, at a
+    /// boundary, of the next one). Returns how many bytes of `bytes`
+    /// complete it, or `None` if all of them were taken without reaching it.
+    pub fn until_boundary(&mut self, bytes: &[u8]) -> Option<usize> {
+        let mut taken = 0;
+        while taken < bytes.len() {
+            match self.0 {
+                Position::Lost => return None,
+                Position::Boundary => {
+                    // The packet type and flags.
+                    taken += 1;
+                    self.0 = Position::Length { value: 0, bytes: 0 };
+                }
+                Position::Length { value, bytes: n } => {
+                    let byte = bytes[taken];
+                    taken += 1;
+                    let value = value | u32::from(byte & 0x7f) << (7 * n);
+                    self.0 = if byte & 0x80 == 0 {
+                        if value == 0 {
+                            Position::Boundary
+                        } else {
+                            Position::Body(value)
+                        }
+                    } else if n == 3 {
+                        Position::Lost
+                    } else {
+                        Position::Length {
+                            value,
+                            bytes: n + 1,
+                        }
+                    };
+                    if self.0 == Position::Boundary {
+                        return Some(taken);
+                    }
+                }
+                Position::Body(remaining) => {
+                    let available = bytes.len() - taken;
+                    let step = available.min(remaining as usize);
+                    taken += step;
+                    // `step` is at most `remaining`, a u32.
+                    let left = remaining - step as u32;
+                    if left == 0 {
+                        self.0 = Position::Boundary;
+                        return Some(taken);
+                    }
+                    self.0 = Position::Body(left);
+                }
+            }
+        }
+        None
+    }
+
+    /// Takes all of `bytes`.
+    pub fn advance(&mut self, mut bytes: &[u8]) {
+        while let Some(n) = self.until_boundary(bytes) {
+            bytes = &bytes[n..];
+        }
+    }
+}
+
+/// How [`relay_to_client`] ended.
+#[derive(Debug)]
+pub enum RelayEnd {
+    /// The source ended; `bytes` were relayed.
+    Eof { bytes: u64 },
+    /// Reading or writing failed.
+    Failed(std::io::Error),
+    /// `stop` became true. `at_boundary` says whether the writer was left
+    /// between two packets, so the caller may write a packet of its own.
+    Stopped { bytes: u64, at_boundary: bool },
+}
+
+/// Copies `from` to `to` untouched until `from` ends or `stop` becomes
+/// true. On stop, the packet in progress is completed first when its bytes
+/// arrive within `finish_within`.
+pub async fn relay_to_client<R, W>(
+    from: &mut R,
+    to: &mut W,
+    mut stop: watch::Receiver<bool>,
+    finish_within: std::time::Duration,
+) -> RelayEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut bounds = PacketBounds::default();
+    let mut buf = vec![0u8; CHUNK];
+    let mut bytes = 0u64;
+    loop {
+        let read = tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break,
+            read = from.read(&mut buf) => read,
+        };
+        let n = match read {
+            Ok(0) => return RelayEnd::Eof { bytes },
+            Ok(n) => n,
+            Err(e) => return RelayEnd::Failed(e),
+        };
+        bounds.advance(&buf[..n]);
+        if let Err(e) = to.write_all(&buf[..n]).await {
+            return RelayEnd::Failed(e);
+        }
+        bytes += n as u64;
+    }
+    // Stopping: finish the packet in progress, if it arrives in time.
+    let deadline = Instant::now() + finish_within;
+    while !bounds.at_boundary() {
+        let n = match timeout_at(deadline, from.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => n,
+            _ => break,
+        };
+        let end = bounds.until_boundary(&buf[..n]).unwrap_or(n);
+        if let Err(e) = to.write_all(&buf[..end]).await {
+            return RelayEnd::Failed(e);
+        }
+        bytes += end as u64;
+    }
+    RelayEnd::Stopped {
+        bytes,
+        at_boundary: bounds.at_boundary(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_packets_split_anywhere() {
+        // PINGRESP, a PUBLISH with a two-byte Remaining Length (200), SUBACK.
+        let mut stream = vec![0xd0, 0x00, 0x30, 0xc8, 0x01];
+        stream.extend(std::iter::repeat_n(b'x', 200));
+        stream.extend([0x90, 0x03, 0x00, 0x01, 0x00]);
+        let ends = [2, 2 + 3 + 200, stream.len()];
+        for split in 0..=stream.len() {
+            let mut bounds = PacketBounds::default();
+            let mut seen = Vec::new();
+            let mut offset = 0;
+            for chunk in [&stream[..split], &stream[split..]] {
+                let mut rest = chunk;
+                while let Some(n) = bounds.until_boundary(rest) {
+                    offset += n;
+                    seen.push(offset);
+                    rest = &rest[n..];
+                }
+                offset += rest.len();
+            }
+            assert_eq!(seen, ends, "split at {split}");
+            assert!(bounds.at_boundary());
+        }
+    }
+
+    #[test]
+    fn a_five_byte_length_is_not_mqtt() {
+        let mut bounds = PacketBounds::default();
+        bounds.advance(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00]);
+        assert!(!bounds.at_boundary());
+        assert_eq!(bounds.until_boundary(&[0xd0, 0x00]), None);
+    }
+
+    #[tokio::test]
+    async fn stops_only_between_packets() {
+        let (mut broker, mut from) = tokio::io::duplex(1024);
+        let (mut to, mut client) = tokio::io::duplex(1024);
+        let (stop_tx, stop) = watch::channel(false);
+        let relay = tokio::spawn(async move {
+            relay_to_client(&mut from, &mut to, stop, std::time::Duration::from_secs(10)).await
+        });
+        // Half a PUBLISH (5 of its 7 bytes), then the stop.
+        broker
+            .write_all(&[0x30, 0x05, 0x00, 0x01, b't'])
+            .await
+            .unwrap();
+        let mut got = [0u8; 5];
+        client.read_exact(&mut got).await.unwrap();
+        stop_tx.send_replace(true);
+        // The rest of it and more: only the rest is relayed.
+        broker.write_all(&[b'h', b'i', 0xd0, 0x00]).await.unwrap();
+        let end = relay.await.unwrap();
+        assert!(matches!(
+            end,
+            RelayEnd::Stopped {
+                bytes: 7,
+                at_boundary: true
+            }
+        ));
+        let mut rest = [0u8; 2];
+        client.read_exact(&mut rest).await.unwrap();
+        assert_eq!(&rest, b"hi");
+    }
+}
