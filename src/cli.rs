@@ -336,10 +336,7 @@ pub struct SubArgs {
 pub fn check_config(mode: ConfigKind, file: &std::path::Path) -> anyhow::Result<()> {
     match mode {
         ConfigKind::RProxy => config::load::<RProxyConfig>(file)?.validate(),
-        ConfigKind::SProxy => {
-            config::load::<SProxyConfig>(file)?;
-            Ok(())
-        }
+        ConfigKind::SProxy => config::load::<SProxyConfig>(file)?.validate(),
         ConfigKind::ScionQuic => config::load::<ScionQuicConfig>(file)?.validate(),
         ConfigKind::ScionUdp => config::load::<ScionUdpConfig>(file)?.validate(),
     }

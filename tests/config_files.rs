@@ -141,6 +141,17 @@ fn check_config_accepts_every_example_and_names_what_is_missing() {
         stderr.contains("quic.toml") && stderr.contains("`cert`"),
         "{stderr}"
     );
+    // An s-proxy that would be an open relay fails the check, not just the start.
+    let path = dir.path().join("open.toml");
+    std::fs::write(&path, "listen = \"0.0.0.0:50516\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["check-config", "s-proxy"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("without authentication"), "{stderr}");
 }
 
 #[test]
@@ -170,4 +181,37 @@ fn json_logs_are_one_object_per_line() {
         "{first}"
     );
     assert!(first.contains("\"message\":\"s-proxy serving\""), "{first}");
+}
+
+#[test]
+fn readme_config_blocks_pass_check_config() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for block in readme.split("```toml\n").skip(1) {
+        let body = block.split("```").next().unwrap();
+        // Each block starts with "# <mode>: <path>".
+        let mode = body
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# "))
+            .and_then(|l| l.split(':').next())
+            .unwrap_or_else(|| panic!("README toml block without a mode line:\n{body}"));
+        let path = dir.path().join(format!("{checked}.toml"));
+        std::fs::write(&path, body).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+            .args(["check-config", mode])
+            .arg(&path)
+            .output()
+            .expect("binary runs");
+        assert!(
+            output.status.success(),
+            "README block for {mode} fails check-config: {}\n{body}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "the README's recipes were found");
 }
