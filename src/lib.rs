@@ -8,6 +8,7 @@
 //! shared by all.
 
 pub mod admin;
+pub mod bench;
 pub mod broker;
 pub mod certs;
 pub mod cli;

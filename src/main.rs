@@ -19,7 +19,9 @@ fn main() -> ExitCode {
     let default_level = match cli.command {
         // scion-stack warns whenever a stack is dropped, which these
         // short-lived commands do on purpose.
-        Command::Demo(_) | Command::Pub(_) | Command::Sub(_) => "warn,scion_stack=error",
+        Command::Demo(_) | Command::Pub(_) | Command::Sub(_) | Command::Bench(_) => {
+            "warn,scion_stack=error"
+        }
         _ => "info",
     };
     let filter =
@@ -107,6 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pub(args) => return pubsub::publish(args).await,
         Command::Sub(args) => return pubsub::subscribe(args).await,
         Command::Demo(args) => return demo::run(args.count).await,
+        Command::Bench(args) => return mqttbridge::bench::run(args).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -75,6 +75,11 @@ impl Mosquitto {
         self.addr
     }
 
+    /// The broker's process id (for measuring its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the broker now.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

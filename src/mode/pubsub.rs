@@ -13,7 +13,8 @@ use crate::client::{Client, ClientOptions};
 use crate::codec::Version;
 use crate::quic::ClientTls;
 
-fn options(args: &ClientArgs) -> anyhow::Result<ClientOptions> {
+/// Client settings from the shared connection flags.
+pub(crate) fn options(args: &ClientArgs) -> anyhow::Result<ClientOptions> {
     let version = match args.protocol_version.as_str() {
         "311" | "mqttv311" => Version::V3_1_1,
         _ => Version::V5,
