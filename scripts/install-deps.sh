@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what mqttbridge needs to build and test on Debian, only where it
 # is missing: a C toolchain, cmake and libclang (for BoringSSL, used by the
-# QUIC/SCION work), mosquitto (the tests' and demo's real broker) and Rust.
+# QUIC/SCION work), mosquitto (the tests' and demo's real broker), python3
+# (bench/compare.sh) and Rust.
 set -euo pipefail
 
 need_apt=()
@@ -9,6 +10,8 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 for pkg in build-essential pkg-config git cmake libclang-dev mosquitto mosquitto-clients ca-certificates curl; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
+# bench/compare.sh formats its tables with python3 (any python3 will do).
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

@@ -41,6 +41,12 @@ Examples:
   mqttbridge bench latency -L quic://proxy.example:14567 --cafile ca.pem -n 2000 --plot cdf.svg
   mqttbridge bench connections -L tcp://127.0.0.1:1883 -n 10000 --rate 2000 --hold 10 --json
 
+  # A local SCION network for trying the SCION modes; prints the endhost APIs
+  mqttbridge pocketscion --topology minimal --snap-token-file /tmp/snap.token
+
+  # Certificates for trying TLS and QUIC: ca.pem, server.pem/.key, client.pem/.key
+  mqttbridge certs --out /tmp/certs --name localhost --name proxy.example
+
   # Check a config file before (re)starting a service
   mqttbridge check-config scion-quic /etc/mqttbridge/scion-quic.toml
 
@@ -115,6 +121,32 @@ pub enum Command {
     Demo(DemoArgs),
     /// Generate MQTT load against any URL and report throughput, latency or connection cost.
     Bench(BenchArgs),
+    /// Run a local SCION network (pocketscion) and print its endhost API URLs.
+    Pocketscion(PocketscionArgs),
+    /// Write a private CA, a server and a client certificate (PEM) for trying TLS.
+    Certs(CertsArgs),
+}
+
+/// Flags of `certs`.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write ca.pem, server.pem/.key and client.pem/.key into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Names the server certificate is valid for (repeatable).
+    #[arg(long = "name", default_value = "localhost")]
+    pub names: Vec<String>,
+}
+
+/// Flags of `pocketscion`.
+#[derive(Debug, Args)]
+pub struct PocketscionArgs {
+    /// Which network to run.
+    #[arg(long, value_enum, default_value = "minimal")]
+    pub topology: crate::mode::pocketscion::Topology,
+    /// Write the SNAP token clients and proxies need to this file.
+    #[arg(long, value_name = "FILE")]
+    pub snap_token_file: Option<PathBuf>,
 }
 
 /// Flags of `bench`.

@@ -7,7 +7,8 @@ use mqttbridge::admin::{self, Readiness};
 use mqttbridge::cli::{Cli, Command, LogFormat, check_config};
 use mqttbridge::config::HostPort;
 use mqttbridge::mode::{
-    demo, pubsub, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic, scion_udp::ScionUdp,
+    demo, pocketscion, pubsub, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic,
+    scion_udp::ScionUdp,
 };
 use mqttbridge::systemd;
 use tracing::info;
@@ -110,6 +111,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sub(args) => return pubsub::subscribe(args).await,
         Command::Demo(args) => return demo::run(args.count).await,
         Command::Bench(args) => return mqttbridge::bench::run(args).await,
+        Command::Certs(args) => {
+            let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
+            let certs = mqttbridge::certs::generate(&args.out, &names)?;
+            for path in [
+                &certs.ca,
+                &certs.server_cert,
+                &certs.server_key,
+                &certs.client_cert,
+                &certs.client_key,
+            ] {
+                println!("{}", path.display());
+            }
+        }
+        Command::Pocketscion(args) => {
+            pocketscion::run(args.topology, args.snap_token_file, shutdown).await?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 //! the r-proxy's pool of s-proxy endpoints and the s-proxy's incoming
 //! connections.
 
+pub mod codec;
 pub mod incoming;
 mod upstreams;
 

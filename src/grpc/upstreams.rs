@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status, Streaming};
@@ -15,6 +16,7 @@ use super::{CLIENT_ADDR_KEY, CLIENT_ID_KEY, SESSION_ID_KEY, encode_client_id, ma
 use crate::config::UpstreamUrl;
 use crate::proto::mqtt::MqttStreamMessage;
 use crate::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
+use crate::relay::QueuedEnvelope;
 
 /// No s-proxy accepted the stream.
 #[derive(Debug, thiserror::Error)]
@@ -115,13 +117,7 @@ impl Upstreams {
         client_id: &str,
         first: &[MqttStreamMessage],
         queue_depth: usize,
-    ) -> Result<
-        (
-            mpsc::Sender<MqttStreamMessage>,
-            Streaming<MqttStreamMessage>,
-        ),
-        OpenError,
-    > {
+    ) -> Result<(mpsc::Sender<QueuedEnvelope>, Streaming<MqttStreamMessage>), OpenError> {
         let n = self.endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
@@ -165,20 +161,14 @@ impl Upstreams {
         client_id: &str,
         first: &[MqttStreamMessage],
         queue_depth: usize,
-    ) -> Result<
-        (
-            mpsc::Sender<MqttStreamMessage>,
-            Streaming<MqttStreamMessage>,
-        ),
-        Status,
-    > {
+    ) -> Result<(mpsc::Sender<QueuedEnvelope>, Streaming<MqttStreamMessage>), Status> {
         let (tx, rx) = mpsc::channel(queue_depth.max(first.len()));
         for message in first {
             // Capacity covers every opening message, so this cannot fail.
-            tx.try_send(message.clone())
+            tx.try_send(Box::new(message.clone()))
                 .map_err(|_| Status::internal("relay queue too small"))?;
         }
-        let mut request = Request::new(ReceiverStream::new(rx));
+        let mut request = Request::new(ReceiverStream::new(rx).map(|boxed| *boxed));
         let metadata = request.metadata_mut();
         if let Ok(v) = session_id.parse() {
             metadata.insert(SESSION_ID_KEY, v);

@@ -2,6 +2,7 @@
 //! using the shared codec, conversion and relay pumps.
 
 pub mod demo;
+pub mod pocketscion;
 pub mod pubsub;
 pub mod r_proxy;
 pub mod s_proxy;

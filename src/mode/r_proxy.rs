@@ -390,7 +390,7 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, li
                 MessageDirection::ClientToBroker,
                 &mut sequence_id,
                 &tx,
-                |m| m,
+                Box::new,
             );
             let mut ending = shared.ending.subscribe();
             tokio::select! {

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use anyhow::Context;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::timeout;
@@ -35,8 +35,8 @@ use crate::proto::mqtt::mqtt_relay_service_server::{MqttRelayService, MqttRelayS
 use crate::proto::mqtt::mqtt_stream_message::Payload;
 use crate::proto::mqtt::{MessageDirection, MqttStreamMessage};
 use crate::relay::{
-    InboundEnd, OutboundEnd, PacketReader, Traffic, envelope, pump_envelopes_to_writer,
-    pump_reader_to_envelopes,
+    InboundEnd, OutboundEnd, PacketReader, QueuedEnvelope, Traffic, envelope,
+    pump_envelopes_to_writer, pump_reader_to_envelopes,
 };
 use crate::telemetry::METRICS;
 
@@ -170,7 +170,9 @@ impl MqttRelayService for Relay {
             }
             .instrument(span),
         );
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(rx).map(|queued| queued.map(|boxed| *boxed)),
+        )))
     }
 }
 
@@ -201,7 +203,8 @@ async fn read_connect(
     }
 }
 
-type Outbound = mpsc::Sender<Result<MqttStreamMessage, Status>>;
+/// The response queue: boxed envelopes (see [`QueuedEnvelope`]).
+type Outbound = mpsc::Sender<Result<QueuedEnvelope, Status>>;
 
 async fn run_session(
     mut inbound: Streaming<MqttStreamMessage>,
@@ -272,7 +275,7 @@ async fn run_session(
         MessageDirection::BrokerToClient,
         &mut sequence_id,
         &tx,
-        Ok,
+        |m| Ok(Box::new(m)),
     );
     let to_broker = pump_envelopes_to_writer(
         &mut inbound,
@@ -328,7 +331,7 @@ async fn run_session(
                     MessageDirection::BrokerToClient,
                     disconnect_server_shutting_down(),
                 );
-                let _ = tx.send(Ok(goodbye)).await;
+                let _ = tx.send(Ok(Box::new(goodbye))).await;
             }
         }
     }
@@ -350,7 +353,7 @@ async fn refuse_unavailable(
         MessageDirection::BrokerToClient,
         connack_server_unavailable(version),
     );
-    let _ = tx.send(Ok(message)).await;
+    let _ = tx.send(Ok(Box::new(message))).await;
 }
 
 /// A bound s-proxy, ready to serve.

@@ -19,6 +19,9 @@ use crate::telemetry::{self, METRICS, TrafficCounters};
 /// of small packets costs one system call.
 const WRITE_BATCH: usize = 64 * 1024;
 
+/// Write buffers up to this size are kept between batches.
+const KEEP_WRITE_BUFFER: usize = 4 * 1024;
+
 /// Builds an envelope; the sequence number counts per direction.
 pub fn envelope(
     session_id: &str,
@@ -202,7 +205,13 @@ where
             if let Err(e) = written.await {
                 return OutboundEnd::Io(e);
             }
-            out.clear();
+            // Keep a small buffer for the next packets; give a large one
+            // back rather than hold it through idle time.
+            if out.capacity() > KEEP_WRITE_BUFFER {
+                out = BytesMut::new();
+            } else {
+                out.clear();
+            }
         }
         if let Some(end) = end {
             return end;
