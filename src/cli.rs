@@ -67,6 +67,11 @@ pub struct Cli {
     /// overrides the config file's `admin`.
     #[arg(long, global = true, value_name = "ADDR")]
     pub admin: Option<HostPort>,
+    /// Threads that run connections: 1 runs everything on one thread (the
+    /// lowest latency: no hand-offs between threads), 0 one per core.
+    /// [default: 1 for the proxy modes, 0 for bench, pub, sub and demo]
+    #[arg(long, global = true, value_name = "N")]
+    pub worker_threads: Option<usize>,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,

@@ -34,7 +34,23 @@ fn main() -> ExitCode {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let runtime = match tokio::runtime::Runtime::new() {
+    let threads = cli.worker_threads.unwrap_or(match cli.command {
+        Command::RProxy(_) | Command::SProxy(_) | Command::ScionQuic(_) | Command::ScionUdp(_) => 1,
+        _ => 0,
+    });
+    let runtime = match threads {
+        1 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        0 => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    };
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mqttbridge: cannot start the runtime: {e}");

@@ -242,7 +242,7 @@ impl RProxy {
                     let _live = shared.connections.enter();
                     // The handshake counts against the CONNECT timeout.
                     let limit = live.config.connect_timeout_ms.duration();
-                    match timeout(limit, ingress.upgrade(stream)).await {
+                    match timeout(limit, Box::pin(ingress.upgrade(stream))).await {
                         Ok(Ok(stream)) => serve_client(stream, peer, &shared, &live).await,
                         Ok(Err(e)) => debug!(error = %e, "handshake failed"),
                         Err(_) => debug!("handshake timed out"),
@@ -302,16 +302,19 @@ enum FirstEnd {
 async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, live: &Live) {
     let config = &live.config;
     let (mut rd, mut wr) = tokio::io::split(stream);
+    // Futures of the connecting steps are boxed and the CONNECT dropped once
+    // used, so that what a session task holds while it relays (most of its
+    // life, mostly idle) is only what relaying needs.
     let Some(ClientConnect {
         version,
         packet: connect,
         ..
-    }) = receive_connect(
+    }) = Box::pin(receive_connect(
         &mut rd,
         &mut wr,
         config.connect_timeout_ms.duration(),
         config.max_packet_size.get(),
-    )
+    ))
     .await
     else {
         return;
@@ -325,7 +328,7 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, li
         Version::V3_1_1 => ControlType::Establishv3,
         Version::V5 => ControlType::Establishv5,
     };
-    let opening = [
+    let opening = vec![
         envelope(
             &session_id,
             &mut sequence_id,
@@ -342,18 +345,18 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, li
             packet_to_payload(&connect),
         ),
     ];
+    drop(connect);
     let connecting = Instant::now();
-    let (tx, mut inbound) = match live
-        .upstreams
-        .open(
-            &session_id,
-            peer,
-            &client_id,
-            &opening,
-            config.queue_depth.get(),
-        )
-        .await
-    {
+    let opened = Box::pin(live.upstreams.open(
+        &session_id,
+        peer,
+        &client_id,
+        &opening,
+        config.queue_depth.get(),
+    ))
+    .await;
+    drop(opening);
+    let (tx, mut inbound) = match opened {
         Ok(opened) => opened,
         Err(e) => {
             METRICS.upstream_error(MODE);

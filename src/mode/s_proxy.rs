@@ -217,7 +217,7 @@ async fn run_session(
 ) {
     let (version, connect) = match timeout(
         config.connect_timeout_ms.duration(),
-        read_connect(&mut inbound),
+        Box::pin(read_connect(&mut inbound)),
     )
     .await
     {
@@ -238,7 +238,7 @@ async fn run_session(
     let connecting = std::time::Instant::now();
     let broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
-        connector.connect(client),
+        Box::pin(connector.connect(client)),
     )
     .await
     {
@@ -260,6 +260,8 @@ async fn run_session(
     let (broker_rd, mut broker_wr) = tokio::io::split(broker);
     let mut connect_bytes = bytes::BytesMut::new();
     codec::encode(&connect, &mut connect_bytes);
+    // Not kept in the session task while it relays.
+    drop(connect);
     if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut broker_wr, &connect_bytes).await {
         warn!(error = %e, "writing CONNECT to broker failed");
         refuse_unavailable(&tx, version, session_id, &mut sequence_id).await;

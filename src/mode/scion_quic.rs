@@ -294,7 +294,7 @@ async fn serve_connection<A>(
     let connecting = std::time::Instant::now();
     let mut broker = match timeout(
         config.broker_connect_timeout_ms.duration(),
-        connector.connect(client),
+        Box::pin(connector.connect(client)),
     )
     .await
     {

@@ -62,11 +62,6 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
                 if let Some(raw) = self.framer.next_packet(&mut self.pending)? {
                     return Poll::Ready(Ok(Some(raw)));
                 }
-                // The framer took every pending byte; release the buffer
-                // before a read that may wait.
-                if self.pending.capacity() > 0 {
-                    self.pending = BytesMut::new();
-                }
                 let read = SCRATCH.with(|scratch| {
                     // A reader inside another reader's poll_read on this
                     // thread (no stream here does that) gets its own buffer.
@@ -86,7 +81,14 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
                             Poll::Ready(Ok(buf.filled().len()))
                         }
                         Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                        Poll::Pending => Poll::Pending,
+                        Poll::Pending => {
+                            // Idle: the framer took every pending byte, so
+                            // the buffer can go until data arrives.
+                            if self.pending.capacity() > 0 {
+                                self.pending = BytesMut::new();
+                            }
+                            Poll::Pending
+                        }
                     }
                 });
                 if ready!(read)? == 0 {

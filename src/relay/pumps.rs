@@ -19,7 +19,7 @@ use crate::telemetry::{self, METRICS, TrafficCounters};
 /// of small packets costs one system call.
 const WRITE_BATCH: usize = 64 * 1024;
 
-/// Write buffers up to this size are kept between batches.
+/// Write buffers up to this size are kept while the connection is idle.
 const KEEP_WRITE_BUFFER: usize = 4 * 1024;
 
 /// Builds an envelope; the sequence number counts per direction.
@@ -183,7 +183,17 @@ where
     let mut counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
     let mut out = BytesMut::new();
     loop {
-        let mut end = match inbound.next().await {
+        let next = match inbound.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                // Going idle: give a large buffer back rather than hold it.
+                if out.capacity() > KEEP_WRITE_BUFFER {
+                    out = BytesMut::new();
+                }
+                inbound.next().await
+            }
+        };
+        let mut end = match next {
             None => Some(OutboundEnd::Finished),
             Some(Err(status)) => Some(OutboundEnd::Failed(status)),
             Some(Ok(message)) => step(message, version, &mut counters, &mut out),
@@ -205,13 +215,7 @@ where
             if let Err(e) = written.await {
                 return OutboundEnd::Io(e);
             }
-            // Keep a small buffer for the next packets; give a large one
-            // back rather than hold it through idle time.
-            if out.capacity() > KEEP_WRITE_BUFFER {
-                out = BytesMut::new();
-            } else {
-                out.clear();
-            }
+            out.clear();
         }
         if let Some(end) = end {
             return end;
