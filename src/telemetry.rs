@@ -148,6 +148,17 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
+    /// Counts bytes relayed untouched (modes that do not see packets).
+    pub fn relayed_bytes(&self, mode: &'static str, direction: &'static str, n: u64) {
+        self.bytes
+            .get_or_create(&TrafficLabels {
+                mode,
+                direction,
+                packet_type: "all",
+            })
+            .inc_by(n);
+    }
+
     /// Counts an upstream failure.
     pub fn upstream_error(&self, mode: &'static str) {
         self.upstream_errors

@@ -1,4 +1,4 @@
-//! SIGTERM as an operator (or systemd) sends it: r-proxy stops accepting,
+//! SIGTERM as an operator (or systemd) sends it: each mode stops accepting,
 //! lets sessions go on for the grace period, tells MQTT 5 clients DISCONNECT
 //! 0x8B and exits 0; systemd hears READY=1 and STOPPING=1.
 
@@ -10,16 +10,83 @@ use common::*;
 use mqttbridge::client::Connection;
 use mqttbridge::codec::{Packet, Version};
 
+/// A mode started as a process with a systemd notify socket.
+struct Service {
+    child: tokio::process::Child,
+    notify: tokio::net::UnixDatagram,
+}
+
+impl Service {
+    /// Starts `mqttbridge <mode> --config <config>` and waits for READY=1.
+    async fn start(mode: &str, config: &std::path::Path, dir: &std::path::Path) -> Service {
+        let notify_path = dir.join(format!("{mode}-notify.sock"));
+        let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+            .args([mode, "--config"])
+            .arg(config)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut service = Service { child, notify };
+        service.expect_notification("READY=1").await;
+        service
+    }
+
+    async fn expect_notification(&mut self, expected: &str) {
+        let mut buf = [0u8; 64];
+        let n = bounded(expected, self.notify.recv(&mut buf)).await.unwrap();
+        assert_eq!(&buf[..n], expected.as_bytes());
+    }
+
+    fn terminate(&self) {
+        let pid = self.child.id().unwrap().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn exits_0(mut self) {
+        let status = bounded("exit", self.child.wait()).await.unwrap();
+        assert!(status.success(), "exit status {status}");
+    }
+}
+
+/// A free TCP port on loopback.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The MQTT 5 client hears DISCONNECT 0x8B, then the end of the stream.
+async fn told_server_shutting_down(v5: &mut Connection) {
+    match next_packet(v5).await {
+        Some(Packet::V5_0Disconnect(d)) => {
+            assert_eq!(
+                d.reason_code().map(|c| c as u8),
+                Some(0x8b),
+                "server shutting down"
+            )
+        }
+        other => panic!("expected DISCONNECT 0x8B, got {other:?}"),
+    }
+    assert!(next_packet(v5).await.is_none());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
     let s_proxy = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("edge.toml");
     std::fs::write(
         &config,
@@ -29,33 +96,13 @@ async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
         ),
     )
     .unwrap();
-    let notify_path = dir.path().join("notify.sock");
-    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
-        .args(["r-proxy", "--config"])
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let n = bounded("READY=1", notify.recv(&mut buf)).await.unwrap();
-    assert_eq!(&buf[..n], b"READY=1");
+    let mut service = Service::start("r-proxy", &config, dir.path()).await;
 
     let addr = format!("127.0.0.1:{port}");
     let mut v5 = connected(&addr, Version::V5, "draining-v5").await;
     let mut v3 = connected(&addr, Version::V3_1_1, "draining-v3").await;
-    let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let n = bounded("STOPPING=1", notify.recv(&mut buf)).await.unwrap();
-    assert_eq!(&buf[..n], b"STOPPING=1");
+    service.terminate();
+    service.expect_notification("STOPPING=1").await;
 
     // New connections are refused while draining.
     assert!(
@@ -68,20 +115,9 @@ async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
         .await,
         "no new connections once draining"
     );
-    match next_packet(&mut v5).await {
-        Some(Packet::V5_0Disconnect(d)) => {
-            assert_eq!(
-                d.reason_code().map(|c| c as u8),
-                Some(0x8b),
-                "server shutting down"
-            )
-        }
-        other => panic!("expected DISCONNECT 0x8B, got {other:?}"),
-    }
-    assert!(next_packet(&mut v5).await.is_none());
+    told_server_shutting_down(&mut v5).await;
     assert!(next_packet(&mut v3).await.is_none());
-    let status = bounded("exit", child.wait()).await.unwrap();
-    assert!(status.success(), "exit status {status}");
+    service.exits_0().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,13 +224,7 @@ async fn scion_quic_says_server_shutting_down_when_the_grace_period_ends() {
     stop.send(()).unwrap();
     let mut v5 = clients.remove(0);
     let mut v3 = clients.remove(0);
-    match next_packet(&mut v5).await {
-        Some(Packet::V5_0Disconnect(d)) => {
-            assert_eq!(d.reason_code().map(|c| c as u8), Some(0x8b))
-        }
-        other => panic!("expected DISCONNECT 0x8B, got {other:?}"),
-    }
-    assert!(next_packet(&mut v5).await.is_none());
+    told_server_shutting_down(&mut v5).await;
     assert!(next_packet(&mut v3).await.is_none(), "3.1.1 just closes");
     bounded("serve returns", serving).await.unwrap();
     gauge_reaches("no sessions left", &mut sessions, 0).await;
@@ -204,11 +234,7 @@ async fn scion_quic_says_server_shutting_down_when_the_grace_period_ends() {
 async fn s_proxy_sigterm_reaches_clients_as_server_shutting_down() {
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let config = dir.path().join("cloud.toml");
     std::fs::write(
         &config,
@@ -218,39 +244,13 @@ async fn s_proxy_sigterm_reaches_clients_as_server_shutting_down() {
         ),
     )
     .unwrap();
-    let notify_path = dir.path().join("notify.sock");
-    let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
-        .args(["s-proxy", "--config"])
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 64];
-    let n = bounded("READY=1", notify.recv(&mut buf)).await.unwrap();
-    assert_eq!(&buf[..n], b"READY=1");
+    let service = Service::start("s-proxy", &config, dir.path()).await;
     let r_proxy = start_r_proxy(&[format!("http://127.0.0.1:{port}")], |_| {}).await;
     let mut v5 = connected(&r_proxy.addr, Version::V5, "s-ending-v5").await;
     let mut v3 = connected(&r_proxy.addr, Version::V3_1_1, "s-ending-v3").await;
 
-    let pid = child.id().unwrap().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    match next_packet(&mut v5).await {
-        Some(Packet::V5_0Disconnect(d)) => {
-            assert_eq!(d.reason_code().map(|c| c as u8), Some(0x8b))
-        }
-        other => panic!("expected DISCONNECT 0x8B, got {other:?}"),
-    }
-    assert!(next_packet(&mut v5).await.is_none());
+    service.terminate();
+    told_server_shutting_down(&mut v5).await;
     assert!(next_packet(&mut v3).await.is_none(), "3.1.1 just closes");
-    let status = bounded("exit", child.wait()).await.unwrap();
-    assert!(status.success(), "exit status {status}");
+    service.exits_0().await;
 }

@@ -26,7 +26,7 @@ use crate::quic::{
     Accepted, DatagramSocket, QuicLimits, QuicListener, ServerConfigSlot, ServerTls, server_config,
 };
 use crate::relay::{ClientConnect, RelayEnd, receive_connect, relay_to_client};
-use crate::telemetry::{self, METRICS, TrafficLabels};
+use crate::telemetry::{self, METRICS};
 
 /// The mode label in metrics.
 const MODE: &str = "scion-quic";
@@ -324,19 +324,8 @@ async fn serve_connection<A>(
     let (up, down, reason) = relay(rd, wr, broker, version, sessions.ending.clone()).await;
     session.close_reason(reason);
     // The CONNECT went to the broker before the relay started.
-    for (direction, n) in [
-        (telemetry::CLIENT_TO_BROKER, up + wire.len() as u64),
-        (telemetry::BROKER_TO_CLIENT, down),
-    ] {
-        METRICS
-            .bytes
-            .get_or_create(&TrafficLabels {
-                mode: MODE,
-                direction,
-                packet_type: "all",
-            })
-            .inc_by(n);
-    }
+    METRICS.relayed_bytes(MODE, telemetry::CLIENT_TO_BROKER, up + wire.len() as u64);
+    METRICS.relayed_bytes(MODE, telemetry::BROKER_TO_CLIENT, down);
     info!(reason, "closed");
 }
 

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::ScionUdpConfig;
 use crate::quic::MAX_DATAGRAM;
-use crate::telemetry::{self, METRICS, SessionGuard, TrafficLabels};
+use crate::telemetry::{self, METRICS, SessionGuard};
 use crate::udp_relay::{PeerId, PeerTable, Route};
 
 type Table = Arc<Mutex<PeerTable<ScionSocketIpAddr>>>;
@@ -44,14 +44,7 @@ impl Drop for Mapping {
 const MODE: &str = "scion-udp";
 
 fn count_bytes(direction: &'static str, n: usize) {
-    METRICS
-        .bytes
-        .get_or_create(&TrafficLabels {
-            mode: MODE,
-            direction,
-            packet_type: "all",
-        })
-        .inc_by(n as u64);
+    METRICS.relayed_bytes(MODE, direction, n as u64);
 }
 
 /// The settings in force and the broker address they resolve to.
