@@ -547,3 +547,135 @@ proptest! {
         prop_assert_eq!(round_trip(Version::V3_1_1, &wire), wire);
     }
 }
+
+// ------------------------------------------------------ PUBLISH fast path
+
+/// The fast path agrees with the general one: when it converts, it gives
+/// the same protobuf (MQTT -> protobuf) and the same bytes (protobuf ->
+/// MQTT); when the general path refuses, the fast path stays out.
+fn fast_path_agrees(payload: Payload, version: Version) -> Result<(), TestCaseError> {
+    let general = encode_payload(payload.clone(), version);
+    let mut fast = BytesMut::new();
+    match mqttbridge::convert::encode_publish(&payload, version, &mut fast) {
+        Some(n) => {
+            prop_assert_eq!(n, fast.len());
+            prop_assert!(
+                general.is_ok(),
+                "fast path wrote what the general path refuses"
+            );
+            prop_assert_eq!(&fast[..], &general.as_ref().unwrap()[..]);
+        }
+        None => prop_assert!(fast.is_empty(), "nothing written when declining"),
+    }
+    if let Ok(wire) = general {
+        let mut buf = BytesMut::from(&wire[..]);
+        let raw = Framer::new(u32::MAX)
+            .next_packet(&mut buf)
+            .unwrap()
+            .unwrap();
+        if let Some(fast) = mqttbridge::convert::publish_to_payload(version, &raw) {
+            let packet = codec::decode(version, &raw).expect("the general path decodes it too");
+            prop_assert_eq!(fast, packet_to_payload(&packet));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn publish_fast_path_agrees_with_the_general_path_v5(p in v5_packet()) {
+        fast_path_agrees(Payload::MqttV5Packet(v5::MqttPacket { packet: Some(p) }), Version::V5)?;
+    }
+
+    #[test]
+    fn publish_fast_path_agrees_with_the_general_path_v3(p in v3_packet()) {
+        fast_path_agrees(Payload::MqttV3Packet(v3::MqttPacket { packet: Some(p) }), Version::V3_1_1)?;
+    }
+}
+
+#[test]
+fn publish_fast_path_declines_what_it_must_not_decide() {
+    let publish = |topic: &str, message_id: u32, qos: i32, dup: bool| v5::Publish {
+        topic: topic.into(),
+        message_id,
+        qos,
+        retain: false,
+        dup,
+        payload: Bytes::from_static(b"x"),
+        properties: vec![],
+    };
+    let cases = [
+        publish("", 0, 0, false),
+        publish("a/+", 0, 0, false),
+        publish("#", 1, 1, false),
+        publish("a", 0, 1, false),
+        publish("a", 70_000, 1, false),
+        publish("a", 1, 3, false),
+        publish("a", 1, -1, false),
+        publish("a", 0, 0, true),
+        v5::Publish {
+            properties: vec![prop(v5::property::PropertyType::PayloadFormatIndicator(
+                true,
+            ))],
+            ..publish("a", 1, 1, false)
+        },
+    ];
+    // The plain form is the fast path's, both ways.
+    let plain = Payload::MqttV5Packet(v5::MqttPacket {
+        packet: Some(v5::mqtt_packet::Packet::Publish(publish("a/b", 9, 2, true))),
+    });
+    let mut out = BytesMut::new();
+    assert_eq!(
+        mqttbridge::convert::encode_publish(&plain, Version::V5, &mut out),
+        Some(out.len())
+    );
+    assert_eq!(&out[..], b"\x3c\x09\x00\x03a/b\x00\x09\x00x");
+    let raw = Framer::new(1024).next_packet(&mut out).unwrap().unwrap();
+    assert_eq!(
+        mqttbridge::convert::publish_to_payload(Version::V5, &raw),
+        Some(plain.clone())
+    );
+    fast_path_agrees(plain, Version::V5).unwrap();
+
+    for p in cases {
+        let payload = Payload::MqttV5Packet(v5::MqttPacket {
+            packet: Some(v5::mqtt_packet::Packet::Publish(p.clone())),
+        });
+        let mut out = BytesMut::new();
+        assert_eq!(
+            mqttbridge::convert::encode_publish(&payload, Version::V5, &mut out),
+            None,
+            "{p:?}"
+        );
+        fast_path_agrees(payload, Version::V5).unwrap();
+    }
+    // A 3.1.1 payload on an MQTT 5 session is the general path's to refuse.
+    let v3_payload = Payload::MqttV3Packet(v3::MqttPacket {
+        packet: Some(v3::mqtt_packet::Packet::Publish(v3::Publish {
+            topic: "a".into(),
+            ..Default::default()
+        })),
+    });
+    assert_eq!(
+        mqttbridge::convert::encode_publish(&v3_payload, Version::V5, &mut BytesMut::new()),
+        None
+    );
+    // MQTT bytes the fast path leaves alone: properties, QoS 3, a topic that
+    // is not UTF-8, a body without the property length.
+    for (wire, version) in [
+        (&b"\x30\x06\x00\x01a\x02\x01\x01"[..], Version::V5),
+        (&b"\x36\x05\x00\x01a\x00\x01"[..], Version::V3_1_1),
+        (&b"\x30\x04\x00\x01\xff\x00"[..], Version::V5),
+        (&b"\x30\x03\x00\x01a"[..], Version::V5),
+    ] {
+        let mut buf = BytesMut::from(wire);
+        let raw = Framer::new(1024).next_packet(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            mqttbridge::convert::publish_to_payload(version, &raw),
+            None,
+            "{wire:02x?}"
+        );
+    }
+}

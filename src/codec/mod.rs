@@ -19,3 +19,6 @@ pub use version::{ProtocolLevel, Version, connect_protocol};
 /// The default maximum size of one MQTT packet (fixed header included): 2 MiB,
 /// so that a 1 MiB publish with generous properties passes.
 pub const DEFAULT_MAX_PACKET_SIZE: u32 = 2 * 1024 * 1024;
+
+/// The largest Remaining Length MQTT can express (four bytes of it).
+pub const MAX_REMAINING_LENGTH: usize = 268_435_455;

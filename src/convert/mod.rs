@@ -11,8 +11,11 @@
 //! answers a [`ConvertError`] instead of building a packet MQTT forbids.
 
 mod properties;
+mod publish_fast_path;
 mod v3;
 mod v5;
+
+pub use publish_fast_path::{encode_publish, publish_to_payload};
 
 use crate::codec::{Packet, Version};
 use crate::proto::mqtt::mqtt_stream_message::Payload;

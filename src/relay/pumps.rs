@@ -10,7 +10,9 @@ use tonic::Status;
 
 use super::{PacketReader, ReadError};
 use crate::codec::{self, CodecError, Packet, Version, packet_type_name};
-use crate::convert::{ConvertError, packet_to_payload, payload_to_packet};
+use crate::convert::{
+    ConvertError, encode_publish, packet_to_payload, payload_to_packet, publish_to_payload,
+};
 use crate::proto::mqtt::session_control::ControlType;
 use crate::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
 use crate::telemetry::{self, METRICS, TrafficCounters};
@@ -77,25 +79,29 @@ where
             Err(ReadError::Codec(e)) => return InboundEnd::Codec(e),
             Err(ReadError::Io(e)) => return InboundEnd::Io(e),
         };
-        let packet = match codec::decode(version, &raw) {
-            Ok(p) => p,
-            Err(e) => return InboundEnd::Codec(e),
+        let (payload, is_disconnect) = match publish_to_payload(version, &raw) {
+            Some(payload) => {
+                counters.count(raw.packet_type(), "publish", codec::wire_size(&raw));
+                (payload, false)
+            }
+            None => {
+                let packet = match codec::decode(version, &raw) {
+                    Ok(p) => p,
+                    Err(e) => return InboundEnd::Codec(e),
+                };
+                counters.count(
+                    raw.packet_type(),
+                    packet_type_name(&packet),
+                    codec::wire_size(&raw),
+                );
+                let is_disconnect = matches!(
+                    packet,
+                    Packet::V3_1_1Disconnect(_) | Packet::V5_0Disconnect(_)
+                );
+                (packet_to_payload(&packet), is_disconnect)
+            }
         };
-        counters.count(
-            raw.packet_type(),
-            packet_type_name(&packet),
-            codec::wire_size(&raw),
-        );
-        let is_disconnect = matches!(
-            packet,
-            Packet::V3_1_1Disconnect(_) | Packet::V5_0Disconnect(_)
-        );
-        let message = envelope(
-            session_id,
-            sequence_id,
-            direction,
-            packet_to_payload(&packet),
-        );
+        let message = envelope(session_id, sequence_id, direction, payload);
         if tx.capacity() == 0 {
             METRICS.queue_was_full(mode, direction_label(direction));
         }
@@ -156,6 +162,10 @@ fn encode_envelope(
             // Heartbeats and repeated establishes carry nothing to write.
             _ => Step::Continue,
         });
+    }
+    if let Some(n) = encode_publish(&payload, version, out) {
+        counters.count(3, "publish", n);
+        return Ok(Step::Continue);
     }
     let packet = payload_to_packet(payload, version)?;
     let before = out.len();
