@@ -209,6 +209,11 @@ pub struct ThroughputArgs {
     /// Seconds to publish for [default: 10].
     #[arg(short = 'd', long)]
     pub duration: Option<f64>,
+    /// Messages per second per publisher [default: as fast as the path takes]. An
+    /// open-loop publisher outruns a slower path and the latency under load then
+    /// measures its queue; a rate below capacity measures the path.
+    #[arg(long, value_parser = positive_rate)]
+    pub rate: Option<f64>,
     /// QoS 1/2 messages in flight per publisher (capped by the broker's receive maximum).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub inflight: u16,
@@ -221,6 +226,15 @@ pub struct ThroughputArgs {
     /// Report settings.
     #[command(flatten)]
     pub output: BenchOutput,
+}
+
+fn positive_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(r) if r.is_finite() && r > 0.0 => Ok(r),
+        _ => Err(format!(
+            "expected a positive number of messages per second, got {s:?}"
+        )),
+    }
 }
 
 /// Flags of `bench latency`.

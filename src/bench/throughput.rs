@@ -48,6 +48,32 @@ impl Stop {
     }
 }
 
+/// A publisher's send rate limit: message `k` may go at `start + k / rate`.
+#[derive(Clone, Copy)]
+struct Pace {
+    start: Instant,
+    /// Time between messages; `None` for as fast as the path takes.
+    every: Option<Duration>,
+}
+
+impl Pace {
+    /// How many messages may have been sent by now.
+    fn allowed(&self) -> u64 {
+        match self.every {
+            None => u64::MAX,
+            Some(every) => (self.start.elapsed().as_nanos() / every.as_nanos().max(1)) as u64 + 1,
+        }
+    }
+
+    /// Waits until message `count` may go.
+    async fn wait(&self, count: u64) {
+        if let Some(every) = self.every {
+            let due = every.saturating_mul(u32::try_from(count).unwrap_or(u32::MAX));
+            tokio::time::sleep_until((self.start + due).into()).await;
+        }
+    }
+}
+
 /// What one publisher needs.
 struct Publisher {
     link: Link,
@@ -58,6 +84,7 @@ struct Publisher {
     size: usize,
     stop: Stop,
     inflight: u16,
+    pace: Pace,
     sent: Arc<AtomicU64>,
 }
 
@@ -148,6 +175,10 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<Report> {
                 size: args.size,
                 stop,
                 inflight: args.inflight,
+                pace: Pace {
+                    start: started,
+                    every: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+                },
                 sent: sent.clone(),
             }))
         })
@@ -268,6 +299,7 @@ async fn publish_loop(p: Publisher) -> anyhow::Result<u64> {
         size,
         stop,
         inflight,
+        pace,
         sent,
     } = p;
     let mut payload = vec![b'x'; size];
@@ -291,9 +323,14 @@ async fn publish_loop(p: Publisher) -> anyhow::Result<u64> {
     let mut batch = BytesMut::new();
     if qos == 0 {
         while !stop.done(count) {
+            let allowed = pace.allowed();
+            if allowed <= count {
+                pace.wait(count).await;
+                continue;
+            }
             batch.clear();
             let mut n = 0;
-            while n < BATCH && !stop.done(count + n as u64) {
+            while n < BATCH && count + (n as u64) < allowed && !stop.done(count + n as u64) {
                 next(&mut batch, 0);
                 n += 1;
             }
@@ -328,13 +365,15 @@ async fn publish_loop(p: Publisher) -> anyhow::Result<u64> {
                 handle(ack, &mut free, &mut release);
             }
             let releasing = std::mem::take(&mut release);
-            if !releasing.is_empty() || (!free.is_empty() && !stop.done(count)) {
+            let allowed = pace.allowed();
+            let paced = !stop.done(count) && !free.is_empty() && allowed <= count;
+            if !releasing.is_empty() || (!free.is_empty() && !stop.done(count) && !paced) {
                 batch.clear();
                 for id in releasing {
                     wire::put_ack(&mut batch, PUBREL, id);
                 }
                 let mut n = 0u64;
-                while !stop.done(count + n) {
+                while !stop.done(count + n) && count + n < allowed {
                     let Some(id) = free.pop() else { break };
                     next(&mut batch, id);
                     n += 1;
@@ -348,7 +387,11 @@ async fn publish_loop(p: Publisher) -> anyhow::Result<u64> {
             if stop.done(count) && free.len() == usize::from(window) {
                 break;
             }
-            match tokio::time::timeout(STEP_TIMEOUT, acks.recv()).await {
+            let ack = tokio::select! {
+                ack = tokio::time::timeout(STEP_TIMEOUT, acks.recv()) => ack,
+                () = pace.wait(count), if paced => continue,
+            };
+            match ack {
                 Ok(Some(ack)) => handle(ack, &mut free, &mut release),
                 Ok(None) => bail!(
                     "connection closed with {} messages unacknowledged",
