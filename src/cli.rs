@@ -165,8 +165,8 @@ pub struct BenchArgs {
 /// The bench modes.
 #[derive(Debug, Subcommand)]
 pub enum BenchMode {
-    /// N publishers -> M subscribers as fast as the path takes; deliveries per second,
-    /// loss, duplicates, order and latency under load.
+    /// N publishers -> M subscribers, as fast as the path takes or at --rate; deliveries
+    /// per second, loss, duplicates, order and latency under load.
     Throughput(ThroughputArgs),
     /// One message at a time, publish -> delivery; percentiles from an HDR histogram.
     Latency(LatencyArgs),

@@ -1,8 +1,8 @@
 //! `bench throughput`: N publishers -> M subscribers on one topic tree, for
 //! a count of messages or a duration, at QoS 0, 1 or 2.
 //!
-//! Publishers write as fast as the connection takes (QoS 0 in batches;
-//! QoS 1 and 2 with a window of packets in flight). Every subscriber
+//! Publishers write as fast as the connection takes, or at `--rate` (QoS 0
+//! in batches; QoS 1 and 2 with a window of packets in flight). Every subscriber
 //! receives every message; it counts them, acknowledges them as its QoS
 //! requires, and from each payload's stamp measures latency, duplicates and
 //! order. The run ends when every subscriber has every message, or when
