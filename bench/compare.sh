@@ -24,8 +24,9 @@ command -v python3 >/dev/null || { echo "compare.sh: python3 not found (bash scr
 
 echo "building (profile $PROFILE)..." >&2
 cargo build --locked --profile "$PROFILE" --bin mqttbridge >&2
-BIN=target/$PROFILE/mqttbridge
-[ "$PROFILE" = dev ] && BIN=target/debug/mqttbridge
+TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+BIN=$TARGET_DIR/$PROFILE/mqttbridge
+[ "$PROFILE" = dev ] && BIN=$TARGET_DIR/debug/mqttbridge
 
 WORK=$(mktemp -d)
 PIDS=()
