@@ -98,8 +98,6 @@ async fn sighup_keeps_serving_on_a_broken_config_and_applies_a_good_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_s_proxy_tokens_and_refuses_a_broken_file() {
-    use mqttbridge::client::{Connection, exchange, packets};
-
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -127,20 +125,7 @@ async fn sighup_reloads_s_proxy_tokens_and_refuses_a_broken_file() {
     let upstream = format!("http://127.0.0.1:{port}");
     let connack = async |token: &std::path::Path| {
         let token = token.to_path_buf();
-        let r_proxy = start_r_proxy(std::slice::from_ref(&upstream), |c| {
-            c.auth_token_file = Some(token)
-        })
-        .await;
-        let mut conn = Connection::open(&r_proxy.addr, Version::V5).await.unwrap();
-        bounded(
-            "CONNACK",
-            exchange::connect(
-                &mut conn,
-                &packets::connect(Version::V5, "t", true, 30).unwrap(),
-            ),
-        )
-        .await
-        .unwrap()
+        connack_via_new_r_proxy(&upstream, |c| c.auth_token_file = Some(token)).await
     };
     assert_eq!(connack(&old).await, 0);
 
@@ -157,6 +142,21 @@ async fn sighup_reloads_s_proxy_tokens_and_refuses_a_broken_file() {
     assert_eq!(connack(&new).await, 0, "the new one does");
 }
 
+/// The CONNACK code a client gets through a fresh r-proxy (so no HTTP/2
+/// connection is reused) towards `upstream`, with `tune` applied to it.
+async fn connack_via_new_r_proxy(
+    upstream: &str,
+    tune: impl FnOnce(&mut mqttbridge::config::RProxyConfig),
+) -> u8 {
+    use mqttbridge::client::{Connection, exchange, packets};
+    let r_proxy = start_r_proxy(&[upstream.to_string()], tune).await;
+    let mut conn = Connection::open(&r_proxy.addr, Version::V5).await.unwrap();
+    let connect = packets::connect(Version::V5, "reloaded", true, 30).unwrap();
+    bounded("CONNACK", exchange::connect(&mut conn, &connect))
+        .await
+        .unwrap()
+}
+
 /// Puts `from`'s server certificate and key where a config file names them.
 fn install_server_cert(from: &mqttbridge::certs::Certificates, cert: &Path, key: &Path) {
     std::fs::copy(&from.server_cert, cert).unwrap();
@@ -165,8 +165,6 @@ fn install_server_cert(from: &mqttbridge::certs::Certificates, cert: &Path, key:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rotates_the_s_proxy_grpc_certificate() {
-    use mqttbridge::client::{Connection, exchange, packets};
-
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let old_ca = mqttbridge::certs::generate(&dir.path().join("old"), &["localhost"]).unwrap();
@@ -188,24 +186,13 @@ async fn sighup_rotates_the_s_proxy_grpc_certificate() {
     std::fs::write(&path, &good).unwrap();
     let mut proxy = Running::start("s-proxy", &path, "s-proxy serving").await;
     let upstream = format!("https://127.0.0.1:{port}");
-    // A fresh r-proxy each time, so no HTTP/2 connection is reused.
     let connack = async |trusting: &Path| {
         let ca = trusting.to_path_buf();
-        let r_proxy = start_r_proxy(std::slice::from_ref(&upstream), |c| {
+        connack_via_new_r_proxy(&upstream, |c| {
             c.upstream_ca = Some(ca);
             c.upstream_server_name = Some("localhost".into());
         })
-        .await;
-        let mut conn = Connection::open(&r_proxy.addr, Version::V5).await.unwrap();
-        bounded(
-            "CONNACK",
-            exchange::connect(
-                &mut conn,
-                &packets::connect(Version::V5, "rotated", true, 30).unwrap(),
-            ),
-        )
         .await
-        .unwrap()
     };
     assert_eq!(connack(&old_ca.ca).await, 0);
     assert_eq!(
