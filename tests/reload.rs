@@ -157,6 +157,33 @@ async fn connack_via_new_r_proxy(
         .unwrap()
 }
 
+/// Two CAs with a server certificate each, and the files a config names:
+/// they hold the old CA's certificate until a test installs the new one.
+struct Rotation {
+    old_ca: mqttbridge::certs::Certificates,
+    new_ca: mqttbridge::certs::Certificates,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+}
+
+impl Rotation {
+    fn prepare(dir: &Path, name: &str) -> Rotation {
+        let old_ca = mqttbridge::certs::generate(&dir.join("old"), &["localhost"]).unwrap();
+        let new_ca = mqttbridge::certs::generate(&dir.join("new"), &["localhost"]).unwrap();
+        let (cert, key) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        install_server_cert(&old_ca, &cert, &key);
+        Rotation {
+            old_ca,
+            new_ca,
+            cert,
+            key,
+        }
+    }
+}
+
 /// Puts `from`'s server certificate and key where a config file names them.
 fn install_server_cert(from: &mqttbridge::certs::Certificates, cert: &Path, key: &Path) {
     std::fs::copy(&from.server_cert, cert).unwrap();
@@ -167,10 +194,12 @@ fn install_server_cert(from: &mqttbridge::certs::Certificates, cert: &Path, key:
 async fn sighup_rotates_the_s_proxy_grpc_certificate() {
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let old_ca = mqttbridge::certs::generate(&dir.path().join("old"), &["localhost"]).unwrap();
-    let new_ca = mqttbridge::certs::generate(&dir.path().join("new"), &["localhost"]).unwrap();
-    let (cert, key) = (dir.path().join("grpc.pem"), dir.path().join("grpc.key"));
-    install_server_cert(&old_ca, &cert, &key);
+    let Rotation {
+        old_ca,
+        new_ca,
+        cert,
+        key,
+    } = Rotation::prepare(dir.path(), "grpc");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -226,10 +255,12 @@ async fn sighup_rotates_the_scion_quic_certificate() {
 
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let old_ca = mqttbridge::certs::generate(&dir.path().join("old"), &["localhost"]).unwrap();
-    let new_ca = mqttbridge::certs::generate(&dir.path().join("new"), &["localhost"]).unwrap();
-    let (cert, key) = (dir.path().join("quic.pem"), dir.path().join("quic.key"));
-    install_server_cert(&old_ca, &cert, &key);
+    let Rotation {
+        old_ca,
+        new_ca,
+        cert,
+        key,
+    } = Rotation::prepare(dir.path(), "quic");
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

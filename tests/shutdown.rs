@@ -66,6 +66,26 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// scion-quic on plain UDP/IP in front of `broker`, with this shutdown grace.
+async fn plain_quic_proxy(
+    broker: &mqttbridge::mosquitto::Mosquitto,
+    certs: &mqttbridge::certs::Certificates,
+    grace_ms: u32,
+) -> mqttbridge::mode::scion_quic::ScionQuic {
+    use mqttbridge::config::{Millis, QuicTransport, ScionQuicConfig};
+    mqttbridge::mode::scion_quic::ScionQuic::bind(ScionQuicConfig {
+        transport: QuicTransport::Quic,
+        listen: Some("127.0.0.1:0".into()),
+        broker: broker.addr().to_string().parse().unwrap(),
+        cert: Some(certs.server_cert.clone()),
+        key: Some(certs.server_key.clone()),
+        shutdown_grace_ms: Millis(grace_ms.try_into().unwrap()),
+        ..ScionQuicConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
 /// The MQTT 5 client hears DISCONNECT 0x8B, then the end of the stream.
 async fn told_server_shutting_down(v5: &mut Connection) {
     match next_packet(v5).await {
@@ -123,23 +143,11 @@ async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scion_quic_drains_open_sessions_then_stops() {
     use mqttbridge::client::{Client, ClientOptions};
-    use mqttbridge::config::{QuicTransport, ScionQuicConfig};
-    use mqttbridge::mode::scion_quic::ScionQuic;
 
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let certs = mqttbridge::certs::generate(dir.path(), &["localhost"]).unwrap();
-    let proxy = ScionQuic::bind(ScionQuicConfig {
-        transport: QuicTransport::Quic,
-        listen: Some("127.0.0.1:0".into()),
-        broker: broker.addr().to_string().parse().unwrap(),
-        cert: Some(certs.server_cert.clone()),
-        key: Some(certs.server_key.clone()),
-        shutdown_grace_ms: mqttbridge::config::Millis(60_000.try_into().unwrap()),
-        ..ScionQuicConfig::default()
-    })
-    .await
-    .unwrap();
+    let proxy = plain_quic_proxy(&broker, &certs, 60_000).await;
     let url = format!("quic://{}", proxy.local_addr());
     let mut sessions = proxy.sessions();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -170,24 +178,12 @@ async fn scion_quic_drains_open_sessions_then_stops() {
 async fn scion_quic_says_server_shutting_down_when_the_grace_period_ends() {
     use mqttbridge::client::transport::{self, Endpoint, TransportOptions};
     use mqttbridge::client::{exchange, packets};
-    use mqttbridge::config::{QuicTransport, ScionQuicConfig};
-    use mqttbridge::mode::scion_quic::ScionQuic;
     use mqttbridge::quic::ClientTls;
 
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let certs = mqttbridge::certs::generate(dir.path(), &["localhost"]).unwrap();
-    let proxy = ScionQuic::bind(ScionQuicConfig {
-        transport: QuicTransport::Quic,
-        listen: Some("127.0.0.1:0".into()),
-        broker: broker.addr().to_string().parse().unwrap(),
-        cert: Some(certs.server_cert.clone()),
-        key: Some(certs.server_key.clone()),
-        shutdown_grace_ms: mqttbridge::config::Millis(200.try_into().unwrap()),
-        ..ScionQuicConfig::default()
-    })
-    .await
-    .unwrap();
+    let proxy = plain_quic_proxy(&broker, &certs, 200).await;
     let endpoint: Endpoint = format!("quic://{}", proxy.local_addr()).parse().unwrap();
     let mut sessions = proxy.sessions();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
