@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what is missing, then runs every test
 # (unit, property, integration against real mosquitto, QUIC and SCION, the
-# demo, documentation examples) and ends
-# with one total line.
+# demo, documentation examples), then a short run of every fuzz target
+# (scripts/fuzz.sh, FUZZ_SECONDS each, default 20), and ends with one
+# total line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
@@ -19,4 +20,8 @@ awk '/^test result:/ {
        }
      }
      END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
+fuzz_status=0
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}" || fuzz_status=$?
+if [ "$fuzz_status" -eq 0 ]; then echo "fuzz smoke: ok"; else echo "fuzz smoke: FAILED"; fi
+[ "$status" -ne 0 ] || status=$fuzz_status
 exit "$status"

@@ -2,7 +2,7 @@
 
 use bytes::BytesMut;
 use mqtt_protocol_core::mqtt::connection::{PacketData, RawPacket};
-use mqtt_protocol_core::mqtt::packet::{GenericPacketTrait, v3_1_1 as v3, v5_0 as v5};
+use mqtt_protocol_core::mqtt::packet::{GenericPacketTrait, Property, v3_1_1 as v3, v5_0 as v5};
 use mqtt_protocol_core::mqtt::result_code::MqttError;
 
 pub use mqtt_protocol_core::mqtt::packet::Packet;
@@ -66,6 +66,11 @@ pub fn decode(version: Version, raw: &RawPacket) -> Result<Packet, CodecError> {
     {
         return Err(CodecError::Malformed);
     }
+    // PUBACK .. UNSUBACK start with a packet identifier, which is never 0
+    // (the parser lets 0 through; the packet builders refuse it).
+    if (4..=11).contains(&packet_type) && raw.data_as_slice().starts_with(&[0, 0]) {
+        return Err(CodecError::Protocol);
+    }
     let packet = match (version, packet_type) {
         (_, 3) => decode_publish(version, raw)?,
         (Version::V3_1_1, 1) => Packet::V3_1_1Connect(raw.parse_exact(v3::Connect::parse)?),
@@ -111,10 +116,16 @@ fn decode_publish(version: Version, raw: &RawPacket) -> Result<Packet, CodecErro
     let (packet, consumed) = match version {
         Version::V3_1_1 => {
             let (p, n) = v3::Publish::parse(flags, body.clone())?;
+            check_publish(p.topic_name(), false, p.packet_id())?;
             (Packet::V3_1_1Publish(p), n)
         }
         Version::V5 => {
             let (p, n) = v5::Publish::parse(flags, body.clone())?;
+            let alias = p
+                .props
+                .iter()
+                .any(|prop| matches!(prop, Property::TopicAlias(_)));
+            check_publish(p.topic_name(), alias, p.packet_id())?;
             (Packet::V5_0Publish(p), n)
         }
     };
@@ -122,6 +133,19 @@ fn decode_publish(version: Version, raw: &RawPacket) -> Result<Packet, CodecErro
         return Err(CodecError::Malformed);
     }
     Ok(packet)
+}
+
+/// What the parser lets through but the protocol forbids in a PUBLISH (and
+/// the packet builders refuse, so it could not be relayed): wildcards in
+/// the topic, an empty topic without an MQTT 5 topic alias, packet id 0.
+fn check_publish(topic: &str, alias: bool, packet_id: Option<u16>) -> Result<(), CodecError> {
+    if topic.contains(['+', '#']) {
+        return Err(CodecError::Malformed);
+    }
+    if (topic.is_empty() && !alias) || packet_id == Some(0) {
+        return Err(CodecError::Protocol);
+    }
+    Ok(())
 }
 
 /// Appends the wire form of `packet` to `out`.
@@ -163,5 +187,52 @@ pub fn packet_type_name(packet: &Packet) -> &'static str {
         Packet::V3_1_1Pingresp(_) | Packet::V5_0Pingresp(_) => "pingresp",
         Packet::V3_1_1Disconnect(_) | Packet::V5_0Disconnect(_) => "disconnect",
         Packet::V5_0Auth(_) => "auth",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Framer;
+
+    fn decode_bytes(version: Version, bytes: &[u8]) -> Result<Packet, CodecError> {
+        let mut buf = BytesMut::from(bytes);
+        let raw = Framer::new(1024)
+            .next_packet(&mut buf)
+            .expect("well framed")
+            .expect("a whole packet");
+        decode(version, &raw)
+    }
+
+    /// Inputs found by the `mqtt_framer` fuzz target: packets the parser
+    /// accepts but the protocol (and the far proxy's builder) refuses.
+    #[test]
+    fn refuses_what_could_not_be_relayed() {
+        let empty_topic = [0x30, 2, 0, 0];
+        let wildcard_topic = [0x30, 4, 0, 2, b'a', b'#'];
+        let publish_id_0 = [0x32, 5, 0, 1, b'a', 0, 0];
+        let suback_id_0 = [0x90, 3, 0, 0, 0];
+        for version in [Version::V3_1_1, Version::V5] {
+            assert_eq!(
+                decode_bytes(version, &empty_topic).err(),
+                Some(CodecError::Protocol)
+            );
+            assert_eq!(
+                decode_bytes(version, &publish_id_0).err(),
+                Some(CodecError::Protocol)
+            );
+            assert_eq!(
+                decode_bytes(version, &wildcard_topic).err(),
+                Some(CodecError::Malformed)
+            );
+        }
+        assert_eq!(
+            decode_bytes(Version::V3_1_1, &suback_id_0).err(),
+            Some(CodecError::Protocol)
+        );
+        // An MQTT 5 PUBLISH may leave the topic empty when it names an alias.
+        let alias_only = [0x30, 6, 0, 0, 3, 0x23, 0, 1];
+        assert!(decode_bytes(Version::V5, &alias_only).is_ok());
+        assert!(decode_bytes(Version::V3_1_1, &[0x30, 3, 0, 1, b'a']).is_ok());
     }
 }

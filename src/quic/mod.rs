@@ -20,6 +20,7 @@ mod socket;
 pub use connection::{QuicStream, STREAM_BUFFER};
 pub use dialer::{DialError, dial};
 pub use listener::{Accepted, QuicListener, ServerConfigSlot};
+pub use retry::RetryTokens;
 pub use settings::{ClientTls, QuicLimits, ServerTls, client_config, server_config};
 pub use socket::DatagramSocket;
 

@@ -1,0 +1,24 @@
+//! Configuration files: any text, parsed and validated as each mode's
+//! TOML. Nothing may panic; a broken file is an error.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use mqttbridge::config::{self, RProxyConfig, SProxyConfig, ScionQuicConfig, ScionUdpConfig};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(c) = config::parse::<RProxyConfig>(text, "fuzz") {
+        let _ = c.validate();
+    }
+    if let Ok(c) = config::parse::<SProxyConfig>(text, "fuzz") {
+        let _ = c.validate();
+    }
+    if let Ok(c) = config::parse::<ScionQuicConfig>(text, "fuzz") {
+        let _ = c.validate();
+    }
+    if let Ok(c) = config::parse::<ScionUdpConfig>(text, "fuzz") {
+        let _ = c.validate();
+    }
+});

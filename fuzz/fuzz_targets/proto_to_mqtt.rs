@@ -1,0 +1,48 @@
+//! What an s-proxy (or r-proxy) receives from the gRPC stream: an arbitrary
+//! protobuf envelope, turned into MQTT bytes for the broker (or client) the
+//! way the relay does it: the PUBLISH fast path first, the general
+//! conversion otherwise. Nothing may panic, and every packet written must
+//! be valid MQTT of the session's version.
+#![no_main]
+
+use bytes::BytesMut;
+use libfuzzer_sys::fuzz_target;
+use mqttbridge::codec::{self, Framer, Version};
+use mqttbridge::convert::{encode_publish, payload_to_packet};
+use mqttbridge::proto::mqtt::MqttStreamMessage;
+use mqttbridge::proto::mqtt::mqtt_stream_message::Payload;
+use prost::Message;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&selector, envelope)) = data.split_first() else {
+        return;
+    };
+    let version = if selector & 1 == 0 {
+        Version::V3_1_1
+    } else {
+        Version::V5
+    };
+    let Ok(message) = MqttStreamMessage::decode(envelope) else {
+        return;
+    };
+    let Some(payload) = message.payload else {
+        return;
+    };
+    if matches!(payload, Payload::SessionControl(_)) {
+        return;
+    }
+    let mut out = BytesMut::new();
+    if encode_publish(&payload, version, &mut out).is_none() {
+        let Ok(packet) = payload_to_packet(payload, version) else {
+            return;
+        };
+        codec::encode(&packet, &mut out);
+    }
+    let mut framer = Framer::new(u32::MAX);
+    let raw = framer
+        .next_packet(&mut out)
+        .expect("the relay writes well-framed MQTT")
+        .expect("a whole packet");
+    assert!(out.is_empty(), "exactly one packet per envelope");
+    codec::decode(version, &raw).expect("the relay writes valid MQTT");
+});
