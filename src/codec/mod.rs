@@ -13,6 +13,7 @@ mod version;
 
 pub use connect::{ConnectRefusal, accept_connect, client_id};
 pub use framer::Framer;
+pub(crate) use packet::check_publish;
 pub use packet::{CodecError, Packet, decode, encode, packet_type_name, wire_size};
 pub use version::{ProtocolLevel, Version, connect_protocol};
 

@@ -138,7 +138,11 @@ fn decode_publish(version: Version, raw: &RawPacket) -> Result<Packet, CodecErro
 /// What the parser lets through but the protocol forbids in a PUBLISH (and
 /// the packet builders refuse, so it could not be relayed): wildcards in
 /// the topic, an empty topic without an MQTT 5 topic alias, packet id 0.
-fn check_publish(topic: &str, alias: bool, packet_id: Option<u16>) -> Result<(), CodecError> {
+pub(crate) fn check_publish(
+    topic: &str,
+    alias: bool,
+    packet_id: Option<u16>,
+) -> Result<(), CodecError> {
     if topic.contains(['+', '#']) {
         return Err(CodecError::Malformed);
     }

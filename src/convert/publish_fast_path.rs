@@ -11,7 +11,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use mqtt_protocol_core::mqtt::connection::{PacketData, RawPacket};
 
-use crate::codec::Version;
+use crate::codec::{Version, check_publish};
 use crate::proto::mqtt::mqtt_stream_message::Payload;
 use crate::proto::{mqttv3, mqttv5};
 
@@ -28,19 +28,15 @@ pub fn publish_to_payload(version: Version, raw: &RawPacket) -> Option<Payload> 
     }
     let topic_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
     let topic = std::str::from_utf8(body.get(2..2 + topic_len)?).ok()?;
-    // Topics the general path must judge: empty (only valid with an MQTT 5
-    // topic alias), wildcards or NUL (never valid in a PUBLISH).
-    if topic.is_empty() || topic.contains(['+', '#', '\0']) {
-        return None;
-    }
     let mut at = 2 + topic_len;
     let mut message_id = 0;
     if qos > 0 {
         message_id = u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]);
-        if message_id == 0 {
-            return None;
-        }
         at += 2;
+    }
+    // What the protocol forbids is the general path's to refuse.
+    if check_publish(topic, false, (qos > 0).then_some(message_id)).is_err() {
+        return None;
     }
     if version == Version::V5 {
         // Only an empty property list (a single zero byte) is plain.
