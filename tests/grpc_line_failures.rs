@@ -208,6 +208,74 @@ async fn malformed_packet_closes_only_that_client() {
     chain.wait_idle().await;
 }
 
+/// PUBLISHes the protocol forbids (found by fuzzing: the parser let some
+/// through and the far side refused them): each client is told why (MQTT
+/// 5) and closed by the r-proxy, and a bystander is unaffected.
+#[tokio::test]
+async fn forbidden_publishes_close_only_that_client_with_the_reason() {
+    let mut chain = Chain::start().await;
+    let mut bystander = connected(&chain.r_proxy.addr, Version::V5, "bystander").await;
+    bounded("suback", exchange::subscribe(&mut bystander, 1, "ok", 0))
+        .await
+        .unwrap();
+    // (what, MQTT 3.1.1 bytes, MQTT 5 bytes, MQTT 5 DISCONNECT reason)
+    let cases: [(&str, &[u8], &[u8], u8); 4] = [
+        (
+            "invalid UTF-8 topic",
+            b"\x30\x04\x00\x02\xff\xfe",
+            b"\x30\x05\x00\x02\xff\xfe\x00",
+            0x81,
+        ),
+        (
+            "wildcard in topic",
+            b"\x30\x04\x00\x02a#",
+            b"\x30\x05\x00\x02a#\x00",
+            0x81,
+        ),
+        (
+            "empty topic",
+            b"\x30\x02\x00\x00",
+            b"\x30\x03\x00\x00\x00",
+            0x82,
+        ),
+        (
+            "QoS 1 with packet id 0",
+            b"\x32\x05\x00\x01a\x00\x00",
+            b"\x32\x06\x00\x01a\x00\x00\x00",
+            0x82,
+        ),
+    ];
+    for (what, v3, v5, reason) in cases {
+        for version in VERSIONS {
+            let mut bad = connected(&chain.r_proxy.addr, version, "bad").await;
+            let bytes = if version == Version::V5 { v5 } else { v3 };
+            bad.send_bytes(bytes).await.unwrap();
+            if version == Version::V5 {
+                match next_packet(&mut bad).await {
+                    Some(Packet::V5_0Disconnect(d)) => {
+                        assert_eq!(d.reason_code().map(|c| c as u8), Some(reason), "{what}")
+                    }
+                    other => panic!("{what}: expected DISCONNECT {reason:#x}, got {other:?}"),
+                }
+            }
+            assert!(next_packet(&mut bad).await.is_none(), "{what}: closed");
+        }
+        bounded(
+            "bystander publish",
+            exchange::publish(&mut bystander, "ok", what, 0, false, 0, vec![]),
+        )
+        .await
+        .unwrap();
+        let got = bounded("bystander delivery", exchange::receive(&mut bystander))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.payload, what.as_bytes());
+    }
+    drop(bystander);
+    chain.wait_idle().await;
+}
+
 #[tokio::test]
 async fn oversized_packet_gets_packet_too_large() {
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
