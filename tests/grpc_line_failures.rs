@@ -276,6 +276,55 @@ async fn forbidden_publishes_close_only_that_client_with_the_reason() {
     chain.wait_idle().await;
 }
 
+/// A second CONNECT is a protocol error: the broker ends that session (an
+/// MQTT 5 client may first hear a DISCONNECT) and the r-proxy closes the
+/// client; nothing else is affected.
+#[tokio::test]
+async fn second_connect_closes_the_client() {
+    let mut chain = Chain::start().await;
+    for version in VERSIONS {
+        let mut client = connected(&chain.r_proxy.addr, version, "twice").await;
+        client
+            .send(&packets::connect(version, "twice", true, 30).unwrap())
+            .await
+            .unwrap();
+        loop {
+            match next_packet(&mut client).await {
+                None => break,
+                Some(Packet::V5_0Disconnect(_)) if version == Version::V5 => {}
+                Some(other) => panic!("expected the end of the session, got {other:?}"),
+            }
+        }
+    }
+    drop(connected(&chain.r_proxy.addr, Version::V5, "after").await);
+    chain.wait_idle().await;
+}
+
+/// 10,000 PINGREQs in one burst: every one is answered, in order, and the
+/// connection stays usable.
+#[tokio::test]
+async fn pingreq_flood_is_answered() {
+    const PINGS: usize = 10_000;
+    let mut chain = Chain::start().await;
+    for version in VERSIONS {
+        let mut client = connected(&chain.r_proxy.addr, version, "pinger").await;
+        client.send_bytes(&b"\xc0\x00".repeat(PINGS)).await.unwrap();
+        for i in 0..PINGS {
+            match next_packet(&mut client).await {
+                Some(Packet::V3_1_1Pingresp(_) | Packet::V5_0Pingresp(_)) => {}
+                other => panic!("PINGRESP {i} of {PINGS}: got {other:?}"),
+            }
+        }
+        bounded(
+            "suback after the flood",
+            exchange::subscribe(&mut client, 1, "p", 0),
+        )
+        .await
+        .unwrap();
+    }
+    chain.wait_idle().await;
+}
+
 #[tokio::test]
 async fn oversized_packet_gets_packet_too_large() {
     let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
