@@ -375,6 +375,52 @@ async fn silent_client_is_closed_after_the_connect_timeout() {
     gauge_reaches("connection released", &mut r_proxy.connections, 0).await;
 }
 
+/// Slowloris: a CONNECT trickled in a byte every 100 ms. The CONNECT
+/// timeout counts from the accept, not from the last byte, so the client is
+/// closed long before its CONNECT is complete, without a CONNACK.
+#[tokio::test]
+async fn trickled_connect_is_closed_at_the_connect_timeout() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let chain = Chain::start().await;
+    let mut r_proxy = start_r_proxy(&[format!("http://{}", chain.s_proxy.addr)], |c| {
+        c.connect_timeout_ms = mqttbridge::config::Millis(300.try_into().unwrap());
+    })
+    .await;
+    let mut connect = bytes::BytesMut::new();
+    mqttbridge::codec::encode(
+        &packets::connect(Version::V5, "slow-client-id", true, 30).unwrap(),
+        &mut connect,
+    );
+    let total = connect.len();
+    let stream = tokio::net::TcpStream::connect(&r_proxy.addr).await.unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let sent = Arc::new(AtomicUsize::new(0));
+    let counter = sent.clone();
+    let trickle = tokio::spawn(async move {
+        let mut pace = tokio::time::interval(std::time::Duration::from_millis(100));
+        for byte in connect.iter() {
+            pace.tick().await;
+            if wr.write_all(&[*byte]).await.is_err() {
+                return;
+            }
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = bounded("closed by the r-proxy", rd.read_to_end(&mut answer)).await;
+    let at_close = sent.load(Ordering::SeqCst);
+    trickle.abort();
+    assert!(answer.is_empty(), "no CONNACK: {answer:?}");
+    assert!(
+        at_close < total,
+        "closed only after the whole CONNECT ({at_close} bytes)"
+    );
+    gauge_reaches("connection released", &mut r_proxy.connections, 0).await;
+}
+
 #[tokio::test]
 async fn publish_before_connect_is_refused() {
     let chain = Chain::start().await;
