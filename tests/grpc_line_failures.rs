@@ -360,13 +360,18 @@ async fn mqtt_3_1_is_refused_with_connack_0x01() {
     assert!(next_packet(&mut conn).await.is_none());
 }
 
+/// An r-proxy in front of `chain`'s s-proxy that waits `ms` for a CONNECT.
+async fn r_proxy_with_connect_timeout(chain: &Chain, ms: u32) -> RProxyHandle {
+    start_r_proxy(&[format!("http://{}", chain.s_proxy.addr)], |c| {
+        c.connect_timeout_ms = mqttbridge::config::Millis(ms.try_into().unwrap());
+    })
+    .await
+}
+
 #[tokio::test]
 async fn silent_client_is_closed_after_the_connect_timeout() {
     let chain = Chain::start().await;
-    let mut r_proxy = start_r_proxy(&[format!("http://{}", chain.s_proxy.addr)], |c| {
-        c.connect_timeout_ms = mqttbridge::config::Millis(200.try_into().unwrap());
-    })
-    .await;
+    let mut r_proxy = r_proxy_with_connect_timeout(&chain, 200).await;
     let mut conn = Connection::open(&r_proxy.addr, Version::V5).await.unwrap();
     assert!(
         next_packet(&mut conn).await.is_none(),
@@ -385,10 +390,7 @@ async fn trickled_connect_is_closed_at_the_connect_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let chain = Chain::start().await;
-    let mut r_proxy = start_r_proxy(&[format!("http://{}", chain.s_proxy.addr)], |c| {
-        c.connect_timeout_ms = mqttbridge::config::Millis(300.try_into().unwrap());
-    })
-    .await;
+    let mut r_proxy = r_proxy_with_connect_timeout(&chain, 300).await;
     let mut connect = bytes::BytesMut::new();
     mqttbridge::codec::encode(
         &packets::connect(Version::V5, "slow-client-id", true, 30).unwrap(),
