@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what mqttbridge needs to build and test on Debian, only where it
 # is missing: a C toolchain, cmake and libclang (for BoringSSL, used by the
-# QUIC/SCION work), mosquitto (the tests' and demo's real broker), python3
-# (bench/compare.sh) and Rust.
+# QUIC/SCION work), mosquitto (the tests' and demo's real broker), iproute2
+# (the fault tests' network namespaces), python3 (bench/compare.sh) and Rust.
 set -euo pipefail
 
 need_apt=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-for pkg in build-essential pkg-config git cmake libclang-dev mosquitto mosquitto-clients ca-certificates curl; do
+for pkg in build-essential pkg-config git cmake libclang-dev mosquitto mosquitto-clients iproute2 ca-certificates curl; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
 # bench/compare.sh formats its tables with python3 (any python3 will do).

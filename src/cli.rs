@@ -197,9 +197,11 @@ pub struct ThroughputArgs {
     /// Subscribing connections; each receives every message.
     #[arg(short = 's', long, default_value_t = 1)]
     pub subscribers: usize,
-    /// QoS to publish and subscribe with.
-    #[arg(short = 'q', long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
-    pub qos: u8,
+    /// QoS to publish with; a list such as 0,1,2 gives publisher i the
+    /// i-th (round-robin). Subscribers subscribe with the highest.
+    #[arg(short = 'q', long, value_delimiter = ',', default_value = "0",
+          value_parser = clap::value_parser!(u8).range(0..=2))]
+    pub qos: Vec<u8>,
     /// Payload bytes (16 or more carry a stamp for latency, loss and order).
     #[arg(long, default_value_t = 16)]
     pub size: usize,
@@ -214,6 +216,11 @@ pub struct ThroughputArgs {
     /// measures its queue; a rate below capacity measures the path.
     #[arg(long, value_parser = positive_rate)]
     pub rate: Option<f64>,
+    /// Messages per second each subscriber takes at most [default: as fast
+    /// as they come]: a slow consumer, so the queues on the way fill and
+    /// back-pressure reaches the publishers.
+    #[arg(long, value_parser = positive_rate)]
+    pub subscriber_rate: Option<f64>,
     /// QoS 1/2 messages in flight per publisher (capped by the broker's receive maximum).
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
     pub inflight: u16,

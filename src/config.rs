@@ -248,6 +248,11 @@ pub struct RProxyConfig {
     pub drain_timeout_ms: Millis,
     /// Packets buffered per connection and direction before reading pauses.
     pub queue_depth: NonZeroUsize,
+    /// HTTP/2 PING towards each s-proxy after this long without one.
+    pub keepalive_interval_ms: Millis,
+    /// An s-proxy that leaves a PING unanswered this long is taken as gone:
+    /// its streams end and their clients are closed.
+    pub keepalive_timeout_ms: Millis,
     /// On SIGTERM, how long open connections may go on before they are
     /// closed (MQTT 5 clients get DISCONNECT 0x8B).
     pub shutdown_grace_ms: Millis,
@@ -287,6 +292,8 @@ impl Default for RProxyConfig {
             upstream_retry_ms: const { Millis::of(2_000) },
             drain_timeout_ms: const { Millis::of(5_000) },
             queue_depth: const { nonzero(64) },
+            keepalive_interval_ms: const { Millis::of(20_000) },
+            keepalive_timeout_ms: const { Millis::of(10_000) },
             shutdown_grace_ms: const { Millis::of(10_000) },
             upstream_ca: None,
             upstream_server_name: None,
@@ -342,6 +349,11 @@ pub struct SProxyConfig {
     pub broker_connect_timeout_ms: Millis,
     /// Packets buffered per session and direction before reading pauses.
     pub queue_depth: NonZeroUsize,
+    /// HTTP/2 PING towards each r-proxy after this long without one.
+    pub keepalive_interval_ms: Millis,
+    /// An r-proxy that leaves a PING unanswered this long is taken as gone:
+    /// its sessions end and their broker connections are closed.
+    pub keepalive_timeout_ms: Millis,
     /// On SIGTERM, how long open sessions may go on before they are ended
     /// (MQTT 5 clients get DISCONNECT 0x8B).
     pub shutdown_grace_ms: Millis,
@@ -375,6 +387,8 @@ impl Default for SProxyConfig {
             connect_timeout_ms: const { Millis::of(10_000) },
             broker_connect_timeout_ms: const { Millis::of(5_000) },
             queue_depth: const { nonzero(64) },
+            keepalive_interval_ms: const { Millis::of(20_000) },
+            keepalive_timeout_ms: const { Millis::of(10_000) },
             shutdown_grace_ms: const { Millis::of(10_000) },
             tls_cert: None,
             tls_key: None,

@@ -1,6 +1,7 @@
 //! Process-wide Prometheus metrics: sessions, packets and bytes each way by
-//! packet type, connect latency, upstream errors and full queues. Served by
-//! [`crate::admin`] at `/metrics`.
+//! packet type, connect latency, upstream errors and full queues, and the
+//! process's live tasks and open file descriptors (what a leak would grow).
+//! Served by [`crate::admin`] at `/metrics`.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -58,6 +59,10 @@ pub struct Metrics {
     pub upstream_errors: Family<ModeLabel, Counter>,
     /// Times a relay queue was full and reading paused.
     pub queue_full: Family<TrafficLabels, Counter>,
+    /// Tokio tasks alive, read when rendered.
+    tasks_alive: Gauge,
+    /// Open file descriptors (sockets among them), read when rendered.
+    open_fds: Gauge,
 }
 
 impl Metrics {
@@ -105,6 +110,14 @@ impl Metrics {
             "Times a relay queue was full",
             queue_full.clone(),
         );
+        let tasks_alive = Gauge::default();
+        let open_fds = Gauge::default();
+        registry.register("tasks_alive", "Tokio tasks alive", tasks_alive.clone());
+        registry.register(
+            "open_fds",
+            "Open file descriptors of the process",
+            open_fds.clone(),
+        );
         Self {
             registry,
             sessions_active,
@@ -115,11 +128,22 @@ impl Metrics {
             connect_seconds,
             upstream_errors,
             queue_full,
+            tasks_alive,
+            open_fds,
         }
     }
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let tasks = runtime.metrics().num_alive_tasks();
+            self.tasks_alive
+                .set(i64::try_from(tasks).unwrap_or(i64::MAX));
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            self.open_fds
+                .set(i64::try_from(fds.count()).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

@@ -106,7 +106,8 @@ pub struct Sample {
 pub struct ThroughputReport {
     pub url: String,
     pub version: String,
-    pub qos: u8,
+    /// Each publisher's QoS, round-robin over the publishers.
+    pub qos: Vec<u8>,
     pub payload_bytes: usize,
     pub publishers: usize,
     pub subscribers: usize,
@@ -182,7 +183,16 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "throughput  {}  MQTT {}  QoS {}  {} B payloads  {} pub -> {} sub",
-                    r.url, r.version, r.qos, r.payload_bytes, r.publishers, r.subscribers
+                    r.url,
+                    r.version,
+                    r.qos
+                        .iter()
+                        .map(u8::to_string)
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    r.payload_bytes,
+                    r.publishers,
+                    r.subscribers
                 );
                 let _ = writeln!(
                     out,

@@ -106,6 +106,13 @@ struct Deliveries {
 
 pub async fn run(args: ThroughputArgs) -> anyhow::Result<Report> {
     anyhow::ensure!(args.publishers >= 1, "--publishers must be at least 1");
+    let subscribe_qos = args.qos.iter().copied().max().unwrap_or(0);
+    let publisher_qos = |i: usize| {
+        args.qos
+            .get(i % args.qos.len().max(1))
+            .copied()
+            .unwrap_or(0)
+    };
     let target = Target::new(crate::mode::pubsub::options(&args.client)?).await?;
     let version = target.version;
     let topic = run_topic(&args.topic);
@@ -129,16 +136,19 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<Report> {
         let mut link = target
             .connect(&format!("{}-sub{i}", target.id_prefix))
             .await?;
-        link.subscribe(version, &format!("{topic}/#"), args.qos)
+        link.subscribe(version, &format!("{topic}/#"), subscribe_qos)
             .await?;
-        subscribers.push(tokio::spawn(subscribe_loop(
+        subscribers.push(tokio::spawn(subscribe_loop(Subscriber {
             link,
             version,
-            args.publishers,
-            deliveries.clone(),
-            goal_rx.clone(),
-            halted.clone(),
-        )));
+            publishers: args.publishers,
+            pace: args
+                .subscriber_rate
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            deliveries: deliveries.clone(),
+            goal: goal_rx.clone(),
+            halted: halted.clone(),
+        })));
     }
     let mut links = Vec::with_capacity(args.publishers);
     for i in 0..args.publishers {
@@ -171,7 +181,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<Report> {
                 version,
                 topic: format!("{topic}/{i}"),
                 index: i as u32,
-                qos: args.qos,
+                qos: publisher_qos(i),
                 size: args.size,
                 stop,
                 inflight: args.inflight,
@@ -236,7 +246,9 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<Report> {
     Ok(Report::Throughput(ThroughputReport {
         url: target.url.clone(),
         version: version.to_string(),
-        qos: args.qos,
+        qos: (0..args.publishers.min(args.qos.len()))
+            .map(publisher_qos)
+            .collect(),
         payload_bytes: args.size,
         publishers: args.publishers,
         subscribers: args.subscribers,
@@ -433,14 +445,33 @@ impl Seen {
     }
 }
 
-async fn subscribe_loop(
+/// What one subscriber needs.
+struct Subscriber {
     link: Link,
     version: Version,
     publishers: usize,
+    /// Time per message taken, for a slow consumer.
+    pace: Option<Duration>,
     deliveries: Arc<Deliveries>,
-    mut goal: watch::Receiver<u64>,
-    mut halted: watch::Receiver<bool>,
-) -> anyhow::Result<Counted> {
+    goal: watch::Receiver<u64>,
+    halted: watch::Receiver<bool>,
+}
+
+async fn subscribe_loop(s: Subscriber) -> anyhow::Result<Counted> {
+    let Subscriber {
+        link,
+        version,
+        publishers,
+        pace,
+        deliveries,
+        mut goal,
+        mut halted,
+    } = s;
+    let pace = Pace {
+        start: Instant::now(),
+        every: pace,
+    };
+    let mut taken = 0u64;
     let Link {
         mut reader,
         mut writer,
@@ -458,6 +489,19 @@ async fn subscribe_loop(
     loop {
         if counted.unique >= wanted {
             break;
+        }
+        if taken >= pace.allowed() {
+            // A slow consumer: answer what was taken, then stop reading
+            // until the next message is due.
+            if !acks.is_empty() {
+                writer.write_all(&acks).await?;
+                writer.flush().await?;
+                acks.clear();
+            }
+            tokio::select! {
+                () = pace.wait(taken) => {}
+                _ = halted.wait_for(|h| *h) => break,
+            }
         }
         let next = match reader.next().now_or_never() {
             Some(next) => next,
@@ -484,6 +528,7 @@ async fn subscribe_loop(
         let Some(raw) = next? else { break };
         match raw.packet_type() {
             wire::PUBLISH => {
+                taken += 1;
                 let Some(publish) = wire::parse_publish(version, raw.flags(), raw.data_as_slice())
                 else {
                     bail!("malformed PUBLISH");

@@ -19,6 +19,19 @@ pub const CLIENT_ADDR_KEY: &str = "client-addr";
 /// printable ASCII, since MQTT 5 allows any UTF-8).
 pub const CLIENT_ID_KEY: &str = "client-id";
 
+/// HTTP/2 keep-alive on a gRPC connection: a PING after `interval` without
+/// one, and the connection (with every stream on it) is closed when no
+/// answer comes within `timeout`. This is how a proxy learns that the
+/// network between the proxies is gone, which TCP alone may not notice for
+/// many minutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Time between pings.
+    pub interval: std::time::Duration,
+    /// How long a ping may go unanswered.
+    pub timeout: std::time::Duration,
+}
+
 /// gRPC message size limit for a given MQTT packet limit: protobuf can be
 /// larger than the packet it carries (field tags, one message per property),
 /// never more than twice as large plus the envelope.

@@ -12,7 +12,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status, Streaming};
 
-use super::{CLIENT_ADDR_KEY, CLIENT_ID_KEY, SESSION_ID_KEY, encode_client_id, max_message_size};
+use super::{
+    CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, SESSION_ID_KEY, encode_client_id, max_message_size,
+};
 use crate::config::UpstreamUrl;
 use crate::proto::mqtt::MqttStreamMessage;
 use crate::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
@@ -68,6 +70,7 @@ impl Upstreams {
         connect_timeout: Duration,
         retry_after: Duration,
         max_packet_size: u32,
+        keepalive: Keepalive,
     ) -> anyhow::Result<Self> {
         let authorization = token
             .map(|t| format!("Bearer {t}").parse())
@@ -86,8 +89,8 @@ impl Upstreams {
                     .connect_timeout(connect_timeout)
                     .timeout(Duration::MAX)
                     .tcp_nodelay(true)
-                    .http2_keep_alive_interval(Duration::from_secs(20))
-                    .keep_alive_timeout(Duration::from_secs(10))
+                    .http2_keep_alive_interval(keepalive.interval)
+                    .keep_alive_timeout(keepalive.timeout)
                     .keep_alive_while_idle(false)
                     .connect_lazy();
                 Ok(Upstream {

@@ -69,6 +69,10 @@ impl Live {
             config.upstream_connect_timeout_ms.duration(),
             config.upstream_retry_ms.duration(),
             config.max_packet_size.get(),
+            crate::grpc::Keepalive {
+                interval: config.keepalive_interval_ms.duration(),
+                timeout: config.keepalive_timeout_ms.duration(),
+            },
         )?;
         Ok(Self {
             config,

@@ -373,12 +373,19 @@ impl Reloader {
     /// Replaces the settings for new connections and sessions: the gRPC
     /// certificate, key and client CA (re-read even when the paths are the
     /// same), broker and its TLS, tokens, timeouts, queue depth. The listen
-    /// address and the session limit change only with a restart. A config
+    /// address, the session limit and the HTTP/2 keep-alive change only with
+    /// a restart. A config
     /// that does not check out is refused and the running one kept.
     pub fn apply(&self, config: SProxyConfig) -> anyhow::Result<()> {
         let old = current(&self.0);
-        if config.listen != old.config.listen || config.max_sessions != old.config.max_sessions {
-            warn!("listen address and max_sessions only change with a restart; keeping them");
+        if config.listen != old.config.listen
+            || config.max_sessions != old.config.max_sessions
+            || config.keepalive_interval_ms != old.config.keepalive_interval_ms
+            || config.keepalive_timeout_ms != old.config.keepalive_timeout_ms
+        {
+            warn!(
+                "listen address, max_sessions and keep-alive only change with a restart; keeping them"
+            );
         }
         let live = Live::prepare(config)?;
         *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
@@ -471,8 +478,8 @@ impl SProxy {
         );
         let server = tonic::transport::Server::builder()
             .max_concurrent_streams(config.max_sessions.get())
-            .http2_keepalive_interval(Some(std::time::Duration::from_secs(20)))
-            .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
+            .http2_keepalive_interval(Some(config.keepalive_interval_ms.duration()))
+            .http2_keepalive_timeout(Some(config.keepalive_timeout_ms.duration()))
             .add_service(service)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stopped.await;

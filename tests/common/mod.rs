@@ -3,6 +3,10 @@
 
 #![allow(dead_code)]
 
+mod process;
+#[allow(unused_imports)]
+pub use process::*;
+
 use std::future::Future;
 use std::time::Duration;
 

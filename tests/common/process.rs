@@ -1,0 +1,263 @@
+//! mqttbridge modes as their own processes, so a test can kill -9, stop or
+//! restart them, and read their admin endpoint to see that nothing leaked.
+//! A process may run inside a network namespace the test made; sockets to
+//! it are then opened from inside that namespace ([`Dialer::Netns`]).
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use super::bounded;
+
+/// Where sockets are opened: this process's network or a named namespace.
+#[derive(Debug, Clone)]
+pub enum Dialer {
+    Host,
+    Netns(String),
+}
+
+impl Dialer {
+    /// A TCP connection to `addr` from this dialer's network.
+    pub async fn tcp(&self, addr: &str) -> std::io::Result<TcpStream> {
+        match self {
+            Dialer::Host => TcpStream::connect(addr).await,
+            Dialer::Netns(name) => {
+                let (name, addr) = (name.clone(), addr.to_string());
+                // setns changes the calling thread for good, so a thread of
+                // its own; the socket stays in the namespace it was made in.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                std::thread::spawn(move || {
+                    let _ = tx.send(connect_in_netns(&name, &addr));
+                });
+                let stream = rx.await.map_err(std::io::Error::other)??;
+                TcpStream::from_std(stream)
+            }
+        }
+    }
+}
+
+fn connect_in_netns(name: &str, addr: &str) -> std::io::Result<std::net::TcpStream> {
+    use std::os::fd::AsRawFd;
+    let ns = std::fs::File::open(format!("/var/run/netns/{name}"))?;
+    // SAFETY: a valid namespace file descriptor and flag; only this thread
+    // changes namespace.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let addr: std::net::SocketAddr = addr.parse().map_err(std::io::Error::other)?;
+    let stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_nonblocking(true)?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// A free TCP port on loopback (of this process's network).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What a leak would grow: live tokio tasks, open file descriptors, RSS.
+#[derive(Debug, Clone, Copy)]
+pub struct Footprint {
+    pub tasks: u64,
+    pub fds: u64,
+    pub rss_kib: u64,
+}
+
+/// `mqttbridge <mode> ...` as a process with its admin endpoint.
+pub struct ModeProcess {
+    child: tokio::process::Child,
+    command: Vec<String>,
+    /// The admin endpoint (`127.0.0.1:port` in the process's network).
+    pub admin: String,
+    dialer: Dialer,
+}
+
+impl ModeProcess {
+    /// Starts `mqttbridge ARGS --admin 127.0.0.1:PORT` on this host and
+    /// waits until it is ready.
+    pub async fn start(args: &[&str]) -> ModeProcess {
+        Self::start_in(Dialer::Host, args).await
+    }
+
+    /// The same inside `dialer`'s network namespace.
+    pub async fn start_in(dialer: Dialer, args: &[&str]) -> ModeProcess {
+        let admin = format!("127.0.0.1:{}", free_port());
+        let mut command: Vec<String> = match &dialer {
+            Dialer::Host => Vec::new(),
+            Dialer::Netns(name) => ["ip", "netns", "exec", name.as_str()]
+                .map(String::from)
+                .to_vec(),
+        };
+        command.push(env!("CARGO_BIN_EXE_mqttbridge").to_string());
+        command.extend(args.iter().map(|a| a.to_string()));
+        command.extend(["--admin".to_string(), admin.clone()]);
+        let child = spawn(&command);
+        let mut process = ModeProcess {
+            child,
+            command,
+            admin,
+            dialer,
+        };
+        process.wait_ready().await;
+        process
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("process running")
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// kill -9, and reaps it.
+    pub async fn kill9(&mut self) {
+        self.child.start_kill().unwrap();
+        bounded("killed process exits", self.child.wait())
+            .await
+            .unwrap();
+    }
+
+    /// Starts it again with the same arguments and admin address.
+    pub async fn restart(&mut self) {
+        self.child = spawn(&self.command);
+        self.wait_ready().await;
+    }
+
+    /// Asserts the process is still running (no crash).
+    pub fn assert_alive(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "{} exited",
+            self.command.join(" ")
+        );
+    }
+
+    async fn wait_ready(&mut self) {
+        let what = format!("{} ready", self.command.join(" "));
+        let (admin, dialer) = (self.admin.clone(), self.dialer.clone());
+        let child = &mut self.child;
+        bounded(&what, async {
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    panic!("exited during start: {status}");
+                }
+                if let Ok(stream) = dialer.tcp(&admin).await
+                    && http_get(stream, "/readyz").await.0 == 200
+                {
+                    return;
+                }
+                // Retry interval while the process starts.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+
+    /// The value of the first metric line starting with `prefix` (0 when
+    /// there is none yet).
+    pub async fn metric(&self, prefix: &str) -> f64 {
+        let stream = self.dialer.tcp(&self.admin).await.expect("admin reachable");
+        let (status, body) = http_get(stream, "/metrics").await;
+        assert_eq!(status, 200, "GET /metrics");
+        body.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .map_or(0.0, |v| v.parse().unwrap())
+    }
+
+    /// Tasks, file descriptors and RSS now.
+    pub async fn footprint(&self) -> Footprint {
+        Footprint {
+            tasks: self.metric("mqttbridge_tasks_alive").await as u64,
+            fds: self.metric("mqttbridge_open_fds").await as u64,
+            rss_kib: rss_kib(self.pid()),
+        }
+    }
+
+    /// Waits until tasks and file descriptors are back to `baseline` and
+    /// RSS is within `rss_slack_kib` of it; returns what it measured.
+    pub async fn settles_to(&self, baseline: Footprint, rss_slack_kib: u64) -> Footprint {
+        let what = format!("{} back to {baseline:?}", self.command.join(" "));
+        let mut last = None;
+        let settled = tokio::time::timeout(super::WAIT, async {
+            loop {
+                let now = self.footprint().await;
+                last = Some(now);
+                if now.tasks <= baseline.tasks
+                    && now.fds <= baseline.fds
+                    && now.rss_kib <= baseline.rss_kib + rss_slack_kib
+                {
+                    return now;
+                }
+                // Poll interval while sessions finish closing.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        settled.unwrap_or_else(|_| panic!("timed out: {what}; last {last:?}"))
+    }
+}
+
+impl Drop for ModeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+fn spawn(command: &[String]) -> tokio::process::Child {
+    tokio::process::Command::new(&command[0])
+        .args(&command[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", command[0]))
+}
+
+/// Resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A plain HTTP/1.1 GET over `stream`; the status code and the body.
+pub async fn http_get(mut stream: TcpStream, path: &str) -> (u16, String) {
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    bounded("HTTP response", stream.read_to_string(&mut response))
+        .await
+        .unwrap();
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}

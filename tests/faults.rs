@@ -1,0 +1,549 @@
+//! Fault injection on the gRPC line, every part a real process: kill -9 the
+//! broker, the s-proxy and the r-proxy, stall the broker with SIGSTOP, and
+//! cut the network between the proxies (two network namespaces). For each:
+//! clients learn within a stated bound, the broker hears of the clients that
+//! vanished (their Will fires), new clients work once the fault is gone, no
+//! proxy crashes, and the proxies' tasks, sockets and memory return to
+//! their baseline.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use common::*;
+use mqttbridge::client::{Client, ClientOptions, Connection, Reconnect, exchange, packets};
+use mqttbridge::codec::{Packet, Version};
+use mqttbridge::mosquitto::Mosquitto;
+
+/// How soon a client must learn that its session is gone (a broker or
+/// proxy that dies is noticed at once; a cut network within the 0.5 s +
+/// 0.5 s HTTP/2 keep-alive the test configures).
+const PROMPT: Duration = Duration::from_secs(10);
+
+/// How far above its baseline a proxy's RSS may stay once a fault is over:
+/// what the allocator keeps cached, far below what the sessions held.
+const RSS_SLACK_KIB: u64 = 4096;
+
+/// Clients open when a fault strikes.
+const CLIENTS: usize = 20;
+
+/// The gRPC line with each part its own process.
+struct Line {
+    broker: Mosquitto,
+    s_proxy: ModeProcess,
+    r_proxy: ModeProcess,
+    /// Where MQTT clients connect.
+    addr: String,
+}
+
+impl Line {
+    async fn start() -> Line {
+        let broker = Mosquitto::start("max_queued_messages 0")
+            .await
+            .expect("mosquitto starts (apt-get install mosquitto)");
+        let s_listen = format!("127.0.0.1:{}", free_port());
+        let s_proxy = ModeProcess::start(&[
+            "s-proxy",
+            "--listen",
+            &s_listen,
+            "--broker",
+            &broker.addr().to_string(),
+        ])
+        .await;
+        let addr = format!("127.0.0.1:{}", free_port());
+        let r_proxy = ModeProcess::start(&[
+            "r-proxy",
+            "--listen",
+            &addr,
+            "--upstream",
+            &format!("http://{s_listen}"),
+        ])
+        .await;
+        let line = Line {
+            broker,
+            s_proxy,
+            r_proxy,
+            addr,
+        };
+        // The first client opens the HTTP/2 connection between the proxies,
+        // which then stays: part of the baseline.
+        round_trip(&Dialer::Host, &line.addr, "warm-up").await;
+        line
+    }
+}
+
+fn version_of(i: usize) -> Version {
+    if i.is_multiple_of(2) {
+        Version::V5
+    } else {
+        Version::V3_1_1
+    }
+}
+
+/// A client connected through `addr` whose Will (`will/<id>`) tells the
+/// broker's other clients when it vanishes.
+async fn client_with_will(dialer: &Dialer, addr: &str, version: Version, id: &str) -> Connection {
+    let stream = bounded("tcp connect", dialer.tcp(addr)).await.unwrap();
+    let mut conn = Connection::over(Box::new(stream), version);
+    let connect = packets::connect_with_will(version, id, &format!("will/{id}"), b"gone").unwrap();
+    let code = bounded("CONNACK", exchange::connect(&mut conn, &connect))
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "CONNACK for {id}");
+    conn
+}
+
+async fn clients_with_wills(dialer: &Dialer, addr: &str) -> Vec<Connection> {
+    let mut clients = Vec::new();
+    for i in 0..CLIENTS {
+        clients.push(client_with_will(dialer, addr, version_of(i), &format!("c{i}")).await);
+    }
+    clients
+}
+
+/// A client on the broker itself that hears every Will.
+async fn will_listener(broker: &Mosquitto) -> Connection {
+    let mut conn = connected(&broker.addr().to_string(), Version::V5, "will-listener").await;
+    bounded("suback", exchange::subscribe(&mut conn, 1, "will/#", 1))
+        .await
+        .unwrap();
+    conn
+}
+
+/// Waits for the Wills of `c0` .. `c<CLIENTS-1>`.
+async fn hears_every_will(listener: &mut Connection) {
+    let expected: BTreeSet<String> = (0..CLIENTS).map(|i| format!("will/c{i}")).collect();
+    let mut heard = BTreeSet::new();
+    let within = tokio::time::timeout(PROMPT, async {
+        while heard != expected {
+            match exchange::receive(listener).await.unwrap() {
+                Some(will) => heard.insert(will.topic),
+                None => panic!("will listener closed"),
+            };
+        }
+    })
+    .await;
+    assert!(
+        within.is_ok(),
+        "Wills heard within {PROMPT:?}: {} of {CLIENTS}",
+        heard.len()
+    );
+}
+
+/// Reads until the connection closes and returns how long that took; an
+/// MQTT 5 client may hear a DISCONNECT first, whose reason is returned.
+async fn closed_within(conn: &mut Connection, limit: Duration) -> Option<u8> {
+    let started = Instant::now();
+    let mut reason = None;
+    let closed = tokio::time::timeout(limit, async {
+        while let Some(packet) = conn.recv().await.ok().flatten() {
+            match packet {
+                Packet::V5_0Disconnect(d) => reason = d.reason_code().map(|c| c as u8),
+                other => panic!("expected the connection to close, got {other:?}"),
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "client not closed within {limit:?} ({:?})",
+        started.elapsed()
+    );
+    reason
+}
+
+/// Every client learns its session is gone within [`PROMPT`]; MQTT 5
+/// clients hear DISCONNECT `v5_reason` first when it is given.
+async fn all_closed(clients: Vec<Connection>, v5_reason: Option<u8>) {
+    for (i, mut client) in clients.into_iter().enumerate() {
+        let reason = closed_within(&mut client, PROMPT).await;
+        if version_of(i) == Version::V5 && v5_reason.is_some() {
+            assert_eq!(reason, v5_reason, "DISCONNECT reason for c{i}");
+        }
+    }
+}
+
+/// A new client subscribes, publishes and gets its message back.
+async fn round_trip(dialer: &Dialer, addr: &str, id: &str) {
+    let stream = bounded("tcp connect", dialer.tcp(addr)).await.unwrap();
+    let mut conn = Connection::over(Box::new(stream), Version::V5);
+    let code = bounded(
+        "CONNACK",
+        exchange::connect(
+            &mut conn,
+            &packets::connect(Version::V5, id, true, 30).unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "CONNACK for {id}");
+    let topic = format!("rt/{id}");
+    bounded("suback", exchange::subscribe(&mut conn, 1, &topic, 1))
+        .await
+        .unwrap();
+    bounded(
+        "publish",
+        exchange::publish(&mut conn, &topic, id, 0, false, 0, vec![]),
+    )
+    .await
+    .unwrap();
+    let got = bounded("delivery", exchange::receive(&mut conn))
+        .await
+        .unwrap()
+        .expect("message back");
+    assert_eq!(got.payload, id.as_bytes());
+    conn.send(&packets::disconnect(Version::V5)).await.unwrap();
+}
+
+/// The CONNACK code a new client gets.
+async fn connack_code(addr: &str, version: Version) -> u8 {
+    let mut conn = bounded("tcp connect", Connection::open(addr, version))
+        .await
+        .unwrap();
+    bounded(
+        "CONNACK",
+        exchange::connect(
+            &mut conn,
+            &packets::connect(version, "probe", true, 30).unwrap(),
+        ),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_killed_mid_session_then_restarted() {
+    let mut line = Line::start().await;
+    let (r_base, s_base) = (
+        line.r_proxy.footprint().await,
+        line.s_proxy.footprint().await,
+    );
+    let clients = clients_with_wills(&Dialer::Host, &line.addr).await;
+
+    line.broker.kill();
+    all_closed(clients, None).await;
+    assert_eq!(connack_code(&line.addr, Version::V5).await, 0x88);
+    assert_eq!(connack_code(&line.addr, Version::V3_1_1).await, 0x03);
+
+    line.broker.restart().await.unwrap();
+    round_trip(&Dialer::Host, &line.addr, "after-restart").await;
+    line.r_proxy.settles_to(r_base, RSS_SLACK_KIB).await;
+    line.s_proxy.settles_to(s_base, RSS_SLACK_KIB).await;
+    line.r_proxy.assert_alive();
+    line.s_proxy.assert_alive();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s_proxy_killed_with_live_sessions_then_restarted() {
+    let mut line = Line::start().await;
+    let r_base = line.r_proxy.footprint().await;
+    let mut wills = will_listener(&line.broker).await;
+    let clients = clients_with_wills(&Dialer::Host, &line.addr).await;
+
+    line.s_proxy.kill9().await;
+    // 0x80 with reason string "upstream unavailable": 0x88 is CONNACK-only.
+    all_closed(clients, Some(0x80)).await;
+    hears_every_will(&mut wills).await;
+    assert_eq!(connack_code(&line.addr, Version::V5).await, 0x88);
+
+    line.s_proxy.restart().await;
+    round_trip(&Dialer::Host, &line.addr, "after-restart").await;
+    line.r_proxy.settles_to(r_base, RSS_SLACK_KIB).await;
+    line.r_proxy.assert_alive();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn persistent_session_gets_queued_messages_after_an_s_proxy_restart() {
+    let mut line = Line::start().await;
+    // MQTT 3.1.1 clean_session = false: the broker keeps the session and
+    // queues QoS 1 messages while the client is away.
+    let options = ClientOptions {
+        version: Version::V3_1_1,
+        clean_start: false,
+        reconnect: Some(Reconnect {
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(500),
+        }),
+        ..ClientOptions::new(&format!("tcp://{}", line.addr), "keeper")
+    };
+    let (client, mut messages) = bounded("connect", Client::connect(options)).await.unwrap();
+    bounded("subscribe", client.subscribe("queued/#", 1))
+        .await
+        .unwrap();
+
+    line.s_proxy.kill9().await;
+    const QUEUED: usize = 200;
+    let mut publisher = connected(&line.broker.addr().to_string(), Version::V5, "pub").await;
+    for i in 0..QUEUED {
+        let id = (i % 1000 + 1) as u16;
+        bounded(
+            "publish while the s-proxy is down",
+            exchange::publish(
+                &mut publisher,
+                "queued/m",
+                i.to_string(),
+                1,
+                false,
+                id,
+                vec![],
+            ),
+        )
+        .await
+        .unwrap();
+    }
+    line.s_proxy.restart().await;
+
+    // The client reconnects by itself and the broker hands over the queue.
+    for i in 0..QUEUED {
+        let message = bounded("queued message", messages.recv())
+            .await
+            .expect("client still running");
+        assert_eq!(message.topic, "queued/m");
+        assert_eq!(
+            String::from_utf8_lossy(&message.payload),
+            i.to_string(),
+            "queued messages in order"
+        );
+        assert_eq!(message.qos, 1);
+    }
+    bounded("disconnect", client.disconnect()).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_proxy_killed_then_restarted() {
+    let mut line = Line::start().await;
+    let s_base = line.s_proxy.footprint().await;
+    let mut wills = will_listener(&line.broker).await;
+    let clients = clients_with_wills(&Dialer::Host, &line.addr).await;
+
+    line.r_proxy.kill9().await;
+    all_closed(clients, None).await;
+    // The s-proxy sees the streams reset and drops the broker connections
+    // without DISCONNECT, so every Will fires.
+    hears_every_will(&mut wills).await;
+    line.s_proxy.settles_to(s_base, RSS_SLACK_KIB).await;
+
+    line.r_proxy.restart().await;
+    round_trip(&Dialer::Host, &line.addr, "after-restart").await;
+    line.s_proxy.assert_alive();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_broker_back_pressures_the_publisher_in_bounded_memory() {
+    let line = Line::start().await;
+    let (r_base, s_base) = (
+        line.r_proxy.footprint().await,
+        line.s_proxy.footprint().await,
+    );
+    let broker_pid = line.broker.pid().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), broker_pid.clone()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} mosquitto");
+    };
+
+    let mut publisher = connected(&line.addr, Version::V5, "flooder").await;
+    signal("STOP");
+    // QoS 0 PUBLISHes of 1 KiB as fast as the line takes them: with the
+    // broker stopped, every queue on the way fills and then the
+    // publisher's writes must stop, instead of the proxies buffering on.
+    const FLOOD: u64 = 256 * 1024 * 1024;
+    let mut chunk = bytes::BytesMut::new();
+    let publish =
+        packets::publish(Version::V5, "flood", vec![b'x'; 1024], 0, false, 0, vec![]).unwrap();
+    while chunk.len() < 64 * 1024 {
+        mqttbridge::codec::encode(&publish, &mut chunk);
+    }
+    let written = Arc::new(AtomicU64::new(0));
+    let flood = tokio::spawn({
+        let written = written.clone();
+        async move {
+            while written.load(Ordering::Relaxed) < FLOOD {
+                if publisher.send_bytes(&chunk).await.is_err() {
+                    break;
+                }
+                written.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            }
+            publisher
+        }
+    });
+    // Stalled: no progress in a whole second (polled every 100 ms).
+    let stalled_at = bounded("publisher back-pressured", async {
+        let (mut last, mut still) = (0, 0);
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = written.load(Ordering::Relaxed);
+            assert!(now < FLOOD, "256 MiB accepted with the broker stopped");
+            still = if now == last { still + 1 } else { 0 };
+            last = now;
+            if still >= 10 {
+                return now;
+            }
+        }
+    })
+    .await;
+    let (r_held, s_held) = (rss_kib(line.r_proxy.pid()), rss_kib(line.s_proxy.pid()));
+    println!(
+        "stalled after {} KiB; RSS r-proxy {} -> {r_held} KiB, s-proxy {} -> {s_held} KiB",
+        stalled_at / 1024,
+        r_base.rss_kib,
+        s_base.rss_kib
+    );
+    // Queues of 64 packets each way, HTTP/2 windows and socket buffers: a
+    // few MiB, whatever the publisher would send.
+    const HELD_LIMIT_KIB: u64 = 32 * 1024;
+    assert!(
+        r_held < r_base.rss_kib + HELD_LIMIT_KIB,
+        "r-proxy RSS bounded"
+    );
+    assert!(
+        s_held < s_base.rss_kib + HELD_LIMIT_KIB,
+        "s-proxy RSS bounded"
+    );
+
+    flood.abort();
+    let _ = flood.await;
+    signal("CONT");
+    round_trip(&Dialer::Host, &line.addr, "after-stall").await;
+    line.r_proxy.settles_to(r_base, RSS_SLACK_KIB).await;
+    line.s_proxy.settles_to(s_base, RSS_SLACK_KIB).await;
+}
+
+/// A network namespace joined to this host by a veth pair; removed on drop.
+struct Netns {
+    name: String,
+    host_if: String,
+    host_ip: String,
+}
+
+impl Netns {
+    /// Needs root and iproute2 (`ip`), as CI has.
+    fn create() -> Netns {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::geteuid() },
+            0,
+            "this test makes network namespaces: run it as root"
+        );
+        let tag = format!("{:05x}", rand::random::<u32>() & 0xfffff);
+        let subnet = rand::random::<u8>();
+        let netns = Netns {
+            name: format!("mqb-{tag}"),
+            host_if: format!("mqbh{tag}"),
+            host_ip: format!("10.231.{subnet}.1"),
+        };
+        let ns_if = format!("mqbn{tag}");
+        let ns_ip = format!("10.231.{subnet}.2/30");
+        let host_cidr = format!("{}/30", netns.host_ip);
+        ip(&["netns", "add", &netns.name]);
+        ip(&[
+            "link",
+            "add",
+            &netns.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &ns_if,
+        ]);
+        ip(&["link", "set", &ns_if, "netns", &netns.name]);
+        ip(&["addr", "add", &host_cidr, "dev", &netns.host_if]);
+        ip(&["link", "set", &netns.host_if, "up"]);
+        for args in [
+            vec!["addr", "add", &ns_ip, "dev", &ns_if],
+            vec!["link", "set", &ns_if, "up"],
+            vec!["link", "set", "lo", "up"],
+        ] {
+            let mut inside = vec!["netns", "exec", &netns.name, "ip"];
+            inside.extend(args);
+            ip(&inside);
+        }
+        netns
+    }
+
+    /// Brings the link between the namespace and the host up or down.
+    fn set_link(&self, up: bool) {
+        ip(&["link", "set", &self.host_if, if up { "up" } else { "down" }]);
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let status = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .expect("iproute2's `ip` runs (apt-get install iproute2)");
+    assert!(status.success(), "ip {}", args.join(" "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_cut_between_the_proxies_is_noticed_and_healed() {
+    let netns = Netns::create();
+    let edge = Dialer::Netns(netns.name.clone());
+    let broker = Mosquitto::start("").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // The s-proxy on this host listens on the veth address; the r-proxy and
+    // its clients live in the namespace, so only the gRPC hop crosses the
+    // link that is cut.
+    let s_listen = format!("{}:{}", netns.host_ip, free_port());
+    let cloud = dir.path().join("cloud.toml");
+    std::fs::write(
+        &cloud,
+        format!(
+            "listen = \"{s_listen}\"\nbroker = \"{}\"\ninsecure = true\n\
+             keepalive_interval_ms = 500\nkeepalive_timeout_ms = 500\n",
+            broker.addr()
+        ),
+    )
+    .unwrap();
+    let edge_config = dir.path().join("edge.toml");
+    let r_listen = "127.0.0.1:1883";
+    std::fs::write(
+        &edge_config,
+        format!(
+            "listen = \"{r_listen}\"\nupstream = [\"http://{s_listen}\"]\n\
+             keepalive_interval_ms = 500\nkeepalive_timeout_ms = 500\n"
+        ),
+    )
+    .unwrap();
+    let s_proxy = ModeProcess::start(&["s-proxy", "--config", cloud.to_str().unwrap()]).await;
+    let mut r_proxy = ModeProcess::start_in(
+        edge.clone(),
+        &["r-proxy", "--config", edge_config.to_str().unwrap()],
+    )
+    .await;
+    round_trip(&edge, r_listen, "warm-up").await;
+    let (r_base, s_base) = (r_proxy.footprint().await, s_proxy.footprint().await);
+    let mut wills = will_listener(&broker).await;
+    let clients = clients_with_wills(&edge, r_listen).await;
+
+    netns.set_link(false);
+    let cut = Instant::now();
+    all_closed(clients, Some(0x80)).await;
+    hears_every_will(&mut wills).await;
+    println!(
+        "clients closed and Wills heard {:?} after the cut",
+        cut.elapsed()
+    );
+    s_proxy.settles_to(s_base, RSS_SLACK_KIB).await;
+
+    netns.set_link(true);
+    round_trip(&edge, r_listen, "after-the-cut").await;
+    r_proxy.settles_to(r_base, RSS_SLACK_KIB).await;
+    r_proxy.assert_alive();
+}
