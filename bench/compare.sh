@@ -8,7 +8,8 @@
 #   bash bench/compare.sh                 # defaults below
 #   MESSAGES=500000 CONNECTIONS=10000 bash bench/compare.sh
 #
-# Needs mosquitto and python3 (scripts/install-deps.sh installs both).
+# Needs mosquitto and python3 (scripts/install-deps.sh installs both); the
+# processes are started by bench/lines.sh.
 set -euo pipefail
 
 MESSAGES=${MESSAGES:-200000}        # throughput: QoS 0, 16-byte payloads, 1 -> 1
@@ -18,99 +19,19 @@ PROFILE=${PROFILE:-perf}            # cargo profile (perf: release + fat LTO)
 OUT=${OUT:-bench/results.md}
 
 cd "$(dirname "$0")/.."
-command -v mosquitto >/dev/null || PATH=$PATH:/usr/sbin
-command -v mosquitto >/dev/null || { echo "compare.sh: mosquitto not found (bash scripts/install-deps.sh)" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "compare.sh: python3 not found (bash scripts/install-deps.sh)" >&2; exit 1; }
+source bench/lines.sh
+lines_init "$PROFILE"
 
-echo "building (profile $PROFILE)..." >&2
-cargo build --locked --profile "$PROFILE" --bin mqttbridge >&2
-TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-BIN=$TARGET_DIR/$PROFILE/mqttbridge
-[ "$PROFILE" = dev ] && BIN=$TARGET_DIR/debug/mqttbridge
-
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { # $1: tcp or udp
-    python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=='tcp' else socket.SOCK_DGRAM); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])" "$1"
-}
-
-# Waits (30 s at most) for a JSON log line with this message; prints the
-# value of FIELD from it.
-wait_log() { # $1 log file, $2 message, $3 field
-    python3 - "$@" <<'PY'
-import json, sys, time
-path, message, field = sys.argv[1:4]
-deadline = time.time() + 30
-while time.time() < deadline:
-    try:
-        for line in open(path):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            fields = entry.get("fields", {})
-            if fields.get("message") == message:
-                print(fields.get(field, ""))
-                sys.exit(0)
-    except FileNotFoundError:
-        pass
-    time.sleep(0.1)
-sys.exit(f"compare.sh: no '{message}' in {path} after 30 s:\n" + open(path).read()[-2000:])
-PY
-}
-
-start() { # $1 name, rest: mqttbridge arguments; sets LAST_PID
-    local name=$1; shift
-    RUST_LOG=info "$BIN" --log-format json "$@" 2>"$WORK/$name.log" >"$WORK/$name.out" &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-
-MQTT_PORT=$(free_port tcp)
-cat >"$WORK/mosquitto.conf" <<CONF
-listener $MQTT_PORT 127.0.0.1
-allow_anonymous true
-persistence false
-set_tcp_nodelay true
-max_queued_messages 0
-max_connections -1
-CONF
-mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
-MOSQUITTO_PID=$!
-PIDS+=("$MOSQUITTO_PID")
-
-S_PORT=$(free_port tcp)
-start s-proxy s-proxy --listen "127.0.0.1:$S_PORT" --broker "127.0.0.1:$MQTT_PORT"
-S_PID=$LAST_PID
-R_PORT=$(free_port tcp)
-start r-proxy r-proxy --listen "127.0.0.1:$R_PORT" --upstream "http://127.0.0.1:$S_PORT"
-R_PID=$LAST_PID
-"$BIN" certs --out "$WORK/certs" --name localhost >/dev/null
-TLS=(--cafile "$WORK/certs/ca.pem" --server-name localhost)
-Q_PORT=$(free_port udp)
-start quic scion-quic --transport quic --listen "127.0.0.1:$Q_PORT" --broker "127.0.0.1:$MQTT_PORT" \
-    --cert "$WORK/certs/server.pem" --key "$WORK/certs/server.key"
+start_mosquitto
+start_grpc_line
+make_certs
+start_quic quic
 Q_PID=$LAST_PID
-start pocketscion pocketscion --topology minimal --snap-token-file "$WORK/snap.token"
-wait_log "$WORK/r-proxy.log" "r-proxy serving" listen >/dev/null
-wait_log "$WORK/s-proxy.log" "s-proxy serving" listen >/dev/null
-wait_log "$WORK/quic.log" "scion-quic serving" listen >/dev/null
-for _ in $(seq 300); do [ "$(wc -l <"$WORK/pocketscion.out")" -ge 2 ] && break; sleep 0.1; done
-API_CLIENT=$(awk '$2=="1-ff00:0:132"{print $3}' "$WORK/pocketscion.out")
-API_SERVER=$(awk '$2=="2-ff00:0:212"{print $3}' "$WORK/pocketscion.out")
-[ -n "$API_CLIENT" ] && [ -n "$API_SERVER" ] || { echo "compare.sh: pocketscion printed no endhost APIs" >&2; exit 1; }
-SCION_CLIENT=(--endhost-api "$API_CLIENT" --snap-token-file "$WORK/snap.token")
-start scion-quic scion-quic --transport scion --endhost-api "$API_SERVER" --snap-token-file "$WORK/snap.token" \
-    --broker "127.0.0.1:$MQTT_PORT" --cert "$WORK/certs/server.pem" --key "$WORK/certs/server.key"
+Q_PORT=$QUIC_PORT
+start_pocketscion pocketscion
+start_scion_quic scion-quic
 SQ_PID=$LAST_PID
-SQ_ADDR=$(wait_log "$WORK/scion-quic.log" "scion-quic serving" listen)
+SQ_ADDR=$SCION_ADDR
 
 measure() { # $1 line name, $2 URL, rest: client flags
     local name=$1 url=$2; shift 2
@@ -126,15 +47,13 @@ measure scion-quic "scion-quic://$SQ_ADDR" "${TLS[@]}" "${SCION_CLIENT[@]}"
 # scion-udp in front of the quic listener. One SCION stack per AS on this
 # host: the scion-quic server leaves IA 2-ff00:0:212 first.
 kill "$SQ_PID"; wait "$SQ_PID" 2>/dev/null || true
-start scion-udp scion-udp --endhost-api "$API_SERVER" --snap-token-file "$WORK/snap.token" \
-    --broker "127.0.0.1:$Q_PORT"
-RELAY_ADDR=$(wait_log "$WORK/scion-udp.log" "scion-udp relaying" listen)
+start_scion_udp scion-udp "$Q_PORT"
+RELAY_ADDR=$SCION_ADDR
 measure scion-udp "scion-quic://$RELAY_ADDR" "${TLS[@]}" "${SCION_CLIENT[@]}"
 # The same SCION path without the relay: scion-quic in IA 2-ff00:0:212 again.
 kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
-start scion-quic-2 scion-quic --transport scion --endhost-api "$API_SERVER" --snap-token-file "$WORK/snap.token" \
-    --broker "127.0.0.1:$MQTT_PORT" --cert "$WORK/certs/server.pem" --key "$WORK/certs/server.key"
-SQ_ADDR=$(wait_log "$WORK/scion-quic-2.log" "scion-quic serving" listen)
+start_scion_quic scion-quic-2
+SQ_ADDR=$SCION_ADDR
 echo "measuring scion-quic again, as the scion-udp reference..." >&2
 "$BIN" bench latency -L "scion-quic://$SQ_ADDR" "${TLS[@]}" "${SCION_CLIENT[@]}" -n "$LATENCY_COUNT" --json \
     >"$WORK/scion-reference.latency.json"

@@ -1,10 +1,11 @@
 //! Fault injection on the gRPC line, every part a real process: kill -9 the
-//! broker, the s-proxy and the r-proxy, stall the broker with SIGSTOP, and
-//! cut the network between the proxies (two network namespaces). For each:
-//! clients learn within a stated bound, the broker hears of the clients that
-//! vanished (their Will fires), new clients work once the fault is gone, no
-//! proxy crashes, and the proxies' tasks, sockets and memory return to
-//! their baseline.
+//! broker, the s-proxy and the r-proxy, stall the broker with SIGSTOP, cut
+//! the network between the proxies (two network namespaces), and a crowd of
+//! hostile clients. For each: clients learn within a stated bound, the
+//! broker hears of the clients that vanished (their Will fires), new
+//! clients work once the fault is gone, no proxy crashes, memory stays
+//! bounded, and the proxies' tasks, sockets and memory return to their
+//! baseline.
 
 mod common;
 
@@ -37,10 +38,16 @@ struct Line {
     r_proxy: ModeProcess,
     /// Where MQTT clients connect.
     addr: String,
+    _dir: tempfile::TempDir,
 }
 
 impl Line {
     async fn start() -> Line {
+        Self::with_r_proxy_config("").await
+    }
+
+    /// The line with `extra` TOML in the r-proxy's config file.
+    async fn with_r_proxy_config(extra: &str) -> Line {
         let broker = Mosquitto::start("max_queued_messages 0")
             .await
             .expect("mosquitto starts (apt-get install mosquitto)");
@@ -54,19 +61,20 @@ impl Line {
         ])
         .await;
         let addr = format!("127.0.0.1:{}", free_port());
-        let r_proxy = ModeProcess::start(&[
-            "r-proxy",
-            "--listen",
-            &addr,
-            "--upstream",
-            &format!("http://{s_listen}"),
-        ])
-        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("edge.toml");
+        std::fs::write(
+            &config,
+            format!("listen = \"{addr}\"\nupstream = [\"http://{s_listen}\"]\n{extra}\n"),
+        )
+        .unwrap();
+        let r_proxy = ModeProcess::start(&["r-proxy", "--config", config.to_str().unwrap()]).await;
         let line = Line {
             broker,
             s_proxy,
             r_proxy,
             addr,
+            _dir: dir,
         };
         // The first client opens the HTTP/2 connection between the proxies,
         // which then stays: part of the baseline.
@@ -546,4 +554,121 @@ async fn network_cut_between_the_proxies_is_noticed_and_healed() {
     round_trip(&edge, r_listen, "after-the-cut").await;
     r_proxy.settles_to(r_base, RSS_SLACK_KIB).await;
     r_proxy.assert_alive();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_crowd_costs_bounded_memory_and_spares_other_clients() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LIMIT: usize = 300;
+    const SLOWLORIS: usize = 200;
+    const DECLARED_HUGE: usize = 50;
+    const FLOOD: usize = 300;
+    let mut line = Line::with_r_proxy_config(&format!(
+        "max_connections = {LIMIT}\nconnect_timeout_ms = 3000\n"
+    ))
+    .await;
+    let base = line.r_proxy.footprint().await;
+    let mut bystander = connected(&line.addr, Version::V5, "bystander").await;
+    bounded("suback", exchange::subscribe(&mut bystander, 1, "by", 0))
+        .await
+        .unwrap();
+
+    // 10,000 PINGREQs in one write, each answered.
+    let mut pinger = connected(&line.addr, Version::V3_1_1, "pinger").await;
+    pinger
+        .send_bytes(&b"\xc0\x00".repeat(10_000))
+        .await
+        .unwrap();
+    for _ in 0..10_000 {
+        match next_packet(&mut pinger).await {
+            Some(Packet::V3_1_1Pingresp(_)) => {}
+            other => panic!("expected PINGRESP, got {other:?}"),
+        }
+    }
+
+    // Slowloris: CONNECTs that never complete hold connection slots.
+    let mut slow = Vec::new();
+    for _ in 0..SLOWLORIS {
+        let mut s = bounded("connect", tokio::net::TcpStream::connect(&line.addr))
+            .await
+            .unwrap();
+        s.write_all(b"\x10\x7f\x00\x04MQ").await.unwrap();
+        slow.push(s);
+    }
+
+    // PUBLISHes declaring 256 MiB: DISCONNECT 0x95 before a byte of the
+    // body is read, nothing allocated for it.
+    for i in 0..DECLARED_HUGE {
+        let mut big = connected(&line.addr, Version::V5, &format!("big{i}")).await;
+        big.send_bytes(b"\x30\xff\xff\xff\x7f").await.unwrap();
+        match next_packet(&mut big).await {
+            Some(Packet::V5_0Disconnect(d)) => {
+                assert_eq!(d.reason_code().map(|c| c as u8), Some(0x95))
+            }
+            other => panic!("expected DISCONNECT 0x95, got {other:?}"),
+        }
+        assert!(
+            next_packet(&mut big).await.is_none(),
+            "declared-huge closed"
+        );
+    }
+
+    // A flood past max_connections: every CONNECT is answered (within the
+    // limit) or the connection is closed at once (beyond it).
+    let free = LIMIT - SLOWLORIS - 2;
+    let mut flood = Vec::new();
+    let connect = {
+        let mut buf = bytes::BytesMut::new();
+        mqttbridge::codec::encode(
+            &packets::connect(Version::V3_1_1, "", true, 30).unwrap(),
+            &mut buf,
+        );
+        buf
+    };
+    for _ in 0..FLOOD {
+        let mut s = bounded("connect", tokio::net::TcpStream::connect(&line.addr))
+            .await
+            .unwrap();
+        let _ = s.write_all(&connect).await;
+        flood.push(s);
+    }
+    let (mut answered, mut closed) = (0, 0);
+    for s in &mut flood {
+        let mut first = [0u8; 1];
+        match bounded("CONNACK or close", s.read(&mut first)).await {
+            Ok(1) if first[0] == 0x20 => answered += 1,
+            Ok(0) | Err(_) => closed += 1,
+            other => panic!("unexpected answer to CONNECT: {other:?} {first:?}"),
+        }
+    }
+    println!("flood past the limit: {answered} answered, {closed} closed");
+    assert!(answered <= free, "no more than the limit served");
+    assert_eq!(answered + closed, FLOOD);
+
+    let held = rss_kib(line.r_proxy.pid());
+    println!("r-proxy RSS {} -> {held} KiB under the crowd", base.rss_kib);
+    assert!(held < base.rss_kib + 32 * 1024, "r-proxy RSS bounded");
+
+    // The bystander never noticed.
+    bounded(
+        "bystander publish",
+        exchange::publish(&mut bystander, "by", "still here", 0, false, 0, vec![]),
+    )
+    .await
+    .unwrap();
+    let got = bounded("bystander delivery", exchange::receive(&mut bystander))
+        .await
+        .unwrap()
+        .expect("message");
+    assert_eq!(got.payload, b"still here");
+
+    // Slowloris connections end at the CONNECT timeout, without a CONNACK.
+    for s in &mut slow {
+        let mut rest = Vec::new();
+        let n = bounded("slowloris closed", s.read_to_end(&mut rest)).await;
+        assert!(matches!(n, Ok(0) | Err(_)), "closed without an answer");
+    }
+    drop((flood, slow, pinger, bystander));
+    line.r_proxy.settles_to(base, RSS_SLACK_KIB).await;
+    line.r_proxy.assert_alive();
 }

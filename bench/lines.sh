@@ -1,0 +1,136 @@
+# Starts mosquitto and mqttbridge's lines as processes on this machine, for
+# bench/compare.sh and scripts/soak.sh (source it; it defines functions and
+# starts nothing by itself). Every process is stopped on exit.
+#
+#   lines_init PROFILE         build (cargo profile, "dev" for the debug build), set BIN, WORK
+#   start_mosquitto            MQTT_PORT, MOSQUITTO_PID
+#   start_grpc_line            R_PORT, R_PID (r-proxy), S_PID (s-proxy)
+#   make_certs                 TLS=(client flags trusting the proxies' certificate)
+#   start_quic NAME            scion-quic on UDP/IP: QUIC_PORT, LAST_PID
+#   start_pocketscion NAME     a SCION network: API_CLIENT, API_SERVER, SCION_CLIENT=(client flags)
+#   start_scion_quic NAME      scion-quic in $API_SERVER's AS: SCION_ADDR, LAST_PID
+#   start_scion_udp NAME PORT  scion-udp in $API_SERVER's AS to QUIC on PORT: SCION_ADDR, LAST_PID
+#
+# One SCION stack per AS on a host: a SCION network holds one server-side
+# process (scion-quic or scion-udp) and one client-side process at a time.
+
+command -v mosquitto >/dev/null || PATH=$PATH:/usr/sbin
+command -v mosquitto >/dev/null || { echo "lines.sh: mosquitto not found (bash scripts/install-deps.sh)" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "lines.sh: python3 not found (bash scripts/install-deps.sh)" >&2; exit 1; }
+
+PIDS=()
+lines_cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+
+lines_init() { # $1 cargo profile
+    local profile=$1
+    echo "building (profile $profile)..." >&2
+    cargo build --locked --profile "$profile" --bin mqttbridge >&2
+    local target_dir
+    target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    BIN=$target_dir/$profile/mqttbridge
+    [ "$profile" = dev ] && BIN=$target_dir/debug/mqttbridge
+    WORK=$(mktemp -d)
+    trap lines_cleanup EXIT
+}
+
+free_port() { # $1: tcp or udp
+    python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_STREAM if sys.argv[1]=='tcp' else socket.SOCK_DGRAM); s.bind(('127.0.0.1',0)); print(s.getsockname()[1])" "$1"
+}
+
+# Waits (30 s at most) for a JSON log line with this message; prints the
+# value of FIELD from it.
+wait_log() { # $1 log file, $2 message, $3 field
+    python3 - "$@" <<'PY'
+import json, sys, time
+path, message, field = sys.argv[1:4]
+deadline = time.time() + 30
+while time.time() < deadline:
+    try:
+        for line in open(path):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            fields = entry.get("fields", {})
+            if fields.get("message") == message:
+                print(fields.get(field, ""))
+                sys.exit(0)
+    except FileNotFoundError:
+        pass
+    time.sleep(0.1)
+sys.exit(f"lines.sh: no '{message}' in {path} after 30 s:\n" + open(path).read()[-2000:])
+PY
+}
+
+start() { # $1 name, rest: mqttbridge arguments; sets LAST_PID
+    local name=$1; shift
+    RUST_LOG=info "$BIN" --log-format json "$@" 2>"$WORK/$name.log" >"$WORK/$name.out" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+start_mosquitto() {
+    MQTT_PORT=$(free_port tcp)
+    cat >"$WORK/mosquitto.conf" <<CONF
+listener $MQTT_PORT 127.0.0.1
+allow_anonymous true
+persistence false
+set_tcp_nodelay true
+max_queued_messages 0
+max_connections -1
+CONF
+    mosquitto -c "$WORK/mosquitto.conf" >"$WORK/mosquitto.log" 2>&1 &
+    MOSQUITTO_PID=$!
+    PIDS+=("$MOSQUITTO_PID")
+}
+
+start_grpc_line() {
+    local s_port
+    s_port=$(free_port tcp)
+    start s-proxy s-proxy --listen "127.0.0.1:$s_port" --broker "127.0.0.1:$MQTT_PORT"
+    S_PID=$LAST_PID
+    R_PORT=$(free_port tcp)
+    start r-proxy r-proxy --listen "127.0.0.1:$R_PORT" --upstream "http://127.0.0.1:$s_port"
+    R_PID=$LAST_PID
+    wait_log "$WORK/r-proxy.log" "r-proxy serving" listen >/dev/null
+    wait_log "$WORK/s-proxy.log" "s-proxy serving" listen >/dev/null
+}
+
+make_certs() {
+    "$BIN" certs --out "$WORK/certs" --name localhost >/dev/null
+    TLS=(--cafile "$WORK/certs/ca.pem" --server-name localhost)
+}
+
+start_quic() { # $1 name
+    QUIC_PORT=$(free_port udp)
+    start "$1" scion-quic --transport quic --listen "127.0.0.1:$QUIC_PORT" --broker "127.0.0.1:$MQTT_PORT" \
+        --cert "$WORK/certs/server.pem" --key "$WORK/certs/server.key"
+    wait_log "$WORK/$1.log" "scion-quic serving" listen >/dev/null
+}
+
+start_pocketscion() { # $1 name
+    local out=$WORK/$1.out
+    start "$1" pocketscion --topology minimal --snap-token-file "$WORK/$1.token"
+    for _ in $(seq 300); do [ "$(wc -l <"$out")" -ge 2 ] && break; sleep 0.1; done
+    API_CLIENT=$(awk '$2=="1-ff00:0:132"{print $3}' "$out")
+    API_SERVER=$(awk '$2=="2-ff00:0:212"{print $3}' "$out")
+    [ -n "$API_CLIENT" ] && [ -n "$API_SERVER" ] || { echo "lines.sh: pocketscion printed no endhost APIs" >&2; exit 1; }
+    SCION_TOKEN=$WORK/$1.token
+    SCION_CLIENT=(--endhost-api "$API_CLIENT" --snap-token-file "$SCION_TOKEN")
+}
+
+start_scion_quic() { # $1 name
+    start "$1" scion-quic --transport scion --endhost-api "$API_SERVER" --snap-token-file "$SCION_TOKEN" \
+        --broker "127.0.0.1:$MQTT_PORT" --cert "$WORK/certs/server.pem" --key "$WORK/certs/server.key"
+    SCION_ADDR=$(wait_log "$WORK/$1.log" "scion-quic serving" listen)
+}
+
+start_scion_udp() { # $1 name, $2 UDP port of the QUIC listener behind it
+    start "$1" scion-udp --endhost-api "$API_SERVER" --snap-token-file "$SCION_TOKEN" \
+        --broker "127.0.0.1:$2"
+    SCION_ADDR=$(wait_log "$WORK/$1.log" "scion-udp relaying" listen)
+}
