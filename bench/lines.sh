@@ -9,7 +9,7 @@
 #   start_quic NAME            scion-quic on UDP/IP: QUIC_PORT, LAST_PID
 #   start_pocketscion NAME     a SCION network: API_CLIENT, API_SERVER, SCION_CLIENT=(client flags)
 #   start_scion_quic NAME      scion-quic in $API_SERVER's AS: SCION_ADDR, LAST_PID
-#   start_scion_udp NAME PORT  scion-udp in $API_SERVER's AS to QUIC on PORT: SCION_ADDR, LAST_PID
+#   start_scion_udp NAME PORT [ARGS]  scion-udp in $API_SERVER's AS to QUIC on PORT: SCION_ADDR, LAST_PID
 #
 # One SCION stack per AS on a host: a SCION network holds one server-side
 # process (scion-quic or scion-udp) and one client-side process at a time.
@@ -129,8 +129,9 @@ start_scion_quic() { # $1 name
     SCION_ADDR=$(wait_log "$WORK/$1.log" "scion-quic serving" listen)
 }
 
-start_scion_udp() { # $1 name, $2 UDP port of the QUIC listener behind it
-    start "$1" scion-udp --endhost-api "$API_SERVER" --snap-token-file "$SCION_TOKEN" \
-        --broker "127.0.0.1:$2"
-    SCION_ADDR=$(wait_log "$WORK/$1.log" "scion-udp relaying" listen)
+start_scion_udp() { # $1 name, $2 UDP port of the QUIC listener behind it, rest: more arguments
+    local name=$1 port=$2; shift 2
+    start "$name" scion-udp --endhost-api "$API_SERVER" --snap-token-file "$SCION_TOKEN" \
+        --broker "127.0.0.1:$port" "$@"
+    SCION_ADDR=$(wait_log "$WORK/$name.log" "scion-udp relaying" listen)
 }

@@ -38,7 +38,10 @@ SQ_PID=$LAST_PID
 SQ_URL=scion-quic://$SCION_ADDR
 SQ_CLIENT=("${SCION_CLIENT[@]}")
 start_pocketscion scion-b
-start_scion_udp scion-udp "$QUIC_PORT"
+# The relay cannot see a QUIC connection close (it is encrypted end to end);
+# a client's socket goes when its mapping has been idle this long.
+echo "idle_timeout_ms = 5000" >"$WORK/scion-udp.toml"
+start_scion_udp scion-udp "$QUIC_PORT" --config "$WORK/scion-udp.toml"
 SU_PID=$LAST_PID
 SU_URL=scion-quic://$SCION_ADDR
 SU_CLIENT=("${SCION_CLIENT[@]}")

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what is missing, then runs every test
 # (unit, property, integration against real mosquitto, QUIC and SCION, the
-# demo, documentation examples), then a short run of every fuzz target
-# (scripts/fuzz.sh, FUZZ_SECONDS each, default 20), and ends with one
-# total line.
+# demo, documentation examples, fault injection, no-loss runs), then a
+# short run of every fuzz target (scripts/fuzz.sh, FUZZ_SECONDS each,
+# default 20) and a short soak of every line (scripts/soak.sh,
+# SOAK_SECONDS, default 20), and ends with one total line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
@@ -13,6 +14,14 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 { cargo test --locked --no-fail-fast --all-targets && cargo test --locked --doc; } 2>&1 | tee "$log" || status=$?
+fuzz_status=0
+bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}" || fuzz_status=$?
+if [ "$fuzz_status" -eq 0 ]; then echo "fuzz smoke: ok"; else echo "fuzz smoke: FAILED"; fi
+soak_status=0
+DURATION="${SOAK_SECONDS:-20}" bash scripts/soak.sh || soak_status=$?
+if [ "$soak_status" -eq 0 ]; then echo "soak: ok"; else echo "soak: FAILED"; fi
+[ "$status" -ne 0 ] || status=$fuzz_status
+[ "$status" -ne 0 ] || status=$soak_status
 awk '/^test result:/ {
        for (i = 1; i <= NF; i++) {
          if ($(i+1) ~ /^passed/) p += $i
@@ -20,8 +29,4 @@ awk '/^test result:/ {
        }
      }
      END { printf "all tests: %d passed, %d failed\n", p, f }' "$log"
-fuzz_status=0
-bash scripts/fuzz.sh "${FUZZ_SECONDS:-20}" || fuzz_status=$?
-if [ "$fuzz_status" -eq 0 ]; then echo "fuzz smoke: ok"; else echo "fuzz smoke: FAILED"; fi
-[ "$status" -ne 0 ] || status=$fuzz_status
 exit "$status"
