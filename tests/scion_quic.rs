@@ -36,6 +36,16 @@ impl Proxy {
     /// Starts scion-quic in front of `broker`: over SCION in IA212 when `ps`
     /// is given, over UDP/IP otherwise.
     async fn start(ps: Option<&PsSetup>, broker: &str, require_client_cert: bool) -> Proxy {
+        Self::start_tuned(ps, broker, require_client_cert, |_| {}).await
+    }
+
+    /// The same with `tune` applied to the proxy's configuration.
+    async fn start_tuned(
+        ps: Option<&PsSetup>,
+        broker: &str,
+        require_client_cert: bool,
+        tune: impl FnOnce(&mut ScionQuicConfig),
+    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
         let config = ScionQuicConfig {
@@ -67,6 +77,8 @@ impl Proxy {
         } else {
             config
         };
+        let mut config = config;
+        tune(&mut config);
         Self::finish(config, ps, certs, dir).await
     }
 
@@ -393,4 +405,82 @@ async fn session_survives_either_path_going_down() {
             .unwrap();
         assert_eq!(got.payload, payload.as_bytes());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_ends_promptly_when_every_path_disappears() {
+    use mqttbridge::client::{Client, ClientOptions};
+    use mqttbridge::config::Millis;
+    use std::time::Duration;
+    // How soon both ends must notice: the client's 1 s MQTT keep-alive, the
+    // proxy's 1.5 s QUIC idle timeout, with room for a loaded machine.
+    const PROMPT: Duration = Duration::from_secs(10);
+    let ps = two_path_topology(UnderlayType::Snap).await;
+    let broker = Mosquitto::start("").await.unwrap();
+    let mut proxy = Proxy::start_tuned(Some(&ps), &broker.addr().to_string(), false, |c| {
+        c.idle_timeout_ms = Millis(1500.try_into().unwrap());
+    })
+    .await;
+    let options = |id: &str| ClientOptions {
+        keep_alive: Duration::from_secs(1),
+        transport: proxy.options.clone(),
+        ..ClientOptions::new(&proxy.url, id)
+    };
+    let (client, mut messages) = bounded("connect over SCION", Client::connect(options("lonely")))
+        .await
+        .unwrap();
+    bounded("subscribe", client.subscribe("alive", 0))
+        .await
+        .unwrap();
+    // Keep-alive holds the session well past the proxy's idle timeout
+    // while a path exists.
+    for i in 0..8 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        bounded("publish", client.publish("alive", format!("{i}"), 0, false))
+            .await
+            .unwrap();
+        let got = bounded("delivery", messages.recv())
+            .await
+            .expect("session alive");
+        assert_eq!(got.payload, format!("{i}").as_bytes());
+    }
+
+    ps.runtime.set_link_state(IA132, 1, false);
+    ps.runtime.set_link_state(IA132, 2, false);
+    let ended = tokio::time::timeout(PROMPT, messages.recv()).await;
+    assert!(
+        matches!(ended, Ok(None)),
+        "client learns within {PROMPT:?} that its session is gone"
+    );
+    // The watch guard is dropped at once: holding it would block the
+    // proxy's next update of the gauge.
+    let released = tokio::time::timeout(PROMPT, proxy.sessions.wait_for(|n| *n == 0))
+        .await
+        .is_ok();
+    assert!(
+        released,
+        "proxy releases the session and its broker connection within {PROMPT:?}"
+    );
+
+    // A path comes back: new clients get through.
+    ps.runtime.set_link_state(IA132, 1, true);
+    let back = bounded("a new client once a path is back", async {
+        loop {
+            match Client::connect(options("back")).await {
+                Ok(pair) => return pair,
+                // Retry interval: the stack may still hold the paths as down.
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await;
+    let (client, mut messages) = back;
+    bounded("subscribe", client.subscribe("alive", 0))
+        .await
+        .unwrap();
+    bounded("publish", client.publish("alive", "back", 0, false))
+        .await
+        .unwrap();
+    let got = bounded("delivery", messages.recv()).await.unwrap();
+    assert_eq!(got.payload, b"back".as_slice());
 }
