@@ -421,12 +421,14 @@ async fn session_ends_promptly_when_every_path_disappears() {
         c.idle_timeout_ms = Millis(1500.try_into().unwrap());
     })
     .await;
-    let options = |id: &str| ClientOptions {
+    let options = |id: &str, transport: &TransportOptions| ClientOptions {
         keep_alive: Duration::from_secs(1),
-        transport: proxy.options.clone(),
+        transport: transport.clone(),
         ..ClientOptions::new(&proxy.url, id)
     };
-    let (client, mut messages) = bounded("connect over SCION", Client::connect(options("lonely")))
+    let first = options("lonely", &proxy.options);
+    proxy.options.scion_stack = None;
+    let (client, mut messages) = bounded("connect over SCION", Client::connect(first))
         .await
         .unwrap();
     bounded("subscribe", client.subscribe("alive", 0))
@@ -462,14 +464,25 @@ async fn session_ends_promptly_when_every_path_disappears() {
         "proxy releases the session and its broker connection within {PROMPT:?}"
     );
 
-    // A path comes back: new clients get through.
+    // The links come back: a new client (with a SCION stack of its own, as
+    // a restarted device has) gets through.
+    drop((client, messages));
     ps.runtime.set_link_state(IA132, 1, true);
+    ps.runtime.set_link_state(IA132, 2, true);
+    let mut fresh = proxy.options.clone();
+    fresh.scion_stack = Some(std::sync::Arc::new(
+        mqttbridge::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
+            .await
+            .expect("client SCION stack"),
+    ));
     let back = bounded("a new client once a path is back", async {
         loop {
-            match Client::connect(options("back")).await {
+            match Client::connect(options("back", &fresh)).await {
                 Ok(pair) => return pair,
-                // Retry interval: the stack may still hold the paths as down.
-                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                Err(e) => {
+                    eprintln!("retry: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
             }
         }
     })
