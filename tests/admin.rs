@@ -8,27 +8,11 @@ use std::process::Stdio;
 use common::*;
 use mqttbridge::client::exchange;
 use mqttbridge::codec::Version;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// A plain HTTP/1.1 GET; returns the status code and the body.
+/// GET `path` from the admin endpoint at `addr`: status code and body.
 async fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    bounded("HTTP response", stream.read_to_string(&mut response))
-        .await
-        .unwrap();
-    let status = response[9..12].parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    http_get(stream, path).await
 }
 
 /// The value of the sample line starting with `prefix` (0 when absent).
@@ -38,14 +22,6 @@ fn sample(metrics: &str, prefix: &str) -> f64 {
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next())
         .map_or(0.0, |v| v.parse().unwrap())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -133,23 +133,6 @@ fn scion_client_flags(ps: &PsSetup, token: &Path) -> Vec<String> {
     ]
 }
 
-/// scion-quic on UDP/IP in front of `broker`; its address.
-async fn quic_listener(broker: &Mosquitto, certs: &Certificates) -> String {
-    let proxy = ScionQuic::bind(ScionQuicConfig {
-        transport: QuicTransport::Quic,
-        listen: Some("127.0.0.1:0".into()),
-        broker: broker.addr().to_string().parse().unwrap(),
-        cert: Some(certs.server_cert.clone()),
-        key: Some(certs.server_key.clone()),
-        ..ScionQuicConfig::default()
-    })
-    .await
-    .expect("scion-quic binds");
-    let addr = proxy.local_addr();
-    tokio::spawn(proxy.serve(std::future::pending()));
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_line_loses_nothing() {
     let broker = broker().await;

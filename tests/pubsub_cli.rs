@@ -5,9 +5,8 @@ mod common;
 
 use std::process::Output;
 
+use common::*;
 use mqttbridge::certs;
-use mqttbridge::config::{QuicTransport, ScionQuicConfig};
-use mqttbridge::mode::scion_quic::ScionQuic;
 use mqttbridge::mosquitto::Mosquitto;
 
 async fn run(args: Vec<String>) -> Output {
@@ -65,18 +64,7 @@ async fn publish_and_subscribe_over_quic() {
     let broker = Mosquitto::start("").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
-    let proxy = ScionQuic::bind(ScionQuicConfig {
-        transport: QuicTransport::Quic,
-        listen: Some("127.0.0.1:0".into()),
-        broker: broker.addr().to_string().parse().unwrap(),
-        cert: Some(certs.server_cert.clone()),
-        key: Some(certs.server_key.clone()),
-        ..ScionQuicConfig::default()
-    })
-    .await
-    .unwrap();
-    let url = format!("quic://{}", proxy.local_addr());
-    tokio::spawn(proxy.serve(std::future::pending()));
+    let url = format!("quic://{}", quic_listener(&broker, &certs).await);
     let ca = certs.ca.display().to_string();
     let out = run(strings(&[
         "pub",

@@ -28,18 +28,7 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
     let certs = certs::generate(dir.path(), &["broker.example"]).unwrap();
 
     // The QUIC-capable broker side on UDP/IP.
-    let quic_broker = ScionQuic::bind(ScionQuicConfig {
-        transport: QuicTransport::Quic,
-        listen: Some("127.0.0.1:0".into()),
-        broker: broker.addr().to_string().parse().unwrap(),
-        cert: Some(certs.server_cert.clone()),
-        key: Some(certs.server_key.clone()),
-        ..ScionQuicConfig::default()
-    })
-    .await
-    .unwrap();
-    let quic_addr = quic_broker.local_addr();
-    tokio::spawn(quic_broker.serve(std::future::pending()));
+    let quic_addr = quic_listener(&broker, &certs).await;
 
     // The relay in IA212.
     let token = dir.path().join("snap.token");

@@ -57,15 +57,6 @@ impl Service {
     }
 }
 
-/// A free TCP port on loopback.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// scion-quic on plain UDP/IP in front of `broker`, with this shutdown grace.
 async fn plain_quic_proxy(
     broker: &mqttbridge::mosquitto::Mosquitto,

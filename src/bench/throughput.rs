@@ -493,11 +493,7 @@ async fn subscribe_loop(s: Subscriber) -> anyhow::Result<Counted> {
         if taken >= pace.allowed() {
             // A slow consumer: answer what was taken, then stop reading
             // until the next message is due.
-            if !acks.is_empty() {
-                writer.write_all(&acks).await?;
-                writer.flush().await?;
-                acks.clear();
-            }
+            send_acks(&mut writer, &mut acks).await?;
             tokio::select! {
                 () = pace.wait(taken) => {}
                 _ = halted.wait_for(|h| *h) => break,
@@ -507,11 +503,7 @@ async fn subscribe_loop(s: Subscriber) -> anyhow::Result<Counted> {
             Some(next) => next,
             None => {
                 // Nothing buffered: acknowledge what was read, then wait.
-                if !acks.is_empty() {
-                    writer.write_all(&acks).await?;
-                    writer.flush().await?;
-                    acks.clear();
-                }
+                send_acks(&mut writer, &mut acks).await?;
                 tokio::select! {
                     next = reader.next() => next,
                     changed = goal.changed() => {
@@ -582,6 +574,19 @@ async fn subscribe_loop(s: Subscriber) -> anyhow::Result<Counted> {
     .disconnect(version)
     .await;
     Ok(counted)
+}
+
+/// Writes the acknowledgements gathered so far, if any.
+async fn send_acks(
+    writer: &mut (impl tokio::io::AsyncWrite + Unpin),
+    acks: &mut BytesMut,
+) -> std::io::Result<()> {
+    if !acks.is_empty() {
+        writer.write_all(acks).await?;
+        writer.flush().await?;
+        acks.clear();
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -168,6 +168,25 @@ pub async fn connected(addr: &str, version: Version, client_id: &str) -> Connect
     conn
 }
 
+/// scion-quic on plain UDP/IP (loopback) in front of `broker`, serving
+/// `certs`' server certificate; returns its address.
+pub async fn quic_listener(broker: &Mosquitto, certs: &mqttbridge::certs::Certificates) -> String {
+    use mqttbridge::config::{QuicTransport, ScionQuicConfig};
+    let proxy = mqttbridge::mode::scion_quic::ScionQuic::bind(ScionQuicConfig {
+        transport: QuicTransport::Quic,
+        listen: Some("127.0.0.1:0".into()),
+        broker: broker.addr().to_string().parse().unwrap(),
+        cert: Some(certs.server_cert.clone()),
+        key: Some(certs.server_key.clone()),
+        ..ScionQuicConfig::default()
+    })
+    .await
+    .expect("scion-quic binds");
+    let addr = proxy.local_addr();
+    tokio::spawn(proxy.serve(std::future::pending()));
+    addr
+}
+
 /// The next packet, bounded.
 pub async fn next_packet(conn: &mut Connection) -> Option<Packet> {
     bounded("next packet", conn.recv())
