@@ -36,16 +36,6 @@ impl Proxy {
     /// Starts scion-quic in front of `broker`: over SCION in IA212 when `ps`
     /// is given, over UDP/IP otherwise.
     async fn start(ps: Option<&PsSetup>, broker: &str, require_client_cert: bool) -> Proxy {
-        Self::start_tuned(ps, broker, require_client_cert, |_| {}).await
-    }
-
-    /// The same with `tune` applied to the proxy's configuration.
-    async fn start_tuned(
-        ps: Option<&PsSetup>,
-        broker: &str,
-        require_client_cert: bool,
-        tune: impl FnOnce(&mut ScionQuicConfig),
-    ) -> Proxy {
         let dir = tempfile::tempdir().unwrap();
         let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
         let config = ScionQuicConfig {
@@ -77,8 +67,6 @@ impl Proxy {
         } else {
             config
         };
-        let mut config = config;
-        tune(&mut config);
         Self::finish(config, ps, certs, dir).await
     }
 
@@ -410,27 +398,78 @@ async fn session_survives_either_path_going_down() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_ends_promptly_when_every_path_disappears() {
     use mqttbridge::client::{Client, ClientOptions};
-    use mqttbridge::config::Millis;
     use std::time::Duration;
     // How soon both ends must notice: the client's 1 s MQTT keep-alive, the
     // proxy's 1.5 s QUIC idle timeout, with room for a loaded machine.
     const PROMPT: Duration = Duration::from_secs(10);
     let ps = two_path_topology(UnderlayType::Snap).await;
     let broker = Mosquitto::start("").await.unwrap();
-    let mut proxy = Proxy::start_tuned(Some(&ps), &broker.addr().to_string(), false, |c| {
-        c.idle_timeout_ms = Millis(1500.try_into().unwrap());
-    })
-    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
+    let token = dir.path().join("snap.token");
+    std::fs::write(&token, dev_auth_token()).unwrap();
+    let config = dir.path().join("scion-quic.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "transport = \"scion\"\nendhost_api = \"{}\"\nsnap_token_file = \"{}\"\n\
+             broker = \"{}\"\ncert = \"{}\"\nkey = \"{}\"\nidle_timeout_ms = 1500\n",
+            ps.endhost_api(IA212).unwrap(),
+            token.display(),
+            broker.addr(),
+            certs.server_cert.display(),
+            certs.server_key.display()
+        ),
+    )
+    .unwrap();
+    // The proxy as a process, so that its tasks, sockets and memory can be
+    // read before and after.
+    let mut proxy = ModeProcess::start(&["scion-quic", "--config", config.to_str().unwrap()]).await;
+    let url = format!(
+        "scion-quic://{}",
+        proxy.log_field("scion-quic serving", "listen").await
+    );
+    let transport = |stack| TransportOptions {
+        tls: ClientTls {
+            ca: Some(certs.ca.clone()),
+            ..ClientTls::default()
+        },
+        server_name: Some("localhost".into()),
+        scion_stack: Some(std::sync::Arc::new(stack)),
+        ..TransportOptions::default()
+    };
+    let client_stack = || async {
+        mqttbridge::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
+            .await
+            .expect("client SCION stack")
+    };
     let options = |id: &str, transport: &TransportOptions| ClientOptions {
         keep_alive: Duration::from_secs(1),
         transport: transport.clone(),
-        ..ClientOptions::new(&proxy.url, id)
+        ..ClientOptions::new(&url, id)
     };
-    let first = options("lonely", &proxy.options);
-    proxy.options.scion_stack = None;
-    let (client, mut messages) = bounded("connect over SCION", Client::connect(first))
+    let first = transport(client_stack().await);
+    let sessions_end = || async {
+        while proxy.metric("mqttbridge_sessions_active").await > 0.0 {
+            // Poll interval of the admin endpoint.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // A first session leaves what the proxy keeps per remote AS (scion-stack
+    // state for the way back): part of the baseline.
+    let (warm_up, _) = bounded("warm-up", Client::connect(options("warm-up", &first)))
         .await
         .unwrap();
+    bounded("disconnect", warm_up.disconnect()).await.unwrap();
+    bounded("warm-up session ends", sessions_end()).await;
+    let base = proxy.footprint().await;
+    let (client, mut messages) = bounded(
+        "connect over SCION",
+        Client::connect(options("lonely", &first)),
+    )
+    .await
+    .unwrap();
+    drop(first);
     bounded("subscribe", client.subscribe("alive", 0))
         .await
         .unwrap();
@@ -454,13 +493,9 @@ async fn session_ends_promptly_when_every_path_disappears() {
         matches!(ended, Ok(None)),
         "client learns within {PROMPT:?} that its session is gone"
     );
-    // The watch guard is dropped at once: holding it would block the
-    // proxy's next update of the gauge.
-    let released = tokio::time::timeout(PROMPT, proxy.sessions.wait_for(|n| *n == 0))
-        .await
-        .is_ok();
+    let released = tokio::time::timeout(PROMPT, sessions_end()).await;
     assert!(
-        released,
+        released.is_ok(),
         "proxy releases the session and its broker connection within {PROMPT:?}"
     );
 
@@ -469,18 +504,14 @@ async fn session_ends_promptly_when_every_path_disappears() {
     drop((client, messages));
     ps.runtime.set_link_state(IA132, 1, true);
     ps.runtime.set_link_state(IA132, 2, true);
-    let mut fresh = proxy.options.clone();
-    fresh.scion_stack = Some(std::sync::Arc::new(
-        mqttbridge::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
-            .await
-            .expect("client SCION stack"),
-    ));
+    let fresh = transport(client_stack().await);
     let back = bounded("a new client once a path is back", async {
         loop {
             match Client::connect(options("back", &fresh)).await {
                 Ok(pair) => return pair,
                 Err(e) => {
                     eprintln!("retry: {e}");
+                    // Retry interval.
                     tokio::time::sleep(Duration::from_millis(200)).await
                 }
             }
@@ -496,4 +527,7 @@ async fn session_ends_promptly_when_every_path_disappears() {
         .unwrap();
     let got = bounded("delivery", messages.recv()).await.unwrap();
     assert_eq!(got.payload, b"back".as_slice());
+    bounded("disconnect", client.disconnect()).await.unwrap();
+    proxy.settles_to(base, 4096).await;
+    proxy.assert_alive();
 }

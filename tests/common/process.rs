@@ -70,13 +70,15 @@ pub struct Footprint {
     pub rss_kib: u64,
 }
 
-/// `mqttbridge <mode> ...` as a process with its admin endpoint.
+/// `mqttbridge <mode> ...` as a process with its admin endpoint; its log
+/// (JSON lines) goes to a file the test can search.
 pub struct ModeProcess {
     child: tokio::process::Child,
     command: Vec<String>,
     /// The admin endpoint (`127.0.0.1:port` in the process's network).
     pub admin: String,
     dialer: Dialer,
+    log: tempfile::NamedTempFile,
 }
 
 impl ModeProcess {
@@ -97,13 +99,15 @@ impl ModeProcess {
         };
         command.push(env!("CARGO_BIN_EXE_mqttbridge").to_string());
         command.extend(args.iter().map(|a| a.to_string()));
-        command.extend(["--admin".to_string(), admin.clone()]);
-        let child = spawn(&command);
+        command.extend(["--admin", &admin, "--log-format", "json"].map(String::from));
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = spawn(&command, &log);
         let mut process = ModeProcess {
             child,
             command,
             admin,
             dialer,
+            log,
         };
         process.wait_ready().await;
         process
@@ -133,7 +137,7 @@ impl ModeProcess {
 
     /// Starts it again with the same arguments and admin address.
     pub async fn restart(&mut self) {
-        self.child = spawn(&self.command);
+        self.child = spawn(&self.command, &self.log);
         self.wait_ready().await;
     }
 
@@ -161,6 +165,29 @@ impl ModeProcess {
                     return;
                 }
                 // Retry interval while the process starts.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+    }
+
+    /// The value of `field` in the first log line whose message is
+    /// `message`, waiting (bounded) for it.
+    pub async fn log_field(&self, message: &str, field: &str) -> String {
+        let what = format!("log line {message:?} with {field}");
+        bounded(&what, async {
+            loop {
+                let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+                let found = text.lines().find_map(|line| {
+                    let entry: serde_json::Value = serde_json::from_str(line).ok()?;
+                    let fields = entry.get("fields")?;
+                    (fields.get("message")?.as_str()? == message)
+                        .then(|| fields.get(field)?.as_str().map(String::from))?
+                });
+                if let Some(value) = found {
+                    return value;
+                }
+                // Poll interval while the process starts.
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
@@ -218,12 +245,17 @@ impl Drop for ModeProcess {
     }
 }
 
-fn spawn(command: &[String]) -> tokio::process::Child {
+fn spawn(command: &[String], log: &tempfile::NamedTempFile) -> tokio::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log.path())
+        .unwrap();
     tokio::process::Command::new(&command[0])
         .args(&command[1..])
+        .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", command[0]))
