@@ -264,60 +264,70 @@ async fn s_proxy_killed_with_live_sessions_then_restarted() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn persistent_session_gets_queued_messages_after_an_s_proxy_restart() {
+async fn persistent_sessions_get_queued_messages_after_an_s_proxy_restart() {
     let mut line = Line::start().await;
-    // MQTT 3.1.1 clean_session = false: the broker keeps the session and
-    // queues QoS 1 messages while the client is away.
-    let options = ClientOptions {
-        version: Version::V3_1_1,
-        clean_start: false,
-        reconnect: Some(Reconnect {
-            initial_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(500),
-        }),
-        ..ClientOptions::new(&format!("tcp://{}", line.addr), "keeper")
-    };
-    let (client, mut messages) = bounded("connect", Client::connect(options)).await.unwrap();
-    bounded("subscribe", client.subscribe("queued/#", 1))
-        .await
-        .unwrap();
+    // clean_session = false (3.1.1), clean_start = false with a session
+    // expiry (5.0): the broker keeps each session and queues QoS 1
+    // messages while the client is away.
+    let mut keepers = Vec::new();
+    for (version, name) in [(Version::V3_1_1, "v3"), (Version::V5, "v5")] {
+        let options = ClientOptions {
+            version,
+            clean_start: false,
+            session_expiry: Duration::from_secs(300),
+            reconnect: Some(Reconnect {
+                initial_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_millis(500),
+            }),
+            ..ClientOptions::new(&format!("tcp://{}", line.addr), &format!("keeper-{name}"))
+        };
+        let (client, messages) = bounded("connect", Client::connect(options)).await.unwrap();
+        bounded("subscribe", client.subscribe(&format!("queued/{name}"), 1))
+            .await
+            .unwrap();
+        keepers.push((name, client, messages));
+    }
 
     line.s_proxy.kill9().await;
     const QUEUED: usize = 200;
     let mut publisher = connected(&line.broker.addr().to_string(), Version::V5, "pub").await;
     for i in 0..QUEUED {
-        let id = (i % 1000 + 1) as u16;
-        bounded(
-            "publish while the s-proxy is down",
-            exchange::publish(
-                &mut publisher,
-                "queued/m",
-                i.to_string(),
-                1,
-                false,
-                id,
-                vec![],
-            ),
-        )
-        .await
-        .unwrap();
+        for (n, name) in ["v3", "v5"].into_iter().enumerate() {
+            let id = (2 * i + n + 1) as u16;
+            bounded(
+                "publish while the s-proxy is down",
+                exchange::publish(
+                    &mut publisher,
+                    &format!("queued/{name}"),
+                    i.to_string(),
+                    1,
+                    false,
+                    id,
+                    vec![],
+                ),
+            )
+            .await
+            .unwrap();
+        }
     }
     line.s_proxy.restart().await;
 
-    // The client reconnects by itself and the broker hands over the queue.
-    for i in 0..QUEUED {
-        let message = bounded("queued message", messages.recv())
-            .await
-            .expect("client still running");
-        assert_eq!(message.topic, "queued/m");
-        assert_eq!(
-            String::from_utf8_lossy(&message.payload),
-            i.to_string(),
-            "queued messages in order"
-        );
-        assert_eq!(message.qos, 1);
+    // Each client reconnects by itself and the broker hands over its queue.
+    for (name, client, mut messages) in keepers {
+        for i in 0..QUEUED {
+            let message = bounded("queued message", messages.recv())
+                .await
+                .expect("client still running");
+            assert_eq!(message.topic, format!("queued/{name}"));
+            assert_eq!(
+                String::from_utf8_lossy(&message.payload),
+                i.to_string(),
+                "{name}: queued messages in order"
+            );
+            assert_eq!(message.qos, 1);
+        }
+        bounded("disconnect", client.disconnect()).await.unwrap();
     }
-    bounded("disconnect", client.disconnect()).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,19 @@ pub fn connect(
     clean: bool,
     keep_alive: u16,
 ) -> Result<Packet, MqttError> {
+    connect_keeping_session(version, client_id, clean, keep_alive, 0)
+}
+
+/// CONNECT that, in MQTT 5, asks the broker to keep the session for
+/// `session_expiry` seconds after the connection ends (0: it ends with the
+/// connection). MQTT 3.1.1 keeps a session exactly when `clean` is false.
+pub fn connect_keeping_session(
+    version: Version,
+    client_id: &str,
+    clean: bool,
+    keep_alive: u16,
+    session_expiry: u32,
+) -> Result<Packet, MqttError> {
     Ok(match version {
         Version::V3_1_1 => Packet::V3_1_1Connect(
             v3_1_1::Connect::builder()
@@ -30,13 +43,18 @@ pub fn connect(
                 .keep_alive(keep_alive)
                 .build()?,
         ),
-        Version::V5 => Packet::V5_0Connect(
-            v5_0::Connect::builder()
+        Version::V5 => {
+            let mut builder = v5_0::Connect::builder()
                 .client_id(client_id)?
                 .clean_start(clean)
-                .keep_alive(keep_alive)
-                .build()?,
-        ),
+                .keep_alive(keep_alive);
+            if session_expiry > 0 {
+                builder = builder.props(vec![Property::SessionExpiryInterval(
+                    mqtt_protocol_core::mqtt::packet::SessionExpiryInterval::new(session_expiry)?,
+                )]);
+            }
+            Packet::V5_0Connect(builder.build()?)
+        }
     })
 }
 

@@ -96,6 +96,10 @@ pub struct ClientOptions {
     pub client_id: String,
     /// Clean session (3.1.1) / clean start (5.0).
     pub clean_start: bool,
+    /// MQTT 5: how long the broker keeps the session after the connection
+    /// ends (zero: not at all, so `clean_start = false` alone keeps
+    /// nothing). MQTT 3.1.1 keeps it whenever `clean_start` is false.
+    pub session_expiry: Duration,
     /// Keep-alive interval; PINGREQ is sent when the link is otherwise idle.
     pub keep_alive: Duration,
     /// TLS, SCION and QUIC settings.
@@ -118,6 +122,7 @@ impl ClientOptions {
             version: Version::V5,
             client_id: client_id.to_string(),
             clean_start: true,
+            session_expiry: Duration::ZERO,
             keep_alive: Duration::from_secs(30),
             transport: TransportOptions::default(),
             queue_depth: 256,
@@ -307,11 +312,12 @@ impl Link {
             session_present: false,
         };
         let keep_alive = options.keep_alive.as_secs().min(u64::from(u16::MAX)) as u16;
-        let connect = packets::connect(
+        let connect = packets::connect_keeping_session(
             options.version,
             &options.client_id,
             options.clean_start,
             keep_alive,
+            u32::try_from(options.session_expiry.as_secs()).unwrap_or(u32::MAX),
         )?;
         link.write(&connect).await?;
         let reply = tokio::time::timeout(Duration::from_secs(30), link.read(options.version))
