@@ -366,6 +366,17 @@ async fn stalled_broker_back_pressures_the_publisher_in_bounded_memory() {
     };
 
     let mut publisher = connected(&line.addr, Version::V5, "flooder").await;
+    // A client with a 1 s keep-alive: its PINGREQs go through to the
+    // broker, so it learns of the stall from the missing PINGRESP.
+    let (watcher, mut watched) = bounded(
+        "connect",
+        Client::connect(ClientOptions {
+            keep_alive: Duration::from_secs(1),
+            ..ClientOptions::new(&format!("tcp://{}", line.addr), "watcher")
+        }),
+    )
+    .await
+    .unwrap();
     signal("STOP");
     // QoS 0 PUBLISHes of 1 KiB as fast as the line takes them: with the
     // broker stopped, every queue on the way fills and then the
@@ -423,6 +434,13 @@ async fn stalled_broker_back_pressures_the_publisher_in_bounded_memory() {
         s_held < s_base.rss_kib + HELD_LIMIT_KIB,
         "s-proxy RSS bounded"
     );
+
+    let learned = tokio::time::timeout(PROMPT, watched.recv()).await;
+    assert!(
+        matches!(learned, Ok(None)),
+        "a client with keep-alive learns of the stall within {PROMPT:?}"
+    );
+    drop(watcher);
 
     flood.abort();
     let _ = flood.await;
