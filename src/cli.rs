@@ -43,6 +43,7 @@ Examples:
 
   # A local SCION network for trying the SCION modes; prints the endhost APIs
   mqttbridge pocketscion --topology minimal --snap-token-file /tmp/snap.token
+  mqttbridge pocketscion --topology config/topology-three-as.toml
 
   # Certificates for trying TLS and QUIC: ca.pem, server.pem/.key, client.pem/.key
   mqttbridge certs --out /tmp/certs --name localhost --name proxy.example
@@ -146,8 +147,10 @@ pub struct CertsArgs {
 /// Flags of `pocketscion`.
 #[derive(Debug, Args)]
 pub struct PocketscionArgs {
-    /// Which network to run.
-    #[arg(long, value_enum, default_value = "minimal")]
+    /// Which network to run: `minimal` (two core ASes, one link),
+    /// `two-path` (three ASes in a triangle) or a topology file (TOML; see
+    /// config/topology-*.toml).
+    #[arg(long, default_value = "minimal", value_name = "NAME|FILE")]
     pub topology: crate::mode::pocketscion::Topology,
     /// Write the SNAP token clients and proxies need to this file.
     #[arg(long, value_name = "FILE")]

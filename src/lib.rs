@@ -28,4 +28,5 @@ pub mod relay;
 pub mod scion;
 pub mod systemd;
 pub mod telemetry;
+pub mod topology;
 pub mod udp_relay;

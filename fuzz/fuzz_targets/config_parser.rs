@@ -1,5 +1,6 @@
 //! Configuration files: any text, parsed and validated as each mode's
-//! TOML. Nothing may panic; a broken file is an error.
+//! TOML and as a pocketscion topology file (built into a network, not
+//! started). Nothing may panic; a broken file is an error.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -20,5 +21,8 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(c) = config::parse::<ScionUdpConfig>(text, "fuzz") {
         let _ = c.validate();
+    }
+    if let Ok(t) = config::parse::<mqttbridge::topology::TopologyFile>(text, "fuzz") {
+        let _ = t.build();
     }
 });

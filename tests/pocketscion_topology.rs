@@ -1,0 +1,141 @@
+//! `mqttbridge pocketscion --topology FILE` as a process: the example
+//! topology file runs a SCION network that carries MQTT over QUIC between
+//! two leaf ASes (paths up to the core and down again); a broken file is
+//! refused naming the file, the key and the line.
+
+mod common;
+
+use std::process::Stdio;
+
+use common::*;
+use mqttbridge::certs;
+use mqttbridge::client::transport::TransportOptions;
+use mqttbridge::client::{Client, ClientOptions};
+use mqttbridge::config::{QuicTransport, ScionQuicConfig};
+use mqttbridge::mode::scion_quic::ScionQuic;
+use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::quic::ClientTls;
+use tokio::io::AsyncBufReadExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_file_network_carries_mqtt_between_leaf_ases() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("snap.token");
+    let mut network = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["pocketscion", "--topology", "config/topology-three-as.toml"])
+        .arg("--snap-token-file")
+        .arg(&token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(network.stdout.take().unwrap()).lines();
+    let mut apis = std::collections::BTreeMap::new();
+    while apis.len() < 2 {
+        let line = bounded("endhost-api line", lines.next_line())
+            .await
+            .unwrap()
+            .expect("pocketscion prints its endhost APIs");
+        let fields: Vec<&str> = line.split(' ').collect();
+        assert_eq!(fields.len(), 3, "`endhost-api ISD-AS URL`: {line}");
+        assert_eq!(fields[0], "endhost-api");
+        apis.insert(
+            fields[1].to_string(),
+            fields[2].parse::<url::Url>().unwrap(),
+        );
+    }
+    assert_eq!(
+        apis.keys().collect::<Vec<_>>(),
+        ["1-ff00:0:111", "1-ff00:0:112"],
+        "one endhost API per AS with an endhost, none for the core"
+    );
+
+    let broker = Mosquitto::start("").await.unwrap();
+    let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
+    let proxy = ScionQuic::bind(ScionQuicConfig {
+        transport: QuicTransport::Scion,
+        endhost_api: Some(apis["1-ff00:0:112"].clone()),
+        snap_token_file: Some(token.clone()),
+        broker: broker.addr().to_string().parse().unwrap(),
+        cert: Some(certs.server_cert.clone()),
+        key: Some(certs.server_key.clone()),
+        ..ScionQuicConfig::default()
+    })
+    .await
+    .expect("scion-quic attaches to 1-ff00:0:112");
+    let url = format!("scion-quic://{}", proxy.local_addr());
+    assert!(url.contains("1-ff00:0:112"), "{url}");
+    tokio::spawn(proxy.serve(std::future::pending()));
+
+    let stack = mqttbridge::scion::build_stack(
+        apis["1-ff00:0:111"].clone(),
+        Some(std::fs::read_to_string(&token).unwrap().trim().to_string()),
+    )
+    .await
+    .expect("client attaches to 1-ff00:0:111");
+    let options = ClientOptions {
+        transport: TransportOptions {
+            tls: ClientTls {
+                ca: Some(certs.ca.clone()),
+                ..ClientTls::default()
+            },
+            server_name: Some("localhost".into()),
+            scion_stack: Some(std::sync::Arc::new(stack)),
+            ..TransportOptions::default()
+        },
+        ..ClientOptions::new(&url, "leaf")
+    };
+    let (client, mut messages) = bounded("connect across the topology", Client::connect(options))
+        .await
+        .unwrap();
+    bounded("subscribe", client.subscribe("leaf/#", 1))
+        .await
+        .unwrap();
+    bounded("publish", client.publish("leaf/t", "up and down", 1, false))
+        .await
+        .unwrap();
+    let got = bounded("delivery", messages.recv()).await.unwrap();
+    assert_eq!(got.payload, b"up and down".as_slice());
+    assert_eq!(got.qos, 1);
+}
+
+#[tokio::test]
+async fn broken_topology_file_is_refused_with_file_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(
+        &path,
+        "[[as]]\nisd_as = \"1-ff00:0:110\"\ncore = true\n\n[[link]]\nfrom = \"1-ff00:0:110\"\nto = \"1-ff00:0:111#1\"\ntype = \"core\"\n",
+    )
+    .unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["pocketscion", "--topology"])
+        .arg(&path)
+        .output();
+    let output = bounded("pocketscion refuses", output).await.unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(stderr.contains("line 6, key `from`"), "{stderr}");
+    assert!(stderr.contains("ISD-AS#interface"), "{stderr}");
+
+    // A link to an AS the file does not list is refused too.
+    std::fs::write(
+        &path,
+        "[[as]]\nisd_as = \"1-ff00:0:110\"\ncore = true\n\n[[link]]\nfrom = \"1-ff00:0:110#1\"\nto = \"1-ff00:0:111#1\"\ntype = \"core\"\n",
+    )
+    .unwrap();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["pocketscion", "--topology"])
+        .arg(&path)
+        .output();
+    let output = bounded("pocketscion refuses", output).await.unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("1-ff00:0:111"),
+        "names the unknown AS: {stderr}"
+    );
+}
