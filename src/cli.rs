@@ -98,6 +98,8 @@ pub enum ConfigKind {
     ScionQuic,
     /// config/scion-udp.toml
     ScionUdp,
+    /// A `pocketscion --topology` file (config/topology-three-as.toml)
+    Topology,
 }
 
 /// The modes.
@@ -531,6 +533,9 @@ pub fn check_config(mode: ConfigKind, file: &std::path::Path) -> anyhow::Result<
         ConfigKind::SProxy => config::load::<SProxyConfig>(file)?.validate(),
         ConfigKind::ScionQuic => config::load::<ScionQuicConfig>(file)?.validate(),
         ConfigKind::ScionUdp => config::load::<ScionUdpConfig>(file)?.validate(),
+        ConfigKind::Topology => config::load::<crate::topology::TopologyFile>(file)?
+            .build()
+            .map(|_| ()),
     }
     .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }

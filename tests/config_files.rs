@@ -215,3 +215,17 @@ fn readme_config_blocks_pass_check_config() {
     }
     assert!(checked >= 2, "the README's recipes were found");
 }
+
+#[test]
+fn topology_example_passes_check_config() {
+    let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["check-config", "topology"])
+        .arg(example("topology-three-as.toml"))
+        .output()
+        .expect("binary runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
