@@ -3,8 +3,9 @@
 # (unit, property, integration against real mosquitto, QUIC and SCION, the
 # demo, documentation examples, fault injection, no-loss runs), then a
 # short run of every fuzz target (scripts/fuzz.sh, FUZZ_SECONDS each,
-# default 20) and a short soak of every line (scripts/soak.sh,
-# SOAK_SECONDS, default 20), and ends with one total line.
+# default 20), a short soak of every line (scripts/soak.sh, SOAK_SECONDS,
+# default 20) and MQTT over SCION across network namespaces
+# (testnet/testnet.sh run, needs root), and ends with one total line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/install-deps.sh
@@ -20,8 +21,12 @@ if [ "$fuzz_status" -eq 0 ]; then echo "fuzz smoke: ok"; else echo "fuzz smoke: 
 soak_status=0
 DURATION="${SOAK_SECONDS:-20}" bash scripts/soak.sh || soak_status=$?
 if [ "$soak_status" -eq 0 ]; then echo "soak: ok"; else echo "soak: FAILED"; fi
+testnet_status=0
+bash testnet/testnet.sh run || testnet_status=$?
+if [ "$testnet_status" -eq 0 ]; then echo "testnet: ok"; else echo "testnet: FAILED"; fi
 [ "$status" -ne 0 ] || status=$fuzz_status
 [ "$status" -ne 0 ] || status=$soak_status
+[ "$status" -ne 0 ] || status=$testnet_status
 awk '/^test result:/ {
        for (i = 1; i <= NF; i++) {
          if ($(i+1) ~ /^passed/) p += $i
