@@ -2,18 +2,23 @@
 # MQTT over SCION across real network namespaces on this machine:
 #
 #   client  10.77.0.2 ─┐
-#   proxy   10.77.0.3 ─┼─ br0 in "scion" 10.77.0.1: pocketscion (1-ff00:0:110 core,
-#   broker  10.77.0.4 ─┘                            leaves 1-ff00:0:111 and 1-ff00:0:112)
+#   proxy   10.77.0.3 ─┤
+#   relay   10.77.0.5 ─┼─ br0 in "scion" 10.77.0.1: pocketscion (testnet/topology.toml:
+#   broker  10.77.0.4 ─┘     core 1-ff00:0:110, leaves 1-ff00:0:111, 1-ff00:0:112, 1-ff00:0:113)
 #
 # each host a network namespace joined to the SCION network host by a veth
-# pair. The broker host runs mosquitto; the proxy host runs scion-quic in
-# 1-ff00:0:112 in front of it; clients in 1-ff00:0:111 speak MQTT over QUIC
-# over SCION to the proxy.
+# pair. The broker host runs mosquitto and, in front of it, a QUIC listener
+# on UDP/IP (scion-quic --transport quic, as a QUIC-capable broker would
+# be). The proxy host runs scion-quic in 1-ff00:0:112 (QUIC ends there, MQTT
+# goes on over TCP), the relay host scion-udp in 1-ff00:0:113 (datagrams go
+# on over UDP/IP, QUIC ends at the broker host). Clients in
+# 1-ff00:0:111 use both.
 #
 #   testnet/testnet.sh up       build, make the namespaces, start every process
 #   testnet/testnet.sh run      up (if needed), send messages both ways, print
 #                               what arrived and a latency summary, then down
 #   testnet/testnet.sh status   namespaces and processes
+#   testnet/testnet.sh units    the systemd unit each process corresponds to
 #   testnet/testnet.sh down     stop everything and remove the namespaces
 #
 # Needs root and iproute2 (scripts/install-deps.sh installs it). State lives
@@ -24,8 +29,8 @@ cd "$(dirname "$0")/.."
 DIR=${TESTNET_DIR:-/tmp/mqttbridge-testnet}
 PROFILE=${PROFILE:-dev}
 PREFIX=mqb-tn
-HOSTS=(client proxy broker)
-declare -A ADDR=([scion]=10.77.0.1 [client]=10.77.0.2 [proxy]=10.77.0.3 [broker]=10.77.0.4)
+HOSTS=(client proxy relay broker)
+declare -A ADDR=([scion]=10.77.0.1 [client]=10.77.0.2 [proxy]=10.77.0.3 [broker]=10.77.0.4 [relay]=10.77.0.5)
 MESSAGES=${MESSAGES:-200}
 
 say() { echo "testnet: $*" >&2; }
@@ -68,6 +73,8 @@ wait_line() { # $1 file, $2 pattern
     die "no line matching '$2' in $1 after 30 s: $(tail -5 "$1" 2>/dev/null)"
 }
 
+listen_field() { python3 -c 'import json,sys; print(json.load(sys.stdin)["fields"]["listen"])'; }
+
 up() {
     need_root
     [ ! -e "/var/run/netns/$(ns scion)" ] || die "already up (testnet/testnet.sh down first)"
@@ -96,15 +103,26 @@ up() {
     "$BIN" certs --out "$DIR/certs" --name proxy.testnet >/dev/null
 
     say "SCION network host: pocketscion"
-    sed "s/^bind_ip = .*/bind_ip = \"${ADDR[scion]}\"/" config/topology-three-as.toml >"$DIR/topology.toml"
+    sed "s/^bind_ip = .*/bind_ip = \"${ADDR[scion]}\"/" testnet/topology.toml >"$DIR/topology.toml"
     spawn scion pocketscion "$BIN" pocketscion --topology "$DIR/topology.toml" --snap-token-file "$DIR/snap.token"
-    wait_line "$DIR/pocketscion.out" "^endhost-api 1-ff00:0:112 " >/dev/null
+    wait_line "$DIR/pocketscion.out" "^endhost-api 1-ff00:0:113 " >/dev/null
     awk '$2=="1-ff00:0:111"{print $3}' "$DIR/pocketscion.out" >"$DIR/client-api"
     awk '$2=="1-ff00:0:112"{print $3}' "$DIR/pocketscion.out" >"$DIR/proxy-api"
+    awk '$2=="1-ff00:0:113"{print $3}' "$DIR/pocketscion.out" >"$DIR/relay-api"
 
     say "broker host: mosquitto on ${ADDR[broker]}:1883"
     printf 'listener 1883 %s\nallow_anonymous true\npersistence false\n' "${ADDR[broker]}" >"$DIR/mosquitto.conf"
     spawn broker mosquitto mosquitto -c "$DIR/mosquitto.conf"
+    say "broker host: QUIC on ${ADDR[broker]}:14567 (UDP/IP)"
+    cat >"$DIR/quic-broker.toml" <<CONF
+transport = "quic"
+listen = "${ADDR[broker]}:14567"
+broker = "${ADDR[broker]}:1883"
+cert = "$DIR/certs/server.pem"
+key = "$DIR/certs/server.key"
+CONF
+    spawn broker quic-broker "$BIN" --log-format json scion-quic --config "$DIR/quic-broker.toml"
+    wait_line "$DIR/quic-broker.log" '"message":"scion-quic serving"' >/dev/null
 
     say "proxy host: scion-quic in 1-ff00:0:112"
     cat >"$DIR/scion-quic.toml" <<CONF
@@ -116,9 +134,17 @@ cert = "$DIR/certs/server.pem"
 key = "$DIR/certs/server.key"
 CONF
     spawn proxy scion-quic "$BIN" --log-format json scion-quic --config "$DIR/scion-quic.toml"
-    wait_line "$DIR/scion-quic.log" '"message":"scion-quic serving"' |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["fields"]["listen"])' >"$DIR/proxy-addr"
-    say "up: scion-quic://$(cat "$DIR/proxy-addr") (clients: endhost API $(cat "$DIR/client-api"))"
+    wait_line "$DIR/scion-quic.log" '"message":"scion-quic serving"' | listen_field >"$DIR/proxy-addr"
+
+    say "relay host: scion-udp in 1-ff00:0:113 to the broker host's QUIC"
+    cat >"$DIR/scion-udp.toml" <<CONF
+endhost_api = "$(cat "$DIR/relay-api")"
+snap_token_file = "$DIR/snap.token"
+broker = "${ADDR[broker]}:14567"
+CONF
+    spawn relay scion-udp "$BIN" --log-format json scion-udp --config "$DIR/scion-udp.toml"
+    wait_line "$DIR/scion-udp.log" '"message":"scion-udp relaying"' | listen_field >"$DIR/relay-addr"
+    say "up: scion-quic://$(cat "$DIR/proxy-addr") (scion-quic), scion-quic://$(cat "$DIR/relay-addr") (scion-udp); clients: endhost API $(cat "$DIR/client-api")"
 }
 
 down() {
@@ -140,6 +166,19 @@ down() {
     done
     rm -f "$DIR"/*.pid
     say "down"
+}
+
+# Each mqttbridge process is what contrib/systemd/mqttbridge@.service runs
+# (`mqttbridge <mode> --config /etc/mqttbridge/<mode>.toml`) on that host.
+units() {
+    cat <<UNITS
+host    process                       systemd unit on a real host (config file it would read)
+scion   pocketscion                   none: a development network; a real host joins a SCION AS
+broker  mosquitto                     mosquitto.service
+broker  scion-quic --transport quic   mqttbridge@scion-quic ($DIR/quic-broker.toml as /etc/mqttbridge/scion-quic.toml)
+proxy   scion-quic (SCION)            mqttbridge@scion-quic ($DIR/scion-quic.toml as /etc/mqttbridge/scion-quic.toml)
+relay   scion-udp                     mqttbridge@scion-udp ($DIR/scion-udp.toml as /etc/mqttbridge/scion-udp.toml)
+UNITS
 }
 
 status() {
@@ -164,7 +203,7 @@ run() {
     trap 'status=$?; [ $status -eq 0 ] || say "failed; cleaning up"; down; exit $status' EXIT
     [ -e "/var/run/netns/$(ns scion)" ] || up
     BIN=$(cat "$DIR/bin")
-    local url broker_url
+    local url broker_url relay_url line
     url="scion-quic://$(cat "$DIR/proxy-addr")"
     broker_url="tcp://${ADDR[broker]}:1883"
     # shellcheck disable=SC2046 # client_flags is a list of words
@@ -186,8 +225,17 @@ run() {
         die "the client host did not receive the message"
     sed 's/^/  client host received: /' "$DIR/down.out"
 
-    say "latency: $MESSAGES messages, one at a time, client host -> broker -> client host"
-    in_ns client "$BIN" bench latency -L "$url" "$@" -n "$MESSAGES" | sed 's/^/  /'
+    say "client -> relay -> broker: a message over SCION, then UDP/IP, QUIC end to end"
+    relay_url="scion-quic://$(cat "$DIR/relay-addr")"
+    in_ns client "$BIN" pub -L "$relay_url" "$@" -t testnet/relayed -m "through scion-udp" -q 1 -r
+    in_ns broker "$BIN" sub -L "$broker_url" -t testnet/relayed -C 1 -W 30 -v >"$DIR/relayed.out" ||
+        die "the broker host did not receive the relayed message"
+    sed 's/^/  broker host received: /' "$DIR/relayed.out"
+
+    for line in "scion-quic $url" "scion-udp $relay_url"; do
+        say "latency through ${line%% *}: $MESSAGES messages, one at a time, client host -> broker -> client host"
+        in_ns client "$BIN" bench latency -L "${line#* }" "$@" -n "$MESSAGES" | sed 's/^/  /'
+    done
     say "run: ok"
 }
 
@@ -195,6 +243,7 @@ case ${1:-} in
     up) up ;;
     down) down ;;
     status) status ;;
+    units) units ;;
     run) run ;;
-    *) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
