@@ -46,11 +46,13 @@ SU_PID=$LAST_PID
 SU_URL=scion-quic://$SCION_ADDR
 SU_CLIENT=("${SCION_CLIENT[@]}")
 
-LINES=(grpc quic scion-quic scion-udp)
-declare -A URL=([grpc]="tcp://127.0.0.1:$R_PORT" [quic]="quic://127.0.0.1:$QUIC_PORT" [scion-quic]="$SQ_URL" [scion-udp]="$SU_URL")
+# "direct" is the same load straight to mosquitto: the baseline for what
+# the broker itself does.
+LINES=(direct grpc quic scion-quic scion-udp)
+declare -A URL=([direct]="tcp://127.0.0.1:$MQTT_PORT" [grpc]="tcp://127.0.0.1:$R_PORT" [quic]="quic://127.0.0.1:$QUIC_PORT" [scion-quic]="$SQ_URL" [scion-udp]="$SU_URL")
 flags() { # $1 line: client flags
     case $1 in
-        grpc) ;;
+        direct | grpc) ;;
         quic) printf '%s\n' "${TLS[@]}" ;;
         scion-quic) printf '%s\n' "${TLS[@]}" "${SQ_CLIENT[@]}" ;;
         scion-udp) printf '%s\n' "${TLS[@]}" "${SU_CLIENT[@]}" ;;
