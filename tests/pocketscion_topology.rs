@@ -101,39 +101,41 @@ async fn topology_file_network_carries_mqtt_between_leaf_ases() {
     assert_eq!(got.qos, 1);
 }
 
-#[tokio::test]
-async fn broken_topology_file_is_refused_with_file_key_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("broken.toml");
-    std::fs::write(
-        &path,
-        "[[as]]\nisd_as = \"1-ff00:0:110\"\ncore = true\n\n[[link]]\nfrom = \"1-ff00:0:110\"\nto = \"1-ff00:0:111#1\"\ntype = \"core\"\n",
-    )
-    .unwrap();
+/// Runs `pocketscion --topology` on a file holding `text`; asserts it is
+/// refused and returns the file's path and what it said on stderr.
+async fn refused(dir: &std::path::Path, text: &str) -> (String, String) {
+    let path = dir.join("broken.toml");
+    std::fs::write(&path, text).unwrap();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
         .args(["pocketscion", "--topology"])
         .arg(&path)
         .output();
     let output = bounded("pocketscion refuses", output).await.unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(!output.status.success(), "{text}");
+    (
+        path.display().to_string(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn broken_topology_file_is_refused_with_file_key_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, stderr) = refused(
+        dir.path(),
+        "[[as]]\nisd_as = \"1-ff00:0:110\"\ncore = true\n\n[[link]]\nfrom = \"1-ff00:0:110\"\nto = \"1-ff00:0:111#1\"\ntype = \"core\"\n",
+    )
+    .await;
+    assert!(stderr.contains(&path), "{stderr}");
     assert!(stderr.contains("line 6, key `from`"), "{stderr}");
     assert!(stderr.contains("ISD-AS#interface"), "{stderr}");
 
     // A link to an AS the file does not list is refused too.
-    std::fs::write(
-        &path,
+    let (_, stderr) = refused(
+        dir.path(),
         "[[as]]\nisd_as = \"1-ff00:0:110\"\ncore = true\n\n[[link]]\nfrom = \"1-ff00:0:110#1\"\nto = \"1-ff00:0:111#1\"\ntype = \"core\"\n",
     )
-    .unwrap();
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
-        .args(["pocketscion", "--topology"])
-        .arg(&path)
-        .output();
-    let output = bounded("pocketscion refuses", output).await.unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    .await;
     assert!(
         stderr.contains("1-ff00:0:111"),
         "names the unknown AS: {stderr}"
