@@ -374,8 +374,8 @@ impl Reloader {
     /// certificate, key and client CA (re-read even when the paths are the
     /// same), broker and its TLS, tokens, timeouts, queue depth. The listen
     /// address, the session limit and the HTTP/2 keep-alive change only with
-    /// a restart. A config
-    /// that does not check out is refused and the running one kept.
+    /// a restart. A config that does not check out is refused and the
+    /// running one kept.
     pub fn apply(&self, config: SProxyConfig) -> anyhow::Result<()> {
         let old = current(&self.0);
         if config.listen != old.config.listen
