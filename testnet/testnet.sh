@@ -59,6 +59,10 @@ binary() {
 # its pid in $DIR/NAME.pid.
 spawn() { # $1 host, $2 name, rest: command
     local host=$1 name=$2; shift 2
+    # Emptied before the start, not by the background redirect: a caller
+    # waiting for a line must never read a previous run's log.
+    : >"$DIR/$name.out"
+    : >"$DIR/$name.log"
     # `ip netns exec` execs the command: $! is the process itself.
     ip netns exec "$(ns "$host")" "$@" >"$DIR/$name.out" 2>"$DIR/$name.log" &
     echo $! >"$DIR/$name.pid"
@@ -81,6 +85,7 @@ up() {
     mkdir -p "$DIR"
     binary
     BIN=$(cat "$DIR/bin")
+    rm -f "$DIR"/*-addr "$DIR"/*-api "$DIR"/*.out "$DIR"/*.log
 
     say "making namespaces $(ns scion) $(for h in "${HOSTS[@]}"; do printf '%s ' "$(ns "$h")"; done)"
     ip netns add "$(ns scion)"
