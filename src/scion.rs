@@ -1,5 +1,9 @@
 //! Attaching to a SCION network with scion-stack: building a stack from an
-//! endhost API URL and SNAP token, and sockets that follow a path ACL.
+//! endhost API URL and SNAP token, sharing one per process between client
+//! connections, and sockets that follow a path ACL.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Weak};
 
 use anyhow::Context;
 use scion_stack::stack::{ScionStack, ScionStackBuilder, SocketConfig, UdpScionSocket};
@@ -23,6 +27,33 @@ pub async fn build_stack(
         .build()
         .await
         .with_context(|| format!("attaching to SCION through endhost API {endhost_api}"))
+}
+
+/// Stacks that client connections of this process share, by endhost API
+/// and SNAP token; an entry lives as long as a connection uses it.
+type SharedStacks = HashMap<(url::Url, Option<String>), Weak<ScionStack>>;
+static SHARED_STACKS: LazyLock<tokio::sync::Mutex<SharedStacks>> = LazyLock::new(Default::default);
+
+/// The stack this process already has for `endhost_api` and `snap_token`,
+/// or a new one. A SNAP data plane authorises one tunnel identity per token
+/// at a time, and every stack has an identity of its own: a second stack
+/// with the same token would take the first one's authorisation away, and
+/// its connections would stall. So clients in one process share a stack.
+pub async fn shared_stack(
+    endhost_api: url::Url,
+    snap_token: Option<String>,
+) -> anyhow::Result<Arc<ScionStack>> {
+    let key = (endhost_api, snap_token);
+    // Held across the build, so that clients connecting at once wait for
+    // one stack instead of each building their own.
+    let mut stacks = SHARED_STACKS.lock().await;
+    if let Some(stack) = stacks.get(&key).and_then(Weak::upgrade) {
+        return Ok(stack);
+    }
+    let stack = Arc::new(build_stack(key.0.clone(), key.1.clone()).await?);
+    stacks.retain(|_, stack| stack.strong_count() > 0);
+    stacks.insert(key, Arc::downgrade(&stack));
+    Ok(stack)
 }
 
 /// Binds a UDP socket on `stack` at `addr` (any port when `None`); its

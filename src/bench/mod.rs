@@ -20,7 +20,7 @@ mod throughput;
 mod wire;
 
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -94,8 +94,8 @@ impl Target {
                 .endhost_api
                 .clone()
                 .context("a scion-quic URL needs --endhost-api")?;
-            let stack = crate::scion::build_stack(api, transport.snap_token.clone()).await?;
-            transport.scion_stack = Some(Arc::new(stack));
+            let stack = crate::scion::shared_stack(api, transport.snap_token.clone()).await?;
+            transport.scion_stack = Some(stack);
         }
         Ok(Self {
             url: options.url,

@@ -44,11 +44,11 @@ pub enum ClientError {
     #[error("cannot connect: {0:#}")]
     Transport(anyhow::Error),
     /// The broker refused the connection (CONNACK return/reason code).
-    #[error("connection refused by the broker: code {0:#04x}")]
+    #[error("connection refused by the broker: {0:#04x} {name}", name = codec::reason_name(*.0))]
     Refused(u8),
     /// The broker answered a request with a failure code (PUBACK, PUBREC,
     /// SUBACK or UNSUBACK reason code of 0x80 or more).
-    #[error("request refused by the broker: code {0:#04x}")]
+    #[error("request refused by the broker: {0:#04x} {name}", name = codec::reason_name(*.0))]
     Rejected(u8),
     /// The connection went away before the request completed.
     #[error("connection lost")]
@@ -282,6 +282,12 @@ impl Client {
             done,
         })
         .await
+    }
+
+    /// Whether the session is over: disconnected, or the connection lost
+    /// with no reconnection configured.
+    pub fn is_closed(&self) -> bool {
+        self.requests.is_closed()
     }
 
     /// Sends DISCONNECT and closes the connection.

@@ -73,9 +73,9 @@ pub struct TransportOptions {
     pub path_acl: Option<PathAcl>,
     /// QUIC flow control and timeouts.
     pub limits: QuicLimits,
-    /// A SCION stack to open sockets on (scion-quic only); when unset, each
-    /// connection attaches its own through `endhost_api`. One stack per host
-    /// is what SCION expects: share it between connections.
+    /// A SCION stack to open sockets on (scion-quic only); when unset, the
+    /// connection uses the one this process shares for `endhost_api` and
+    /// `snap_token` ([`crate::scion::shared_stack`]).
     pub scion_stack: Option<Arc<ScionStack>>,
 }
 
@@ -123,7 +123,7 @@ pub async fn open(endpoint: &Endpoint, options: &TransportOptions) -> anyhow::Re
                     let api = options.endhost_api.clone().context(
                         "scion-quic:// needs the endhost API of the local AS (--endhost-api)",
                     )?;
-                    Arc::new(crate::scion::build_stack(api, options.snap_token.clone()).await?)
+                    crate::scion::shared_stack(api, options.snap_token.clone()).await?
                 }
             };
             let socket = crate::scion::bind(&stack, None, options.path_acl.as_ref()).await?;

@@ -8,6 +8,7 @@
 mod connect;
 mod framer;
 mod packet;
+mod reason;
 pub mod replies;
 mod version;
 
@@ -15,6 +16,7 @@ pub use connect::{ConnectRefusal, accept_connect, client_id};
 pub use framer::Framer;
 pub(crate) use packet::check_publish;
 pub use packet::{CodecError, Packet, decode, encode, packet_type_name, wire_size};
+pub use reason::reason_name;
 pub use version::{ProtocolLevel, Version, connect_protocol};
 
 /// The default maximum size of one MQTT packet (fixed header included): 2 MiB,

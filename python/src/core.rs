@@ -1,0 +1,134 @@
+//! The connection behind a Python client, in plain async Rust: it owns the
+//! client library's handle and message stream, and bounds every call by
+//! the client's timeout. `session.rs` exposes it to Python both ways.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use mqttbridge::client::{Client, ClientError, ClientOptions, Messages};
+
+use crate::errors::Failure;
+use crate::message::Message;
+
+/// A client: settings, and the connection once made.
+pub struct Core {
+    options: ClientOptions,
+    /// Bound on connect, publish, subscribe, unsubscribe and disconnect.
+    timeout: Option<Duration>,
+    client: Mutex<Option<Client>>,
+    /// Received messages of the current (or last) connection; a tokio mutex
+    /// because `recv` waits while holding it.
+    messages: tokio::sync::Mutex<Option<Messages>>,
+}
+
+impl Core {
+    pub fn new(options: ClientOptions, timeout: Option<Duration>) -> Self {
+        Self {
+            options,
+            timeout,
+            client: Mutex::new(None),
+            messages: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Client>> {
+        self.client
+            .lock()
+            // A panic while holding this lock cannot leave an Option torn.
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn handle(&self) -> Result<Client, Failure> {
+        self.slot().clone().ok_or(Failure::NotConnected)
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &'static str,
+        call: impl Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, Failure> {
+        let result = match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, call)
+                .await
+                .map_err(|_| Failure::Timeout(what))?,
+            None => call.await,
+        };
+        // Only `disconnect` closes a client on purpose, and it takes the
+        // handle out first: a closed session here is a lost connection.
+        result.map_err(|e| match e {
+            ClientError::Closed => Failure::Client(ClientError::ConnectionLost),
+            e => Failure::Client(e),
+        })
+    }
+
+    /// Connects (again, after a disconnect or a lost connection); a no-op
+    /// when connected.
+    pub async fn connect(&self) -> Result<(), Failure> {
+        if self.handle().is_ok_and(|client| !client.is_closed()) {
+            return Ok(());
+        }
+        let (client, messages) = self
+            .bounded("connect", Client::connect(self.options.clone()))
+            .await?;
+        *self.messages.lock().await = Some(messages);
+        *self.slot() = Some(client);
+        Ok(())
+    }
+
+    pub async fn publish(
+        &self,
+        topic: String,
+        payload: Vec<u8>,
+        qos: u8,
+        retain: bool,
+    ) -> Result<(), Failure> {
+        let client = self.handle()?;
+        self.bounded("publish", client.publish(&topic, payload, qos, retain))
+            .await
+    }
+
+    pub async fn subscribe(&self, filter: String, qos: u8) -> Result<u8, Failure> {
+        let client = self.handle()?;
+        self.bounded("subscribe", client.subscribe(&filter, qos))
+            .await
+    }
+
+    pub async fn unsubscribe(&self, filter: String) -> Result<(), Failure> {
+        let client = self.handle()?;
+        self.bounded("unsubscribe", client.unsubscribe(&filter))
+            .await
+    }
+
+    /// The next message, `None` when `timeout` passes first. Messages that
+    /// arrived before a disconnect are still handed out; after them it
+    /// fails with `ClientClosed` (we disconnected) or `ConnectionLost`.
+    pub async fn recv(&self, timeout: Option<Duration>) -> Result<Option<Message>, Failure> {
+        let mut guard = self.messages.lock().await;
+        let messages = guard.as_mut().ok_or(Failure::NotConnected)?;
+        let next = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, messages.recv()).await {
+                Ok(next) => next,
+                Err(_) => return Ok(None),
+            },
+            None => messages.recv().await,
+        };
+        match next {
+            Some(message) => Ok(Some(message.into())),
+            None if self.handle().is_err() => Err(Failure::NotConnected),
+            None => Err(Failure::Client(ClientError::ConnectionLost)),
+        }
+    }
+
+    /// Sends DISCONNECT; a no-op when not connected, and no error when the
+    /// connection was already lost (disconnected is what was asked for).
+    pub async fn disconnect(&self) -> Result<(), Failure> {
+        let Some(client) = self.slot().take() else {
+            return Ok(());
+        };
+        match self.bounded("disconnect", client.disconnect()).await {
+            Err(Failure::Client(ClientError::ConnectionLost)) => Ok(()),
+            result => result,
+        }
+    }
+}
