@@ -2,7 +2,8 @@
 # Installs what mqttbridge needs to build and test on Debian, only where it
 # is missing: a C toolchain, cmake and libclang (for BoringSSL, used by the
 # QUIC/SCION work), mosquitto (the tests' and demo's real broker), iproute2
-# (the fault tests' network namespaces), python3 (bench/compare.sh) and Rust.
+# (the fault tests' network namespaces), python3 with venv (bench/compare.sh,
+# the Python bindings) and Rust.
 set -euo pipefail
 
 need_apt=()
@@ -10,8 +11,10 @@ have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 for pkg in build-essential pkg-config git cmake libclang-dev mosquitto mosquitto-clients iproute2 ca-certificates curl; do
   have_pkg "$pkg" || need_apt+=("$pkg")
 done
-# bench/compare.sh formats its tables with python3 (any python3 will do).
+# bench/compare.sh formats its tables with python3 (any python3 will do);
+# the Python bindings' tests install them into a venv (scripts/python-test.sh).
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

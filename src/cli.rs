@@ -154,9 +154,12 @@ pub struct PocketscionArgs {
     /// config/topology-*.toml).
     #[arg(long, default_value = "minimal", value_name = "NAME|FILE")]
     pub topology: crate::mode::pocketscion::Topology,
-    /// Write the SNAP token clients and proxies need to this file.
-    #[arg(long, value_name = "FILE")]
-    pub snap_token_file: Option<PathBuf>,
+    /// Write a SNAP token for clients and proxies to this file; repeat for
+    /// several, each a token of its own. Every process attached to an AS
+    /// needs its own token: the AS authorises one identity per token, so a
+    /// second process with the same token cuts the first one off.
+    #[arg(long = "snap-token-file", value_name = "FILE")]
+    pub snap_token_files: Vec<PathBuf>,
 }
 
 /// Flags of `bench`.

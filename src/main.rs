@@ -141,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Pocketscion(args) => {
-            pocketscion::run(args.topology, args.snap_token_file, shutdown).await?
+            pocketscion::run(args.topology, args.snap_token_files, shutdown).await?
         }
     }
     Ok(ExitCode::SUCCESS)

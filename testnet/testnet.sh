@@ -109,7 +109,10 @@ up() {
 
     say "SCION network host: pocketscion"
     sed "s/^bind_ip = .*/bind_ip = \"${ADDR[scion]}\"/" testnet/topology.toml >"$DIR/topology.toml"
-    spawn scion pocketscion "$BIN" pocketscion --topology "$DIR/topology.toml" --snap-token-file "$DIR/snap.token"
+    # A SNAP token per host: an AS authorises one identity per token.
+    spawn scion pocketscion "$BIN" pocketscion --topology "$DIR/topology.toml" \
+        --snap-token-file "$DIR/client.token" --snap-token-file "$DIR/proxy.token" \
+        --snap-token-file "$DIR/relay.token"
     wait_line "$DIR/pocketscion.out" "^endhost-api 1-ff00:0:113 " >/dev/null
     awk '$2=="1-ff00:0:111"{print $3}' "$DIR/pocketscion.out" >"$DIR/client-api"
     awk '$2=="1-ff00:0:112"{print $3}' "$DIR/pocketscion.out" >"$DIR/proxy-api"
@@ -133,7 +136,7 @@ CONF
     cat >"$DIR/scion-quic.toml" <<CONF
 transport = "scion"
 endhost_api = "$(cat "$DIR/proxy-api")"
-snap_token_file = "$DIR/snap.token"
+snap_token_file = "$DIR/proxy.token"
 broker = "${ADDR[broker]}:1883"
 cert = "$DIR/certs/server.pem"
 key = "$DIR/certs/server.key"
@@ -144,7 +147,7 @@ CONF
     say "relay host: scion-udp in 1-ff00:0:113 to the broker host's QUIC"
     cat >"$DIR/scion-udp.toml" <<CONF
 endhost_api = "$(cat "$DIR/relay-api")"
-snap_token_file = "$DIR/snap.token"
+snap_token_file = "$DIR/relay.token"
 broker = "${ADDR[broker]}:14567"
 CONF
     spawn relay scion-udp "$BIN" --log-format json scion-udp --config "$DIR/scion-udp.toml"
@@ -199,7 +202,7 @@ status() {
 
 # Client flags for MQTT over QUIC over SCION from the client host.
 client_flags() {
-    echo --endhost-api "$(cat "$DIR/client-api")" --snap-token-file "$DIR/snap.token" \
+    echo --endhost-api "$(cat "$DIR/client-api")" --snap-token-file "$DIR/client.token" \
         --cafile "$DIR/certs/ca.pem" --server-name proxy.testnet
 }
 

@@ -41,11 +41,11 @@ impl FromStr for Topology {
 }
 
 /// Starts the network, prints `endhost-api <ISD-AS> <URL>` for each AS
-/// with an endhost API, writes the SNAP token to `token_file` when given,
-/// and serves until `shutdown` completes.
+/// with an endhost API, writes a distinct SNAP token to each of
+/// `token_files`, and serves until `shutdown` completes.
 pub async fn run(
     topology: Topology,
-    token_file: Option<PathBuf>,
+    token_files: Vec<PathBuf>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     // Read the file first: a broken one is refused before anything starts.
@@ -53,7 +53,8 @@ pub async fn run(
         Topology::File(path) => Some((path, crate::config::load::<TopologyFile>(path)?)),
         _ => None,
     };
-    if let Some(path) = &token_file {
+    for path in &token_files {
+        // A new random PSSID each call: a token of its own per file.
         std::fs::write(path, dev_auth_token())
             .with_context(|| format!("writing {}", path.display()))?;
     }
