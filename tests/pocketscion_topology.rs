@@ -1,7 +1,8 @@
 //! `mqttbridge pocketscion --topology FILE` as a process: the example
 //! topology file runs a SCION network that carries MQTT over QUIC between
-//! two leaf ASes (paths up to the core and down again); a broken file is
-//! refused naming the file, the key and the line.
+//! two leaf ASes (paths up to the core and down again), with a SNAP token
+//! of its own for each side; a broken file is refused naming the file, the
+//! key and the line.
 
 mod common;
 
@@ -20,11 +21,15 @@ use tokio::io::AsyncBufReadExt;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topology_file_network_carries_mqtt_between_leaf_ases() {
     let dir = tempfile::tempdir().unwrap();
-    let token = dir.path().join("snap.token");
+    // A token for the proxy, one for the client: each file its own.
+    let proxy_token = dir.path().join("proxy.token");
+    let client_token = dir.path().join("client.token");
     let mut network = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
         .args(["pocketscion", "--topology", "config/topology-three-as.toml"])
         .arg("--snap-token-file")
-        .arg(&token)
+        .arg(&proxy_token)
+        .arg("--snap-token-file")
+        .arg(&client_token)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -52,12 +57,19 @@ async fn topology_file_network_carries_mqtt_between_leaf_ases() {
         "one endhost API per AS with an endhost, none for the core"
     );
 
+    let client_token = std::fs::read_to_string(&client_token).unwrap();
+    assert_ne!(
+        std::fs::read_to_string(&proxy_token).unwrap(),
+        client_token,
+        "every token file gets a token of its own"
+    );
+
     let broker = Mosquitto::start("").await.unwrap();
     let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
     let proxy = ScionQuic::bind(ScionQuicConfig {
         transport: QuicTransport::Scion,
         endhost_api: Some(apis["1-ff00:0:112"].clone()),
-        snap_token_file: Some(token.clone()),
+        snap_token_file: Some(proxy_token),
         broker: broker.addr().to_string().parse().unwrap(),
         cert: Some(certs.server_cert.clone()),
         key: Some(certs.server_key.clone()),
@@ -71,7 +83,7 @@ async fn topology_file_network_carries_mqtt_between_leaf_ases() {
 
     let stack = mqttbridge::scion::build_stack(
         apis["1-ff00:0:111"].clone(),
-        Some(std::fs::read_to_string(&token).unwrap().trim().to_string()),
+        Some(client_token.trim().to_string()),
     )
     .await
     .expect("client attaches to 1-ff00:0:111");
