@@ -159,6 +159,17 @@ def test_lost_broker_ends_recv_and_calls_then_connect_works_again(own_broker):
     client.disconnect()
 
 
+def test_reconnect_true_rides_out_a_broker_restart(own_broker):
+    name = topic()
+    with Client(own_broker.url, reconnect=True) as client:
+        client.subscribe(name, qos=1)
+        own_broker.stop()
+        own_broker.start()
+        # The publish waits for the reconnection; the subscription is restored.
+        client.publish(name, "after the restart", qos=1)
+        assert client.recv(timeout=20).payload == b"after the restart"
+
+
 def test_a_stalled_broker_times_out_the_call(own_broker):
     client = Client(own_broker.url, timeout=1.0)
     client.connect()
