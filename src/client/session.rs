@@ -112,6 +112,9 @@ pub struct ClientOptions {
     /// once; an MQTT 5 broker's receive maximum lowers it. MQTT 3.1.1 has no
     /// way to learn the broker's limit (mosquitto's default is 20).
     pub max_in_flight: usize,
+    /// How long `disconnect` waits for the server to close its side after
+    /// DISCONNECT (which tells that everything sent before it arrived).
+    pub close_timeout: Duration,
 }
 
 impl ClientOptions {
@@ -128,6 +131,7 @@ impl ClientOptions {
             queue_depth: 256,
             reconnect: None,
             max_in_flight: 16,
+            close_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -290,7 +294,8 @@ impl Client {
         self.requests.is_closed()
     }
 
-    /// Sends DISCONNECT and closes the connection.
+    /// Sends DISCONNECT and closes the connection, once the server has
+    /// closed its side (or `close_timeout` passed).
     pub async fn disconnect(self) -> Result<(), ClientError> {
         self.call(|done| Request::Disconnect { done }).await
     }
@@ -609,6 +614,14 @@ impl Driver {
             Request::Disconnect { done } => {
                 let result = self.link.write(&packets::disconnect(version)).await;
                 let _ = self.link.writer.shutdown().await;
+                // Wait for the server to close its side too: then everything
+                // written before DISCONNECT has arrived. Over QUIC, a process
+                // exiting right after writing would lose what was not yet
+                // acknowledged (a QoS 0 publish, the DISCONNECT itself).
+                let linger = tokio::time::Instant::now() + self.options.close_timeout;
+                while let Ok(Ok(Some(_))) =
+                    tokio::time::timeout_at(linger, self.link.reader.next()).await
+                {}
                 for (_, pending) in self.pending.drain() {
                     pending.fail(|| ClientError::Closed);
                 }
