@@ -116,8 +116,9 @@ class Client(_Settings):
         return self._session.recv(timeout)
 
     def disconnect(self) -> None:
-        """Sends DISCONNECT and closes the connection; nothing when not
-        connected or already lost."""
+        """Sends DISCONNECT and waits for the broker's side to close (so all
+        sent before has arrived, QUIC too); nothing when not connected or
+        already lost."""
         self._session.disconnect()
 
     def __enter__(self) -> "Client":
