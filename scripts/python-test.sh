@@ -2,7 +2,7 @@
 # The Python bindings' tests: `pip install ./python` into a venv (in the
 # target directory, so a fresh clone starts clean), then pytest against
 # real mosquitto, mqttbridge's QUIC listener and a pocketscion SCION
-# network (python/tests). The package is built with the dev profile here,
+# network, and mypy --strict on the types (python/tests). The package is built with the dev profile here,
 # reusing what `cargo test` built; a plain `pip install ./python` builds
 # it optimised.
 set -euo pipefail
@@ -14,8 +14,8 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
 venv="$target_dir/python-venv"
 cargo build --locked --bin mqttbridge
 [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
-echo "python: pip install ./python pytest (into $venv)"
-MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet --disable-pip-version-check ./python pytest
+echo "python: pip install ./python pytest mypy (into $venv)"
+MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet --disable-pip-version-check ./python pytest mypy
 # From the root, so the installed package is imported, not python/mqttbridge.
 status=0
 MQTTBRIDGE_BIN="$target_dir/debug/mqttbridge" "$venv/bin/pytest" -q -p no:cacheprovider python/tests || status=$?
