@@ -2,9 +2,9 @@
 # The Python bindings' tests: `pip install ./python` into a venv (in the
 # target directory, so a fresh clone starts clean), then pytest against
 # real mosquitto, mqttbridge's QUIC listener and a pocketscion SCION
-# network, and mypy --strict on the types (python/tests). The package is built with the dev profile here,
-# reusing what `cargo test` built; a plain `pip install ./python` builds
-# it optimised.
+# network, and mypy --strict on the types (python/tests). The package is
+# built with the dev profile here, reusing what `cargo test` built; a
+# plain `pip install ./python` builds it optimised.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v mosquitto >/dev/null 2>&1 || export PATH="$PATH:/usr/sbin"
