@@ -180,7 +180,9 @@ async fn malformed_packet_closes_only_that_client() {
         .await
         .unwrap();
     for version in VERSIONS {
-        let mut bad = connected(&chain.r_proxy.addr, version, "bad").await;
+        // An id per version: reusing one would race the broker's teardown
+        // of the previous connection (a session takeover).
+        let mut bad = connected(&chain.r_proxy.addr, version, &format!("bad-{version}")).await;
         // PUBLISH whose topic length runs past the end of the packet.
         bad.send_bytes(b"\x30\x04\x00\x09ab").await.unwrap();
         if version == Version::V5 {
@@ -245,9 +247,12 @@ async fn forbidden_publishes_close_only_that_client_with_the_reason() {
             0x82,
         ),
     ];
-    for (what, v3, v5, reason) in cases {
+    for (n, (what, v3, v5, reason)) in cases.into_iter().enumerate() {
         for version in VERSIONS {
-            let mut bad = connected(&chain.r_proxy.addr, version, "bad").await;
+            // An id of its own each time: reusing one would race the broker's
+            // teardown of the previous connection (a session takeover).
+            let id = format!("bad-{n}-{version}");
+            let mut bad = connected(&chain.r_proxy.addr, version, &id).await;
             let bytes = if version == Version::V5 { v5 } else { v3 };
             bad.send_bytes(bytes).await.unwrap();
             if version == Version::V5 {
