@@ -13,12 +13,13 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 venv="$target_dir/python-venv"
 cargo build --locked --bin mqttbridge
-[ -x "$venv/bin/pip" ] || python3 -m venv "$venv"
+# (Re)made when missing or broken (a moved target directory breaks it).
+"$venv/bin/python" -m pip --version >/dev/null 2>&1 || python3 -m venv --clear "$venv"
 echo "python: pip install ./python pytest mypy (into $venv)"
-MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/pip" install --quiet --disable-pip-version-check ./python pytest mypy
+MATURIN_PEP517_ARGS="--profile dev" "$venv/bin/python" -m pip install --quiet --disable-pip-version-check ./python pytest mypy
 # From the root, so the installed package is imported, not python/mqttbridge.
 status=0
-MQTTBRIDGE_BIN="$target_dir/debug/mqttbridge" "$venv/bin/pytest" -q -p no:cacheprovider python/tests || status=$?
+MQTTBRIDGE_BIN="$target_dir/debug/mqttbridge" "$venv/bin/python" -m pytest -q -p no:cacheprovider python/tests || status=$?
 # pytest: 0 all passed, 1 some failed, 5 no tests collected (a failure too).
 case $status in
     0) exit 0 ;;

@@ -158,6 +158,10 @@ class AsyncClient(_Settings):
 
     async def recv(self, timeout: Optional[float] = None) -> Optional[Message]:
         """See ``Client.recv``."""
+        # A message already here needs no hand-off from the runtime's threads.
+        message = self._session.try_recv()
+        if message is not None:
+            return message
         return await self._session.recv_async(timeout)
 
     async def disconnect(self) -> None:

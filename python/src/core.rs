@@ -115,8 +115,31 @@ impl Core {
         };
         match next {
             Some(message) => Ok(Some(message.into())),
-            None if self.handle().is_err() => Err(Failure::NotConnected),
-            None => Err(Failure::Client(ClientError::ConnectionLost)),
+            None => Err(self.ended()),
+        }
+    }
+
+    /// A message that is here already, without waiting; `None` when there
+    /// is none (or a waiting `recv` holds the stream). After the last one,
+    /// fails as `recv` does.
+    pub fn try_recv(&self) -> Result<Option<Message>, Failure> {
+        let Ok(mut guard) = self.messages.try_lock() else {
+            return Ok(None);
+        };
+        let messages = guard.as_mut().ok_or(Failure::NotConnected)?;
+        match messages.try_recv() {
+            Ok(message) => Ok(Some(message.into())),
+            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => Ok(None),
+            Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => Err(self.ended()),
+        }
+    }
+
+    /// Why no more messages can come.
+    fn ended(&self) -> Failure {
+        if self.handle().is_err() {
+            Failure::NotConnected
+        } else {
+            Failure::Client(ClientError::ConnectionLost)
         }
     }
 

@@ -197,7 +197,17 @@ impl Session {
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<Message>> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        // A message already here costs no trip through the runtime.
+        if let Some(message) = self.core.try_recv()? {
+            return Ok(Some(message));
+        }
         blocking(py, self.core.recv(timeout))
+    }
+
+    /// A message that is here already, or `None`, without waiting (the
+    /// asyncio `recv` tries it before it awaits).
+    fn try_recv(&self) -> PyResult<Option<Message>> {
+        Ok(self.core.try_recv()?)
     }
 
     #[pyo3(signature = (timeout=None))]

@@ -160,6 +160,11 @@ impl Messages {
     pub async fn recv(&mut self) -> Option<Message> {
         self.0.recv().await
     }
+
+    /// The next message if one is here already, without waiting.
+    pub fn try_recv(&mut self) -> Result<Message, mpsc::error::TryRecvError> {
+        self.0.try_recv()
+    }
 }
 
 impl futures_util::Stream for Messages {
