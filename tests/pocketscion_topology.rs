@@ -81,12 +81,8 @@ async fn topology_file_network_carries_mqtt_between_leaf_ases() {
     assert!(url.contains("1-ff00:0:112"), "{url}");
     tokio::spawn(proxy.serve(std::future::pending()));
 
-    let stack = mqttbridge::scion::build_stack(
-        apis["1-ff00:0:111"].clone(),
-        Some(client_token.trim().to_string()),
-    )
-    .await
-    .expect("client attaches to 1-ff00:0:111");
+    // The client attaches to 1-ff00:0:111 as any user's would: from the
+    // endhost API and token (the process's shared stack).
     let options = ClientOptions {
         transport: TransportOptions {
             tls: ClientTls {
@@ -94,7 +90,8 @@ async fn topology_file_network_carries_mqtt_between_leaf_ases() {
                 ..ClientTls::default()
             },
             server_name: Some("localhost".into()),
-            scion_stack: Some(std::sync::Arc::new(stack)),
+            endhost_api: Some(apis["1-ff00:0:111"].clone()),
+            snap_token: Some(client_token.trim().to_string()),
             ..TransportOptions::default()
         },
         ..ClientOptions::new(&url, "leaf")
