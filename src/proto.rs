@@ -18,3 +18,82 @@ pub mod mqttv3 {
 pub mod mqttv5 {
     tonic::include_proto!("mqttv5");
 }
+
+#[cfg(test)]
+mod wire_contract {
+    //! Golden bytes for the control messages, written out by hand from the
+    //! upstream numbering (ESTABLISHV3 = 0, ESTABLISHV5 = 1, TERMINATE = 2,
+    //! HEARTBEAT = 3). A round trip through our own types would pass
+    //! whatever the numbers were; these bytes are what the seed system's
+    //! proxies read and write.
+
+    use prost::Message;
+
+    use super::mqtt::mqtt_stream_message::Payload;
+    use super::mqtt::session_control::ControlType;
+    use super::mqtt::{MessageDirection, MqttStreamMessage, SessionControl};
+    use crate::relay::envelope;
+
+    fn control(control_type: ControlType) -> Vec<u8> {
+        MqttStreamMessage {
+            payload: Some(Payload::SessionControl(SessionControl {
+                control_type: control_type as i32,
+                client_id: String::new(),
+            })),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    }
+
+    // Field 50, length-delimited: tag (50 << 3 | 2) = 402 = varint 92 03.
+    #[test]
+    fn control_types_encode_with_the_upstream_numbers() {
+        // Field 1 = varint 1.
+        assert_eq!(
+            control(ControlType::Establishv5),
+            [0x92, 0x03, 0x02, 0x08, 0x01]
+        );
+        assert_eq!(
+            control(ControlType::Terminate),
+            [0x92, 0x03, 0x02, 0x08, 0x02]
+        );
+        assert_eq!(
+            control(ControlType::Heartbeat),
+            [0x92, 0x03, 0x02, 0x08, 0x03]
+        );
+        // 0 is proto3's default: an empty SessionControl.
+        assert_eq!(control(ControlType::Establishv3), [0x92, 0x03, 0x00]);
+    }
+
+    #[test]
+    fn envelopes_carry_no_session_id() {
+        let mut sequence_id = 0;
+        let message = envelope(
+            &mut sequence_id,
+            MessageDirection::BrokerToClient,
+            Payload::SessionControl(SessionControl {
+                control_type: ControlType::Establishv5 as i32,
+                client_id: "c".into(),
+            }),
+        );
+        // sequence_id (field 2) = 1, direction (field 3) = 1, then field 50
+        // holding control_type 1 and client_id (field 2) "c". No field 1.
+        assert_eq!(
+            message.encode_to_vec(),
+            [
+                0x10, 0x01, 0x18, 0x01, 0x92, 0x03, 0x05, 0x08, 0x01, 0x12, 0x01, b'c'
+            ]
+        );
+    }
+
+    #[test]
+    fn a_session_id_from_an_older_peer_is_ignored() {
+        // Field 1 = "s1" (the old envelope layout), then a HEARTBEAT.
+        let old = [0x0a, 0x02, b's', b'1', 0x92, 0x03, 0x02, 0x08, 0x03];
+        let message = MqttStreamMessage::decode(&old[..]).expect("decodes");
+        let Some(Payload::SessionControl(control)) = message.payload else {
+            panic!("expected a session control, got {:?}", message.payload);
+        };
+        assert_eq!(control.control_type(), ControlType::Heartbeat);
+    }
+}

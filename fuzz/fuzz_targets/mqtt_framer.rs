@@ -38,7 +38,6 @@ fuzz_target!(|data: &[u8]| {
             };
             // Across the gRPC stream.
             let sent = MqttStreamMessage {
-                session_id: "fuzz".into(),
                 sequence_id: 1,
                 direction: 0,
                 payload: Some(payload),

@@ -334,7 +334,6 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, li
     };
     let opening = vec![
         envelope(
-            &session_id,
             &mut sequence_id,
             MessageDirection::ClientToBroker,
             Payload::SessionControl(SessionControl {
@@ -343,7 +342,6 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, li
             }),
         ),
         envelope(
-            &session_id,
             &mut sequence_id,
             MessageDirection::ClientToBroker,
             packet_to_payload(&connect),
@@ -393,7 +391,6 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, li
                 &mut reader,
                 version,
                 MODE,
-                &session_id,
                 MessageDirection::ClientToBroker,
                 &mut sequence_id,
                 &tx,

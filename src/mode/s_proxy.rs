@@ -155,16 +155,7 @@ impl MqttRelayService for Relay {
             info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
         tokio::spawn(
             async move {
-                run_session(
-                    inbound,
-                    tx,
-                    &live.config,
-                    &live.connector,
-                    client,
-                    &session_id,
-                    ending,
-                )
-                .await;
+                run_session(inbound, tx, &live.config, &live.connector, client, ending).await;
                 drop(permit);
                 drop(counted);
             }
@@ -212,7 +203,6 @@ async fn run_session(
     config: &SProxyConfig,
     connector: &BrokerConnector,
     client: SocketAddr,
-    session_id: &str,
     mut ending: watch::Receiver<bool>,
 ) {
     let (version, connect) = match timeout(
@@ -250,7 +240,7 @@ async fn run_session(
             };
             warn!(broker = %config.broker, %reason, "broker unreachable");
             METRICS.upstream_error(MODE);
-            refuse_unavailable(&tx, version, session_id, &mut sequence_id).await;
+            refuse_unavailable(&tx, version, &mut sequence_id).await;
             return;
         }
     };
@@ -264,7 +254,7 @@ async fn run_session(
     drop(connect);
     if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut broker_wr, &connect_bytes).await {
         warn!(error = %e, "writing CONNECT to broker failed");
-        refuse_unavailable(&tx, version, session_id, &mut sequence_id).await;
+        refuse_unavailable(&tx, version, &mut sequence_id).await;
         return;
     }
 
@@ -273,7 +263,6 @@ async fn run_session(
         &mut reader,
         version,
         MODE,
-        session_id,
         MessageDirection::BrokerToClient,
         &mut sequence_id,
         &tx,
@@ -328,7 +317,6 @@ async fn run_session(
             session.close_reason("shutdown");
             if version == Version::V5 {
                 let goodbye = envelope(
-                    session_id,
                     &mut sequence_id,
                     MessageDirection::BrokerToClient,
                     disconnect_server_shutting_down(),
@@ -343,14 +331,8 @@ async fn run_session(
     info!("session closed");
 }
 
-async fn refuse_unavailable(
-    tx: &Outbound,
-    version: Version,
-    session_id: &str,
-    sequence_id: &mut u64,
-) {
+async fn refuse_unavailable(tx: &Outbound, version: Version, sequence_id: &mut u64) {
     let message = envelope(
-        session_id,
         sequence_id,
         MessageDirection::BrokerToClient,
         connack_server_unavailable(version),

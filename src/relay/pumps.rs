@@ -24,16 +24,15 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// Write buffers up to this size are kept while the connection is idle.
 const KEEP_WRITE_BUFFER: usize = 4 * 1024;
 
-/// Builds an envelope; the sequence number counts per direction.
+/// Builds an envelope; the sequence number counts per direction. The
+/// session id is not repeated here: it travels in the request metadata.
 pub fn envelope(
-    session_id: &str,
     sequence_id: &mut u64,
     direction: MessageDirection,
     payload: Payload,
 ) -> MqttStreamMessage {
     *sequence_id += 1;
     MqttStreamMessage {
-        session_id: session_id.to_string(),
         sequence_id: *sequence_id,
         direction: direction as i32,
         payload: Some(payload),
@@ -62,7 +61,6 @@ pub async fn pump_reader_to_envelopes<R, T>(
     reader: &mut PacketReader<R>,
     version: Version,
     mode: &'static str,
-    session_id: &str,
     direction: MessageDirection,
     sequence_id: &mut u64,
     tx: &mpsc::Sender<T>,
@@ -101,7 +99,7 @@ where
                 (packet_to_payload(&packet), is_disconnect)
             }
         };
-        let message = envelope(session_id, sequence_id, direction, payload);
+        let message = envelope(sequence_id, direction, payload);
         if tx.capacity() == 0 {
             METRICS.queue_was_full(mode, direction_label(direction));
         }
