@@ -469,7 +469,9 @@ pub struct ClientArgs {
     /// PEM client key for mutual TLS (QUIC).
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
-    /// TLS server name [default: the URL's host; localhost for SCION].
+    /// Name (or IP address) the server's certificate must carry [default: the
+    /// URL's host; localhost for SCION]. An IP address is checked against the
+    /// certificate's IP addresses, a name against its DNS names.
     #[arg(long)]
     pub server_name: Option<String>,
     /// Endhost API of the local SCION AS (scion-quic).

@@ -112,6 +112,43 @@ async fn publish_and_subscribe_over_quic() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "over quic\n");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_server_verified_by_its_ip_address() {
+    let broker = Mosquitto::start("").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certs::generate(&dir.path().join("ip"), &["127.0.0.1"]).unwrap();
+    let other = certs::generate(&dir.path().join("other"), &["127.0.0.1"]).unwrap();
+    // 127.0.0.1:PORT: the URL's host is an IP literal.
+    let url = format!("quic://{}", quic_listener(&broker, &certs).await);
+    let ca = certs.ca.display().to_string();
+    let publish = |extra: &[&str]| {
+        let mut args = strings(&["pub", "-L", &url, "-t", "ip/t", "-m", "by ip"]);
+        args.extend(strings(extra));
+        run(args)
+    };
+    let out = publish(&["--cafile", &ca]).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (extra, words) in [
+        (
+            vec!["--cafile", &ca, "--server-name", "broker.example"],
+            "name mismatch: connected to name 'broker.example', but the server's certificate (CN=127.0.0.1) is for IP:127.0.0.1",
+        ),
+        (
+            vec!["--cafile", other.ca.to_str().unwrap()],
+            "unknown CA: the server's certificate (CN=127.0.0.1) is not signed by a CA in the CA file",
+        ),
+    ] {
+        let out = publish(&extra).await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} refused");
+        assert!(stderr.contains(words), "{extra:?}: {stderr}");
+    }
+}
+
 #[tokio::test]
 async fn clear_errors_for_bad_url_and_timeout() {
     let out = run(strings(&["pub", "-L", "ftp://x:1", "-t", "a", "-m", "b"])).await;

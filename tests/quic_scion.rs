@@ -62,23 +62,18 @@ async fn echo_over_scion() {
     let client_stack = stack(&ps, IA132).await;
     let client_socket = client_stack.bind(None).await.unwrap();
     let client_addr = client_socket.local_addr();
-    let mut config = client_config(
+    let config = client_config(
         &ClientTls {
             ca: Some(certs.ca.clone()),
             ..ClientTls::default()
         },
         &limits,
+        "localhost",
     )
     .unwrap();
     let stream = bounded(
         "dial over SCION",
-        dial(
-            client_socket,
-            server_addr,
-            "localhost",
-            &mut config,
-            Duration::from_secs(10),
-        ),
+        dial(client_socket, server_addr, config, Duration::from_secs(10)),
     )
     .await
     .expect("handshake over SCION");

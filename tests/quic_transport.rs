@@ -4,6 +4,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::bounded;
@@ -60,15 +61,8 @@ async fn dial_to(
         private_key: with_cert.then(|| s.certs.client_key.clone()),
     };
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut config = client_config(&tls, limits).unwrap();
-    dial(
-        socket,
-        addr,
-        "localhost",
-        &mut config,
-        Duration::from_secs(5),
-    )
-    .await
+    let config = client_config(&tls, limits, "localhost").unwrap();
+    dial(socket, addr, config, Duration::from_secs(5)).await
 }
 
 /// The server side of an echo: reads to end of stream, writes it all back.
@@ -153,19 +147,9 @@ async fn certificate_from_another_ca_is_refused() {
         cert_chain: Some(other.certs.client_cert.clone()),
         private_key: Some(other.certs.client_key.clone()),
     };
-    let mut config = client_config(&tls, &limits).unwrap();
+    let config = client_config(&tls, &limits, "localhost").unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let result = bounded(
-        "dial",
-        dial(
-            socket,
-            addr,
-            "localhost",
-            &mut config,
-            Duration::from_secs(5),
-        ),
-    )
-    .await;
+    let result = bounded("dial", dial(socket, addr, config, Duration::from_secs(5))).await;
     // Either the handshake fails or the server closes the connection at once.
     if let Ok(mut stream) = result {
         let mut buf = Vec::new();
@@ -178,19 +162,119 @@ async fn certificate_from_another_ca_is_refused() {
     drop(listener);
 }
 
-#[tokio::test]
-async fn wrong_server_certificate_is_refused_by_the_client() {
-    let s = setup();
-    let other = setup();
-    let limits = QuicLimits::default();
-    let listener = listener(&s, false, &limits).await;
-    // Trusting a different CA: the server's certificate does not verify.
-    let result = bounded(
+/// A listener serving `cert`/`key` on 127.0.0.1, handshakes only.
+async fn listener_with(cert: &Path, key: &Path) -> QuicListener<UdpSocket> {
+    let tls = ServerTls {
+        cert_chain: cert.to_path_buf(),
+        private_key: key.to_path_buf(),
+        client_ca: None,
+    };
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    QuicListener::new(
+        socket,
+        server_config(&tls, &QuicLimits::default()).unwrap(),
+        100,
+        16,
+        Duration::from_secs(30),
+    )
+    .unwrap()
+}
+
+/// Dials `listener` trusting `ca`, expecting the server to be `server_name`;
+/// the handshake's outcome as a user reads it.
+async fn verify(
+    listener: &QuicListener<UdpSocket>,
+    ca: &Path,
+    server_name: &str,
+) -> Result<(), String> {
+    let tls = ClientTls {
+        ca: Some(ca.to_path_buf()),
+        ..ClientTls::default()
+    };
+    let config = client_config(&tls, &QuicLimits::default(), server_name).unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let dialed = bounded(
         "dial",
-        dial_to(&other, listener.local_addr(), false, &limits),
+        dial(
+            socket,
+            listener.local_addr(),
+            config,
+            Duration::from_secs(5),
+        ),
     )
     .await;
-    assert!(matches!(result, Err(DialError::Handshake(_))), "{result:?}");
+    dialed.map(drop).map_err(|e| e.to_string())
+}
+
+/// A self-signed certificate for `names`, valid in `years` (PEM cert, key).
+fn self_signed(dir: &Path, names: &[&str], years: (i32, i32)) -> (PathBuf, PathBuf) {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).unwrap();
+    params.not_before = rcgen::date_time_ymd(years.0, 1, 1);
+    params.not_after = rcgen::date_time_ymd(years.1, 1, 1);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let cert_path = dir.join(format!("self-signed-{}.pem", years.1));
+    let key_path = dir.join(format!("self-signed-{}.key", years.1));
+    std::fs::write(&cert_path, cert.pem()).unwrap();
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    (cert_path, key_path)
+}
+
+fn assert_refused(outcome: Result<(), String>, words: &[&str]) {
+    let error = outcome.expect_err("the handshake is refused");
+    for w in words {
+        assert!(error.contains(w), "`{w}` missing from: {error}");
+    }
+    assert!(!error.contains("code 0x"), "words, not a code: {error}");
+}
+
+#[tokio::test]
+async fn server_identity_is_checked_by_ip_and_by_name_with_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let by_ip = certs::generate(&dir.path().join("ip"), &["127.0.0.1"]).unwrap();
+    let ip_listener = listener_with(&by_ip.server_cert, &by_ip.server_key).await;
+    // An IP literal host is checked against the certificate's IP addresses.
+    verify(&ip_listener, &by_ip.ca, "127.0.0.1")
+        .await
+        .expect("IP SAN reached by IP");
+    // A name the certificate lacks.
+    assert_refused(
+        verify(&ip_listener, &by_ip.ca, "broker.example").await,
+        &["name mismatch", "broker.example", "IP:127.0.0.1"],
+    );
+    // A certificate from another CA.
+    let other = setup();
+    assert_refused(
+        verify(&ip_listener, &other.certs.ca, "127.0.0.1").await,
+        &["unknown CA", &other.certs.ca.display().to_string()],
+    );
+
+    // A DNS-only certificate reached by IP: the IP is not skipped.
+    let by_name = setup();
+    let name_listener = listener_with(&by_name.certs.server_cert, &by_name.certs.server_key).await;
+    assert_refused(
+        verify(&name_listener, &by_name.certs.ca, "127.0.0.1").await,
+        &["IP mismatch", "127.0.0.1", "DNS:localhost"],
+    );
+    verify(&name_listener, &by_name.certs.ca, "localhost")
+        .await
+        .expect("DNS SAN reached by name");
+
+    // A self-signed certificate given as the CA file, as OpenSSL clients take it.
+    let (cert, key) = self_signed(dir.path(), &["127.0.0.1"], (2024, 2100));
+    let listener = listener_with(&cert, &key).await;
+    verify(&listener, &cert, "127.0.0.1")
+        .await
+        .expect("self-signed certificate trusted as the CA file");
+
+    // An expired one.
+    let (cert, key) = self_signed(dir.path(), &["127.0.0.1"], (2020, 2021));
+    let listener = listener_with(&cert, &key).await;
+    assert_refused(
+        verify(&listener, &cert, "127.0.0.1").await,
+        &["expired on", "2021"],
+    );
 }
 
 #[tokio::test]

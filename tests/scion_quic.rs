@@ -234,6 +234,42 @@ async fn mqtt_over_plain_quic_every_qos_and_1_mib() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scion_server_checked_against_the_default_name_with_reasons() {
+    let ps = minimal_topology(UnderlayType::Snap).await;
+    let broker = Mosquitto::start("").await.unwrap();
+    let proxy = Proxy::start(Some(&ps), &broker.addr().to_string(), false).await;
+    let refusal = |options: TransportOptions| {
+        let proxy = &proxy;
+        async move {
+            match proxy.open(Version::V5, &options).await {
+                Ok(_) => panic!("the handshake should be refused"),
+                Err(e) => format!("{e:#}"),
+            }
+        }
+    };
+    // A SCION address names no host: the server name defaults to localhost.
+    let mut options = proxy.options.clone();
+    options.server_name = None;
+    proxy
+        .open(Version::V5, &options)
+        .await
+        .expect("the default name matches the certificate");
+
+    options.server_name = Some("broker.example".into());
+    let error = refusal(options.clone()).await;
+    for words in ["name mismatch", "'broker.example'", "DNS:localhost"] {
+        assert!(error.contains(words), "`{words}` missing from: {error}");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let other = certs::generate(dir.path(), &["localhost"]).unwrap();
+    options.server_name = None;
+    options.tls.ca = Some(other.ca.clone());
+    let error = refusal(options).await;
+    assert!(error.contains("unknown CA"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_clients_over_scion() {
     let ps = minimal_topology(UnderlayType::Snap).await;
     let broker = Mosquitto::start("max_queued_messages 0").await.unwrap();

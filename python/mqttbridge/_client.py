@@ -52,8 +52,9 @@ class _Settings:
         cafile: PEM CA bundle for the QUIC server's certificate (default:
             the system's roots). insecure: do not check it (testing only).
         certfile, keyfile: PEM client certificate and key for mutual TLS.
-        server_name: TLS server name (default: the URL's host; ``localhost``
-            for SCION).
+        server_name: the name or IP address the server's certificate must
+            carry (default: the URL's host; ``localhost`` for SCION). An IP
+            address is checked against the certificate's IP addresses.
         endhost_api: endhost API of the local SCION AS (scion-quic URLs).
         snap_token_file: file with the SNAP token for the endhost API.
         queue_depth: received messages (and requests) buffered; when full,

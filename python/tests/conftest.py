@@ -143,7 +143,8 @@ def binary() -> str:
 @pytest.fixture(scope="session")
 def certs(binary, workdir) -> pathlib.Path:
     out = workdir / "certs"
-    subprocess.run([binary, "certs", "--out", str(out), "--name", "localhost"],
+    subprocess.run([binary, "certs", "--out", str(out), "--name", "localhost",
+                    "--name", "127.0.0.1"],
                    check=True, capture_output=True, timeout=60)
     return out
 

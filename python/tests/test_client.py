@@ -137,8 +137,17 @@ def test_nothing_listening_is_a_connect_error():
 
 def test_quic_server_certificate_is_checked(quic_url):
     # No cafile: the system's roots do not know the test CA.
-    with pytest.raises(mqttbridge.ConnectError, match="QUIC"):
+    with pytest.raises(mqttbridge.ConnectError, match="unknown CA"):
         Client(quic_url, timeout=20).connect()
+
+
+def test_quic_server_checked_by_its_ip_address(quic_url, certs):
+    by_ip = quic_url.replace("localhost", "127.0.0.1")
+    cafile = str(certs / "ca.pem")
+    with Client(by_ip, cafile=cafile, timeout=20) as client:
+        client.publish(topic(), "reached by IP", qos=1)
+    with pytest.raises(mqttbridge.ConnectError, match="name mismatch.*'broker.example'"):
+        Client(by_ip, cafile=cafile, server_name="broker.example", timeout=20).connect()
 
 
 def test_lost_broker_ends_recv_and_calls_then_connect_works_again(own_broker):

@@ -110,8 +110,8 @@ pub async fn open(endpoint: &Endpoint, options: &TransportOptions) -> anyhow::Re
                 .server_name
                 .clone()
                 .unwrap_or_else(|| host.trim_matches(['[', ']']).to_string());
-            let mut config = client_config(&options.tls, &options.limits)?;
-            let stream = dial(socket, peer, &name, &mut config, CONNECT_TIMEOUT)
+            let config = client_config(&options.tls, &options.limits, &name)?;
+            let stream = dial(socket, peer, config, CONNECT_TIMEOUT)
                 .await
                 .with_context(|| format!("QUIC to {addr}"))?;
             Ok(Box::new(stream))
@@ -131,8 +131,8 @@ pub async fn open(endpoint: &Endpoint, options: &TransportOptions) -> anyhow::Re
                 .server_name
                 .clone()
                 .unwrap_or_else(|| "localhost".into());
-            let mut config = client_config(&options.tls, &options.limits)?;
-            let stream = dial(socket, *addr, &name, &mut config, CONNECT_TIMEOUT)
+            let config = client_config(&options.tls, &options.limits, &name)?;
+            let stream = dial(socket, *addr, config, CONNECT_TIMEOUT)
                 .await
                 .with_context(|| format!("QUIC over SCION to {addr}"))?;
             Ok(Box::new(Holding {

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, trace};
 
 use super::DatagramSocket;
+use super::server_identity::alert_words;
 
 /// The MQTT stream of an established connection, for the application.
 pub type QuicStream = DuplexStream;
@@ -208,17 +209,23 @@ impl<S: DatagramSocket> Driver<S> {
     /// Why the connection ended, for logs and dial errors.
     fn failure(&self) -> String {
         if let Some(e) = self.conn.peer_error() {
-            format!(
-                "peer closed: code {:#x} {}",
-                e.error_code,
-                String::from_utf8_lossy(&e.reason)
-            )
+            match alert_words(true, e.error_code).filter(|_| !e.is_app) {
+                Some(words) => format!("peer closed: {words}"),
+                None => format!(
+                    "peer closed: code {:#x} {}",
+                    e.error_code,
+                    String::from_utf8_lossy(&e.reason)
+                ),
+            }
         } else if let Some(e) = self.conn.local_error() {
-            format!(
-                "closed locally: code {:#x} {}",
-                e.error_code,
-                String::from_utf8_lossy(&e.reason)
-            )
+            match alert_words(false, e.error_code).filter(|_| !e.is_app) {
+                Some(words) => format!("closed locally: {words}"),
+                None => format!(
+                    "closed locally: code {:#x} {}",
+                    e.error_code,
+                    String::from_utf8_lossy(&e.reason)
+                ),
+            }
         } else if self.conn.is_timed_out() {
             "timed out".to_string()
         } else {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use super::connection::{DATAGRAM_QUEUE, Driver, Role};
-use super::{DatagramSocket, QuicStream};
+use super::{ClientConfig, DatagramSocket, QuicStream};
 
 /// Dialing failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,19 +27,24 @@ pub enum DialError {
 }
 
 /// Dials `peer` over `socket` (which this connection then owns) and waits
-/// for the handshake. `server_name` is checked against the certificate.
+/// for the handshake; the server must prove the identity `config` names.
 pub async fn dial<S: DatagramSocket>(
     socket: S,
     peer: S::Addr,
-    server_name: &str,
-    config: &mut quiche::Config,
+    mut config: ClientConfig,
     timeout: Duration,
 ) -> Result<QuicStream, DialError> {
     let socket = Arc::new(socket);
     let local = S::ip_of(&socket.local()?);
     let scid: [u8; quiche::MAX_CONN_ID_LEN] = rand::random();
     let scid = quiche::ConnectionId::from_ref(&scid);
-    let conn = quiche::connect(Some(server_name), &scid, local, S::ip_of(&peer), config)?;
+    let conn = quiche::connect(
+        config.identity.sni(),
+        &scid,
+        local,
+        S::ip_of(&peer),
+        &mut config.quiche,
+    )?;
     let (tx, rx) = mpsc::channel(DATAGRAM_QUEUE);
     let receiver = socket.clone();
     // Feeds the connection until it ends (its receiver closes).
@@ -77,7 +82,10 @@ pub async fn dial<S: DatagramSocket>(
     let task = tokio::spawn(driver.run(handshake_tx));
     match tokio::time::timeout(timeout, handshake_rx).await {
         Ok(Ok(Ok((stream, _)))) => Ok(stream),
-        Ok(Ok(Err(reason))) => Err(DialError::Handshake(reason)),
+        // Our own check's words say more than the alert it sent.
+        Ok(Ok(Err(reason))) => Err(DialError::Handshake(
+            config.report.refusal().unwrap_or(reason),
+        )),
         Ok(Err(_)) => Err(DialError::Handshake("connection task ended".into())),
         Err(_) => {
             task.abort();

@@ -14,6 +14,7 @@ mod connection;
 mod dialer;
 mod listener;
 mod retry;
+mod server_identity;
 mod settings;
 mod socket;
 
@@ -21,7 +22,8 @@ pub use connection::{QuicStream, STREAM_BUFFER};
 pub use dialer::{DialError, dial};
 pub use listener::{Accepted, QuicListener, ServerConfigSlot};
 pub use retry::RetryTokens;
-pub use settings::{ClientTls, QuicLimits, ServerTls, client_config, server_config};
+pub use server_identity::{ServerIdentity, VerifyReport, alert_words};
+pub use settings::{ClientConfig, ClientTls, QuicLimits, ServerTls, client_config, server_config};
 pub use socket::DatagramSocket;
 
 /// The ALPN protocol id of MQTT over QUIC.

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use boring::ssl::{SslContextBuilder, SslFiletype, SslMethod, SslVerifyMode};
 
 use super::ALPN;
+use super::server_identity::{ServerIdentity, TrustSource, VerifyReport, verify_server};
 
 /// Flow control and timing shared by both sides.
 #[derive(Debug, Clone)]
@@ -66,6 +68,11 @@ fn path_str(path: &Path) -> anyhow::Result<&str> {
 
 fn base(limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
     let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION)?;
+    apply_limits(&mut config, limits)?;
+    Ok(config)
+}
+
+fn apply_limits(config: &mut quiche::Config, limits: &QuicLimits) -> anyhow::Result<()> {
     config.set_application_protos(&[ALPN])?;
     config.set_max_idle_timeout(limits.idle_timeout.as_millis() as u64);
     config.set_max_recv_udp_payload_size(super::MAX_DATAGRAM);
@@ -75,7 +82,7 @@ fn base(limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
     config.set_initial_max_stream_data_bidi_remote(limits.stream_window);
     config.set_initial_max_stream_data_uni(0);
     config.set_initial_max_streams_uni(0);
-    Ok(config)
+    Ok(())
 }
 
 /// A server configuration: its certificate, and client verification when
@@ -102,27 +109,74 @@ pub fn server_config(tls: &ServerTls, limits: &QuicLimits) -> anyhow::Result<qui
     Ok(config)
 }
 
-/// A client configuration.
-pub fn client_config(tls: &ClientTls, limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
-    let mut config = base(limits)?;
-    config.set_initial_max_streams_bidi(0);
-    if let Some(ca) = &tls.ca {
-        config
-            .load_verify_locations_from_file(path_str(ca)?)
-            .with_context(|| format!("loading CA {}", ca.display()))?;
-    }
-    config.verify_peer(!tls.insecure);
+/// A client's configuration for one connection: the quiche settings, whom
+/// the server must prove to be, and where a refusal's reason is found.
+pub struct ClientConfig {
+    /// The quiche settings (TLS context included).
+    pub quiche: quiche::Config,
+    /// What the server's certificate must name.
+    pub identity: ServerIdentity,
+    /// Why the server's certificate was refused, once it was.
+    pub report: VerifyReport,
+}
+
+/// A client configuration for reaching `server_name` (a DNS name or an IP
+/// literal, see [`ServerIdentity`]). With `tls.ca` only that bundle is
+/// trusted, as mosquitto_pub's `--cafile`; without it the system's roots.
+pub fn client_config(
+    tls: &ClientTls,
+    limits: &QuicLimits,
+    server_name: &str,
+) -> anyhow::Result<ClientConfig> {
+    let identity = ServerIdentity::parse(server_name);
+    let mut builder = SslContextBuilder::new(SslMethod::tls()).context("creating a TLS context")?;
+    let trust = match &tls.ca {
+        Some(ca) => {
+            builder
+                .set_ca_file(ca)
+                .with_context(|| format!("loading CA {}", ca.display()))?;
+            TrustSource::File(ca.display().to_string())
+        }
+        None => {
+            builder
+                .set_default_verify_paths()
+                .context("loading the system's trusted CAs")?;
+            TrustSource::System
+        }
+    };
     match (&tls.cert_chain, &tls.private_key) {
         (Some(cert), Some(key)) => {
-            config
-                .load_cert_chain_from_pem_file(path_str(cert)?)
+            builder
+                .set_certificate_chain_file(cert)
                 .with_context(|| format!("loading client certificate {}", cert.display()))?;
-            config
-                .load_priv_key_from_pem_file(path_str(key)?)
+            builder
+                .set_private_key_file(key, SslFiletype::PEM)
                 .with_context(|| format!("loading client key {}", key.display()))?;
+            builder.check_private_key().with_context(|| {
+                format!(
+                    "client key {} does not match {}",
+                    key.display(),
+                    cert.display()
+                )
+            })?;
         }
         (None, None) => {}
         _ => anyhow::bail!("a client certificate needs both the chain and the private key"),
     }
-    Ok(config)
+    let report = if tls.insecure {
+        builder.set_verify(SslVerifyMode::NONE);
+        VerifyReport::default()
+    } else {
+        verify_server(&mut builder, identity.clone(), trust)
+    };
+    let mut config =
+        quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)?;
+    apply_limits(&mut config, limits)?;
+    // (quiche's verify_peer() would replace the callback set above.)
+    config.set_initial_max_streams_bidi(0);
+    Ok(ClientConfig {
+        quiche: config,
+        identity,
+        report,
+    })
 }
