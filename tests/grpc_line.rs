@@ -7,6 +7,7 @@ use common::*;
 use mqtt_protocol_core::mqtt::packet::{self as mp, Property};
 use mqttbridge::client::{Connection, exchange, packets};
 use mqttbridge::codec::{Packet, Version};
+use mqttbridge::mosquitto::Mosquitto;
 
 const VERSIONS: [Version; 2] = [Version::V3_1_1, Version::V5];
 
@@ -333,4 +334,205 @@ async fn mqtt5_properties_arrive_intact() {
         users(&sent),
         "user properties in order"
     );
+}
+
+/// One client of the takeover sequence: its connection and what it read,
+/// each packet as its decoder shows it (so any byte that is not MQTT fails).
+struct Recorded {
+    conn: Connection,
+    /// The same socket, to look at its TCP state.
+    probe: std::net::TcpStream,
+    transcript: Vec<String>,
+}
+
+impl Recorded {
+    async fn open(addr: &str, connect: Packet) -> Recorded {
+        let socket = std::net::TcpStream::connect(addr).expect("TCP connects");
+        let probe = socket.try_clone().unwrap();
+        socket.set_nonblocking(true).unwrap();
+        let stream = tokio::net::TcpStream::from_std(socket).unwrap();
+        let mut me = Recorded {
+            conn: Connection::over(Box::new(stream), Version::V5),
+            probe,
+            transcript: Vec::new(),
+        };
+        me.send(connect).await;
+        me.next().await;
+        me
+    }
+
+    async fn send(&mut self, packet: Packet) {
+        self.conn.send(&packet).await.expect("send");
+    }
+
+    /// The next packet, recorded; `None` at end of stream.
+    async fn next(&mut self) -> Option<Packet> {
+        let packet = next_packet(&mut self.conn).await;
+        self.transcript.push(match &packet {
+            Some(p) => format!("{p:?}"),
+            None => "end of stream".to_string(),
+        });
+        packet
+    }
+
+    /// The next PUBLISH, acknowledged as its QoS asks.
+    async fn next_publish(&mut self) -> Vec<u8> {
+        let packet = self.next().await.expect("a PUBLISH");
+        let received = packets::received(&packet).expect("a PUBLISH");
+        if let Some(ack) =
+            packets::publish_ack(Version::V5, received.qos, received.packet_id).unwrap()
+        {
+            self.send(ack).await;
+        }
+        received.payload
+    }
+}
+
+/// Whether the peer of `conn` has closed its side (TCP CLOSE_WAIT): its FIN
+/// has arrived, read or not.
+fn peer_closed(socket: &std::net::TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: tcp_info is plain data; getsockopt writes at most `len` bytes.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&mut info as *mut libc::tcp_info).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "TCP_INFO");
+    // TCP_CLOSE_WAIT in Linux's include/net/tcp_states.h.
+    const TCP_CLOSE_WAIT: u8 = 8;
+    info.tcpi_state == TCP_CLOSE_WAIT
+}
+
+/// The sequence of the Paho interoperability suite that went wrong through
+/// the line (issue: takeover, retained clean-up, Will): a kept session
+/// subscribed, a retained QoS 1 message, a clean-up client that deletes it
+/// with an empty QoS 0 publish followed at once by DISCONNECT, a takeover of
+/// the kept session, a Will, and a late subscriber that must find nothing
+/// retained. Returns every client's transcript.
+async fn takeover_sequence(addr: &str) -> Vec<(&'static str, Vec<String>)> {
+    let v = Version::V5;
+    let kept = |clean| packets::connect_keeping_session(v, "kept", clean, 60, 300).unwrap();
+    let mut kept1 = Recorded::open(addr, kept(true)).await;
+    kept1
+        .send(packets::subscribe(v, 1, "it/c", 2).unwrap())
+        .await;
+    kept1.next().await;
+
+    let mut publisher = Recorded::open(addr, packets::connect(v, "pub", true, 60).unwrap()).await;
+    let retained = packets::publish(v, "it/c", "qos 1", 1, true, 1, vec![]).unwrap();
+    publisher.send(retained).await;
+    publisher.next().await;
+    publisher.send(packets::disconnect(v)).await;
+    assert_eq!(kept1.next_publish().await, b"qos 1");
+
+    let mut cleaner = Recorded::open(addr, packets::connect(v, "cleaner", true, 60).unwrap()).await;
+    cleaner
+        .send(packets::subscribe(v, 1, "it/#", 0).unwrap())
+        .await;
+    cleaner.next().await;
+    assert_eq!(
+        cleaner.next_publish().await,
+        b"qos 1",
+        "the retained message"
+    );
+    // Deleted, and gone at once, as the suite's clean-up does.
+    let delete = packets::publish(v, "it/c", "", 0, true, 0, vec![]).unwrap();
+    cleaner.send(delete).await;
+    cleaner.send(packets::disconnect(v)).await;
+    drop(cleaner);
+    assert_eq!(
+        kept1.next_publish().await,
+        b"",
+        "the deletion reaches subscribers"
+    );
+
+    // The kept session taken over by a new connection: the broker closes
+    // the old connection before it answers the new one, and so must the line.
+    let kept2 = Recorded::open(addr, kept(false)).await;
+    assert!(!peer_closed(&kept2.probe), "the new connection is open");
+    assert!(
+        peer_closed(&kept1.probe),
+        "the taken-over connection was closed before the new CONNACK arrived"
+    );
+    let mut kept2 = kept2;
+    while kept1.next().await.is_some() {}
+
+    let will = packets::connect_with_will(v, "will", "it/c", b"will message").unwrap();
+    let will_client = Recorded::open(addr, will).await;
+    // Gone without DISCONNECT: the broker publishes the Will.
+    drop(will_client);
+    assert_eq!(kept2.next_publish().await, b"will message");
+
+    let mut late = Recorded::open(addr, packets::connect(v, "late", true, 60).unwrap()).await;
+    late.send(packets::subscribe(v, 1, "it/c", 1).unwrap())
+        .await;
+    late.next().await;
+    kept2
+        .send(packets::publish(v, "it/c", "after", 0, false, 0, vec![]).unwrap())
+        .await;
+    assert_eq!(
+        late.next_publish().await,
+        b"after",
+        "nothing retained is left on it/c"
+    );
+    vec![
+        ("kept1", kept1.transcript),
+        ("pub", publisher.transcript),
+        ("kept2", kept2.transcript),
+        ("late", late.transcript),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_takeover_retained_cleanup_and_will_as_direct() {
+    let direct = Mosquitto::start("").await.unwrap();
+    let expected = takeover_sequence(&direct.addr().to_string()).await;
+    let chain = Chain::start().await;
+    let through_line = takeover_sequence(&chain.r_proxy.addr).await;
+    for ((who, line), (_, direct)) in through_line.iter().zip(&expected) {
+        assert_eq!(
+            line, direct,
+            "what {who} read through the line and directly"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taken_over_connection_is_released_even_with_a_backlog() {
+    let chain = Chain::start().await;
+    let addr = chain.r_proxy.addr.as_str();
+    let v = Version::V5;
+    let kept = packets::connect_keeping_session(v, "backlogged", true, 60, 300).unwrap();
+    let mut old = Recorded::open(addr, kept).await;
+    old.send(packets::subscribe(v, 1, "flood/#", 0).unwrap())
+        .await;
+    old.next().await;
+    // 16 MiB the old connection never reads: the r-proxy's writes to it
+    // block once the socket buffers are full.
+    let mut publisher =
+        Recorded::open(addr, packets::connect(v, "flooder", true, 60).unwrap()).await;
+    let chunk = vec![7u8; 64 * 1024];
+    for _ in 0..256 {
+        let flood = packets::publish(v, "flood/x", chunk.clone(), 0, false, 0, vec![]).unwrap();
+        publisher.send(flood).await;
+    }
+    // Through the broker (QoS 1 is acknowledged after the QoS 0 before it).
+    let marker = packets::publish(v, "marker", "m", 1, false, 1, vec![]).unwrap();
+    publisher.send(marker).await;
+    publisher.next().await;
+
+    let kept = packets::connect_keeping_session(v, "backlogged", false, 60, 300).unwrap();
+    let _new = Recorded::open(addr, kept).await;
+    // The broker dropped the old connection with its backlog; the r-proxy
+    // lets go of it too, though its client still reads nothing.
+    let mut connections = chain.r_proxy.connections.clone();
+    gauge_reaches("the taken-over connection released", &mut connections, 2).await;
+    drop(old);
 }

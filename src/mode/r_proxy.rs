@@ -10,6 +10,7 @@
 //! "upstream unavailable", see `codec::replies`).
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -32,8 +33,8 @@ use crate::proto::mqtt::mqtt_stream_message::Payload;
 use crate::proto::mqtt::session_control::ControlType;
 use crate::proto::mqtt::{MessageDirection, SessionControl};
 use crate::relay::{
-    ClientConnect, InboundEnd, OutboundEnd, PacketReader, Traffic, envelope,
-    pump_envelopes_to_writer, pump_reader_to_envelopes, receive_connect,
+    ClientConnect, InboundEnd, OutboundEnd, PacketReader, TakeoverWriter, Takeovers, Traffic,
+    envelope, pump_envelopes_to_writer, pump_reader_to_envelopes, receive_connect,
 };
 use crate::telemetry::METRICS;
 use tokio_rustls::TlsAcceptor;
@@ -92,6 +93,8 @@ enum ListenerKind {
 
 struct Shared {
     live: RwLock<Arc<Live>>,
+    /// Accepted connections by client id, to order session takeovers.
+    takeovers: Takeovers,
     connections: Gauge,
     /// Becomes true when the shutdown grace period is over: sessions still
     /// open end now (MQTT 5 clients hear DISCONNECT 0x8B).
@@ -159,6 +162,7 @@ impl RProxy {
             listeners,
             shared: Arc::new(Shared {
                 live: RwLock::new(Arc::new(live)),
+                takeovers: Takeovers::default(),
                 connections: Gauge::default(),
                 ending: watch::Sender::new(false),
             }),
@@ -246,8 +250,9 @@ impl RProxy {
                     let _live = shared.connections.enter();
                     // The handshake counts against the CONNECT timeout.
                     let limit = live.config.connect_timeout_ms.duration();
+                    let socket = stream.as_raw_fd();
                     match timeout(limit, Box::pin(ingress.upgrade(stream))).await {
-                        Ok(Ok(stream)) => serve_client(stream, peer, &shared, &live).await,
+                        Ok(Ok(stream)) => serve_client(stream, socket, peer, &shared, &live).await,
                         Ok(Err(e)) => debug!(error = %e, "handshake failed"),
                         Err(_) => debug!("handshake timed out"),
                     }
@@ -301,9 +306,19 @@ enum FirstEnd {
     Client(InboundEnd),
     Upstream(OutboundEnd),
     Shutdown,
+    /// A newer connection of the same client id was accepted.
+    TakenOver,
 }
 
-async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, live: &Live) {
+/// Relays one client connection; `client_socket` is its TCP socket under any
+/// TLS or WebSocket layer (for session takeover).
+async fn serve_client(
+    stream: BoxedStream,
+    client_socket: RawFd,
+    peer: SocketAddr,
+    shared: &Shared,
+    live: &Live,
+) {
     let config = &live.config;
     let (mut rd, mut wr) = tokio::io::split(stream);
     // Futures of the connecting steps are boxed and the CONNECT dropped once
@@ -374,6 +389,21 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, li
     let mut session = METRICS.session(MODE);
     info!(session = %session_id, client_id = %client_id, %version, "relaying");
 
+    // Older connections of this client id are closed right before a
+    // successful CONNACK is written, as the broker closed them
+    // (relay::takeover). The ticket is declared after the socket's halves,
+    // so it leaves the table before the socket closes.
+    let (_ticket, acceptance, mut taken_over) =
+        match shared.takeovers.ticket(&client_id, client_socket) {
+            Some(entry) => (
+                Some(entry.ticket),
+                Some(entry.acceptance),
+                Some(entry.taken_over),
+            ),
+            None => (None, None, None),
+        };
+    let mut wr = TakeoverWriter::new(wr, acceptance);
+
     // What an MQTT 5 client is told when the relay ends on our side.
     let farewell: Option<Vec<u8>> = {
         let to_client = pump_envelopes_to_writer(
@@ -397,10 +427,17 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, li
                 Box::new,
             );
             let mut ending = shared.ending.subscribe();
+            let newer_connection = async {
+                match &mut taken_over {
+                    Some(told) => told.await.is_ok(),
+                    None => false,
+                }
+            };
             tokio::select! {
                 end = to_upstream => FirstEnd::Client(end),
                 end = &mut to_client => FirstEnd::Upstream(end),
                 _ = ending.wait_for(|e| *e) => FirstEnd::Shutdown,
+                true = newer_connection => FirstEnd::TakenOver,
             }
         };
         match first {
@@ -430,6 +467,13 @@ async fn serve_client(stream: BoxedStream, peer: SocketAddr, shared: &Shared, li
             }
             FirstEnd::Shutdown => {
                 Some(replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN).to_vec())
+            }
+            FirstEnd::TakenOver => {
+                // The client socket is shut down already; the broker has
+                // closed this connection's side too.
+                debug!("taken over by a newer connection of the same client id");
+                session.close_reason("taken_over");
+                None
             }
             FirstEnd::Upstream(end) => {
                 debug!(?end, "s-proxy side ended");

@@ -9,6 +9,7 @@ mod first_packet;
 mod packet_reader;
 mod passthrough;
 mod pumps;
+mod takeover;
 
 /// An envelope waiting in a relay queue. Boxed so that a queue's storage,
 /// allocated per connection in blocks of 32 slots, costs 8 bytes a slot
@@ -22,3 +23,4 @@ pub use passthrough::{PacketBounds, RelayEnd, relay_to_client};
 pub use pumps::{
     InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };
+pub use takeover::{TakeoverWriter, Takeovers};
