@@ -357,6 +357,9 @@ pub struct SProxyConfig {
     /// On SIGTERM, how long open sessions may go on before they are ended
     /// (MQTT 5 clients get DISCONNECT 0x8B).
     pub shutdown_grace_ms: Millis,
+    /// After the r-proxy ends a session, how long to wait for the broker to
+    /// close its side (having read everything the client sent).
+    pub drain_timeout_ms: Millis,
     /// PEM certificate chain for gRPC over TLS (unset: plaintext).
     pub tls_cert: Option<std::path::PathBuf>,
     /// PEM key of `tls_cert`.
@@ -390,6 +393,7 @@ impl Default for SProxyConfig {
             keepalive_interval_ms: const { Millis::of(20_000) },
             keepalive_timeout_ms: const { Millis::of(10_000) },
             shutdown_grace_ms: const { Millis::of(10_000) },
+            drain_timeout_ms: const { Millis::of(3_000) },
             tls_cert: None,
             tls_key: None,
             client_ca: None,

@@ -536,3 +536,55 @@ async fn taken_over_connection_is_released_even_with_a_backlog() {
     gauge_reaches("the taken-over connection released", &mut connections, 2).await;
     drop(old);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn last_packets_before_disconnect_reach_the_broker_though_it_answers_them() {
+    let chain = Chain::start().await;
+    let addr = chain.r_proxy.addr.as_str();
+    let v = Version::V5;
+    let mut publisher =
+        Recorded::open(addr, packets::connect(v, "setter", true, 60).unwrap()).await;
+    for i in 0..200u16 {
+        let topic = format!("many/{i}");
+        publisher
+            .send(packets::publish(v, &topic, "kept", 1, true, i + 1, vec![]).unwrap())
+            .await;
+        publisher.next().await;
+    }
+    // The suite's clean-up: subscribed to all it deletes (so the broker
+    // answers each deletion), every deletion and the DISCONNECT in one go,
+    // then gone.
+    let mut cleaner = Recorded::open(addr, packets::connect(v, "cleaner", true, 60).unwrap()).await;
+    cleaner
+        .send(packets::subscribe(v, 1, "many/#", 0).unwrap())
+        .await;
+    cleaner.next().await;
+    for _ in 0..200 {
+        cleaner.next_publish().await;
+    }
+    let mut burst = bytes::BytesMut::new();
+    for i in 0..200u16 {
+        let delete = packets::publish(v, &format!("many/{i}"), "", 0, true, 0, vec![]).unwrap();
+        mqttbridge::codec::encode(&delete, &mut burst);
+    }
+    mqttbridge::codec::encode(&packets::disconnect(v), &mut burst);
+    cleaner.conn.send_bytes(&burst).await.unwrap();
+    drop(cleaner);
+
+    let mut checker = Recorded::open(addr, packets::connect(v, "checker", true, 60).unwrap()).await;
+    // Once the cleaner's session is gone, the broker has read all of it.
+    let mut sessions = chain.s_proxy.sessions.clone();
+    gauge_reaches("cleaner's session closed", &mut sessions, 2).await;
+    checker
+        .send(packets::subscribe(v, 1, "many/#", 0).unwrap())
+        .await;
+    checker.next().await;
+    publisher
+        .send(packets::publish(v, "many/marker", "after", 0, false, 0, vec![]).unwrap())
+        .await;
+    assert_eq!(
+        checker.next_publish().await,
+        b"after",
+        "every retained message was deleted"
+    );
+}

@@ -277,8 +277,12 @@ async fn run_session(
             direction: MessageDirection::ClientToBroker,
         },
     );
+    // Set when the r-proxy ended the session: the broker gets a FIN rather
+    // than a close (see below).
+    let mut closing_after_client = false;
     tokio::select! {
         end = to_broker => {
+            closing_after_client = matches!(end, OutboundEnd::Finished | OutboundEnd::Failed(_));
             session.close_reason(match &end {
                 OutboundEnd::Finished => "client_closed",
                 OutboundEnd::Failed(_) => "client_lost",
@@ -325,9 +329,32 @@ async fn run_session(
             }
         }
     }
-    // Everything the r-proxy sent has been written; closing the socket now
-    // (dropping both halves) tells the broker the client is gone.
+    // Everything the r-proxy sent has been written; a FIN tells the broker
+    // the client is gone.
     let _ = tokio::io::AsyncWriteExt::shutdown(&mut broker_wr).await;
+    if closing_after_client {
+        // The broker may not have read the client's last packets yet (say,
+        // retained-message deletions and a DISCONNECT). Closing now, with its
+        // answers arriving unread, would reset the connection, and the broker
+        // would drop what it had not read. So read on (passing what comes to
+        // the client, as a broker's own connection would) until the broker
+        // closes its side, which it does once it has read everything.
+        let rest = pump_reader_to_envelopes(
+            &mut reader,
+            version,
+            MODE,
+            MessageDirection::BrokerToClient,
+            &mut sequence_id,
+            &tx,
+            |m| Ok(Box::new(m)),
+        );
+        if timeout(config.drain_timeout_ms.duration(), rest)
+            .await
+            .is_err()
+        {
+            debug!("the broker did not close its side within drain_timeout_ms");
+        }
+    }
     info!("session closed");
 }
 
