@@ -42,6 +42,11 @@ use tokio_rustls::TlsAcceptor;
 /// The mode label in metrics.
 const MODE: &str = "r-proxy";
 
+/// How long a connection whose broker side ended waits for a newer
+/// connection of its client id (already waiting for its CONNACK) to take it
+/// over; the broker answers that CONNACK right after closing this one.
+const TAKEOVER_GRACE: Duration = Duration::from_millis(500);
+
 /// What a reload (SIGHUP) replaces: settings, s-proxy channels, TLS.
 struct Live {
     config: RProxyConfig,
@@ -391,8 +396,8 @@ async fn serve_client(
 
     // Older connections of this client id are closed right before a
     // successful CONNACK is written, as the broker closed them
-    // (relay::takeover). The ticket is declared after the socket's halves,
-    // so it leaves the table before the socket closes.
+    // (relay::takeover). The ticket is declared after `reader`, whose read
+    // half keeps the socket open until the ticket has left the table.
     let (_ticket, acceptance, mut taken_over) =
         match shared.takeovers.ticket(&client_id, client_socket) {
             Some(entry) => (
@@ -477,6 +482,13 @@ async fn serve_client(
             }
             FirstEnd::Upstream(end) => {
                 debug!(?end, "s-proxy side ended");
+                // Taken over, most likely: the newer connection closes this
+                // one right before its CONNACK, as the broker did.
+                if let Some(told) = &mut taken_over
+                    && shared.takeovers.newer_pending(&client_id)
+                {
+                    let _ = timeout(TAKEOVER_GRACE, told).await;
+                }
                 match end {
                     OutboundEnd::Finished | OutboundEnd::Io(_) => None,
                     OutboundEnd::Failed(_) | OutboundEnd::Invalid(_) => {

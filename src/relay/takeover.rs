@@ -14,6 +14,9 @@
 //! CONNACK is written ([`TakeoverWriter`]), every other accepted connection of the same id has
 //! its client socket shut down (FIN at once, as the broker's close) and is
 //! told it was taken over; its session then ends as for a client that left.
+//! A connection whose broker side ends while a newer one of its client id
+//! awaits its CONNACK waits briefly for that CONNACK before closing its
+//! client, so that the two still reach the client back to back.
 //! Entries leave the table before their socket is closed, so a socket shut
 //! down through the table is always the one entered. Empty client ids are
 //! never entered (the broker assigns each a unique one).
@@ -32,8 +35,16 @@ use tokio::sync::oneshot;
 /// The connections whose CONNACK said yes, by client id.
 #[derive(Default)]
 pub struct Takeovers {
-    by_client: Mutex<HashMap<String, Vec<Accepted>>>,
+    by_client: Mutex<HashMap<String, ClientId>>,
     next_id: AtomicU64,
+}
+
+/// One client id's connections.
+#[derive(Default)]
+struct ClientId {
+    accepted: Vec<Accepted>,
+    /// Connections waiting for their CONNACK.
+    pending: usize,
 }
 
 struct Accepted {
@@ -62,13 +73,14 @@ pub struct Ticket<'a> {
     id: u64,
 }
 
-/// Enters a connection into [`Takeovers`] once the broker accepted it.
+/// Enters a connection into [`Takeovers`] once the broker accepted it;
+/// until then (or until dropped) the connection counts as pending.
 pub struct Acceptance<'a> {
     table: &'a Takeovers,
     client_id: &'a str,
     id: u64,
     socket: RawFd,
-    taken_over: oneshot::Sender<()>,
+    taken_over: Option<oneshot::Sender<()>>,
 }
 
 impl Takeovers {
@@ -80,6 +92,10 @@ impl Takeovers {
         }
         let (tx, taken_over) = oneshot::channel();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.table()
+            .entry(client_id.to_string())
+            .or_default()
+            .pending += 1;
         Some(Entry {
             ticket: Ticket {
                 table: self,
@@ -91,20 +107,25 @@ impl Takeovers {
                 client_id,
                 id,
                 socket,
-                taken_over: tx,
+                taken_over: Some(tx),
             },
             taken_over,
         })
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<Accepted>>> {
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, ClientId>> {
         // A poisoned lock only means a panic elsewhere; the map is intact.
         self.by_client.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Connections entered now.
     pub fn len(&self) -> usize {
-        self.table().values().map(Vec::len).sum()
+        self.table().values().map(|c| c.accepted.len()).sum()
+    }
+
+    /// Whether a connection of `client_id` is waiting for its CONNACK.
+    pub fn newer_pending(&self, client_id: &str) -> bool {
+        self.table().get(client_id).is_some_and(|c| c.pending > 0)
     }
 
     /// Whether no connection is entered.
@@ -117,14 +138,20 @@ impl Acceptance<'_> {
     /// The broker accepted this connection: shuts down the client socket of
     /// every other accepted connection of the same client id, tells them,
     /// and enters this one. Returns how many were taken over.
-    pub fn accepted(self) -> usize {
+    pub fn accepted(mut self) -> usize {
+        let Some(taken_over) = self.taken_over.take() else {
+            return 0;
+        };
         let mut table = self.table.table();
-        let list = table.entry(self.client_id.to_string()).or_default();
+        let list = &mut table
+            .entry(self.client_id.to_string())
+            .or_default()
+            .accepted;
         let others = std::mem::take(list);
         list.push(Accepted {
             id: self.id,
             socket: self.socket,
-            taken_over: self.taken_over,
+            taken_over,
         });
         for other in &others {
             // SAFETY: shutdown(2) only acts on the socket behind the fd. The
@@ -141,12 +168,24 @@ impl Acceptance<'_> {
     }
 }
 
+impl Drop for Acceptance<'_> {
+    fn drop(&mut self) {
+        let mut table = self.table.table();
+        if let Some(entry) = table.get_mut(self.client_id) {
+            entry.pending = entry.pending.saturating_sub(1);
+            if entry.accepted.is_empty() && entry.pending == 0 {
+                table.remove(self.client_id);
+            }
+        }
+    }
+}
+
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
         let mut table = self.table.table();
-        if let Some(list) = table.get_mut(self.client_id) {
-            list.retain(|a| a.id != self.id);
-            if list.is_empty() {
+        if let Some(entry) = table.get_mut(self.client_id) {
+            entry.accepted.retain(|a| a.id != self.id);
+            if entry.accepted.is_empty() && entry.pending == 0 {
                 table.remove(self.client_id);
             }
         }
@@ -230,7 +269,12 @@ mod tests {
         assert_eq!(table.len(), 1);
 
         let new = table.ticket("c", new_socket.as_raw_fd()).unwrap();
+        assert!(
+            table.newer_pending("c"),
+            "a newer connection awaits its CONNACK"
+        );
         assert_eq!(new.acceptance.accepted(), 1);
+        assert!(!table.newer_pending("c"));
         old.taken_over.try_recv().expect("told it was taken over");
         let mut buf = [0u8; 1];
         assert_eq!(
@@ -277,6 +321,10 @@ mod tests {
         old.acceptance.accepted();
         let refused = table.ticket("c", old_socket.as_raw_fd()).unwrap();
         drop(refused);
+        assert!(
+            !table.newer_pending("c"),
+            "a refused connection is no longer pending"
+        );
         assert_eq!(table.len(), 1);
         assert!(old.taken_over.try_recv().is_err(), "the old one goes on");
     }
