@@ -31,8 +31,7 @@ mod wire_contract {
 
     use super::mqtt::mqtt_stream_message::Payload;
     use super::mqtt::session_control::ControlType;
-    use super::mqtt::{MessageDirection, MqttStreamMessage, SessionControl};
-    use crate::relay::envelope;
+    use super::mqtt::{MqttStreamMessage, SessionControl};
 
     fn control(control_type: ControlType) -> Vec<u8> {
         MqttStreamMessage {
@@ -63,27 +62,6 @@ mod wire_contract {
         );
         // 0 is proto3's default: an empty SessionControl.
         assert_eq!(control(ControlType::Establishv3), [0x92, 0x03, 0x00]);
-    }
-
-    #[test]
-    fn envelopes_carry_no_session_id() {
-        let mut sequence_id = 0;
-        let message = envelope(
-            &mut sequence_id,
-            MessageDirection::BrokerToClient,
-            Payload::SessionControl(SessionControl {
-                control_type: ControlType::Establishv5 as i32,
-                client_id: "c".into(),
-            }),
-        );
-        // sequence_id (field 2) = 1, direction (field 3) = 1, then field 50
-        // holding control_type 1 and client_id (field 2) "c". No field 1.
-        assert_eq!(
-            message.encode_to_vec(),
-            [
-                0x10, 0x01, 0x18, 0x01, 0x92, 0x03, 0x05, 0x08, 0x01, 0x12, 0x01, b'c'
-            ]
-        );
     }
 
     #[test]

@@ -243,3 +243,32 @@ fn step(
         Err(e) => Some(OutboundEnd::Invalid(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::proto::mqtt::SessionControl;
+
+    #[test]
+    fn envelopes_carry_no_session_id() {
+        let mut sequence_id = 0;
+        let message = envelope(
+            &mut sequence_id,
+            MessageDirection::BrokerToClient,
+            Payload::SessionControl(SessionControl {
+                control_type: ControlType::Establishv5 as i32,
+                client_id: "c".into(),
+            }),
+        );
+        // sequence_id (field 2) = 1, direction (field 3) = 1, then field 50
+        // holding control_type 1 and client_id (field 2) "c". No field 1.
+        assert_eq!(
+            message.encode_to_vec(),
+            [
+                0x10, 0x01, 0x18, 0x01, 0x92, 0x03, 0x05, 0x08, 0x01, 0x12, 0x01, b'c'
+            ]
+        );
+    }
+}
