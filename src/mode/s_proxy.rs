@@ -259,15 +259,7 @@ async fn run_session(
     }
 
     let mut reader = PacketReader::new(broker_rd, config.max_packet_size.get());
-    let from_broker = pump_reader_to_envelopes(
-        &mut reader,
-        version,
-        MODE,
-        MessageDirection::BrokerToClient,
-        &mut sequence_id,
-        &tx,
-        |m| Ok(Box::new(m)),
-    );
+    let from_broker = broker_to_client(&mut reader, version, &mut sequence_id, &tx);
     let to_broker = pump_envelopes_to_writer(
         &mut inbound,
         &mut broker_wr,
@@ -339,15 +331,7 @@ async fn run_session(
         // would drop what it had not read. So read on (passing what comes to
         // the client, as a broker's own connection would) until the broker
         // closes its side, which it does once it has read everything.
-        let rest = pump_reader_to_envelopes(
-            &mut reader,
-            version,
-            MODE,
-            MessageDirection::BrokerToClient,
-            &mut sequence_id,
-            &tx,
-            |m| Ok(Box::new(m)),
-        );
+        let rest = broker_to_client(&mut reader, version, &mut sequence_id, &tx);
         if timeout(config.drain_timeout_ms.duration(), rest)
             .await
             .is_err()
@@ -356,6 +340,25 @@ async fn run_session(
         }
     }
     info!("session closed");
+}
+
+/// Pumps the broker's packets to the r-proxy until the broker's side ends.
+async fn broker_to_client<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut PacketReader<R>,
+    version: Version,
+    sequence_id: &mut u64,
+    tx: &Outbound,
+) -> InboundEnd {
+    pump_reader_to_envelopes(
+        reader,
+        version,
+        MODE,
+        MessageDirection::BrokerToClient,
+        sequence_id,
+        tx,
+        |m| Ok(Box::new(m)),
+    )
+    .await
 }
 
 async fn refuse_unavailable(tx: &Outbound, version: Version, sequence_id: &mut u64) {

@@ -209,23 +209,9 @@ impl<S: DatagramSocket> Driver<S> {
     /// Why the connection ended, for logs and dial errors.
     fn failure(&self) -> String {
         if let Some(e) = self.conn.peer_error() {
-            match alert_words(true, e.error_code).filter(|_| !e.is_app) {
-                Some(words) => format!("peer closed: {words}"),
-                None => format!(
-                    "peer closed: code {:#x} {}",
-                    e.error_code,
-                    String::from_utf8_lossy(&e.reason)
-                ),
-            }
+            closed_with("peer closed", true, e)
         } else if let Some(e) = self.conn.local_error() {
-            match alert_words(false, e.error_code).filter(|_| !e.is_app) {
-                Some(words) => format!("closed locally: {words}"),
-                None => format!(
-                    "closed locally: code {:#x} {}",
-                    e.error_code,
-                    String::from_utf8_lossy(&e.reason)
-                ),
-            }
+            closed_with("closed locally", false, e)
         } else if self.conn.is_timed_out() {
             "timed out".to_string()
         } else {
@@ -329,5 +315,17 @@ impl<S: DatagramSocket> Driver<S> {
                 }
             }
         }
+    }
+}
+
+/// "`side`: words" for a TLS alert, else "`side`: code 0x.. reason".
+fn closed_with(side: &str, by_peer: bool, e: &quiche::ConnectionError) -> String {
+    match alert_words(by_peer, e.error_code).filter(|_| !e.is_app) {
+        Some(words) => format!("{side}: {words}"),
+        None => format!(
+            "{side}: code {:#x} {}",
+            e.error_code,
+            String::from_utf8_lossy(&e.reason)
+        ),
     }
 }
