@@ -12,8 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptors = protox::compile(protos, ["proto"])?;
     tonic_prost_build::configure()
         .bytes(".")
-        // Small per-stream buffers for many idle streams (src/grpc/codec.rs).
-        .codec_path("crate::grpc::codec::LeanCodec")
+        // Small per-stream buffers for many idle streams (src/line/codec.rs).
+        .codec_path("crate::line::codec::LeanCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -3,14 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mqttbridge::admin::{self, Readiness};
 use mqttbridge::cli::{Cli, Command, LogFormat, check_config};
-use mqttbridge::config::HostPort;
-use mqttbridge::mode::{
-    demo, pocketscion, pubsub, r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic,
-    scion_udp::ScionUdp,
+use mqttbridge::net::HostPort;
+use mqttbridge::ops::admin::{self, Readiness};
+use mqttbridge::ops::systemd;
+use mqttbridge::service::{
+    r_proxy::RProxy, s_proxy::SProxy, scion_quic::ScionQuic, scion_udp::ScionUdp,
 };
-use mqttbridge::systemd;
+use mqttbridge::tools::{demo, pocketscion, pubsub};
 use tracing::info;
 use tracing_subscriber::EnvFilter;
 
@@ -126,10 +126,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pub(args) => return pubsub::publish(args).await,
         Command::Sub(args) => return pubsub::subscribe(args).await,
         Command::Demo(args) => return demo::run(args.count).await,
-        Command::Bench(args) => return mqttbridge::bench::run(args).await,
+        Command::Bench(args) => return mqttbridge::tools::bench::run(args).await,
         Command::Certs(args) => {
             let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
-            let certs = mqttbridge::certs::generate(&args.out, &names)?;
+            let certs = mqttbridge::tools::certs::generate(&args.out, &names)?;
             for path in [
                 &certs.ca,
                 &certs.server_cert,

@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use common::*;
 use mqttbridge::client::exchange;
-use mqttbridge::codec::Version;
+use mqttbridge::mqtt::Version;
 
 /// GET `path` from the admin endpoint at `addr`: status code and body.
 async fn get(addr: &str, path: &str) -> (u16, String) {
@@ -26,7 +26,9 @@ fn sample(metrics: &str, prefix: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_readiness_and_metrics_of_a_live_r_proxy() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let s_proxy = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let (port, admin_port) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();

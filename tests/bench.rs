@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::tools::mosquitto::Mosquitto;
 use serde_json::Value;
 
 /// Runs `mqttbridge bench <args>` and returns its JSON report.

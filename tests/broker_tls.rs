@@ -4,10 +4,10 @@
 mod common;
 
 use common::*;
-use mqttbridge::certs;
 use mqttbridge::client::{Connection, exchange, packets};
-use mqttbridge::codec::Version;
-use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::mqtt::Version;
+use mqttbridge::tools::certs;
+use mqttbridge::tools::mosquitto::Mosquitto;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -106,8 +106,8 @@ async fn broker_certificate_must_verify() {
 #[tokio::test]
 async fn scion_quic_reaches_a_tls_only_broker() {
     use mqttbridge::client::{Client, ClientOptions};
-    use mqttbridge::config::{QuicTransport, ScionQuicConfig};
-    use mqttbridge::mode::scion_quic::ScionQuic;
+    use mqttbridge::service::scion_quic::ScionQuic;
+    use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
 
     let dir = tempfile::tempdir().unwrap();
     let certs = certs::generate(dir.path(), &["localhost"]).unwrap();

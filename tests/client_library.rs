@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::bounded;
 use mqttbridge::client::{Client, ClientError, ClientOptions, Reconnect};
-use mqttbridge::codec::Version;
-use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::mqtt::Version;
+use mqttbridge::tools::mosquitto::Mosquitto;
 
 fn options(broker: &Mosquitto, version: Version, id: &str) -> ClientOptions {
     ClientOptions {

@@ -3,7 +3,9 @@
 
 use std::process::Command;
 
-use mqttbridge::config::{self, RProxyConfig, SProxyConfig};
+use mqttbridge::service::r_proxy::RProxyConfig;
+use mqttbridge::service::s_proxy::SProxyConfig;
+use mqttbridge::service::settings as config;
 
 fn example(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -73,7 +75,7 @@ fn missing_config_file_is_reported() {
 
 #[test]
 fn flags_override_the_file() {
-    let args = mqttbridge::cli::SProxyArgs {
+    let args = mqttbridge::service::s_proxy::SProxyArgs {
         config: Some(example("cloud.toml")),
         listen: Some("127.0.0.1:6000".parse().unwrap()),
         broker: None,
@@ -85,9 +87,9 @@ fn flags_override_the_file() {
 
 #[test]
 fn scion_quic_example_parses() {
-    let file: mqttbridge::config::ScionQuicConfig =
+    let file: mqttbridge::service::scion_quic::ScionQuicConfig =
         config::load(&example("scion-quic.toml")).expect("scion-quic.toml parses");
-    let default = mqttbridge::config::ScionQuicConfig::default();
+    let default = mqttbridge::service::scion_quic::ScionQuicConfig::default();
     assert_eq!(file.transport, default.transport);
     assert_eq!(file.broker, default.broker);
     assert_eq!(file.max_connections, default.max_connections);
@@ -98,9 +100,9 @@ fn scion_quic_example_parses() {
 
 #[test]
 fn scion_udp_example_parses_to_the_defaults() {
-    let file: mqttbridge::config::ScionUdpConfig =
+    let file: mqttbridge::service::scion_udp::ScionUdpConfig =
         config::load(&example("scion-udp.toml")).expect("scion-udp.toml parses");
-    let default = mqttbridge::config::ScionUdpConfig::default();
+    let default = mqttbridge::service::scion_udp::ScionUdpConfig::default();
     assert_eq!(file.broker, default.broker);
     assert_eq!(file.max_peers, default.max_peers);
     assert_eq!(file.idle_timeout_ms, default.idle_timeout_ms);

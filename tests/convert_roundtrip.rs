@@ -3,10 +3,10 @@
 //! hand-made corpus of tricky ones.
 
 use bytes::{Bytes, BytesMut};
-use mqttbridge::codec::{self, Framer, Version};
-use mqttbridge::convert::{packet_to_payload, payload_to_packet};
-use mqttbridge::proto::mqtt::mqtt_stream_message::Payload;
-use mqttbridge::proto::{mqttv3 as v3, mqttv5 as v5};
+use mqttbridge::line::convert::{packet_to_payload, payload_to_packet};
+use mqttbridge::line::proto::mqtt::mqtt_stream_message::Payload;
+use mqttbridge::line::proto::{mqttv3 as v3, mqttv5 as v5};
+use mqttbridge::mqtt::{self, Framer, Version};
 use proptest::prelude::*;
 use prost::Message;
 
@@ -20,23 +20,23 @@ fn round_trip(version: Version, wire: &[u8]) -> Vec<u8> {
         .expect("frames")
         .unwrap_or_else(|| panic!("one whole packet in {wire:02x?}"));
     assert!(buf.is_empty(), "trailing bytes after one packet");
-    let packet = codec::decode(version, &raw).expect("decodes");
+    let packet = mqtt::decode(version, &raw).expect("decodes");
     let payload = packet_to_payload(&packet);
     let payload = through_protobuf_wire(payload);
     let back = payload_to_packet(payload, version).expect("converts back");
     let mut out = BytesMut::new();
-    codec::encode(&back, &mut out);
+    mqtt::encode(&back, &mut out);
     out.to_vec()
 }
 
 /// Serialises the payload as protobuf bytes and parses it again, as a peer would.
 fn through_protobuf_wire(payload: Payload) -> Payload {
-    let message = mqttbridge::proto::mqtt::MqttStreamMessage {
+    let message = mqttbridge::line::proto::mqtt::MqttStreamMessage {
         payload: Some(payload),
         ..Default::default()
     };
     let bytes = message.encode_to_vec();
-    mqttbridge::proto::mqtt::MqttStreamMessage::decode(&bytes[..])
+    mqttbridge::line::proto::mqtt::MqttStreamMessage::decode(&bytes[..])
         .expect("protobuf decodes")
         .payload
         .expect("payload survives")
@@ -46,10 +46,10 @@ fn through_protobuf_wire(payload: Payload) -> Payload {
 fn encode_payload(
     payload: Payload,
     version: Version,
-) -> Result<Vec<u8>, mqttbridge::convert::ConvertError> {
+) -> Result<Vec<u8>, mqttbridge::line::convert::ConvertError> {
     let packet = payload_to_packet(payload, version)?;
     let mut out = BytesMut::new();
-    codec::encode(&packet, &mut out);
+    mqtt::encode(&packet, &mut out);
     Ok(out.to_vec())
 }
 
@@ -556,7 +556,7 @@ proptest! {
 fn fast_path_agrees(payload: Payload, version: Version) -> Result<(), TestCaseError> {
     let general = encode_payload(payload.clone(), version);
     let mut fast = BytesMut::new();
-    match mqttbridge::convert::encode_publish(&payload, version, &mut fast) {
+    match mqttbridge::line::convert::encode_publish(&payload, version, &mut fast) {
         Some(n) => {
             prop_assert_eq!(n, fast.len());
             prop_assert!(
@@ -573,8 +573,8 @@ fn fast_path_agrees(payload: Payload, version: Version) -> Result<(), TestCaseEr
             .next_packet(&mut buf)
             .unwrap()
             .unwrap();
-        if let Some(fast) = mqttbridge::convert::publish_to_payload(version, &raw) {
-            let packet = codec::decode(version, &raw).expect("the general path decodes it too");
+        if let Some(fast) = mqttbridge::line::convert::publish_to_payload(version, &raw) {
+            let packet = mqtt::decode(version, &raw).expect("the general path decodes it too");
             prop_assert_eq!(fast, packet_to_payload(&packet));
         }
     }
@@ -628,13 +628,13 @@ fn publish_fast_path_declines_what_it_must_not_decide() {
     });
     let mut out = BytesMut::new();
     assert_eq!(
-        mqttbridge::convert::encode_publish(&plain, Version::V5, &mut out),
+        mqttbridge::line::convert::encode_publish(&plain, Version::V5, &mut out),
         Some(out.len())
     );
     assert_eq!(&out[..], b"\x3c\x09\x00\x03a/b\x00\x09\x00x");
     let raw = Framer::new(1024).next_packet(&mut out).unwrap().unwrap();
     assert_eq!(
-        mqttbridge::convert::publish_to_payload(Version::V5, &raw),
+        mqttbridge::line::convert::publish_to_payload(Version::V5, &raw),
         Some(plain.clone())
     );
     fast_path_agrees(plain, Version::V5).unwrap();
@@ -645,7 +645,7 @@ fn publish_fast_path_declines_what_it_must_not_decide() {
         });
         let mut out = BytesMut::new();
         assert_eq!(
-            mqttbridge::convert::encode_publish(&payload, Version::V5, &mut out),
+            mqttbridge::line::convert::encode_publish(&payload, Version::V5, &mut out),
             None,
             "{p:?}"
         );
@@ -659,7 +659,7 @@ fn publish_fast_path_declines_what_it_must_not_decide() {
         })),
     });
     assert_eq!(
-        mqttbridge::convert::encode_publish(&v3_payload, Version::V5, &mut BytesMut::new()),
+        mqttbridge::line::convert::encode_publish(&v3_payload, Version::V5, &mut BytesMut::new()),
         None
     );
     // MQTT bytes the fast path leaves alone: properties, QoS 3, a topic that
@@ -673,7 +673,7 @@ fn publish_fast_path_declines_what_it_must_not_decide() {
         let mut buf = BytesMut::from(wire);
         let raw = Framer::new(1024).next_packet(&mut buf).unwrap().unwrap();
         assert_eq!(
-            mqttbridge::convert::publish_to_payload(version, &raw),
+            mqttbridge::line::convert::publish_to_payload(version, &raw),
             None,
             "{wire:02x?}"
         );

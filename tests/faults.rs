@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use mqttbridge::client::{Client, ClientOptions, Connection, Reconnect, exchange, packets};
-use mqttbridge::codec::{Packet, Version};
-use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::mqtt::{Packet, Version};
+use mqttbridge::tools::mosquitto::Mosquitto;
 
 /// How soon a client must learn that its session is gone (a broker or
 /// proxy that dies is noticed at once; a cut network within the 0.5 s +
@@ -386,7 +386,7 @@ async fn stalled_broker_back_pressures_the_publisher_in_bounded_memory() {
     let publish =
         packets::publish(Version::V5, "flood", vec![b'x'; 1024], 0, false, 0, vec![]).unwrap();
     while chunk.len() < 64 * 1024 {
-        mqttbridge::codec::encode(&publish, &mut chunk);
+        mqttbridge::mqtt::encode(&publish, &mut chunk);
     }
     let written = Arc::new(AtomicU64::new(0));
     let flood = tokio::spawn({
@@ -647,7 +647,7 @@ async fn hostile_crowd_costs_bounded_memory_and_spares_other_clients() {
     let mut flood = Vec::new();
     let connect = {
         let mut buf = bytes::BytesMut::new();
-        mqttbridge::codec::encode(
+        mqttbridge::mqtt::encode(
             &packets::connect(Version::V3_1_1, "", true, 30).unwrap(),
             &mut buf,
         );

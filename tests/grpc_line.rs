@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use mqtt_protocol_core::mqtt::packet::{self as mp, Property};
 use mqttbridge::client::{Connection, exchange, packets};
-use mqttbridge::codec::{Packet, Version};
-use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::mqtt::{Packet, Version};
+use mqttbridge::tools::mosquitto::Mosquitto;
 
 const VERSIONS: [Version; 2] = [Version::V3_1_1, Version::V5];
 
@@ -566,9 +566,9 @@ async fn last_packets_before_disconnect_reach_the_broker_though_it_answers_them(
     let mut burst = bytes::BytesMut::new();
     for i in 0..200u16 {
         let delete = packets::publish(v, &format!("many/{i}"), "", 0, true, 0, vec![]).unwrap();
-        mqttbridge::codec::encode(&delete, &mut burst);
+        mqttbridge::mqtt::encode(&delete, &mut burst);
     }
-    mqttbridge::codec::encode(&packets::disconnect(v), &mut burst);
+    mqttbridge::mqtt::encode(&packets::disconnect(v), &mut burst);
     cleaner.conn.send_bytes(&burst).await.unwrap();
     // Read on until the line closes (a client that closed with answers
     // unread would reset its own connection, at a broker as here).

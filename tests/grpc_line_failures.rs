@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 
 use common::*;
 use mqttbridge::client::{Connection, exchange, packets};
-use mqttbridge::codec::{Packet, Version};
+use mqttbridge::mqtt::{Packet, Version};
 
 const VERSIONS: [Version; 2] = [Version::V3_1_1, Version::V5];
 
@@ -116,7 +116,9 @@ impl Drop for SProxyProcess {
 #[tokio::test]
 async fn s_proxy_going_away_closes_clients_v5_hears_why() {
     use mqtt_protocol_core::mqtt::packet::Property;
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let mut s_proxy = SProxyProcess::start(&broker.addr().to_string()).await;
     let mut r_proxy = start_r_proxy(&[s_proxy.url.clone()], |_| {}).await;
     let mut v3 = connected(&r_proxy.addr, Version::V3_1_1, "v3").await;
@@ -143,7 +145,9 @@ async fn s_proxy_going_away_closes_clients_v5_hears_why() {
 
 #[tokio::test]
 async fn new_connections_fail_over_to_a_healthy_s_proxy() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let mut live = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let dead = format!("http://127.0.0.1:{}", closed_port());
     let r_proxy = start_r_proxy(&[dead, format!("http://{}", live.addr)], |_| {}).await;
@@ -156,7 +160,9 @@ async fn new_connections_fail_over_to_a_healthy_s_proxy() {
 
 #[tokio::test]
 async fn new_connections_are_balanced_across_s_proxies() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let mut a = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let mut b = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let r_proxy = start_r_proxy(
@@ -332,7 +338,9 @@ async fn pingreq_flood_is_answered() {
 
 #[tokio::test]
 async fn oversized_packet_gets_packet_too_large() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let s_proxy = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let r_proxy = start_r_proxy(&[format!("http://{}", s_proxy.addr)], |c| {
         c.max_packet_size = 1024.try_into().unwrap();
@@ -368,7 +376,7 @@ async fn mqtt_3_1_is_refused_with_connack_0x01() {
 /// An r-proxy in front of `chain`'s s-proxy that waits `ms` for a CONNECT.
 async fn r_proxy_with_connect_timeout(chain: &Chain, ms: u32) -> RProxyHandle {
     start_r_proxy(&[format!("http://{}", chain.s_proxy.addr)], |c| {
-        c.connect_timeout_ms = mqttbridge::config::Millis(ms.try_into().unwrap());
+        c.connect_timeout_ms = mqttbridge::service::settings::Millis(ms.try_into().unwrap());
     })
     .await
 }
@@ -397,7 +405,7 @@ async fn trickled_connect_is_closed_at_the_connect_timeout() {
     let chain = Chain::start().await;
     let mut r_proxy = r_proxy_with_connect_timeout(&chain, 300).await;
     let mut connect = bytes::BytesMut::new();
-    mqttbridge::codec::encode(
+    mqttbridge::mqtt::encode(
         &packets::connect(Version::V5, "slow-client-id", true, 30).unwrap(),
         &mut connect,
     );
@@ -465,10 +473,10 @@ async fn two_way_flood_without_reading_does_not_deadlock() {
         .await
         .unwrap();
     let (rd, mut wr) = stream.into_split();
-    let mut reader = mqttbridge::relay::PacketReader::new(rd, 1 << 20);
+    let mut reader = mqttbridge::mqtt::PacketReader::new(rd, 1 << 20);
     use tokio::io::AsyncWriteExt;
     let mut out = bytes::BytesMut::new();
-    let enc = |p: &Packet, out: &mut bytes::BytesMut| mqttbridge::codec::encode(p, out);
+    let enc = |p: &Packet, out: &mut bytes::BytesMut| mqttbridge::mqtt::encode(p, out);
     enc(
         &packets::connect(Version::V5, "flood", true, 60).unwrap(),
         &mut out,
@@ -511,7 +519,9 @@ async fn two_way_flood_without_reading_does_not_deadlock() {
 
 #[tokio::test]
 async fn ipv6_listener_and_host_names() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     // The broker and the s-proxy by name, the client over IPv6.
     let s_proxy = start_s_proxy(&format!("localhost:{}", broker.addr().port()), |_| {}).await;
     let r_proxy = start_r_proxy(

@@ -5,12 +5,12 @@
 mod common;
 
 use common::*;
-use mqttbridge::certs::{self, Certificates};
 use mqttbridge::client::{Connection, exchange, packets};
-use mqttbridge::codec::Version;
-use mqttbridge::config::SProxyConfig;
-use mqttbridge::mode::s_proxy::SProxy;
-use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::mqtt::Version;
+use mqttbridge::service::s_proxy::SProxy;
+use mqttbridge::service::s_proxy::SProxyConfig;
+use mqttbridge::tools::certs::{self, Certificates};
+use mqttbridge::tools::mosquitto::Mosquitto;
 
 fn pki() -> (tempfile::TempDir, Certificates) {
     let dir = tempfile::tempdir().unwrap();

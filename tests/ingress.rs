@@ -4,11 +4,11 @@
 mod common;
 
 use common::*;
-use mqttbridge::broker::{BrokerConnector, BrokerTls};
-use mqttbridge::certs;
 use mqttbridge::client::{Connection, exchange, packets};
-use mqttbridge::codec::Version;
-use mqttbridge::ingress::WsByteStream;
+use mqttbridge::mqtt::Version;
+use mqttbridge::net::broker::{BrokerConnector, BrokerTls};
+use mqttbridge::net::listener::WsByteStream;
+use mqttbridge::tools::certs;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// No PROXY header is written, so the client address is not used.
@@ -47,7 +47,7 @@ async fn tls_and_websocket_clients_reach_the_broker() {
     let chain = Chain::start().await;
     let dir = tempfile::tempdir().unwrap();
     let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
-    let mut config = mqttbridge::config::RProxyConfig {
+    let mut config = mqttbridge::service::r_proxy::RProxyConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         upstream: vec![format!("http://{}", chain.s_proxy.addr).parse().unwrap()],
         tls_listen: Some("127.0.0.1:0".parse().unwrap()),
@@ -56,7 +56,7 @@ async fn tls_and_websocket_clients_reach_the_broker() {
         ws_listen: Some("127.0.0.1:0".parse().unwrap()),
         ..Default::default()
     };
-    let proxy = mqttbridge::mode::r_proxy::RProxy::bind(config.clone())
+    let proxy = mqttbridge::service::r_proxy::RProxy::bind(config.clone())
         .await
         .unwrap();
     let tls_port = proxy.tls_addr().unwrap().port();
@@ -103,7 +103,7 @@ async fn tls_and_websocket_clients_reach_the_broker() {
 
     // Client certificates required on the TLS listener.
     config.tls_client_ca = Some(certs.ca.clone());
-    let strict = mqttbridge::mode::r_proxy::RProxy::bind(config)
+    let strict = mqttbridge::service::r_proxy::RProxy::bind(config)
         .await
         .unwrap();
     let strict_port = strict.tls_addr().unwrap().port();

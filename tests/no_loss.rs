@@ -12,11 +12,12 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::*;
-use mqttbridge::certs::{self, Certificates};
-use mqttbridge::config::{QuicTransport, ScionQuicConfig, ScionUdpConfig};
-use mqttbridge::mode::scion_quic::ScionQuic;
-use mqttbridge::mode::scion_udp::ScionUdp;
-use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::service::scion_quic::ScionQuic;
+use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
+use mqttbridge::service::scion_udp::ScionUdp;
+use mqttbridge::service::scion_udp::ScionUdpConfig;
+use mqttbridge::tools::certs::{self, Certificates};
+use mqttbridge::tools::mosquitto::Mosquitto;
 use pocketscion::util::dev_auth_token;
 use pocketscion::util::topologies::{
     IA132, IA212, PsSetup, UnderlayType, minimal::minimal_topology,

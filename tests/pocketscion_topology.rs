@@ -9,13 +9,13 @@ mod common;
 use std::process::Stdio;
 
 use common::*;
-use mqttbridge::certs;
-use mqttbridge::client::transport::TransportOptions;
 use mqttbridge::client::{Client, ClientOptions};
-use mqttbridge::config::{QuicTransport, ScionQuicConfig};
-use mqttbridge::mode::scion_quic::ScionQuic;
-use mqttbridge::mosquitto::Mosquitto;
-use mqttbridge::quic::ClientTls;
+use mqttbridge::net::connector::TransportOptions;
+use mqttbridge::net::quic::ClientTls;
+use mqttbridge::service::scion_quic::ScionQuic;
+use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
+use mqttbridge::tools::certs;
+use mqttbridge::tools::mosquitto::Mosquitto;
 use tokio::io::AsyncBufReadExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use mqttbridge::client::{Connection, packets};
-use mqttbridge::codec::Version;
+use mqttbridge::mqtt::Version;
 use tokio::io::AsyncReadExt;
 
 #[tokio::test]

@@ -6,8 +6,8 @@ mod common;
 use std::process::Output;
 
 use common::*;
-use mqttbridge::certs;
-use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::tools::certs;
+use mqttbridge::tools::mosquitto::Mosquitto;
 
 async fn run(args: Vec<String>) -> Output {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))

@@ -6,10 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::bounded;
-use mqttbridge::certs;
-use mqttbridge::quic::{
+use mqttbridge::net::quic::{
     ClientTls, QuicLimits, QuicListener, ServerTls, client_config, dial, server_config,
 };
+use mqttbridge::tools::certs;
 use pocketscion::util::dev_auth_token;
 use pocketscion::util::topologies::{
     IA132, IA212, PsSetup, UnderlayType, minimal::minimal_topology,

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::bounded;
-use mqttbridge::certs;
-use mqttbridge::quic::{
+use mqttbridge::net::quic::{
     ClientTls, DialError, QuicLimits, QuicListener, QuicStream, ServerTls, client_config, dial,
     server_config,
 };
+use mqttbridge::tools::certs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 

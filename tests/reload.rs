@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::*;
-use mqttbridge::codec::Version;
+use mqttbridge::mqtt::Version;
 use tokio::io::AsyncBufReadExt;
 
 /// A mode running as its own process, with its log lines readable.
@@ -63,7 +63,9 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_keeps_serving_on_a_broken_config_and_applies_a_good_one() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let mut a = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let mut b = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -98,7 +100,9 @@ async fn sighup_keeps_serving_on_a_broken_config_and_applies_a_good_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_s_proxy_tokens_and_refuses_a_broken_file() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -146,7 +150,7 @@ async fn sighup_reloads_s_proxy_tokens_and_refuses_a_broken_file() {
 /// connection is reused) towards `upstream`, with `tune` applied to it.
 async fn connack_via_new_r_proxy(
     upstream: &str,
-    tune: impl FnOnce(&mut mqttbridge::config::RProxyConfig),
+    tune: impl FnOnce(&mut mqttbridge::service::r_proxy::RProxyConfig),
 ) -> u8 {
     use mqttbridge::client::{Connection, exchange, packets};
     let r_proxy = start_r_proxy(&[upstream.to_string()], tune).await;
@@ -160,16 +164,16 @@ async fn connack_via_new_r_proxy(
 /// Two CAs with a server certificate each, and the files a config names:
 /// they hold the old CA's certificate until a test installs the new one.
 struct Rotation {
-    old_ca: mqttbridge::certs::Certificates,
-    new_ca: mqttbridge::certs::Certificates,
+    old_ca: mqttbridge::tools::certs::Certificates,
+    new_ca: mqttbridge::tools::certs::Certificates,
     cert: std::path::PathBuf,
     key: std::path::PathBuf,
 }
 
 impl Rotation {
     fn prepare(dir: &Path, name: &str) -> Rotation {
-        let old_ca = mqttbridge::certs::generate(&dir.join("old"), &["localhost"]).unwrap();
-        let new_ca = mqttbridge::certs::generate(&dir.join("new"), &["localhost"]).unwrap();
+        let old_ca = mqttbridge::tools::certs::generate(&dir.join("old"), &["localhost"]).unwrap();
+        let new_ca = mqttbridge::tools::certs::generate(&dir.join("new"), &["localhost"]).unwrap();
         let (cert, key) = (
             dir.join(format!("{name}.pem")),
             dir.join(format!("{name}.key")),
@@ -185,14 +189,16 @@ impl Rotation {
 }
 
 /// Puts `from`'s server certificate and key where a config file names them.
-fn install_server_cert(from: &mqttbridge::certs::Certificates, cert: &Path, key: &Path) {
+fn install_server_cert(from: &mqttbridge::tools::certs::Certificates, cert: &Path, key: &Path) {
     std::fs::copy(&from.server_cert, cert).unwrap();
     std::fs::copy(&from.server_key, key).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rotates_the_s_proxy_grpc_certificate() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let Rotation {
         old_ca,
@@ -249,11 +255,13 @@ async fn sighup_rotates_the_s_proxy_grpc_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_rotates_the_scion_quic_certificate() {
-    use mqttbridge::client::transport::{self, Endpoint, TransportOptions};
     use mqttbridge::client::{Connection, exchange, packets};
-    use mqttbridge::quic::ClientTls;
+    use mqttbridge::net::connector::{self as transport, Endpoint, TransportOptions};
+    use mqttbridge::net::quic::ClientTls;
 
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let Rotation {
         old_ca,

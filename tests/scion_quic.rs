@@ -5,14 +5,14 @@
 mod common;
 
 use common::*;
-use mqttbridge::certs::{self, Certificates};
-use mqttbridge::client::transport::{self, Endpoint, TransportOptions};
 use mqttbridge::client::{Connection, exchange, packets};
-use mqttbridge::codec::Version;
-use mqttbridge::config::{QuicTransport, ScionQuicConfig};
-use mqttbridge::mode::scion_quic::ScionQuic;
-use mqttbridge::mosquitto::Mosquitto;
-use mqttbridge::quic::ClientTls;
+use mqttbridge::mqtt::Version;
+use mqttbridge::net::connector::{self as transport, Endpoint, TransportOptions};
+use mqttbridge::net::quic::ClientTls;
+use mqttbridge::service::scion_quic::ScionQuic;
+use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
+use mqttbridge::tools::certs::{self, Certificates};
+use mqttbridge::tools::mosquitto::Mosquitto;
 use pocketscion::util::dev_auth_token;
 use pocketscion::util::topologies::{
     IA132, IA212, PsSetup, UnderlayType,
@@ -92,7 +92,7 @@ impl Proxy {
             server_name: Some("localhost".into()),
             scion_stack: match ps {
                 Some(ps) => Some(std::sync::Arc::new(
-                    mqttbridge::scion::build_stack(
+                    mqttbridge::net::scion::build_stack(
                         ps.endhost_api(IA132).unwrap(),
                         Some(dev_auth_token()),
                     )
@@ -376,10 +376,12 @@ async fn garbage_datagrams_leave_sessions_working() {
         unreachable!("SCION proxy URL")
     };
     let stack =
-        mqttbridge::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
+        mqttbridge::net::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
             .await
             .unwrap();
-    let attacker = mqttbridge::scion::bind(&stack, None, None).await.unwrap();
+    let attacker = mqttbridge::net::scion::bind(&stack, None, None)
+        .await
+        .unwrap();
     for i in 0..1000u32 {
         let len = 1 + (i as usize * 53) % 1100;
         let junk: Vec<u8> = (0..len).map(|j| (i as usize + j * 13) as u8).collect();
@@ -475,7 +477,7 @@ async fn session_ends_promptly_when_every_path_disappears() {
         ..TransportOptions::default()
     };
     let client_stack = || async {
-        mqttbridge::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
+        mqttbridge::net::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
             .await
             .expect("client SCION stack")
     };

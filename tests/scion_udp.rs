@@ -8,15 +8,16 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use mqttbridge::certs;
-use mqttbridge::client::transport::{self, Endpoint, TransportOptions};
 use mqttbridge::client::{Connection, exchange, packets};
-use mqttbridge::codec::Version;
-use mqttbridge::config::{QuicTransport, ScionQuicConfig, ScionUdpConfig};
-use mqttbridge::mode::scion_quic::ScionQuic;
-use mqttbridge::mode::scion_udp::ScionUdp;
-use mqttbridge::mosquitto::Mosquitto;
-use mqttbridge::quic::ClientTls;
+use mqttbridge::mqtt::Version;
+use mqttbridge::net::connector::{self as transport, Endpoint, TransportOptions};
+use mqttbridge::net::quic::ClientTls;
+use mqttbridge::service::scion_quic::ScionQuic;
+use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
+use mqttbridge::service::scion_udp::ScionUdp;
+use mqttbridge::service::scion_udp::ScionUdpConfig;
+use mqttbridge::tools::certs;
+use mqttbridge::tools::mosquitto::Mosquitto;
 use pocketscion::util::dev_auth_token;
 use pocketscion::util::topologies::{IA132, IA212, UnderlayType, minimal::minimal_topology};
 
@@ -47,7 +48,7 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
     // Clients in IA132; TLS is checked against the broker side's name and
     // certificate, end to end through the relay.
     let stack =
-        mqttbridge::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
+        mqttbridge::net::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
             .await
             .unwrap();
     let options = TransportOptions {

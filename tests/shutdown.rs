@@ -8,7 +8,7 @@ use std::process::Stdio;
 
 use common::*;
 use mqttbridge::client::Connection;
-use mqttbridge::codec::{Packet, Version};
+use mqttbridge::mqtt::{Packet, Version};
 
 /// A mode started as a process with a systemd notify socket.
 struct Service {
@@ -59,12 +59,13 @@ impl Service {
 
 /// scion-quic on plain UDP/IP in front of `broker`, with this shutdown grace.
 async fn plain_quic_proxy(
-    broker: &mqttbridge::mosquitto::Mosquitto,
-    certs: &mqttbridge::certs::Certificates,
+    broker: &mqttbridge::tools::mosquitto::Mosquitto,
+    certs: &mqttbridge::tools::certs::Certificates,
     grace_ms: u32,
-) -> mqttbridge::mode::scion_quic::ScionQuic {
-    use mqttbridge::config::{Millis, QuicTransport, ScionQuicConfig};
-    mqttbridge::mode::scion_quic::ScionQuic::bind(ScionQuicConfig {
+) -> mqttbridge::service::scion_quic::ScionQuic {
+    use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
+    use mqttbridge::service::settings::Millis;
+    mqttbridge::service::scion_quic::ScionQuic::bind(ScionQuicConfig {
         transport: QuicTransport::Quic,
         listen: Some("127.0.0.1:0".into()),
         broker: broker.addr().to_string().parse().unwrap(),
@@ -94,7 +95,9 @@ async fn told_server_shutting_down(v5: &mut Connection) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let s_proxy = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -135,9 +138,11 @@ async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
 async fn scion_quic_drains_open_sessions_then_stops() {
     use mqttbridge::client::{Client, ClientOptions};
 
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let certs = mqttbridge::certs::generate(dir.path(), &["localhost"]).unwrap();
+    let certs = mqttbridge::tools::certs::generate(dir.path(), &["localhost"]).unwrap();
     let proxy = plain_quic_proxy(&broker, &certs, 60_000).await;
     let url = format!("quic://{}", proxy.local_addr());
     let mut sessions = proxy.sessions();
@@ -167,13 +172,15 @@ async fn scion_quic_drains_open_sessions_then_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scion_quic_says_server_shutting_down_when_the_grace_period_ends() {
-    use mqttbridge::client::transport::{self, Endpoint, TransportOptions};
     use mqttbridge::client::{exchange, packets};
-    use mqttbridge::quic::ClientTls;
+    use mqttbridge::net::connector::{self as transport, Endpoint, TransportOptions};
+    use mqttbridge::net::quic::ClientTls;
 
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let certs = mqttbridge::certs::generate(dir.path(), &["localhost"]).unwrap();
+    let certs = mqttbridge::tools::certs::generate(dir.path(), &["localhost"]).unwrap();
     let proxy = plain_quic_proxy(&broker, &certs, 200).await;
     let endpoint: Endpoint = format!("quic://{}", proxy.local_addr()).parse().unwrap();
     let mut sessions = proxy.sessions();
@@ -219,7 +226,9 @@ async fn scion_quic_says_server_shutting_down_when_the_grace_period_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s_proxy_sigterm_reaches_clients_as_server_shutting_down() {
-    let broker = mqttbridge::mosquitto::Mosquitto::start("").await.unwrap();
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("cloud.toml");

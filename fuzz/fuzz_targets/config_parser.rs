@@ -4,7 +4,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use mqttbridge::config::{self, RProxyConfig, SProxyConfig, ScionQuicConfig, ScionUdpConfig};
+use mqttbridge::service::r_proxy::RProxyConfig;
+use mqttbridge::service::s_proxy::SProxyConfig;
+use mqttbridge::service::scion_quic::ScionQuicConfig;
+use mqttbridge::service::scion_udp::ScionUdpConfig;
+use mqttbridge::service::settings as config;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -22,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(c) = config::parse::<ScionUdpConfig>(text, "fuzz") {
         let _ = c.validate();
     }
-    if let Ok(t) = config::parse::<mqttbridge::topology::TopologyFile>(text, "fuzz") {
+    if let Ok(t) = config::parse::<mqttbridge::tools::topology::TopologyFile>(text, "fuzz") {
         let _ = t.build();
     }
 });

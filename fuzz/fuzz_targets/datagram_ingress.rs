@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
-use mqttbridge::quic::RetryTokens;
-use mqttbridge::udp_relay::{PeerTable, Route, quic_long_header_scid};
+use mqttbridge::net::quic::RetryTokens;
+use mqttbridge::net::udp_relay::{PeerTable, Route, quic_long_header_scid};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, datagram)) = data.split_first() else {

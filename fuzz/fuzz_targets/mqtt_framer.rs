@@ -9,11 +9,11 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use mqttbridge::codec::{self, Framer, Version};
-use mqttbridge::convert::{
+use mqttbridge::mqtt::{self, Framer, Version};
+use mqttbridge::line::convert::{
     encode_publish, packet_to_payload, payload_to_packet, publish_to_payload,
 };
-use mqttbridge::proto::mqtt::MqttStreamMessage;
+use mqttbridge::line::proto::mqtt::MqttStreamMessage;
 use prost::Message;
 
 /// Small enough that the fuzzer reaches the limit, as operators may set it.

@@ -7,10 +7,10 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use mqttbridge::codec::{self, Framer, Version};
-use mqttbridge::convert::{encode_publish, payload_to_packet};
-use mqttbridge::proto::mqtt::MqttStreamMessage;
-use mqttbridge::proto::mqtt::mqtt_stream_message::Payload;
+use mqttbridge::mqtt::{self, Framer, Version};
+use mqttbridge::line::convert::{encode_publish, payload_to_packet};
+use mqttbridge::line::proto::mqtt::MqttStreamMessage;
+use mqttbridge::line::proto::mqtt::mqtt_stream_message::Payload;
 use prost::Message;
 
 fuzz_target!(|data: &[u8]| {

@@ -6,10 +6,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-use super::transport::BoxedStream;
+use crate::net::connector::BoxedStream;
 
-use crate::codec::{self, CodecError, DEFAULT_MAX_PACKET_SIZE, Packet, Version};
-use crate::relay::{PacketReader, ReadError};
+use crate::mqtt::{self, CodecError, DEFAULT_MAX_PACKET_SIZE, Packet, Version};
+use crate::mqtt::{PacketReader, ReadError};
 
 /// A connection failed.
 #[derive(Debug, thiserror::Error)]
@@ -64,7 +64,7 @@ impl Connection {
     /// Writes one packet.
     pub async fn send(&mut self, packet: &Packet) -> Result<(), ConnectionError> {
         let mut buf = BytesMut::new();
-        codec::encode(packet, &mut buf);
+        mqtt::encode(packet, &mut buf);
         self.send_bytes(&buf).await
     }
 
@@ -79,7 +79,7 @@ impl Connection {
     /// The next packet; `Ok(None)` when the peer closed the connection.
     pub async fn recv(&mut self) -> Result<Option<Packet>, ConnectionError> {
         match self.reader.next().await? {
-            Some(raw) => Ok(Some(codec::decode(self.version, &raw)?)),
+            Some(raw) => Ok(Some(mqtt::decode(self.version, &raw)?)),
             None => Ok(None),
         }
     }

@@ -8,7 +8,7 @@ use mqtt_protocol_core::mqtt::packet::Property;
 
 use super::Connection;
 use super::packets::{self, Received};
-use crate::codec::{Packet, packet_type_name};
+use crate::mqtt::{Packet, packet_type_name};
 
 /// Sends CONNECT and returns the CONNACK's return/reason code.
 pub async fn connect(conn: &mut Connection, connect: &Packet) -> anyhow::Result<u8> {

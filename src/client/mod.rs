@@ -6,7 +6,6 @@ mod connection;
 pub mod exchange;
 pub mod packets;
 mod session;
-pub mod transport;
 
 pub use connection::{Connection, ConnectionError};
 pub use session::{Client, ClientError, ClientOptions, Message, Messages, Reconnect};

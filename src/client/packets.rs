@@ -4,7 +4,7 @@
 use mqtt_protocol_core::mqtt::packet::{Property, Qos, SubEntry, SubOpts, v3_1_1, v5_0};
 use mqtt_protocol_core::mqtt::result_code::MqttError;
 
-use crate::codec::{Packet, Version};
+use crate::mqtt::{Packet, Version};
 
 /// A QoS from its number (values above 2 are treated as 2).
 pub fn qos(level: u8) -> Qos {

@@ -30,9 +30,9 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 
 use super::packets;
-use super::transport::{self, BoxedStream, Endpoint, TransportOptions};
-use crate::codec::{self, Packet, Version, packet_type_name};
-use crate::relay::PacketReader;
+use crate::mqtt::PacketReader;
+use crate::mqtt::{self, Packet, Version, packet_type_name};
+use crate::net::connector::{self as transport, BoxedStream, Endpoint, TransportOptions};
 
 /// What can go wrong for a client call.
 #[derive(Debug, thiserror::Error)]
@@ -44,11 +44,11 @@ pub enum ClientError {
     #[error("cannot connect: {0:#}")]
     Transport(anyhow::Error),
     /// The broker refused the connection (CONNACK return/reason code).
-    #[error("connection refused by the broker: {0:#04x} {name}", name = codec::reason_name(*.0))]
+    #[error("connection refused by the broker: {0:#04x} {name}", name = mqtt::reason_name(*.0))]
     Refused(u8),
     /// The broker answered a request with a failure code (PUBACK, PUBREC,
     /// SUBACK or UNSUBACK reason code of 0x80 or more).
-    #[error("request refused by the broker: {0:#04x} {name}", name = codec::reason_name(*.0))]
+    #[error("request refused by the broker: {0:#04x} {name}", name = mqtt::reason_name(*.0))]
     Rejected(u8),
     /// The connection went away before the request completed.
     #[error("connection lost")]
@@ -322,7 +322,7 @@ impl Link {
             .map_err(ClientError::Transport)?;
         let (rd, writer) = tokio::io::split(stream);
         let mut link = Link {
-            reader: PacketReader::new(rd, codec::DEFAULT_MAX_PACKET_SIZE * 4),
+            reader: PacketReader::new(rd, mqtt::DEFAULT_MAX_PACKET_SIZE * 4),
             writer,
             max_in_flight: options.max_in_flight.max(1),
             session_present: false,
@@ -372,7 +372,7 @@ impl Link {
 
     async fn write(&mut self, packet: &Packet) -> Result<(), ClientError> {
         let mut buf = BytesMut::new();
-        codec::encode(packet, &mut buf);
+        mqtt::encode(packet, &mut buf);
         let written = async {
             self.writer.write_all(&buf).await?;
             // TLS and WebSocket streams buffer until flushed.
@@ -383,7 +383,7 @@ impl Link {
 
     async fn read(&mut self, version: Version) -> Result<Option<Packet>, ClientError> {
         match self.reader.next().await {
-            Ok(Some(raw)) => codec::decode(version, &raw)
+            Ok(Some(raw)) => mqtt::decode(version, &raw)
                 .map(Some)
                 .map_err(|e| ClientError::Protocol(e.to_string())),
             Ok(None) => Ok(None),

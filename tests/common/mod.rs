@@ -11,11 +11,12 @@ use std::future::Future;
 use std::time::Duration;
 
 use mqttbridge::client::{Connection, exchange, packets};
-use mqttbridge::codec::{Packet, Version};
-use mqttbridge::config::{RProxyConfig, SProxyConfig};
-use mqttbridge::mode::r_proxy::RProxy;
-use mqttbridge::mode::s_proxy::SProxy;
-use mqttbridge::mosquitto::Mosquitto;
+use mqttbridge::mqtt::{Packet, Version};
+use mqttbridge::service::r_proxy::RProxy;
+use mqttbridge::service::r_proxy::RProxyConfig;
+use mqttbridge::service::s_proxy::SProxy;
+use mqttbridge::service::s_proxy::SProxyConfig;
+use mqttbridge::tools::mosquitto::Mosquitto;
 use tokio::sync::{oneshot, watch};
 
 /// Upper bound for any single wait in a test: a guard against hangs, not a
@@ -170,9 +171,12 @@ pub async fn connected(addr: &str, version: Version, client_id: &str) -> Connect
 
 /// scion-quic on plain UDP/IP (loopback) in front of `broker`, serving
 /// `certs`' server certificate; returns its address.
-pub async fn quic_listener(broker: &Mosquitto, certs: &mqttbridge::certs::Certificates) -> String {
-    use mqttbridge::config::{QuicTransport, ScionQuicConfig};
-    let proxy = mqttbridge::mode::scion_quic::ScionQuic::bind(ScionQuicConfig {
+pub async fn quic_listener(
+    broker: &Mosquitto,
+    certs: &mqttbridge::tools::certs::Certificates,
+) -> String {
+    use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
+    let proxy = mqttbridge::service::scion_quic::ScionQuic::bind(ScionQuicConfig {
         transport: QuicTransport::Quic,
         listen: Some("127.0.0.1:0".into()),
         broker: broker.addr().to_string().parse().unwrap(),

@@ -1,0 +1,155 @@
+//! PUBLISH in its common form, converted straight between MQTT bytes and
+//! protobuf without the intermediate packet types of the general path.
+//!
+//! Nearly every packet a tunnel carries is a PUBLISH, so this is the hot
+//! path of both proxies. It handles exactly the PUBLISHes whose conversion
+//! is plain (MQTT 5: no properties) and that the general path accepts; for
+//! anything else it answers `None` and the general path decides, so
+//! behaviour and bytes are the same either way (see the tests, which
+//! compare both paths).
+
+use bytes::{BufMut, Bytes, BytesMut};
+use mqtt_protocol_core::mqtt::connection::{PacketData, RawPacket};
+
+use crate::line::proto::mqtt::mqtt_stream_message::Payload;
+use crate::line::proto::{mqttv3, mqttv5};
+use crate::mqtt::{Version, check_publish};
+
+/// The PUBLISH in `raw` as a protobuf payload, or `None` when the general
+/// path must decide (not a PUBLISH, MQTT 5 properties, anything unusual).
+pub fn publish_to_payload(version: Version, raw: &RawPacket) -> Option<Payload> {
+    let PacketData::Publish(body) = &raw.data else {
+        return None;
+    };
+    let flags = raw.flags();
+    let qos = (flags >> 1) & 3;
+    if raw.packet_type() != 3 || qos == 3 {
+        return None;
+    }
+    let topic_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
+    let topic = std::str::from_utf8(body.get(2..2 + topic_len)?).ok()?;
+    let mut at = 2 + topic_len;
+    let mut message_id = 0;
+    if qos > 0 {
+        message_id = u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]);
+        at += 2;
+    }
+    // What the protocol forbids is the general path's to refuse.
+    if check_publish(topic, false, (qos > 0).then_some(message_id)).is_err() {
+        return None;
+    }
+    if version == Version::V5 {
+        // Only an empty property list (a single zero byte) is plain.
+        if *body.get(at)? != 0 {
+            return None;
+        }
+        at += 1;
+    }
+    // The payload shares the packet's buffer: no copy.
+    let payload = Bytes::from_owner(body.clone()).slice(at..);
+    let topic = topic.to_owned();
+    let (retain, dup) = (flags & 1 == 1, flags & 8 == 8);
+    Some(match version {
+        Version::V3_1_1 => Payload::MqttV3Packet(mqttv3::MqttPacket {
+            packet: Some(mqttv3::mqtt_packet::Packet::Publish(mqttv3::Publish {
+                topic,
+                message_id: message_id.into(),
+                qos: qos.into(),
+                retain,
+                dup,
+                payload,
+            })),
+        }),
+        Version::V5 => Payload::MqttV5Packet(mqttv5::MqttPacket {
+            packet: Some(mqttv5::mqtt_packet::Packet::Publish(mqttv5::Publish {
+                topic,
+                message_id: message_id.into(),
+                qos: qos.into(),
+                retain,
+                dup,
+                payload,
+                properties: Vec::new(),
+            })),
+        }),
+    })
+}
+
+/// The fields of a protobuf PUBLISH the fast path writes.
+struct Plain<'a> {
+    topic: &'a str,
+    message_id: u32,
+    qos: i32,
+    retain: bool,
+    dup: bool,
+    payload: &'a [u8],
+}
+
+/// Appends the MQTT bytes of the PUBLISH in `payload` to `out` and returns
+/// their length, or `None` (nothing written) when the general path must
+/// decide: another packet, the other MQTT version, MQTT 5 properties, or
+/// fields the general path would refuse or treat specially.
+pub fn encode_publish(payload: &Payload, version: Version, out: &mut BytesMut) -> Option<usize> {
+    let plain = match (payload, version) {
+        (Payload::MqttV3Packet(p), Version::V3_1_1) => match &p.packet {
+            Some(mqttv3::mqtt_packet::Packet::Publish(p)) => Plain {
+                topic: &p.topic,
+                message_id: p.message_id,
+                qos: p.qos,
+                retain: p.retain,
+                dup: p.dup,
+                payload: &p.payload,
+            },
+            _ => return None,
+        },
+        (Payload::MqttV5Packet(p), Version::V5) => match &p.packet {
+            Some(mqttv5::mqtt_packet::Packet::Publish(p)) if p.properties.is_empty() => Plain {
+                topic: &p.topic,
+                message_id: p.message_id,
+                qos: p.qos,
+                retain: p.retain,
+                dup: p.dup,
+                payload: &p.payload,
+            },
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let qos = u8::try_from(plain.qos).ok().filter(|q| *q <= 2)?;
+    let topic_len = u16::try_from(plain.topic.len()).ok()?;
+    if topic_len == 0
+        || plain.topic.contains(['+', '#'])
+        || (qos == 0 && plain.dup)
+        || (qos > 0 && !(1..=u32::from(u16::MAX)).contains(&plain.message_id))
+    {
+        return None;
+    }
+    let id_len = if qos > 0 { 2 } else { 0 };
+    let properties_len = usize::from(version == Version::V5);
+    let remaining = 2 + plain.topic.len() + id_len + properties_len + plain.payload.len();
+    if remaining > crate::mqtt::MAX_REMAINING_LENGTH {
+        return None;
+    }
+    let before = out.len();
+    out.reserve(5 + remaining);
+    out.put_u8(0x30 | u8::from(plain.dup) << 3 | qos << 1 | u8::from(plain.retain));
+    let mut n = remaining;
+    loop {
+        let byte = (n % 128) as u8;
+        n /= 128;
+        out.put_u8(if n > 0 { byte | 0x80 } else { byte });
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_u16(topic_len);
+    out.put_slice(plain.topic.as_bytes());
+    if qos > 0 {
+        // Checked above: 1..=65535.
+        out.put_u16(plain.message_id as u16);
+    }
+    if properties_len == 1 {
+        out.put_u8(0);
+    }
+    out.put_slice(plain.payload);
+    Some(out.len() - before)
+}

@@ -1,0 +1,247 @@
+//! The s-proxy endpoints an r-proxy may use: new streams go round-robin to
+//! the healthy ones; an endpoint that fails is skipped for a while and the
+//! stream is tried on the next.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::{Request, Status, Streaming};
+
+use super::QueuedEnvelope;
+use super::proto::mqtt::MqttStreamMessage;
+use super::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
+use super::{
+    CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, SESSION_ID_KEY, encode_client_id, max_message_size,
+};
+use crate::net::HostPort;
+
+/// No s-proxy accepted the stream.
+#[derive(Debug, thiserror::Error)]
+#[error("no s-proxy accepted the stream (last error: {last})")]
+pub struct OpenError {
+    /// What the last endpoint tried said.
+    pub last: Status,
+}
+
+struct Upstream {
+    url: UpstreamUrl,
+    channel: Channel,
+    /// Until when this endpoint is skipped after a failure.
+    down_until: Mutex<Option<Instant>>,
+}
+
+impl Upstream {
+    fn is_down(&self, now: Instant) -> bool {
+        // A poisoned lock only means another task panicked mid-update; the
+        // value itself is always valid.
+        let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
+        down.is_some_and(|until| until > now)
+    }
+
+    fn mark(&self, down_until: Option<Instant>) {
+        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = down_until;
+    }
+}
+
+/// The pool of s-proxy endpoints, one HTTP/2 connection each, shared by
+/// all client connections.
+pub struct Upstreams {
+    endpoints: Vec<Upstream>,
+    /// `authorization` metadata value sent with every stream.
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    next: AtomicUsize,
+    connect_timeout: Duration,
+    retry_after: Duration,
+    max_message_size: usize,
+}
+
+impl Upstreams {
+    /// Prepares channels to `urls`; nothing connects until the first stream.
+    /// `https://` URLs use `tls`; `token` goes out as a bearer token.
+    pub fn new(
+        urls: &[UpstreamUrl],
+        tls: &ClientTlsConfig,
+        token: Option<&str>,
+        connect_timeout: Duration,
+        retry_after: Duration,
+        max_packet_size: u32,
+        keepalive: Keepalive,
+    ) -> anyhow::Result<Self> {
+        let authorization = token
+            .map(|t| format!("Bearer {t}").parse())
+            .transpose()
+            .map_err(|_| {
+                anyhow::anyhow!("the auth token has characters gRPC metadata cannot carry")
+            })?;
+        let endpoints = urls
+            .iter()
+            .map(|url| {
+                let mut endpoint = Endpoint::from_shared(url.as_str().to_string())?;
+                if url.is_tls() {
+                    endpoint = endpoint.tls_config(tls.clone())?;
+                }
+                let channel = endpoint
+                    .connect_timeout(connect_timeout)
+                    .timeout(Duration::MAX)
+                    .tcp_nodelay(true)
+                    .http2_keep_alive_interval(keepalive.interval)
+                    .keep_alive_timeout(keepalive.timeout)
+                    .keep_alive_while_idle(false)
+                    .connect_lazy();
+                Ok(Upstream {
+                    url: url.clone(),
+                    channel,
+                    down_until: Mutex::new(None),
+                })
+            })
+            .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
+        Ok(Self {
+            endpoints,
+            authorization,
+            next: AtomicUsize::new(0),
+            connect_timeout,
+            retry_after,
+            max_message_size: max_message_size(max_packet_size),
+        })
+    }
+
+    /// Opens one relay stream for a client connection, trying each endpoint
+    /// at most once, healthy ones first. `first` are the messages that open
+    /// the session; they are sent again on each endpoint tried.
+    pub async fn open(
+        &self,
+        session_id: &str,
+        client_addr: std::net::SocketAddr,
+        client_id: &str,
+        first: &[MqttStreamMessage],
+        queue_depth: usize,
+    ) -> Result<(mpsc::Sender<QueuedEnvelope>, Streaming<MqttStreamMessage>), OpenError> {
+        let n = self.endpoints.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let order = (0..n).map(|i| (start + i) % n);
+        let (healthy, down): (Vec<usize>, Vec<usize>) =
+            order.partition(|&i| !self.endpoints[i].is_down(now));
+        let mut last = Status::unavailable("no s-proxy endpoint configured");
+        for i in healthy.into_iter().chain(down) {
+            let upstream = &self.endpoints[i];
+            let attempt = self.open_on(
+                upstream,
+                session_id,
+                client_addr,
+                client_id,
+                first,
+                queue_depth,
+            );
+            let result = tokio::time::timeout(self.connect_timeout, attempt)
+                .await
+                .unwrap_or_else(|_| Err(Status::deadline_exceeded("s-proxy did not answer")));
+            match result {
+                Ok(opened) => {
+                    upstream.mark(None);
+                    return Ok(opened);
+                }
+                Err(status) => {
+                    tracing::warn!(upstream = %upstream.url, %status, "s-proxy refused stream");
+                    upstream.mark(Some(Instant::now() + self.retry_after));
+                    last = status;
+                }
+            }
+        }
+        Err(OpenError { last })
+    }
+
+    async fn open_on(
+        &self,
+        upstream: &Upstream,
+        session_id: &str,
+        client_addr: std::net::SocketAddr,
+        client_id: &str,
+        first: &[MqttStreamMessage],
+        queue_depth: usize,
+    ) -> Result<(mpsc::Sender<QueuedEnvelope>, Streaming<MqttStreamMessage>), Status> {
+        let (tx, rx) = mpsc::channel(queue_depth.max(first.len()));
+        for message in first {
+            // Capacity covers every opening message, so this cannot fail.
+            tx.try_send(Box::new(message.clone()))
+                .map_err(|_| Status::internal("relay queue too small"))?;
+        }
+        let mut request = Request::new(ReceiverStream::new(rx).map(|boxed| *boxed));
+        let metadata = request.metadata_mut();
+        if let Ok(v) = session_id.parse() {
+            metadata.insert(SESSION_ID_KEY, v);
+        }
+        if let Ok(v) = encode_client_id(client_id).parse() {
+            metadata.insert(CLIENT_ID_KEY, v);
+        }
+        if let Ok(v) = client_addr.to_string().parse() {
+            metadata.insert(CLIENT_ADDR_KEY, v);
+        }
+        if let Some(authorization) = &self.authorization {
+            metadata.insert("authorization", authorization.clone());
+        }
+        let mut client = MqttRelayServiceClient::new(upstream.channel.clone())
+            .max_decoding_message_size(self.max_message_size)
+            .max_encoding_message_size(self.max_message_size);
+        let response = client.stream_mqtt_messages(request).await?;
+        Ok((tx, response.into_inner()))
+    }
+}
+
+/// An s-proxy endpoint URL: `https://host:port` (TLS) or `http://host:port`
+/// (plaintext).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl(String);
+
+impl UpstreamUrl {
+    /// A default URL written in the code.
+    pub(crate) fn literal(s: &'static str) -> Self {
+        UpstreamUrl(s.to_string())
+    }
+
+    /// The URL text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for UpstreamUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rest = s
+            .strip_prefix("https://")
+            .or_else(|| s.strip_prefix("http://"))
+            .ok_or_else(|| format!("`{s}` must start with https:// or http://"))?;
+        HostPort::from_str(rest.trim_end_matches('/'))
+            .map_err(|e| format!("upstream `{s}`: {e}"))?;
+        Ok(UpstreamUrl(s.to_string()))
+    }
+}
+
+impl UpstreamUrl {
+    /// Whether the URL asks for TLS.
+    pub fn is_tls(&self) -> bool {
+        self.0.starts_with("https://")
+    }
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,37 @@
+//! The MQTT codec shared by every mode and the client: framing a byte
+//! stream into packets under a maximum packet size, decoding them with
+//! mqtt-protocol-core and encoding them back, reading one packet at a time
+//! from a stream, and following packet boundaries in bytes relayed untouched.
+//!
+//! The version of a connection comes from its CONNECT packet
+//! ([`connect_protocol`]); every later packet is decoded for that version.
+//!
+//! Layer rule: `mqtt` imports nothing else of the crate.
+
+mod connect;
+mod first_packet;
+mod framer;
+mod packet;
+mod packet_reader;
+mod passthrough;
+mod reason;
+pub mod replies;
+mod version;
+
+pub use first_packet::{ClientConnect, read_first_packet, receive_connect};
+pub use packet_reader::{PacketReader, ReadError};
+pub use passthrough::{PacketBounds, RelayEnd, relay_to_client};
+
+pub use connect::{ConnectRefusal, accept_connect, client_id};
+pub use framer::Framer;
+pub(crate) use packet::check_publish;
+pub use packet::{CodecError, Packet, decode, encode, packet_type_name, wire_size};
+pub use reason::reason_name;
+pub use version::{ProtocolLevel, Version, connect_protocol};
+
+/// The default maximum size of one MQTT packet (fixed header included): 2 MiB,
+/// so that a 1 MiB publish with generous properties passes.
+pub const DEFAULT_MAX_PACKET_SIZE: u32 = 2 * 1024 * 1024;
+
+/// The largest Remaining Length MQTT can express (four bytes of it).
+pub const MAX_REMAINING_LENGTH: usize = 268_435_455;

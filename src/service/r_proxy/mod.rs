@@ -1,0 +1,514 @@
+//! `r-proxy`: accepts MQTT/TCP clients and carries each connection as one
+//! gRPC stream to an s-proxy.
+//!
+//! Per connection: read the CONNECT (bounded in time and size), open a
+//! stream on a healthy s-proxy, then pump both directions independently.
+//! When the client leaves, the stream is half-closed and the r-proxy waits
+//! (bounded) until the s-proxy has written everything to the broker, so a
+//! final DISCONNECT is never lost. When the s-proxy side ends, the client is
+//! closed at once; an MQTT 5 client is told why first (DISCONNECT 0x80
+//! "upstream unavailable", see `codec::replies`).
+
+mod config;
+mod takeover;
+
+pub use config::{RProxyArgs, RProxyConfig};
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio::time::timeout;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::line::convert::packet_to_payload;
+use crate::line::proto::mqtt::mqtt_stream_message::Payload;
+use crate::line::proto::mqtt::session_control::ControlType;
+use crate::line::proto::mqtt::{MessageDirection, SessionControl};
+use crate::line::{
+    InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
+};
+use crate::line::{Upstreams, new_session_id};
+use crate::mqtt::{ClientConnect, PacketReader, receive_connect};
+use crate::mqtt::{Version, client_id, replies};
+use crate::net::HostPort;
+use crate::net::connector::BoxedStream;
+use crate::net::listener::{Ingress, tls_acceptor};
+use crate::ops::gauge::Gauge;
+use crate::ops::telemetry::METRICS;
+use takeover::{TakeoverWriter, Takeovers};
+use tokio_rustls::TlsAcceptor;
+
+/// The mode label in metrics.
+const MODE: &str = "r-proxy";
+
+/// How long a connection whose broker side ended waits for a newer
+/// connection of its client id (already waiting for its CONNACK) to take it
+/// over; the broker answers that CONNACK right after closing this one.
+const TAKEOVER_GRACE: Duration = Duration::from_millis(500);
+
+/// What a reload (SIGHUP) replaces: settings, s-proxy channels, TLS.
+struct Live {
+    config: RProxyConfig,
+    upstreams: Upstreams,
+    tls: Option<TlsAcceptor>,
+}
+
+impl Live {
+    /// Checks `config` and prepares everything it needs (reading files).
+    fn prepare(config: RProxyConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let token = match &config.auth_token_file {
+            Some(path) => crate::line::read_tokens(path)?.into_iter().next(),
+            None => None,
+        };
+        let tls = match (&config.tls_listen, &config.tls_cert, &config.tls_key) {
+            (Some(_), Some(cert), Some(key)) => {
+                Some(tls_acceptor(cert, key, config.tls_client_ca.as_deref())?)
+            }
+            _ => None,
+        };
+        let upstreams = Upstreams::new(
+            &config.upstream,
+            &upstream_tls(&config)?,
+            token.as_deref(),
+            config.upstream_connect_timeout_ms.duration(),
+            config.upstream_retry_ms.duration(),
+            config.max_packet_size.get(),
+            crate::line::Keepalive {
+                interval: config.keepalive_interval_ms.duration(),
+                timeout: config.keepalive_timeout_ms.duration(),
+            },
+        )?;
+        Ok(Self {
+            config,
+            upstreams,
+            tls,
+        })
+    }
+}
+
+/// Which handshake a listener's connections need.
+#[derive(Clone, Copy)]
+enum ListenerKind {
+    Tcp,
+    Tls,
+    WebSocket,
+}
+
+struct Shared {
+    live: RwLock<Arc<Live>>,
+    /// Accepted connections by client id, to order session takeovers.
+    takeovers: Takeovers,
+    connections: Gauge,
+    /// Becomes true when the shutdown grace period is over: sessions still
+    /// open end now (MQTT 5 clients hear DISCONNECT 0x8B).
+    ending: watch::Sender<bool>,
+}
+
+impl Shared {
+    /// The settings in force now.
+    fn live(&self) -> Arc<Live> {
+        // A poisoned lock only means a panic elsewhere; the Arc is intact.
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// A bound r-proxy, ready to serve.
+pub struct RProxy {
+    /// Plain TCP first, then TLS and WebSocket when configured.
+    listeners: Vec<(ListenerKind, TcpListener)>,
+    shared: Arc<Shared>,
+}
+
+/// Applies new settings to a running r-proxy (SIGHUP).
+#[derive(Clone)]
+pub struct Reloader(Arc<Shared>);
+
+impl Reloader {
+    /// Replaces the settings for new connections: s-proxies, TLS
+    /// certificates, tokens, timeouts and limits. Listen addresses only
+    /// change with a restart. A config that does not check out is refused
+    /// and the running one kept.
+    pub fn apply(&self, config: RProxyConfig) -> anyhow::Result<()> {
+        let old = self.0.live();
+        if config.listen != old.config.listen
+            || config.tls_listen != old.config.tls_listen
+            || config.ws_listen != old.config.ws_listen
+        {
+            warn!("listen addresses only change with a restart; keeping the current ones");
+        }
+        let live = Live::prepare(config)?;
+        *self.0.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        info!("configuration reloaded");
+        Ok(())
+    }
+}
+
+async fn listen(addr: &HostPort) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr.as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
+}
+
+impl RProxy {
+    /// Binds the MQTT listener and prepares the s-proxy channels.
+    pub async fn bind(config: RProxyConfig) -> anyhow::Result<Self> {
+        let live = Live::prepare(config)?;
+        let config = &live.config;
+        let mut listeners = vec![(ListenerKind::Tcp, listen(&config.listen).await?)];
+        if let Some(addr) = &config.tls_listen {
+            listeners.push((ListenerKind::Tls, listen(addr).await?));
+        }
+        if let Some(addr) = &config.ws_listen {
+            listeners.push((ListenerKind::WebSocket, listen(addr).await?));
+        }
+        Ok(Self {
+            listeners,
+            shared: Arc::new(Shared {
+                live: RwLock::new(Arc::new(live)),
+                takeovers: Takeovers::default(),
+                connections: Gauge::default(),
+                ending: watch::Sender::new(false),
+            }),
+        })
+    }
+
+    /// A handle that applies new settings while serving.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone())
+    }
+
+    /// Where MQTT clients connect over plain TCP.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listeners[0].1.local_addr()
+    }
+
+    /// Where MQTT clients connect over TLS, when configured.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.addr_of(|k| matches!(k, ListenerKind::Tls))
+    }
+
+    /// Where MQTT clients connect over WebSocket, when configured.
+    pub fn ws_addr(&self) -> Option<SocketAddr> {
+        self.addr_of(|k| matches!(k, ListenerKind::WebSocket))
+    }
+
+    fn addr_of(&self, kind: impl Fn(&ListenerKind) -> bool) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(i, _)| kind(i))
+            .and_then(|(_, l)| l.local_addr().ok())
+    }
+
+    /// The number of client connections being served.
+    pub fn connections(&self) -> watch::Receiver<usize> {
+        self.shared.connections.watch()
+    }
+
+    /// Accepts clients until `shutdown` completes; then lets the open
+    /// connections finish for up to `shutdown_grace_ms`, ends the rest
+    /// (MQTT 5 clients get DISCONNECT 0x8B, server shutting down) and returns
+    /// once every connection is closed.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+        let limit = Arc::new(Semaphore::new(
+            self.shared.live().config.max_connections.get(),
+        ));
+        info!(listen = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+              upstreams = ?self.shared.live().config.upstream.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+              "r-proxy serving");
+        tokio::pin!(shutdown);
+        loop {
+            let accepts = self
+                .listeners
+                .iter()
+                .map(|(kind, listener)| Box::pin(async move { (*kind, listener.accept().await) }));
+            let (kind, stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                ((kind, accepted), _, _) = futures_util::future::select_all(accepts) => match accepted {
+                    Ok((stream, peer)) => (kind, stream, peer),
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off
+                        // instead of spinning on the error.
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                warn!(%peer, "connection limit reached, closing new connection");
+                continue;
+            };
+            let shared = self.shared.clone();
+            let live = shared.live();
+            let ingress = match (kind, &live.tls) {
+                (ListenerKind::Tcp, _) => Ingress::Tcp,
+                (ListenerKind::Tls, Some(acceptor)) => Ingress::Tls(acceptor.clone()),
+                // The TLS listener stays but a reload removed its certificate.
+                (ListenerKind::Tls, None) => continue,
+                (ListenerKind::WebSocket, _) => Ingress::WebSocket,
+            };
+            let span = info_span!("client", %peer, ingress = ingress.name());
+            tokio::spawn(
+                async move {
+                    let _live = shared.connections.enter();
+                    // The handshake counts against the CONNECT timeout.
+                    let limit = live.config.connect_timeout_ms.duration();
+                    let socket = stream.as_raw_fd();
+                    match timeout(limit, Box::pin(ingress.upgrade(stream))).await {
+                        Ok(Ok(stream)) => serve_client(stream, socket, peer, &shared, &live).await,
+                        Ok(Err(e)) => debug!(error = %e, "handshake failed"),
+                        Err(_) => debug!("handshake timed out"),
+                    }
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        drop(self.listeners);
+        let mut open = self.shared.connections.watch();
+        let grace = self.shared.live().config.shutdown_grace_ms.duration();
+        info!(open = *open.borrow(), ?grace, "draining");
+        if timeout(grace, open.wait_for(|n| *n == 0)).await.is_err() {
+            info!(
+                open = *open.borrow(),
+                "grace period over, closing the remaining sessions"
+            );
+            self.shared.ending.send_replace(true);
+            // Each session only writes its DISCONNECT and closes now.
+            let _ = timeout(Duration::from_secs(5), open.wait_for(|n| *n == 0)).await;
+        }
+    }
+}
+
+/// TLS towards `https://` s-proxies: the configured CA (or the system's
+/// roots), server name and client certificate.
+fn upstream_tls(config: &RProxyConfig) -> anyhow::Result<ClientTlsConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+    };
+    if config.upstream.iter().any(|u| u.is_tls()) {
+        // Installs the process-wide rustls provider (ring) once.
+        scion_sdk_utils::rustls::select_ring_crypto_provider();
+    }
+    let mut tls = ClientTlsConfig::new();
+    tls = match &config.upstream_ca {
+        Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca)?)),
+        None => tls.with_native_roots(),
+    };
+    if let Some(name) = &config.upstream_server_name {
+        tls = tls.domain_name(name.clone());
+    }
+    if let (Some(cert), Some(key)) = (&config.upstream_cert, &config.upstream_key) {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(tls)
+}
+
+/// What ended a relayed connection, first seen on either side.
+enum FirstEnd {
+    Client(InboundEnd),
+    Upstream(OutboundEnd),
+    Shutdown,
+    /// A newer connection of the same client id was accepted.
+    TakenOver,
+}
+
+/// Relays one client connection; `client_socket` is its TCP socket under any
+/// TLS or WebSocket layer (for session takeover).
+async fn serve_client(
+    stream: BoxedStream,
+    client_socket: RawFd,
+    peer: SocketAddr,
+    shared: &Shared,
+    live: &Live,
+) {
+    let config = &live.config;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    // Futures of the connecting steps are boxed and the CONNECT dropped once
+    // used, so that what a session task holds while it relays (most of its
+    // life, mostly idle) is only what relaying needs.
+    let Some(ClientConnect {
+        version,
+        packet: connect,
+        ..
+    }) = Box::pin(receive_connect(
+        &mut rd,
+        &mut wr,
+        config.connect_timeout_ms.duration(),
+        config.max_packet_size.get(),
+    ))
+    .await
+    else {
+        return;
+    };
+    let mut reader = PacketReader::new(rd, config.max_packet_size.get());
+    let client_id = client_id(&connect).to_string();
+
+    let session_id = new_session_id();
+    let mut sequence_id = 0;
+    let establish = match version {
+        Version::V3_1_1 => ControlType::Establishv3,
+        Version::V5 => ControlType::Establishv5,
+    };
+    let opening = vec![
+        envelope(
+            &mut sequence_id,
+            MessageDirection::ClientToBroker,
+            Payload::SessionControl(SessionControl {
+                control_type: establish as i32,
+                client_id: client_id.clone(),
+            }),
+        ),
+        envelope(
+            &mut sequence_id,
+            MessageDirection::ClientToBroker,
+            packet_to_payload(&connect),
+        ),
+    ];
+    drop(connect);
+    let connecting = Instant::now();
+    let opened = Box::pin(live.upstreams.open(
+        &session_id,
+        peer,
+        &client_id,
+        &opening,
+        config.queue_depth.get(),
+    ))
+    .await;
+    drop(opening);
+    let (tx, mut inbound) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            METRICS.upstream_error(MODE);
+            warn!(error = %e, "no s-proxy reachable");
+            let _ = wr
+                .write_all(&replies::connack_server_unavailable(version))
+                .await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+    };
+    METRICS.connected_after(MODE, connecting.elapsed());
+    let mut session = METRICS.session(MODE);
+    info!(session = %session_id, client_id = %client_id, %version, "relaying");
+
+    // Older connections of this client id are closed right before a
+    // successful CONNACK is written, as the broker closed them
+    // (relay::takeover). The ticket is declared after `reader`, whose read
+    // half keeps the socket open until the ticket has left the table.
+    let (_ticket, acceptance, mut taken_over) =
+        match shared.takeovers.ticket(&client_id, client_socket) {
+            Some(entry) => (
+                Some(entry.ticket),
+                Some(entry.acceptance),
+                Some(entry.taken_over),
+            ),
+            None => (None, None, None),
+        };
+    let mut wr = TakeoverWriter::new(wr, acceptance);
+
+    // What an MQTT 5 client is told when the relay ends on our side.
+    let farewell: Option<Vec<u8>> = {
+        let to_client = pump_envelopes_to_writer(
+            &mut inbound,
+            &mut wr,
+            version,
+            Traffic {
+                mode: MODE,
+                direction: MessageDirection::BrokerToClient,
+            },
+        );
+        tokio::pin!(to_client);
+        let first = {
+            let to_upstream = pump_reader_to_envelopes(
+                &mut reader,
+                version,
+                MODE,
+                MessageDirection::ClientToBroker,
+                &mut sequence_id,
+                &tx,
+                Box::new,
+            );
+            let mut ending = shared.ending.subscribe();
+            let newer_connection = async {
+                match &mut taken_over {
+                    Some(told) => told.await.is_ok(),
+                    None => false,
+                }
+            };
+            tokio::select! {
+                end = to_upstream => FirstEnd::Client(end),
+                end = &mut to_client => FirstEnd::Upstream(end),
+                _ = ending.wait_for(|e| *e) => FirstEnd::Shutdown,
+                true = newer_connection => FirstEnd::TakenOver,
+            }
+        };
+        match first {
+            FirstEnd::Client(end) => {
+                debug!(?end, "client side ended");
+                session.close_reason(match end {
+                    InboundEnd::Eof | InboundEnd::Disconnected => "client_closed",
+                    InboundEnd::Codec(_) => "client_bad_packet",
+                    InboundEnd::Io(_) => "client_error",
+                    InboundEnd::QueueClosed => "upstream_lost",
+                });
+                // Half-close: the s-proxy writes what it has, closes the
+                // broker connection and ends its stream.
+                drop(tx);
+                if timeout(config.drain_timeout_ms.duration(), &mut to_client)
+                    .await
+                    .is_err()
+                {
+                    warn!("s-proxy did not confirm the end of the session in time");
+                }
+                match end {
+                    InboundEnd::Codec(e) => {
+                        Some(replies::disconnect_v5(e.v5_reason_code()).to_vec())
+                    }
+                    _ => None,
+                }
+            }
+            FirstEnd::Shutdown => {
+                Some(replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN).to_vec())
+            }
+            FirstEnd::TakenOver => {
+                // The client socket is shut down already; the broker has
+                // closed this connection's side too.
+                debug!("taken over by a newer connection of the same client id");
+                session.close_reason("taken_over");
+                None
+            }
+            FirstEnd::Upstream(end) => {
+                debug!(?end, "s-proxy side ended");
+                // Taken over, most likely: the newer connection closes this
+                // one right before its CONNACK, as the broker did.
+                if let Some(told) = &mut taken_over
+                    && shared.takeovers.newer_pending(&client_id)
+                {
+                    let _ = timeout(TAKEOVER_GRACE, told).await;
+                }
+                match end {
+                    OutboundEnd::Finished | OutboundEnd::Io(_) => None,
+                    OutboundEnd::Failed(_) | OutboundEnd::Invalid(_) => {
+                        Some(replies::DISCONNECT_UPSTREAM_LOST.to_vec())
+                    }
+                }
+            }
+        }
+    };
+    if version == Version::V5
+        && let Some(disconnect) = farewell
+    {
+        let _ = wr.write_all(&disconnect).await;
+    }
+    let _ = wr.shutdown().await;
+    info!(session = %session_id, "closed");
+}

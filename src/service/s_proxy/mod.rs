@@ -1,0 +1,526 @@
+//! `s-proxy`: serves `MqttRelayService`; each stream becomes one MQTT/TCP
+//! connection to the configured broker.
+//!
+//! A session ends when either side ends: the r-proxy closing its request
+//! stream (everything it sent is written to the broker first, so a client's
+//! DISCONNECT always arrives), the broker closing, or an error. Sessions are
+//! independent tasks keyed by nothing but their stream; two clients with the
+//! same (or an empty) client id are two sessions.
+
+mod config;
+
+pub use config::{SProxyArgs, SProxyConfig};
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+
+use anyhow::Context;
+use futures_util::{Stream, StreamExt};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::line::convert::{
+    connack_server_unavailable, disconnect_server_shutting_down, payload_to_packet,
+};
+use crate::line::incoming::Admission;
+use crate::line::proto::mqtt::mqtt_relay_service_server::{
+    MqttRelayService, MqttRelayServiceServer,
+};
+use crate::line::proto::mqtt::mqtt_stream_message::Payload;
+use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
+use crate::line::{CLIENT_ADDR_KEY, SESSION_ID_KEY, max_message_size, new_session_id};
+use crate::line::{
+    InboundEnd, OutboundEnd, QueuedEnvelope, Traffic, envelope, pump_envelopes_to_writer,
+    pump_reader_to_envelopes,
+};
+use crate::mqtt::PacketReader;
+use crate::mqtt::{self, Packet, Version};
+use crate::net::broker::BrokerConnector;
+use crate::net::listener::tls_server_config;
+use crate::ops::gauge::Gauge;
+use crate::ops::telemetry::METRICS;
+
+/// The mode label in metrics.
+const MODE: &str = "s-proxy";
+
+/// Once the grace period is over, how long the sessions still open have to
+/// send their DISCONNECT and end before the server is dropped.
+const SESSIONS_END_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+type ResponseStream = Pin<Box<dyn Stream<Item = Result<MqttStreamMessage, Status>> + Send>>;
+
+/// What a reload (SIGHUP) replaces for new sessions.
+struct Live {
+    config: SProxyConfig,
+    connector: BrokerConnector,
+    /// Accepted bearer tokens; empty when tokens are not required.
+    tokens: Vec<String>,
+    /// TLS for new gRPC connections; `None` for plaintext.
+    tls: Option<TlsAcceptor>,
+}
+
+impl Live {
+    /// Checks `config` and prepares what it needs (reading files).
+    fn prepare(config: SProxyConfig) -> anyhow::Result<Self> {
+        config.validate()?;
+        let tokens = match &config.auth_token_file {
+            Some(path) => crate::line::read_tokens(path)?,
+            None => Vec::new(),
+        };
+        let connector =
+            BrokerConnector::new(&config.broker, &config.broker_tls, config.proxy_protocol)?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let mut tls = tls_server_config(cert, key, config.client_ca.as_deref())?;
+                // gRPC runs over HTTP/2 only.
+                tls.alpn_protocols = vec![b"h2".to_vec()];
+                Some(TlsAcceptor::from(Arc::new(tls)))
+            }
+            _ => None,
+        };
+        Ok(Self {
+            config,
+            connector,
+            tokens,
+            tls,
+        })
+    }
+}
+
+/// The settings in force, swapped whole by a reload.
+type SharedLive = Arc<RwLock<Arc<Live>>>;
+
+fn current(live: &SharedLive) -> Arc<Live> {
+    // A poisoned lock only means a panic elsewhere; the Arc is intact.
+    live.read().unwrap_or_else(|e| e.into_inner()).clone()
+}
+
+/// The gRPC service: one task per stream.
+struct Relay {
+    live: SharedLive,
+    limit: Arc<Semaphore>,
+    sessions: Gauge,
+    /// Becomes true when the shutdown grace period is over.
+    ending: watch::Receiver<bool>,
+}
+
+#[tonic::async_trait]
+impl MqttRelayService for Relay {
+    type StreamMqttMessagesStream = ResponseStream;
+
+    async fn stream_mqtt_messages(
+        &self,
+        request: Request<Streaming<MqttStreamMessage>>,
+    ) -> Result<Response<Self::StreamMqttMessagesStream>, Status> {
+        let live = current(&self.live);
+        if !live.tokens.is_empty() {
+            let presented = request
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok());
+            if !token_accepted(&live.tokens, presented) {
+                warn!(peer = ?request.remote_addr(), "r-proxy without a valid token refused");
+                return Err(Status::unauthenticated("a valid bearer token is required"));
+            }
+        }
+        let permit = self
+            .limit
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Status::resource_exhausted("s-proxy session limit reached"))?;
+        let peer = request.remote_addr();
+        // The peer's session id is only used for logs; ours stays unique.
+        let peer_session = request
+            .metadata()
+            .get(SESSION_ID_KEY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .chars()
+            .take(64)
+            .collect::<String>();
+        // The MQTT client's address as the r-proxy saw it; else the r-proxy's.
+        let client = request
+            .metadata()
+            .get(CLIENT_ADDR_KEY)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<SocketAddr>().ok())
+            .or(peer)
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let session_id = new_session_id();
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(live.config.queue_depth.get());
+        let counted = self.sessions.enter();
+        let ending = self.ending.clone();
+        let span =
+            info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
+        tokio::spawn(
+            async move {
+                run_session(inbound, tx, &live.config, &live.connector, client, ending).await;
+                drop(permit);
+                drop(counted);
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(rx).map(|queued| queued.map(|boxed| *boxed)),
+        )))
+    }
+}
+
+/// Waits for the session's CONNECT: an optional SessionControl first, then
+/// the CONNECT packet, whose envelope kind (v3 or v5) gives the version.
+async fn read_connect(
+    inbound: &mut Streaming<MqttStreamMessage>,
+) -> Result<(Version, Packet), Status> {
+    loop {
+        let message = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::cancelled("stream ended before CONNECT"))?;
+        let payload = message
+            .payload
+            .ok_or_else(|| Status::invalid_argument("message without payload"))?;
+        let version = match &payload {
+            Payload::SessionControl(_) => continue,
+            Payload::MqttV3Packet(_) => Version::V3_1_1,
+            Payload::MqttV5Packet(_) => Version::V5,
+        };
+        let packet = payload_to_packet(payload, version)
+            .map_err(|e| Status::invalid_argument(format!("first packet: {e}")))?;
+        if !matches!(packet, Packet::V3_1_1Connect(_) | Packet::V5_0Connect(_)) {
+            return Err(Status::invalid_argument("first packet is not CONNECT"));
+        }
+        return Ok((version, packet));
+    }
+}
+
+/// The response queue: boxed envelopes (see [`QueuedEnvelope`]).
+type Outbound = mpsc::Sender<Result<QueuedEnvelope, Status>>;
+
+async fn run_session(
+    mut inbound: Streaming<MqttStreamMessage>,
+    tx: Outbound,
+    config: &SProxyConfig,
+    connector: &BrokerConnector,
+    client: SocketAddr,
+    mut ending: watch::Receiver<bool>,
+) {
+    let (version, connect) = match timeout(
+        config.connect_timeout_ms.duration(),
+        Box::pin(read_connect(&mut inbound)),
+    )
+    .await
+    {
+        Ok(Ok(first)) => first,
+        Ok(Err(status)) => {
+            debug!(%status, "session refused");
+            let _ = tx.send(Err(status)).await;
+            return;
+        }
+        Err(_) => {
+            let _ = tx
+                .send(Err(Status::deadline_exceeded("no CONNECT in time")))
+                .await;
+            return;
+        }
+    };
+    let mut sequence_id = 0;
+    let connecting = std::time::Instant::now();
+    let broker = match timeout(
+        config.broker_connect_timeout_ms.duration(),
+        Box::pin(connector.connect(client)),
+    )
+    .await
+    {
+        Ok(Ok(stream)) => stream,
+        result => {
+            let reason = match result {
+                Ok(Err(e)) => e.to_string(),
+                _ => "timed out".to_string(),
+            };
+            warn!(broker = %config.broker, %reason, "broker unreachable");
+            METRICS.upstream_error(MODE);
+            refuse_unavailable(&tx, version, &mut sequence_id).await;
+            return;
+        }
+    };
+    METRICS.connected_after(MODE, connecting.elapsed());
+    let mut session = METRICS.session(MODE);
+    info!(broker = %config.broker, %version, "session open");
+    let (broker_rd, mut broker_wr) = tokio::io::split(broker);
+    let mut connect_bytes = bytes::BytesMut::new();
+    mqtt::encode(&connect, &mut connect_bytes);
+    // Not kept in the session task while it relays.
+    drop(connect);
+    if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut broker_wr, &connect_bytes).await {
+        warn!(error = %e, "writing CONNECT to broker failed");
+        refuse_unavailable(&tx, version, &mut sequence_id).await;
+        return;
+    }
+
+    let mut reader = PacketReader::new(broker_rd, config.max_packet_size.get());
+    let from_broker = broker_to_client(&mut reader, version, &mut sequence_id, &tx);
+    let to_broker = pump_envelopes_to_writer(
+        &mut inbound,
+        &mut broker_wr,
+        version,
+        Traffic {
+            mode: MODE,
+            direction: MessageDirection::ClientToBroker,
+        },
+    );
+    // Set when the r-proxy ended the session: the broker gets a FIN rather
+    // than a close (see below).
+    let mut closing_after_client = false;
+    tokio::select! {
+        end = to_broker => {
+            closing_after_client = matches!(end, OutboundEnd::Finished | OutboundEnd::Failed(_));
+            session.close_reason(match &end {
+                OutboundEnd::Finished => "client_closed",
+                OutboundEnd::Failed(_) => "client_lost",
+                OutboundEnd::Invalid(_) => "client_bad_packet",
+                OutboundEnd::Io(_) => "broker_error",
+            });
+            match end {
+                OutboundEnd::Finished => debug!("r-proxy ended the stream"),
+                OutboundEnd::Failed(status) => debug!(%status, "r-proxy stream failed"),
+                OutboundEnd::Invalid(e) => {
+                    warn!(error = %e, "invalid packet from r-proxy");
+                    let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+                }
+                OutboundEnd::Io(e) => debug!(error = %e, "writing to broker failed"),
+            }
+        }
+        end = from_broker => {
+            session.close_reason(match &end {
+                InboundEnd::Eof | InboundEnd::Disconnected => "broker_closed",
+                InboundEnd::Codec(_) => "broker_bad_packet",
+                InboundEnd::Io(_) => "broker_error",
+                InboundEnd::QueueClosed => "client_lost",
+            });
+            match end {
+                InboundEnd::Eof | InboundEnd::Disconnected => debug!("broker closed"),
+                InboundEnd::Codec(e) => {
+                    warn!(error = %e, "bad packet from broker");
+                    let _ = tx.send(Err(Status::internal(format!("broker sent {e}")))).await;
+                }
+                InboundEnd::Io(e) => debug!(error = %e, "reading from broker failed"),
+                InboundEnd::QueueClosed => debug!("r-proxy stopped reading"),
+            }
+        }
+        // (The watch guard is not Send: drop it before the arm awaits.)
+        () = async { drop(ending.wait_for(|e| *e).await) } => {
+            session.close_reason("shutdown");
+            if version == Version::V5 {
+                let goodbye = envelope(
+                    &mut sequence_id,
+                    MessageDirection::BrokerToClient,
+                    disconnect_server_shutting_down(),
+                );
+                let _ = tx.send(Ok(Box::new(goodbye))).await;
+            }
+        }
+    }
+    // Everything the r-proxy sent has been written; a FIN tells the broker
+    // the client is gone.
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut broker_wr).await;
+    if closing_after_client {
+        // The broker may not have read the client's last packets yet (say,
+        // retained-message deletions and a DISCONNECT). Closing now, with its
+        // answers arriving unread, would reset the connection, and the broker
+        // would drop what it had not read. So read on (passing what comes to
+        // the client, as a broker's own connection would) until the broker
+        // closes its side, which it does once it has read everything.
+        let rest = broker_to_client(&mut reader, version, &mut sequence_id, &tx);
+        if timeout(config.drain_timeout_ms.duration(), rest)
+            .await
+            .is_err()
+        {
+            debug!("the broker did not close its side within drain_timeout_ms");
+        }
+    }
+    info!("session closed");
+}
+
+/// Pumps the broker's packets to the r-proxy until the broker's side ends.
+async fn broker_to_client<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut PacketReader<R>,
+    version: Version,
+    sequence_id: &mut u64,
+    tx: &Outbound,
+) -> InboundEnd {
+    pump_reader_to_envelopes(
+        reader,
+        version,
+        MODE,
+        MessageDirection::BrokerToClient,
+        sequence_id,
+        tx,
+        |m| Ok(Box::new(m)),
+    )
+    .await
+}
+
+async fn refuse_unavailable(tx: &Outbound, version: Version, sequence_id: &mut u64) {
+    let message = envelope(
+        sequence_id,
+        MessageDirection::BrokerToClient,
+        connack_server_unavailable(version),
+    );
+    let _ = tx.send(Ok(Box::new(message))).await;
+}
+
+/// A bound s-proxy, ready to serve.
+pub struct SProxy {
+    listener: TcpListener,
+    live: SharedLive,
+    sessions: Gauge,
+}
+
+/// Applies new settings to a running s-proxy (SIGHUP).
+#[derive(Clone)]
+pub struct Reloader(SharedLive);
+
+impl Reloader {
+    /// Replaces the settings for new connections and sessions: the gRPC
+    /// certificate, key and client CA (re-read even when the paths are the
+    /// same), broker and its TLS, tokens, timeouts, queue depth. The listen
+    /// address, the session limit and the HTTP/2 keep-alive change only with
+    /// a restart. A config that does not check out is refused and the
+    /// running one kept.
+    pub fn apply(&self, config: SProxyConfig) -> anyhow::Result<()> {
+        let old = current(&self.0);
+        if config.listen != old.config.listen
+            || config.max_sessions != old.config.max_sessions
+            || config.keepalive_interval_ms != old.config.keepalive_interval_ms
+            || config.keepalive_timeout_ms != old.config.keepalive_timeout_ms
+        {
+            warn!(
+                "listen address, max_sessions and keep-alive only change with a restart; keeping them"
+            );
+        }
+        let live = Live::prepare(config)?;
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        info!("configuration reloaded");
+        Ok(())
+    }
+}
+
+/// Whether `presented` (an `authorization` header) carries one of `tokens`,
+/// compared in constant time.
+fn token_accepted(tokens: &[String], presented: Option<&str>) -> bool {
+    let Some(token) = presented.and_then(|v| v.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    tokens.iter().fold(false, |ok, t| {
+        ok | constant_time_eq(t.as_bytes(), token.as_bytes())
+    })
+}
+
+/// Constant-time equality for equal lengths (a length mismatch says nothing
+/// about the content).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl SProxy {
+    /// Binds the gRPC listener.
+    pub async fn bind(config: SProxyConfig) -> anyhow::Result<Self> {
+        let live = Live::prepare(config)?;
+        let config = &live.config;
+        let listener = TcpListener::bind(config.listen.as_str())
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Self {
+            listener,
+            live: Arc::new(RwLock::new(Arc::new(live))),
+            sessions: Gauge::default(),
+        })
+    }
+
+    /// A handle that applies new settings while serving.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.live.clone())
+    }
+
+    /// Where it listens.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The number of live sessions.
+    pub fn sessions(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.sessions.watch()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets open
+    /// sessions go on for up to `shutdown_grace_ms` and ends the rest
+    /// (MQTT 5 clients get DISCONNECT 0x8B, server shutting down).
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), tonic::transport::Error> {
+        let config = current(&self.live).config.clone();
+        let grace = config.shutdown_grace_ms.duration();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let limit = max_message_size(config.max_packet_size.get());
+        let (ending, ending_rx) = watch::channel(false);
+        let relay = Relay {
+            limit: Arc::new(Semaphore::new(config.max_sessions.get() as usize)),
+            live: self.live.clone(),
+            sessions: self.sessions.clone(),
+            ending: ending_rx,
+        };
+        let service = MqttRelayServiceServer::new(relay)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+              broker = %config.broker, "s-proxy serving");
+        let live = self.live.clone();
+        let incoming = crate::line::incoming::accept(
+            self.listener,
+            move || {
+                let live = current(&live);
+                Admission {
+                    tls: live.tls.clone(),
+                    handshake_timeout: live.config.connect_timeout_ms.duration(),
+                }
+            },
+            config.max_sessions.get() as usize,
+        );
+        let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(config.max_sessions.get())
+            .http2_keepalive_interval(Some(config.keepalive_interval_ms.duration()))
+            .http2_keepalive_timeout(Some(config.keepalive_timeout_ms.duration()))
+            .add_service(service)
+            .serve_with_incoming_shutdown(incoming, async move {
+                let _ = stopped.await;
+            });
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => return result,
+            () = shutdown => {}
+        }
+        info!(open = *self.sessions.watch().borrow(), ?grace, "draining");
+        let _ = stop.send(());
+        if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
+            return result;
+        }
+        info!(
+            open = *self.sessions.watch().borrow(),
+            "grace period over, closing the remaining sessions"
+        );
+        // MQTT 5 clients hear DISCONNECT 0x8B through their r-proxy.
+        ending.send_replace(true);
+        match tokio::time::timeout(SESSIONS_END_WITHIN, &mut server).await {
+            Ok(result) => result,
+            Err(_) => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,605 @@
+//! `bench throughput`: N publishers -> M subscribers on one topic tree, for
+//! a count of messages or a duration, at QoS 0, 1 or 2.
+//!
+//! Publishers write as fast as the connection takes, or at `--rate` (QoS 0
+//! in batches; QoS 1 and 2 with a window of packets in flight). Every subscriber
+//! receives every message; it counts them, acknowledges them as its QoS
+//! requires, and from each payload's stamp measures latency, duplicates and
+//! order. The run ends when every subscriber has every message, or when
+//! deliveries stop for the drain timeout (the rest count as lost).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::BytesMut;
+use futures_util::FutureExt;
+use hdrhistogram::Histogram;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, watch};
+
+use super::args::ThroughputArgs;
+use super::report::{
+    LatencySummary, Progress, Report, Sample, ThroughputReport, latency_histogram,
+};
+use super::wire::{self, PUBACK, PUBCOMP, PUBREC, PUBREL};
+use super::{Link, STEP_TIMEOUT, Stamp, Target, now_ns, run_topic};
+use crate::mqtt::Version;
+
+/// QoS 0 PUBLISHes written per system call.
+const BATCH: usize = 64;
+
+/// When publishers stop.
+#[derive(Clone, Copy)]
+enum Stop {
+    /// After this many messages each.
+    Count(u64),
+    /// At this instant.
+    At(Instant),
+}
+
+impl Stop {
+    fn done(&self, sent: u64) -> bool {
+        match self {
+            Stop::Count(n) => sent >= *n,
+            Stop::At(t) => Instant::now() >= *t,
+        }
+    }
+}
+
+/// A publisher's send rate limit: message `k` may go at `start + k / rate`.
+#[derive(Clone, Copy)]
+struct Pace {
+    start: Instant,
+    /// Time between messages; `None` for as fast as the path takes.
+    every: Option<Duration>,
+}
+
+impl Pace {
+    /// How many messages may have been sent by now.
+    fn allowed(&self) -> u64 {
+        match self.every {
+            None => u64::MAX,
+            Some(every) => (self.start.elapsed().as_nanos() / every.as_nanos().max(1)) as u64 + 1,
+        }
+    }
+
+    /// Waits until message `count` may go.
+    async fn wait(&self, count: u64) {
+        if let Some(every) = self.every {
+            let due = every.saturating_mul(u32::try_from(count).unwrap_or(u32::MAX));
+            tokio::time::sleep_until((self.start + due).into()).await;
+        }
+    }
+}
+
+/// What one publisher needs.
+struct Publisher {
+    link: Link,
+    version: Version,
+    topic: String,
+    index: u32,
+    qos: u8,
+    size: usize,
+    stop: Stop,
+    inflight: u16,
+    pace: Pace,
+    sent: Arc<AtomicU64>,
+}
+
+/// What one subscriber counted.
+struct Counted {
+    unique: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    latency: Histogram<u64>,
+}
+
+/// Shared between the subscribers and the run.
+struct Deliveries {
+    /// Unique deliveries so far, all subscribers.
+    count: AtomicU64,
+    /// When the latest delivery arrived (ns since the bench epoch).
+    last_ns: AtomicU64,
+}
+
+pub async fn run(args: ThroughputArgs) -> anyhow::Result<Report> {
+    anyhow::ensure!(args.publishers >= 1, "--publishers must be at least 1");
+    let subscribe_qos = args.qos.iter().copied().max().unwrap_or(0);
+    let publisher_qos = |i: usize| {
+        args.qos
+            .get(i % args.qos.len().max(1))
+            .copied()
+            .unwrap_or(0)
+    };
+    let target = Target::new(crate::tools::pubsub::options(&args.client)?).await?;
+    let version = target.version;
+    let topic = run_topic(&args.topic);
+    anyhow::ensure!(topic.len() < 60_000, "--topic is too long");
+    let stop_after = match (args.count, args.duration) {
+        (Some(n), _) => Err(n),
+        (None, Some(d)) => Ok(Duration::from_secs_f64(d)),
+        (None, None) => Ok(Duration::from_secs(10)),
+    };
+
+    let deliveries = Arc::new(Deliveries {
+        count: AtomicU64::new(0),
+        last_ns: AtomicU64::new(0),
+    });
+    // Unique deliveries each subscriber waits for: unknown until the
+    // publishers are done.
+    let (goal, goal_rx) = watch::channel(u64::MAX);
+    let (halt, halted) = watch::channel(false);
+    let mut subscribers = Vec::with_capacity(args.subscribers);
+    for i in 0..args.subscribers {
+        let mut link = target
+            .connect(&format!("{}-sub{i}", target.id_prefix))
+            .await?;
+        link.subscribe(version, &format!("{topic}/#"), subscribe_qos)
+            .await?;
+        subscribers.push(tokio::spawn(subscribe_loop(Subscriber {
+            link,
+            version,
+            publishers: args.publishers,
+            pace: args
+                .subscriber_rate
+                .map(|r| Duration::from_secs_f64(1.0 / r)),
+            deliveries: deliveries.clone(),
+            goal: goal_rx.clone(),
+            halted: halted.clone(),
+        })));
+    }
+    let mut links = Vec::with_capacity(args.publishers);
+    for i in 0..args.publishers {
+        links.push(
+            target
+                .connect(&format!("{}-pub{i}", target.id_prefix))
+                .await?,
+        );
+    }
+
+    let sent = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let started_ns = now_ns();
+    let stop = match stop_after {
+        Err(n) => Stop::Count(n),
+        Ok(d) => Stop::At(started + d),
+    };
+    let sampler = tokio::spawn(sample(
+        deliveries.clone(),
+        sent.clone(),
+        halted.clone(),
+        started,
+    ));
+    let publishers: Vec<_> = links
+        .into_iter()
+        .enumerate()
+        .map(|(i, link)| {
+            tokio::spawn(publish_loop(Publisher {
+                link,
+                version,
+                topic: format!("{topic}/{i}"),
+                index: i as u32,
+                qos: publisher_qos(i),
+                size: args.size,
+                stop,
+                inflight: args.inflight,
+                pace: Pace {
+                    start: started,
+                    every: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+                },
+                sent: sent.clone(),
+            }))
+        })
+        .collect();
+    let mut sent_total = 0;
+    let mut failure = None;
+    for p in publishers {
+        match p.await {
+            Ok(Ok(n)) => sent_total += n,
+            Ok(Err(e)) => failure = Some(e),
+            Err(e) => failure = Some(anyhow::anyhow!("publisher task failed: {e}")),
+        }
+    }
+    let publish_seconds = started.elapsed().as_secs_f64();
+    if let Some(e) = failure {
+        halt.send_replace(true);
+        return Err(e.context("publishing failed"));
+    }
+
+    // Wait for the deliveries until they stop coming.
+    goal.send_replace(sent_total);
+    let drain = Duration::from_secs_f64(args.drain_timeout);
+    let mut last = deliveries.count.load(Ordering::Relaxed);
+    let mut last_change = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    while !subscribers.iter().all(|s| s.is_finished()) {
+        tick.tick().await;
+        let now = deliveries.count.load(Ordering::Relaxed);
+        if now != last {
+            last = now;
+            last_change = Instant::now();
+        } else if last_change.elapsed() >= drain {
+            break;
+        }
+    }
+    halt.send_replace(true);
+    let timeline = sampler.await.unwrap_or_default();
+
+    let mut latency = latency_histogram();
+    let (mut unique, mut duplicates, mut out_of_order) = (0, 0, 0);
+    for s in subscribers {
+        let counted = s.await.context("subscriber task failed")??;
+        unique += counted.unique;
+        duplicates += counted.duplicates;
+        out_of_order += counted.out_of_order;
+        latency.add(&counted.latency).ok();
+    }
+    let expected = sent_total * args.subscribers as u64;
+    let last_ns = deliveries.last_ns.load(Ordering::Relaxed);
+    let seconds = if unique > 0 && last_ns > started_ns {
+        (last_ns - started_ns) as f64 / 1e9
+    } else {
+        publish_seconds
+    };
+    Ok(Report::Throughput(ThroughputReport {
+        url: target.url.clone(),
+        version: version.to_string(),
+        qos: (0..args.publishers.min(args.qos.len()))
+            .map(publisher_qos)
+            .collect(),
+        payload_bytes: args.size,
+        publishers: args.publishers,
+        subscribers: args.subscribers,
+        seconds,
+        sent: sent_total,
+        expected,
+        received: unique + duplicates,
+        lost: expected.saturating_sub(unique),
+        duplicates,
+        out_of_order,
+        publish_rate: sent_total as f64 / publish_seconds.max(1e-9),
+        delivery_rate: unique as f64 / seconds.max(1e-9),
+        latency: LatencySummary::of(&latency),
+        timeline,
+    }))
+}
+
+/// Samples deliveries once a second until halted; shows progress.
+async fn sample(
+    deliveries: Arc<Deliveries>,
+    sent: Arc<AtomicU64>,
+    mut halted: watch::Receiver<bool>,
+    started: Instant,
+) -> Vec<Sample> {
+    let progress = Progress::new();
+    let mut timeline = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let mut before = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = halted.wait_for(|h| *h) => break,
+        }
+        let now = deliveries.count.load(Ordering::Relaxed);
+        let t = started.elapsed().as_secs_f64();
+        timeline.push(Sample {
+            t_s: t.round(),
+            value: (now - before) as f64,
+        });
+        progress.show(&format!(
+            "{t:5.0} s  sent {:>10}  delivered {:>10}  {:>9.0} msg/s",
+            sent.load(Ordering::Relaxed),
+            now,
+            (now - before) as f64
+        ));
+        before = now;
+    }
+    progress.done();
+    timeline
+}
+
+async fn publish_loop(p: Publisher) -> anyhow::Result<u64> {
+    let Publisher {
+        link,
+        version,
+        topic,
+        index,
+        qos,
+        size,
+        stop,
+        inflight,
+        pace,
+        sent,
+    } = p;
+    let mut payload = vec![b'x'; size];
+    let mut stamp = Stamp {
+        sent_ns: 0,
+        publisher: index,
+        sequence: 0,
+    };
+    let mut next = |buf: &mut BytesMut, packet_id: u16| {
+        stamp.sent_ns = now_ns();
+        stamp.write(&mut payload);
+        wire::put_publish(buf, version, &topic, qos, packet_id, &payload);
+        stamp.sequence = stamp.sequence.wrapping_add(1);
+    };
+    let Link {
+        mut reader,
+        mut writer,
+        receive_maximum,
+    } = link;
+    let mut count = 0u64;
+    let mut batch = BytesMut::new();
+    if qos == 0 {
+        while !stop.done(count) {
+            let allowed = pace.allowed();
+            if allowed <= count {
+                pace.wait(count).await;
+                continue;
+            }
+            batch.clear();
+            let mut n = 0;
+            while n < BATCH && count + (n as u64) < allowed && !stop.done(count + n as u64) {
+                next(&mut batch, 0);
+                n += 1;
+            }
+            writer.write_all(&batch).await?;
+            writer.flush().await?;
+            count += n as u64;
+            sent.fetch_add(n as u64, Ordering::Relaxed);
+        }
+    } else {
+        let window = inflight.min(receive_maximum).max(1);
+        let (acks_tx, mut acks) = mpsc::channel::<(u8, u16)>(usize::from(window) * 2 + 8);
+        let acks_reader = tokio::spawn(async move {
+            while let Ok(Some(raw)) = reader.next().await {
+                let kind = raw.packet_type();
+                if let (PUBACK | PUBREC | PUBCOMP, Some(id)) =
+                    (kind, wire::ack_id(raw.data_as_slice()))
+                    && acks_tx.send((kind, id)).await.is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let mut free: Vec<u16> = (1..=window).rev().collect();
+        let mut release = Vec::new();
+        let handle = |(kind, id): (u8, u16), free: &mut Vec<u16>, release: &mut Vec<u16>| match kind
+        {
+            PUBREC => release.push(id),
+            _ => free.push(id),
+        };
+        loop {
+            while let Ok(ack) = acks.try_recv() {
+                handle(ack, &mut free, &mut release);
+            }
+            let releasing = std::mem::take(&mut release);
+            let allowed = pace.allowed();
+            let paced = !stop.done(count) && !free.is_empty() && allowed <= count;
+            if !releasing.is_empty() || (!free.is_empty() && !stop.done(count) && !paced) {
+                batch.clear();
+                for id in releasing {
+                    wire::put_ack(&mut batch, PUBREL, id);
+                }
+                let mut n = 0u64;
+                while !stop.done(count + n) && count + n < allowed {
+                    let Some(id) = free.pop() else { break };
+                    next(&mut batch, id);
+                    n += 1;
+                }
+                writer.write_all(&batch).await?;
+                writer.flush().await?;
+                count += n;
+                sent.fetch_add(n, Ordering::Relaxed);
+                continue;
+            }
+            if stop.done(count) && free.len() == usize::from(window) {
+                break;
+            }
+            let ack = tokio::select! {
+                ack = tokio::time::timeout(STEP_TIMEOUT, acks.recv()) => ack,
+                () = pace.wait(count), if paced => continue,
+            };
+            match ack {
+                Ok(Some(ack)) => handle(ack, &mut free, &mut release),
+                Ok(None) => bail!(
+                    "connection closed with {} messages unacknowledged",
+                    usize::from(window) - free.len()
+                ),
+                Err(_) => bail!("no acknowledgement for {STEP_TIMEOUT:?}"),
+            }
+        }
+        acks_reader.abort();
+    }
+    let mut buf = BytesMut::new();
+    crate::mqtt::encode(&crate::client::packets::disconnect(version), &mut buf);
+    let _ = writer.write_all(&buf).await;
+    let _ = writer.shutdown().await;
+    Ok(count)
+}
+
+/// Which sequence numbers of one publisher a subscriber has seen.
+#[derive(Default)]
+struct Seen {
+    bits: Vec<u64>,
+    highest: Option<u32>,
+}
+
+impl Seen {
+    /// Records `sequence`; returns (new, out of order).
+    fn record(&mut self, sequence: u32) -> (bool, bool) {
+        let (word, bit) = ((sequence / 64) as usize, sequence % 64);
+        if self.bits.len() <= word {
+            self.bits.resize(word + 1, 0);
+        }
+        let new = self.bits[word] & (1 << bit) == 0;
+        self.bits[word] |= 1 << bit;
+        let late = self.highest.is_some_and(|h| sequence < h);
+        if self.highest.is_none_or(|h| sequence > h) {
+            self.highest = Some(sequence);
+        }
+        (new, new && late)
+    }
+}
+
+/// What one subscriber needs.
+struct Subscriber {
+    link: Link,
+    version: Version,
+    publishers: usize,
+    /// Time per message taken, for a slow consumer.
+    pace: Option<Duration>,
+    deliveries: Arc<Deliveries>,
+    goal: watch::Receiver<u64>,
+    halted: watch::Receiver<bool>,
+}
+
+async fn subscribe_loop(s: Subscriber) -> anyhow::Result<Counted> {
+    let Subscriber {
+        link,
+        version,
+        publishers,
+        pace,
+        deliveries,
+        mut goal,
+        mut halted,
+    } = s;
+    let pace = Pace {
+        start: Instant::now(),
+        every: pace,
+    };
+    let mut taken = 0u64;
+    let Link {
+        mut reader,
+        mut writer,
+        ..
+    } = link;
+    let mut seen: Vec<Seen> = (0..publishers).map(|_| Seen::default()).collect();
+    let mut counted = Counted {
+        unique: 0,
+        duplicates: 0,
+        out_of_order: 0,
+        latency: latency_histogram(),
+    };
+    let mut acks = BytesMut::new();
+    let mut wanted = u64::MAX;
+    loop {
+        if counted.unique >= wanted {
+            break;
+        }
+        if taken >= pace.allowed() {
+            // A slow consumer: answer what was taken, then stop reading
+            // until the next message is due.
+            send_acks(&mut writer, &mut acks).await?;
+            tokio::select! {
+                () = pace.wait(taken) => {}
+                _ = halted.wait_for(|h| *h) => break,
+            }
+        }
+        let next = match reader.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                // Nothing buffered: acknowledge what was read, then wait.
+                send_acks(&mut writer, &mut acks).await?;
+                tokio::select! {
+                    next = reader.next() => next,
+                    changed = goal.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        wanted = *goal.borrow_and_update();
+                        continue;
+                    }
+                    _ = halted.wait_for(|h| *h) => break,
+                }
+            }
+        };
+        let Some(raw) = next? else { break };
+        match raw.packet_type() {
+            wire::PUBLISH => {
+                taken += 1;
+                let Some(publish) = wire::parse_publish(version, raw.flags(), raw.data_as_slice())
+                else {
+                    bail!("malformed PUBLISH");
+                };
+                match publish.qos {
+                    1 => wire::put_ack(&mut acks, PUBACK, publish.packet_id),
+                    2 => wire::put_ack(&mut acks, PUBREC, publish.packet_id),
+                    _ => {}
+                }
+                let now = now_ns();
+                let Some(stamp) = Stamp::read(publish.payload) else {
+                    counted.unique += 1;
+                    deliveries.count.fetch_add(1, Ordering::Relaxed);
+                    deliveries.last_ns.fetch_max(now, Ordering::Relaxed);
+                    continue;
+                };
+                let (new, late) = match seen.get_mut(stamp.publisher as usize) {
+                    Some(s) => s.record(stamp.sequence),
+                    None => bail!("a message from an unknown publisher {}", stamp.publisher),
+                };
+                if new {
+                    counted.unique += 1;
+                    deliveries.count.fetch_add(1, Ordering::Relaxed);
+                    deliveries.last_ns.fetch_max(now, Ordering::Relaxed);
+                    counted
+                        .latency
+                        .saturating_record(now.saturating_sub(stamp.sent_ns).max(1));
+                } else {
+                    counted.duplicates += 1;
+                }
+                if late {
+                    counted.out_of_order += 1;
+                }
+            }
+            PUBREL => {
+                if let Some(id) = wire::ack_id(raw.data_as_slice()) {
+                    wire::put_ack(&mut acks, PUBCOMP, id);
+                }
+            }
+            _ => {}
+        }
+    }
+    if !acks.is_empty() {
+        let _ = writer.write_all(&acks).await;
+    }
+    Link {
+        reader,
+        writer,
+        receive_maximum: 0,
+    }
+    .disconnect(version)
+    .await;
+    Ok(counted)
+}
+
+/// Writes the acknowledgements gathered so far, if any.
+async fn send_acks(
+    writer: &mut (impl tokio::io::AsyncWrite + Unpin),
+    acks: &mut BytesMut,
+) -> std::io::Result<()> {
+    if !acks.is_empty() {
+        writer.write_all(acks).await?;
+        writer.flush().await?;
+        acks.clear();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seen_tells_new_duplicate_and_late() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.record(0), (true, false));
+        assert_eq!(seen.record(2), (true, false));
+        assert_eq!(seen.record(1), (true, true));
+        assert_eq!(seen.record(2), (false, false));
+        assert_eq!(seen.record(200), (true, false));
+    }
+}
