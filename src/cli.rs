@@ -143,6 +143,17 @@ pub enum Command {
     Certs(CertsArgs),
 }
 
+impl Command {
+    /// Whether it runs one of the long-running services (rather than a
+    /// tool that does its job and exits).
+    pub fn is_service(&self) -> bool {
+        matches!(
+            self,
+            Command::RProxy(_) | Command::SProxy(_) | Command::ScionQuic(_) | Command::ScionUdp(_)
+        )
+    }
+}
+
 /// Checks a config file for `mode`: it parses and holds what the mode needs.
 pub fn check_config(mode: ConfigKind, file: &std::path::Path) -> anyhow::Result<()> {
     match mode {

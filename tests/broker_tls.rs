@@ -121,9 +121,8 @@ async fn scion_quic_reaches_a_tls_only_broker() {
         ..ScionQuicConfig::default()
     };
     config.broker_tls.ca = Some(certs.ca.clone());
-    let proxy = ScionQuic::bind(config).await.unwrap();
-    let url = format!("quic://{}", proxy.local_addr());
-    tokio::spawn(proxy.serve(std::future::pending()));
+    let proxy = start::<ScionQuic>(config).await;
+    let url = format!("quic://{}", proxy.addr);
     let mut options = ClientOptions::new(&url, "quic-to-mqtts");
     options.transport.tls.ca = Some(certs.ca.clone());
     options.transport.server_name = Some("localhost".into());

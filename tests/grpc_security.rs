@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use mqttbridge::client::{Connection, exchange, packets};
 use mqttbridge::mqtt::Version;
+use mqttbridge::service::Service;
 use mqttbridge::service::s_proxy::SProxy;
 use mqttbridge::service::s_proxy::SProxyConfig;
 use mqttbridge::tools::certs::{self, Certificates};

@@ -147,7 +147,8 @@ async fn quic_over_udp_loses_nothing() {
     let broker = broker().await;
     let dir = tempfile::tempdir().unwrap();
     let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
-    let addr = quic_listener(&broker, &certs).await;
+    let quic = quic_listener(&broker, &certs).await;
+    let addr = quic.addr.clone();
     no_loss(
         "scion-quic over UDP/IP",
         &format!("quic://{addr}"),
@@ -163,7 +164,7 @@ async fn quic_over_scion_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
     let token = token_file(dir.path());
-    let proxy = ScionQuic::bind(ScionQuicConfig {
+    let proxy = start::<ScionQuic>(ScionQuicConfig {
         transport: QuicTransport::Scion,
         endhost_api: ps.endhost_api(IA212),
         snap_token_file: Some(token.clone()),
@@ -172,10 +173,8 @@ async fn quic_over_scion_loses_nothing() {
         key: Some(certs.server_key.clone()),
         ..ScionQuicConfig::default()
     })
-    .await
-    .expect("scion-quic binds");
-    let url = format!("scion-quic://{}", proxy.local_addr());
-    tokio::spawn(proxy.serve(std::future::pending()));
+    .await;
+    let url = format!("scion-quic://{}", proxy.addr);
     let mut flags = tls_flags(&certs, "localhost");
     flags.extend(scion_client_flags(&ps, &token));
     no_loss("scion-quic over SCION", &url, &flags).await;
@@ -188,17 +187,16 @@ async fn scion_udp_relay_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let certs = certs::generate(dir.path(), &["broker.example"]).unwrap();
     let token = token_file(dir.path());
-    let quic_addr = quic_listener(&broker, &certs).await;
-    let relay = ScionUdp::bind(ScionUdpConfig {
+    let quic = quic_listener(&broker, &certs).await;
+    let quic_addr = quic.addr.clone();
+    let relay = start::<ScionUdp>(ScionUdpConfig {
         endhost_api: ps.endhost_api(IA212),
         snap_token_file: Some(token.clone()),
         broker: quic_addr.parse().unwrap(),
         ..ScionUdpConfig::default()
     })
-    .await
-    .expect("scion-udp binds");
-    let url = format!("scion-quic://{}", relay.local_addr());
-    tokio::spawn(relay.serve(std::future::pending()));
+    .await;
+    let url = format!("scion-quic://{}", relay.addr);
     let mut flags = tls_flags(&certs, "broker.example");
     flags.extend(scion_client_flags(&ps, &token));
     no_loss("scion-udp relay", &url, &flags).await;

@@ -11,7 +11,7 @@ use std::process::Stdio;
 use common::*;
 use mqttbridge::client::{Client, ClientOptions};
 use mqttbridge::net::connector::TransportOptions;
-use mqttbridge::net::quic::ClientTls;
+use mqttbridge::net::tls::ClientTls;
 use mqttbridge::service::scion_quic::ScionQuic;
 use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
 use mqttbridge::tools::certs;
@@ -66,7 +66,7 @@ async fn topology_file_network_carries_mqtt_between_leaf_ases() {
 
     let broker = Mosquitto::start("").await.unwrap();
     let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
-    let proxy = ScionQuic::bind(ScionQuicConfig {
+    let proxy = start::<ScionQuic>(ScionQuicConfig {
         transport: QuicTransport::Scion,
         endhost_api: Some(apis["1-ff00:0:112"].clone()),
         snap_token_file: Some(proxy_token),
@@ -75,11 +75,9 @@ async fn topology_file_network_carries_mqtt_between_leaf_ases() {
         key: Some(certs.server_key.clone()),
         ..ScionQuicConfig::default()
     })
-    .await
-    .expect("scion-quic attaches to 1-ff00:0:112");
-    let url = format!("scion-quic://{}", proxy.local_addr());
+    .await;
+    let url = format!("scion-quic://{}", proxy.addr);
     assert!(url.contains("1-ff00:0:112"), "{url}");
-    tokio::spawn(proxy.serve(std::future::pending()));
 
     // The client attaches to 1-ff00:0:111 as any user's would: from the
     // endhost API and token (the process's shared stack).

@@ -64,7 +64,8 @@ async fn publish_and_subscribe_over_quic() {
     let broker = Mosquitto::start("").await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
-    let url = format!("quic://{}", quic_listener(&broker, &certs).await);
+    let quic = quic_listener(&broker, &certs).await;
+    let url = format!("quic://{}", quic.addr);
     let ca = certs.ca.display().to_string();
     let out = run(strings(&[
         "pub",
@@ -119,7 +120,8 @@ async fn quic_server_verified_by_its_ip_address() {
     let certs = certs::generate(&dir.path().join("ip"), &["127.0.0.1"]).unwrap();
     let other = certs::generate(&dir.path().join("other"), &["127.0.0.1"]).unwrap();
     // 127.0.0.1:PORT: the URL's host is an IP literal.
-    let url = format!("quic://{}", quic_listener(&broker, &certs).await);
+    let quic = quic_listener(&broker, &certs).await;
+    let url = format!("quic://{}", quic.addr);
     let ca = certs.ca.display().to_string();
     let publish = |extra: &[&str]| {
         let mut args = strings(&["pub", "-L", &url, "-t", "ip/t", "-m", "by ip"]);

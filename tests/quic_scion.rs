@@ -6,9 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::bounded;
-use mqttbridge::net::quic::{
-    ClientTls, QuicLimits, QuicListener, ServerTls, client_config, dial, server_config,
-};
+use mqttbridge::net::quic::{QuicLimits, QuicListener, client_config, dial, server_config};
+use mqttbridge::net::tls::{ClientTls, ServerTls};
 use mqttbridge::tools::certs;
 use pocketscion::util::dev_auth_token;
 use pocketscion::util::topologies::{

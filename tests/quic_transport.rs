@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use common::bounded;
 use mqttbridge::net::quic::{
-    ClientTls, DialError, QuicLimits, QuicListener, QuicStream, ServerTls, client_config, dial,
-    server_config,
+    DialError, QuicLimits, QuicListener, QuicStream, client_config, dial, server_config,
 };
+use mqttbridge::net::tls::{ClientTls, ServerTls};
 use mqttbridge::tools::certs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;

@@ -257,7 +257,7 @@ async fn sighup_rotates_the_s_proxy_grpc_certificate() {
 async fn sighup_rotates_the_scion_quic_certificate() {
     use mqttbridge::client::{Connection, exchange, packets};
     use mqttbridge::net::connector::{self as transport, Endpoint, TransportOptions};
-    use mqttbridge::net::quic::ClientTls;
+    use mqttbridge::net::tls::ClientTls;
 
     let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
         .await

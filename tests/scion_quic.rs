@@ -1,6 +1,7 @@
 //! `scion-quic` end to end: MQTT clients speak QUIC over SCION (an
 //! in-process pocketscion network) or over UDP/IP to the proxy, which opens
-//! MQTT/TCP to a real mosquitto.
+//! MQTT/TCP to a real mosquitto; and the same SCION clients through an
+//! r-proxy's SCION listener and the gRPC line.
 
 mod common;
 
@@ -8,7 +9,7 @@ use common::*;
 use mqttbridge::client::{Connection, exchange, packets};
 use mqttbridge::mqtt::Version;
 use mqttbridge::net::connector::{self as transport, Endpoint, TransportOptions};
-use mqttbridge::net::quic::ClientTls;
+use mqttbridge::net::tls::ClientTls;
 use mqttbridge::service::scion_quic::ScionQuic;
 use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
 use mqttbridge::tools::certs::{self, Certificates};
@@ -18,7 +19,7 @@ use pocketscion::util::topologies::{
     IA132, IA212, PsSetup, UnderlayType,
     minimal::{minimal_topology, two_path_topology},
 };
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 const VERSIONS: [Version; 2] = [Version::V3_1_1, Version::V5];
 
@@ -29,7 +30,9 @@ struct Proxy {
     sessions: watch::Receiver<usize>,
     certs: Certificates,
     _dir: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
+    _running: Running,
+    /// The s-proxy behind an r-proxy, when the SCION listener is the r-proxy's.
+    _s_proxy: Option<SProxyHandle>,
 }
 
 impl Proxy {
@@ -76,40 +79,54 @@ impl Proxy {
         certs: Certificates,
         dir: tempfile::TempDir,
     ) -> Proxy {
-        let proxy = ScionQuic::bind(config).await.expect("scion-quic binds");
+        let proxy = start::<ScionQuic>(config).await;
         let scheme = if ps.is_some() { "scion-quic" } else { "quic" };
-        let url = format!("{scheme}://{}", proxy.local_addr());
-        let sessions = proxy.sessions();
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(proxy.serve(async move {
-            let _ = stopped.await;
-        }));
-        let options = TransportOptions {
-            tls: ClientTls {
-                ca: Some(certs.ca.clone()),
-                ..ClientTls::default()
-            },
-            server_name: Some("localhost".into()),
-            scion_stack: match ps {
-                Some(ps) => Some(std::sync::Arc::new(
-                    mqttbridge::net::scion::build_stack(
-                        ps.endhost_api(IA132).unwrap(),
-                        Some(dev_auth_token()),
-                    )
-                    .await
-                    .expect("client SCION stack"),
-                )),
-                None => None,
-            },
-            ..TransportOptions::default()
-        };
         Proxy {
-            url,
-            options,
-            sessions,
+            url: format!("{scheme}://{}", proxy.addr),
+            options: client_options(ps, &certs).await,
+            sessions: proxy.active.clone(),
             certs,
             _dir: dir,
-            _stop: stop,
+            _running: proxy,
+            _s_proxy: None,
+        }
+    }
+
+    /// The gRPC line whose r-proxy listens for MQTT over QUIC over SCION in
+    /// IA212: SCION client -> r-proxy -> gRPC -> s-proxy -> `broker`.
+    async fn line_with_scion_listener(ps: &PsSetup, broker: &str) -> Proxy {
+        use mqttbridge::net::listener::Transport;
+        use mqttbridge::service::r_proxy::{RProxy, RProxyConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
+        let token = dir.path().join("snap.token");
+        std::fs::write(&token, dev_auth_token()).unwrap();
+        let s_proxy = start_s_proxy(broker, |_| {}).await;
+        let (proxy, scion) = start_with::<RProxy, _>(
+            RProxyConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                upstream: vec![format!("http://{}", s_proxy.addr).parse().unwrap()],
+                listeners: vec!["scion-quic://".parse().unwrap()],
+                endhost_api: Some(ps.endhost_api(IA212).unwrap()),
+                snap_token_file: Some(token),
+                tls_cert: Some(certs.server_cert.clone()),
+                tls_key: Some(certs.server_key.clone()),
+                ..RProxyConfig::default()
+            },
+            |p| {
+                p.listener_addr(Transport::ScionQuic)
+                    .expect("a SCION listener")
+            },
+        )
+        .await;
+        Proxy {
+            url: format!("scion-quic://{scion}"),
+            options: client_options(Some(ps), &certs).await,
+            sessions: proxy.active.clone(),
+            certs,
+            _dir: dir,
+            _running: proxy,
+            _s_proxy: Some(s_proxy),
         }
     }
 
@@ -146,6 +163,30 @@ impl Proxy {
         .expect("CONNACK");
         assert_eq!(code, 0, "CONNACK for {client_id}");
         conn
+    }
+}
+
+/// How a client reaches a proxy serving `certs`: checked against their CA,
+/// over a SCION stack of its own in IA132 when `ps` is given.
+async fn client_options(ps: Option<&PsSetup>, certs: &Certificates) -> TransportOptions {
+    TransportOptions {
+        tls: ClientTls {
+            ca: Some(certs.ca.clone()),
+            ..ClientTls::default()
+        },
+        server_name: Some("localhost".into()),
+        scion_stack: match ps {
+            Some(ps) => Some(std::sync::Arc::new(
+                mqttbridge::net::scion::build_stack(
+                    ps.endhost_api(IA132).unwrap(),
+                    Some(dev_auth_token()),
+                )
+                .await
+                .expect("client SCION stack"),
+            )),
+            None => None,
+        },
+        ..TransportOptions::default()
     }
 }
 
@@ -224,6 +265,19 @@ async fn mqtt_over_quic_over_scion_every_qos_and_1_mib() {
         proxy.url
     );
     pub_sub_every_qos(&proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scion_client_through_the_r_proxy_and_the_grpc_line() {
+    let ps = minimal_topology(UnderlayType::Snap).await;
+    let broker = Mosquitto::start("max_queued_messages 0").await.unwrap();
+    let line = Proxy::line_with_scion_listener(&ps, &broker.addr().to_string()).await;
+    assert!(
+        line.url.starts_with("scion-quic://[2-ff00:0:212,"),
+        "{}",
+        line.url
+    );
+    pub_sub_every_qos(&line).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,11 +11,12 @@ use common::*;
 use mqttbridge::client::{Connection, exchange, packets};
 use mqttbridge::mqtt::Version;
 use mqttbridge::net::connector::{self as transport, Endpoint, TransportOptions};
-use mqttbridge::net::quic::ClientTls;
+use mqttbridge::net::tls::ClientTls;
 use mqttbridge::service::scion_quic::ScionQuic;
 use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
 use mqttbridge::service::scion_udp::ScionUdp;
 use mqttbridge::service::scion_udp::ScionUdpConfig;
+use mqttbridge::service::{Reload, Service};
 use mqttbridge::tools::certs;
 use mqttbridge::tools::mosquitto::Mosquitto;
 use pocketscion::util::dev_auth_token;
@@ -29,7 +30,8 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
     let certs = certs::generate(dir.path(), &["broker.example"]).unwrap();
 
     // The QUIC-capable broker side on UDP/IP.
-    let quic_addr = quic_listener(&broker, &certs).await;
+    let quic = quic_listener(&broker, &certs).await;
+    let quic_addr = quic.addr.clone();
 
     // The relay in IA212.
     let token = dir.path().join("snap.token");
@@ -119,7 +121,7 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
     // A reload points new clients at another broker side (with its own CA,
     // so a successful handshake proves where the datagrams went).
     let other_certs = certs::generate(&dir.path().join("other"), &["broker.example"]).unwrap();
-    let other_broker = ScionQuic::bind(ScionQuicConfig {
+    let mut other_broker = start::<ScionQuic>(ScionQuicConfig {
         transport: QuicTransport::Quic,
         listen: Some("127.0.0.1:0".into()),
         broker: broker.addr().to_string().parse().unwrap(),
@@ -127,11 +129,8 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
         key: Some(other_certs.server_key.clone()),
         ..ScionQuicConfig::default()
     })
-    .await
-    .unwrap();
-    let other_addr = other_broker.local_addr();
-    let mut other_sessions = other_broker.sessions();
-    tokio::spawn(other_broker.serve(std::future::pending()));
+    .await;
+    let other_addr = other_broker.addr.clone();
     let bad = ScionUdpConfig {
         broker: "no-such-host.invalid:1".parse().unwrap(),
         ..relay_config.clone()
@@ -161,5 +160,10 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
     .await
     .unwrap();
     assert_eq!(code, 0);
-    gauge_reaches("session on the new broker side", &mut other_sessions, 1).await;
+    gauge_reaches(
+        "session on the new broker side",
+        &mut other_broker.active,
+        1,
+    )
+    .await;
 }

@@ -9,6 +9,7 @@ use std::process::Stdio;
 use common::*;
 use mqttbridge::client::Connection;
 use mqttbridge::mqtt::{Packet, Version};
+use mqttbridge::service::Service as _;
 
 /// A mode started as a process with a systemd notify socket.
 struct Service {
@@ -167,14 +168,15 @@ async fn scion_quic_drains_open_sessions_then_stops() {
     client.disconnect().await.unwrap();
     bounded("serve returns after the last session", serving)
         .await
-        .unwrap();
+        .unwrap()
+        .expect("serve ends without an error");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scion_quic_says_server_shutting_down_when_the_grace_period_ends() {
     use mqttbridge::client::{exchange, packets};
     use mqttbridge::net::connector::{self as transport, Endpoint, TransportOptions};
-    use mqttbridge::net::quic::ClientTls;
+    use mqttbridge::net::tls::ClientTls;
 
     let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
         .await
@@ -220,7 +222,10 @@ async fn scion_quic_says_server_shutting_down_when_the_grace_period_ends() {
     let mut v3 = clients.remove(0);
     told_server_shutting_down(&mut v5).await;
     assert!(next_packet(&mut v3).await.is_none(), "3.1.1 just closes");
-    bounded("serve returns", serving).await.unwrap();
+    bounded("serve returns", serving)
+        .await
+        .unwrap()
+        .expect("serve ends without an error");
     gauge_reaches("no sessions left", &mut sessions, 0).await;
 }
 

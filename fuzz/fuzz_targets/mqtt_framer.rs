@@ -25,13 +25,13 @@ fuzz_target!(|data: &[u8]| {
     let mut first = true;
     while let Ok(Some(raw)) = framer.next_packet(&mut buf) {
         if first {
-            let _ = codec::accept_connect(&raw);
+            let _ = mqtt::accept_connect(&raw);
             first = false;
         }
         for version in [Version::V3_1_1, Version::V5] {
             let payload = match publish_to_payload(version, &raw) {
                 Some(payload) => payload,
-                None => match codec::decode(version, &raw) {
+                None => match mqtt::decode(version, &raw) {
                     Ok(packet) => packet_to_payload(&packet),
                     Err(_) => continue,
                 },
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
             if encode_publish(&payload, version, &mut out).is_none() {
                 let packet = payload_to_packet(payload, version)
                     .expect("a packet the near side accepted converts back");
-                codec::encode(&packet, &mut out);
+                mqtt::encode(&packet, &mut out);
             }
             let mut far = Framer::new(u32::MAX);
             let written = far
@@ -62,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
                 raw.packet_type(),
                 "the same kind of packet"
             );
-            codec::decode(version, &written).expect("the far side writes valid MQTT");
+            mqtt::decode(version, &written).expect("the far side writes valid MQTT");
         }
     }
 });

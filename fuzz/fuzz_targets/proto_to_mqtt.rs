@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         let Ok(packet) = payload_to_packet(payload, version) else {
             return;
         };
-        codec::encode(&packet, &mut out);
+        mqtt::encode(&packet, &mut out);
     }
     let mut framer = Framer::new(u32::MAX);
     let raw = framer
@@ -44,5 +44,5 @@ fuzz_target!(|data: &[u8]| {
         .expect("the relay writes well-framed MQTT")
         .expect("a whole packet");
     assert!(out.is_empty(), "exactly one packet per envelope");
-    codec::decode(version, &raw).expect("the relay writes valid MQTT");
+    mqtt::decode(version, &raw).expect("the relay writes valid MQTT");
 });

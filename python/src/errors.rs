@@ -3,7 +3,7 @@
 //! reason code and its name when the broker gave one.
 
 use mqttbridge::client::ClientError;
-use mqttbridge::codec::reason_name;
+use mqttbridge::mqtt::reason_name;
 use pyo3::prelude::*;
 
 /// Why a call failed.

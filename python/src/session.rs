@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mqttbridge::client::ClientOptions;
-use mqttbridge::client::transport::{Endpoint, TransportOptions};
-use mqttbridge::codec::Version;
-use mqttbridge::quic::ClientTls;
+use mqttbridge::mqtt::Version;
+use mqttbridge::net::connector::{Endpoint, TransportOptions};
+use mqttbridge::net::tls::ClientTls;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
@@ -90,7 +90,7 @@ impl Session {
             .transpose()?;
         let snap_token = snap_token_file
             .as_deref()
-            .map(mqttbridge::scion::read_token)
+            .map(mqttbridge::net::scion::read_token)
             .transpose()
             .map_err(|e| PyValueError::new_err(format!("{e:#}")))?;
         let client_id =

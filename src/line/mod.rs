@@ -3,7 +3,7 @@
 //! direction of a session is its own pump with its own bounded queue, so a
 //! slow reader on one side stalls only that direction and two-way floods
 //! cannot deadlock. The r-proxy's side opens streams ([`Upstreams`]), the
-//! s-proxy's side accepts them ([`incoming`]).
+//! s-proxy's side accepts them ([`incoming`]) and admits them ([`server`]).
 //!
 //! Layer rule: `line` builds on `mqtt`, `net` and `ops`; it never imports
 //! `service`, `client` or `tools`.
@@ -14,6 +14,7 @@ pub mod incoming;
 mod metadata;
 pub mod proto;
 mod pumps;
+pub mod server;
 mod upstreams;
 
 pub use metadata::{

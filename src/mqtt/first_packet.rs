@@ -9,7 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use super::ReadError;
-use crate::mqtt::{CodecError, Framer, Packet, Version, accept_connect};
+use super::remaining_length::{self, Step};
+use super::{CodecError, Framer, Packet, Version, accept_connect};
 
 /// A client's accepted CONNECT.
 pub struct ClientConnect {
@@ -76,19 +77,17 @@ pub async fn read_first_packet<R: AsyncRead + Unpin>(
         return Ok(None);
     }
     wire.push(byte[0]);
-    // Remaining Length: at most four bytes, seven bits each.
-    let mut remaining: u32 = 0;
-    for shift in [0, 7, 14, 21] {
+    // The fixed header a byte at a time, so nothing after the packet is read.
+    let mut length = remaining_length::Decoder::default();
+    let remaining = loop {
         io.read_exact(&mut byte).await?;
         wire.push(byte[0]);
-        remaining |= u32::from(byte[0] & 0x7f) << shift;
-        if byte[0] & 0x80 == 0 {
-            break;
+        match length.push(byte[0]) {
+            Step::More => {}
+            Step::Done(value) => break value,
+            Step::Malformed => return Err(CodecError::Malformed.into()),
         }
-        if shift == 21 {
-            return Err(CodecError::Malformed.into());
-        }
-    }
+    };
     let total = wire.len() as u64 + u64::from(remaining);
     if total > u64::from(max_packet_size) {
         return Err(CodecError::PacketTooLarge.into());

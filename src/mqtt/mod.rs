@@ -14,13 +14,16 @@ mod framer;
 mod packet;
 mod packet_reader;
 mod passthrough;
+mod publish_bytes;
 mod reason;
+pub mod remaining_length;
 pub mod replies;
 mod version;
 
 pub use first_packet::{ClientConnect, read_first_packet, receive_connect};
 pub use packet_reader::{PacketReader, ReadError};
 pub use passthrough::{PacketBounds, RelayEnd, relay_to_client};
+pub use publish_bytes::{PUBLISH, PublishBytes};
 
 pub use connect::{ConnectRefusal, accept_connect, client_id};
 pub use framer::Framer;

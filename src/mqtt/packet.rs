@@ -164,13 +164,7 @@ pub fn encode(packet: &Packet, out: &mut BytesMut) {
 /// Length bytes and body.
 pub fn wire_size(raw: &RawPacket) -> usize {
     let body = raw.remaining_length() as usize;
-    let length_bytes = match body {
-        0..=127 => 1,
-        128..=16_383 => 2,
-        16_384..=2_097_151 => 3,
-        _ => 4,
-    };
-    1 + length_bytes + body
+    1 + super::remaining_length::encoded_len(body) + body
 }
 
 /// A short lower-case name of the packet's type, for logs and metrics.

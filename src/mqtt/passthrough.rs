@@ -11,6 +11,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 
+use super::remaining_length::{Decoder, Step};
+
 /// Bytes read per call; one buffer per direction while a session lives.
 const CHUNK: usize = 16 * 1024;
 
@@ -19,8 +21,8 @@ const CHUNK: usize = 16 * 1024;
 enum Position {
     /// Between packets: the next byte is a packet type.
     Boundary,
-    /// In the Remaining Length: its value so far and the bytes read of it.
-    Length { value: u32, bytes: u8 },
+    /// In the Remaining Length.
+    Length(Decoder),
     /// In the variable header or payload, with this many bytes to go.
     Body(u32),
     /// The stream is not MQTT (a Remaining Length longer than four bytes);
@@ -55,25 +57,16 @@ impl PacketBounds {
                 Position::Boundary => {
                     // The packet type and flags.
                     taken += 1;
-                    self.0 = Position::Length { value: 0, bytes: 0 };
+                    self.0 = Position::Length(Decoder::default());
                 }
-                Position::Length { value, bytes: n } => {
+                Position::Length(mut length) => {
                     let byte = bytes[taken];
                     taken += 1;
-                    let value = value | u32::from(byte & 0x7f) << (7 * n);
-                    self.0 = if byte & 0x80 == 0 {
-                        if value == 0 {
-                            Position::Boundary
-                        } else {
-                            Position::Body(value)
-                        }
-                    } else if n == 3 {
-                        Position::Lost
-                    } else {
-                        Position::Length {
-                            value,
-                            bytes: n + 1,
-                        }
+                    self.0 = match length.push(byte) {
+                        Step::Done(0) => Position::Boundary,
+                        Step::Done(value) => Position::Body(value),
+                        Step::Malformed => Position::Lost,
+                        Step::More => Position::Length(length),
                     };
                     if self.0 == Position::Boundary {
                         return Some(taken);
@@ -144,7 +137,9 @@ where
             Err(e) => return RelayEnd::Failed(e),
         };
         bounds.advance(&buf[..n]);
-        if let Err(e) = to.write_all(&buf[..n]).await {
+        // Flushed at once: a stream that buffers (WebSocket) would
+        // otherwise hold the bytes until the next write.
+        if let Err(e) = write_flushed(to, &buf[..n]).await {
             return RelayEnd::Failed(e);
         }
         bytes += n as u64;
@@ -157,7 +152,7 @@ where
             _ => break,
         };
         let end = bounds.until_boundary(&buf[..n]).unwrap_or(n);
-        if let Err(e) = to.write_all(&buf[..end]).await {
+        if let Err(e) = write_flushed(to, &buf[..end]).await {
             return RelayEnd::Failed(e);
         }
         bytes += end as u64;
@@ -166,6 +161,11 @@ where
         bytes,
         at_boundary: bounds.at_boundary(),
     }
+}
+
+async fn write_flushed<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    to.write_all(bytes).await?;
+    to.flush().await
 }
 
 #[cfg(test)]

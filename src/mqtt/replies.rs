@@ -1,5 +1,11 @@
 //! The few packets a proxy writes on its own behalf: refusing a CONNECT and
-//! telling an MQTT 5 client why its connection ends.
+//! telling an MQTT 5 client why its connection ends. Each is defined once,
+//! as bytes; the gRPC line sends the same packets converted ([`packet`]).
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::{Framer, Packet, Version, decode};
 
 /// CONNACK return code 0x01: unacceptable protocol version (3.1.1 format,
 /// which MQTT 3.1 clients also understand).
@@ -7,18 +13,18 @@ pub const CONNACK_UNSUPPORTED_VERSION: [u8; 4] = [0x20, 0x02, 0x00, 0x01];
 
 /// A CONNACK that refuses the connection: `code` is a 3.1.1 return code or
 /// an MQTT 5 reason code, written in the client's format.
-pub fn connack_refusal(version: super::Version, code: u8) -> Vec<u8> {
+pub fn connack_refusal(version: Version, code: u8) -> Vec<u8> {
     match version {
-        super::Version::V3_1_1 => vec![0x20, 0x02, 0x00, code],
-        super::Version::V5 => vec![0x20, 0x03, 0x00, code, 0x00],
+        Version::V3_1_1 => vec![0x20, 0x02, 0x00, code],
+        Version::V5 => vec![0x20, 0x03, 0x00, code, 0x00],
     }
 }
 
 /// "Server unavailable" in the client's format (0x03 in 3.1.1, 0x88 in 5.0).
-pub fn connack_server_unavailable(version: super::Version) -> Vec<u8> {
+pub fn connack_server_unavailable(version: Version) -> Vec<u8> {
     match version {
-        super::Version::V3_1_1 => connack_refusal(version, 0x03),
-        super::Version::V5 => connack_refusal(version, REASON_SERVER_UNAVAILABLE),
+        Version::V3_1_1 => connack_refusal(version, 0x03),
+        Version::V5 => connack_refusal(version, REASON_SERVER_UNAVAILABLE),
     }
 }
 
@@ -39,17 +45,36 @@ pub const REASON_SERVER_UNAVAILABLE: u8 = 0x88;
 /// strict clients treat a DISCONNECT carrying it as malformed.
 pub const DISCONNECT_UPSTREAM_LOST: &[u8] = b"\xe0\x19\x80\x17\x1f\x00\x14upstream unavailable";
 
+/// Refuses a client whose broker (or s-proxy) cannot be reached: CONNACK
+/// "server unavailable" in its format, then the stream is closed. Write
+/// errors are ignored: the client may be gone already.
+pub async fn refuse_server_unavailable<W: AsyncWrite + Unpin>(wr: &mut W, version: Version) {
+    let _ = wr.write_all(&connack_server_unavailable(version)).await;
+    let _ = wr.shutdown().await;
+}
+
+/// One of this module's replies as a decoded packet, for paths that carry
+/// packets rather than bytes.
+pub fn packet(version: Version, reply: &[u8]) -> Packet {
+    // Every reply here decodes; `replies_are_valid_packets` checks each.
+    try_packet(version, reply).expect("replies are valid MQTT packets")
+}
+
+fn try_packet(version: Version, bytes: &[u8]) -> Option<Packet> {
+    let mut buf = BytesMut::from(bytes);
+    let raw = Framer::new(1024).next_packet(&mut buf).ok()??;
+    if !buf.is_empty() {
+        return None;
+    }
+    decode(version, &raw).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mqtt::{Framer, Packet, Version, decode};
-    use bytes::BytesMut;
 
     fn parse(version: Version, bytes: &[u8]) -> Packet {
-        let mut buf = BytesMut::from(bytes);
-        let raw = Framer::new(1024).next_packet(&mut buf).unwrap().unwrap();
-        assert!(buf.is_empty());
-        decode(version, &raw).unwrap()
+        try_packet(version, bytes).expect("a valid packet")
     }
 
     #[test]

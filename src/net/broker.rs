@@ -3,22 +3,21 @@
 //! certificate and a server-name override.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use anyhow::Context;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use serde::Deserialize;
 use std::net::SocketAddr;
 
+use anyhow::Context;
+use rustls_pki_types::ServerName;
+use serde::Deserialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 use super::HostPort;
+use super::tls::ClientTls;
 use crate::net::connector::BoxedStream;
 
 /// A broker address: `host:port` or `mqtt://host:port` (TCP) or
@@ -103,41 +102,15 @@ impl BrokerConnector {
                 proxy_protocol,
             });
         }
-        let mut roots = RootCertStore::empty();
-        match &tls.ca {
-            Some(ca) => {
-                for cert in CertificateDer::pem_file_iter(ca)
-                    .with_context(|| format!("reading broker CA {}", ca.display()))?
-                {
-                    roots.add(cert.with_context(|| format!("parsing {}", ca.display()))?)?;
-                }
-            }
-            None => {
-                for cert in rustls_native_certs::load_native_certs().certs {
-                    let _ = roots.add(cert);
-                }
-            }
-        }
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let builder = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots);
-        let config = match (&tls.cert, &tls.key) {
-            (Some(cert), Some(key)) => builder
-                .with_client_auth_cert(read_chain(cert)?, read_key(key)?)
-                .context("broker client certificate")?,
-            (None, None) => builder.with_no_client_auth(),
-            _ => anyhow::bail!("the broker client certificate needs both `cert` and `key`"),
-        };
-        let host = url
-            .addr
-            .as_str()
-            .rsplit_once(':')
-            .map_or("", |(h, _)| h)
-            .trim_matches(['[', ']']);
-        let name = tls.server_name.as_deref().unwrap_or(host);
-        let name = ServerName::try_from(name.to_string())
-            .map_err(|_| anyhow::anyhow!("`{name}` is not a valid TLS server name"))?;
+        let config = super::tls::client_config(&ClientTls {
+            ca: tls.ca.clone(),
+            insecure: false,
+            cert_chain: tls.cert.clone(),
+            private_key: tls.key.clone(),
+        })
+        .context("TLS towards the broker")?;
+        let host = url.addr.as_str().rsplit_once(':').map_or("", |(h, _)| h);
+        let name = super::tls::server_name(tls.server_name.as_deref().unwrap_or(host))?;
         Ok(Self {
             addr,
             tls: Some((TlsConnector::from(Arc::new(config)), name)),
@@ -159,17 +132,20 @@ impl BrokerConnector {
             Some((connector, name)) => Ok(Box::new(connector.connect(name.clone(), tcp).await?)),
         }
     }
-}
 
-fn read_chain(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-    CertificateDer::pem_file_iter(path)
-        .with_context(|| format!("reading {}", path.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("parsing {}", path.display()))
-}
-
-fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_file(path).with_context(|| format!("reading key {}", path.display()))
+    /// [`connect`](Self::connect) within `limit`; the error says in words
+    /// why the broker could not be reached (for the log).
+    pub async fn connect_within(
+        &self,
+        client: SocketAddr,
+        limit: std::time::Duration,
+    ) -> Result<BoxedStream, String> {
+        match tokio::time::timeout(limit, Box::pin(self.connect(client))).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no connection within {limit:?}")),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,32 +1,40 @@
 //! Opening the byte stream an MQTT connection runs on, chosen by URL:
-//! `tcp://host:port`, `quic://host:port` (MQTT over QUIC on UDP/IP) or
-//! `scion-quic://[ISD-AS,IP]:port` (MQTT over QUIC over SCION).
+//! `tcp://host:port` (also `mqtt://`), `mqtts://host:port` (TLS, also
+//! `tls://` and `ssl://`), `ws://host:port/path` and `wss://host:port/path`
+//! (WebSocket, path `/mqtt` when none is given), `quic://host:port` (MQTT
+//! over QUIC on UDP/IP) or `scion-quic://[ISD-AS,IP]:port` (MQTT over QUIC
+//! over SCION). The client library and the tools open every connection here.
 
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use scion_stack::stack::ScionStack;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpStream, UdpSocket};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 
 use super::scion::PathAcl;
-use crate::net::quic::{ClientTls, QuicLimits, client_config, dial};
+use super::stream::Holding;
+pub use super::stream::{BoxedStream, ByteStream};
+use crate::net::quic::{QuicLimits, client_config, dial};
+use crate::net::tls::ClientTls;
 
-/// Any stream an MQTT connection can run on.
-pub trait ByteStream: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> ByteStream for T {}
-
-/// A boxed [`ByteStream`].
-pub type BoxedStream = Box<dyn ByteStream>;
+/// The WebSocket path asked for when a `ws://` or `wss://` URL has none
+/// (the one EMQX, HiveMQ and paho use; mosquitto takes any).
+const DEFAULT_WS_PATH: &str = "/mqtt";
 
 /// Where to connect, parsed from a URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
     /// MQTT over TCP.
     Tcp(String),
+    /// MQTT over TLS; the host is also the TLS server name.
+    Tls(String),
+    /// MQTT over WebSocket: `host:port` and the request path.
+    Ws(String, String),
+    /// MQTT over WebSocket over TLS: `host:port` and the request path.
+    Wss(String, String),
     /// MQTT over QUIC on UDP/IP; the host is also the TLS server name.
     Quic(String),
     /// MQTT over QUIC over SCION.
@@ -38,20 +46,33 @@ impl std::str::FromStr for Endpoint {
     fn from_str(url: &str) -> Result<Self, Self::Err> {
         let (scheme, rest) = url
             .split_once("://")
-            .ok_or_else(|| format!("`{url}` has no scheme (tcp://, quic://, scion-quic://)"))?;
+            .ok_or_else(|| format!("`{url}` has no scheme ({SCHEMES})"))?;
+        if let "ws" | "wss" = scheme {
+            let (addr, path) = match rest.find('/') {
+                Some(at) => (&rest[..at], &rest[at..]),
+                None => (rest, DEFAULT_WS_PATH),
+            };
+            let addr = check_host_port(addr)?;
+            return Ok(if scheme == "ws" {
+                Endpoint::Ws(addr, path.to_string())
+            } else {
+                Endpoint::Wss(addr, path.to_string())
+            });
+        }
         let rest = rest.trim_end_matches('/');
         match scheme {
             "tcp" | "mqtt" => Ok(Endpoint::Tcp(check_host_port(rest)?)),
+            "mqtts" | "tls" | "ssl" => Ok(Endpoint::Tls(check_host_port(rest)?)),
             "quic" => Ok(Endpoint::Quic(check_host_port(rest)?)),
             "scion-quic" => rest.parse().map(Endpoint::ScionQuic).map_err(|_| {
                 format!("`{rest}` is not a SCION address like [1-ff00:0:110,10.0.0.1]:4433")
             }),
-            other => Err(format!(
-                "unknown scheme `{other}` (use tcp://, quic:// or scion-quic://)"
-            )),
+            other => Err(format!("unknown scheme `{other}` (use {SCHEMES})")),
         }
     }
 }
+
+const SCHEMES: &str = "tcp://, mqtts://, ws://, wss://, quic://, scion-quic://";
 
 fn check_host_port(s: &str) -> Result<String, String> {
     s.parse::<super::HostPort>().map(|h| h.as_str().to_string())
@@ -60,7 +81,8 @@ fn check_host_port(s: &str) -> Result<String, String> {
 /// How to reach and authenticate the server, beyond the URL.
 #[derive(Debug, Clone, Default)]
 pub struct TransportOptions {
-    /// TLS settings for QUIC.
+    /// How the server is checked and the client proves itself (mqtts,
+    /// wss, quic, scion-quic).
     pub tls: ClientTls,
     /// TLS server name; defaults to the URL's host (`localhost` for SCION).
     pub server_name: Option<String>,
@@ -84,13 +106,21 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Opens the stream for `endpoint`.
 pub async fn open(endpoint: &Endpoint, options: &TransportOptions) -> anyhow::Result<BoxedStream> {
     match endpoint {
-        Endpoint::Tcp(addr) => {
-            let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        Endpoint::Tcp(addr) => Ok(Box::new(tcp(addr).await?)),
+        Endpoint::Tls(addr) => Ok(Box::new(tls(addr, options).await?)),
+        Endpoint::Ws(addr, path) => {
+            let url = format!("ws://{addr}{path}");
+            let ws = super::ws::connect(tcp(addr).await?, &url)
                 .await
-                .with_context(|| format!("connecting to {addr} timed out"))?
-                .with_context(|| format!("connecting to {addr}"))?;
-            stream.set_nodelay(true)?;
-            Ok(Box::new(stream))
+                .with_context(|| format!("WebSocket handshake with {url}"))?;
+            Ok(Box::new(ws))
+        }
+        Endpoint::Wss(addr, path) => {
+            let url = format!("wss://{addr}{path}");
+            let ws = super::ws::connect(tls(addr, options).await?, &url)
+                .await
+                .with_context(|| format!("WebSocket handshake with {url}"))?;
+            Ok(Box::new(ws))
         }
         Endpoint::Quic(addr) => {
             let peer = tokio::net::lookup_host(addr.as_str())
@@ -104,11 +134,7 @@ pub async fn open(endpoint: &Endpoint, options: &TransportOptions) -> anyhow::Re
                 "[::]:0"
             };
             let socket = UdpSocket::bind(bind).await?;
-            let host = addr.rsplit_once(':').map_or(addr.as_str(), |(h, _)| h);
-            let name = options
-                .server_name
-                .clone()
-                .unwrap_or_else(|| host.trim_matches(['[', ']']).to_string());
+            let name = server_name(addr, options);
             let config = client_config(&options.tls, &options.limits, &name)?;
             let stream = dial(socket, peer, config, CONNECT_TIMEOUT)
                 .await
@@ -134,47 +160,40 @@ pub async fn open(endpoint: &Endpoint, options: &TransportOptions) -> anyhow::Re
             let stream = dial(socket, *addr, config, CONNECT_TIMEOUT)
                 .await
                 .with_context(|| format!("QUIC over SCION to {addr}"))?;
-            Ok(Box::new(Holding {
-                stream,
-                _keep: stack,
-            }))
+            Ok(Box::new(Holding::new(stream, stack)))
         }
     }
 }
 
-/// A stream that keeps something alive for as long as it is used (the
-/// SCION stack its socket came from).
-struct Holding<S, K> {
-    stream: S,
-    _keep: K,
+/// The name the server's certificate must carry: `--server-name`, else the
+/// URL's host.
+fn server_name(addr: &str, options: &TransportOptions) -> String {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    options
+        .server_name
+        .clone()
+        .unwrap_or_else(|| host.trim_matches(['[', ']']).to_string())
 }
 
-impl<S: AsyncRead + Unpin, K: Unpin> AsyncRead for Holding<S, K> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_read(cx, buf)
-    }
+async fn tcp(addr: &str) -> anyhow::Result<TcpStream> {
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        .await
+        .with_context(|| format!("connecting to {addr} timed out"))?
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }
 
-impl<S: AsyncWrite + Unpin, K: Unpin> AsyncWrite for Holding<S, K> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
-    }
+/// TCP, then a TLS handshake checking the server as `options` say.
+async fn tls(addr: &str, options: &TransportOptions) -> anyhow::Result<TlsStream<TcpStream>> {
+    let config = super::tls::client_config(&options.tls)?;
+    let name = super::tls::server_name(&server_name(addr, options))?;
+    let stream = tcp(addr).await?;
+    let handshake = TlsConnector::from(Arc::new(config)).connect(name, stream);
+    tokio::time::timeout(CONNECT_TIMEOUT, handshake)
+        .await
+        .with_context(|| format!("TLS handshake with {addr} timed out"))?
+        .with_context(|| format!("TLS handshake with {addr}"))
 }
 
 #[cfg(test)]
@@ -191,6 +210,18 @@ mod tests {
             "quic://broker.example:14567/".parse::<Endpoint>(),
             Ok(Endpoint::Quic("broker.example:14567".into()))
         );
+        assert_eq!(
+            "mqtts://broker.example:8883".parse::<Endpoint>(),
+            Ok(Endpoint::Tls("broker.example:8883".into()))
+        );
+        assert_eq!(
+            "ws://127.0.0.1:8080".parse::<Endpoint>(),
+            Ok(Endpoint::Ws("127.0.0.1:8080".into(), "/mqtt".into()))
+        );
+        assert_eq!(
+            "wss://[::1]:8081/ws".parse::<Endpoint>(),
+            Ok(Endpoint::Wss("[::1]:8081".into(), "/ws".into()))
+        );
         assert!(matches!(
             "scion-quic://[1-ff00:0:110,10.0.0.1]:4433".parse::<Endpoint>(),
             Ok(Endpoint::ScionQuic(_))
@@ -199,6 +230,7 @@ mod tests {
             "127.0.0.1:1883",
             "http://x:1",
             "quic://nohost",
+            "ws://nohost/mqtt",
             "scion-quic://1.2.3.4:5",
         ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");

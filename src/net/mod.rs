@@ -1,7 +1,8 @@
 //! Byte streams and where they come from: addresses, the stream type every
-//! transport yields, client-facing listeners (tcp, tls, ws), connectors
-//! (tcp, quic, scion-quic) and the broker connector, PROXY protocol v2,
-//! SCION attachment, the QUIC driver and the SCION/UDP datagram table.
+//! transport yields ([`BoxedStream`]), listeners and connectors by transport
+//! name (tcp, tls, ws, wss, quic, scion-quic), the broker connector, TLS
+//! settings, PROXY protocol v2, SCION attachment, the QUIC driver and the
+//! SCION/UDP datagram table.
 //!
 //! A transport here moves bytes and does not know MQTT packets.
 //!
@@ -11,10 +12,15 @@
 mod addr;
 pub mod broker;
 pub mod connector;
+mod listen_url;
 pub mod listener;
 pub mod proxy_protocol;
 pub mod quic;
 pub mod scion;
+mod stream;
+pub mod tls;
 pub mod udp_relay;
+pub mod ws;
 
 pub use addr::HostPort;
+pub use stream::{BoxedStream, ByteStream};

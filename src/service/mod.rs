@@ -8,8 +8,12 @@
 //! service never imports another, and none imports `client`, `tools` or
 //! `cli`.
 
+mod frame;
 pub mod r_proxy;
+pub mod run;
 pub mod s_proxy;
 pub mod scion_quic;
 pub mod scion_udp;
 pub mod settings;
+
+pub use frame::{Live, Reload, Service, ServiceConfig, drain};

@@ -75,3 +75,19 @@ pub struct CertsArgs {
     #[arg(long = "name", default_value = "localhost")]
     pub names: Vec<String>,
 }
+
+/// `certs`: writes the files and prints their paths.
+pub fn run(args: &CertsArgs) -> anyhow::Result<()> {
+    let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
+    let certs = generate(&args.out, &names)?;
+    for path in [
+        &certs.ca,
+        &certs.server_cert,
+        &certs.server_key,
+        &certs.client_cert,
+        &certs.client_key,
+    ] {
+        println!("{}", path.display());
+    }
+    Ok(())
+}

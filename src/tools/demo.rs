@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::client::{Connection, exchange, packets};
 use crate::mqtt::Version;
+use crate::service::Service;
 use crate::service::r_proxy::RProxy;
 use crate::service::r_proxy::RProxyConfig;
 use crate::service::s_proxy::SProxy;
@@ -154,7 +155,7 @@ async fn scion_leg(r_addr: &str, broker: &str, count: u32) -> anyhow::Result<()>
 
     use crate::client::{Client, ClientOptions};
     use crate::net::connector::TransportOptions;
-    use crate::net::quic::ClientTls;
+    use crate::net::tls::ClientTls;
     use crate::service::scion_quic::ScionQuic;
     use crate::service::scion_quic::{QuicTransport, ScionQuicConfig};
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 use crate::client::{Client, ClientOptions};
 use crate::mqtt::Version;
 use crate::net::connector::TransportOptions;
-use crate::net::quic::ClientTls;
+use crate::net::tls::ClientTls;
 use clap::Args;
 
 /// Client settings from the shared connection flags.

@@ -1,5 +1,6 @@
-//! Test harness: a real mosquitto, an s-proxy and an r-proxy in-process on
-//! ephemeral loopback ports, and bounded waits.
+//! Test harness: a real mosquitto, any service in-process ([`start`]) or as
+//! a process ([`ModeProcess`]) on ephemeral loopback ports, the gRPC line
+//! in front of mosquitto ([`Chain`]), and bounded waits.
 
 #![allow(dead_code)]
 
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use mqttbridge::client::{Connection, exchange, packets};
 use mqttbridge::mqtt::{Packet, Version};
+use mqttbridge::service::Service;
 use mqttbridge::service::r_proxy::RProxy;
 use mqttbridge::service::r_proxy::RProxyConfig;
 use mqttbridge::service::s_proxy::SProxy;
@@ -38,19 +40,57 @@ pub async fn gauge_reaches(what: &str, gauge: &mut watch::Receiver<usize>, n: us
         .expect("gauge owner alive");
 }
 
-/// A running s-proxy.
-pub struct SProxyHandle {
-    pub addr: std::net::SocketAddr,
-    pub sessions: watch::Receiver<usize>,
+/// A service running in this test's process; told to stop (and drain) when
+/// dropped.
+pub struct Running {
+    /// Where its clients connect (its first listener).
+    pub addr: String,
+    /// Its open connections or sessions.
+    pub active: watch::Receiver<usize>,
     stop: Option<oneshot::Sender<()>>,
 }
 
-impl Drop for SProxyHandle {
+impl Drop for Running {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
     }
+}
+
+/// Starts any service in-process with `config`; `inspect` sees it bound,
+/// before it serves (extra listener addresses, its reloader).
+pub async fn start_with<S: Service, T>(
+    config: S::Config,
+    inspect: impl FnOnce(&S) -> T,
+) -> (Running, T) {
+    let service = S::bind(config)
+        .await
+        .unwrap_or_else(|e| panic!("{} binds: {e:#}", S::NAME));
+    let seen = inspect(&service);
+    let (addr, active) = (service.address(), service.active());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(service.serve(async move {
+        let _ = stopped.await;
+    }));
+    let running = Running {
+        addr,
+        active,
+        stop: Some(stop),
+    };
+    (running, seen)
+}
+
+/// Starts any service in-process with `config`.
+pub async fn start<S: Service>(config: S::Config) -> Running {
+    start_with::<S, ()>(config, |_| ()).await.0
+}
+
+/// A running s-proxy.
+pub struct SProxyHandle {
+    pub addr: std::net::SocketAddr,
+    pub sessions: watch::Receiver<usize>,
+    _running: Running,
 }
 
 /// Starts an s-proxy in front of `broker` with `tune` applied to its config.
@@ -61,17 +101,11 @@ pub async fn start_s_proxy(broker: &str, tune: impl FnOnce(&mut SProxyConfig)) -
         ..SProxyConfig::default()
     };
     tune(&mut config);
-    let proxy = SProxy::bind(config).await.expect("s-proxy binds");
-    let addr = proxy.local_addr().unwrap();
-    let sessions = proxy.sessions();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(proxy.serve(async move {
-        let _ = stopped.await;
-    }));
+    let running = start::<SProxy>(config).await;
     SProxyHandle {
-        addr,
-        sessions,
-        stop: Some(stop),
+        addr: running.addr.parse().expect("an IP address"),
+        sessions: running.active.clone(),
+        _running: running,
     }
 }
 
@@ -79,15 +113,7 @@ pub async fn start_s_proxy(broker: &str, tune: impl FnOnce(&mut SProxyConfig)) -
 pub struct RProxyHandle {
     pub addr: String,
     pub connections: watch::Receiver<usize>,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for RProxyHandle {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    _running: Running,
 }
 
 /// Starts an r-proxy towards `upstreams` with `tune` applied to its config.
@@ -101,17 +127,11 @@ pub async fn start_r_proxy(
         ..RProxyConfig::default()
     };
     tune(&mut config);
-    let proxy = RProxy::bind(config).await.expect("r-proxy binds");
-    let addr = proxy.local_addr().unwrap().to_string();
-    let connections = proxy.connections();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(proxy.serve(async move {
-        let _ = stopped.await;
-    }));
+    let running = start::<RProxy>(config).await;
     RProxyHandle {
-        addr,
-        connections,
-        stop: Some(stop),
+        addr: running.addr.clone(),
+        connections: running.active.clone(),
+        _running: running,
     }
 }
 
@@ -170,13 +190,13 @@ pub async fn connected(addr: &str, version: Version, client_id: &str) -> Connect
 }
 
 /// scion-quic on plain UDP/IP (loopback) in front of `broker`, serving
-/// `certs`' server certificate; returns its address.
+/// `certs`' server certificate.
 pub async fn quic_listener(
     broker: &Mosquitto,
     certs: &mqttbridge::tools::certs::Certificates,
-) -> String {
-    use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
-    let proxy = mqttbridge::service::scion_quic::ScionQuic::bind(ScionQuicConfig {
+) -> Running {
+    use mqttbridge::service::scion_quic::{QuicTransport, ScionQuic, ScionQuicConfig};
+    start::<ScionQuic>(ScionQuicConfig {
         transport: QuicTransport::Quic,
         listen: Some("127.0.0.1:0".into()),
         broker: broker.addr().to_string().parse().unwrap(),
@@ -185,10 +205,6 @@ pub async fn quic_listener(
         ..ScionQuicConfig::default()
     })
     .await
-    .expect("scion-quic binds");
-    let addr = proxy.local_addr();
-    tokio::spawn(proxy.serve(std::future::pending()));
-    addr
 }
 
 /// The next packet, bounded.

@@ -18,7 +18,7 @@ mod v5;
 pub use publish_fast_path::{encode_publish, publish_to_payload};
 
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
-use crate::mqtt::{Packet, Version};
+use crate::mqtt::{Packet, Version, replies};
 
 /// A protobuf message that does not describe a valid MQTT packet.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,38 +68,19 @@ pub fn payload_to_packet(payload: Payload, version: Version) -> Result<Packet, C
 /// A CONNACK refusing the connection with "server unavailable" (0x03 in
 /// 3.1.1, 0x88 in 5.0), for when the broker cannot be reached.
 pub fn connack_server_unavailable(version: Version) -> Payload {
-    use crate::line::proto::{mqttv3, mqttv5};
-    match version {
-        Version::V3_1_1 => Payload::MqttV3Packet(mqttv3::MqttPacket {
-            packet: Some(mqttv3::mqtt_packet::Packet::Connack(mqttv3::Connack {
-                session_present: false,
-                return_code: 0x03,
-            })),
-        }),
-        Version::V5 => Payload::MqttV5Packet(mqttv5::MqttPacket {
-            packet: Some(mqttv5::mqtt_packet::Packet::Connack(mqttv5::Connack {
-                session_present: false,
-                reason_code: 0x88,
-                properties: Vec::new(),
-            })),
-        }),
-    }
+    packet_to_payload(&replies::packet(
+        version,
+        &replies::connack_server_unavailable(version),
+    ))
 }
 
 /// An MQTT 5 DISCONNECT "server shutting down" (0x8B), for sessions the
 /// s-proxy ends when its shutdown grace period is over.
 pub fn disconnect_server_shutting_down() -> Payload {
-    use crate::line::proto::mqttv5;
-    Payload::MqttV5Packet(mqttv5::MqttPacket {
-        packet: Some(mqttv5::mqtt_packet::Packet::Disconnect(
-            mqttv5::Disconnect {
-                reason_code: u32::from(crate::mqtt::replies::REASON_SERVER_SHUTTING_DOWN),
-                properties: Vec::new(),
-                reason_code_present: true,
-                properties_present: false,
-            },
-        )),
-    })
+    packet_to_payload(&replies::packet(
+        Version::V5,
+        &replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN),
+    ))
 }
 
 /// Narrows a protobuf `uint32` to a 16-bit MQTT field.
@@ -131,4 +112,43 @@ fn qos(value: i32) -> Result<mqtt_protocol_core::mqtt::packet::Qos, ConvertError
 /// Maps an mqtt-protocol-core builder error onto the field being built.
 fn invalid<E>(name: &'static str) -> impl FnOnce(E) -> ConvertError {
     move |_| ConvertError::Invalid(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::proto::{mqttv3, mqttv5};
+
+    #[test]
+    fn proxy_replies_convert_to_the_fields_peers_expect() {
+        assert_eq!(
+            connack_server_unavailable(Version::V3_1_1),
+            Payload::MqttV3Packet(mqttv3::MqttPacket {
+                packet: Some(mqttv3::mqtt_packet::Packet::Connack(mqttv3::Connack {
+                    session_present: false,
+                    return_code: 0x03,
+                })),
+            })
+        );
+        let Payload::MqttV5Packet(mqttv5::MqttPacket {
+            packet: Some(mqttv5::mqtt_packet::Packet::Connack(connack)),
+        }) = connack_server_unavailable(Version::V5)
+        else {
+            panic!("not a v5 CONNACK");
+        };
+        assert_eq!(
+            (connack.reason_code, connack.session_present),
+            (0x88, false)
+        );
+        assert!(connack.properties.is_empty());
+        let Payload::MqttV5Packet(mqttv5::MqttPacket {
+            packet: Some(mqttv5::mqtt_packet::Packet::Disconnect(disconnect)),
+        }) = disconnect_server_shutting_down()
+        else {
+            panic!("not a DISCONNECT");
+        };
+        assert_eq!(disconnect.reason_code, 0x8b);
+        assert!(disconnect.reason_code_present && !disconnect.properties_present);
+        assert!(disconnect.properties.is_empty());
+    }
 }

@@ -8,12 +8,12 @@
 //! behaviour and bytes are the same either way (see the tests, which
 //! compare both paths).
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use mqtt_protocol_core::mqtt::connection::{PacketData, RawPacket};
 
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::{mqttv3, mqttv5};
-use crate::mqtt::{Version, check_publish};
+use crate::mqtt::{PUBLISH, PublishBytes, Version, check_publish};
 
 /// The PUBLISH in `raw` as a protobuf payload, or `None` when the general
 /// path must decide (not a PUBLISH, MQTT 5 properties, anything unusual).
@@ -21,34 +21,25 @@ pub fn publish_to_payload(version: Version, raw: &RawPacket) -> Option<Payload> 
     let PacketData::Publish(body) = &raw.data else {
         return None;
     };
-    let flags = raw.flags();
-    let qos = (flags >> 1) & 3;
-    if raw.packet_type() != 3 || qos == 3 {
+    if raw.packet_type() != PUBLISH {
         return None;
     }
-    let topic_len = usize::from(u16::from_be_bytes([*body.first()?, *body.get(1)?]));
-    let topic = std::str::from_utf8(body.get(2..2 + topic_len)?).ok()?;
-    let mut at = 2 + topic_len;
-    let mut message_id = 0;
-    if qos > 0 {
-        message_id = u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]);
-        at += 2;
-    }
+    let publish = PublishBytes::parse(version, raw.flags(), body)?;
+    let topic = std::str::from_utf8(publish.topic).ok()?;
+    let (qos, message_id) = (publish.qos, publish.packet_id);
     // What the protocol forbids is the general path's to refuse.
     if check_publish(topic, false, (qos > 0).then_some(message_id)).is_err() {
         return None;
     }
-    if version == Version::V5 {
-        // Only an empty property list (a single zero byte) is plain.
-        if *body.get(at)? != 0 {
-            return None;
-        }
-        at += 1;
+    // MQTT 5: only an empty property list is plain.
+    if !publish.properties.is_empty() {
+        return None;
     }
+    let at = body.len() - publish.payload.len();
     // The payload shares the packet's buffer: no copy.
     let payload = Bytes::from_owner(body.clone()).slice(at..);
     let topic = topic.to_owned();
-    let (retain, dup) = (flags & 1 == 1, flags & 8 == 8);
+    let (retain, dup) = (publish.retain, publish.dup);
     Some(match version {
         Version::V3_1_1 => Payload::MqttV3Packet(mqttv3::MqttPacket {
             packet: Some(mqttv3::mqtt_packet::Packet::Publish(mqttv3::Publish {
@@ -123,33 +114,15 @@ pub fn encode_publish(payload: &Payload, version: Version, out: &mut BytesMut) -
     {
         return None;
     }
-    let id_len = if qos > 0 { 2 } else { 0 };
-    let properties_len = usize::from(version == Version::V5);
-    let remaining = 2 + plain.topic.len() + id_len + properties_len + plain.payload.len();
-    if remaining > crate::mqtt::MAX_REMAINING_LENGTH {
-        return None;
+    PublishBytes {
+        qos,
+        retain: plain.retain,
+        dup: plain.dup,
+        topic: plain.topic.as_bytes(),
+        // Checked above: 1..=65535 when there is one.
+        packet_id: plain.message_id as u16,
+        properties: &[],
+        payload: plain.payload,
     }
-    let before = out.len();
-    out.reserve(5 + remaining);
-    out.put_u8(0x30 | u8::from(plain.dup) << 3 | qos << 1 | u8::from(plain.retain));
-    let mut n = remaining;
-    loop {
-        let byte = (n % 128) as u8;
-        n /= 128;
-        out.put_u8(if n > 0 { byte | 0x80 } else { byte });
-        if n == 0 {
-            break;
-        }
-    }
-    out.put_u16(topic_len);
-    out.put_slice(plain.topic.as_bytes());
-    if qos > 0 {
-        // Checked above: 1..=65535.
-        out.put_u16(plain.message_id as u16);
-    }
-    if properties_len == 1 {
-        out.put_u8(0);
-    }
-    out.put_slice(plain.payload);
-    Some(out.len() - before)
+    .put(version, out)
 }

@@ -23,7 +23,7 @@ pub use dialer::{DialError, dial};
 pub use listener::{Accepted, QuicListener, ServerConfigSlot};
 pub use retry::RetryTokens;
 pub use server_identity::{ServerIdentity, VerifyReport, alert_words};
-pub use settings::{ClientConfig, ClientTls, QuicLimits, ServerTls, client_config, server_config};
+pub use settings::{ClientConfig, QuicLimits, client_config, server_config};
 pub use socket::DatagramSocket;
 
 /// The ALPN protocol id of MQTT over QUIC.

@@ -1,7 +1,7 @@
 //! quiche configurations for the server and client sides: ALPN `mqtt`,
 //! TLS 1.3 certificates, flow-control windows and timeouts.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -9,6 +9,7 @@ use boring::ssl::{SslContextBuilder, SslFiletype, SslMethod, SslVerifyMode};
 
 use super::ALPN;
 use super::server_identity::{ServerIdentity, TrustSource, VerifyReport, verify_server};
+use crate::net::tls::{ClientTls, ServerTls};
 
 /// Flow control and timing shared by both sides.
 #[derive(Debug, Clone)]
@@ -33,32 +34,6 @@ impl Default for QuicLimits {
             max_udp_payload: 1200,
         }
     }
-}
-
-/// The server's certificate and, for mutual TLS, the CA client
-/// certificates must chain to.
-#[derive(Debug, Clone)]
-pub struct ServerTls {
-    /// PEM certificate chain.
-    pub cert_chain: PathBuf,
-    /// PEM private key.
-    pub private_key: PathBuf,
-    /// PEM CA bundle; when set, clients must present a certificate it signed.
-    pub client_ca: Option<PathBuf>,
-}
-
-/// How a client checks the server and, optionally, proves itself.
-#[derive(Debug, Clone, Default)]
-pub struct ClientTls {
-    /// PEM CA bundle the server certificate must chain to; `None` uses the
-    /// system's roots.
-    pub ca: Option<PathBuf>,
-    /// Skip server verification (testing only).
-    pub insecure: bool,
-    /// PEM client certificate chain for mutual TLS.
-    pub cert_chain: Option<PathBuf>,
-    /// PEM client private key for mutual TLS.
-    pub private_key: Option<PathBuf>,
 }
 
 fn path_str(path: &Path) -> anyhow::Result<&str> {

@@ -10,6 +10,11 @@ use serde::Deserialize;
 use crate::line::UpstreamUrl;
 use crate::mqtt::DEFAULT_MAX_PACKET_SIZE;
 use crate::net::HostPort;
+use crate::net::listener::{ListenSettings, ListenUrl, ScionAttach, Transport};
+use crate::net::quic::QuicLimits;
+use crate::net::scion::PathAcl;
+use crate::net::tls::ServerTls;
+use crate::service::frame::ServiceConfig;
 use crate::service::settings::{ConfigError, Millis, file_or_default, nonzero, nonzero32};
 
 /// `r-proxy`: accepts MQTT/TCP and carries each connection to an s-proxy.
@@ -66,6 +71,22 @@ pub struct RProxyConfig {
     pub tls_client_ca: Option<std::path::PathBuf>,
     /// Where MQTT clients connect over WebSocket (subprotocol `mqtt`).
     pub ws_listen: Option<HostPort>,
+    /// More listeners by URL, any transport: `tcp://`, `tls://`, `ws://`,
+    /// `wss://`, `quic://HOST:PORT`, `scion-quic://[ISD-AS,IP]:PORT`. All
+    /// but tcp and ws use `tls_cert`/`tls_key` (and `tls_client_ca`).
+    pub listeners: Vec<ListenUrl>,
+    /// The SCION endhost API of the local AS (scion-quic listeners).
+    pub endhost_api: Option<url::Url>,
+    /// File holding the SNAP token for the endhost API.
+    pub snap_token_file: Option<PathBuf>,
+    /// Which SCION paths replies to clients may take.
+    pub path_acl: Option<PathAcl>,
+    /// A QUIC connection silent for this long is closed.
+    pub idle_timeout_ms: Millis,
+    /// Receive window per QUIC stream, in bytes.
+    pub stream_window: NonZeroU32,
+    /// How long a QUIC stateless-retry token stays valid.
+    pub retry_token_lifetime_ms: Millis,
 }
 
 impl Default for RProxyConfig {
@@ -94,6 +115,13 @@ impl Default for RProxyConfig {
             tls_key: None,
             tls_client_ca: None,
             ws_listen: None,
+            listeners: Vec::new(),
+            endhost_api: None,
+            snap_token_file: None,
+            path_acl: None,
+            idle_timeout_ms: const { Millis::of(120_000) },
+            stream_window: const { nonzero32(2 * 1024 * 1024) },
+            retry_token_lifetime_ms: const { Millis::of(30_000) },
         }
     }
 }
@@ -111,7 +139,59 @@ impl RProxyConfig {
             self.tls_listen.is_none() || (self.tls_cert.is_some() && self.tls_key.is_some()),
             "`tls_listen` needs `tls_cert` and `tls_key`"
         );
+        for url in &self.listeners {
+            anyhow::ensure!(
+                !url.transport.needs_certificate()
+                    || (self.tls_cert.is_some() && self.tls_key.is_some()),
+                "listener {url} needs `tls_cert` and `tls_key`"
+            );
+            anyhow::ensure!(
+                url.transport != Transport::ScionQuic || self.endhost_api.is_some(),
+                "listener {url} needs `endhost_api`"
+            );
+        }
         Ok(())
+    }
+
+    /// Every listener: `listen` (tcp), then `tls_listen`, `ws_listen` and
+    /// `listeners` in that order.
+    pub fn listen_urls(&self) -> Vec<ListenUrl> {
+        let mut urls = vec![ListenUrl::new(Transport::Tcp, self.listen.as_str())];
+        if let Some(addr) = &self.tls_listen {
+            urls.push(ListenUrl::new(Transport::Tls, addr.as_str()));
+        }
+        if let Some(addr) = &self.ws_listen {
+            urls.push(ListenUrl::new(Transport::Ws, addr.as_str()));
+        }
+        urls.extend(self.listeners.iter().cloned());
+        urls
+    }
+
+    /// What the listeners share: the certificate, QUIC and SCION settings.
+    pub fn listen_settings(&self) -> ListenSettings {
+        ListenSettings {
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(ServerTls {
+                    cert_chain: cert.clone(),
+                    private_key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
+            quic: QuicLimits {
+                idle_timeout: self.idle_timeout_ms.duration(),
+                stream_window: self.stream_window.get().into(),
+                connection_window: u64::from(self.stream_window.get()) * 2,
+                ..QuicLimits::default()
+            },
+            retry_token_lifetime: self.retry_token_lifetime_ms.duration(),
+            max_quic_connections: self.max_connections.get(),
+            scion: ScionAttach {
+                endhost_api: self.endhost_api.clone(),
+                snap_token_file: self.snap_token_file.clone(),
+                path_acl: self.path_acl.clone(),
+            },
+        }
     }
 }
 
@@ -141,6 +221,16 @@ impl RProxyArgs {
             config.upstream = self.upstream.clone();
         }
         Ok(config)
+    }
+}
+
+impl ServiceConfig for RProxyConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        RProxyConfig::validate(self)
+    }
+
+    fn admin(&self) -> Option<&HostPort> {
+        self.admin.as_ref()
     }
 }
 

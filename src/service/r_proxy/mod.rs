@@ -15,13 +15,12 @@ mod takeover;
 pub use config::{RProxyArgs, RProxyConfig};
 
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
@@ -37,13 +36,12 @@ use crate::line::{
 use crate::line::{Upstreams, new_session_id};
 use crate::mqtt::{ClientConnect, PacketReader, receive_connect};
 use crate::mqtt::{Version, client_id, replies};
-use crate::net::HostPort;
 use crate::net::connector::BoxedStream;
-use crate::net::listener::{Ingress, tls_acceptor};
+use crate::net::listener::{Certificates, ClientStream, Listeners, Transport};
 use crate::ops::gauge::Gauge;
 use crate::ops::telemetry::METRICS;
+use crate::service::frame::{Reload, Service, drain};
 use takeover::{TakeoverWriter, Takeovers};
-use tokio_rustls::TlsAcceptor;
 
 /// The mode label in metrics.
 const MODE: &str = "r-proxy";
@@ -53,11 +51,11 @@ const MODE: &str = "r-proxy";
 /// over; the broker answers that CONNACK right after closing this one.
 const TAKEOVER_GRACE: Duration = Duration::from_millis(500);
 
-/// What a reload (SIGHUP) replaces: settings, s-proxy channels, TLS.
+/// What a reload (SIGHUP) replaces: settings and s-proxy channels (the
+/// listeners' certificates are swapped beside it).
 struct Live {
     config: RProxyConfig,
     upstreams: Upstreams,
-    tls: Option<TlsAcceptor>,
 }
 
 impl Live {
@@ -67,12 +65,6 @@ impl Live {
         let token = match &config.auth_token_file {
             Some(path) => crate::line::read_tokens(path)?.into_iter().next(),
             None => None,
-        };
-        let tls = match (&config.tls_listen, &config.tls_cert, &config.tls_key) {
-            (Some(_), Some(cert), Some(key)) => {
-                Some(tls_acceptor(cert, key, config.tls_client_ca.as_deref())?)
-            }
-            _ => None,
         };
         let upstreams = Upstreams::new(
             &config.upstream,
@@ -86,20 +78,8 @@ impl Live {
                 timeout: config.keepalive_timeout_ms.duration(),
             },
         )?;
-        Ok(Self {
-            config,
-            upstreams,
-            tls,
-        })
+        Ok(Self { config, upstreams })
     }
-}
-
-/// Which handshake a listener's connections need.
-#[derive(Clone, Copy)]
-enum ListenerKind {
-    Tcp,
-    Tls,
-    WebSocket,
 }
 
 struct Shared {
@@ -122,169 +102,65 @@ impl Shared {
 
 /// A bound r-proxy, ready to serve.
 pub struct RProxy {
-    /// Plain TCP first, then TLS and WebSocket when configured.
-    listeners: Vec<(ListenerKind, TcpListener)>,
+    /// Plain TCP first, then TLS, WebSocket and `listeners` as configured.
+    listeners: Listeners,
     shared: Arc<Shared>,
 }
 
 /// Applies new settings to a running r-proxy (SIGHUP).
 #[derive(Clone)]
-pub struct Reloader(Arc<Shared>);
+pub struct Reloader(Arc<Shared>, Certificates);
 
-impl Reloader {
+impl Reload<RProxyConfig> for Reloader {
     /// Replaces the settings for new connections: s-proxies, TLS
     /// certificates, tokens, timeouts and limits. Listen addresses only
     /// change with a restart. A config that does not check out is refused
     /// and the running one kept.
-    pub fn apply(&self, config: RProxyConfig) -> anyhow::Result<()> {
+    fn apply(&self, config: RProxyConfig) -> anyhow::Result<()> {
         let old = self.0.live();
-        if config.listen != old.config.listen
-            || config.tls_listen != old.config.tls_listen
-            || config.ws_listen != old.config.ws_listen
-        {
+        if config.listen_urls() != old.config.listen_urls() {
             warn!("listen addresses only change with a restart; keeping the current ones");
         }
         let live = Live::prepare(config)?;
+        self.1.reload(&live.config.listen_settings())?;
         *self.0.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
         info!("configuration reloaded");
         Ok(())
     }
 }
 
-async fn listen(addr: &HostPort) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr.as_str())
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))
-}
-
 impl RProxy {
-    /// Binds the MQTT listener and prepares the s-proxy channels.
-    pub async fn bind(config: RProxyConfig) -> anyhow::Result<Self> {
-        let live = Live::prepare(config)?;
-        let config = &live.config;
-        let mut listeners = vec![(ListenerKind::Tcp, listen(&config.listen).await?)];
-        if let Some(addr) = &config.tls_listen {
-            listeners.push((ListenerKind::Tls, listen(addr).await?));
-        }
-        if let Some(addr) = &config.ws_listen {
-            listeners.push((ListenerKind::WebSocket, listen(addr).await?));
-        }
-        Ok(Self {
-            listeners,
-            shared: Arc::new(Shared {
-                live: RwLock::new(Arc::new(live)),
-                takeovers: Takeovers::default(),
-                connections: Gauge::default(),
-                ending: watch::Sender::new(false),
-            }),
-        })
-    }
-
-    /// A handle that applies new settings while serving.
-    pub fn reloader(&self) -> Reloader {
-        Reloader(self.shared.clone())
-    }
-
     /// Where MQTT clients connect over plain TCP.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listeners[0].1.local_addr()
+        self.addr_of(Transport::Tcp)
+            .ok_or_else(|| std::io::Error::other("no TCP listener"))
     }
 
     /// Where MQTT clients connect over TLS, when configured.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.addr_of(|k| matches!(k, ListenerKind::Tls))
+        self.addr_of(Transport::Tls)
     }
 
     /// Where MQTT clients connect over WebSocket, when configured.
     pub fn ws_addr(&self) -> Option<SocketAddr> {
-        self.addr_of(|k| matches!(k, ListenerKind::WebSocket))
+        self.addr_of(Transport::Ws)
     }
 
-    fn addr_of(&self, kind: impl Fn(&ListenerKind) -> bool) -> Option<SocketAddr> {
-        self.listeners
-            .iter()
-            .find(|(i, _)| kind(i))
-            .and_then(|(_, l)| l.local_addr().ok())
+    /// Where MQTT clients connect over `transport` (for SCION: use
+    /// [`RProxy::listener_addr`]).
+    pub fn addr_of(&self, transport: Transport) -> Option<SocketAddr> {
+        self.listeners.local_addr(transport)?.parse().ok()
+    }
+
+    /// Where the first listener of `transport` listens, as its transport
+    /// writes addresses (`[ISD-AS,IP]:port` for SCION).
+    pub fn listener_addr(&self, transport: Transport) -> Option<String> {
+        self.listeners.local_addr(transport).map(str::to_string)
     }
 
     /// The number of client connections being served.
     pub fn connections(&self) -> watch::Receiver<usize> {
         self.shared.connections.watch()
-    }
-
-    /// Accepts clients until `shutdown` completes; then lets the open
-    /// connections finish for up to `shutdown_grace_ms`, ends the rest
-    /// (MQTT 5 clients get DISCONNECT 0x8B, server shutting down) and returns
-    /// once every connection is closed.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let limit = Arc::new(Semaphore::new(
-            self.shared.live().config.max_connections.get(),
-        ));
-        info!(listen = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-              upstreams = ?self.shared.live().config.upstream.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
-              "r-proxy serving");
-        tokio::pin!(shutdown);
-        loop {
-            let accepts = self
-                .listeners
-                .iter()
-                .map(|(kind, listener)| Box::pin(async move { (*kind, listener.accept().await) }));
-            let (kind, stream, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                ((kind, accepted), _, _) = futures_util::future::select_all(accepts) => match accepted {
-                    Ok((stream, peer)) => (kind, stream, peer),
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off
-                        // instead of spinning on the error.
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = limit.clone().try_acquire_owned() else {
-                warn!(%peer, "connection limit reached, closing new connection");
-                continue;
-            };
-            let shared = self.shared.clone();
-            let live = shared.live();
-            let ingress = match (kind, &live.tls) {
-                (ListenerKind::Tcp, _) => Ingress::Tcp,
-                (ListenerKind::Tls, Some(acceptor)) => Ingress::Tls(acceptor.clone()),
-                // The TLS listener stays but a reload removed its certificate.
-                (ListenerKind::Tls, None) => continue,
-                (ListenerKind::WebSocket, _) => Ingress::WebSocket,
-            };
-            let span = info_span!("client", %peer, ingress = ingress.name());
-            tokio::spawn(
-                async move {
-                    let _live = shared.connections.enter();
-                    // The handshake counts against the CONNECT timeout.
-                    let limit = live.config.connect_timeout_ms.duration();
-                    let socket = stream.as_raw_fd();
-                    match timeout(limit, Box::pin(ingress.upgrade(stream))).await {
-                        Ok(Ok(stream)) => serve_client(stream, socket, peer, &shared, &live).await,
-                        Ok(Err(e)) => debug!(error = %e, "handshake failed"),
-                        Err(_) => debug!("handshake timed out"),
-                    }
-                    drop(permit);
-                }
-                .instrument(span),
-            );
-        }
-        drop(self.listeners);
-        let mut open = self.shared.connections.watch();
-        let grace = self.shared.live().config.shutdown_grace_ms.duration();
-        info!(open = *open.borrow(), ?grace, "draining");
-        if timeout(grace, open.wait_for(|n| *n == 0)).await.is_err() {
-            info!(
-                open = *open.borrow(),
-                "grace period over, closing the remaining sessions"
-            );
-            self.shared.ending.send_replace(true);
-            // Each session only writes its DISCONNECT and closes now.
-            let _ = timeout(Duration::from_secs(5), open.wait_for(|n| *n == 0)).await;
-        }
     }
 }
 
@@ -322,10 +198,10 @@ enum FirstEnd {
 }
 
 /// Relays one client connection; `client_socket` is its TCP socket under any
-/// TLS or WebSocket layer (for session takeover).
+/// TLS or WebSocket layer (for session takeover), `None` for QUIC.
 async fn serve_client(
     stream: BoxedStream,
-    client_socket: RawFd,
+    client_socket: Option<RawFd>,
     peer: SocketAddr,
     shared: &Shared,
     live: &Live,
@@ -389,10 +265,7 @@ async fn serve_client(
         Err(e) => {
             METRICS.upstream_error(MODE);
             warn!(error = %e, "no s-proxy reachable");
-            let _ = wr
-                .write_all(&replies::connack_server_unavailable(version))
-                .await;
-            let _ = wr.shutdown().await;
+            replies::refuse_server_unavailable(&mut wr, version).await;
             return;
         }
     };
@@ -511,4 +384,103 @@ async fn serve_client(
     }
     let _ = wr.shutdown().await;
     info!(session = %session_id, "closed");
+}
+
+impl Service for RProxy {
+    const NAME: &'static str = MODE;
+    type Config = RProxyConfig;
+    type Reloader = Reloader;
+
+    /// Binds the MQTT listener and prepares the s-proxy channels.
+    async fn bind(config: RProxyConfig) -> anyhow::Result<Self> {
+        let live = Live::prepare(config)?;
+        let config = &live.config;
+        let listeners = Listeners::bind(&config.listen_urls(), &config.listen_settings()).await?;
+        Ok(Self {
+            listeners,
+            shared: Arc::new(Shared {
+                live: RwLock::new(Arc::new(live)),
+                takeovers: Takeovers::default(),
+                connections: Gauge::default(),
+                ending: watch::Sender::new(false),
+            }),
+        })
+    }
+
+    /// A handle that applies new settings while serving.
+    fn reloader(&self) -> Reloader {
+        Reloader(self.shared.clone(), self.listeners.certificates())
+    }
+
+    fn address(&self) -> String {
+        RProxy::local_addr(self)
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    }
+
+    fn active(&self) -> watch::Receiver<usize> {
+        self.connections()
+    }
+
+    /// Accepts clients until `shutdown` completes; then lets the open
+    /// connections finish for up to `shutdown_grace_ms`, ends the rest
+    /// (MQTT 5 clients get DISCONNECT 0x8B, server shutting down) and returns
+    /// once every connection is closed.
+    async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let limit = Arc::new(Semaphore::new(
+            self.shared.live().config.max_connections.get(),
+        ));
+        info!(listen = %self.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+              listeners = ?self.listeners.summary(),
+              upstreams = ?self.shared.live().config.upstream.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
+              "r-proxy serving");
+        tokio::pin!(shutdown);
+        let mut listeners = self.listeners;
+        loop {
+            let incoming = tokio::select! {
+                _ = &mut shutdown => break,
+                incoming = listeners.accept() => match incoming {
+                    Some(incoming) => incoming,
+                    None => break,
+                },
+            };
+            let peer = incoming.peer;
+            let Ok(permit) = limit.clone().try_acquire_owned() else {
+                warn!(peer = %incoming.peer_name, "connection limit reached, closing new connection");
+                continue;
+            };
+            let shared = self.shared.clone();
+            let live = shared.live();
+            let span = info_span!("client", peer = %incoming.peer_name, ingress = incoming.transport.name());
+            tokio::spawn(
+                async move {
+                    let _live = shared.connections.enter();
+                    // The handshake counts against the CONNECT timeout.
+                    let limit = live.config.connect_timeout_ms.duration();
+                    match timeout(limit, Box::pin(incoming.handshake())).await {
+                        Ok(Ok(ClientStream { stream, socket })) => {
+                            serve_client(stream, socket, peer, &shared, &live).await
+                        }
+                        Ok(Err(e)) => debug!(error = %e, "handshake failed"),
+                        Err(_) => debug!("handshake timed out"),
+                    }
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+        drop(listeners);
+        // Once told, each session only writes its DISCONNECT and closes.
+        drain(
+            self.shared.connections.watch(),
+            self.shared.live().config.shutdown_grace_ms.duration(),
+            &self.shared.ending,
+            Duration::from_secs(5),
+        )
+        .await;
+        Ok(())
+    }
 }

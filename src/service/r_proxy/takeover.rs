@@ -49,8 +49,9 @@ struct ClientId {
 
 struct Accepted {
     id: u64,
-    /// The client's TCP socket, open for as long as this entry exists.
-    socket: RawFd,
+    /// The client's TCP socket, open for as long as this entry exists;
+    /// `None` for QUIC, whose connection ends when its task is told.
+    socket: Option<RawFd>,
     taken_over: oneshot::Sender<()>,
 }
 
@@ -79,14 +80,15 @@ pub struct Acceptance<'a> {
     table: &'a Takeovers,
     client_id: &'a str,
     id: u64,
-    socket: RawFd,
+    socket: Option<RawFd>,
     taken_over: Option<oneshot::Sender<()>>,
 }
 
 impl Takeovers {
     /// The place of a new connection of `client_id` whose client is on
-    /// `socket`. `None` for an empty client id.
-    pub fn ticket<'a>(&'a self, client_id: &'a str, socket: RawFd) -> Option<Entry<'a>> {
+    /// `socket` (`None` when there is no socket to cut). `None` for an empty
+    /// client id.
+    pub fn ticket<'a>(&'a self, client_id: &'a str, socket: Option<RawFd>) -> Option<Entry<'a>> {
         if client_id.is_empty() {
             return None;
         }
@@ -155,11 +157,11 @@ impl Acceptance<'_> {
             socket: self.socket,
             taken_over,
         });
-        for other in &others {
+        for socket in others.iter().filter_map(|other| other.socket) {
             // SAFETY: shutdown(2) only acts on the socket behind the fd. The
             // fd is still that connection's open socket: its entry is removed
             // (under this lock) before the socket is closed (Ticket's doc).
-            unsafe { libc::shutdown(other.socket, libc::SHUT_RDWR) };
+            unsafe { libc::shutdown(socket, libc::SHUT_RDWR) };
         }
         let count = others.len();
         for other in others {
@@ -266,11 +268,11 @@ mod tests {
         let table = Takeovers::default();
         let (old_socket, mut old_peer) = pair();
         let (new_socket, _new_peer) = pair();
-        let mut old = table.ticket("c", old_socket.as_raw_fd()).unwrap();
+        let mut old = table.ticket("c", Some(old_socket.as_raw_fd())).unwrap();
         assert_eq!(old.acceptance.accepted(), 0);
         assert_eq!(table.len(), 1);
 
-        let new = table.ticket("c", new_socket.as_raw_fd()).unwrap();
+        let new = table.ticket("c", Some(new_socket.as_raw_fd())).unwrap();
         assert!(
             table.newer_pending("c"),
             "a newer connection awaits its CONNACK"
@@ -289,7 +291,7 @@ mod tests {
         drop(new.ticket);
         assert!(table.is_empty(), "entries leave with their connection");
         assert!(
-            table.ticket("", 0).is_none(),
+            table.ticket("", None).is_none(),
             "empty client ids are not entered"
         );
     }
@@ -319,9 +321,9 @@ mod tests {
     fn a_refused_connection_takes_nothing_over() {
         let table = Takeovers::default();
         let (old_socket, _old_peer) = pair();
-        let mut old = table.ticket("c", old_socket.as_raw_fd()).unwrap();
+        let mut old = table.ticket("c", Some(old_socket.as_raw_fd())).unwrap();
         old.acceptance.accepted();
-        let refused = table.ticket("c", old_socket.as_raw_fd()).unwrap();
+        let refused = table.ticket("c", Some(old_socket.as_raw_fd())).unwrap();
         drop(refused);
         assert!(
             !table.newer_pending("c"),

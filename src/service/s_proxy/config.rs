@@ -10,6 +10,7 @@ use serde::Deserialize;
 use crate::mqtt::DEFAULT_MAX_PACKET_SIZE;
 use crate::net::HostPort;
 use crate::net::broker::{BrokerTls, BrokerUrl};
+use crate::service::frame::ServiceConfig;
 use crate::service::settings::{ConfigError, Millis, file_or_default, nonzero, nonzero32};
 
 /// `s-proxy`: serves `MqttRelayService` and opens MQTT/TCP to the broker.
@@ -141,6 +142,16 @@ impl SProxyArgs {
             config.broker = broker.clone();
         }
         Ok(config)
+    }
+}
+
+impl ServiceConfig for SProxyConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        SProxyConfig::validate(self)
+    }
+
+    fn admin(&self) -> Option<&HostPort> {
+        self.admin.as_ref()
     }
 }
 

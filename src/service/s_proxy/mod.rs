@@ -25,26 +25,25 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::line::convert::{
-    connack_server_unavailable, disconnect_server_shutting_down, payload_to_packet,
-};
+use crate::line::convert::{connack_server_unavailable, disconnect_server_shutting_down};
 use crate::line::incoming::Admission;
 use crate::line::proto::mqtt::mqtt_relay_service_server::{
     MqttRelayService, MqttRelayServiceServer,
 };
-use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
-use crate::line::{CLIENT_ADDR_KEY, SESSION_ID_KEY, max_message_size, new_session_id};
+use crate::line::server::{StreamOrigin, check_token, read_connect};
 use crate::line::{
     InboundEnd, OutboundEnd, QueuedEnvelope, Traffic, envelope, pump_envelopes_to_writer,
     pump_reader_to_envelopes,
 };
+use crate::line::{max_message_size, new_session_id};
 use crate::mqtt::PacketReader;
-use crate::mqtt::{self, Packet, Version};
+use crate::mqtt::{self, Version};
 use crate::net::broker::BrokerConnector;
-use crate::net::listener::tls_server_config;
+use crate::net::tls::ServerTls;
 use crate::ops::gauge::Gauge;
 use crate::ops::telemetry::METRICS;
+use crate::service::frame::{Reload, Service};
 
 /// The mode label in metrics.
 const MODE: &str = "s-proxy";
@@ -77,7 +76,11 @@ impl Live {
             BrokerConnector::new(&config.broker, &config.broker_tls, config.proxy_protocol)?;
         let tls = match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => {
-                let mut tls = tls_server_config(cert, key, config.client_ca.as_deref())?;
+                let mut tls = crate::net::tls::server_config(&ServerTls {
+                    cert_chain: cert.clone(),
+                    private_key: key.clone(),
+                    client_ca: config.client_ca.clone(),
+                })?;
                 // gRPC runs over HTTP/2 only.
                 tls.alpn_protocols = vec![b"h2".to_vec()];
                 Some(TlsAcceptor::from(Arc::new(tls)))
@@ -119,15 +122,9 @@ impl MqttRelayService for Relay {
         request: Request<Streaming<MqttStreamMessage>>,
     ) -> Result<Response<Self::StreamMqttMessagesStream>, Status> {
         let live = current(&self.live);
-        if !live.tokens.is_empty() {
-            let presented = request
-                .metadata()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok());
-            if !token_accepted(&live.tokens, presented) {
-                warn!(peer = ?request.remote_addr(), "r-proxy without a valid token refused");
-                return Err(Status::unauthenticated("a valid bearer token is required"));
-            }
+        if let Err(refused) = check_token(&request, &live.tokens) {
+            warn!(peer = ?request.remote_addr(), "r-proxy without a valid token refused");
+            return Err(refused);
         }
         let permit = self
             .limit
@@ -135,23 +132,10 @@ impl MqttRelayService for Relay {
             .try_acquire_owned()
             .map_err(|_| Status::resource_exhausted("s-proxy session limit reached"))?;
         let peer = request.remote_addr();
-        // The peer's session id is only used for logs; ours stays unique.
-        let peer_session = request
-            .metadata()
-            .get(SESSION_ID_KEY)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .chars()
-            .take(64)
-            .collect::<String>();
-        // The MQTT client's address as the r-proxy saw it; else the r-proxy's.
-        let client = request
-            .metadata()
-            .get(CLIENT_ADDR_KEY)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<SocketAddr>().ok())
-            .or(peer)
-            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let StreamOrigin {
+            peer_session,
+            client,
+        } = StreamOrigin::of(&request);
         let session_id = new_session_id();
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(live.config.queue_depth.get());
@@ -170,33 +154,6 @@ impl MqttRelayService for Relay {
         Ok(Response::new(Box::pin(
             ReceiverStream::new(rx).map(|queued| queued.map(|boxed| *boxed)),
         )))
-    }
-}
-
-/// Waits for the session's CONNECT: an optional SessionControl first, then
-/// the CONNECT packet, whose envelope kind (v3 or v5) gives the version.
-async fn read_connect(
-    inbound: &mut Streaming<MqttStreamMessage>,
-) -> Result<(Version, Packet), Status> {
-    loop {
-        let message = inbound
-            .message()
-            .await?
-            .ok_or_else(|| Status::cancelled("stream ended before CONNECT"))?;
-        let payload = message
-            .payload
-            .ok_or_else(|| Status::invalid_argument("message without payload"))?;
-        let version = match &payload {
-            Payload::SessionControl(_) => continue,
-            Payload::MqttV3Packet(_) => Version::V3_1_1,
-            Payload::MqttV5Packet(_) => Version::V5,
-        };
-        let packet = payload_to_packet(payload, version)
-            .map_err(|e| Status::invalid_argument(format!("first packet: {e}")))?;
-        if !matches!(packet, Packet::V3_1_1Connect(_) | Packet::V5_0Connect(_)) {
-            return Err(Status::invalid_argument("first packet is not CONNECT"));
-        }
-        return Ok((version, packet));
     }
 }
 
@@ -232,18 +189,12 @@ async fn run_session(
     };
     let mut sequence_id = 0;
     let connecting = std::time::Instant::now();
-    let broker = match timeout(
-        config.broker_connect_timeout_ms.duration(),
-        Box::pin(connector.connect(client)),
-    )
-    .await
+    let broker = match connector
+        .connect_within(client, config.broker_connect_timeout_ms.duration())
+        .await
     {
-        Ok(Ok(stream)) => stream,
-        result => {
-            let reason = match result {
-                Ok(Err(e)) => e.to_string(),
-                _ => "timed out".to_string(),
-            };
+        Ok(stream) => stream,
+        Err(reason) => {
             warn!(broker = %config.broker, %reason, "broker unreachable");
             METRICS.upstream_error(MODE);
             refuse_unavailable(&tx, version, &mut sequence_id).await;
@@ -387,14 +338,14 @@ pub struct SProxy {
 #[derive(Clone)]
 pub struct Reloader(SharedLive);
 
-impl Reloader {
+impl Reload<SProxyConfig> for Reloader {
     /// Replaces the settings for new connections and sessions: the gRPC
     /// certificate, key and client CA (re-read even when the paths are the
     /// same), broker and its TLS, tokens, timeouts, queue depth. The listen
     /// address, the session limit and the HTTP/2 keep-alive change only with
     /// a restart. A config that does not check out is refused and the
     /// running one kept.
-    pub fn apply(&self, config: SProxyConfig) -> anyhow::Result<()> {
+    fn apply(&self, config: SProxyConfig) -> anyhow::Result<()> {
         let old = current(&self.0);
         if config.listen != old.config.listen
             || config.max_sessions != old.config.max_sessions
@@ -412,26 +363,25 @@ impl Reloader {
     }
 }
 
-/// Whether `presented` (an `authorization` header) carries one of `tokens`,
-/// compared in constant time.
-fn token_accepted(tokens: &[String], presented: Option<&str>) -> bool {
-    let Some(token) = presented.and_then(|v| v.strip_prefix("Bearer ")) else {
-        return false;
-    };
-    tokens.iter().fold(false, |ok, t| {
-        ok | constant_time_eq(t.as_bytes(), token.as_bytes())
-    })
-}
-
-/// Constant-time equality for equal lengths (a length mismatch says nothing
-/// about the content).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl SProxy {
+    /// Where it listens.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The number of live sessions.
+    pub fn sessions(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.sessions.watch()
+    }
+}
+
+impl Service for SProxy {
+    const NAME: &'static str = MODE;
+    type Config = SProxyConfig;
+    type Reloader = Reloader;
+
     /// Binds the gRPC listener.
-    pub async fn bind(config: SProxyConfig) -> anyhow::Result<Self> {
+    async fn bind(config: SProxyConfig) -> anyhow::Result<Self> {
         let live = Live::prepare(config)?;
         let config = &live.config;
         let listener = TcpListener::bind(config.listen.as_str())
@@ -445,27 +395,27 @@ impl SProxy {
     }
 
     /// A handle that applies new settings while serving.
-    pub fn reloader(&self) -> Reloader {
+    fn reloader(&self) -> Reloader {
         Reloader(self.live.clone())
     }
 
-    /// Where it listens.
-    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+    fn address(&self) -> String {
+        SProxy::local_addr(self)
+            .map(|a| a.to_string())
+            .unwrap_or_default()
     }
 
-    /// The number of live sessions.
-    pub fn sessions(&self) -> tokio::sync::watch::Receiver<usize> {
-        self.sessions.watch()
+    fn active(&self) -> watch::Receiver<usize> {
+        self.sessions()
     }
 
     /// Serves until `shutdown` completes; then stops accepting, lets open
     /// sessions go on for up to `shutdown_grace_ms` and ends the rest
     /// (MQTT 5 clients get DISCONNECT 0x8B, server shutting down).
-    pub async fn serve(
+    async fn serve(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), tonic::transport::Error> {
+    ) -> anyhow::Result<()> {
         let config = current(&self.live).config.clone();
         let grace = config.shutdown_grace_ms.duration();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -504,13 +454,13 @@ impl SProxy {
             });
         tokio::pin!(server);
         tokio::select! {
-            result = &mut server => return result,
+            result = &mut server => return Ok(result?),
             () = shutdown => {}
         }
         info!(open = *self.sessions.watch().borrow(), ?grace, "draining");
         let _ = stop.send(());
         if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
-            return result;
+            return Ok(result?);
         }
         info!(
             open = *self.sessions.watch().borrow(),
@@ -519,7 +469,7 @@ impl SProxy {
         // MQTT 5 clients hear DISCONNECT 0x8B through their r-proxy.
         ending.send_replace(true);
         match tokio::time::timeout(SESSIONS_END_WITHIN, &mut server).await {
-            Ok(result) => result,
+            Ok(result) => Ok(result?),
             Err(_) => Ok(()),
         }
     }

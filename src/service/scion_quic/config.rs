@@ -10,8 +10,15 @@ use serde::Deserialize;
 use crate::mqtt::DEFAULT_MAX_PACKET_SIZE;
 use crate::net::HostPort;
 use crate::net::broker::{BrokerTls, BrokerUrl};
+use crate::net::listener::{ListenSettings, ListenUrl, ScionAttach, Transport};
+use crate::net::quic::QuicLimits;
 use crate::net::scion::PathAcl;
+use crate::net::tls::ServerTls;
+use crate::service::frame::ServiceConfig;
 use crate::service::settings::{ConfigError, Millis, file_or_default, nonzero, nonzero32};
+
+/// Where `transport = "quic"` listens when `listen` is unset.
+const DEFAULT_QUIC_LISTEN: &str = "0.0.0.0:14567";
 
 /// How `scion-quic` receives QUIC.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -74,6 +81,10 @@ pub struct ScionQuicConfig {
     /// On SIGTERM, how long open sessions may go on before they are ended
     /// (MQTT 5 clients get DISCONNECT 0x8B).
     pub shutdown_grace_ms: Millis,
+    /// More listeners by URL besides `transport`/`listen`, any transport:
+    /// `quic://`, `scion-quic://`, `tcp://`, `tls://`, `ws://`, `wss://`.
+    /// All but tcp and ws use `cert`/`key` (and `client_ca`).
+    pub listeners: Vec<ListenUrl>,
 }
 
 impl Default for ScionQuicConfig {
@@ -102,6 +113,7 @@ impl Default for ScionQuicConfig {
             retry_token_lifetime_ms: const { Millis::of(30_000) },
             proxy_protocol: false,
             shutdown_grace_ms: const { Millis::of(10_000) },
+            listeners: Vec::new(),
         }
     }
 }
@@ -120,7 +132,58 @@ impl ScionQuicConfig {
                 "transport = \"scion\" needs `endhost_api` (or --endhost-api)"
             );
         }
+        for url in &self.listeners {
+            anyhow::ensure!(
+                url.transport != Transport::ScionQuic || self.endhost_api.is_some(),
+                "listener {url} needs `endhost_api`"
+            );
+        }
         Ok(())
+    }
+
+    /// Every listener: the QUIC one of `transport` and `listen` first, then
+    /// `listeners`.
+    pub fn listen_urls(&self) -> Vec<ListenUrl> {
+        let main = match self.transport {
+            QuicTransport::Quic => ListenUrl::new(
+                Transport::Quic,
+                self.listen.as_deref().unwrap_or(DEFAULT_QUIC_LISTEN),
+            ),
+            QuicTransport::Scion => ListenUrl {
+                transport: Transport::ScionQuic,
+                addr: self.listen.clone(),
+            },
+        };
+        let mut urls = vec![main];
+        urls.extend(self.listeners.iter().cloned());
+        urls
+    }
+
+    /// What the listeners share: the certificate, QUIC and SCION settings.
+    pub fn listen_settings(&self) -> ListenSettings {
+        ListenSettings {
+            tls: match (&self.cert, &self.key) {
+                (Some(cert), Some(key)) => Some(ServerTls {
+                    cert_chain: cert.clone(),
+                    private_key: key.clone(),
+                    client_ca: self.client_ca.clone(),
+                }),
+                _ => None,
+            },
+            quic: QuicLimits {
+                idle_timeout: self.idle_timeout_ms.duration(),
+                stream_window: self.stream_window.get().into(),
+                connection_window: u64::from(self.stream_window.get()) * 2,
+                ..QuicLimits::default()
+            },
+            retry_token_lifetime: self.retry_token_lifetime_ms.duration(),
+            max_quic_connections: self.max_connections.get(),
+            scion: ScionAttach {
+                endhost_api: self.endhost_api.clone(),
+                snap_token_file: self.snap_token_file.clone(),
+                path_acl: self.path_acl.clone(),
+            },
+        }
     }
 }
 
@@ -186,6 +249,16 @@ impl ScionQuicArgs {
             config.client_ca = Some(v.clone());
         }
         Ok(config)
+    }
+}
+
+impl ServiceConfig for ScionQuicConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        ScionQuicConfig::validate(self)
+    }
+
+    fn admin(&self) -> Option<&HostPort> {
+        self.admin.as_ref()
     }
 }
 

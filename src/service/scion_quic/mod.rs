@@ -14,37 +14,26 @@ pub use config::{QuicTransport, ScionQuicArgs, ScionQuicConfig};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anyhow::Context;
-use scion_stack::stack::{ScionStack, UdpScionSocket};
 use tokio::io::AsyncWriteExt;
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::mqtt::{ClientConnect, RelayEnd, receive_connect, relay_to_client};
 use crate::mqtt::{Version, client_id, replies};
+use crate::net::BoxedStream;
 use crate::net::broker::BrokerConnector;
-use crate::net::quic::{
-    Accepted, DatagramSocket, QuicLimits, QuicListener, ServerConfigSlot, ServerTls, server_config,
-};
+use crate::net::listener::{Certificates, ClientStream, Incoming, Listeners, Transport};
 use crate::ops::gauge::Gauge;
 use crate::ops::telemetry::{self, METRICS};
+use crate::service::frame::{Reload, Service, drain};
 
 /// The mode label in metrics.
 const MODE: &str = "scion-quic";
 
-/// Established connections waiting for their session task.
-const ACCEPT_BACKLOG: usize = 128;
-
 /// Once the grace period is over, how long a session may take to finish the
 /// packet it is passing to the client before its DISCONNECT is written.
 const FINISH_PACKET_WITHIN: Duration = Duration::from_secs(1);
-
-enum Listener {
-    Udp(QuicListener<UdpSocket>),
-    Scion(QuicListener<UdpScionSocket>, ScionStack),
-}
 
 /// What a reload (SIGHUP) replaces for new sessions.
 struct Live {
@@ -53,28 +42,12 @@ struct Live {
 }
 
 impl Live {
-    /// Checks `config` and prepares the broker connector and the QUIC
-    /// settings (reading the certificate files).
-    fn prepare(config: ScionQuicConfig) -> anyhow::Result<(Self, quiche::Config)> {
+    /// Checks `config` and prepares the broker connector.
+    fn prepare(config: ScionQuicConfig) -> anyhow::Result<Self> {
         config.validate()?;
-        let (Some(cert), Some(key)) = (&config.cert, &config.key) else {
-            anyhow::bail!("scion-quic needs `cert` and `key`");
-        };
-        let tls = ServerTls {
-            cert_chain: cert.clone(),
-            private_key: key.clone(),
-            client_ca: config.client_ca.clone(),
-        };
-        let limits = QuicLimits {
-            idle_timeout: config.idle_timeout_ms.duration(),
-            stream_window: config.stream_window.get().into(),
-            connection_window: u64::from(config.stream_window.get()) * 2,
-            ..QuicLimits::default()
-        };
-        let quic = server_config(&tls, &limits)?;
         let connector =
             BrokerConnector::new(&config.broker, &config.broker_tls, config.proxy_protocol)?;
-        Ok((Self { config, connector }, quic))
+        Ok(Self { config, connector })
     }
 }
 
@@ -87,7 +60,7 @@ fn current(live: &SharedLive) -> Arc<Live> {
 
 /// A bound scion-quic proxy, ready to serve.
 pub struct ScionQuic {
-    listener: Listener,
+    listeners: Listeners,
     live: SharedLive,
     sessions: Gauge,
     /// Becomes true when the shutdown grace period is over: open sessions
@@ -99,27 +72,26 @@ pub struct ScionQuic {
 #[derive(Clone)]
 pub struct Reloader {
     live: SharedLive,
-    quic: ServerConfigSlot,
+    certificates: Certificates,
 }
 
-impl Reloader {
+impl Reload<ScionQuicConfig> for Reloader {
     /// Replaces, for new connections, the certificate, key and client CA,
     /// the broker and its TLS, and the timeouts and limits. Where it
     /// listens (transport, address, SCION attachment) only changes with a
     /// restart. A config that does not check out is refused and the
     /// running one kept.
-    pub fn apply(&self, config: ScionQuicConfig) -> anyhow::Result<()> {
+    fn apply(&self, config: ScionQuicConfig) -> anyhow::Result<()> {
         let old = current(&self.live);
-        if config.transport != old.config.transport
-            || config.listen != old.config.listen
+        if config.listen_urls() != old.config.listen_urls()
             || config.endhost_api != old.config.endhost_api
             || config.snap_token_file != old.config.snap_token_file
             || config.path_acl != old.config.path_acl
         {
             warn!("the transport, listen address and SCION settings only change with a restart");
         }
-        let (live, quic) = Live::prepare(config)?;
-        self.quic.replace(quic);
+        let live = Live::prepare(config)?;
+        self.certificates.reload(&live.config.listen_settings())?;
         *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
         info!("configuration reloaded");
         Ok(())
@@ -127,102 +99,25 @@ impl Reloader {
 }
 
 impl ScionQuic {
-    /// Binds the QUIC listener on SCION or UDP/IP.
-    pub async fn bind(config: ScionQuicConfig) -> anyhow::Result<Self> {
-        let (live, quic) = Live::prepare(config)?;
-        let config = &live.config;
-        let max = config.max_connections.get();
-        let lifetime = config.retry_token_lifetime_ms.duration();
-        let listener = match config.transport {
-            QuicTransport::Quic => {
-                let listen = config.listen.as_deref().unwrap_or("0.0.0.0:14567");
-                let socket = UdpSocket::bind(listen)
-                    .await
-                    .with_context(|| format!("cannot listen on UDP {listen}"))?;
-                Listener::Udp(QuicListener::new(
-                    socket,
-                    quic,
-                    max,
-                    ACCEPT_BACKLOG,
-                    lifetime,
-                )?)
-            }
-            QuicTransport::Scion => {
-                let (stack, socket) = crate::net::scion::attach(crate::net::scion::Attachment {
-                    endhost_api: config.endhost_api.as_ref(),
-                    snap_token_file: config.snap_token_file.as_deref(),
-                    listen: config.listen.as_deref(),
-                    path_acl: config.path_acl.as_ref(),
-                })
-                .await?;
-                Listener::Scion(
-                    QuicListener::new(socket, quic, max, ACCEPT_BACKLOG, lifetime)?,
-                    stack,
-                )
-            }
-        };
-        Ok(Self {
-            listener,
-            live: Arc::new(RwLock::new(Arc::new(live))),
-            sessions: Gauge::default(),
-            ending: watch::Sender::new(false),
-        })
-    }
-
-    /// A handle that applies new settings while serving.
-    pub fn reloader(&self) -> Reloader {
-        Reloader {
-            live: self.live.clone(),
-            quic: match &self.listener {
-                Listener::Udp(l) => l.config_slot(),
-                Listener::Scion(l, _) => l.config_slot(),
-            },
-        }
-    }
-
-    /// Where clients connect: `IP:port` or `[ISD-AS,IP]:port`.
+    /// Where clients connect over the main QUIC listener: `IP:port` or
+    /// `[ISD-AS,IP]:port`.
     pub fn local_addr(&self) -> String {
-        match &self.listener {
-            Listener::Udp(l) => l.local_addr().to_string(),
-            Listener::Scion(l, _) => l.local_addr().to_string(),
-        }
+        self.listeners
+            .bound()
+            .first()
+            .map(|(_, local)| local.clone())
+            .unwrap_or_default()
+    }
+
+    /// Where the first listener of `transport` listens, as its transport
+    /// writes addresses (`[ISD-AS,IP]:port` for SCION).
+    pub fn listener_addr(&self, transport: Transport) -> Option<String> {
+        self.listeners.local_addr(transport).map(str::to_string)
     }
 
     /// The number of sessions relaying to the broker.
     pub fn sessions(&self) -> watch::Receiver<usize> {
         self.sessions.watch()
-    }
-
-    /// Serves until `shutdown` completes; then stops accepting, lets open
-    /// sessions go on for up to `shutdown_grace_ms`, ends the rest (MQTT 5
-    /// clients get DISCONNECT 0x8B, server shutting down) and returns once
-    /// every session is closed.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
-        let live = current(&self.live);
-        info!(listen = %self.local_addr(), transport = ?live.config.transport,
-              broker = %live.config.broker, mtls = live.config.client_ca.is_some(),
-              "scion-quic serving");
-        let mut open = self.sessions.watch();
-        let sessions = Sessions {
-            live: self.live.clone(),
-            gauge: self.sessions.clone(),
-            ending: self.ending.subscribe(),
-        };
-        match self.listener {
-            Listener::Udp(l) => accept_loop(l, sessions, shutdown).await,
-            Listener::Scion(l, _stack) => accept_loop(l, sessions, shutdown).await,
-        }
-        let grace = current(&self.live).config.shutdown_grace_ms.duration();
-        info!(open = *open.borrow(), ?grace, "draining");
-        if timeout(grace, open.wait_for(|n| *n == 0)).await.is_err() {
-            info!(
-                open = *open.borrow(),
-                "grace period over, closing the remaining sessions"
-            );
-            self.ending.send_replace(true);
-            let last = FINISH_PACKET_WITHIN + Duration::from_secs(4);
-            let _ = timeout(last, open.wait_for(|n| *n == 0)).await;
-        }
     }
 }
 
@@ -234,51 +129,55 @@ struct Sessions {
     ending: watch::Receiver<bool>,
 }
 
-async fn accept_loop<S: DatagramSocket>(
-    mut listener: QuicListener<S>,
+async fn accept_loop(
+    mut listeners: Listeners,
     sessions: Sessions,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
+        let incoming = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Some(a) => a,
+            incoming = listeners.accept() => match incoming {
+                Some(incoming) => incoming,
                 None => {
-                    warn!("quic listener stopped");
+                    warn!("every listener stopped");
                     break;
                 }
             },
         };
-        let span = info_span!("quic-client", peer = %accepted.peer);
-        let client = S::ip_of(&accepted.peer);
+        let span =
+            info_span!("client", peer = %incoming.peer_name, transport = incoming.transport.name());
         let sessions = sessions.clone();
         tokio::spawn(
             async move {
                 let live = current(&sessions.live);
-                serve_connection(accepted, client, &live, &sessions).await;
+                serve_connection(incoming, &live, &sessions).await;
             }
             .instrument(span),
         );
     }
 }
 
-async fn serve_connection<A>(
-    accepted: Accepted<A>,
-    client: std::net::SocketAddr,
-    live: &Live,
-    sessions: &Sessions,
-) {
+async fn serve_connection(incoming: Incoming, live: &Live, sessions: &Sessions) {
     let Live { config, connector } = live;
-    let Accepted {
-        stream, peer_cert, ..
-    } = accepted;
-    if config.client_ca.is_some() && peer_cert.is_none() {
-        // Dropping the stream ends the QUIC connection.
-        warn!("client presented no certificate, refused");
-        return;
-    }
+    let client = incoming.peer;
+    let stream: BoxedStream = match timeout(
+        config.connect_timeout_ms.duration(),
+        Box::pin(incoming.handshake()),
+    )
+    .await
+    {
+        Ok(Ok(ClientStream { stream, .. })) => stream,
+        Ok(Err(e)) => {
+            debug!(error = %e, "handshake failed");
+            return;
+        }
+        Err(_) => {
+            debug!("handshake timed out");
+            return;
+        }
+    };
     let (mut rd, mut wr) = tokio::io::split(stream);
     let Some(ClientConnect {
         wire,
@@ -295,24 +194,15 @@ async fn serve_connection<A>(
         return;
     };
     let connecting = std::time::Instant::now();
-    let mut broker = match timeout(
-        config.broker_connect_timeout_ms.duration(),
-        Box::pin(connector.connect(client)),
-    )
-    .await
+    let mut broker = match connector
+        .connect_within(client, config.broker_connect_timeout_ms.duration())
+        .await
     {
-        Ok(Ok(tcp)) => tcp,
-        result => {
-            let reason = match result {
-                Ok(Err(e)) => e.to_string(),
-                _ => "timed out".into(),
-            };
+        Ok(stream) => stream,
+        Err(reason) => {
             warn!(broker = %config.broker, %reason, "broker unreachable");
             METRICS.upstream_error(MODE);
-            let _ = wr
-                .write_all(&replies::connack_server_unavailable(version))
-                .await;
-            let _ = wr.shutdown().await;
+            replies::refuse_server_unavailable(&mut wr, version).await;
             return;
         }
     };
@@ -321,6 +211,10 @@ async fn serve_connection<A>(
     let mut session = METRICS.session(MODE);
     info!(client_id = %client_id(&connect), %version, "relaying");
     if let Err(e) = broker.write_all(&wire).await {
+        debug!(error = %e, "writing CONNECT to the broker failed");
+        return;
+    }
+    if let Err(e) = broker.flush().await {
         debug!(error = %e, "writing CONNECT to the broker failed");
         return;
     }
@@ -394,5 +288,68 @@ where
         RelayEnd::Eof { bytes } => (up, bytes, "closed"),
         RelayEnd::Failed(_) => (up, 0, "error"),
         RelayEnd::Stopped { bytes, .. } => (up, bytes, "shutdown"),
+    }
+}
+
+impl Service for ScionQuic {
+    const NAME: &'static str = MODE;
+    type Config = ScionQuicConfig;
+    type Reloader = Reloader;
+
+    /// Binds the listeners: QUIC on SCION or UDP/IP, and any others
+    /// configured.
+    async fn bind(config: ScionQuicConfig) -> anyhow::Result<Self> {
+        let live = Live::prepare(config)?;
+        let config = &live.config;
+        let listeners = Listeners::bind(&config.listen_urls(), &config.listen_settings()).await?;
+        Ok(Self {
+            listeners,
+            live: Arc::new(RwLock::new(Arc::new(live))),
+            sessions: Gauge::default(),
+            ending: watch::Sender::new(false),
+        })
+    }
+
+    /// A handle that applies new settings while serving.
+    fn reloader(&self) -> Reloader {
+        Reloader {
+            live: self.live.clone(),
+            certificates: self.listeners.certificates(),
+        }
+    }
+
+    fn address(&self) -> String {
+        ScionQuic::local_addr(self)
+    }
+
+    fn active(&self) -> watch::Receiver<usize> {
+        self.sessions()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, lets open
+    /// sessions go on for up to `shutdown_grace_ms`, ends the rest (MQTT 5
+    /// clients get DISCONNECT 0x8B, server shutting down) and returns once
+    /// every session is closed.
+    async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let live = current(&self.live);
+        info!(listen = %self.local_addr(), listeners = ?self.listeners.summary(), broker = %live.config.broker,
+              mtls = live.config.client_ca.is_some(), "scion-quic serving");
+        let sessions = Sessions {
+            live: self.live.clone(),
+            gauge: self.sessions.clone(),
+            ending: self.ending.subscribe(),
+        };
+        accept_loop(self.listeners, sessions, shutdown).await;
+        drain(
+            self.sessions.watch(),
+            current(&self.live).config.shutdown_grace_ms.duration(),
+            &self.ending,
+            FINISH_PACKET_WITHIN + Duration::from_secs(4),
+        )
+        .await;
+        Ok(())
     }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::net::HostPort;
 use crate::net::scion::PathAcl;
+use crate::service::frame::ServiceConfig;
 use crate::service::settings::{ConfigError, Millis, file_or_default, nonzero};
 
 /// `scion-udp`: relays datagrams between SCION clients and a QUIC-capable
@@ -97,6 +98,16 @@ impl ScionUdpArgs {
             config.snap_token_file = Some(v.clone());
         }
         Ok(config)
+    }
+}
+
+impl ServiceConfig for ScionUdpConfig {
+    fn validate(&self) -> anyhow::Result<()> {
+        ScionUdpConfig::validate(self)
+    }
+
+    fn admin(&self) -> Option<&HostPort> {
+        self.admin.as_ref()
     }
 }
 

@@ -22,7 +22,10 @@ use tracing::{debug, info, warn};
 
 use crate::net::quic::MAX_DATAGRAM;
 use crate::net::udp_relay::{PeerId, PeerTable, Route};
+use crate::ops::gauge::{Gauge, GaugeGuard};
 use crate::ops::telemetry::{self, METRICS, SessionGuard};
+use crate::service::frame::{Reload, Service};
+use tokio::sync::watch;
 
 type Table = Arc<Mutex<PeerTable<ScionSocketIpAddr>>>;
 
@@ -35,6 +38,8 @@ struct Mapping {
     reader: JoinHandle<()>,
     /// Counts the mapping as a session in the metrics.
     _session: SessionGuard,
+    /// Counts it in [`ScionUdp`]'s peers.
+    _peer: GaugeGuard,
 }
 
 impl Drop for Mapping {
@@ -80,19 +85,21 @@ pub struct ScionUdp {
     scion: Arc<UdpScionSocket>,
     _stack: ScionStack,
     live: SharedLive,
+    /// Clients relayed now.
+    peers: Gauge,
 }
 
 /// Applies new settings to a running scion-udp (SIGHUP).
 #[derive(Clone)]
 pub struct Reloader(SharedLive);
 
-impl Reloader {
+impl Reload<ScionUdpConfig> for Reloader {
     /// Sends clients that arrive from now on to the (re-resolved) broker;
     /// clients already relayed keep theirs. The SCION attachment and the
     /// table limits only change with a restart. A config that does not
     /// check out is refused and the running one kept. Resolving a broker
     /// host name blocks the calling thread.
-    pub fn apply(&self, config: ScionUdpConfig) -> anyhow::Result<()> {
+    fn apply(&self, config: ScionUdpConfig) -> anyhow::Result<()> {
         let old = current(&self.0);
         if config.listen != old.config.listen
             || config.endhost_api != old.config.endhost_api
@@ -116,8 +123,81 @@ fn lock(table: &Table) -> std::sync::MutexGuard<'_, PeerTable<ScionSocketIpAddr>
 }
 
 impl ScionUdp {
+    /// The SCION address clients send to.
+    pub fn local_addr(&self) -> ScionSocketIpAddr {
+        self.scion.local_addr()
+    }
+
+    async fn open_mapping(&self, id: PeerId, table: &Table) -> std::io::Result<Mapping> {
+        let broker = current(&self.live).broker;
+        let bind = if broker.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket = UdpSocket::bind(bind).await?;
+        socket.connect(broker).await?;
+        let socket = Arc::new(socket);
+        let reader = tokio::spawn(relay_replies(
+            id,
+            socket.clone(),
+            self.scion.clone(),
+            table.clone(),
+        ));
+        let mut session = METRICS.session(MODE);
+        session.close_reason("idle");
+        Ok(Mapping {
+            socket,
+            reader,
+            _session: session,
+            _peer: self.peers.enter(),
+        })
+    }
+}
+
+/// Sends every datagram the broker writes to this mapping back to its client.
+async fn relay_replies(
+    id: PeerId,
+    socket: Arc<UdpSocket>,
+    scion: Arc<UdpScionSocket>,
+    table: Table,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let mut errors = 0;
+    loop {
+        let n = match socket.recv(&mut buf).await {
+            Ok(n) => {
+                errors = 0;
+                n
+            }
+            // E.g. ICMP port unreachable from a broker that is down: QUIC
+            // retransmits, so keep the mapping.
+            Err(e) => {
+                debug!(error = %e, "broker receive failed");
+                errors += 1;
+                if errors >= MAX_RECV_ERRORS {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Some(client) = lock(&table).from_broker(id, &buf[..n], Instant::now()) else {
+            return;
+        };
+        match scion.send_to(&buf[..n], client).await {
+            Ok(()) => count_bytes(telemetry::BROKER_TO_CLIENT, n),
+            Err(e) => debug!(%client, error = %e, "send to client failed"),
+        }
+    }
+}
+
+impl Service for ScionUdp {
+    const NAME: &'static str = MODE;
+    type Config = ScionUdpConfig;
+    type Reloader = Reloader;
+
     /// Attaches to SCION and resolves the broker.
-    pub async fn bind(config: ScionUdpConfig) -> anyhow::Result<Self> {
+    async fn bind(config: ScionUdpConfig) -> anyhow::Result<Self> {
         let live = tokio::task::spawn_blocking(move || Live::prepare(config)).await??;
         let config = &live.config;
         let (stack, scion) = crate::net::scion::attach(crate::net::scion::Attachment {
@@ -131,21 +211,28 @@ impl ScionUdp {
             scion: Arc::new(scion),
             _stack: stack,
             live: Arc::new(RwLock::new(Arc::new(live))),
+            peers: Gauge::default(),
         })
     }
 
     /// A handle that applies new settings while relaying.
-    pub fn reloader(&self) -> Reloader {
+    fn reloader(&self) -> Reloader {
         Reloader(self.live.clone())
     }
 
-    /// The SCION address clients send to.
-    pub fn local_addr(&self) -> ScionSocketIpAddr {
-        self.scion.local_addr()
+    fn address(&self) -> String {
+        ScionUdp::local_addr(self).to_string()
+    }
+
+    fn active(&self) -> watch::Receiver<usize> {
+        self.peers.watch()
     }
 
     /// Relays until `shutdown` completes.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) {
+    async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let live = current(&self.live);
         info!(listen = %self.local_addr(), broker = %live.broker, "scion-udp relaying");
         let idle = live.config.idle_timeout_ms.duration();
@@ -211,66 +298,6 @@ impl ScionUdp {
                 }
             }
         }
-    }
-
-    async fn open_mapping(&self, id: PeerId, table: &Table) -> std::io::Result<Mapping> {
-        let broker = current(&self.live).broker;
-        let bind = if broker.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        };
-        let socket = UdpSocket::bind(bind).await?;
-        socket.connect(broker).await?;
-        let socket = Arc::new(socket);
-        let reader = tokio::spawn(relay_replies(
-            id,
-            socket.clone(),
-            self.scion.clone(),
-            table.clone(),
-        ));
-        let mut session = METRICS.session(MODE);
-        session.close_reason("idle");
-        Ok(Mapping {
-            socket,
-            reader,
-            _session: session,
-        })
-    }
-}
-
-/// Sends every datagram the broker writes to this mapping back to its client.
-async fn relay_replies(
-    id: PeerId,
-    socket: Arc<UdpSocket>,
-    scion: Arc<UdpScionSocket>,
-    table: Table,
-) {
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let mut errors = 0;
-    loop {
-        let n = match socket.recv(&mut buf).await {
-            Ok(n) => {
-                errors = 0;
-                n
-            }
-            // E.g. ICMP port unreachable from a broker that is down: QUIC
-            // retransmits, so keep the mapping.
-            Err(e) => {
-                debug!(error = %e, "broker receive failed");
-                errors += 1;
-                if errors >= MAX_RECV_ERRORS {
-                    return;
-                }
-                continue;
-            }
-        };
-        let Some(client) = lock(&table).from_broker(id, &buf[..n], Instant::now()) else {
-            return;
-        };
-        match scion.send_to(&buf[..n], client).await {
-            Ok(()) => count_bytes(telemetry::BROKER_TO_CLIENT, n),
-            Err(e) => debug!(%client, error = %e, "send to client failed"),
-        }
+        Ok(())
     }
 }

@@ -1,0 +1,109 @@
+//! The frame every service runs in: a [`Service`] binds with its config,
+//! serves until shutdown, and takes new settings while it runs through its
+//! [`Reload`] handle. The settings in force live in a [`Live`] cell that new
+//! connections read; [`drain`] ends a service's open connections politely
+//! after its grace period.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tracing::info;
+
+use crate::net::HostPort;
+
+/// A service's settings: one TOML file (and the flags over it).
+pub trait ServiceConfig: Default + Clone + DeserializeOwned + Send + Sync + 'static {
+    /// Checks what parsing cannot (settings that must come together).
+    fn validate(&self) -> anyhow::Result<()>;
+    /// The admin endpoint's address, when configured.
+    fn admin(&self) -> Option<&HostPort>;
+}
+
+/// Applies new settings to a running service (SIGHUP). A config that does
+/// not check out is refused and the running one kept.
+pub trait Reload<C>: Clone + Send + Sync + 'static {
+    /// Replaces the settings for what starts from now on.
+    fn apply(&self, config: C) -> anyhow::Result<()>;
+}
+
+/// One long-running service: the frame binds it, announces it ready, hands
+/// SIGHUP to its reloader and SIGTERM to `serve`'s shutdown.
+pub trait Service: Sized + Send + 'static {
+    /// The subcommand, and the `mode` label in metrics.
+    const NAME: &'static str;
+    /// Its settings.
+    type Config: ServiceConfig;
+    /// What applies new settings while it serves.
+    type Reloader: Reload<Self::Config>;
+
+    /// Binds its sockets and reads its files; an error here stops the start.
+    fn bind(config: Self::Config) -> impl Future<Output = anyhow::Result<Self>> + Send;
+
+    /// A handle that applies new settings while serving.
+    fn reloader(&self) -> Self::Reloader;
+
+    /// Where its clients connect (its first listener), as its transport
+    /// writes addresses.
+    fn address(&self) -> String;
+
+    /// How many connections or sessions are open, watched.
+    fn active(&self) -> watch::Receiver<usize>;
+
+    /// Serves until `shutdown` completes, then drains.
+    fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The prepared settings in force: each new connection takes the current
+/// ones, a reload swaps them, connections already open keep theirs.
+pub struct Live<T>(Arc<RwLock<Arc<T>>>);
+
+impl<T> Clone for Live<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> Live<T> {
+    /// Holds `value` as the settings in force.
+    pub fn new(value: T) -> Self {
+        Self(Arc::new(RwLock::new(Arc::new(value))))
+    }
+
+    /// The settings in force now.
+    pub fn current(&self) -> Arc<T> {
+        // A poisoned lock only means a panic elsewhere; the Arc is intact.
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts `value` in force for what starts from now on.
+    pub fn replace(&self, value: T) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(value);
+    }
+}
+
+/// After accepting has stopped: lets the `open` connections finish for up to
+/// `grace`, then tells the rest to end (`ending`; MQTT 5 clients hear
+/// DISCONNECT 0x8B) and gives them `last` to do so.
+pub async fn drain(
+    mut open: watch::Receiver<usize>,
+    grace: Duration,
+    ending: &watch::Sender<bool>,
+    last: Duration,
+) {
+    info!(open = *open.borrow(), ?grace, "draining");
+    if timeout(grace, open.wait_for(|n| *n == 0)).await.is_err() {
+        info!(
+            open = *open.borrow(),
+            "grace period over, closing the remaining sessions"
+        );
+        ending.send_replace(true);
+        let _ = timeout(last, open.wait_for(|n| *n == 0)).await;
+    }
+}
