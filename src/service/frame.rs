@@ -1,6 +1,6 @@
 //! The frame every service runs in: a [`Service`] binds with its config,
 //! serves until shutdown, and takes new settings while it runs through its
-//! [`Reload`] handle. The settings in force live in a [`Live`] cell that new
+//! [`Reload`] handle. The settings in force live in an [`InForce`] cell that new
 //! connections read; [`drain`] ends a service's open connections politely
 //! after its grace period.
 
@@ -62,15 +62,15 @@ pub trait Service: Sized + Send + 'static {
 
 /// The prepared settings in force: each new connection takes the current
 /// ones, a reload swaps them, connections already open keep theirs.
-pub struct Live<T>(Arc<RwLock<Arc<T>>>);
+pub struct InForce<T>(Arc<RwLock<Arc<T>>>);
 
-impl<T> Clone for Live<T> {
+impl<T> Clone for InForce<T> {
     fn clone(&self) -> Self {
         Self(self.0.clone())
     }
 }
 
-impl<T> Live<T> {
+impl<T> InForce<T> {
     /// Holds `value` as the settings in force.
     pub fn new(value: T) -> Self {
         Self(Arc::new(RwLock::new(Arc::new(value))))

@@ -16,4 +16,4 @@ pub mod scion_quic;
 pub mod scion_udp;
 pub mod settings;
 
-pub use frame::{Live, Reload, Service, ServiceConfig, drain};
+pub use frame::{InForce, Reload, Service, ServiceConfig, drain};

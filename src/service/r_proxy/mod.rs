@@ -16,7 +16,7 @@ pub use config::{RProxyArgs, RProxyConfig};
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -40,7 +40,7 @@ use crate::net::connector::BoxedStream;
 use crate::net::listener::{Certificates, ClientStream, Listeners, Transport};
 use crate::ops::gauge::Gauge;
 use crate::ops::telemetry::METRICS;
-use crate::service::frame::{Reload, Service, drain};
+use crate::service::frame::{InForce, Reload, Service, drain};
 use takeover::{TakeoverWriter, Takeovers};
 
 /// The mode label in metrics.
@@ -83,7 +83,7 @@ impl Live {
 }
 
 struct Shared {
-    live: RwLock<Arc<Live>>,
+    live: InForce<Live>,
     /// Accepted connections by client id, to order session takeovers.
     takeovers: Takeovers,
     connections: Gauge,
@@ -95,8 +95,7 @@ struct Shared {
 impl Shared {
     /// The settings in force now.
     fn live(&self) -> Arc<Live> {
-        // A poisoned lock only means a panic elsewhere; the Arc is intact.
-        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.live.current()
     }
 }
 
@@ -123,7 +122,7 @@ impl Reload<RProxyConfig> for Reloader {
         }
         let live = Live::prepare(config)?;
         self.1.reload(&live.config.listen_settings())?;
-        *self.0.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        self.0.live.replace(live);
         info!("configuration reloaded");
         Ok(())
     }
@@ -399,7 +398,7 @@ impl Service for RProxy {
         Ok(Self {
             listeners,
             shared: Arc::new(Shared {
-                live: RwLock::new(Arc::new(live)),
+                live: InForce::new(live),
                 takeovers: Takeovers::default(),
                 connections: Gauge::default(),
                 ending: watch::Sender::new(false),

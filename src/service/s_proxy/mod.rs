@@ -13,7 +13,7 @@ pub use config::{SProxyArgs, SProxyConfig};
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use anyhow::Context;
 use futures_util::{Stream, StreamExt};
@@ -43,7 +43,7 @@ use crate::net::broker::BrokerConnector;
 use crate::net::tls::ServerTls;
 use crate::ops::gauge::Gauge;
 use crate::ops::telemetry::METRICS;
-use crate::service::frame::{Reload, Service};
+use crate::service::frame::{InForce, Reload, Service};
 
 /// The mode label in metrics.
 const MODE: &str = "s-proxy";
@@ -96,13 +96,7 @@ impl Live {
     }
 }
 
-/// The settings in force, swapped whole by a reload.
-type SharedLive = Arc<RwLock<Arc<Live>>>;
-
-fn current(live: &SharedLive) -> Arc<Live> {
-    // A poisoned lock only means a panic elsewhere; the Arc is intact.
-    live.read().unwrap_or_else(|e| e.into_inner()).clone()
-}
+type SharedLive = InForce<Live>;
 
 /// The gRPC service: one task per stream.
 struct Relay {
@@ -121,7 +115,7 @@ impl MqttRelayService for Relay {
         &self,
         request: Request<Streaming<MqttStreamMessage>>,
     ) -> Result<Response<Self::StreamMqttMessagesStream>, Status> {
-        let live = current(&self.live);
+        let live = self.live.current();
         if let Err(refused) = check_token(&request, &live.tokens) {
             warn!(peer = ?request.remote_addr(), "r-proxy without a valid token refused");
             return Err(refused);
@@ -346,7 +340,7 @@ impl Reload<SProxyConfig> for Reloader {
     /// a restart. A config that does not check out is refused and the
     /// running one kept.
     fn apply(&self, config: SProxyConfig) -> anyhow::Result<()> {
-        let old = current(&self.0);
+        let old = self.0.current();
         if config.listen != old.config.listen
             || config.max_sessions != old.config.max_sessions
             || config.keepalive_interval_ms != old.config.keepalive_interval_ms
@@ -357,7 +351,7 @@ impl Reload<SProxyConfig> for Reloader {
             );
         }
         let live = Live::prepare(config)?;
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        self.0.replace(live);
         info!("configuration reloaded");
         Ok(())
     }
@@ -389,7 +383,7 @@ impl Service for SProxy {
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         Ok(Self {
             listener,
-            live: Arc::new(RwLock::new(Arc::new(live))),
+            live: InForce::new(live),
             sessions: Gauge::default(),
         })
     }
@@ -416,7 +410,7 @@ impl Service for SProxy {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let config = current(&self.live).config.clone();
+        let config = self.live.current().config.clone();
         let grace = config.shutdown_grace_ms.duration();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limit = max_message_size(config.max_packet_size.get());
@@ -436,7 +430,7 @@ impl Service for SProxy {
         let incoming = crate::line::incoming::accept(
             self.listener,
             move || {
-                let live = current(&live);
+                let live = live.current();
                 Admission {
                     tls: live.tls.clone(),
                     handshake_timeout: live.config.connect_timeout_ms.duration(),

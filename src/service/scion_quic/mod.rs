@@ -11,7 +11,6 @@ mod config;
 
 pub use config::{QuicTransport, ScionQuicArgs, ScionQuicConfig};
 
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -26,7 +25,7 @@ use crate::net::broker::BrokerConnector;
 use crate::net::listener::{Certificates, ClientStream, Incoming, Listeners, Transport};
 use crate::ops::gauge::Gauge;
 use crate::ops::telemetry::{self, METRICS};
-use crate::service::frame::{Reload, Service, drain};
+use crate::service::frame::{InForce, Reload, Service, drain};
 
 /// The mode label in metrics.
 const MODE: &str = "scion-quic";
@@ -51,12 +50,7 @@ impl Live {
     }
 }
 
-type SharedLive = Arc<RwLock<Arc<Live>>>;
-
-fn current(live: &SharedLive) -> Arc<Live> {
-    // A poisoned lock only means a panic elsewhere; the Arc is intact.
-    live.read().unwrap_or_else(|e| e.into_inner()).clone()
-}
+type SharedLive = InForce<Live>;
 
 /// A bound scion-quic proxy, ready to serve.
 pub struct ScionQuic {
@@ -82,7 +76,7 @@ impl Reload<ScionQuicConfig> for Reloader {
     /// restart. A config that does not check out is refused and the
     /// running one kept.
     fn apply(&self, config: ScionQuicConfig) -> anyhow::Result<()> {
-        let old = current(&self.live);
+        let old = self.live.current();
         if config.listen_urls() != old.config.listen_urls()
             || config.endhost_api != old.config.endhost_api
             || config.snap_token_file != old.config.snap_token_file
@@ -92,7 +86,7 @@ impl Reload<ScionQuicConfig> for Reloader {
         }
         let live = Live::prepare(config)?;
         self.certificates.reload(&live.config.listen_settings())?;
-        *self.live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        self.live.replace(live);
         info!("configuration reloaded");
         Ok(())
     }
@@ -151,7 +145,7 @@ async fn accept_loop(
         let sessions = sessions.clone();
         tokio::spawn(
             async move {
-                let live = current(&sessions.live);
+                let live = sessions.live.current();
                 serve_connection(incoming, &live, &sessions).await;
             }
             .instrument(span),
@@ -304,7 +298,7 @@ impl Service for ScionQuic {
         let listeners = Listeners::bind(&config.listen_urls(), &config.listen_settings()).await?;
         Ok(Self {
             listeners,
-            live: Arc::new(RwLock::new(Arc::new(live))),
+            live: InForce::new(live),
             sessions: Gauge::default(),
             ending: watch::Sender::new(false),
         })
@@ -334,7 +328,7 @@ impl Service for ScionQuic {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let live = current(&self.live);
+        let live = self.live.current();
         info!(listen = %self.local_addr(), listeners = ?self.listeners.summary(), broker = %live.config.broker,
               mtls = live.config.client_ca.is_some(), "scion-quic serving");
         let sessions = Sessions {
@@ -345,7 +339,7 @@ impl Service for ScionQuic {
         accept_loop(self.listeners, sessions, shutdown).await;
         drain(
             self.sessions.watch(),
-            current(&self.live).config.shutdown_grace_ms.duration(),
+            self.live.current().config.shutdown_grace_ms.duration(),
             &self.ending,
             FINISH_PACKET_WITHIN + Duration::from_secs(4),
         )

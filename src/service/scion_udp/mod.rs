@@ -10,7 +10,7 @@ pub use config::{ScionUdpArgs, ScionUdpConfig};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -24,7 +24,7 @@ use crate::net::quic::MAX_DATAGRAM;
 use crate::net::udp_relay::{PeerId, PeerTable, Route};
 use crate::ops::gauge::{Gauge, GaugeGuard};
 use crate::ops::telemetry::{self, METRICS, SessionGuard};
-use crate::service::frame::{Reload, Service};
+use crate::service::frame::{InForce, Reload, Service};
 use tokio::sync::watch;
 
 type Table = Arc<Mutex<PeerTable<ScionSocketIpAddr>>>;
@@ -73,12 +73,7 @@ impl Live {
     }
 }
 
-type SharedLive = Arc<RwLock<Arc<Live>>>;
-
-fn current(live: &SharedLive) -> Arc<Live> {
-    // A poisoned lock only means a panic elsewhere; the Arc is intact.
-    live.read().unwrap_or_else(|e| e.into_inner()).clone()
-}
+type SharedLive = InForce<Live>;
 
 /// A bound scion-udp relay, ready to serve.
 pub struct ScionUdp {
@@ -100,7 +95,7 @@ impl Reload<ScionUdpConfig> for Reloader {
     /// check out is refused and the running one kept. Resolving a broker
     /// host name blocks the calling thread.
     fn apply(&self, config: ScionUdpConfig) -> anyhow::Result<()> {
-        let old = current(&self.0);
+        let old = self.0.current();
         if config.listen != old.config.listen
             || config.endhost_api != old.config.endhost_api
             || config.snap_token_file != old.config.snap_token_file
@@ -112,7 +107,7 @@ impl Reload<ScionUdpConfig> for Reloader {
         }
         let live = Live::prepare(config)?;
         info!(broker = %live.broker, "configuration reloaded");
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(live);
+        self.0.replace(live);
         Ok(())
     }
 }
@@ -129,7 +124,7 @@ impl ScionUdp {
     }
 
     async fn open_mapping(&self, id: PeerId, table: &Table) -> std::io::Result<Mapping> {
-        let broker = current(&self.live).broker;
+        let broker = self.live.current().broker;
         let bind = if broker.is_ipv4() {
             "0.0.0.0:0"
         } else {
@@ -210,7 +205,7 @@ impl Service for ScionUdp {
         Ok(Self {
             scion: Arc::new(scion),
             _stack: stack,
-            live: Arc::new(RwLock::new(Arc::new(live))),
+            live: InForce::new(live),
             peers: Gauge::default(),
         })
     }
@@ -233,7 +228,7 @@ impl Service for ScionUdp {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let live = current(&self.live);
+        let live = self.live.current();
         info!(listen = %self.local_addr(), broker = %live.broker, "scion-udp relaying");
         let idle = live.config.idle_timeout_ms.duration();
         let table: Table = Arc::new(Mutex::new(PeerTable::new(
