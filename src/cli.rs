@@ -26,8 +26,12 @@ Examples:
   # Cloud side: accept gRPC on :50516, open MQTT/TCP to the broker
   mqttbridge s-proxy --listen [::]:50516 --broker 127.0.0.1:1883
 
-  # Everything from a file, one flag overridden
-  mqttbridge r-proxy --config config/edge.toml --listen 127.0.0.1:1884
+  # Everything from a file; every key is also a flag that overrides it
+  mqttbridge r-proxy --config config/edge.toml --listen 127.0.0.1:1884 --max-connections 500
+
+  # The edge also takes MQTT over QUIC and over WebSocket with TLS
+  mqttbridge r-proxy --upstream http://cloud.example:50516 --tls-cert edge.pem --tls-key edge.key \
+      --listeners quic://0.0.0.0:14567 --listeners wss://0.0.0.0:8084
 
   # MQTT over QUIC over SCION in front of a broker, client certificates required
   mqttbridge scion-quic --endhost-api http://10.0.0.1:48000 --listen '[1-ff00:0:110,10.0.0.2]:4433' \
@@ -41,6 +45,7 @@ Examples:
 
   # Publish and subscribe, mosquitto_pub/sub style, over any transport
   mqttbridge sub -L quic://broker.example:14567 --cafile ca.pem -t 'sensors/#' -v
+  mqttbridge pub -L wss://broker.example:8084/mqtt --cafile ca.pem -t sensors/1 -m 21.5
   mqttbridge pub -L scion-quic://[1-ff00:0:110,10.0.0.2]:4433 --endhost-api http://10.0.1.1:48000 \
       --cafile ca.pem -t sensors/1 -m 21.5 -q 1
 
@@ -129,9 +134,9 @@ pub enum Command {
         /// The TOML file.
         file: PathBuf,
     },
-    /// Publish one message (like mosquitto_pub) over tcp, quic or scion-quic.
+    /// Publish one message (like mosquitto_pub) over tcp, mqtts, ws, wss, quic or scion-quic.
     Pub(PubArgs),
-    /// Subscribe and print messages (like mosquitto_sub) over tcp, quic or scion-quic.
+    /// Subscribe and print messages (like mosquitto_sub) over tcp, mqtts, ws, wss, quic or scion-quic.
     Sub(SubArgs),
     /// Run mosquitto, s-proxy and r-proxy on this machine and send messages through them.
     Demo(DemoArgs),

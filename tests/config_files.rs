@@ -75,14 +75,61 @@ fn missing_config_file_is_reported() {
 
 #[test]
 fn flags_override_the_file() {
-    let args = mqttbridge::service::s_proxy::SProxyArgs {
-        config: Some(example("cloud.toml")),
-        listen: Some("127.0.0.1:6000".parse().unwrap()),
-        broker: None,
+    use clap::Parser;
+    use mqttbridge::cli::{Cli, Command};
+    let cloud = example("cloud.toml");
+    let cli = Cli::try_parse_from([
+        "mqttbridge",
+        "s-proxy",
+        "--config",
+        cloud.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:6000",
+        "--max-sessions",
+        "7",
+        "--drain-timeout-ms",
+        "250",
+        "--insecure",
+    ])
+    .unwrap();
+    let Command::SProxy(args) = cli.command else {
+        panic!("not s-proxy");
     };
     let config = args.resolve().unwrap();
     assert_eq!(config.listen.as_str(), "127.0.0.1:6000");
-    assert_eq!(config.broker.to_string(), "127.0.0.1:1883");
+    assert_eq!(config.max_sessions.get(), 7);
+    assert_eq!(config.drain_timeout_ms.duration().as_millis(), 250);
+    assert!(config.insecure);
+    assert_eq!(config.broker.to_string(), "127.0.0.1:1883", "from the file");
+
+    // A repeated flag replaces the file's whole list.
+    let edge = example("edge.toml");
+    let cli = Cli::try_parse_from([
+        "mqttbridge",
+        "r-proxy",
+        "--config",
+        edge.to_str().unwrap(),
+        "--upstream",
+        "http://a.example:1",
+        "--upstream",
+        "https://b.example:2",
+        "--listeners",
+        "quic://0.0.0.0:14567",
+    ])
+    .unwrap();
+    let Command::RProxy(args) = cli.command else {
+        panic!("not r-proxy");
+    };
+    let config = args.resolve().unwrap();
+    let upstream: Vec<&str> = config.upstream.iter().map(|u| u.as_str()).collect();
+    assert_eq!(upstream, ["http://a.example:1", "https://b.example:2"]);
+    assert_eq!(config.listeners[0].to_string(), "quic://0.0.0.0:14567");
+
+    // A bad value is refused, naming the flag.
+    let err = Cli::try_parse_from(["mqttbridge", "s-proxy", "--max-sessions", "0"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--max-sessions"), "{err}");
 }
 
 #[test]

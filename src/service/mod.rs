@@ -8,6 +8,7 @@
 //! service never imports another, and none imports `client`, `tools` or
 //! `cli`.
 
+mod declare;
 mod frame;
 pub mod r_proxy;
 pub mod run;

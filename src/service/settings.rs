@@ -96,6 +96,15 @@ impl Millis {
     }
 }
 
+impl std::str::FromStr for Millis {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.parse::<NonZeroU32>()
+            .map(Millis)
+            .map_err(|_| format!("`{s}` is not a positive number of milliseconds"))
+    }
+}
+
 /// Only used in `const` blocks, so a zero is a compile error.
 pub(crate) const fn nonzero(v: usize) -> NonZeroUsize {
     match NonZeroUsize::new(v) {

@@ -105,8 +105,9 @@ pub async fn subscribe(args: SubArgs) -> anyhow::Result<ExitCode> {
 /// Connection flags shared by `pub` and `sub`.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// Where to connect: tcp://host:port, quic://host:port or
-    /// scion-quic://[ISD-AS,IP]:port.
+    /// Where to connect: tcp://host:port, mqtts://host:port (TLS),
+    /// ws://host:port/path or wss://host:port/path (WebSocket; path /mqtt
+    /// when left out), quic://host:port or scion-quic://[ISD-AS,IP]:port.
     #[arg(long, short = 'L', default_value = "tcp://127.0.0.1:1883")]
     pub url: String,
     /// MQTT version: 311 or 5.
@@ -118,16 +119,16 @@ pub struct ClientArgs {
     /// Keep-alive in seconds.
     #[arg(short = 'k', long, default_value_t = 60)]
     pub keepalive: u64,
-    /// PEM CA bundle to check the server's certificate (QUIC).
+    /// PEM CA bundle to check the server's certificate (mqtts, wss, quic).
     #[arg(long, value_name = "FILE")]
     pub cafile: Option<PathBuf>,
-    /// Do not check the server's certificate (QUIC; testing only).
+    /// Do not check the server's certificate (testing only).
     #[arg(long)]
     pub insecure: bool,
-    /// PEM client certificate for mutual TLS (QUIC).
+    /// PEM client certificate for mutual TLS.
     #[arg(long, value_name = "FILE")]
     pub cert: Option<PathBuf>,
-    /// PEM client key for mutual TLS (QUIC).
+    /// PEM client key for mutual TLS.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
     /// Name (or IP address) the server's certificate must carry [default: the

@@ -2,10 +2,6 @@
 //! the flags that override its keys.
 
 use std::num::{NonZeroU32, NonZeroUsize};
-use std::path::PathBuf;
-
-use clap::Args;
-use serde::Deserialize;
 
 use crate::mqtt::DEFAULT_MAX_PACKET_SIZE;
 use crate::net::HostPort;
@@ -15,13 +11,13 @@ use crate::net::quic::QuicLimits;
 use crate::net::scion::PathAcl;
 use crate::net::tls::ServerTls;
 use crate::service::frame::ServiceConfig;
-use crate::service::settings::{ConfigError, Millis, file_or_default, nonzero, nonzero32};
+use crate::service::settings::{Millis, nonzero, nonzero32};
 
 /// Where `transport = "quic"` listens when `listen` is unset.
 const DEFAULT_QUIC_LISTEN: &str = "0.0.0.0:14567";
 
 /// How `scion-quic` receives QUIC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum QuicTransport {
     /// QUIC over SCION (scion-stack).
@@ -30,91 +26,62 @@ pub enum QuicTransport {
     Quic,
 }
 
-/// `scion-quic`: terminates MQTT over QUIC (over SCION or UDP/IP) and opens
-/// MQTT/TCP to the broker.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ScionQuicConfig {
-    /// `scion` or `quic`.
-    pub transport: QuicTransport,
-    /// Admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); off when unset.
-    pub admin: Option<HostPort>,
-    /// Where to receive: for `quic` an IP `host:port`; for `scion` a SCION
-    /// address `[ISD-AS,IP]:port` (unset: any port the stack picks).
-    pub listen: Option<String>,
-    /// The SCION endhost API of the local AS (`scion` only).
-    pub endhost_api: Option<url::Url>,
-    /// File holding the SNAP token for the endhost API (`scion` only).
-    pub snap_token_file: Option<std::path::PathBuf>,
-    /// Which SCION paths replies may take, e.g. `"- 2-ff00:0:222 +"`.
-    pub path_acl: Option<PathAcl>,
-    /// The broker every session is opened to (`host:port` or
-    /// `mqtts://host:port`).
-    pub broker: BrokerUrl,
-    /// TLS towards an `mqtts://` broker.
-    pub broker_tls: BrokerTls,
-    /// PEM certificate chain of this server.
-    pub cert: Option<std::path::PathBuf>,
-    /// PEM private key of this server.
-    pub key: Option<std::path::PathBuf>,
-    /// PEM CA bundle: when set, clients must present a certificate it signed,
-    /// checked before anything is opened towards the broker.
-    pub client_ca: Option<std::path::PathBuf>,
-    /// Live QUIC connections at most.
-    pub max_connections: NonZeroUsize,
-    /// Largest CONNECT packet accepted, in bytes (later packets pass through
-    /// untouched and are limited by the broker).
-    pub max_packet_size: NonZeroU32,
-    /// How long a new client has to send its CONNECT.
-    pub connect_timeout_ms: Millis,
-    /// How long opening TCP to the broker may take.
-    pub broker_connect_timeout_ms: Millis,
-    /// A QUIC connection silent for this long is closed.
-    pub idle_timeout_ms: Millis,
-    /// Receive window per MQTT stream, in bytes.
-    pub stream_window: NonZeroU32,
-    /// How long a stateless-retry token stays valid.
-    pub retry_token_lifetime_ms: Millis,
-    /// Start each broker connection with a PROXY protocol v2 header carrying
-    /// the client's IP address and port.
-    pub proxy_protocol: bool,
-    /// On SIGTERM, how long open sessions may go on before they are ended
-    /// (MQTT 5 clients get DISCONNECT 0x8B).
-    pub shutdown_grace_ms: Millis,
-    /// More listeners by URL besides `transport`/`listen`, any transport:
-    /// `quic://`, `scion-quic://`, `tcp://`, `tls://`, `ws://`, `wss://`.
-    /// All but tcp and ws use `cert`/`key` (and `client_ca`).
-    pub listeners: Vec<ListenUrl>,
-}
-
-impl Default for ScionQuicConfig {
-    fn default() -> Self {
-        Self {
-            transport: QuicTransport::Scion,
-            admin: None,
-            listen: None,
-            endhost_api: None,
-            snap_token_file: None,
-            path_acl: None,
-            broker: BrokerUrl {
-                addr: HostPort::literal("127.0.0.1:1883"),
-                tls: false,
-            },
-            broker_tls: BrokerTls::default(),
-            cert: None,
-            key: None,
-            client_ca: None,
-            max_connections: const { nonzero(10_000) },
-            max_packet_size: const { nonzero32(DEFAULT_MAX_PACKET_SIZE) },
-            connect_timeout_ms: const { Millis::of(10_000) },
-            broker_connect_timeout_ms: const { Millis::of(5_000) },
-            idle_timeout_ms: const { Millis::of(120_000) },
-            stream_window: const { nonzero32(2 * 1024 * 1024) },
-            retry_token_lifetime_ms: const { Millis::of(30_000) },
-            proxy_protocol: false,
-            shutdown_grace_ms: const { Millis::of(10_000) },
-            listeners: Vec::new(),
-        }
+crate::settings! {
+    /// `scion-quic`: terminates MQTT over QUIC (over SCION or UDP/IP) and opens
+    /// MQTT/TCP to the broker.
+    pub struct ScionQuicConfig, flags ScionQuicArgs (example "config/scion-quic.toml") {
+        /// `scion` or `quic`.
+        transport: value QuicTransport = QuicTransport::Scion,
+        /// Where to receive: for `quic` an IP `host:port`; for `scion` a SCION
+        /// address `[ISD-AS,IP]:port` (unset: any port the stack picks).
+        listen: option String = None,
+        /// The SCION endhost API of the local AS (`scion` only).
+        endhost_api: option url::Url = None,
+        /// File holding the SNAP token for the endhost API (`scion` only).
+        snap_token_file: option std::path::PathBuf = None,
+        /// Which SCION paths replies may take, e.g. `"- 2-ff00:0:222 +"`.
+        path_acl: option PathAcl = None,
+        /// The broker every session is opened to (`host:port` or
+        /// `mqtts://host:port`).
+        broker: value BrokerUrl = BrokerUrl { addr: HostPort::literal("127.0.0.1:1883"), tls: false, },
+        /// PEM certificate chain of this server.
+        cert: option std::path::PathBuf = None,
+        /// PEM private key of this server.
+        key: option std::path::PathBuf = None,
+        /// PEM CA bundle: when set, clients must present a certificate it signed,
+        /// checked before anything is opened towards the broker.
+        client_ca: option std::path::PathBuf = None,
+        /// Live QUIC connections at most.
+        max_connections: value NonZeroUsize = const { nonzero(10_000) },
+        /// Largest CONNECT packet accepted, in bytes (later packets pass through
+        /// untouched and are limited by the broker).
+        max_packet_size: value NonZeroU32 = const { nonzero32(DEFAULT_MAX_PACKET_SIZE) },
+        /// How long a new client has to send its CONNECT.
+        connect_timeout_ms: value Millis = const { Millis::of(10_000) },
+        /// How long opening TCP to the broker may take.
+        broker_connect_timeout_ms: value Millis = const { Millis::of(5_000) },
+        /// A QUIC connection silent for this long is closed.
+        idle_timeout_ms: value Millis = const { Millis::of(120_000) },
+        /// Receive window per MQTT stream, in bytes.
+        stream_window: value NonZeroU32 = const { nonzero32(2 * 1024 * 1024) },
+        /// How long a stateless-retry token stays valid.
+        retry_token_lifetime_ms: value Millis = const { Millis::of(30_000) },
+        /// Start each broker connection with a PROXY protocol v2 header carrying
+        /// the client's IP address and port.
+        proxy_protocol: switch = false,
+        /// On SIGTERM, how long open sessions may go on before they are ended
+        /// (MQTT 5 clients get DISCONNECT 0x8B).
+        shutdown_grace_ms: value Millis = const { Millis::of(10_000) },
+        /// More listeners by URL besides `transport`/`listen`, any transport:
+        /// `quic://`, `scion-quic://`, `tcp://`, `tls://`, `ws://`, `wss://`.
+        /// All but tcp and ws use `cert`/`key` (and `client_ca`).
+        listeners: list ListenUrl = Vec::new(),
+    }
+    file_only {
+        /// Admin HTTP endpoint (`/metrics`, `/healthz`, `/readyz`); off when unset.
+        admin: Option<HostPort> = None,
+        /// TLS towards an `mqtts://` broker.
+        broker_tls: BrokerTls = BrokerTls::default(),
     }
 }
 
@@ -184,71 +151,6 @@ impl ScionQuicConfig {
                 path_acl: self.path_acl.clone(),
             },
         }
-    }
-}
-
-/// Flags of `scion-quic`.
-#[derive(Debug, Args)]
-pub struct ScionQuicArgs {
-    /// TOML config file (see config/scion-quic.toml); flags below override its keys.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// `scion` (default) or `quic` (plain UDP/IP).
-    #[arg(long, value_enum)]
-    pub transport: Option<QuicTransport>,
-    /// Where to receive: `[ISD-AS,IP]:port` for scion, `IP:port` for quic
-    /// [default: any port (scion), 0.0.0.0:14567 (quic)].
-    #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
-    /// The MQTT broker, host:port or mqtts://host:port [default: 127.0.0.1:1883].
-    #[arg(long, value_name = "URL")]
-    pub broker: Option<BrokerUrl>,
-    /// Endhost API of the local SCION AS, e.g. http://10.0.0.1:48000.
-    #[arg(long, value_name = "URL")]
-    pub endhost_api: Option<url::Url>,
-    /// File with the SNAP token for the endhost API.
-    #[arg(long, value_name = "FILE")]
-    pub snap_token_file: Option<PathBuf>,
-    /// PEM certificate chain of this server.
-    #[arg(long, value_name = "FILE")]
-    pub cert: Option<PathBuf>,
-    /// PEM private key of this server.
-    #[arg(long, value_name = "FILE")]
-    pub key: Option<PathBuf>,
-    /// PEM CA bundle; clients must present a certificate it signed.
-    #[arg(long, value_name = "FILE")]
-    pub client_ca: Option<PathBuf>,
-}
-
-impl ScionQuicArgs {
-    /// The file's settings (or the defaults) with the flags applied.
-    pub fn resolve(&self) -> Result<ScionQuicConfig, ConfigError> {
-        let mut config: ScionQuicConfig = file_or_default(&self.config)?;
-        if let Some(v) = self.transport {
-            config.transport = v;
-        }
-        if let Some(v) = &self.listen {
-            config.listen = Some(v.clone());
-        }
-        if let Some(v) = &self.broker {
-            config.broker = v.clone();
-        }
-        if let Some(v) = &self.endhost_api {
-            config.endhost_api = Some(v.clone());
-        }
-        if let Some(v) = &self.snap_token_file {
-            config.snap_token_file = Some(v.clone());
-        }
-        if let Some(v) = &self.cert {
-            config.cert = Some(v.clone());
-        }
-        if let Some(v) = &self.key {
-            config.key = Some(v.clone());
-        }
-        if let Some(v) = &self.client_ca {
-            config.client_ca = Some(v.clone());
-        }
-        Ok(config)
     }
 }
 
