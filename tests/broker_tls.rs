@@ -9,14 +9,6 @@ use mqttbridge::mqtt::Version;
 use mqttbridge::tools::certs;
 use mqttbridge::tools::mosquitto::Mosquitto;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// mosquitto with an extra TLS-only listener; returns it and that port.
 async fn tls_broker(certs: &certs::Certificates, require_client_cert: bool) -> (Mosquitto, u16) {
     let port = free_port();

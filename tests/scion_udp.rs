@@ -42,10 +42,9 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
         broker: quic_addr.parse().unwrap(),
         ..ScionUdpConfig::default()
     };
-    let relay = ScionUdp::bind(relay_config.clone()).await.unwrap();
-    let relay_addr = relay.local_addr();
-    let reloader = relay.reloader();
-    tokio::spawn(relay.serve(std::future::pending()));
+    let (relay, reloader) =
+        start_with::<ScionUdp, _>(relay_config.clone(), |relay| relay.reloader()).await;
+    let relay_addr = relay.addr.clone();
 
     // Clients in IA132; TLS is checked against the broker side's name and
     // certificate, end to end through the relay.

@@ -3,9 +3,13 @@
 //! speak exact MQTT through the proxies.
 
 mod connection;
+mod driver;
 pub mod exchange;
+mod link;
+mod options;
 pub mod packets;
 mod session;
 
 pub use connection::{Connection, ConnectionError};
-pub use session::{Client, ClientError, ClientOptions, Message, Messages, Reconnect};
+pub use options::{ClientError, ClientOptions, Message, Messages, Reconnect};
+pub use session::Client;

@@ -15,8 +15,10 @@
 mod args;
 mod connections;
 mod latency;
+mod pace;
 mod plot;
 mod report;
+mod subscriber;
 mod throughput;
 mod wire;
 
