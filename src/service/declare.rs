@@ -2,7 +2,8 @@
 //! of settings (doc comment, key, kind, type, default) into the config
 //! struct read from TOML (key = field name, unknown keys refused, every key
 //! optional) and the service's flags (`--field-name`, same doc comment), plus
-//! the code that lays the flags over the file. Adding a setting is one entry
+//! the code that lays the flags over the file, and its `ServiceConfig`
+//! (the struct's own `validate`, and the `admin` key every service has). Adding a setting is one entry
 //! here plus its line in the README and the example config.
 //!
 //! Kinds: `value T` (a flag `--key V` replaces the file's value), `option T`
@@ -49,6 +50,16 @@ macro_rules! settings {
         $crate::settings!(@flags $flags $example {}
             $( [$(#[doc = $doc])*] $field : $kind $($ty)? ; )*
         );
+
+        impl $crate::service::ServiceConfig for $config {
+            fn validate(&self) -> anyhow::Result<()> {
+                $config::validate(self)
+            }
+
+            fn admin(&self) -> Option<&$crate::net::HostPort> {
+                self.admin.as_ref()
+            }
+        }
 
         impl $flags {
             /// The file's settings (or the defaults) with the flags laid over them.

@@ -8,6 +8,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::net::listener::{ListenSettings, ScionAttach};
+use crate::net::quic::QuicLimits;
+use crate::net::scion::PathAcl;
+use crate::net::tls::ServerTls;
+
 /// A configuration file that could not be read or is invalid.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -118,6 +123,60 @@ pub(crate) const fn nonzero32(v: u32) -> NonZeroU32 {
     match NonZeroU32::new(v) {
         Some(v) => v,
         None => panic!("zero default"),
+    }
+}
+
+/// The keys a service names its listeners' shared settings with (the
+/// certificate keys differ between services; the QUIC and SCION keys do not).
+pub struct ListenKeys<'a> {
+    /// PEM certificate chain of the server.
+    pub cert: Option<&'a PathBuf>,
+    /// PEM key of `cert`.
+    pub key: Option<&'a PathBuf>,
+    /// PEM CA bundle clients' certificates must chain to.
+    pub client_ca: Option<&'a PathBuf>,
+    /// `idle_timeout_ms`.
+    pub idle_timeout_ms: Millis,
+    /// `stream_window`.
+    pub stream_window: NonZeroU32,
+    /// `retry_token_lifetime_ms`.
+    pub retry_token_lifetime_ms: Millis,
+    /// `max_connections`.
+    pub max_connections: NonZeroUsize,
+    /// `endhost_api`.
+    pub endhost_api: Option<&'a url::Url>,
+    /// `snap_token_file`.
+    pub snap_token_file: Option<&'a PathBuf>,
+    /// `path_acl`.
+    pub path_acl: Option<&'a PathAcl>,
+}
+
+impl ListenKeys<'_> {
+    /// What the service's listeners share.
+    pub fn settings(&self) -> ListenSettings {
+        ListenSettings {
+            tls: match (self.cert, self.key) {
+                (Some(cert), Some(key)) => Some(ServerTls {
+                    cert_chain: cert.clone(),
+                    private_key: key.clone(),
+                    client_ca: self.client_ca.cloned(),
+                }),
+                _ => None,
+            },
+            quic: QuicLimits {
+                idle_timeout: self.idle_timeout_ms.duration(),
+                stream_window: self.stream_window.get().into(),
+                connection_window: u64::from(self.stream_window.get()) * 2,
+                ..QuicLimits::default()
+            },
+            retry_token_lifetime: self.retry_token_lifetime_ms.duration(),
+            max_quic_connections: self.max_connections.get(),
+            scion: ScionAttach {
+                endhost_api: self.endhost_api.cloned(),
+                snap_token_file: self.snap_token_file.cloned(),
+                path_acl: self.path_acl.cloned(),
+            },
+        }
     }
 }
 

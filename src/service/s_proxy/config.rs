@@ -6,7 +6,6 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use crate::mqtt::DEFAULT_MAX_PACKET_SIZE;
 use crate::net::HostPort;
 use crate::net::broker::{BrokerTls, BrokerUrl};
-use crate::service::frame::ServiceConfig;
 use crate::service::settings::{Millis, nonzero, nonzero32};
 
 crate::settings! {
@@ -83,16 +82,6 @@ impl SProxyConfig {
             );
         }
         Ok(())
-    }
-}
-
-impl ServiceConfig for SProxyConfig {
-    fn validate(&self) -> anyhow::Result<()> {
-        SProxyConfig::validate(self)
-    }
-
-    fn admin(&self) -> Option<&HostPort> {
-        self.admin.as_ref()
     }
 }
 

@@ -6,12 +6,9 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use crate::mqtt::DEFAULT_MAX_PACKET_SIZE;
 use crate::net::HostPort;
 use crate::net::broker::{BrokerTls, BrokerUrl};
-use crate::net::listener::{ListenSettings, ListenUrl, ScionAttach, Transport};
-use crate::net::quic::QuicLimits;
+use crate::net::listener::{ListenSettings, ListenUrl, Transport};
 use crate::net::scion::PathAcl;
-use crate::net::tls::ServerTls;
-use crate::service::frame::ServiceConfig;
-use crate::service::settings::{Millis, nonzero, nonzero32};
+use crate::service::settings::{ListenKeys, Millis, nonzero, nonzero32};
 
 /// Where `transport = "quic"` listens when `listen` is unset.
 const DEFAULT_QUIC_LISTEN: &str = "0.0.0.0:14567";
@@ -128,39 +125,19 @@ impl ScionQuicConfig {
 
     /// What the listeners share: the certificate, QUIC and SCION settings.
     pub fn listen_settings(&self) -> ListenSettings {
-        ListenSettings {
-            tls: match (&self.cert, &self.key) {
-                (Some(cert), Some(key)) => Some(ServerTls {
-                    cert_chain: cert.clone(),
-                    private_key: key.clone(),
-                    client_ca: self.client_ca.clone(),
-                }),
-                _ => None,
-            },
-            quic: QuicLimits {
-                idle_timeout: self.idle_timeout_ms.duration(),
-                stream_window: self.stream_window.get().into(),
-                connection_window: u64::from(self.stream_window.get()) * 2,
-                ..QuicLimits::default()
-            },
-            retry_token_lifetime: self.retry_token_lifetime_ms.duration(),
-            max_quic_connections: self.max_connections.get(),
-            scion: ScionAttach {
-                endhost_api: self.endhost_api.clone(),
-                snap_token_file: self.snap_token_file.clone(),
-                path_acl: self.path_acl.clone(),
-            },
+        ListenKeys {
+            cert: self.cert.as_ref(),
+            key: self.key.as_ref(),
+            client_ca: self.client_ca.as_ref(),
+            idle_timeout_ms: self.idle_timeout_ms,
+            stream_window: self.stream_window,
+            retry_token_lifetime_ms: self.retry_token_lifetime_ms,
+            max_connections: self.max_connections,
+            endhost_api: self.endhost_api.as_ref(),
+            snap_token_file: self.snap_token_file.as_ref(),
+            path_acl: self.path_acl.as_ref(),
         }
-    }
-}
-
-impl ServiceConfig for ScionQuicConfig {
-    fn validate(&self) -> anyhow::Result<()> {
-        ScionQuicConfig::validate(self)
-    }
-
-    fn admin(&self) -> Option<&HostPort> {
-        self.admin.as_ref()
+        .settings()
     }
 }
 

@@ -5,7 +5,6 @@ use std::num::NonZeroUsize;
 
 use crate::net::HostPort;
 use crate::net::scion::PathAcl;
-use crate::service::frame::ServiceConfig;
 use crate::service::settings::{Millis, nonzero};
 
 crate::settings! {
@@ -41,16 +40,6 @@ impl ScionUdpConfig {
             "scion-udp needs `endhost_api` (or --endhost-api)"
         );
         Ok(())
-    }
-}
-
-impl ServiceConfig for ScionUdpConfig {
-    fn validate(&self) -> anyhow::Result<()> {
-        ScionUdpConfig::validate(self)
-    }
-
-    fn admin(&self) -> Option<&HostPort> {
-        self.admin.as_ref()
     }
 }
 
