@@ -7,7 +7,7 @@
 //! (bounded) until the s-proxy has written everything to the broker, so a
 //! final DISCONNECT is never lost. When the s-proxy side ends, the client is
 //! closed at once; an MQTT 5 client is told why first (DISCONNECT 0x80
-//! "upstream unavailable", see `codec::replies`).
+//! "upstream unavailable", see `mqtt::replies`).
 
 mod config;
 mod takeover;
@@ -274,7 +274,7 @@ async fn serve_client(
 
     // Older connections of this client id are closed right before a
     // successful CONNACK is written, as the broker closed them
-    // (relay::takeover). The ticket is declared after `reader`, whose read
+    // (see takeover.rs). The ticket is declared after `reader`, whose read
     // half keeps the socket open until the ticket has left the table.
     let (_ticket, acceptance, mut taken_over) =
         match shared.takeovers.ticket(&client_id, client_socket) {

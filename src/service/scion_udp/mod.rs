@@ -2,7 +2,7 @@
 //! gets its own UDP socket towards the broker, so the broker's replies find
 //! their way back; QUIC (and its TLS) stays end to end between the client
 //! and the broker. Idle mappings expire; a client that migrates keeps its
-//! mapping (see `udp_relay::PeerTable`).
+//! mapping (see `net::udp_relay::PeerTable`).
 
 mod config;
 
