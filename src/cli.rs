@@ -1,5 +1,8 @@
-//! Command-line interface: subcommands, flags that override config-file
-//! keys, and `--help` text with examples.
+//! Command-line interface: the command enum (each variant wraps the Args
+//! its owner defines: a service's flags come from its settings, a tool's
+//! from the tool), the global flags, and `--help` text with examples.
+//!
+//! Layer rule: nothing imports `cli` but `main`.
 
 use std::path::PathBuf;
 
