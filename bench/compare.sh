@@ -7,6 +7,7 @@
 #
 #   bash bench/compare.sh                 # defaults below
 #   MESSAGES=500000 CONNECTIONS=10000 bash bench/compare.sh
+#   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/compare.sh   # another build
 #
 # Needs mosquitto and python3 (scripts/install-deps.sh installs both); the
 # processes are started by bench/lines.sh.

@@ -3,6 +3,7 @@
 # starts nothing by itself). Every process is stopped on exit.
 #
 #   lines_init PROFILE         build (cargo profile, "dev" for the debug build), set BIN, WORK
+#                              (MQTTBRIDGE_BIN=path: use that binary, e.g. an older build)
 #   start_mosquitto            MQTT_PORT, MOSQUITTO_PID
 #   start_grpc_line            R_PORT, R_PID (r-proxy), S_PID (s-proxy)
 #   make_certs                 TLS=(client flags trusting the proxies' certificate)
@@ -25,14 +26,19 @@ lines_cleanup() {
     rm -rf "$WORK"
 }
 
-lines_init() { # $1 cargo profile
+lines_init() { # $1 cargo profile; MQTTBRIDGE_BIN=path measures that binary instead
     local profile=$1
-    echo "building (profile $profile)..." >&2
-    cargo build --locked --profile "$profile" --bin mqttbridge >&2
-    local target_dir
-    target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-    BIN=$target_dir/$profile/mqttbridge
-    [ "$profile" = dev ] && BIN=$target_dir/debug/mqttbridge
+    if [ -n "${MQTTBRIDGE_BIN:-}" ]; then
+        BIN=$MQTTBRIDGE_BIN
+        echo "measuring $BIN (not built)" >&2
+    else
+        echo "building (profile $profile)..." >&2
+        cargo build --locked --profile "$profile" --bin mqttbridge >&2
+        local target_dir
+        target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+        BIN=$target_dir/$profile/mqttbridge
+        [ "$profile" = dev ] && BIN=$target_dir/debug/mqttbridge
+    fi
     WORK=$(mktemp -d)
     trap lines_cleanup EXIT
 }
