@@ -454,10 +454,6 @@ impl Service for RProxy {
             let shared = self.shared.clone();
             let live = shared.live();
             let span = info_span!("client", peer = %incoming.peer_name, ingress = incoming.transport.name());
-            // Boxed: what the task captures stays in it for the connection's
-            // whole life, and the accepted connection is only needed until
-            // the handshake is done.
-            let incoming = Box::new(incoming);
             tokio::spawn(
                 async move {
                     let _live = shared.connections.enter();
