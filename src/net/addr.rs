@@ -4,7 +4,19 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Deserialize;
+/// Implements `Deserialize` through the type's `FromStr`, so a config value
+/// is checked by the same parser as its flag (errors name the key and line).
+macro_rules! deserialize_from_str {
+    ($t:ty) => {
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use deserialize_from_str;
 
 /// A `host:port` that may be a name (resolved when used) or an IP address,
 /// IPv6 in brackets.
@@ -64,12 +76,7 @@ impl fmt::Display for HostPort {
     }
 }
 
-impl<'de> Deserialize<'de> for HostPort {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+deserialize_from_str!(HostPort);
 
 #[cfg(test)]
 mod tests {

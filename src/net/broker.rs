@@ -60,12 +60,7 @@ impl fmt::Display for BrokerUrl {
     }
 }
 
-impl<'de> Deserialize<'de> for BrokerUrl {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+super::deserialize_from_str!(BrokerUrl);
 
 /// TLS settings towards an `mqtts://` broker.
 #[derive(Debug, Clone, Default, Deserialize)]

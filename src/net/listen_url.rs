@@ -6,7 +6,6 @@ use std::fmt;
 use std::str::FromStr;
 
 use sciparse::address::ip_socket_addr::ScionSocketIpAddr;
-use serde::Deserialize;
 
 use super::HostPort;
 
@@ -130,12 +129,7 @@ impl fmt::Display for ListenUrl {
     }
 }
 
-impl<'de> Deserialize<'de> for ListenUrl {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+super::deserialize_from_str!(ListenUrl);
 
 #[cfg(test)]
 mod tests {

@@ -23,4 +23,5 @@ pub mod udp_relay;
 pub mod ws;
 
 pub use addr::HostPort;
+pub(crate) use addr::deserialize_from_str;
 pub use stream::{BoxedStream, ByteStream};

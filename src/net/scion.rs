@@ -9,7 +9,6 @@ use std::sync::{Arc, LazyLock, Weak};
 use anyhow::Context;
 use scion_stack::stack::{ScionStack, ScionStackBuilder, SocketConfig, UdpScionSocket};
 use sciparse::address::ip_socket_addr::ScionSocketIpAddr;
-use serde::Deserialize;
 
 /// A SCION stack for the local AS behind `endhost_api`.
 pub async fn build_stack(
@@ -126,9 +125,4 @@ impl FromStr for PathAcl {
     }
 }
 
-impl<'de> Deserialize<'de> for PathAcl {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
-    }
-}
+super::deserialize_from_str!(PathAcl);
