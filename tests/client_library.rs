@@ -76,7 +76,7 @@ async fn refused_connection_is_an_error_with_the_code() {
     let broker = Mosquitto::start("allow_anonymous false").await.unwrap();
     for (version, code) in [(Version::V3_1_1, 0x05), (Version::V5, 0x87)] {
         match Client::connect(options(&broker, version, "anon")).await {
-            Err(ClientError::Refused(c)) => assert_eq!(c, code, "{version}"),
+            Err(ClientError::Refused { code: c, .. }) => assert_eq!(c, code, "{version}"),
             Err(e) => panic!("expected a refusal, got {e}"),
             Ok(_) => panic!("expected a refusal for {version}"),
         }
@@ -140,7 +140,7 @@ async fn reconnects_after_the_broker_restarts() {
     bounded("publish after reconnect", async {
         loop {
             match client.publish("rise", "again", 1, false).await {
-                Ok(()) => break,
+                Ok(_) => break,
                 Err(ClientError::ConnectionLost) => {
                     tokio::time::sleep(Duration::from_millis(50)).await
                 }

@@ -1,49 +1,35 @@
 //! The background task of a client session: one loop per connection that
 //! writes requests, matches acknowledgements to the requests waiting for
 //! them, hands received messages over, and reconnects when allowed.
+//!
+//! When the broker keeps the session (`ClientOptions::keeps_session`), a
+//! lost connection does not fail what is in flight: after the reconnect,
+//! unacknowledged PUBLISH packets are sent again with their packet ids and
+//! DUP set, PUBREL where PUBREC had arrived, as MQTT 3.1.1 §4.4 and 5.0
+//! §4.4 require; pending (un)subscriptions are sent again too.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 use tracing::debug;
 
+use super::acks::{self, Answer};
+use super::handshake::{Connected, Credentials};
+use super::link::Link;
+use super::options::{Ack, ClientError, ClientOptions, Message, Reconnect};
 use super::packets;
-use crate::mqtt::{Packet, Version, packet_type_name};
+use super::inflight::Pending;
+use super::outgoing::encoded;
+use super::properties::{PublishProperties, SubscribeOptions};
+use super::session::Request;
+use crate::mqtt::{self, Packet};
 use crate::net::connector::Endpoint;
 
-use super::link::Link;
-use super::options::{ClientError, ClientOptions, Message, Reconnect};
-use super::session::Request;
-
-/// A request waiting for the broker's answer.
-pub(super) enum Pending {
-    Publish {
-        qos: u8,
-        done: oneshot::Sender<Result<(), ClientError>>,
-    },
-    Subscribe {
-        done: oneshot::Sender<Result<u8, ClientError>>,
-    },
-    Unsubscribe {
-        done: oneshot::Sender<Result<(), ClientError>>,
-    },
-}
-
-impl Pending {
-    pub(super) fn fail(self, error: fn() -> ClientError) {
-        match self {
-            Pending::Publish { done, .. } => drop(done.send(Err(error()))),
-            Pending::Subscribe { done } => drop(done.send(Err(error()))),
-            Pending::Unsubscribe { done } => drop(done.send(Err(error()))),
-        }
-    }
-}
-
 /// Why a connection's loop ended.
-pub(super) enum End {
+enum End {
     /// The application disconnected or dropped every handle.
     Closed,
     /// The connection failed.
@@ -53,14 +39,21 @@ pub(super) enum End {
 pub(super) struct Driver {
     pub(super) options: ClientOptions,
     pub(super) endpoint: Endpoint,
+    pub(super) credentials: Credentials,
     pub(super) link: Link,
     pub(super) requests: mpsc::Receiver<Request>,
     pub(super) messages: mpsc::Sender<Message>,
+    /// What the current connection's CONNACK granted, for the handles.
+    pub(super) connected: watch::Sender<Connected>,
     pub(super) pending: HashMap<u16, Pending>,
     /// QoS 2 messages delivered, waiting for PUBREL (not delivered twice).
     pub(super) awaiting_pubrel: HashSet<u16>,
     /// Filters to restore after a reconnect without a session.
-    pub(super) subscriptions: Vec<(String, u8)>,
+    pub(super) subscriptions: Vec<(String, SubscribeOptions)>,
+    /// Topic aliases this connection has told the broker.
+    pub(super) aliases_out: HashMap<u16, String>,
+    /// Topic aliases the broker has told this connection.
+    pub(super) aliases_in: HashMap<u16, String>,
     pub(super) next_id: u16,
 }
 
@@ -70,13 +63,22 @@ impl Driver {
             match self.serve_link().await {
                 End::Closed => return,
                 End::Lost => {
-                    for (_, pending) in self.pending.drain() {
-                        pending.fail(|| ClientError::ConnectionLost);
+                    self.aliases_out.clear();
+                    self.aliases_in.clear();
+                    let policy = self.options.reconnect.clone();
+                    if !self.options.keeps_session() || policy.is_none() {
+                        self.awaiting_pubrel.clear();
+                        for (_, pending) in self.pending.drain() {
+                            pending.fail(|| ClientError::ConnectionLost);
+                        }
                     }
-                    let Some(reconnect) = self.options.reconnect.clone() else {
+                    let Some(policy) = policy else {
                         return;
                     };
-                    if !self.reconnect(&reconnect).await {
+                    if !self.reconnect(&policy).await {
+                        for (_, pending) in self.pending.drain() {
+                            pending.fail(|| ClientError::Closed);
+                        }
                         return;
                     }
                 }
@@ -84,39 +86,32 @@ impl Driver {
         }
     }
 
-    /// Reconnects with exponential backoff; false when the application is gone.
-    pub(super) async fn reconnect(&mut self, policy: &Reconnect) -> bool {
+    /// Reconnects with exponential backoff and restores the session; false
+    /// when the application is gone.
+    async fn reconnect(&mut self, policy: &Reconnect) -> bool {
         let mut wait = policy.initial_backoff;
         loop {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.messages.closed() => return false,
             }
-            match Link::open(&self.endpoint, &self.options).await {
+            let clean_start = !self.options.keeps_session();
+            match Link::open(&self.endpoint, &self.options, &self.credentials, clean_start).await {
                 Ok(link) => {
                     self.link = link;
-                    if !self.link.session_present {
-                        let subscriptions = self.subscriptions.clone();
-                        for (filter, qos) in subscriptions {
-                            let id = self.allocate_id();
-                            let Ok(packet) =
-                                packets::subscribe(self.options.version, id, &filter, qos)
-                            else {
-                                continue;
-                            };
-                            if self.link.write(&packet).await.is_err() {
-                                break;
-                            }
-                        }
+                    self.connected.send_replace(self.link.connected.clone());
+                    if self.restore().await.is_ok() {
+                        debug!(
+                            session_present = self.link.connected.session_present,
+                            "reconnected"
+                        );
+                        return true;
                     }
-                    debug!("reconnected");
-                    return true;
+                    debug!("connection lost while restoring the session");
                 }
-                Err(e) => {
-                    debug!(error = %e, "reconnect failed");
-                    wait = (wait * 2).min(policy.max_backoff);
-                }
+                Err(e) => debug!(error = %e, "reconnect failed"),
             }
+            wait = (wait * 2).min(policy.max_backoff);
         }
     }
 
@@ -130,9 +125,17 @@ impl Driver {
         }
     }
 
-    pub(super) async fn serve_link(&mut self) -> End {
+    /// The keep-alive in force: the broker's server keep alive, else ours.
+    fn keep_alive(&self) -> Duration {
+        self.link
+            .connected
+            .server_keep_alive
+            .map_or(self.options.keep_alive, |s| Duration::from_secs(s.into()))
+    }
+
+    async fn serve_link(&mut self) -> End {
         let version = self.options.version;
-        let keep_alive = self.options.keep_alive;
+        let keep_alive = self.keep_alive();
         let mut last_sent = Instant::now();
         let mut ping_sent: Option<Instant> = None;
         let mut tick = tokio::time::interval((keep_alive / 2).max(Duration::from_millis(100)));
@@ -157,7 +160,8 @@ impl Driver {
                     match packet {
                         Ok(Some(packet)) => {
                             ping_sent = None;
-                            if self.handle_incoming(packet).await.is_err() {
+                            if let Err(e) = self.handle_incoming(packet).await {
+                                debug!(error = %e, "connection ends");
                                 return End::Lost;
                             }
                         }
@@ -172,11 +176,7 @@ impl Driver {
                         return End::Lost;
                     }
                     if !keep_alive.is_zero() && ping_sent.is_none() && last_sent.elapsed() >= keep_alive {
-                        let ping = match version {
-                            Version::V3_1_1 => Packet::V3_1_1Pingreq(mqtt_protocol_core::mqtt::packet::v3_1_1::Pingreq::new()),
-                            Version::V5 => Packet::V5_0Pingreq(mqtt_protocol_core::mqtt::packet::v5_0::Pingreq::new()),
-                        };
-                        if self.link.write(&ping).await.is_err() {
+                        if self.link.write(&packets::pingreq(version)).await.is_err() {
                             return End::Lost;
                         }
                         last_sent = Instant::now();
@@ -187,9 +187,9 @@ impl Driver {
         }
     }
 
-    /// Writes a request; `Ok(false)` after a DISCONNECT.
-    pub(super) async fn send_request(&mut self, request: Request) -> Result<bool, ClientError> {
-        let version = self.options.version;
+    /// Writes a request; `Ok(false)` after a DISCONNECT. A request that
+    /// cannot be sent fails alone; an error ends the connection.
+    async fn send_request(&mut self, request: Request) -> Result<bool, ClientError> {
         match request {
             Request::Publish {
                 topic,
@@ -200,50 +200,90 @@ impl Driver {
                 done,
             } => {
                 let id = if qos > 0 { self.allocate_id() } else { 0 };
-                let packet =
-                    match packets::publish(version, &topic, payload, qos, retain, id, properties) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            let _ = done.send(Err(e.into()));
-                            return Ok(true);
-                        }
-                    };
-                self.link.write(&packet).await?;
-                if qos == 0 {
-                    let _ = done.send(Ok(()));
-                } else {
-                    self.pending.insert(id, Pending::Publish { qos, done });
-                }
-            }
-            Request::Subscribe { filter, qos, done } => {
-                let id = self.allocate_id();
-                let packet = match packets::subscribe(version, id, &filter, qos) {
-                    Ok(p) => p,
+                let bytes = match self.publish_bytes(&topic, payload, qos, retain, &properties, id) {
+                    Ok(bytes) => bytes,
                     Err(e) => {
-                        let _ = done.send(Err(e.into()));
+                        let _ = done.send(Err(e));
                         return Ok(true);
                     }
                 };
-                self.link.write(&packet).await?;
+                self.link.write_bytes(&bytes).await?;
+                if qos == 0 {
+                    let _ = done.send(Ok(Ack::default()));
+                } else {
+                    let resend = self.options.keeps_session().then_some(bytes);
+                    self.pending.insert(
+                        id,
+                        Pending::Publish {
+                            qos,
+                            done,
+                            resend,
+                            released: false,
+                        },
+                    );
+                }
+            }
+            Request::Subscribe {
+                filter,
+                options,
+                done,
+            } => {
+                let id = self.allocate_id();
+                let packet = mqtt::check_topic_filter(&filter)
+                    .map_err(ClientError::from)
+                    .and_then(|()| {
+                        Ok(packets::subscribe_with(
+                            self.options.version,
+                            id,
+                            &filter,
+                            &options,
+                        )?)
+                    });
+                let bytes = match packet {
+                    Ok(packet) => encoded(&packet),
+                    Err(e) => {
+                        let _ = done.send(Err(e));
+                        return Ok(true);
+                    }
+                };
+                self.link.write_bytes(&bytes).await?;
                 self.subscriptions.retain(|(f, _)| f != &filter);
-                self.subscriptions.push((filter, qos));
-                self.pending.insert(id, Pending::Subscribe { done });
+                self.subscriptions.push((filter, options));
+                self.pending.insert(
+                    id,
+                    Pending::Subscribe {
+                        done,
+                        resend: bytes,
+                    },
+                );
             }
             Request::Unsubscribe { filter, done } => {
                 let id = self.allocate_id();
-                let packet = match packets::unsubscribe(version, id, &filter) {
-                    Ok(p) => p,
+                let packet = mqtt::check_topic_filter(&filter)
+                    .map_err(ClientError::from)
+                    .and_then(|()| Ok(packets::unsubscribe(self.options.version, id, &filter)?));
+                let bytes = match packet {
+                    Ok(packet) => encoded(&packet),
                     Err(e) => {
-                        let _ = done.send(Err(e.into()));
+                        let _ = done.send(Err(e));
                         return Ok(true);
                     }
                 };
-                self.link.write(&packet).await?;
+                self.link.write_bytes(&bytes).await?;
                 self.subscriptions.retain(|(f, _)| f != &filter);
-                self.pending.insert(id, Pending::Unsubscribe { done });
+                self.pending.insert(
+                    id,
+                    Pending::Unsubscribe {
+                        done,
+                        resend: bytes,
+                    },
+                );
             }
             Request::Disconnect { done } => {
-                let result = self.link.write(&packets::disconnect(version)).await;
+                let result = self
+                    .link
+                    .write(&packets::disconnect(self.options.version))
+                    .await;
                 let _ = self.link.writer.shutdown().await;
                 // Wait for the server to close its side too: then everything
                 // written before DISCONNECT has arrived. Over QUIC, a process
@@ -263,83 +303,71 @@ impl Driver {
         Ok(true)
     }
 
-    pub(super) async fn handle_incoming(&mut self, packet: Packet) -> Result<(), ClientError> {
+    async fn handle_incoming(&mut self, packet: Packet) -> Result<(), ClientError> {
         let version = self.options.version;
         if let Some(received) = packets::received(&packet) {
             let duplicate = received.qos == 2 && self.awaiting_pubrel.contains(&received.packet_id);
-            if let Some(ack) = packets::publish_ack(version, received.qos, received.packet_id)? {
-                if received.qos == 2 {
-                    self.awaiting_pubrel.insert(received.packet_id);
-                }
-                if !duplicate {
-                    self.deliver(received).await?;
-                }
-                return self.link.write(&ack).await;
+            let ack = packets::publish_ack(version, received.qos, received.packet_id)?;
+            if received.qos == 2 {
+                self.awaiting_pubrel.insert(received.packet_id);
             }
-            return self.deliver(received).await;
+            if !duplicate {
+                self.deliver(received).await?;
+            }
+            if let Some(ack) = ack {
+                self.link.write(&ack).await?;
+            }
+            return Ok(());
         }
-        match packet {
-            Packet::V3_1_1Puback(p) => self.complete_publish(p.packet_id(), 1, 0),
-            Packet::V5_0Puback(p) => {
-                self.complete_publish(p.packet_id(), 1, p.reason_code().map_or(0, |c| c as u8))
+        match acks::answer(packet) {
+            Answer::Publish { id, qos, ack } => self.complete_publish(id, qos, ack),
+            Answer::Received { id, ack } => return self.pubrec(id, ack).await,
+            Answer::Release { id } => {
+                self.awaiting_pubrel.remove(&id);
+                return self.link.write(&packets::pubcomp(version, id)?).await;
             }
-            Packet::V3_1_1Pubrec(p) => return self.pubrec(p.packet_id(), 0).await,
-            Packet::V5_0Pubrec(p) => {
-                return self
-                    .pubrec(p.packet_id(), p.reason_code().map_or(0, |c| c as u8))
-                    .await;
+            Answer::Subscribe { id, ack } | Answer::Unsubscribe { id, ack } => {
+                self.complete(id, ack);
             }
-            Packet::V3_1_1Pubcomp(p) => self.complete_publish(p.packet_id(), 2, 0),
-            Packet::V5_0Pubcomp(p) => {
-                self.complete_publish(p.packet_id(), 2, p.reason_code().map_or(0, |c| c as u8))
-            }
-            Packet::V3_1_1Pubrel(p) => {
-                self.awaiting_pubrel.remove(&p.packet_id());
-                return self
-                    .link
-                    .write(&packets::pubcomp(version, p.packet_id())?)
-                    .await;
-            }
-            Packet::V5_0Pubrel(p) => {
-                self.awaiting_pubrel.remove(&p.packet_id());
-                return self
-                    .link
-                    .write(&packets::pubcomp(version, p.packet_id())?)
-                    .await;
-            }
-            Packet::V3_1_1Suback(s) => {
-                let code = s.return_codes().first().map_or(0x80, |c| *c as u8);
-                self.complete_subscribe(s.packet_id(), code);
-            }
-            Packet::V5_0Suback(s) => {
-                let code = s.reason_codes().first().map_or(0x80, |c| *c as u8);
-                self.complete_subscribe(s.packet_id(), code);
-            }
-            Packet::V3_1_1Unsuback(u) => self.complete_unsubscribe(u.packet_id(), 0),
-            Packet::V5_0Unsuback(u) => {
-                let code = u.reason_codes().first().map_or(0, |c| *c as u8);
-                self.complete_unsubscribe(u.packet_id(), code);
-            }
-            Packet::V3_1_1Pingresp(_) | Packet::V5_0Pingresp(_) => {}
-            Packet::V5_0Disconnect(d) => {
-                debug!(reason = ?d.reason_code(), "broker sent DISCONNECT");
+            Answer::Pong => {}
+            Answer::Disconnect { code, reason } => {
+                debug!(code, reason, "broker sent DISCONNECT");
                 return Err(ClientError::ConnectionLost);
             }
-            other => debug!(
-                packet = packet_type_name(&other),
-                "unexpected packet ignored"
-            ),
+            Answer::Other(name) => debug!(packet = name, "unexpected packet ignored"),
         }
         Ok(())
     }
 
-    pub(super) async fn deliver(&mut self, received: packets::Received) -> Result<(), ClientError> {
+    async fn deliver(&mut self, received: packets::Received) -> Result<(), ClientError> {
+        let properties = PublishProperties::from_list(&received.properties);
+        let mut topic = received.topic;
+        if let Some(alias) = properties.topic_alias {
+            if alias == 0 || alias > self.options.topic_alias_maximum {
+                return Err(ClientError::Protocol(format!(
+                    "the broker used topic alias {alias}, above our maximum {}",
+                    self.options.topic_alias_maximum
+                )));
+            }
+            if topic.is_empty() {
+                topic = self.aliases_in.get(&alias).cloned().ok_or_else(|| {
+                    ClientError::Protocol(format!("the broker used unknown topic alias {alias}"))
+                })?;
+            } else {
+                self.aliases_in.insert(alias, topic.clone());
+            }
+        } else if topic.is_empty() {
+            return Err(ClientError::Protocol(
+                "PUBLISH without topic or topic alias".into(),
+            ));
+        }
         let message = Message {
-            topic: received.topic,
+            topic,
             payload: Bytes::from(received.payload),
             qos: received.qos,
             retain: received.retain,
-            properties: received.properties,
+            duplicate: received.dup,
+            properties,
         };
         // Waits while the application is behind: backpressure, not drops.
         // An application that dropped its receiver simply gets no messages.
@@ -347,48 +375,4 @@ impl Driver {
         Ok(())
     }
 
-    pub(super) async fn pubrec(&mut self, id: u16, code: u8) -> Result<(), ClientError> {
-        if code >= 0x80 {
-            self.complete_publish(id, 2, code);
-            return Ok(());
-        }
-        self.link
-            .write(&packets::pubrel(self.options.version, id)?)
-            .await
-    }
-
-    pub(super) fn complete_publish(&mut self, id: u16, expected_qos: u8, code: u8) {
-        if let Some(Pending::Publish { qos, done }) = self.pending.remove(&id) {
-            let result = if qos != expected_qos {
-                Err(ClientError::Protocol(format!(
-                    "acknowledgement for QoS {expected_qos}, message was QoS {qos}"
-                )))
-            } else if code >= 0x80 {
-                Err(ClientError::Rejected(code))
-            } else {
-                Ok(())
-            };
-            let _ = done.send(result);
-        }
-    }
-
-    pub(super) fn complete_subscribe(&mut self, id: u16, code: u8) {
-        if let Some(Pending::Subscribe { done }) = self.pending.remove(&id) {
-            let _ = done.send(if code >= 0x80 {
-                Err(ClientError::Rejected(code))
-            } else {
-                Ok(code)
-            });
-        }
-    }
-
-    pub(super) fn complete_unsubscribe(&mut self, id: u16, code: u8) {
-        if let Some(Pending::Unsubscribe { done }) = self.pending.remove(&id) {
-            let _ = done.send(if code >= 0x80 {
-                Err(ClientError::Rejected(code))
-            } else {
-                Ok(())
-            });
-        }
-    }
 }

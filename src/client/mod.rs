@@ -6,14 +6,23 @@
 //! Layer rule: `client` builds on `mqtt`, `net` and `ops`; it never imports
 //! `line`, `service`, `tools` or `cli`.
 
+mod acks;
 mod connection;
 mod driver;
 pub mod exchange;
+mod handshake;
+mod inflight;
 mod link;
 mod options;
+mod outgoing;
 pub mod packets;
+mod properties;
 mod session;
+mod url;
 
 pub use connection::{Connection, ConnectionError};
-pub use options::{ClientError, ClientOptions, Message, Messages, Reconnect};
+pub use handshake::Connected;
+pub use options::{Ack, ClientError, ClientOptions, Message, Messages, Reconnect};
+pub use properties::{PublishProperties, RetainHandling, SubscribeOptions, Will};
 pub use session::Client;
+pub use url::ClientUrl;

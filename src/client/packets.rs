@@ -1,9 +1,12 @@
 //! Builders for the common client packets in either MQTT version, so code
 //! that speaks both versions writes each exchange once.
 
-use mqtt_protocol_core::mqtt::packet::{Property, Qos, SubEntry, SubOpts, v3_1_1, v5_0};
+use mqtt_protocol_core::mqtt::packet::{
+    Property, Qos, RetainHandling as CoreRetainHandling, SubEntry, SubOpts, v3_1_1, v5_0,
+};
 use mqtt_protocol_core::mqtt::result_code::MqttError;
 
+use super::properties::{RetainHandling, SubscribeOptions};
 use crate::mqtt::{Packet, Version};
 
 /// A QoS from its number (values above 2 are treated as 2).
@@ -90,20 +93,46 @@ pub fn subscribe(
     filter: &str,
     level: u8,
 ) -> Result<Packet, MqttError> {
-    let entry = SubEntry::new(filter, SubOpts::new().set_qos(qos(level)))?;
+    subscribe_with(version, packet_id, filter, &SubscribeOptions::qos(level))
+}
+
+/// SUBSCRIBE to one filter with MQTT 5 subscription options and
+/// properties (MQTT 3.1.1 sends the QoS alone).
+pub fn subscribe_with(
+    version: Version,
+    packet_id: u16,
+    filter: &str,
+    options: &SubscribeOptions,
+) -> Result<Packet, MqttError> {
     Ok(match version {
-        Version::V3_1_1 => Packet::V3_1_1Subscribe(
-            v3_1_1::Subscribe::builder()
-                .packet_id(packet_id)
-                .entries(vec![entry])
-                .build()?,
-        ),
-        Version::V5 => Packet::V5_0Subscribe(
-            v5_0::Subscribe::builder()
-                .packet_id(packet_id)
-                .entries(vec![entry])
-                .build()?,
-        ),
+        Version::V3_1_1 => {
+            let opts = SubOpts::new().set_qos(qos(options.qos));
+            Packet::V3_1_1Subscribe(
+                v3_1_1::Subscribe::builder()
+                    .packet_id(packet_id)
+                    .entries(vec![SubEntry::new(filter, opts)?])
+                    .build()?,
+            )
+        }
+        Version::V5 => {
+            let rh = match options.retain_handling {
+                RetainHandling::SendAtSubscribe => CoreRetainHandling::SendRetained,
+                RetainHandling::SendAtNewSubscribe => CoreRetainHandling::SendRetainedIfNotExists,
+                RetainHandling::DoNotSend => CoreRetainHandling::DoNotSendRetained,
+            };
+            let opts = SubOpts::new()
+                .set_qos(qos(options.qos))
+                .set_nl(options.no_local)
+                .set_rap(options.retain_as_published)
+                .set_rh(rh);
+            Packet::V5_0Subscribe(
+                v5_0::Subscribe::builder()
+                    .packet_id(packet_id)
+                    .entries(vec![SubEntry::new(filter, opts)?])
+                    .props(options.to_list()?)
+                    .build()?,
+            )
+        }
     })
 }
 
@@ -208,6 +237,14 @@ pub fn pubcomp(version: Version, packet_id: u16) -> Result<Packet, MqttError> {
     })
 }
 
+/// PINGREQ.
+pub fn pingreq(version: Version) -> Packet {
+    match version {
+        Version::V3_1_1 => Packet::V3_1_1Pingreq(v3_1_1::Pingreq::new()),
+        Version::V5 => Packet::V5_0Pingreq(v5_0::Pingreq::new()),
+    }
+}
+
 /// DISCONNECT (normal disconnection).
 pub fn disconnect(version: Version) -> Packet {
     match version {
@@ -233,6 +270,8 @@ pub struct Received {
     pub packet_id: u16,
     /// Retain flag.
     pub retain: bool,
+    /// DUP flag: the sender may have sent it before.
+    pub dup: bool,
     /// MQTT 5 properties (empty for 3.1.1).
     pub properties: Vec<Property>,
 }
@@ -246,6 +285,7 @@ pub fn received(packet: &Packet) -> Option<Received> {
             qos: p.qos() as u8,
             packet_id: p.packet_id().unwrap_or(0),
             retain: p.retain(),
+            dup: p.dup(),
             properties: Vec::new(),
         }),
         Packet::V5_0Publish(p) => Some(Received {
@@ -254,6 +294,7 @@ pub fn received(packet: &Packet) -> Option<Received> {
             qos: p.qos() as u8,
             packet_id: p.packet_id().unwrap_or(0),
             retain: p.retain(),
+            dup: p.dup(),
             properties: p.props.clone(),
         }),
         _ => None,

@@ -1,5 +1,5 @@
-//! The client library: an MQTT session over TCP, QUIC or QUIC over SCION,
-//! driven by one background task.
+//! The client library: an MQTT session over TCP, TLS, WebSocket, QUIC or
+//! QUIC over SCION, driven by one background task.
 //!
 //! ```no_run
 //! use mqttbridge::client::{Client, ClientOptions};
@@ -22,14 +22,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use mqtt_protocol_core::mqtt::packet::Property;
-use tokio::sync::{mpsc, oneshot};
-
-use crate::net::connector::Endpoint;
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::driver::Driver;
+use super::handshake::{Connected, Credentials};
 use super::link::Link;
-use super::options::{ClientError, ClientOptions, Messages};
+use super::options::{Ack, ClientError, ClientOptions, Messages};
+use super::properties::{PublishProperties, SubscribeOptions};
+use super::url::ClientUrl;
 
 pub(super) enum Request {
     Publish {
@@ -37,17 +38,17 @@ pub(super) enum Request {
         payload: Vec<u8>,
         qos: u8,
         retain: bool,
-        properties: Vec<Property>,
-        done: oneshot::Sender<Result<(), ClientError>>,
+        properties: PublishProperties,
+        done: oneshot::Sender<Result<Ack, ClientError>>,
     },
     Subscribe {
         filter: String,
-        qos: u8,
-        done: oneshot::Sender<Result<u8, ClientError>>,
+        options: SubscribeOptions,
+        done: oneshot::Sender<Result<Ack, ClientError>>,
     },
     Unsubscribe {
         filter: String,
-        done: oneshot::Sender<Result<(), ClientError>>,
+        done: oneshot::Sender<Result<Ack, ClientError>>,
     },
     Disconnect {
         done: oneshot::Sender<Result<(), ClientError>>,
@@ -58,28 +59,53 @@ pub(super) enum Request {
 #[derive(Clone)]
 pub struct Client {
     requests: mpsc::Sender<Request>,
+    connected: watch::Receiver<Connected>,
 }
 
 impl Client {
     /// Connects and waits for a successful CONNACK.
     pub async fn connect(options: ClientOptions) -> Result<(Client, Messages), ClientError> {
-        let endpoint: Endpoint = options.url.parse().map_err(ClientError::Url)?;
-        let link = Link::open(&endpoint, &options).await?;
+        let url: ClientUrl = options.url.parse().map_err(ClientError::Url)?;
+        let credentials = Credentials {
+            username: options.username.clone().or(url.username),
+            password: options
+                .password
+                .clone()
+                .or(url.password.map(Bytes::from)),
+        };
+        let link = Link::open(&url.endpoint, &options, &credentials, options.clean_start).await?;
         let (requests, request_rx) = mpsc::channel(options.queue_depth.max(1));
         let (messages_tx, messages) = mpsc::channel(options.queue_depth.max(1));
+        let (connected_tx, connected) = watch::channel(link.connected.clone());
         let driver = Driver {
             options,
-            endpoint,
+            endpoint: url.endpoint,
+            credentials,
             link,
             requests: request_rx,
             messages: messages_tx,
+            connected: connected_tx,
             pending: HashMap::new(),
             awaiting_pubrel: HashSet::new(),
             subscriptions: Vec::new(),
+            aliases_out: HashMap::new(),
+            aliases_in: HashMap::new(),
             next_id: 1,
         };
         tokio::spawn(driver.run());
-        Ok((Client { requests }, Messages(messages)))
+        Ok((
+            Client {
+                requests,
+                connected,
+            },
+            Messages(messages),
+        ))
+    }
+
+    /// What the broker granted on the current connection (session present,
+    /// assigned client id, limits, reason string).
+    pub fn connected(&self) -> Connected {
+        self.connected.borrow().clone()
     }
 
     async fn call<T>(
@@ -95,15 +121,16 @@ impl Client {
     }
 
     /// Publishes; returns once the message is written (QoS 0), acknowledged
-    /// by PUBACK (QoS 1) or the QoS 2 exchange is complete.
+    /// by PUBACK (QoS 1) or the QoS 2 exchange is complete, with the
+    /// broker's reason code (MQTT 5: e.g. 0x10, no matching subscribers).
     pub async fn publish(
         &self,
         topic: &str,
         payload: impl Into<Vec<u8>>,
         qos: u8,
         retain: bool,
-    ) -> Result<(), ClientError> {
-        self.publish_with_properties(topic, payload, qos, retain, Vec::new())
+    ) -> Result<Ack, ClientError> {
+        self.publish_with_properties(topic, payload, qos, retain, PublishProperties::default())
             .await
     }
 
@@ -114,13 +141,16 @@ impl Client {
         payload: impl Into<Vec<u8>>,
         qos: u8,
         retain: bool,
-        properties: Vec<Property>,
-    ) -> Result<(), ClientError> {
+        properties: PublishProperties,
+    ) -> Result<Ack, ClientError> {
         let payload = payload.into();
+        if qos > 2 {
+            return Err(ClientError::Invalid(format!("QoS {qos}: use 0, 1 or 2")));
+        }
         self.call(|done| Request::Publish {
             topic: topic.to_string(),
             payload,
-            qos: qos.min(2),
+            qos,
             retain,
             properties,
             done,
@@ -130,16 +160,35 @@ impl Client {
 
     /// Subscribes to one filter; returns the granted QoS.
     pub async fn subscribe(&self, filter: &str, qos: u8) -> Result<u8, ClientError> {
+        let ack = self
+            .subscribe_with(filter, SubscribeOptions::qos(qos))
+            .await?;
+        Ok(ack.reason_code)
+    }
+
+    /// Subscribes with MQTT 5 subscription options; the acknowledgement's
+    /// reason code is the granted QoS.
+    pub async fn subscribe_with(
+        &self,
+        filter: &str,
+        options: SubscribeOptions,
+    ) -> Result<Ack, ClientError> {
+        if options.qos > 2 {
+            return Err(ClientError::Invalid(format!(
+                "QoS {}: use 0, 1 or 2",
+                options.qos
+            )));
+        }
         self.call(|done| Request::Subscribe {
             filter: filter.to_string(),
-            qos: qos.min(2),
+            options,
             done,
         })
         .await
     }
 
     /// Unsubscribes from one filter.
-    pub async fn unsubscribe(&self, filter: &str) -> Result<(), ClientError> {
+    pub async fn unsubscribe(&self, filter: &str) -> Result<Ack, ClientError> {
         self.call(|done| Request::Unsubscribe {
             filter: filter.to_string(),
             done,

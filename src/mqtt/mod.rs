@@ -18,6 +18,7 @@ mod publish_bytes;
 mod reason;
 pub mod remaining_length;
 pub mod replies;
+mod topic;
 mod version;
 
 pub use first_packet::{ClientConnect, read_first_packet, receive_connect};
@@ -30,6 +31,7 @@ pub use framer::Framer;
 pub(crate) use packet::check_publish;
 pub use packet::{CodecError, Packet, decode, encode, packet_type_name, wire_size};
 pub use reason::reason_name;
+pub use topic::{TopicError, check_topic_filter, check_topic_name};
 pub use version::{ProtocolLevel, Version, connect_protocol};
 
 /// The default maximum size of one MQTT packet (fixed header included): 2 MiB,
