@@ -1,6 +1,8 @@
 //! The client library (`mqttbridge::client::Client`) against a real
 //! mosquitto: acknowledgements, many requests in flight, unsubscribe,
-//! refusals as errors, keep-alive, backpressure and reconnection.
+//! refusals as errors, keep-alive, backpressure and reconnection; in the
+//! modules below, access control, TLS and WebSocket, message properties,
+//! the Will and kept sessions.
 
 mod common;
 
@@ -154,3 +156,10 @@ async fn reconnects_after_the_broker_restarts() {
         "again"
     );
 }
+
+#[path = "client_library/access.rs"]
+mod access;
+#[path = "client_library/kept_session.rs"]
+mod kept_session;
+#[path = "client_library/messages.rs"]
+mod messages;

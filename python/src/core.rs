@@ -86,6 +86,7 @@ impl Core {
         let client = self.handle()?;
         self.bounded("publish", client.publish(&topic, payload, qos, retain))
             .await
+            .map(drop)
     }
 
     pub async fn subscribe(&self, filter: String, qos: u8) -> Result<u8, Failure> {
@@ -98,6 +99,7 @@ impl Core {
         let client = self.handle()?;
         self.bounded("unsubscribe", client.unsubscribe(&filter))
             .await
+            .map(drop)
     }
 
     /// The next message, `None` when `timeout` passes first. Messages that

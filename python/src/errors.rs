@@ -36,14 +36,14 @@ impl From<Failure> for PyErr {
 /// is returned as it is.
 fn raise(py: Python<'_>, failure: &Failure) -> Result<PyErr, PyErr> {
     let (class, code) = match failure {
-        Failure::Client(ClientError::Url(_)) => {
+        Failure::Client(ClientError::Url(_) | ClientError::Invalid(_)) => {
             return Ok(pyo3::exceptions::PyValueError::new_err(failure_text(
                 failure,
             )));
         }
         Failure::Client(ClientError::Transport(_)) => ("ConnectError", None),
-        Failure::Client(ClientError::Refused(code)) => ("ConnectionRefused", Some(*code)),
-        Failure::Client(ClientError::Rejected(code)) => ("RequestRejected", Some(*code)),
+        Failure::Client(ClientError::Refused { code, .. }) => ("ConnectionRefused", Some(*code)),
+        Failure::Client(ClientError::Rejected { code, .. }) => ("RequestRejected", Some(*code)),
         Failure::Client(ClientError::ConnectionLost) => ("ConnectionLost", None),
         Failure::Client(ClientError::Closed) | Failure::NotConnected => ("ClientClosed", None),
         Failure::Client(ClientError::Protocol(_)) => ("ProtocolError", None),

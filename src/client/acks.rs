@@ -21,7 +21,9 @@ pub(super) enum Answer {
         ack: Result<Ack, ClientError>,
     },
     /// PUBREL: a QoS 2 message to us may be forgotten.
-    Release { id: u16 },
+    Release {
+        id: u16,
+    },
     Subscribe {
         id: u16,
         ack: Result<Ack, ClientError>,
@@ -32,7 +34,10 @@ pub(super) enum Answer {
     },
     Pong,
     /// MQTT 5 DISCONNECT from the broker.
-    Disconnect { code: u8, reason: Option<String> },
+    Disconnect {
+        code: u8,
+        reason: Option<String>,
+    },
     /// Nothing a client expects; named for the log.
     Other(&'static str),
 }

@@ -18,11 +18,11 @@ use tracing::debug;
 
 use super::acks::{self, Answer};
 use super::handshake::{Connected, Credentials};
+use super::inflight::Pending;
 use super::link::Link;
 use super::options::{Ack, ClientError, ClientOptions, Message, Reconnect};
-use super::packets;
-use super::inflight::Pending;
 use super::outgoing::encoded;
+use super::packets;
 use super::properties::{PublishProperties, SubscribeOptions};
 use super::session::Request;
 use crate::mqtt::{self, Packet};
@@ -87,16 +87,24 @@ impl Driver {
     }
 
     /// Reconnects with exponential backoff and restores the session; false
-    /// when the application is gone.
+    /// when every handle of the client was dropped.
     async fn reconnect(&mut self, policy: &Reconnect) -> bool {
         let mut wait = policy.initial_backoff;
         loop {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = self.messages.closed() => return false,
+            tokio::time::sleep(wait).await;
+            if self.requests.is_closed() {
+                // Every handle is gone: nobody to reconnect for.
+                return false;
             }
             let clean_start = !self.options.keeps_session();
-            match Link::open(&self.endpoint, &self.options, &self.credentials, clean_start).await {
+            match Link::open(
+                &self.endpoint,
+                &self.options,
+                &self.credentials,
+                clean_start,
+            )
+            .await
+            {
                 Ok(link) => {
                     self.link = link;
                     self.connected.send_replace(self.link.connected.clone());
@@ -200,28 +208,35 @@ impl Driver {
                 done,
             } => {
                 let id = if qos > 0 { self.allocate_id() } else { 0 };
-                let bytes = match self.publish_bytes(&topic, payload, qos, retain, &properties, id) {
+                let bytes = match self.publish_bytes(&topic, payload, qos, retain, &properties, id)
+                {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         let _ = done.send(Err(e));
                         return Ok(true);
                     }
                 };
-                self.link.write_bytes(&bytes).await?;
                 if qos == 0 {
-                    let _ = done.send(Ok(Ack::default()));
-                } else {
-                    let resend = self.options.keeps_session().then_some(bytes);
-                    self.pending.insert(
-                        id,
-                        Pending::Publish {
-                            qos,
-                            done,
-                            resend,
-                            released: false,
-                        },
-                    );
+                    let written = self.link.write_bytes(&bytes).await;
+                    let _ = done.send(match &written {
+                        Ok(()) => Ok(Ack::default()),
+                        Err(_) => Err(ClientError::ConnectionLost),
+                    });
+                    return written.map(|()| true);
                 }
+                // In flight from here on, even if this write fails: a kept
+                // session sends it again after the reconnect.
+                let resend = self.options.keeps_session().then(|| bytes.clone());
+                self.pending.insert(
+                    id,
+                    Pending::Publish {
+                        qos,
+                        done,
+                        resend,
+                        released: false,
+                    },
+                );
+                self.link.write_bytes(&bytes).await?;
             }
             Request::Subscribe {
                 filter,
@@ -246,16 +261,16 @@ impl Driver {
                         return Ok(true);
                     }
                 };
-                self.link.write_bytes(&bytes).await?;
                 self.subscriptions.retain(|(f, _)| f != &filter);
                 self.subscriptions.push((filter, options));
                 self.pending.insert(
                     id,
                     Pending::Subscribe {
                         done,
-                        resend: bytes,
+                        resend: bytes.clone(),
                     },
                 );
+                self.link.write_bytes(&bytes).await?;
             }
             Request::Unsubscribe { filter, done } => {
                 let id = self.allocate_id();
@@ -269,15 +284,15 @@ impl Driver {
                         return Ok(true);
                     }
                 };
-                self.link.write_bytes(&bytes).await?;
                 self.subscriptions.retain(|(f, _)| f != &filter);
                 self.pending.insert(
                     id,
                     Pending::Unsubscribe {
                         done,
-                        resend: bytes,
+                        resend: bytes.clone(),
                     },
                 );
+                self.link.write_bytes(&bytes).await?;
             }
             Request::Disconnect { done } => {
                 let result = self
@@ -374,5 +389,4 @@ impl Driver {
         let _ = self.messages.send(message).await;
         Ok(())
     }
-
 }

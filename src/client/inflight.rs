@@ -97,7 +97,11 @@ impl Driver {
         Ok(())
     }
 
-    pub(super) async fn pubrec(&mut self, id: u16, ack: Result<Ack, ClientError>) -> Result<(), ClientError> {
+    pub(super) async fn pubrec(
+        &mut self,
+        id: u16,
+        ack: Result<Ack, ClientError>,
+    ) -> Result<(), ClientError> {
         match (ack, self.pending.get_mut(&id)) {
             (Ok(_), Some(Pending::Publish { released, .. })) => {
                 *released = true;
@@ -119,7 +123,12 @@ impl Driver {
         }
     }
 
-    pub(super) fn complete_publish(&mut self, id: u16, expected_qos: u8, ack: Result<Ack, ClientError>) {
+    pub(super) fn complete_publish(
+        &mut self,
+        id: u16,
+        expected_qos: u8,
+        ack: Result<Ack, ClientError>,
+    ) {
         if let Some(Pending::Publish { qos, done, .. }) = self.pending.remove(&id) {
             let result = if qos != expected_qos {
                 Err(ClientError::Protocol(format!(

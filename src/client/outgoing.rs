@@ -74,7 +74,6 @@ impl Driver {
         }
         Ok(bytes)
     }
-
 }
 
 /// The packet's bytes.

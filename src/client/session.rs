@@ -68,10 +68,7 @@ impl Client {
         let url: ClientUrl = options.url.parse().map_err(ClientError::Url)?;
         let credentials = Credentials {
             username: options.username.clone().or(url.username),
-            password: options
-                .password
-                .clone()
-                .or(url.password.map(Bytes::from)),
+            password: options.password.clone().or(url.password.map(Bytes::from)),
         };
         let link = Link::open(&url.endpoint, &options, &credentials, options.clean_start).await?;
         let (requests, request_rx) = mpsc::channel(options.queue_depth.max(1));

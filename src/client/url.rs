@@ -75,7 +75,10 @@ mod tests {
         assert_eq!(url.password.as_deref(), Some("p@ss:w0rd"));
 
         let url = parse("wss://bob@host:443/mqtt");
-        assert_eq!(url.endpoint, Endpoint::Wss("host:443".into(), "/mqtt".into()));
+        assert_eq!(
+            url.endpoint,
+            Endpoint::Wss("host:443".into(), "/mqtt".into())
+        );
         assert_eq!(url.username.as_deref(), Some("bob"));
         assert_eq!(url.password, None);
 
@@ -93,7 +96,11 @@ mod tests {
             Endpoint::Ws("host:9001".into(), "/path@with-at".into())
         );
         assert_eq!(url.username, None);
-        assert!(parse("scion-quic://[1-ff00:0:110,10.0.0.1]:4433").username.is_none());
+        assert!(
+            parse("scion-quic://[1-ff00:0:110,10.0.0.1]:4433")
+                .username
+                .is_none()
+        );
         assert!("tcp://alice@".parse::<ClientUrl>().is_err());
         assert!("tcp://a:%ff@h:1".parse::<ClientUrl>().is_err());
     }

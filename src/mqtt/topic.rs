@@ -62,11 +62,7 @@ pub fn check_topic_filter(filter: &str) -> Result<(), TopicError> {
             ));
         }
         if level.contains('+') && *level != "+" {
-            return Err(invalid(
-                "topic filter",
-                filter,
-                "'+' must be a whole level",
-            ));
+            return Err(invalid("topic filter", filter, "'+' must be a whole level"));
         }
     }
     if levels[0] == "$share" {
@@ -103,10 +99,27 @@ mod tests {
 
     #[test]
     fn filters_place_wildcards_as_the_spec_says() {
-        for good in ["#", "+", "a/+/c", "a/#", "+/+", "/#", "$share/g/a/#", "$SYS/#"] {
+        for good in [
+            "#",
+            "+",
+            "a/+/c",
+            "a/#",
+            "+/+",
+            "/#",
+            "$share/g/a/#",
+            "$SYS/#",
+        ] {
             assert!(check_topic_filter(good).is_ok(), "{good}");
         }
-        for bad in ["a/#/c", "a#", "a/b+", "", "$share/g", "$share//a", "$share/+/a"] {
+        for bad in [
+            "a/#/c",
+            "a#",
+            "a/b+",
+            "",
+            "$share/g",
+            "$share//a",
+            "$share/+/a",
+        ] {
             assert!(check_topic_filter(bad).is_err(), "{bad}");
         }
         assert_eq!(

@@ -2,7 +2,7 @@
 //! and the tests. A missing `mosquitto` binary is an error, never a skip.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -29,6 +29,30 @@ impl Mosquitto {
     /// Starts mosquitto listening on 127.0.0.1 at a free port, with
     /// anonymous access and `extra` appended to its configuration.
     pub async fn start(extra: &str) -> anyhow::Result<Self> {
+        Self::launch(&format!("allow_anonymous true\n{extra}"), &[], "").await
+    }
+
+    /// Starts mosquitto that only lets in `users` (name, password), with
+    /// `acl` as its ACL file (empty: every user may do everything) and
+    /// `extra` appended to its configuration.
+    pub async fn start_with_users(
+        users: &[(&str, &str)],
+        acl: &str,
+        extra: &str,
+    ) -> anyhow::Result<Self> {
+        Self::launch(
+            &format!("allow_anonymous false\n{extra}"),
+            users,
+            if acl.is_empty() {
+                "pattern readwrite #\n"
+            } else {
+                acl
+            },
+        )
+        .await
+    }
+
+    async fn launch(settings: &str, users: &[(&str, &str)], acl: &str) -> anyhow::Result<Self> {
         let binary = find_mosquitto()?;
         // Port 0 cannot be given to mosquitto, so take a free one from the
         // kernel; retry if another process grabs it first.
@@ -44,12 +68,13 @@ impl Mosquitto {
             std::fs::create_dir_all(&dir)?;
             let dir = TempDir(dir);
             let conf = dir.0.join("mosquitto.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nset_tcp_nodelay true\n{extra}\n"
-                ),
-            )?;
+            let mut config = format!(
+                "listener {port} 127.0.0.1\npersistence false\nset_tcp_nodelay true\n{settings}\n"
+            );
+            if !users.is_empty() {
+                config += &write_users(&dir.0, &binary, users, acl)?;
+            }
+            std::fs::write(&conf, config)?;
             let child = Command::new(&binary)
                 .arg("-c")
                 .arg(&conf)
@@ -130,6 +155,45 @@ impl Drop for Mosquitto {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Writes the password file (with mosquitto's own `mosquitto_passwd`) and
+/// the ACL file into `dir`; returns the configuration lines naming them.
+fn write_users(
+    dir: &Path,
+    mosquitto: &Path,
+    users: &[(&str, &str)],
+    acl: &str,
+) -> anyhow::Result<String> {
+    let passwords = dir.join("passwords");
+    let tool = [
+        "/usr/bin/mosquitto_passwd",
+        "/usr/local/bin/mosquitto_passwd",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .chain(mosquitto.parent().map(|d| d.join("mosquitto_passwd")))
+    .find(|p| p.is_file())
+    .ok_or_else(|| {
+        anyhow::anyhow!("mosquitto_passwd not found: it comes with the mosquitto package")
+    })?;
+    std::fs::write(&passwords, "")?;
+    for (user, password) in users {
+        let status = Command::new(&tool)
+            .arg("-b")
+            .arg(&passwords)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .status()?;
+        anyhow::ensure!(status.success(), "mosquitto_passwd failed for {user}");
+    }
+    let acl_file = dir.join("acl");
+    std::fs::write(&acl_file, acl)?;
+    Ok(format!(
+        "password_file {}\nacl_file {}\n",
+        passwords.display(),
+        acl_file.display()
+    ))
 }
 
 fn find_mosquitto() -> anyhow::Result<PathBuf> {

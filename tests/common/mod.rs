@@ -4,7 +4,10 @@
 
 #![allow(dead_code)]
 
+mod cut_relay;
 mod process;
+#[allow(unused_imports)]
+pub use cut_relay::CutRelay;
 #[allow(unused_imports)]
 pub use process::*;
 
