@@ -152,6 +152,15 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether `pub`/`sub` were asked to show every packet (`-d`).
+    pub fn shows_packets(&self) -> bool {
+        match self {
+            Command::Pub(args) => args.session.debug,
+            Command::Sub(args) => args.session.debug,
+            _ => false,
+        }
+    }
+
     /// Whether it runs one of the long-running services (rather than a
     /// tool that does its job and exits).
     pub fn is_service(&self) -> bool {

@@ -22,6 +22,8 @@ fn main() -> ExitCode {
     // short-lived commands do on purpose).
     let default_level = if service {
         "info"
+    } else if cli.command.shows_packets() {
+        "warn,scion_stack=error,mqttbridge::client=debug"
     } else {
         "warn,scion_stack=error"
     };

@@ -9,7 +9,7 @@ use common::*;
 use mqttbridge::tools::certs;
 use mqttbridge::tools::mosquitto::Mosquitto;
 
-async fn run(args: Vec<String>) -> Output {
+pub(crate) async fn run(args: Vec<String>) -> Output {
     let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
         .args(&args)
         .kill_on_drop(true)
@@ -19,7 +19,7 @@ async fn run(args: Vec<String>) -> Output {
         .expect("binary runs")
 }
 
-fn strings(args: &[&str]) -> Vec<String> {
+pub(crate) fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
@@ -174,3 +174,6 @@ async fn clear_errors_for_bad_url_and_timeout() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[path = "pubsub_cli/mosquitto_habits.rs"]
+mod mosquitto_habits;

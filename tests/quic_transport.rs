@@ -56,6 +56,7 @@ async fn dial_to(
 ) -> Result<QuicStream, DialError> {
     let tls = ClientTls {
         ca: Some(s.certs.ca.clone()),
+        ca_dir: None,
         insecure: false,
         cert_chain: with_cert.then(|| s.certs.client_cert.clone()),
         private_key: with_cert.then(|| s.certs.client_key.clone()),
@@ -143,6 +144,7 @@ async fn certificate_from_another_ca_is_refused() {
     // right server CA).
     let tls = ClientTls {
         ca: Some(s.certs.ca.clone()),
+        ca_dir: None,
         insecure: false,
         cert_chain: Some(other.certs.client_cert.clone()),
         private_key: Some(other.certs.client_key.clone()),

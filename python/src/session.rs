@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqttbridge::client::ClientOptions;
+use mqttbridge::client::{ClientOptions, ClientUrl};
 use mqttbridge::mqtt::Version;
-use mqttbridge::net::connector::{Endpoint, TransportOptions};
+use mqttbridge::net::connector::TransportOptions;
 use mqttbridge::net::tls::ClientTls;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -58,7 +58,7 @@ impl Session {
         queue_depth: usize,
         max_in_flight: usize,
     ) -> PyResult<Self> {
-        url.parse::<Endpoint>().map_err(PyValueError::new_err)?;
+        url.parse::<ClientUrl>().map_err(PyValueError::new_err)?;
         let version = match version {
             "5" | "5.0" => Version::V5,
             "3.1.1" | "311" => Version::V3_1_1,
@@ -106,6 +106,7 @@ impl Session {
             transport: TransportOptions {
                 tls: ClientTls {
                     ca: cafile,
+                    ca_dir: None,
                     insecure,
                     cert_chain: certfile,
                     private_key: keyfile,

@@ -382,6 +382,7 @@ impl Driver {
             qos: received.qos,
             retain: received.retain,
             duplicate: received.dup,
+            packet_id: received.packet_id,
             properties,
         };
         // Waits while the application is behind: backpressure, not drops.

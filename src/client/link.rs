@@ -3,6 +3,7 @@
 
 use bytes::BytesMut;
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tracing::debug;
 
 use super::handshake::{self, Connected, Credentials};
 use crate::mqtt::PacketReader;
@@ -63,6 +64,13 @@ impl Link {
 
     /// Writes an encoded packet.
     pub(super) async fn write_bytes(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        if let Some(first) = bytes.first() {
+            debug!(
+                packet = mqtt::packet_type_name_of(*first),
+                bytes = bytes.len(),
+                "sending"
+            );
+        }
         let written = async {
             self.writer.write_all(bytes).await?;
             // TLS and WebSocket streams buffer until flushed.
@@ -73,9 +81,16 @@ impl Link {
 
     pub(super) async fn read(&mut self, version: Version) -> Result<Option<Packet>, ClientError> {
         match self.reader.next().await {
-            Ok(Some(raw)) => mqtt::decode(version, &raw)
-                .map(Some)
-                .map_err(|e| ClientError::Protocol(e.to_string())),
+            Ok(Some(raw)) => {
+                let packet = mqtt::decode(version, &raw)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                debug!(
+                    packet = mqtt::packet_type_name(&packet),
+                    bytes = raw.data.len(),
+                    "received"
+                );
+                Ok(Some(packet))
+            }
             Ok(None) => Ok(None),
             Err(_) => Err(ClientError::ConnectionLost),
         }

@@ -217,6 +217,8 @@ pub struct Message {
     pub retain: bool,
     /// Whether the broker says it may have sent it before (DUP).
     pub duplicate: bool,
+    /// Packet identifier it came with (0 for QoS 0).
+    pub packet_id: u16,
     /// MQTT 5 properties (empty for 3.1.1).
     pub properties: PublishProperties,
 }

@@ -29,7 +29,9 @@ pub use publish_bytes::{PUBLISH, PublishBytes};
 pub use connect::{ConnectRefusal, accept_connect, client_id};
 pub use framer::Framer;
 pub(crate) use packet::check_publish;
-pub use packet::{CodecError, Packet, decode, encode, packet_type_name, wire_size};
+pub use packet::{
+    CodecError, Packet, decode, encode, packet_type_name, packet_type_name_of, wire_size,
+};
 pub use reason::reason_name;
 pub use topic::{TopicError, check_topic_filter, check_topic_name};
 pub use version::{ProtocolLevel, Version, connect_protocol};

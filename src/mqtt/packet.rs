@@ -188,6 +188,29 @@ pub fn packet_type_name(packet: &Packet) -> &'static str {
     }
 }
 
+/// The packet type named by the first byte of an encoded packet.
+pub fn packet_type_name_of(first_byte: u8) -> &'static str {
+    const NAMES: [&str; 16] = [
+        "reserved",
+        "connect",
+        "connack",
+        "publish",
+        "puback",
+        "pubrec",
+        "pubrel",
+        "pubcomp",
+        "subscribe",
+        "suback",
+        "unsubscribe",
+        "unsuback",
+        "pingreq",
+        "pingresp",
+        "disconnect",
+        "auth",
+    ];
+    NAMES[usize::from(first_byte >> 4)]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,9 +99,9 @@ impl BrokerConnector {
         }
         let config = super::tls::client_config(&ClientTls {
             ca: tls.ca.clone(),
-            insecure: false,
             cert_chain: tls.cert.clone(),
             private_key: tls.key.clone(),
+            ..ClientTls::default()
         })
         .context("TLS towards the broker")?;
         let host = url.addr.as_str().rsplit_once(':').map_or("", |(h, _)| h);

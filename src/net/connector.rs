@@ -3,7 +3,9 @@
 //! `tls://` and `ssl://`), `ws://host:port/path` and `wss://host:port/path`
 //! (WebSocket, path `/mqtt` when none is given), `quic://host:port` (MQTT
 //! over QUIC on UDP/IP) or `scion-quic://[ISD-AS,IP]:port` (MQTT over QUIC
-//! over SCION). The client library and the tools open every connection here.
+//! over SCION). Without a port, MQTT URLs use 1883 (8883 with TLS) and
+//! WebSocket URLs 80 (443). The client library and the tools open every
+//! connection here.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +54,7 @@ impl std::str::FromStr for Endpoint {
                 Some(at) => (&rest[..at], &rest[at..]),
                 None => (rest, DEFAULT_WS_PATH),
             };
-            let addr = check_host_port(addr)?;
+            let addr = check_host_port(&with_default_port(addr, scheme))?;
             return Ok(if scheme == "ws" {
                 Endpoint::Ws(addr, path.to_string())
             } else {
@@ -61,8 +63,12 @@ impl std::str::FromStr for Endpoint {
         }
         let rest = rest.trim_end_matches('/');
         match scheme {
-            "tcp" | "mqtt" => Ok(Endpoint::Tcp(check_host_port(rest)?)),
-            "mqtts" | "tls" | "ssl" => Ok(Endpoint::Tls(check_host_port(rest)?)),
+            "tcp" | "mqtt" => Ok(Endpoint::Tcp(check_host_port(&with_default_port(
+                rest, scheme,
+            ))?)),
+            "mqtts" | "tls" | "ssl" => Ok(Endpoint::Tls(check_host_port(&with_default_port(
+                rest, scheme,
+            ))?)),
             "quic" => Ok(Endpoint::Quic(check_host_port(rest)?)),
             "scion-quic" => rest.parse().map(Endpoint::ScionQuic).map_err(|_| {
                 format!("`{rest}` is not a SCION address like [1-ff00:0:110,10.0.0.1]:4433")
@@ -73,6 +79,27 @@ impl std::str::FromStr for Endpoint {
 }
 
 const SCHEMES: &str = "tcp://, mqtts://, ws://, wss://, quic://, scion-quic://";
+
+/// `host` with the scheme's well-known port when it names none: 1883 for
+/// MQTT, 8883 for MQTT over TLS, 80 and 443 for WebSocket. QUIC has no
+/// registered MQTT port, so `quic://` and `scion-quic://` need one.
+fn with_default_port(host: &str, scheme: &str) -> String {
+    let has_port = match host.strip_prefix('[') {
+        Some(bracketed) => bracketed.contains("]:"),
+        None => host.contains(':'),
+    };
+    let port = match scheme {
+        "mqtts" | "tls" | "ssl" => 8883,
+        "ws" => 80,
+        "wss" => 443,
+        _ => 1883,
+    };
+    if has_port || host.is_empty() {
+        host.to_string()
+    } else {
+        format!("{host}:{port}")
+    }
+}
 
 fn check_host_port(s: &str) -> Result<String, String> {
     s.parse::<super::HostPort>().map(|h| h.as_str().to_string())
@@ -226,11 +253,28 @@ mod tests {
             "scion-quic://[1-ff00:0:110,10.0.0.1]:4433".parse::<Endpoint>(),
             Ok(Endpoint::ScionQuic(_))
         ));
+        // Well-known ports where MQTT has them.
+        for (url, endpoint) in [
+            ("mqtt://broker", Endpoint::Tcp("broker:1883".into())),
+            ("mqtts://broker/", Endpoint::Tls("broker:8883".into())),
+            ("tcp://[::1]", Endpoint::Tcp("[::1]:1883".into())),
+            (
+                "ws://broker/mqtt",
+                Endpoint::Ws("broker:80".into(), "/mqtt".into()),
+            ),
+            (
+                "wss://broker",
+                Endpoint::Wss("broker:443".into(), "/mqtt".into()),
+            ),
+        ] {
+            assert_eq!(url.parse::<Endpoint>(), Ok(endpoint), "{url}");
+        }
         for bad in [
             "127.0.0.1:1883",
             "http://x:1",
             "quic://nohost",
-            "ws://nohost/mqtt",
+            "tcp://",
+            "ws://:80/mqtt",
             "scion-quic://1.2.3.4:5",
         ] {
             assert!(bad.parse::<Endpoint>().is_err(), "{bad}");

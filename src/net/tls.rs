@@ -37,6 +37,9 @@ pub struct ClientTls {
     /// PEM CA bundle the server certificate must chain to; `None` uses the
     /// system's roots.
     pub ca: Option<PathBuf>,
+    /// Directory of PEM CA certificates (every `.pem`/`.crt` file in it),
+    /// besides or instead of `ca`.
+    pub ca_dir: Option<PathBuf>,
     /// Skip server verification (testing only).
     pub insecure: bool,
     /// PEM client certificate chain for mutual TLS.
@@ -63,20 +66,46 @@ pub fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
 }
 
 /// The CAs of a PEM bundle, or the system's roots when there is none.
-fn roots(ca: Option<&Path>) -> anyhow::Result<RootCertStore> {
+/// The CAs of one PEM file.
+fn ca_roots(ca: &Path) -> anyhow::Result<RootCertStore> {
+    roots(&ClientTls {
+        ca: Some(ca.to_path_buf()),
+        ..ClientTls::default()
+    })
+}
+
+/// The CAs a client trusts: `ca`, the files in `ca_dir`, else the system's.
+fn roots(tls: &ClientTls) -> anyhow::Result<RootCertStore> {
     let mut roots = RootCertStore::empty();
-    match ca {
-        Some(ca) => {
-            for cert in read_chain(ca)? {
-                roots
-                    .add(cert)
-                    .with_context(|| format!("adding a CA of {}", ca.display()))?;
-            }
+    let mut files: Vec<PathBuf> = tls.ca.iter().cloned().collect();
+    if let Some(dir) = &tls.ca_dir {
+        let entries =
+            std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|path| {
+                path.extension()
+                    .is_some_and(|ext| ext == "pem" || ext == "crt")
+            })
+            .collect();
+        anyhow::ensure!(
+            !found.is_empty(),
+            "{} holds no .pem or .crt CA certificates",
+            dir.display()
+        );
+        found.sort();
+        files.extend(found);
+    }
+    if files.is_empty() {
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
         }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
+    }
+    for file in &files {
+        for cert in read_chain(file)? {
+            roots
+                .add(cert)
+                .with_context(|| format!("adding a CA of {}", file.display()))?;
         }
     }
     Ok(roots)
@@ -91,7 +120,7 @@ pub fn server_config(tls: &ServerTls) -> anyhow::Result<ServerConfig> {
         ServerConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?;
     let builder = match &tls.client_ca {
         Some(ca) => builder.with_client_cert_verifier(
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots(Some(ca))?), provider())
+            WebPkiClientVerifier::builder_with_provider(Arc::new(ca_roots(ca)?), provider())
                 .build()?,
         ),
         None => builder.with_no_client_auth(),
@@ -111,7 +140,7 @@ pub fn client_config(tls: &ClientTls) -> anyhow::Result<ClientConfig> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AcceptAnyServer(provider())))
     } else {
-        builder.with_root_certificates(roots(tls.ca.as_deref())?)
+        builder.with_root_certificates(roots(tls)?)
     };
     match (&tls.cert_chain, &tls.private_key) {
         (Some(cert), Some(key)) => builder
