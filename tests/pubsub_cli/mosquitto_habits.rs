@@ -398,3 +398,64 @@ async fn tls_flags_choose_mqtts_and_check_the_broker() {
     args.extend(strings(&["--cafile", certs.ca.to_str().unwrap()]));
     assert!(!run(args).await.status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readme_examples_run_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let section = readme
+        .split("### `pub` and `sub`")
+        .nth(1)
+        .expect("README has a pub and sub section");
+    let block = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a sh block");
+    let broker = Mosquitto::start_with_users(&[("alice", "secret")], "", "")
+        .await
+        .unwrap();
+    let port = broker.addr().port();
+    let binary = env!("CARGO_BIN_EXE_mqttbridge");
+    let expected = ["", "sensors/1 21.5 (QoS 1, retained 1)\n", "", ""];
+    let commands: Vec<&str> = block
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .collect();
+    assert_eq!(
+        commands.len(),
+        expected.len(),
+        "an example without an expected output here"
+    );
+    for (command, expected) in commands.iter().zip(expected) {
+        let real = command
+            .replacen("mqttbridge ", &format!("{binary} "), 1)
+            .replace("localhost -p 1883", &format!("127.0.0.1 -p {port}"))
+            .replace("localhost:1883", &format!("127.0.0.1:{port}"));
+        assert_ne!(&real, command, "the example points at the test's broker");
+        let out = bounded(command, Command::new("sh").arg("-c").arg(&real).output())
+            .await
+            .unwrap();
+        assert_eq!(ok(&out), expected, "{command}");
+    }
+    let out = cli(
+        &[
+            "sub",
+            "-u",
+            "alice",
+            "-P",
+            "secret",
+            "-t",
+            "sensors/#",
+            "-W",
+            "1",
+        ],
+        &broker,
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(27),
+        "the retained reading was deleted"
+    );
+}
