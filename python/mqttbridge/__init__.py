@@ -1,5 +1,5 @@
-"""MQTT 3.1.1 and 5.0 over TCP, QUIC and QUIC over SCION: the mqttbridge
-client library for Python, blocking (``Client``) or asyncio
+"""MQTT 3.1.1 and 5.0 over TCP, TLS, WebSocket, QUIC and QUIC over SCION:
+the mqttbridge client library for Python, blocking (``Client``) or asyncio
 (``AsyncClient``)."""
 
 from ._client import AsyncClient, Client
@@ -8,12 +8,13 @@ from ._errors import (
     ConnectError,
     ConnectionLost,
     ConnectionRefused,
+    InvalidRequest,
     MqttError,
     ProtocolError,
     RequestRejected,
     RequestTimeout,
 )
-from ._native import Message
+from ._native import Message, Properties, Will
 
 __all__ = [
     "AsyncClient",
@@ -22,9 +23,12 @@ __all__ = [
     "ConnectError",
     "ConnectionLost",
     "ConnectionRefused",
+    "InvalidRequest",
     "Message",
     "MqttError",
     "ProtocolError",
     "RequestRejected",
+    "Properties",
     "RequestTimeout",
+    "Will",
 ]

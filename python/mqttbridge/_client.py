@@ -2,14 +2,66 @@
 around the native session, which runs the connection on a background tokio
 runtime. Both take the same settings."""
 
+import asyncio
 import os
-from typing import Optional, Union
+import sys
+import threading
+import traceback
+from typing import Any, AsyncIterator, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from . import _native
-from ._native import Message
+from ._errors import ClientClosed
+from ._native import Message, Properties, Will
 
 Payload = Union[str, bytes, bytearray]
 PathLike = Union[str, "os.PathLike[str]"]
+UserProperties = Sequence[Tuple[str, str]]
+
+
+def _path(path: Optional[PathLike]) -> Optional[str]:
+    return None if path is None else os.fspath(path)
+
+
+def _properties(
+    properties: Optional[Properties],
+    payload_format_indicator: Optional[int],
+    message_expiry_interval: Optional[int],
+    content_type: Optional[str],
+    response_topic: Optional[str],
+    correlation_data: Optional[bytes],
+    user_properties: Optional[UserProperties],
+    topic_alias: Optional[int],
+) -> Optional[Properties]:
+    """``properties`` with the keyword arguments given laid over it."""
+    given = {
+        "payload_format_indicator": payload_format_indicator,
+        "message_expiry_interval": message_expiry_interval,
+        "content_type": content_type,
+        "response_topic": response_topic,
+        "correlation_data": correlation_data,
+        "topic_alias": topic_alias,
+    }
+    if all(value is None for value in given.values()) and user_properties is None:
+        return properties
+    merged = Properties() if properties is None else _copy(properties)
+    for name, value in given.items():
+        if value is not None:
+            setattr(merged, name, value)
+    if user_properties is not None:
+        merged.user_properties = list(user_properties)
+    return merged
+
+
+def _copy(properties: Properties) -> Properties:
+    return Properties(
+        payload_format_indicator=properties.payload_format_indicator,
+        message_expiry_interval=properties.message_expiry_interval,
+        content_type=properties.content_type,
+        response_topic=properties.response_topic,
+        correlation_data=properties.correlation_data,
+        user_properties=properties.user_properties,
+        topic_alias=properties.topic_alias,
+    )
 
 
 class _Settings:
@@ -24,7 +76,11 @@ class _Settings:
         keep_alive: float = 30.0,
         timeout: Optional[float] = 30.0,
         reconnect: bool = False,
+        username: Optional[str] = None,
+        password: Optional[Union[str, bytes]] = None,
+        will: Optional[Will] = None,
         cafile: Optional[PathLike] = None,
+        capath: Optional[PathLike] = None,
         insecure: bool = False,
         certfile: Optional[PathLike] = None,
         keyfile: Optional[PathLike] = None,
@@ -33,24 +89,38 @@ class _Settings:
         snap_token_file: Optional[PathLike] = None,
         queue_depth: int = 256,
         max_in_flight: int = 16,
+        receive_maximum: Optional[int] = None,
+        maximum_packet_size: Optional[int] = None,
+        topic_alias_maximum: int = 0,
+        user_properties: Optional[UserProperties] = None,
+        on_message: Optional[Callable[[Message], Any]] = None,
     ) -> None:
         """Settings only; nothing connects before ``connect()``.
 
-        url: ``tcp://host:port``, ``quic://host:port`` (MQTT over QUIC) or
-            ``scion-quic://[ISD-AS,IP]:port`` (MQTT over QUIC over SCION).
+        url: ``tcp://host:port`` (also ``mqtt://``), ``mqtts://host:port``
+            (TLS), ``ws://host:port/path`` and ``wss://host:port/path``
+            (WebSocket), ``quic://host:port`` (MQTT over QUIC) or
+            ``scion-quic://[ISD-AS,IP]:port`` (MQTT over QUIC over SCION);
+            ``user:password@`` before the host is the login (percent-encoded).
         client_id: MQTT client identifier; a random ``mqttbridge-py-...`` when
             not given.
         version: ``"5"`` or ``"3.1.1"``.
         clean_start: clean start (5) / clean session (3.1.1).
         session_expiry: MQTT 5: seconds the broker keeps the session after
-            the connection ends.
+            the connection ends (then reconnections resume it, and messages
+            in flight are sent again).
         keep_alive: seconds; PINGREQ goes out when the link is idle.
         timeout: seconds each call (connect, publish, subscribe, unsubscribe,
             disconnect) may take before ``RequestTimeout``; ``None``: no bound.
         reconnect: reconnect with backoff when the connection is lost,
-            restoring subscriptions.
-        cafile: PEM CA bundle for the QUIC server's certificate (default:
-            the system's roots). insecure: do not check it (testing only).
+            restoring subscriptions (or the kept session).
+        username, password: the login; they win over the URL's. MQTT 5 takes
+            a password without a username.
+        will: the ``Will`` the broker publishes if the connection ends
+            without ``disconnect()``.
+        cafile, capath: PEM CA bundle, or a directory of PEM CA certificates,
+            for the server's certificate (default: the system's roots).
+            insecure: do not check it (testing only).
         certfile, keyfile: PEM client certificate and key for mutual TLS.
         server_name: the name or IP address the server's certificate must
             carry (default: the URL's host; ``localhost`` for SCION). An IP
@@ -61,6 +131,11 @@ class _Settings:
             the client stops reading from the network until ``recv`` is called.
         max_in_flight: QoS 1/2 publishes and (un)subscriptions awaiting
             their answer at once.
+        receive_maximum, maximum_packet_size, topic_alias_maximum,
+            user_properties: MQTT 5 CONNECT properties.
+        on_message: called with each received message (instead of ``recv``):
+            from a background thread for ``Client``, as a task on the event
+            loop for ``AsyncClient`` (a coroutine function is awaited).
         """
         self._session = _native.Session(
             url,
@@ -71,16 +146,30 @@ class _Settings:
             keep_alive=keep_alive,
             timeout=timeout,
             reconnect=reconnect,
-            cafile=None if cafile is None else os.fspath(cafile),
+            username=username,
+            password=password,
+            will=will,
+            cafile=_path(cafile),
+            capath=_path(capath),
             insecure=insecure,
-            certfile=None if certfile is None else os.fspath(certfile),
-            keyfile=None if keyfile is None else os.fspath(keyfile),
+            certfile=_path(certfile),
+            keyfile=_path(keyfile),
             server_name=server_name,
             endhost_api=endhost_api,
-            snap_token_file=None if snap_token_file is None else os.fspath(snap_token_file),
+            snap_token_file=_path(snap_token_file),
             queue_depth=queue_depth,
             max_in_flight=max_in_flight,
+            receive_maximum=receive_maximum,
+            maximum_packet_size=maximum_packet_size,
+            topic_alias_maximum=topic_alias_maximum,
+            user_properties=list(user_properties or []),
         )
+        self.on_message = on_message
+
+
+def _report(callback: object) -> None:
+    print(f"mqttbridge: on_message callback {callback!r} raised:", file=sys.stderr)
+    traceback.print_exc()
 
 
 class Client(_Settings):
@@ -92,19 +181,88 @@ class Client(_Settings):
     ...     message = client.recv(timeout=5)
     """
 
+    _dispatcher: Optional[threading.Thread] = None
+
     def connect(self) -> None:
         """Connects and waits for the broker's CONNACK; again after a
-        disconnect or a lost connection; nothing when connected."""
+        disconnect or a lost connection; nothing when connected. With
+        ``on_message``, starts the thread that calls it."""
         self._session.connect()
+        if self.on_message is not None and (
+            self._dispatcher is None or not self._dispatcher.is_alive()
+        ):
+            self._dispatcher = threading.Thread(
+                target=self._dispatch, name="mqttbridge-on-message", daemon=True
+            )
+            self._dispatcher.start()
 
-    def publish(self, topic: str, payload: Payload, qos: int = 0, retain: bool = False) -> None:
-        """Publishes; returns once written (QoS 0), acknowledged (QoS 1) or
-        the QoS 2 exchange is complete. A ``str`` payload is sent as UTF-8."""
-        self._session.publish(topic, payload, qos, retain)
+    def _dispatch(self) -> None:
+        callback = self.on_message
+        try:
+            for message in self.messages():
+                try:
+                    if callback is not None:
+                        callback(message)
+                except Exception:
+                    _report(callback)
+        except Exception:
+            return  # the connection is lost: no more messages
 
-    def subscribe(self, topic_filter: str, qos: int = 0) -> int:
-        """Subscribes; returns the QoS the broker granted."""
-        return self._session.subscribe(topic_filter, qos)
+    def publish(
+        self,
+        topic: str,
+        payload: Payload,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        properties: Optional[Properties] = None,
+        payload_format_indicator: Optional[int] = None,
+        message_expiry_interval: Optional[int] = None,
+        content_type: Optional[str] = None,
+        response_topic: Optional[str] = None,
+        correlation_data: Optional[bytes] = None,
+        user_properties: Optional[UserProperties] = None,
+        topic_alias: Optional[int] = None,
+    ) -> None:
+        """Publishes; returns once queued (QoS 0: ``disconnect()`` still
+        sends it first), acknowledged (QoS 1) or the QoS 2 exchange is
+        complete. A ``str`` payload is sent as UTF-8. MQTT 5 properties come
+        as ``properties`` or as keyword arguments (which win)."""
+        merged = _properties(
+            properties,
+            payload_format_indicator,
+            message_expiry_interval,
+            content_type,
+            response_topic,
+            correlation_data,
+            user_properties,
+            topic_alias,
+        )
+        self._session.publish(topic, payload, qos, retain, merged)
+
+    def subscribe(
+        self,
+        topic_filter: str,
+        qos: int = 0,
+        *,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        retain_handling: int = 0,
+        subscription_identifier: Optional[int] = None,
+        user_properties: Optional[UserProperties] = None,
+    ) -> int:
+        """Subscribes; returns the QoS the broker granted. The keyword
+        arguments are MQTT 5 subscribe options (retain handling: 0 send
+        retained messages, 1 only for a new subscription, 2 never)."""
+        return self._session.subscribe(
+            topic_filter,
+            qos,
+            no_local,
+            retain_as_published,
+            retain_handling,
+            subscription_identifier,
+            list(user_properties or []),
+        )
 
     def unsubscribe(self, topic_filter: str) -> None:
         """Unsubscribes from one filter."""
@@ -115,6 +273,19 @@ class Client(_Settings):
         (``None``: wait as long as it takes). Raises ``ConnectionLost`` or
         ``ClientClosed`` once no more messages can come."""
         return self._session.recv(timeout)
+
+    def messages(self, timeout: Optional[float] = None) -> Iterator[Message]:
+        """Received messages, one after the other: ``for message in
+        client.messages():``. Ends after ``disconnect()`` (or when
+        ``timeout`` seconds pass without one); raises ``ConnectionLost``."""
+        while True:
+            try:
+                message = self._session.recv(timeout)
+            except ClientClosed:
+                return
+            if message is None:
+                return
+            yield message
 
     def disconnect(self) -> None:
         """Sends DISCONNECT and waits for the broker's side to close (so all
@@ -139,23 +310,100 @@ class AsyncClient(_Settings):
     ...     message = await client.recv(timeout=5)
     """
 
+    _watching: Optional[asyncio.AbstractEventLoop] = None
+    _dispatcher: "Optional[asyncio.Task[None]]" = None
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The running loop, watching for this client's finished calls."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._watching:
+            loop.add_reader(self._session.completion_fd(), self._session.drain)
+            self._watching = loop
+        return loop
+
     async def connect(self) -> None:
-        """See ``Client.connect``."""
-        await self._session.connect_async()
+        """See ``Client.connect``; ``on_message`` runs as a task."""
+        future: "asyncio.Future[None]" = self._loop().create_future()
+        self._session.connect_into(future)
+        await future
+        if self.on_message is not None and (self._dispatcher is None or self._dispatcher.done()):
+            self._dispatcher = asyncio.ensure_future(self._dispatch())
+
+    async def _dispatch(self) -> None:
+        callback = self.on_message
+        try:
+            async for message in self.messages():
+                try:
+                    if callback is not None:
+                        result = callback(message)
+                        if asyncio.iscoroutine(result):
+                            await result
+                except Exception:
+                    _report(callback)
+        except Exception:
+            return  # the connection is lost: no more messages
 
     async def publish(
-        self, topic: str, payload: Payload, qos: int = 0, retain: bool = False
+        self,
+        topic: str,
+        payload: Payload,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        properties: Optional[Properties] = None,
+        payload_format_indicator: Optional[int] = None,
+        message_expiry_interval: Optional[int] = None,
+        content_type: Optional[str] = None,
+        response_topic: Optional[str] = None,
+        correlation_data: Optional[bytes] = None,
+        user_properties: Optional[UserProperties] = None,
+        topic_alias: Optional[int] = None,
     ) -> None:
         """See ``Client.publish``."""
-        await self._session.publish_async(topic, payload, qos, retain)
+        merged = _properties(
+            properties,
+            payload_format_indicator,
+            message_expiry_interval,
+            content_type,
+            response_topic,
+            correlation_data,
+            user_properties,
+            topic_alias,
+        )
+        future = self._loop().create_future()
+        if not self._session.publish_into(future, topic, payload, qos, retain, merged):
+            await future
 
-    async def subscribe(self, topic_filter: str, qos: int = 0) -> int:
+    async def subscribe(
+        self,
+        topic_filter: str,
+        qos: int = 0,
+        *,
+        no_local: bool = False,
+        retain_as_published: bool = False,
+        retain_handling: int = 0,
+        subscription_identifier: Optional[int] = None,
+        user_properties: Optional[UserProperties] = None,
+    ) -> int:
         """See ``Client.subscribe``."""
-        return await self._session.subscribe_async(topic_filter, qos)
+        future: "asyncio.Future[int]" = self._loop().create_future()
+        self._session.subscribe_into(
+            future,
+            topic_filter,
+            qos,
+            no_local,
+            retain_as_published,
+            retain_handling,
+            subscription_identifier,
+            list(user_properties or []),
+        )
+        return await future
 
     async def unsubscribe(self, topic_filter: str) -> None:
         """See ``Client.unsubscribe``."""
-        await self._session.unsubscribe_async(topic_filter)
+        future: "asyncio.Future[None]" = self._loop().create_future()
+        self._session.unsubscribe_into(future, topic_filter)
+        await future
 
     async def recv(self, timeout: Optional[float] = None) -> Optional[Message]:
         """See ``Client.recv``."""
@@ -163,11 +411,29 @@ class AsyncClient(_Settings):
         message = self._session.try_recv()
         if message is not None:
             return message
-        return await self._session.recv_async(timeout)
+        future: "asyncio.Future[Optional[Message]]" = self._loop().create_future()
+        self._session.recv_into(future, timeout)
+        return await future
+
+    async def messages(self, timeout: Optional[float] = None) -> AsyncIterator[Message]:
+        """See ``Client.messages``: ``async for message in client.messages():``."""
+        while True:
+            try:
+                message = await self.recv(timeout)
+            except ClientClosed:
+                return
+            if message is None:
+                return
+            yield message
 
     async def disconnect(self) -> None:
-        """See ``Client.disconnect``."""
-        await self._session.disconnect_async()
+        """See ``Client.disconnect``; stops the ``on_message`` task."""
+        future: "asyncio.Future[None]" = self._loop().create_future()
+        self._session.disconnect_into(future)
+        await future
+        if self._dispatcher is not None and self._dispatcher is not asyncio.current_task():
+            # It ends by itself once the last message is handed out.
+            await asyncio.wait([self._dispatcher], timeout=5)
 
     async def __aenter__(self) -> "AsyncClient":
         await self.connect()

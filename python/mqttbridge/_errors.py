@@ -1,6 +1,7 @@
 """Exceptions the client raises. Every one is an ``MqttError``; when the
-broker answered with a failure code, ``reason_code`` holds it and
-``reason`` its name (``0x87``, ``"not authorized"``)."""
+broker answered with a failure code, ``reason_code`` holds it, ``reason``
+its name (``0x87``, ``"not authorized"``) and, MQTT 5, ``reason_string``
+the broker's own words when it sent some."""
 
 from typing import Optional
 
@@ -10,13 +11,19 @@ class MqttError(Exception):
 
     reason_code: Optional[int]
     reason: Optional[str]
+    reason_string: Optional[str]
 
     def __init__(
-        self, message: str, reason_code: Optional[int] = None, reason: Optional[str] = None
+        self,
+        message: str,
+        reason_code: Optional[int] = None,
+        reason: Optional[str] = None,
+        reason_string: Optional[str] = None,
     ) -> None:
         super().__init__(message)
         self.reason_code = reason_code
         self.reason = reason
+        self.reason_string = reason_string
 
 
 class ConnectError(MqttError):
@@ -30,7 +37,7 @@ class ConnectionRefused(MqttError):
 
 class RequestRejected(MqttError):
     """The broker refused a publish, subscribe or unsubscribe; ``reason_code``
-    is the PUBACK, PUBREC, SUBACK or UNSUBACK code."""
+    is the PUBACK, PUBREC, PUBCOMP, SUBACK or UNSUBACK code."""
 
 
 class ConnectionLost(MqttError):
@@ -40,6 +47,12 @@ class ConnectionLost(MqttError):
 class ClientClosed(MqttError):
     """The client is not connected: ``connect()`` was not called, or
     ``disconnect()`` was."""
+
+
+class InvalidRequest(MqttError, ValueError):
+    """A call the client refused before sending: an invalid topic or filter,
+    a QoS or packet size the broker does not take, a topic alias out of its
+    range (also a ``ValueError``)."""
 
 
 class ProtocolError(MqttError):

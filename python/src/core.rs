@@ -2,14 +2,26 @@
 //! client library's handle and message stream, and bounds every call by
 //! the client's timeout. `session.rs` exposes it to Python both ways.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use mqttbridge::client::{Client, ClientError, ClientOptions, Messages};
+use mqttbridge::client::{
+    Client, ClientError, ClientOptions, Messages, PublishProperties, SubscribeOptions, TryPublish,
+};
 
 use crate::errors::Failure;
 use crate::message::Message;
+
+/// A message to publish.
+pub struct Outgoing {
+    pub topic: String,
+    pub payload: Vec<u8>,
+    pub qos: u8,
+    pub retain: bool,
+    pub properties: PublishProperties,
+}
 
 /// A client: settings, and the connection once made.
 pub struct Core {
@@ -20,6 +32,9 @@ pub struct Core {
     /// Received messages of the current (or last) connection; a tokio mutex
     /// because `recv` waits while holding it.
     messages: tokio::sync::Mutex<Option<Messages>>,
+    /// Messages received for asyncio callers that stopped waiting, handed
+    /// out first (at most one per cancelled call).
+    returned: Mutex<VecDeque<Message>>,
 }
 
 impl Core {
@@ -29,6 +44,7 @@ impl Core {
             timeout,
             client: Mutex::new(None),
             messages: tokio::sync::Mutex::new(None),
+            returned: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -76,23 +92,57 @@ impl Core {
         Ok(())
     }
 
-    pub async fn publish(
-        &self,
-        topic: String,
-        payload: Vec<u8>,
-        qos: u8,
-        retain: bool,
-    ) -> Result<(), Failure> {
+    /// Queues a QoS 0 publish without a trip through the runtime; hands
+    /// the message back when the queue is full.
+    pub fn try_publish(&self, message: Outgoing) -> Result<Option<Outgoing>, Failure> {
         let client = self.handle()?;
-        self.bounded("publish", client.publish(&topic, payload, qos, retain))
-            .await
-            .map(drop)
+        let Outgoing {
+            topic,
+            payload,
+            retain,
+            properties,
+            ..
+        } = message;
+        match client.try_publish(&topic, payload, retain, properties) {
+            Ok(()) => Ok(None),
+            Err(TryPublish::Full {
+                payload,
+                properties,
+            }) => Ok(Some(Outgoing {
+                topic,
+                payload,
+                qos: 0,
+                retain,
+                properties: *properties,
+            })),
+            Err(TryPublish::Failed(ClientError::Closed)) => {
+                Err(Failure::Client(ClientError::ConnectionLost))
+            }
+            Err(TryPublish::Failed(e)) => Err(Failure::Client(e)),
+        }
     }
 
-    pub async fn subscribe(&self, filter: String, qos: u8) -> Result<u8, Failure> {
+    pub async fn publish(&self, message: Outgoing) -> Result<(), Failure> {
         let client = self.handle()?;
-        self.bounded("subscribe", client.subscribe(&filter, qos))
+        let call = client.publish_with_properties(
+            &message.topic,
+            message.payload,
+            message.qos,
+            message.retain,
+            message.properties,
+        );
+        self.bounded("publish", call).await.map(drop)
+    }
+
+    pub async fn subscribe(
+        &self,
+        filter: String,
+        options: SubscribeOptions,
+    ) -> Result<u8, Failure> {
+        let client = self.handle()?;
+        self.bounded("subscribe", client.subscribe_with(&filter, options))
             .await
+            .map(|ack| ack.reason_code)
     }
 
     pub async fn unsubscribe(&self, filter: String) -> Result<(), Failure> {
@@ -107,6 +157,9 @@ impl Core {
     /// fails with `ClientClosed` (we disconnected) or `ConnectionLost`.
     pub async fn recv(&self, timeout: Option<Duration>) -> Result<Option<Message>, Failure> {
         let mut guard = self.messages.lock().await;
+        if let Some(message) = self.take_returned() {
+            return Ok(Some(message));
+        }
         let messages = guard.as_mut().ok_or(Failure::NotConnected)?;
         let next = match timeout {
             Some(limit) => match tokio::time::timeout(limit, messages.recv()).await {
@@ -125,6 +178,9 @@ impl Core {
     /// is none (or a waiting `recv` holds the stream). After the last one,
     /// fails as `recv` does.
     pub fn try_recv(&self) -> Result<Option<Message>, Failure> {
+        if let Some(message) = self.take_returned() {
+            return Ok(Some(message));
+        }
         let Ok(mut guard) = self.messages.try_lock() else {
             return Ok(None);
         };
@@ -134,6 +190,22 @@ impl Core {
             Err(tokio::sync::mpsc::error::TryRecvError::Empty) => Ok(None),
             Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => Err(self.ended()),
         }
+    }
+
+    /// Keeps a message an asyncio caller gave up waiting for.
+    pub fn put_back(&self, message: Message) {
+        self.returned_queue().push_back(message);
+    }
+
+    fn take_returned(&self) -> Option<Message> {
+        self.returned_queue().pop_front()
+    }
+
+    fn returned_queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Message>> {
+        self.returned
+            .lock()
+            // A panic while holding this lock cannot leave a VecDeque torn.
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Why no more messages can come.

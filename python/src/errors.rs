@@ -1,6 +1,6 @@
 //! How client failures reach Python: each one becomes an exception from
 //! `mqttbridge._errors` (all subclasses of `MqttError`) carrying the MQTT
-//! reason code and its name when the broker gave one.
+//! reason code, its name and the broker's reason string when it gave them.
 
 use mqttbridge::client::ClientError;
 use mqttbridge::mqtt::reason_name;
@@ -35,8 +35,15 @@ impl From<Failure> for PyErr {
 /// The exception for `failure`; an error importing the exception classes
 /// is returned as it is.
 fn raise(py: Python<'_>, failure: &Failure) -> Result<PyErr, PyErr> {
+    let reason_string = match failure {
+        Failure::Client(
+            ClientError::Refused { reason, .. } | ClientError::Rejected { reason, .. },
+        ) => reason.clone(),
+        _ => None,
+    };
     let (class, code) = match failure {
-        Failure::Client(ClientError::Url(_) | ClientError::Invalid(_)) => {
+        Failure::Client(ClientError::Invalid(_)) => ("InvalidRequest", None),
+        Failure::Client(ClientError::Url(_)) => {
             return Ok(pyo3::exceptions::PyValueError::new_err(failure_text(
                 failure,
             )));
@@ -50,7 +57,12 @@ fn raise(py: Python<'_>, failure: &Failure) -> Result<PyErr, PyErr> {
         Failure::Timeout(_) => ("RequestTimeout", None),
     };
     let class = py.import("mqttbridge._errors")?.getattr(class)?;
-    let exception = class.call1((failure_text(failure), code, code.map(reason_name)))?;
+    let exception = class.call1((
+        failure_text(failure),
+        code,
+        code.map(reason_name),
+        reason_string,
+    ))?;
     Ok(PyErr::from_value(exception))
 }
 

@@ -3,9 +3,11 @@
 //! as `mqttbridge._native`. The package's Python half
 //! (`python/mqttbridge/`) wraps it as `Client` and `AsyncClient`.
 
+mod completions;
 mod core;
 mod errors;
 mod message;
+mod properties;
 mod session;
 
 use pyo3::prelude::*;
@@ -14,5 +16,7 @@ use pyo3::prelude::*;
 fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<session::Session>()?;
     module.add_class::<message::Message>()?;
+    module.add_class::<properties::Properties>()?;
+    module.add_class::<properties::Will>()?;
     Ok(())
 }

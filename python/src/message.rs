@@ -1,6 +1,9 @@
 //! A received application message as Python sees it.
 
+use mqttbridge::client::PublishProperties;
 use pyo3::prelude::*;
+
+use crate::properties::Properties;
 use pyo3::types::PyBytes;
 
 /// One message from a subscription.
@@ -16,6 +19,7 @@ pub struct Message {
     /// Whether the broker sent it as a retained message.
     #[pyo3(get)]
     retain: bool,
+    properties: PublishProperties,
 }
 
 impl From<mqttbridge::client::Message> for Message {
@@ -25,6 +29,7 @@ impl From<mqttbridge::client::Message> for Message {
             payload: m.payload,
             qos: m.qos,
             retain: m.retain,
+            properties: m.properties,
         }
     }
 }
@@ -35,6 +40,12 @@ impl Message {
     #[getter]
     fn payload<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
         PyBytes::new(py, &self.payload)
+    }
+
+    /// MQTT 5 properties (all unset for MQTT 3.1.1).
+    #[getter]
+    fn properties(&self) -> Properties {
+        Properties::from(&self.properties)
     }
 
     fn __repr__(&self) -> String {

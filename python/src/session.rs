@@ -1,13 +1,19 @@
 //! `mqttbridge._native.Session`: one client connection, with each call
-//! twice: blocking (for `mqttbridge.Client`) and as an awaitable (for
-//! `mqttbridge.AsyncClient`). Both run on one tokio runtime per process.
+//! twice: blocking (for `mqttbridge.Client`) and for asyncio (`*_into`, for
+//! `mqttbridge.AsyncClient`), which settles an asyncio future through
+//! [`Completions`] so the runtime's threads never take the GIL. Both run on
+//! one tokio runtime per process; QoS 0 publishes are queued without a
+//! trip through the runtime at all.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mqttbridge::client::{ClientOptions, ClientUrl};
+use bytes::Bytes;
+use mqttbridge::client::{
+    ClientOptions, ClientUrl, PublishProperties, RetainHandling, SubscribeOptions,
+};
 use mqttbridge::mqtt::Version;
 use mqttbridge::net::connector::TransportOptions;
 use mqttbridge::net::tls::ClientTls;
@@ -15,9 +21,11 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyString};
 
-use crate::core::Core;
+use crate::completions::{Completions, Outcome};
+use crate::core::{Core, Outgoing};
 use crate::errors::Failure;
 use crate::message::Message;
+use crate::properties::{Properties, Will};
 
 /// How often a blocking call looks for Ctrl-C.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
@@ -26,6 +34,7 @@ const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 #[pyclass(frozen, module = "mqttbridge._native")]
 pub struct Session {
     core: Arc<Core>,
+    completions: Arc<Completions>,
 }
 
 #[pymethods]
@@ -33,9 +42,11 @@ impl Session {
     #[new]
     #[pyo3(signature = (
         url, *, client_id=None, version="5", clean_start=true, session_expiry=0.0,
-        keep_alive=30.0, timeout=Some(30.0), reconnect=false, cafile=None, insecure=false,
-        certfile=None, keyfile=None, server_name=None, endhost_api=None, snap_token_file=None,
-        queue_depth=256, max_in_flight=16,
+        keep_alive=30.0, timeout=Some(30.0), reconnect=false, username=None, password=None,
+        will=None, cafile=None, capath=None, insecure=false, certfile=None, keyfile=None,
+        server_name=None, endhost_api=None, snap_token_file=None, queue_depth=256,
+        max_in_flight=16, receive_maximum=None, maximum_packet_size=None,
+        topic_alias_maximum=0, user_properties=Vec::new(),
     ))]
     // Python keyword arguments, one per setting.
     #[allow(clippy::too_many_arguments)]
@@ -48,7 +59,11 @@ impl Session {
         keep_alive: f64,
         timeout: Option<f64>,
         reconnect: bool,
+        username: Option<String>,
+        password: Option<&Bound<'_, PyAny>>,
+        will: Option<PyRef<'_, Will>>,
         cafile: Option<PathBuf>,
+        capath: Option<PathBuf>,
         insecure: bool,
         certfile: Option<PathBuf>,
         keyfile: Option<PathBuf>,
@@ -57,6 +72,10 @@ impl Session {
         snap_token_file: Option<PathBuf>,
         queue_depth: usize,
         max_in_flight: usize,
+        receive_maximum: Option<u16>,
+        maximum_packet_size: Option<u32>,
+        topic_alias_maximum: u16,
+        user_properties: Vec<(String, String)>,
     ) -> PyResult<Self> {
         url.parse::<ClientUrl>().map_err(PyValueError::new_err)?;
         let version = match version {
@@ -72,14 +91,19 @@ impl Session {
         if keep_alive > Duration::from_secs(u64::from(u16::MAX)) {
             return Err(PyValueError::new_err("keep_alive: at most 65535 seconds"));
         }
-        if queue_depth == 0 || max_in_flight == 0 {
+        if queue_depth == 0 || max_in_flight == 0 || receive_maximum == Some(0) {
             return Err(PyValueError::new_err(
-                "queue_depth and max_in_flight: at least 1",
+                "queue_depth, max_in_flight and receive_maximum: at least 1",
             ));
         }
         if certfile.is_some() != keyfile.is_some() {
             return Err(PyValueError::new_err(
                 "certfile and keyfile: give both or neither",
+            ));
+        }
+        if version == Version::V3_1_1 && password.is_some() && username.is_none() {
+            return Err(PyValueError::new_err(
+                "password: MQTT 3.1.1 needs a username with it",
             ));
         }
         let endhost_api = endhost_api
@@ -95,18 +119,26 @@ impl Session {
             .map_err(|e| PyValueError::new_err(format!("{e:#}")))?;
         let client_id =
             client_id.unwrap_or_else(|| format!("mqttbridge-py-{:08x}", rand::random::<u32>()));
+        let defaults = ClientOptions::new(url, &client_id);
         let options = ClientOptions {
             version,
             clean_start,
             session_expiry: seconds("session_expiry", session_expiry)?,
             keep_alive,
             reconnect: reconnect.then(Default::default),
+            username,
+            password: password.map(payload_bytes).transpose()?.map(Bytes::from),
+            will: will.map(|w| w.will.clone()),
             queue_depth,
             max_in_flight,
+            receive_maximum,
+            maximum_packet_size: maximum_packet_size.unwrap_or(defaults.maximum_packet_size),
+            topic_alias_maximum,
+            user_properties,
             transport: TransportOptions {
                 tls: ClientTls {
                     ca: cafile,
-                    ca_dir: None,
+                    ca_dir: capath,
                     insecure,
                     cert_chain: certfile,
                     private_key: keyfile,
@@ -116,11 +148,14 @@ impl Session {
                 snap_token,
                 ..TransportOptions::default()
             },
-            ..ClientOptions::new(url, &client_id)
+            ..defaults
         };
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
+        let completions = Completions::new()
+            .map_err(|e| PyValueError::new_err(format!("cannot make the wake-up socket: {e}")))?;
         Ok(Self {
             core: Arc::new(Core::new(options, timeout)),
+            completions: Arc::new(completions),
         })
     }
 
@@ -128,12 +163,13 @@ impl Session {
         blocking(py, self.core.connect())
     }
 
-    fn connect_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Connects for asyncio: `future` settles once connected.
+    fn connect_into(&self, future: Py<PyAny>) {
         let core = self.core.clone();
-        awaitable(py, async move { core.connect().await })
+        self.settle(future, async move { none(core.connect().await) });
     }
 
-    #[pyo3(signature = (topic, payload, qos=0, retain=false))]
+    #[pyo3(signature = (topic, payload, qos=0, retain=false, properties=None))]
     fn publish(
         &self,
         py: Python<'_>,
@@ -141,58 +177,109 @@ impl Session {
         payload: &Bound<'_, PyAny>,
         qos: u8,
         retain: bool,
+        properties: Option<PyRef<'_, Properties>>,
     ) -> PyResult<()> {
-        let payload = payload_bytes(payload)?;
-        check_qos(qos)?;
-        blocking(py, self.core.publish(topic, payload, qos, retain))
+        let Some(message) = self.queue_or_keep(topic, payload, qos, retain, properties)? else {
+            return Ok(());
+        };
+        blocking(py, self.core.publish(message))
     }
 
-    #[pyo3(signature = (topic, payload, qos=0, retain=false))]
-    fn publish_async<'py>(
+    /// Publishes for asyncio: `True` when a QoS 0 message was queued at
+    /// once (`future` is left alone), else `future` settles when done.
+    #[pyo3(signature = (future, topic, payload, qos=0, retain=false, properties=None))]
+    fn publish_into(
         &self,
-        py: Python<'py>,
+        future: Py<PyAny>,
         topic: String,
         payload: &Bound<'_, PyAny>,
         qos: u8,
         retain: bool,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let payload = payload_bytes(payload)?;
-        check_qos(qos)?;
+        properties: Option<PyRef<'_, Properties>>,
+    ) -> PyResult<bool> {
+        let Some(message) = self.queue_or_keep(topic, payload, qos, retain, properties)? else {
+            return Ok(true);
+        };
         let core = self.core.clone();
-        awaitable(py, async move {
-            core.publish(topic, payload, qos, retain).await
-        })
+        self.settle(future, async move { none(core.publish(message).await) });
+        Ok(false)
     }
 
-    #[pyo3(signature = (topic_filter, qos=0))]
-    fn subscribe(&self, py: Python<'_>, topic_filter: String, qos: u8) -> PyResult<u8> {
-        check_qos(qos)?;
-        blocking(py, self.core.subscribe(topic_filter, qos))
-    }
-
-    #[pyo3(signature = (topic_filter, qos=0))]
-    fn subscribe_async<'py>(
+    #[pyo3(signature = (
+        topic_filter, qos=0, no_local=false, retain_as_published=false, retain_handling=0,
+        subscription_identifier=None, user_properties=Vec::new(),
+    ))]
+    // Python keyword arguments, one per subscribe option.
+    #[allow(clippy::too_many_arguments)]
+    fn subscribe(
         &self,
-        py: Python<'py>,
+        py: Python<'_>,
         topic_filter: String,
         qos: u8,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        check_qos(qos)?;
+        no_local: bool,
+        retain_as_published: bool,
+        retain_handling: u8,
+        subscription_identifier: Option<u32>,
+        user_properties: Vec<(String, String)>,
+    ) -> PyResult<u8> {
+        let options = subscribe_options(
+            qos,
+            no_local,
+            retain_as_published,
+            retain_handling,
+            subscription_identifier,
+            user_properties,
+        )?;
+        blocking(py, self.core.subscribe(topic_filter, options))
+    }
+
+    /// Subscribes for asyncio: `future` settles with the granted QoS.
+    #[pyo3(signature = (
+        future, topic_filter, qos=0, no_local=false, retain_as_published=false,
+        retain_handling=0, subscription_identifier=None, user_properties=Vec::new(),
+    ))]
+    // Python keyword arguments, one per subscribe option.
+    #[allow(clippy::too_many_arguments)]
+    fn subscribe_into(
+        &self,
+        future: Py<PyAny>,
+        topic_filter: String,
+        qos: u8,
+        no_local: bool,
+        retain_as_published: bool,
+        retain_handling: u8,
+        subscription_identifier: Option<u32>,
+        user_properties: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        let options = subscribe_options(
+            qos,
+            no_local,
+            retain_as_published,
+            retain_handling,
+            subscription_identifier,
+            user_properties,
+        )?;
         let core = self.core.clone();
-        awaitable(py, async move { core.subscribe(topic_filter, qos).await })
+        self.settle(future, async move {
+            let result = core.subscribe(topic_filter, options).await;
+            move |py: Python<'_>, _wanted: bool| -> PyResult<Py<PyAny>> {
+                Ok(result?.into_pyobject(py)?.into_any().unbind())
+            }
+        });
+        Ok(())
     }
 
     fn unsubscribe(&self, py: Python<'_>, topic_filter: String) -> PyResult<()> {
         blocking(py, self.core.unsubscribe(topic_filter))
     }
 
-    fn unsubscribe_async<'py>(
-        &self,
-        py: Python<'py>,
-        topic_filter: String,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    /// Unsubscribes for asyncio.
+    fn unsubscribe_into(&self, future: Py<PyAny>, topic_filter: String) {
         let core = self.core.clone();
-        awaitable(py, async move { core.unsubscribe(topic_filter).await })
+        self.settle(
+            future,
+            async move { none(core.unsubscribe(topic_filter).await) },
+        );
     }
 
     #[pyo3(signature = (timeout=None))]
@@ -206,30 +293,117 @@ impl Session {
     }
 
     /// A message that is here already, or `None`, without waiting (the
-    /// asyncio `recv` tries it before it awaits).
+    /// asyncio `recv` tries it before it waits).
     fn try_recv(&self) -> PyResult<Option<Message>> {
         Ok(self.core.try_recv()?)
     }
 
-    #[pyo3(signature = (timeout=None))]
-    fn recv_async<'py>(
-        &self,
-        py: Python<'py>,
-        timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    /// Receives for asyncio: `future` settles with the next message, or
+    /// `None` when `timeout` passes first.
+    #[pyo3(signature = (future, timeout=None))]
+    fn recv_into(&self, future: Py<PyAny>, timeout: Option<f64>) -> PyResult<()> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
         let core = self.core.clone();
-        awaitable(py, async move { core.recv(timeout).await })
+        self.settle(future, async move {
+            let result = core.recv(timeout).await;
+            move |py: Python<'_>, wanted: bool| -> PyResult<Py<PyAny>> {
+                if !wanted {
+                    // The caller gave up waiting: the next one gets it.
+                    if let Ok(Some(message)) = result {
+                        core.put_back(message);
+                    }
+                    return Ok(py.None());
+                }
+                let message = result.map_err(PyErr::from)?;
+                Ok(message.into_pyobject(py)?.into_any().unbind())
+            }
+        });
+        Ok(())
+    }
+
+    /// The descriptor the event loop watches (`loop.add_reader`) to run
+    /// `drain` when asyncio calls have finished.
+    fn completion_fd(&self) -> i32 {
+        self.completions.fd()
+    }
+
+    /// Settles the futures of every asyncio call finished since the last
+    /// drain (run by the event loop).
+    fn drain(&self, py: Python<'_>) -> PyResult<()> {
+        self.completions.drain(py)
     }
 
     fn disconnect(&self, py: Python<'_>) -> PyResult<()> {
         blocking(py, self.core.disconnect())
     }
 
-    fn disconnect_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+    /// Disconnects for asyncio.
+    fn disconnect_into(&self, future: Py<PyAny>) {
         let core = self.core.clone();
-        awaitable(py, async move { core.disconnect().await })
+        self.settle(future, async move { none(core.disconnect().await) });
     }
+}
+
+impl Session {
+    /// Checks a publish; a QoS 0 one is queued at once when there is room
+    /// (`None`), anything else comes back to be sent and awaited.
+    fn queue_or_keep(
+        &self,
+        topic: String,
+        payload: &Bound<'_, PyAny>,
+        qos: u8,
+        retain: bool,
+        properties: Option<PyRef<'_, Properties>>,
+    ) -> PyResult<Option<Outgoing>> {
+        check_qos(qos)?;
+        let message = Outgoing {
+            topic,
+            payload: payload_bytes(payload)?,
+            qos,
+            retain,
+            properties: properties
+                .map(|p| PublishProperties::from(&*p))
+                .unwrap_or_default(),
+        };
+        if qos > 0 {
+            return Ok(Some(message));
+        }
+        Ok(self.core.try_publish(message)?)
+    }
+
+    /// Runs `call` on the runtime and settles `future` with what it
+    /// finishes with, through the completion queue.
+    fn settle<F>(&self, future: Py<PyAny>, call: impl Future<Output = F> + Send + 'static)
+    where
+        F: FnOnce(Python<'_>, bool) -> PyResult<Py<PyAny>> + Send + 'static,
+    {
+        let completions = self.completions.clone();
+        pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
+            let outcome: Outcome = Box::new(call.await);
+            completions.finish(future, outcome);
+        });
+    }
+}
+
+/// Subscribe options from Python's keyword arguments.
+fn subscribe_options(
+    qos: u8,
+    no_local: bool,
+    retain_as_published: bool,
+    retain_handling: u8,
+    subscription_identifier: Option<u32>,
+    user_properties: Vec<(String, String)>,
+) -> PyResult<SubscribeOptions> {
+    check_qos(qos)?;
+    Ok(SubscribeOptions {
+        qos,
+        no_local,
+        retain_as_published,
+        retain_handling: RetainHandling::try_from(retain_handling)
+            .map_err(PyValueError::new_err)?,
+        subscription_identifier,
+        user_properties,
+    })
 }
 
 /// Runs `call` on the runtime with the GIL released, looking for signals
@@ -252,19 +426,18 @@ fn blocking<T: Send>(
     }
 }
 
-/// `call` as a Python awaitable on the running asyncio loop.
-fn awaitable<'py, T>(
-    py: Python<'py>,
-    call: impl Future<Output = Result<T, Failure>> + Send + 'static,
-) -> PyResult<Bound<'py, PyAny>>
-where
-    T: for<'a> IntoPyObject<'a> + Send + 'static,
-{
-    pyo3_async_runtimes::tokio::future_into_py(py, async move { call.await.map_err(PyErr::from) })
+/// The outcome of a call that returns nothing to Python.
+fn none(
+    result: Result<(), Failure>,
+) -> impl FnOnce(Python<'_>, bool) -> PyResult<Py<PyAny>> + Send {
+    move |py, _wanted| {
+        result?;
+        Ok(py.None())
+    }
 }
 
 /// `str` (sent as UTF-8), `bytes` or `bytearray`.
-fn payload_bytes(payload: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+pub fn payload_bytes(payload: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     if let Ok(text) = payload.cast::<PyString>() {
         Ok(text.to_cow()?.as_bytes().to_vec())
     } else if let Ok(bytes) = payload.cast::<PyBytes>() {

@@ -36,6 +36,33 @@ async def concurrent(url: str) -> str:
         return "slow"
 
 
+def mqtt5(url: str) -> list[str]:
+    will = mqttbridge.Will("wills/me", b"gone", qos=1, delay_interval=5,
+                           properties=mqttbridge.Properties(content_type="text/plain"))
+    seen: list[str] = []
+    with Client(url, username="alice", password=b"pw", will=will, session_expiry=60.0,
+                 user_properties=[("a", "b")], on_message=lambda m: seen.append(m.topic)) as client:
+        client.subscribe("a/#", qos=2, no_local=True, retain_handling=2, subscription_identifier=7)
+        props = mqttbridge.Properties(user_properties=[("k", "v")], correlation_data=b"id")
+        client.publish("a/b", "x", qos=1, properties=props, content_type="text/plain")
+        for message in client.messages(timeout=1.0):
+            alias: Optional[int] = message.properties.topic_alias
+            ids: list[int] = message.properties.subscription_identifiers
+            seen.append(f"{alias} {ids} {message.properties.correlation_data!r}")
+    return seen
+
+
+async def iterate(url: str) -> Optional[str]:
+    async with AsyncClient(url) as client:
+        async for message in client.messages(timeout=1.0):
+            return message.properties.content_type
+    return None
+
+
+def rejected(e: mqttbridge.MqttError) -> Optional[str]:
+    return e.reason_string
+
+
 asyncio.run(concurrent("quic://localhost:14567"))
 '''
 

@@ -55,6 +55,20 @@ pub(super) enum Request {
     },
 }
 
+/// Why [`Client::try_publish`] did not queue a message.
+#[derive(Debug)]
+pub enum TryPublish {
+    /// The request queue is full: the message, to publish another way.
+    Full {
+        /// The payload given.
+        payload: Vec<u8>,
+        /// The properties given.
+        properties: Box<PublishProperties>,
+    },
+    /// The topic is invalid or the client is closed.
+    Failed(ClientError),
+}
+
 /// A handle to the session; cheap to clone, all clones share it.
 #[derive(Clone)]
 pub struct Client {
@@ -153,6 +167,39 @@ impl Client {
             done,
         })
         .await
+    }
+
+    /// Queues a QoS 0 publish without waiting for it to be written (a
+    /// `disconnect` later still sends it first). The topic is checked here;
+    /// a full queue hands the message back.
+    pub fn try_publish(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        retain: bool,
+        properties: PublishProperties,
+    ) -> Result<(), TryPublish> {
+        crate::mqtt::check_topic_name(topic).map_err(|e| TryPublish::Failed(e.into()))?;
+        let (done, _) = oneshot::channel();
+        let request = Request::Publish {
+            topic: topic.to_string(),
+            payload,
+            qos: 0,
+            retain,
+            properties,
+            done,
+        };
+        self.requests.try_send(request).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(Request::Publish {
+                payload,
+                properties,
+                ..
+            }) => TryPublish::Full {
+                payload,
+                properties: Box::new(properties),
+            },
+            _ => TryPublish::Failed(ClientError::Closed),
+        })
     }
 
     /// Subscribes to one filter; returns the granted QoS.
