@@ -1,7 +1,8 @@
 """The Python bindings against the Rust client on the same broker, in one
-run: throughput (QoS 1, one publisher, one subscriber) and one-at-a-time
-latency (QoS 0), each printed as a ratio to `mqttbridge bench` (the Rust
-client library, the baseline).
+run: throughput at QoS 0 and 1 (one publisher, one subscriber; asyncio and
+blocking) and one-at-a-time latency (QoS 0), each printed as a ratio to
+`mqttbridge bench` (the Rust client library, the baseline), with
+paho-mqtt's figures beside ours when paho-mqtt is installed.
 
     python bench/python.py [--url tcp://host:port] [--count 20000]
 
@@ -23,6 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
+from typing import Optional
 
 import mqttbridge
 
@@ -50,7 +52,7 @@ def start_mosquitto(workdir: str):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     conf = pathlib.Path(workdir) / "mosquitto.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nset_tcp_nodelay true\n")
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\nmax_queued_messages 0\nset_tcp_nodelay true\n")
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -69,37 +71,43 @@ def rust(args: list) -> dict:
     return json.loads(out.stdout)
 
 
-async def asyncio_throughput(url: str, count: int) -> float:
+PAYLOAD = b"x" * 16
+
+
+async def asyncio_throughput(url: str, count: int, qos: int) -> float:
     name = f"bench/{uuid.uuid4().hex}"
     async with mqttbridge.AsyncClient(url) as sub, mqttbridge.AsyncClient(url, max_in_flight=IN_FLIGHT) as pub:
-        await sub.subscribe(name, qos=1)
-        payload = b"x" * 16
+        await sub.subscribe(name, qos=qos)
 
         async def receive() -> None:
             for _ in range(count):
                 if await sub.recv(timeout=30) is None:
-                    raise SystemExit("asyncio: a message did not arrive")
-
-        # A sliding window of IN_FLIGHT publishes, as `bench throughput`
-        # keeps (waiting for whole batches would stall on the broker's
-        # Nagle-delayed PUBACKs at the end of each).
-        window = asyncio.Semaphore(IN_FLIGHT)
-
-        async def publish() -> None:
-            async with window:
-                await pub.publish(name, payload, qos=1)
+                    raise SystemExit(f"asyncio QoS {qos}: a message did not arrive")
 
         started = time.perf_counter()
         receiving = asyncio.ensure_future(receive())
-        await asyncio.gather(*(publish() for _ in range(count)))
+        if qos == 0:
+            for _ in range(count):
+                await pub.publish(name, PAYLOAD)
+        else:
+            # A sliding window of IN_FLIGHT publishes, as `bench throughput`
+            # keeps (waiting for whole batches would stall on the broker's
+            # Nagle-delayed PUBACKs at the end of each).
+            window = asyncio.Semaphore(IN_FLIGHT)
+
+            async def publish() -> None:
+                async with window:
+                    await pub.publish(name, PAYLOAD, qos=qos)
+
+            await asyncio.gather(*(publish() for _ in range(count)))
         await receiving
         return count / (time.perf_counter() - started)
 
 
-def blocking_throughput(url: str, count: int) -> float:
+def blocking_throughput(url: str, count: int, qos: int) -> float:
     name = f"bench/{uuid.uuid4().hex}"
     with mqttbridge.Client(url) as sub, mqttbridge.Client(url) as pub:
-        sub.subscribe(name, qos=1)
+        sub.subscribe(name, qos=qos)
         missing = []
 
         def receive() -> None:
@@ -112,11 +120,52 @@ def blocking_throughput(url: str, count: int) -> float:
         started = time.perf_counter()
         receiver.start()
         for _ in range(count):
-            pub.publish(name, b"x" * 16, qos=1)  # waits for each PUBACK
+            pub.publish(name, PAYLOAD, qos=qos)  # QoS 1: waits for each PUBACK
         receiver.join(timeout=60)
         if missing or receiver.is_alive():
-            raise SystemExit("blocking: a message did not arrive")
+            raise SystemExit(f"blocking QoS {qos}: a message did not arrive")
         return count / (time.perf_counter() - started)
+
+
+def paho_throughput(url: str, count: int, qos: int) -> Optional[float]:
+    """paho-mqtt 2.x with its network threads, IN_FLIGHT messages in
+    flight at QoS 1; None when paho-mqtt is not installed."""
+    try:
+        import paho.mqtt.client as paho
+    except ImportError:
+        return None
+    host, port = url.removeprefix("tcp://").rsplit(":", 1)
+    name = f"bench/{uuid.uuid4().hex}"
+    received = threading.Semaphore(0)
+    subscribed = threading.Event()
+
+    def client() -> "paho.Client":
+        c = paho.Client(paho.CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        c.max_inflight_messages_set(IN_FLIGHT)
+        c.max_queued_messages_set(0)
+        c.connect(host, int(port))
+        c.loop_start()
+        return c
+
+    sub = client()
+    sub.on_message = lambda *_: received.release()
+    sub.on_subscribe = lambda *_: subscribed.set()
+    sub.subscribe(name, qos=qos)
+    if not subscribed.wait(10):
+        raise SystemExit("paho: no SUBACK")
+    pub = client()
+    started = time.perf_counter()
+    infos = [pub.publish(name, PAYLOAD, qos=qos) for _ in range(count)]
+    for _ in range(count):
+        if not received.acquire(timeout=30):
+            raise SystemExit(f"paho QoS {qos}: a message did not arrive")
+    rate = count / (time.perf_counter() - started)
+    for info in infos[-1:]:
+        info.wait_for_publish(10)
+    for c in (pub, sub):
+        c.disconnect()
+        c.loop_stop()
+    return rate
 
 
 def blocking_latency_p50_us(url: str, count: int) -> float:
@@ -126,7 +175,7 @@ def blocking_latency_p50_us(url: str, count: int) -> float:
         client.subscribe(name)
         for n in range(count + 50):
             started = time.perf_counter()
-            client.publish(name, b"x" * 16)
+            client.publish(name, PAYLOAD)
             if client.recv(timeout=10) is None:
                 raise SystemExit("latency: a message did not arrive")
             if n >= 50:  # warm-up, as `bench latency` does
@@ -140,25 +189,35 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20000)
     parser.add_argument("--latency-count", type=int, default=2000)
     args = parser.parse_args()
+    n = args.count
+    rows = []
     with tempfile.TemporaryDirectory() as workdir:
         broker, url = (None, args.url) if args.url else start_mosquitto(workdir)
         try:
-            base = rust(["throughput", "-L", url, "-p", "1", "-s", "1", "-q", "1",
-                         "-n", str(args.count), "--inflight", str(IN_FLIGHT)])["delivery_rate"]
+            for qos in (0, 1):
+                base = rust(["throughput", "-L", url, "-p", "1", "-s", "1", "-q", str(qos),
+                             "-n", str(n), "--inflight", str(IN_FLIGHT)])["delivery_rate"]
+                async_rate = asyncio.run(asyncio_throughput(url, n, qos))
+                blocking_rate = blocking_throughput(url, n if qos == 0 else min(n, 5000), qos)
+                paho = paho_throughput(url, n, qos)
+                window = f"{IN_FLIGHT} in flight" if qos else "as fast as it goes"
+                rows.append((f"QoS {qos} msg/s, asyncio, {window}", base, async_rate, paho))
+                rows.append((f"QoS {qos} msg/s, blocking, {'1 in flight' if qos else window}",
+                             base, blocking_rate, paho))
             base_latency = rust(["latency", "-L", url, "-n", str(args.latency_count)])["latency"]["p50_us"]
-            async_rate = asyncio.run(asyncio_throughput(url, args.count))
-            blocking_rate = blocking_throughput(url, min(args.count, 5000))
             latency = blocking_latency_p50_us(url, args.latency_count)
         finally:
             if broker:
                 broker.terminate()
                 broker.wait(timeout=10)
-    print(f"Python bindings against the Rust client, {url}, 16-byte payloads\n")
-    print("| measure | Rust client (baseline) | Python | Python / Rust |")
-    print("| --- | ---: | ---: | ---: |")
-    print(f"| QoS 1 msg/s, asyncio, {IN_FLIGHT} in flight | {base:,.0f} | {async_rate:,.0f} | {async_rate / base:.2f} |")
-    print(f"| QoS 1 msg/s, blocking, 1 in flight | {base:,.0f} | {blocking_rate:,.0f} | {blocking_rate / base:.2f} |")
-    print(f"| QoS 0 latency p50, us, one at a time | {base_latency:,.1f} | {latency:,.1f} | {latency / base_latency:.2f} |")
+    print(f"Python bindings against the Rust client (and paho-mqtt when installed), {url}, 16-byte payloads\n")
+    print("| measure | Rust client (baseline) | Python | Python / Rust | paho-mqtt | Python / paho |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, base, ours, paho in rows:
+        theirs = "-" if paho is None else f"{paho:,.0f} ({IN_FLIGHT} in flight)" if "QoS 1" in name else f"{paho:,.0f}"
+        ratio = "-" if paho is None else f"{ours / paho:.2f}"
+        print(f"| {name} | {base:,.0f} | {ours:,.0f} | {ours / base:.2f} | {theirs} | {ratio} |")
+    print(f"| QoS 0 latency p50, us, one at a time | {base_latency:,.1f} | {latency:,.1f} | {latency / base_latency:.2f} | - | - |")
 
 
 if __name__ == "__main__":

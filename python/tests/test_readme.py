@@ -14,6 +14,7 @@ EXPECTED = [
     "sensors/1 21.5 1",
     "alerts/door open",
     "published over SCION",
+    "sensors/2 application/json [('unit', 'C')] [7]",
     "refused: 0x87 not authorized",
 ]
 
@@ -30,6 +31,7 @@ def test_readme_python_examples_work(tmp_path, quic_url, scion, certs):
     broker = Broker(tmp_path, name="readme", extra=f"allow_anonymous true\nacl_file {acl}\n")
     swaps = {
         "tcp://127.0.0.1:1883": broker.url,
+        "@127.0.0.1:1883": f"@127.0.0.1:{broker.port}",
         "quic://localhost:14567": quic_url,
         '"ca.pem"': repr(str(certs / "ca.pem")),
         "scion-quic://[2-ff00:0:212,127.0.0.1]:4433": scion["url"],

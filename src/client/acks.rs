@@ -144,3 +144,49 @@ pub(super) fn answer(packet: Packet) -> Answer {
         other => Answer::Other(packet_type_name(&other)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use mqtt_protocol_core::mqtt::packet::{ReasonString, UserProperty, v5_0};
+    use mqtt_protocol_core::mqtt::result_code::PubackReasonCode;
+
+    use super::*;
+
+    fn puback(code: PubackReasonCode) -> Packet {
+        Packet::V5_0Puback(
+            v5_0::Puback::builder()
+                .packet_id(9u16)
+                .reason_code(code)
+                .props(vec![
+                    Property::ReasonString(ReasonString::new("quota of 10/s").unwrap()),
+                    Property::UserProperty(UserProperty::new("retry", "later").unwrap()),
+                ])
+                .build()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn reason_strings_and_user_properties_reach_the_caller() {
+        let Answer::Publish { id, qos, ack } = answer(puback(PubackReasonCode::QuotaExceeded))
+        else {
+            panic!("a PUBACK answers a publish");
+        };
+        assert_eq!((id, qos), (9, 1));
+        let error = ack.unwrap_err();
+        assert_eq!(error.reason_code(), Some(0x97));
+        assert_eq!(
+            error.to_string(),
+            "request refused by the broker: 0x97 quota exceeded (\"quota of 10/s\")"
+        );
+
+        let Answer::Publish { ack, .. } = answer(puback(PubackReasonCode::NoMatchingSubscribers))
+        else {
+            panic!("a PUBACK answers a publish");
+        };
+        let ack = ack.unwrap();
+        assert_eq!(ack.reason_code, 0x10);
+        assert_eq!(ack.reason_string.as_deref(), Some("quota of 10/s"));
+        assert_eq!(ack.user_properties, [("retry".into(), "later".into())]);
+    }
+}
