@@ -459,3 +459,129 @@ async fn readme_examples_run_as_written() {
         "the retained reading was deleted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt5_flags_session_expiry_will_properties_and_subscribe_options() {
+    let broker = Mosquitto::start("").await.unwrap();
+    // Subscription identifier and no-local: our own publish is not printed.
+    let sub = Background::start({
+        let mut args = strings(&[
+            "sub",
+            "-t",
+            "m5/#",
+            "-C",
+            "1",
+            "-F",
+            "%S %t %p",
+            "--no-local",
+        ]);
+        args.extend(strings(&[
+            "-x",
+            "60",
+            "-i",
+            "m5-sub",
+            "-D",
+            "connect",
+            "user-property",
+            "a",
+            "b",
+        ]));
+        args.extend(strings(&[
+            "-D",
+            "subscribe",
+            "subscription-identifier",
+            "5",
+        ]));
+        args.extend(host_port(&broker));
+        args
+    })
+    .await;
+    ok(&cli(&["pub", "-t", "m5/x", "-m", "hi", "-q", "1"], &broker).await);
+    let (code, out) = sub.finish().await;
+    assert_eq!((code, out.as_str()), (Some(0), "5 m5/x hi\n"));
+
+    // A retained Will with properties.
+    let mut doomed = Background::start({
+        let mut args = strings(&[
+            "sub",
+            "-t",
+            "nothing",
+            "--will-topic",
+            "m5/will",
+            "--will-payload",
+            "gone",
+        ]);
+        args.extend(strings(&[
+            "--will-retain",
+            "-D",
+            "will",
+            "content-type",
+            "text/plain",
+        ]));
+        args.extend(strings(&["-D", "will", "will-delay-interval", "0"]));
+        args.extend(host_port(&broker));
+        args
+    })
+    .await;
+    doomed.child.kill().await.unwrap();
+    let _ = doomed.child.wait().await;
+    let out = ok(&cli(
+        &[
+            "sub", "-t", "m5/will", "-C", "1", "-W", "10", "-F", "%r %C %p",
+        ],
+        &broker,
+    )
+    .await);
+    assert_eq!(out, "1 text/plain gone\n");
+
+    // Retain handling 2: the retained Will is not sent at subscribe.
+    let out = cli(
+        &["sub", "-t", "m5/will", "--retain-handling", "2", "-W", "1"],
+        &broker,
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(27));
+    // Retain as published keeps the flag on a live retained message.
+    let keep = Background::start({
+        let mut args = strings(&[
+            "sub",
+            "-t",
+            "m5/live",
+            "-C",
+            "1",
+            "-F",
+            "%r",
+            "--retain-as-published",
+        ]);
+        args.extend(host_port(&broker));
+        args
+    })
+    .await;
+    ok(&cli(&["pub", "-t", "m5/live", "-m", "x", "-r"], &broker).await);
+    let (_, out) = keep.finish().await;
+    assert_eq!(out, "1\n");
+
+    // TLS flags with a plain URL are a mistake, not silently ignored.
+    let out = cli(
+        &["pub", "-t", "x", "-m", "x", "--tls-use-os-certs"],
+        &broker,
+    )
+    .await;
+    assert!(!out.status.success());
+    let out = run(strings(&[
+        "pub",
+        "-L",
+        &format!("mqtt://{}", broker.addr()),
+        "--cafile",
+        "ca.pem",
+        "-t",
+        "x",
+        "-m",
+        "x",
+    ]))
+    .await;
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("need a TLS URL"),
+        "{out:?}"
+    );
+}

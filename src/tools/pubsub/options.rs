@@ -72,6 +72,18 @@ pub(super) fn prepare(client: &ClientArgs, session: &SessionArgs) -> anyhow::Res
         Some(url) => split_topic(url),
         None => (host_port_url(client, session), None),
     };
+    let tls_flags = client.cafile.is_some()
+        || client.capath.is_some()
+        || client.tls_use_os_certs
+        || client.cert.is_some();
+    let plain = ["tcp://", "mqtt://", "ws://"]
+        .iter()
+        .any(|scheme| url.starts_with(scheme));
+    if tls_flags && plain {
+        bail!(
+            "TLS flags (--cafile, --capath, --cert, --tls-use-os-certs) need a TLS URL: {url} is not (use mqtts:// or wss://)"
+        );
+    }
     let mut options = client_options(client, &url)?;
     let properties = PropertyFlags::parse(&session.properties).map_err(anyhow::Error::msg)?;
     if options.version == Version::V3_1_1 && !session.properties.is_empty() {
