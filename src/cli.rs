@@ -46,7 +46,8 @@ Examples:
   # SCION clients reach a QUIC-capable broker on UDP/IP; QUIC stays end to end
   mqttbridge scion-udp --endhost-api http://10.0.0.1:48000 --broker broker.example:14567
 
-  # Publish and subscribe, mosquitto_pub/sub style, over any transport
+  # Publish and subscribe with mosquitto_pub/sub's flags, over any transport
+  mqttbridge pub -h broker.example -u alice -P secret -t sensors/1 -m 21.5 -q 1 -r
   mqttbridge sub -L quic://broker.example:14567 --cafile ca.pem -t 'sensors/#' -v
   mqttbridge pub -L wss://broker.example:8084/mqtt --cafile ca.pem -t sensors/1 -m 21.5
   mqttbridge pub -L scion-quic://[1-ff00:0:110,10.0.0.2]:4433 --endhost-api http://10.0.1.1:48000 \
@@ -137,9 +138,9 @@ pub enum Command {
         /// The TOML file.
         file: PathBuf,
     },
-    /// Publish one message (like mosquitto_pub) over tcp, mqtts, ws, wss, quic or scion-quic.
+    /// Publish messages with mosquitto_pub's flags, over tcp, mqtts, ws, wss, quic or scion-quic.
     Pub(PubArgs),
-    /// Subscribe and print messages (like mosquitto_sub) over tcp, mqtts, ws, wss, quic or scion-quic.
+    /// Subscribe and print messages with mosquitto_sub's flags, over tcp, mqtts, ws, wss, quic or scion-quic.
     Sub(SubArgs),
     /// Run mosquitto, s-proxy and r-proxy on this machine and send messages through them.
     Demo(DemoArgs),

@@ -14,7 +14,7 @@ from ._errors import (
     RequestRejected,
     RequestTimeout,
 )
-from ._native import Message, Properties, Will
+from ._native import Message, Properties, Publication, Will
 
 __all__ = [
     "AsyncClient",
@@ -29,6 +29,7 @@ __all__ = [
     "ProtocolError",
     "RequestRejected",
     "Properties",
+    "Publication",
     "RequestTimeout",
     "Will",
 ]

@@ -11,7 +11,7 @@ from typing import Any, AsyncIterator, Callable, Iterator, Optional, Sequence, T
 
 from . import _native
 from ._errors import ClientClosed
-from ._native import Message, Properties, Will
+from ._native import Message, Properties, Publication, Will
 
 Payload = Union[str, bytes, bytearray]
 PathLike = Union[str, "os.PathLike[str]"]
@@ -239,6 +239,38 @@ class Client(_Settings):
             topic_alias,
         )
         self._session.publish(topic, payload, qos, retain, merged)
+
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: Payload,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        properties: Optional[Properties] = None,
+        payload_format_indicator: Optional[int] = None,
+        message_expiry_interval: Optional[int] = None,
+        content_type: Optional[str] = None,
+        response_topic: Optional[str] = None,
+        correlation_data: Optional[bytes] = None,
+        user_properties: Optional[UserProperties] = None,
+        topic_alias: Optional[int] = None,
+    ) -> Publication:
+        """Starts a publish and returns at once, so one thread keeps many in
+        flight (up to ``max_in_flight``; more wait their turn in order);
+        ``Publication.wait()`` blocks until it is acknowledged and raises
+        what it failed with."""
+        merged = _properties(
+            properties,
+            payload_format_indicator,
+            message_expiry_interval,
+            content_type,
+            response_topic,
+            correlation_data,
+            user_properties,
+            topic_alias,
+        )
+        return self._session.publish_nowait(topic, payload, qos, retain, merged)
 
     def subscribe(
         self,

@@ -43,6 +43,12 @@ class Will:
         properties: Optional[Properties] = None,
     ) -> None: ...
 
+class Publication:
+    """A publish started by ``Client.publish_nowait``."""
+
+    def done(self) -> bool: ...
+    def wait(self, timeout: Optional[float] = None) -> None: ...
+
 class Message:
     """One message from a subscription."""
 
@@ -97,6 +103,14 @@ class Session:
         retain: bool = False,
         properties: Optional[Properties] = None,
     ) -> None: ...
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: Union[str, bytes, bytearray],
+        qos: int = 0,
+        retain: bool = False,
+        properties: Optional[Properties] = None,
+    ) -> Publication: ...
     def publish_into(
         self,
         future: "asyncio.Future[None]",

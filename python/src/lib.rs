@@ -8,6 +8,7 @@ mod core;
 mod errors;
 mod message;
 mod properties;
+mod publication;
 mod session;
 
 use pyo3::prelude::*;
@@ -18,5 +19,6 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<message::Message>()?;
     module.add_class::<properties::Properties>()?;
     module.add_class::<properties::Will>()?;
+    module.add_class::<publication::Publication>()?;
     Ok(())
 }

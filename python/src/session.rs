@@ -26,6 +26,7 @@ use crate::core::{Core, Outgoing};
 use crate::errors::Failure;
 use crate::message::Message;
 use crate::properties::{Properties, Will};
+use crate::publication::Publication;
 
 /// How often a blocking call looks for Ctrl-C.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
@@ -183,6 +184,27 @@ impl Session {
             return Ok(());
         };
         blocking(py, self.core.publish(message))
+    }
+
+    /// Starts a publish without waiting for its acknowledgement.
+    #[pyo3(signature = (topic, payload, qos=0, retain=false, properties=None))]
+    fn publish_nowait(
+        &self,
+        topic: String,
+        payload: &Bound<'_, PyAny>,
+        qos: u8,
+        retain: bool,
+        properties: Option<PyRef<'_, Properties>>,
+    ) -> PyResult<Publication> {
+        let Some(message) = self.queue_or_keep(topic, payload, qos, retain, properties)? else {
+            return Ok(Publication::done());
+        };
+        let publication = Publication::in_flight();
+        let outcome = publication.outcome();
+        let core = self.core.clone();
+        pyo3_async_runtimes::tokio::get_runtime()
+            .spawn(async move { outcome.finish(core.publish(message).await) });
+        Ok(publication)
     }
 
     /// Publishes for asyncio: `True` when a QoS 0 message was queued at

@@ -258,3 +258,17 @@ def test_reason_strings_reach_python_when_the_broker_sends_them():
     assert refused.value.reason == "bad user name or password"
     assert refused.value.reason_string == "bad password, try again"
     assert "bad password, try again" in str(refused.value)
+
+
+def test_publish_nowait_keeps_many_in_flight_from_one_thread(broker):
+    topic = f"nowait/{uuid.uuid4().hex}"
+    with Client(broker.url, max_in_flight=8) as client:
+        client.subscribe(topic, qos=1)
+        started = [client.publish_nowait(topic, f"{n}", qos=1) for n in range(200)]
+        for publication in started:
+            publication.wait(timeout=10)
+        assert all(p.done() for p in started)
+        got = {client.recv(timeout=10).payload for _ in range(200)}
+        assert got == {f"{n}".encode() for n in range(200)}
+        with pytest.raises(mqttbridge.InvalidRequest):
+            client.publish_nowait("a/+", "x", qos=1).wait(timeout=10)

@@ -27,7 +27,8 @@ def readme_examples() -> list:
 
 def test_readme_python_examples_work(tmp_path, quic_url, scion, certs):
     acl = tmp_path / "acl"
-    acl.write_text("topic readwrite sensors/#\ntopic readwrite alerts/#\n")
+    acl.write_text("topic readwrite sensors/#\ntopic readwrite alerts/#\n"
+                   "user alice\ntopic readwrite sensors/#\ntopic readwrite status/#\n")
     broker = Broker(tmp_path, name="readme", extra=f"allow_anonymous true\nacl_file {acl}\n")
     swaps = {
         "tcp://127.0.0.1:1883": broker.url,

@@ -45,6 +45,8 @@ def mqtt5(url: str) -> list[str]:
         client.subscribe("a/#", qos=2, no_local=True, retain_handling=2, subscription_identifier=7)
         props = mqttbridge.Properties(user_properties=[("k", "v")], correlation_data=b"id")
         client.publish("a/b", "x", qos=1, properties=props, content_type="text/plain")
+        pending: mqttbridge.Publication = client.publish_nowait("a/c", b"y", qos=1)
+        pending.wait(timeout=5.0)
         for message in client.messages(timeout=1.0):
             alias: Optional[int] = message.properties.topic_alias
             ids: list[int] = message.properties.subscription_identifiers
