@@ -10,7 +10,7 @@ import traceback
 from typing import Any, AsyncIterator, Callable, Iterator, Optional, Sequence, Tuple, Union
 
 from . import _native
-from ._errors import ClientClosed
+from ._errors import ClientClosed, RequestTimeout
 from ._native import Message, Properties, Publication, Will
 
 Payload = Union[str, bytes, bytearray]
@@ -165,6 +165,12 @@ class _Settings:
             user_properties=list(user_properties or []),
         )
         self.on_message = on_message
+        self._timeout = timeout
+
+
+def _expire(future: "asyncio.Future[None]", what: str) -> None:
+    if not future.done():
+        future.set_exception(RequestTimeout(f"{what} did not finish within the client's timeout"))
 
 
 def _report(callback: object) -> None:
@@ -402,9 +408,18 @@ class AsyncClient(_Settings):
             user_properties,
             topic_alias,
         )
-        future = self._loop().create_future()
-        if not self._session.publish_into(future, topic, payload, qos, retain, merged):
+        loop = self._loop()
+        future: "asyncio.Future[None]" = loop.create_future()
+        if self._session.publish_into(future, topic, payload, qos, retain, merged):
+            return  # QoS 0, queued
+        if self._timeout is None:
             await future
+            return
+        expiry = loop.call_later(self._timeout, _expire, future, "publish")
+        try:
+            await future
+        finally:
+            expiry.cancel()
 
     async def subscribe(
         self,

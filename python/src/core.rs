@@ -8,7 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use mqttbridge::client::{
-    Client, ClientError, ClientOptions, Messages, PublishProperties, SubscribeOptions, TryPublish,
+    Ack, Client, ClientError, ClientOptions, Messages, PublishProperties, SubscribeOptions,
+    TryPublish,
 };
 
 use crate::errors::Failure;
@@ -112,6 +113,47 @@ impl Core {
                 topic,
                 payload,
                 qos: 0,
+                retain,
+                properties: *properties,
+            })),
+            Err(TryPublish::Failed(ClientError::Closed)) => {
+                Err(Failure::Client(ClientError::ConnectionLost))
+            }
+            Err(TryPublish::Failed(e)) => Err(Failure::Client(e)),
+        }
+    }
+
+    /// Starts a publish without a trip through the runtime when the request
+    /// queue has room; `done` hears the outcome (from the session's task).
+    /// A full queue hands the message back.
+    pub fn publish_then(
+        &self,
+        message: Outgoing,
+        done: impl FnOnce(Result<(), Failure>) + Send + 'static,
+    ) -> Result<Option<Outgoing>, Failure> {
+        let client = self.handle()?;
+        let Outgoing {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+        } = message;
+        let finished = move |result: Result<Ack, ClientError>| {
+            done(result.map(drop).map_err(|e| match e {
+                ClientError::Closed => Failure::Client(ClientError::ConnectionLost),
+                e => Failure::Client(e),
+            }))
+        };
+        match client.publish_then(&topic, payload, qos, retain, properties, finished) {
+            Ok(()) => Ok(None),
+            Err(TryPublish::Full {
+                payload,
+                properties,
+            }) => Ok(Some(Outgoing {
+                topic,
+                payload,
+                qos,
                 retain,
                 properties: *properties,
             })),

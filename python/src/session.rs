@@ -201,17 +201,27 @@ impl Session {
         };
         let publication = Publication::in_flight();
         let outcome = publication.outcome();
-        let core = self.core.clone();
-        pyo3_async_runtimes::tokio::get_runtime()
-            .spawn(async move { outcome.finish(core.publish(message).await) });
+        let finished = outcome.clone();
+        if let Some(message) = self
+            .core
+            .publish_then(message, move |r| finished.finish(r))?
+        {
+            // The request queue is full: wait for room on the runtime.
+            let core = self.core.clone();
+            pyo3_async_runtimes::tokio::get_runtime()
+                .spawn(async move { outcome.finish(core.publish(message).await) });
+        }
         Ok(publication)
     }
 
     /// Publishes for asyncio: `True` when a QoS 0 message was queued at
     /// once (`future` is left alone), else `future` settles when done.
     #[pyo3(signature = (future, topic, payload, qos=0, retain=false, properties=None))]
+    // Python's arguments, plus the GIL token.
+    #[allow(clippy::too_many_arguments)]
     fn publish_into(
         &self,
+        py: Python<'_>,
         future: Py<PyAny>,
         topic: String,
         payload: &Bound<'_, PyAny>,
@@ -222,8 +232,16 @@ impl Session {
         let Some(message) = self.queue_or_keep(topic, payload, qos, retain, properties)? else {
             return Ok(true);
         };
-        let core = self.core.clone();
-        self.settle(future, async move { none(core.publish(message).await) });
+        let completions = self.completions.clone();
+        let waiting = future.clone_ref(py);
+        let finished = move |result: Result<(), Failure>| {
+            completions.finish(waiting, Box::new(none(result)));
+        };
+        if let Some(message) = self.core.publish_then(message, finished)? {
+            // The request queue is full: wait for room on the runtime.
+            let core = self.core.clone();
+            self.settle(future, async move { none(core.publish(message).await) });
+        }
         Ok(false)
     }
 

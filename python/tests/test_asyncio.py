@@ -1,6 +1,8 @@
 """mqttbridge.AsyncClient under asyncio, on every line to the broker."""
 
 import asyncio
+import signal
+import time
 import uuid
 
 import pytest
@@ -70,3 +72,18 @@ def test_errors_are_the_same_exceptions(tmp_path):
     assert refused.value.reason_code == 0x87
     with pytest.raises(mqttbridge.ClientClosed):
         run(AsyncClient(strict.url).publish("t", "m"))
+
+
+def test_a_stalled_broker_times_out_an_async_publish(own_broker):
+    async def scenario():
+        async with AsyncClient(own_broker.url, timeout=1.0) as client:
+            own_broker.process.signal(signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                with pytest.raises(mqttbridge.RequestTimeout, match="publish did not finish"):
+                    await client.publish("stalled", "stuck", qos=1)
+                return time.monotonic() - started
+            finally:
+                own_broker.process.signal(signal.SIGCONT)
+
+    assert 0.9 < run(scenario()) < 5

@@ -212,13 +212,13 @@ impl Driver {
                 {
                     Ok(bytes) => bytes,
                     Err(e) => {
-                        let _ = done.send(Err(e));
+                        done.send(Err(e));
                         return Ok(true);
                     }
                 };
                 if qos == 0 {
                     let written = self.link.write_bytes(&bytes).await;
-                    let _ = done.send(match &written {
+                    done.send(match &written {
                         Ok(()) => Ok(Ack::default()),
                         Err(_) => Err(ClientError::ConnectionLost),
                     });
@@ -257,7 +257,7 @@ impl Driver {
                 let bytes = match packet {
                     Ok(packet) => encoded(&packet),
                     Err(e) => {
-                        let _ = done.send(Err(e));
+                        done.send(Err(e));
                         return Ok(true);
                     }
                 };
@@ -280,7 +280,7 @@ impl Driver {
                 let bytes = match packet {
                     Ok(packet) => encoded(&packet),
                     Err(e) => {
-                        let _ = done.send(Err(e));
+                        done.send(Err(e));
                         return Ok(true);
                     }
                 };

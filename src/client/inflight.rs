@@ -5,12 +5,12 @@
 //! (un)subscriptions), as MQTT 3.1.1 §4.4 and 5.0 §4.4 require.
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
 use tracing::debug;
 
 use super::driver::Driver;
 use super::options::{Ack, ClientError};
 use super::packets;
+use super::session::Done;
 
 /// The DUP flag in a PUBLISH's first byte.
 const DUP: u8 = 0x08;
@@ -19,7 +19,7 @@ const DUP: u8 = 0x08;
 pub(super) enum Pending {
     Publish {
         qos: u8,
-        done: oneshot::Sender<Result<Ack, ClientError>>,
+        done: Done,
         /// The encoded PUBLISH, kept to send again when the session is
         /// kept.
         resend: Option<Bytes>,
@@ -27,11 +27,11 @@ pub(super) enum Pending {
         released: bool,
     },
     Subscribe {
-        done: oneshot::Sender<Result<Ack, ClientError>>,
+        done: Done,
         resend: Bytes,
     },
     Unsubscribe {
-        done: oneshot::Sender<Result<Ack, ClientError>>,
+        done: Done,
         resend: Bytes,
     },
 }
@@ -43,7 +43,7 @@ impl Pending {
             | Pending::Subscribe { done, .. }
             | Pending::Unsubscribe { done, .. } => done,
         };
-        let _ = done.send(Err(error()));
+        done.send(Err(error()));
     }
 }
 
@@ -137,14 +137,14 @@ impl Driver {
             } else {
                 ack
             };
-            let _ = done.send(result);
+            done.send(result);
         }
     }
 
     pub(super) fn complete(&mut self, id: u16, ack: Result<Ack, ClientError>) {
         match self.pending.remove(&id) {
             Some(Pending::Subscribe { done, .. } | Pending::Unsubscribe { done, .. }) => {
-                let _ = done.send(ack);
+                done.send(ack);
             }
             Some(other) => {
                 // An id in use by a publish: not this answer's.

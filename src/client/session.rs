@@ -32,6 +32,55 @@ use super::options::{Ack, ClientError, ClientOptions, Messages};
 use super::properties::{PublishProperties, SubscribeOptions};
 use super::url::ClientUrl;
 
+type Callback = Box<dyn FnOnce(Result<Ack, ClientError>) + Send>;
+
+/// Who hears how a request ended: a caller awaiting it, or a callback.
+pub(super) enum Done {
+    Waiting(Option<oneshot::Sender<Result<Ack, ClientError>>>),
+    /// Called once; with "connection lost" if the request is dropped
+    /// unanswered (the session ended with it still queued).
+    Callback(Option<Callback>),
+}
+
+impl Done {
+    fn callback(done: impl FnOnce(Result<Ack, ClientError>) + Send + 'static) -> Self {
+        Done::Callback(Some(Box::new(done)))
+    }
+
+    pub(super) fn send(mut self, result: Result<Ack, ClientError>) {
+        match &mut self {
+            Done::Waiting(caller) => {
+                if let Some(caller) = caller.take() {
+                    // A caller that stopped waiting needs no answer.
+                    let _ = caller.send(result);
+                }
+            }
+            Done::Callback(callback) => {
+                if let Some(callback) = callback.take() {
+                    callback(result);
+                }
+            }
+        }
+    }
+
+    /// Takes the callback out uncalled (the request was never queued).
+    fn disarm(mut self) {
+        if let Done::Callback(callback) = &mut self {
+            callback.take();
+        }
+    }
+}
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        if let Done::Callback(callback) = self
+            && let Some(callback) = callback.take()
+        {
+            callback(Err(ClientError::ConnectionLost));
+        }
+    }
+}
+
 pub(super) enum Request {
     Publish {
         topic: String,
@@ -39,16 +88,16 @@ pub(super) enum Request {
         qos: u8,
         retain: bool,
         properties: PublishProperties,
-        done: oneshot::Sender<Result<Ack, ClientError>>,
+        done: Done,
     },
     Subscribe {
         filter: String,
         options: SubscribeOptions,
-        done: oneshot::Sender<Result<Ack, ClientError>>,
+        done: Done,
     },
     Unsubscribe {
         filter: String,
-        done: oneshot::Sender<Result<Ack, ClientError>>,
+        done: Done,
     },
     Disconnect {
         done: oneshot::Sender<Result<(), ClientError>>,
@@ -119,13 +168,10 @@ impl Client {
         self.connected.borrow().clone()
     }
 
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<Result<T, ClientError>>) -> Request,
-    ) -> Result<T, ClientError> {
+    async fn call(&self, make: impl FnOnce(Done) -> Request) -> Result<Ack, ClientError> {
         let (done, result) = oneshot::channel();
         self.requests
-            .send(make(done))
+            .send(make(Done::Waiting(Some(done))))
             .await
             .map_err(|_| ClientError::Closed)?;
         result.await.map_err(|_| ClientError::ConnectionLost)?
@@ -180,25 +226,77 @@ impl Client {
         properties: PublishProperties,
     ) -> Result<(), TryPublish> {
         crate::mqtt::check_topic_name(topic).map_err(|e| TryPublish::Failed(e.into()))?;
-        let (done, _) = oneshot::channel();
+        self.try_request(topic, payload, 0, retain, properties, Done::callback(drop))
+    }
+
+    /// Starts a publish at any QoS without waiting, if the request queue
+    /// has room: `done` is called with the outcome, from the session's
+    /// task (so it must be quick). A full queue hands the message back
+    /// and `done` is not called.
+    pub fn publish_then(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        qos: u8,
+        retain: bool,
+        properties: PublishProperties,
+        done: impl FnOnce(Result<Ack, ClientError>) + Send + 'static,
+    ) -> Result<(), TryPublish> {
+        if qos > 2 {
+            return Err(TryPublish::Failed(ClientError::Invalid(format!(
+                "QoS {qos}: use 0, 1 or 2"
+            ))));
+        }
+        self.try_request(
+            topic,
+            payload,
+            qos,
+            retain,
+            properties,
+            Done::callback(done),
+        )
+    }
+
+    fn try_request(
+        &self,
+        topic: &str,
+        payload: Vec<u8>,
+        qos: u8,
+        retain: bool,
+        properties: PublishProperties,
+        done: Done,
+    ) -> Result<(), TryPublish> {
         let request = Request::Publish {
             topic: topic.to_string(),
             payload,
-            qos: 0,
+            qos,
             retain,
             properties,
             done,
         };
-        self.requests.try_send(request).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(Request::Publish {
-                payload,
-                properties,
-                ..
-            }) => TryPublish::Full {
+        let (full, request) = match self.requests.try_send(request) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(request)) => (true, request),
+            Err(mpsc::error::TrySendError::Closed(request)) => (false, request),
+        };
+        // The request handed back is the publish built above.
+        let Request::Publish {
+            payload,
+            properties,
+            done,
+            ..
+        } = request
+        else {
+            unreachable!("try_request only sends publishes")
+        };
+        done.disarm();
+        Err(if full {
+            TryPublish::Full {
                 payload,
                 properties: Box::new(properties),
-            },
-            _ => TryPublish::Failed(ClientError::Closed),
+            }
+        } else {
+            TryPublish::Failed(ClientError::Closed)
         })
     }
 
@@ -249,6 +347,11 @@ impl Client {
     /// Sends DISCONNECT and closes the connection, once the server has
     /// closed its side (or `close_timeout` passed).
     pub async fn disconnect(self) -> Result<(), ClientError> {
-        self.call(|done| Request::Disconnect { done }).await
+        let (done, result) = oneshot::channel();
+        self.requests
+            .send(Request::Disconnect { done })
+            .await
+            .map_err(|_| ClientError::Closed)?;
+        result.await.map_err(|_| ClientError::ConnectionLost)?
     }
 }
