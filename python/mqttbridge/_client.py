@@ -3,11 +3,23 @@ around the native session, which runs the connection on a background tokio
 runtime. Both take the same settings."""
 
 import asyncio
+import collections
 import os
 import sys
 import threading
 import traceback
-from typing import Any, AsyncIterator, Callable, Iterator, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    AsyncIterator,
+    Callable,
+    Deque,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from . import _native
 from ._errors import ClientClosed, RequestTimeout
@@ -166,6 +178,8 @@ class _Settings:
         )
         self.on_message = on_message
         self._timeout = timeout
+        # AsyncClient: messages that came in one batch, handed out first.
+        self._ready: Deque[Message] = collections.deque()
 
 
 def _expire(future: "asyncio.Future[None]", what: str) -> None:
@@ -397,7 +411,50 @@ class AsyncClient(_Settings):
         user_properties: Optional[UserProperties] = None,
         topic_alias: Optional[int] = None,
     ) -> None:
-        """See ``Client.publish``."""
+        """See ``Client.publish``; bounded by the client's ``timeout``."""
+        future = self.publish_nowait(
+            topic,
+            payload,
+            qos,
+            retain,
+            properties=properties,
+            payload_format_indicator=payload_format_indicator,
+            message_expiry_interval=message_expiry_interval,
+            content_type=content_type,
+            response_topic=response_topic,
+            correlation_data=correlation_data,
+            user_properties=user_properties,
+            topic_alias=topic_alias,
+        )
+        if future.done() or self._timeout is None:
+            await future
+            return
+        expiry = future.get_loop().call_later(self._timeout, _expire, future, "publish")
+        try:
+            await future
+        finally:
+            expiry.cancel()
+
+    def publish_nowait(
+        self,
+        topic: str,
+        payload: Payload,
+        qos: int = 0,
+        retain: bool = False,
+        *,
+        properties: Optional[Properties] = None,
+        payload_format_indicator: Optional[int] = None,
+        message_expiry_interval: Optional[int] = None,
+        content_type: Optional[str] = None,
+        response_topic: Optional[str] = None,
+        correlation_data: Optional[bytes] = None,
+        user_properties: Optional[UserProperties] = None,
+        topic_alias: Optional[int] = None,
+    ) -> "asyncio.Future[None]":
+        """Starts a publish (call it in the event loop) and returns a future
+        that is done once it is acknowledged, so many are in flight without
+        a task each: keep a window of them and await the oldest. The
+        client's ``timeout`` does not apply (``asyncio.wait_for`` does)."""
         merged = _properties(
             properties,
             payload_format_indicator,
@@ -408,18 +465,10 @@ class AsyncClient(_Settings):
             user_properties,
             topic_alias,
         )
-        loop = self._loop()
-        future: "asyncio.Future[None]" = loop.create_future()
+        future: "asyncio.Future[None]" = self._loop().create_future()
         if self._session.publish_into(future, topic, payload, qos, retain, merged):
-            return  # QoS 0, queued
-        if self._timeout is None:
-            await future
-            return
-        expiry = loop.call_later(self._timeout, _expire, future, "publish")
-        try:
-            await future
-        finally:
-            expiry.cancel()
+            future.set_result(None)  # QoS 0, queued
+        return future
 
     async def subscribe(
         self,
@@ -454,13 +503,19 @@ class AsyncClient(_Settings):
 
     async def recv(self, timeout: Optional[float] = None) -> Optional[Message]:
         """See ``Client.recv``."""
+        if self._ready:
+            return self._ready.popleft()
         # A message already here needs no hand-off from the runtime's threads.
         message = self._session.try_recv()
         if message is not None:
             return message
-        future: "asyncio.Future[Optional[Message]]" = self._loop().create_future()
+        future: "asyncio.Future[List[Message]]" = self._loop().create_future()
         self._session.recv_into(future, timeout)
-        return await future
+        batch = await future
+        if not batch:
+            return None
+        self._ready.extend(batch[1:])
+        return batch[0]
 
     async def messages(self, timeout: Optional[float] = None) -> AsyncIterator[Message]:
         """See ``Client.messages``: ``async for message in client.messages():``."""

@@ -216,6 +216,41 @@ impl Core {
         }
     }
 
+    /// The next message and those already behind it, up to `max` in all;
+    /// empty when `timeout` passes first.
+    pub async fn recv_batch(
+        &self,
+        timeout: Option<Duration>,
+        max: usize,
+    ) -> Result<Vec<Message>, Failure> {
+        let mut guard = self.messages.lock().await;
+        let mut batch: Vec<Message> = std::iter::from_fn(|| self.take_returned())
+            .take(max)
+            .collect();
+        if !batch.is_empty() {
+            return Ok(batch);
+        }
+        let messages = guard.as_mut().ok_or(Failure::NotConnected)?;
+        let first = match timeout {
+            Some(limit) => match tokio::time::timeout(limit, messages.recv()).await {
+                Ok(next) => next,
+                Err(_) => return Ok(batch),
+            },
+            None => messages.recv().await,
+        };
+        let Some(first) = first else {
+            return Err(self.ended());
+        };
+        batch.push(first.into());
+        while batch.len() < max {
+            match messages.try_recv() {
+                Ok(message) => batch.push(message.into()),
+                Err(_) => break,
+            }
+        }
+        Ok(batch)
+    }
+
     /// A message that is here already, without waiting; `None` when there
     /// is none (or a waiting `recv` holds the stream). After the last one,
     /// fails as `recv` does.

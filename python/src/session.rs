@@ -338,24 +338,25 @@ impl Session {
         Ok(self.core.try_recv()?)
     }
 
-    /// Receives for asyncio: `future` settles with the next message, or
-    /// `None` when `timeout` passes first.
-    #[pyo3(signature = (future, timeout=None))]
-    fn recv_into(&self, future: Py<PyAny>, timeout: Option<f64>) -> PyResult<()> {
+    /// Receives for asyncio: `future` settles with the next message and
+    /// those already behind it (at most `max`), or an empty list when
+    /// `timeout` passes first: one wake-up of the loop for a burst.
+    #[pyo3(signature = (future, timeout=None, max=64))]
+    fn recv_into(&self, future: Py<PyAny>, timeout: Option<f64>, max: usize) -> PyResult<()> {
         let timeout = timeout.map(|t| seconds("timeout", t)).transpose()?;
         let core = self.core.clone();
         self.settle(future, async move {
-            let result = core.recv(timeout).await;
+            let result = core.recv_batch(timeout, max.max(1)).await;
             move |py: Python<'_>, wanted: bool| -> PyResult<Py<PyAny>> {
                 if !wanted {
-                    // The caller gave up waiting: the next one gets it.
-                    if let Ok(Some(message)) = result {
+                    // The caller gave up waiting: the next one gets them.
+                    for message in result.into_iter().flatten() {
                         core.put_back(message);
                     }
                     return Ok(py.None());
                 }
-                let message = result.map_err(PyErr::from)?;
-                Ok(message.into_pyobject(py)?.into_any().unbind())
+                let batch = result.map_err(PyErr::from)?;
+                Ok(batch.into_pyobject(py)?.into_any().unbind())
             }
         });
         Ok(())

@@ -87,3 +87,22 @@ def test_a_stalled_broker_times_out_an_async_publish(own_broker):
                 own_broker.process.signal(signal.SIGCONT)
 
     assert 0.9 < run(scenario()) < 5
+
+
+def test_publish_nowait_keeps_a_window_in_flight_without_tasks(broker):
+    name = f"test/{uuid.uuid4().hex}"
+
+    async def scenario():
+        async with AsyncClient(broker.url, max_in_flight=8) as sub, AsyncClient(broker.url) as pub:
+            await sub.subscribe(name, qos=1)
+            window = []
+            for n in range(300):
+                if len(window) == 8:
+                    await window.pop(0)
+                window.append(pub.publish_nowait(name, f"{n}", qos=1))
+            await asyncio.gather(*window)
+            with pytest.raises(mqttbridge.InvalidRequest):
+                await pub.publish_nowait("a/#", "x", qos=1)
+            return [(await sub.recv(timeout=10)).payload for _ in range(300)]
+
+    assert run(scenario()) == [f"{n}".encode() for n in range(300)]

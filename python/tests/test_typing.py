@@ -27,6 +27,7 @@ async def concurrent(url: str) -> str:
     try:
         async with AsyncClient(url, cafile="ca.pem") as client:
             await client.publish("a", "text")
+            await client.publish_nowait("a", b"bytes", qos=1)
             message = await client.recv()
             return "" if message is None else message.topic
     except mqttbridge.RequestRejected as e:
