@@ -3,6 +3,7 @@
 //! as `mqttbridge._native`. The package's Python half
 //! (`python/mqttbridge/`) wraps it as `Client` and `AsyncClient`.
 
+mod arguments;
 mod completions;
 mod core;
 mod errors;

@@ -172,7 +172,7 @@ impl Will {
             return Err(PyValueError::new_err(format!("qos {qos}: 0, 1 or 2")));
         }
         let payload = match payload {
-            Some(payload) => crate::session::payload_bytes(payload)?,
+            Some(payload) => crate::arguments::payload_bytes(payload)?,
             None => Vec::new(),
         };
         Ok(Self {

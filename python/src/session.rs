@@ -11,16 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqttbridge::client::{
-    ClientOptions, ClientUrl, PublishProperties, RetainHandling, SubscribeOptions,
-};
+use mqttbridge::client::{ClientOptions, ClientUrl, PublishProperties};
 use mqttbridge::mqtt::Version;
 use mqttbridge::net::connector::TransportOptions;
 use mqttbridge::net::tls::ClientTls;
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyString};
 
+use crate::arguments::{check_qos, payload_bytes, seconds, subscribe_options};
 use crate::completions::{Completions, Outcome};
 use crate::core::{Core, Outgoing};
 use crate::errors::Failure;
@@ -426,27 +424,6 @@ impl Session {
     }
 }
 
-/// Subscribe options from Python's keyword arguments.
-fn subscribe_options(
-    qos: u8,
-    no_local: bool,
-    retain_as_published: bool,
-    retain_handling: u8,
-    subscription_identifier: Option<u32>,
-    user_properties: Vec<(String, String)>,
-) -> PyResult<SubscribeOptions> {
-    check_qos(qos)?;
-    Ok(SubscribeOptions {
-        qos,
-        no_local,
-        retain_as_published,
-        retain_handling: RetainHandling::try_from(retain_handling)
-            .map_err(PyValueError::new_err)?,
-        subscription_identifier,
-        user_properties,
-    })
-}
-
 /// Runs `call` on the runtime with the GIL released, looking for signals
 /// (Ctrl-C) every [`SIGNAL_CHECK`]; a signal drops the call and raises.
 fn blocking<T: Send>(
@@ -475,30 +452,4 @@ fn none(
         result?;
         Ok(py.None())
     }
-}
-
-/// `str` (sent as UTF-8), `bytes` or `bytearray`.
-pub fn payload_bytes(payload: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    if let Ok(text) = payload.cast::<PyString>() {
-        Ok(text.to_cow()?.as_bytes().to_vec())
-    } else if let Ok(bytes) = payload.cast::<PyBytes>() {
-        Ok(bytes.as_bytes().to_vec())
-    } else if let Ok(array) = payload.cast::<PyByteArray>() {
-        Ok(array.to_vec())
-    } else {
-        Err(PyTypeError::new_err("payload: str, bytes or bytearray"))
-    }
-}
-
-fn check_qos(qos: u8) -> PyResult<()> {
-    if qos > 2 {
-        return Err(PyValueError::new_err(format!("qos {qos}: 0, 1 or 2")));
-    }
-    Ok(())
-}
-
-/// A duration in seconds from Python: finite and not negative.
-fn seconds(name: &str, value: f64) -> PyResult<Duration> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| PyValueError::new_err(format!("{name} {value}: seconds, 0 or more")))
 }
