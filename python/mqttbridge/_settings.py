@@ -33,6 +33,16 @@ def _properties(
     topic_alias: Optional[int],
 ) -> Optional[Properties]:
     """``properties`` with the keyword arguments given laid over it."""
+    if (
+        payload_format_indicator is None
+        and message_expiry_interval is None
+        and content_type is None
+        and response_topic is None
+        and correlation_data is None
+        and user_properties is None
+        and topic_alias is None
+    ):
+        return properties  # the common case, without building anything
     given = {
         "payload_format_indicator": payload_format_indicator,
         "message_expiry_interval": message_expiry_interval,
@@ -41,8 +51,6 @@ def _properties(
         "correlation_data": correlation_data,
         "topic_alias": topic_alias,
     }
-    if all(value is None for value in given.values()) and user_properties is None:
-        return properties
     merged = Properties() if properties is None else _copy(properties)
     for name, value in given.items():
         if value is not None:

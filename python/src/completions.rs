@@ -9,6 +9,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Mutex;
 
+use pyo3::intern;
 use pyo3::prelude::*;
 
 /// Turns a call's result into the future's value or exception (needs the
@@ -75,14 +76,16 @@ impl Completions {
         let finished = std::mem::take(&mut *self.queue());
         for (future, outcome) in finished {
             let future = future.bind(py);
-            if future.call_method0("done")?.is_truthy()? {
+            if future.call_method0(intern!(py, "done"))?.is_truthy()? {
                 // Nobody waits for it: a failure has nobody to tell.
                 let _ = outcome(py, false);
                 continue;
             }
             match outcome(py, true) {
-                Ok(value) => future.call_method1("set_result", (value,))?,
-                Err(error) => future.call_method1("set_exception", (error.value(py),))?,
+                Ok(value) => future.call_method1(intern!(py, "set_result"), (value,))?,
+                Err(error) => {
+                    future.call_method1(intern!(py, "set_exception"), (error.value(py),))?
+                }
             };
         }
         Ok(())
