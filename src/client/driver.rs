@@ -55,6 +55,8 @@ pub(super) struct Driver {
     /// Topic aliases the broker has told this connection.
     pub(super) aliases_in: HashMap<u16, String>,
     pub(super) next_id: u16,
+    /// How many requests have gone out (orders what is resent).
+    pub(super) sent: u64,
 }
 
 impl Driver {
@@ -121,6 +123,11 @@ impl Driver {
             }
             wait = (wait * 2).min(policy.max_backoff);
         }
+    }
+
+    fn next_sent(&mut self) -> u64 {
+        self.sent += 1;
+        self.sent
     }
 
     pub(super) fn allocate_id(&mut self) -> u16 {
@@ -227,9 +234,11 @@ impl Driver {
                 // In flight from here on, even if this write fails: a kept
                 // session sends it again after the reconnect.
                 let resend = self.options.keeps_session().then(|| bytes.clone());
+                let sent = self.next_sent();
                 self.pending.insert(
                     id,
                     Pending::Publish {
+                        sent,
                         qos,
                         done,
                         resend,
@@ -263,9 +272,11 @@ impl Driver {
                 };
                 self.subscriptions.retain(|(f, _)| f != &filter);
                 self.subscriptions.push((filter, options));
+                let sent = self.next_sent();
                 self.pending.insert(
                     id,
                     Pending::Subscribe {
+                        sent,
                         done,
                         resend: bytes.clone(),
                     },
@@ -285,9 +296,11 @@ impl Driver {
                     }
                 };
                 self.subscriptions.retain(|(f, _)| f != &filter);
+                let sent = self.next_sent();
                 self.pending.insert(
                     id,
                     Pending::Unsubscribe {
+                        sent,
                         done,
                         resend: bytes.clone(),
                     },

@@ -15,9 +15,11 @@ use super::session::Done;
 /// The DUP flag in a PUBLISH's first byte.
 const DUP: u8 = 0x08;
 
-/// A request waiting for the broker's answer.
+/// A request waiting for the broker's answer; `sent` numbers requests in
+/// the order they went out (packet ids wrap around, so they cannot tell).
 pub(super) enum Pending {
     Publish {
+        sent: u64,
         qos: u8,
         done: Done,
         /// The encoded PUBLISH, kept to send again when the session is
@@ -27,16 +29,26 @@ pub(super) enum Pending {
         released: bool,
     },
     Subscribe {
+        sent: u64,
         done: Done,
         resend: Bytes,
     },
     Unsubscribe {
+        sent: u64,
         done: Done,
         resend: Bytes,
     },
 }
 
 impl Pending {
+    fn sent(&self) -> u64 {
+        match self {
+            Pending::Publish { sent, .. }
+            | Pending::Subscribe { sent, .. }
+            | Pending::Unsubscribe { sent, .. } => *sent,
+        }
+    }
+
     pub(super) fn fail(self, error: fn() -> ClientError) {
         let done = match self {
             Pending::Publish { done, .. }
@@ -49,7 +61,8 @@ impl Pending {
 
 impl Driver {
     /// After a reconnect: subscriptions again when the broker lost the
-    /// session, then everything still in flight, in packet id order.
+    /// session, then everything still in flight, in the order it was first
+    /// sent (MQTT 3.1.1 §4.6, 5.0 §4.6).
     pub(super) async fn restore(&mut self) -> Result<(), ClientError> {
         let session_present = self.link.connected.session_present;
         if !session_present {
@@ -62,7 +75,7 @@ impl Driver {
             }
         }
         let mut ids: Vec<u16> = self.pending.keys().copied().collect();
-        ids.sort_unstable();
+        ids.sort_unstable_by_key(|id| self.pending.get(id).map(Pending::sent));
         for id in ids {
             let again = match self.pending.get_mut(&id) {
                 Some(Pending::Publish {

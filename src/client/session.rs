@@ -151,6 +151,7 @@ impl Client {
             aliases_out: HashMap::new(),
             aliases_in: HashMap::new(),
             next_id: 1,
+            sent: 0,
         };
         tokio::spawn(driver.run());
         Ok((

@@ -3,6 +3,8 @@
 //! QoS 2 is still delivered exactly once.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mqttbridge::client::{Client, ClientOptions, Reconnect};
@@ -41,20 +43,33 @@ async fn in_flight_messages_are_resent_after_the_link_is_cut() {
             ..ClientOptions::new(&format!("tcp://{}", relay.addr), "kept-pub")
         };
         let (publisher, _) = Client::connect(options).await.unwrap();
+        let acknowledged = Arc::new(AtomicUsize::new(0));
         let sends = (0..MESSAGES).map(|i| {
             let publisher = publisher.clone();
             let topic = topic.clone();
-            tokio::spawn(async move { publisher.publish(&topic, format!("{i}"), qos, false).await })
+            let acknowledged = acknowledged.clone();
+            tokio::spawn(async move {
+                let result = publisher.publish(&topic, format!("{i}"), qos, false).await;
+                acknowledged.fetch_add(1, Ordering::Relaxed);
+                result
+            })
         });
         let all = tokio::spawn(futures_util::future::join_all(sends));
 
-        // Cut the link over and over while messages are in flight.
+        // Cut the link over and over while messages are in flight, each
+        // time once the new connection has moved something (so a slow
+        // machine cannot be cut into standing still).
         let mut cuts = 0;
+        let mut at_last_cut = 0;
         bounded("publishing under cuts", async {
             while !all.is_finished() {
                 tokio::time::sleep(Duration::from_millis(5)).await;
-                relay.cut();
-                cuts += 1;
+                let now = acknowledged.load(Ordering::Relaxed);
+                if now > at_last_cut && now < MESSAGES {
+                    relay.cut();
+                    cuts += 1;
+                    at_last_cut = now;
+                }
             }
         })
         .await;

@@ -37,7 +37,10 @@ async fn next(messages: &mut Messages) -> Message {
 /// Publishes with every property through `url` and checks the subscriber
 /// (same URL) sees each, plus its subscription identifier.
 async fn properties_round_trip(url: &str) {
-    let (sub, mut messages) = Client::connect(ClientOptions::new(url, "props-sub"))
+    // Ids of their own per URL: the clients of an earlier call may still
+    // be leaving (a takeover would be another test).
+    let id = |role: &str| format!("props-{role}-{:x}", rand::random::<u32>());
+    let (sub, mut messages) = Client::connect(ClientOptions::new(url, &id("sub")))
         .await
         .unwrap();
     let options = SubscribeOptions {
@@ -52,7 +55,7 @@ async fn properties_round_trip(url: &str) {
             .reason_code,
         2
     );
-    let (publisher, _) = Client::connect(ClientOptions::new(url, "props-pub"))
+    let (publisher, _) = Client::connect(ClientOptions::new(url, &id("pub")))
         .await
         .unwrap();
     for qos in [0, 1, 2] {
@@ -66,6 +69,8 @@ async fn properties_round_trip(url: &str) {
         assert_eq!(got.properties, expected, "QoS {qos} via {url}");
         assert_eq!(got.qos, qos);
     }
+    publisher.disconnect().await.unwrap();
+    sub.disconnect().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
