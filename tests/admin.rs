@@ -1,7 +1,7 @@
 //! The admin endpoint of a running r-proxy: health, readiness (false while
 //! draining) and metrics that move as traffic flows.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -1,7 +1,7 @@
 //! `mqttbridge bench` against a real mosquitto: tiny runs whose counts are
 //! known, checked through the JSON a machine would read, and the SVG chart.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

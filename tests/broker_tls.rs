@@ -1,7 +1,7 @@
 //! Reaching a TLS-only broker listener (mqtts://): s-proxy and scion-quic
 //! with a CA bundle and, where the broker demands one, a client certificate.
 
-mod common;
+use crate::common;
 
 use common::*;
 use mqttbridge::client::{Connection, exchange, packets};

@@ -4,7 +4,7 @@
 //! modules below, access control, TLS and WebSocket, message properties,
 //! the Will and kept sessions.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

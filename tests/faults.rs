@@ -7,7 +7,7 @@
 //! bounded, and the proxies' tasks, sockets and memory return to their
 //! baseline.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The gRPC line end to end: MQTT clients -> r-proxy -> gRPC -> s-proxy ->
 //! a real mosquitto, for MQTT 3.1.1 and 5.0.
 
-mod common;
+use crate::common;
 
 use common::*;
 use mqtt_protocol_core::mqtt::packet::{self as mp, Property};

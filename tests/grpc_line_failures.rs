@@ -2,7 +2,7 @@
 //! s-proxy, failover between s-proxies, bad input from clients and limits.
 //! Every case checks what the client sees and that nothing is left behind.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Command, Stdio};
 

@@ -2,7 +2,7 @@
 //! TLS, bearer tokens, and no plaintext unauthenticated s-proxy on a
 //! non-loopback address unless `insecure = true`.
 
-mod common;
+use crate::common;
 
 use common::*;
 use mqttbridge::client::{Connection, exchange, packets};

@@ -3,7 +3,7 @@
 //! over TLS) and QUIC; scion-quic listens on several transports at once;
 //! the client library's connectors speak TLS and WebSocket to mosquitto.
 
-mod common;
+use crate::common;
 
 use common::*;
 use mqttbridge::client::{Connection, exchange, packets};

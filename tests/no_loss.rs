@@ -6,7 +6,7 @@
 //! broker and the subscriber fills. The load is
 //! `mqttbridge bench throughput` run as a user would, read from its JSON.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

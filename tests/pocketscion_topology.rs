@@ -4,7 +4,7 @@
 //! of its own for each side; a broken file is refused naming the file, the
 //! key and the line.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -2,7 +2,7 @@
 //! v2 header naming the MQTT client's address, carried from r-proxy to
 //! s-proxy in gRPC metadata.
 
-mod common;
+use crate::common;
 
 use common::*;
 use mqttbridge::client::{Connection, packets};

@@ -1,7 +1,7 @@
 //! `mqttbridge pub` and `sub` as a user runs them, against a real mosquitto
 //! directly and through the project's QUIC listener.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

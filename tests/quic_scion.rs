@@ -1,7 +1,7 @@
 //! The QUIC driver over real SCION: an in-process pocketscion network with
 //! two ASes, the server in one, the client in the other.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! The QUIC driver over UDP/IP: handshake, both directions, large transfers
 //! through flow control, end of stream, client certificates and garbage.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! the running configuration kept; a good one takes effect for new
 //! connections without dropping the open ones.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Stdio;

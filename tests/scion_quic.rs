@@ -3,7 +3,7 @@
 //! MQTT/TCP to a real mosquitto; and the same SCION clients through an
 //! r-proxy's SCION listener and the gRPC line.
 
-mod common;
+use crate::common;
 
 use common::*;
 use mqttbridge::client::{Connection, exchange, packets};

@@ -3,7 +3,7 @@
 //! listener in front of a real mosquitto). QUIC and TLS run end to end; the
 //! relay only moves datagrams. A reload moves new clients to another broker.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

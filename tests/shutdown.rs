@@ -2,7 +2,7 @@
 //! lets sessions go on for the grace period, tells MQTT 5 clients DISCONNECT
 //! 0x8B and exits 0; systemd hears READY=1 and STOPPING=1.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 

@@ -17,7 +17,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
 /// One accepted gRPC connection, in the clear or over TLS.
@@ -104,14 +104,32 @@ impl GrpcConnection {
     }
 }
 
-impl Connected for GrpcConnection {
-    type ConnectInfo = TcpConnectInfo;
+/// What a request knows of its connection (in its extensions).
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The r-proxy's address.
+    pub remote: Option<std::net::SocketAddr>,
+    /// The DER of the client certificate the r-proxy presented (mutual
+    /// TLS), the identity a resumable session is bound to.
+    pub certificate: Option<Vec<u8>>,
+}
 
-    fn connect_info(&self) -> TcpConnectInfo {
-        let tcp = self.tcp();
-        TcpConnectInfo {
-            local_addr: tcp.local_addr().ok(),
-            remote_addr: tcp.peer_addr().ok(),
+impl Connected for GrpcConnection {
+    type ConnectInfo = PeerInfo;
+
+    fn connect_info(&self) -> PeerInfo {
+        let certificate = match self {
+            Self::Plain(_) => None,
+            Self::Tls(tls) => tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|der| der.as_ref().to_vec()),
+        };
+        PeerInfo {
+            remote: self.tcp().peer_addr().ok(),
+            certificate,
         }
     }
 }

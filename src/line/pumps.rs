@@ -5,13 +5,13 @@
 use bytes::BytesMut;
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::line::convert::{
     ConvertError, encode_publish, packet_to_payload, payload_to_packet, publish_to_payload,
 };
 use crate::line::proto::mqtt::session_control::ControlType;
+use crate::line::resume::LinkSender;
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
 use crate::mqtt::{self, CodecError, Packet, Version, packet_type_name};
 use crate::mqtt::{PacketReader, ReadError};
@@ -36,6 +36,7 @@ pub fn envelope(
         sequence_id: *sequence_id,
         direction: direction as i32,
         payload: Some(payload),
+        acknowledged: 0,
     }
 }
 
@@ -54,17 +55,15 @@ pub enum InboundEnd {
     QueueClosed,
 }
 
-/// Reads packets from `reader` and sends each as an envelope on `tx`,
-/// waiting while the queue is full.
-#[allow(clippy::too_many_arguments)]
-pub async fn pump_reader_to_envelopes<R, T>(
+/// Reads packets from `reader` and sends each as an envelope on `line`,
+/// waiting while its queue (or replay buffer) is full.
+pub async fn pump_reader_to_envelopes<R>(
     reader: &mut PacketReader<R>,
     version: Version,
     mode: &'static str,
     direction: MessageDirection,
     sequence_id: &mut u64,
-    tx: &mpsc::Sender<T>,
-    wrap: impl Fn(MqttStreamMessage) -> T,
+    line: &mut LinkSender,
 ) -> InboundEnd
 where
     R: AsyncRead + Unpin,
@@ -77,9 +76,10 @@ where
             Err(ReadError::Codec(e)) => return InboundEnd::Codec(e),
             Err(ReadError::Io(e)) => return InboundEnd::Io(e),
         };
+        let size = mqtt::wire_size(&raw);
         let (payload, is_disconnect) = match publish_to_payload(version, &raw) {
             Some(payload) => {
-                counters.count(raw.packet_type(), "publish", mqtt::wire_size(&raw));
+                counters.count(raw.packet_type(), "publish", size);
                 (payload, false)
             }
             None => {
@@ -90,7 +90,7 @@ where
                 counters.count(
                     raw.packet_type(),
                     packet_type_name(&packet),
-                    mqtt::wire_size(&raw),
+                    size,
                 );
                 let is_disconnect = matches!(
                     packet,
@@ -100,10 +100,10 @@ where
             }
         };
         let message = envelope(sequence_id, direction, payload);
-        if tx.capacity() == 0 {
+        if line.is_full() {
             METRICS.queue_was_full(mode, direction_label(direction));
         }
-        if tx.send(wrap(message)).await.is_err() {
+        if line.send(message, size).await.is_err() {
             return InboundEnd::QueueClosed;
         }
         if is_disconnect {

@@ -5,7 +5,8 @@
 
 use std::net::SocketAddr;
 
-use tonic::{Request, Status, Streaming};
+use futures_util::{Stream, StreamExt};
+use tonic::{Request, Status};
 
 use super::convert::payload_to_packet;
 use super::proto::mqtt::MqttStreamMessage;
@@ -55,6 +56,12 @@ impl StreamOrigin {
             .get(CLIENT_ADDR_KEY)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<SocketAddr>().ok())
+            .or_else(|| {
+                request
+                    .extensions()
+                    .get::<super::incoming::PeerInfo>()
+                    .and_then(|p| p.remote)
+            })
             .or(request.remote_addr())
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         Self {
@@ -66,13 +73,15 @@ impl StreamOrigin {
 
 /// Waits for the session's CONNECT: an optional SessionControl first, then
 /// the CONNECT packet, whose envelope kind (v3 or v5) gives the version.
-pub async fn read_connect(
-    inbound: &mut Streaming<MqttStreamMessage>,
-) -> Result<(Version, Packet), Status> {
+pub async fn read_connect<S>(inbound: &mut S) -> Result<(Version, Packet), Status>
+where
+    S: Stream<Item = Result<MqttStreamMessage, Status>> + Unpin,
+{
     loop {
         let message = inbound
-            .message()
-            .await?
+            .next()
+            .await
+            .transpose()?
             .ok_or_else(|| Status::cancelled("stream ended before CONNECT"))?;
         let payload = message
             .payload

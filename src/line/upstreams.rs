@@ -14,8 +14,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status, Streaming};
 
-use super::QueuedEnvelope;
 use super::proto::mqtt::MqttStreamMessage;
+use super::resume::grant::{RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number};
+use super::resume::{Outlet, ResumeError, Resumed};
 use super::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
 use super::{
     CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, SESSION_ID_KEY, encode_client_id, max_message_size,
@@ -48,6 +49,18 @@ impl Upstream {
     fn mark(&self, down_until: Option<Instant>) {
         *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = down_until;
     }
+}
+
+/// A stream an s-proxy accepted for a new session.
+pub struct Opened {
+    /// Where the session's envelopes go.
+    pub outlet: Outlet,
+    /// The s-proxy's envelopes.
+    pub inbound: Streaming<MqttStreamMessage>,
+    /// Which endpoint took it: a resume goes there and nowhere else.
+    pub endpoint: usize,
+    /// The resume token, when resumption was offered and granted.
+    pub resume_token: Option<String>,
 }
 
 /// The pool of s-proxy endpoints, one HTTP/2 connection each, shared by
@@ -114,7 +127,8 @@ impl Upstreams {
 
     /// Opens one relay stream for a client connection, trying each endpoint
     /// at most once, healthy ones first. `first` are the messages that open
-    /// the session; they are sent again on each endpoint tried.
+    /// the session; they are sent again on each endpoint tried. With
+    /// `offer_resume` the stream asks for a resumable session.
     pub async fn open(
         &self,
         session_id: &str,
@@ -122,7 +136,8 @@ impl Upstreams {
         client_id: &str,
         first: &[MqttStreamMessage],
         queue_depth: usize,
-    ) -> Result<(mpsc::Sender<QueuedEnvelope>, Streaming<MqttStreamMessage>), OpenError> {
+        offer_resume: bool,
+    ) -> Result<Opened, OpenError> {
         let n = self.endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
@@ -134,19 +149,33 @@ impl Upstreams {
             let upstream = &self.endpoints[i];
             let attempt = self.open_on(
                 upstream,
-                session_id,
-                client_addr,
-                client_id,
-                first,
-                queue_depth,
+                Opening {
+                    session_id,
+                    client_addr,
+                    client_id,
+                    first,
+                    queue_depth,
+                    offer_resume,
+                },
             );
             let result = tokio::time::timeout(self.connect_timeout, attempt)
                 .await
                 .unwrap_or_else(|_| Err(Status::deadline_exceeded("s-proxy did not answer")));
             match result {
-                Ok(opened) => {
+                Ok((outlet, response)) => {
                     upstream.mark(None);
-                    return Ok(opened);
+                    let resume_token = response
+                        .metadata()
+                        .get(RESUME_TOKEN_KEY)
+                        .and_then(|v| v.to_str().ok())
+                        .filter(|_| offer_resume)
+                        .map(str::to_string);
+                    return Ok(Opened {
+                        outlet,
+                        inbound: response.into_inner(),
+                        endpoint: i,
+                        resume_token,
+                    });
                 }
                 Err(status) => {
                     tracing::warn!(upstream = %upstream.url, %status, "s-proxy refused stream");
@@ -161,37 +190,124 @@ impl Upstreams {
     async fn open_on(
         &self,
         upstream: &Upstream,
-        session_id: &str,
-        client_addr: std::net::SocketAddr,
-        client_id: &str,
-        first: &[MqttStreamMessage],
-        queue_depth: usize,
-    ) -> Result<(mpsc::Sender<QueuedEnvelope>, Streaming<MqttStreamMessage>), Status> {
-        let (tx, rx) = mpsc::channel(queue_depth.max(first.len()));
-        for message in first {
+        opening: Opening<'_>,
+    ) -> Result<(Outlet, tonic::Response<Streaming<MqttStreamMessage>>), Status> {
+        let (outlet, rx) = mpsc::channel(opening.queue_depth.max(opening.first.len()));
+        for message in opening.first {
             // Capacity covers every opening message, so this cannot fail.
-            tx.try_send(Box::new(message.clone()))
+            outlet
+                .try_send(Ok(Box::new(message.clone())))
                 .map_err(|_| Status::internal("relay queue too small"))?;
         }
-        let mut request = Request::new(ReceiverStream::new(rx).map(|boxed| *boxed));
+        let mut request = Request::new(request_stream(rx));
         let metadata = request.metadata_mut();
-        if let Ok(v) = session_id.parse() {
+        if let Ok(v) = opening.session_id.parse() {
             metadata.insert(SESSION_ID_KEY, v);
         }
-        if let Ok(v) = encode_client_id(client_id).parse() {
+        if let Ok(v) = encode_client_id(opening.client_id).parse() {
             metadata.insert(CLIENT_ID_KEY, v);
         }
-        if let Ok(v) = client_addr.to_string().parse() {
+        if let Ok(v) = opening.client_addr.to_string().parse() {
             metadata.insert(CLIENT_ADDR_KEY, v);
+        }
+        if opening.offer_resume {
+            metadata.insert(RESUME_OFFER_KEY, tonic::metadata::MetadataValue::from_static("1"));
         }
         if let Some(authorization) = &self.authorization {
             metadata.insert("authorization", authorization.clone());
         }
-        let mut client = MqttRelayServiceClient::new(upstream.channel.clone())
+        let response = self.client(upstream).stream_mqtt_messages(request).await?;
+        Ok((outlet, response))
+    }
+
+    /// Asks endpoint `endpoint` to continue the session of `token` on a new
+    /// stream; `received` is the last sequence this side received.
+    pub async fn resume(
+        &self,
+        endpoint: usize,
+        token: &str,
+        received: u64,
+        queue_depth: usize,
+    ) -> Result<Resumed, ResumeError> {
+        let upstream = self.endpoints.get(endpoint).ok_or_else(|| {
+            ResumeError::Refused(Status::not_found("the session's s-proxy is not configured"))
+        })?;
+        let (outlet, rx) = mpsc::channel(queue_depth);
+        let mut request = Request::new(request_stream(rx));
+        let metadata = request.metadata_mut();
+        let token_value = token
+            .parse()
+            .map_err(|_| ResumeError::Refused(Status::invalid_argument("malformed resume token")))?;
+        metadata.insert(RESUME_TOKEN_KEY, token_value);
+        metadata.insert(RESUME_RECEIVED_KEY, received.into());
+        if let Some(authorization) = &self.authorization {
+            metadata.insert("authorization", authorization.clone());
+        }
+        let mut client = self.client(upstream);
+        let attempt = client.stream_mqtt_messages(request);
+        let response = match tokio::time::timeout(self.connect_timeout, attempt).await {
+            Err(_) => {
+                return Err(ResumeError::Unreachable(Status::deadline_exceeded(
+                    "s-proxy did not answer",
+                )));
+            }
+            Ok(Err(status)) => return Err(classify(status)),
+            Ok(Ok(response)) => response,
+        };
+        let metadata = response.metadata();
+        let peer_received = read_number(metadata, RESUME_RECEIVED_KEY);
+        let next = metadata
+            .get(RESUME_TOKEN_KEY)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        match (peer_received, next) {
+            (Some(peer_received), Some(token)) => Ok(Resumed {
+                outlet,
+                inbound: response.into_inner(),
+                peer_received,
+                token,
+            }),
+            _ => Err(ResumeError::Refused(Status::failed_precondition(
+                "the s-proxy did not take the session back",
+            ))),
+        }
+    }
+
+    fn client(&self, upstream: &Upstream) -> MqttRelayServiceClient<Channel> {
+        MqttRelayServiceClient::new(upstream.channel.clone())
             .max_decoding_message_size(self.max_message_size)
-            .max_encoding_message_size(self.max_message_size);
-        let response = client.stream_mqtt_messages(request).await?;
-        Ok((tx, response.into_inner()))
+            .max_encoding_message_size(self.max_message_size)
+    }
+}
+
+/// What opens a new session's stream.
+struct Opening<'a> {
+    session_id: &'a str,
+    client_addr: std::net::SocketAddr,
+    client_id: &'a str,
+    first: &'a [MqttStreamMessage],
+    queue_depth: usize,
+    offer_resume: bool,
+}
+
+/// The request stream: what the outlet's receiver yields, until it ends.
+fn request_stream(
+    rx: mpsc::Receiver<Result<super::QueuedEnvelope, Status>>,
+) -> impl tokio_stream::Stream<Item = MqttStreamMessage> + Send + 'static {
+    ReceiverStream::new(rx).map_while(|queued| queued.ok().map(|boxed| *boxed))
+}
+
+/// Whether a failed resume is worth another try: an answer from the
+/// s-proxy that names the session is final; a transport failure is not.
+fn classify(status: Status) -> ResumeError {
+    use tonic::Code;
+    match status.code() {
+        Code::NotFound
+        | Code::PermissionDenied
+        | Code::FailedPrecondition
+        | Code::InvalidArgument
+        | Code::Unauthenticated => ResumeError::Refused(status),
+        _ => ResumeError::Unreachable(status),
     }
 }
 

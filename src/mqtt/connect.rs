@@ -49,6 +49,15 @@ pub fn accept_connect(raw: &RawPacket) -> Result<(Version, Packet), ConnectRefus
         .map_err(|e| ConnectRefusal::Malformed(version, e))
 }
 
+/// The keep-alive of a CONNECT packet in seconds (0 for any other packet).
+pub fn keep_alive(packet: &Packet) -> u16 {
+    match packet {
+        Packet::V3_1_1Connect(c) => c.keep_alive(),
+        Packet::V5_0Connect(c) => c.keep_alive(),
+        _ => 0,
+    }
+}
+
 /// The client id of a CONNECT packet ("" for any other packet).
 pub fn client_id(packet: &Packet) -> &str {
     match packet {

@@ -45,6 +45,12 @@ pub const REASON_SERVER_UNAVAILABLE: u8 = 0x88;
 /// strict clients treat a DISCONNECT carrying it as malformed.
 pub const DISCONNECT_UPSTREAM_LOST: &[u8] = b"\xe0\x19\x80\x17\x1f\x00\x14upstream unavailable";
 
+/// The MQTT 5 DISCONNECT sent when the stream to the s-proxy broke and the
+/// s-proxy refused to resume the session (unknown, expired, restarted):
+/// reason 0x80 with the reason string "session could not be resumed".
+pub const DISCONNECT_NOT_RESUMED: &[u8] =
+    b"\xe0\x21\x80\x1f\x1f\x00\x1csession could not be resumed";
+
 /// Refuses a client whose broker (or s-proxy) cannot be reached: CONNACK
 /// "server unavailable" in its format, then the stream is closed. Write
 /// errors are ignored: the client may be gone already.
@@ -97,5 +103,10 @@ mod tests {
             panic!("not a DISCONNECT");
         };
         assert_eq!(d.reason_code().map(|c| c as u8), Some(0x80));
+        let Packet::V5_0Disconnect(d) = parse(Version::V5, DISCONNECT_NOT_RESUMED) else {
+            panic!("not a DISCONNECT");
+        };
+        assert_eq!(d.reason_code().map(|c| c as u8), Some(0x80));
+        assert!(format!("{d:?}").contains("session could not be resumed"));
     }
 }

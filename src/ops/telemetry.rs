@@ -40,6 +40,15 @@ pub struct TrafficLabels {
     pub packet_type: &'static str,
 }
 
+/// Labels: how an attempt ended.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// The mode.
+    pub mode: &'static str,
+    /// `resumed`, `refused` or `expired`.
+    pub outcome: &'static str,
+}
+
 /// Every metric the binary exports.
 pub struct Metrics {
     registry: Registry,
@@ -59,6 +68,12 @@ pub struct Metrics {
     pub upstream_errors: Family<ModeLabel, Counter>,
     /// Times a relay queue was full and reading paused.
     pub queue_full: Family<TrafficLabels, Counter>,
+    /// Attempts to resume a broken gRPC stream, by outcome.
+    pub resumes: Family<OutcomeLabels, Counter>,
+    /// How long resumed gaps lasted.
+    pub resume_gap_seconds: Family<ModeLabel, Histogram>,
+    /// Bytes in replay buffers, awaiting the peer's acknowledgement.
+    pub replay_buffer_bytes: Family<ModeLabel, Gauge>,
     /// Tokio tasks alive, read when rendered.
     tasks_alive: Gauge,
     /// Open file descriptors (sockets among them), read when rendered.
@@ -78,6 +93,26 @@ impl Metrics {
         });
         let upstream_errors = Family::<ModeLabel, Counter>::default();
         let queue_full = Family::<TrafficLabels, Counter>::default();
+        let resumes = Family::<OutcomeLabels, Counter>::default();
+        let resume_gap_seconds = Family::<ModeLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.01, 2.0, 14))
+        });
+        let replay_buffer_bytes = Family::<ModeLabel, Gauge>::default();
+        registry.register(
+            "resumes",
+            "Broken gRPC streams whose sessions were resumed, refused or expired",
+            resumes.clone(),
+        );
+        registry.register(
+            "resume_gap_seconds",
+            "From a gRPC stream breaking to its session resuming",
+            resume_gap_seconds.clone(),
+        );
+        registry.register(
+            "replay_buffer_bytes",
+            "Bytes sent on resumable streams and not yet acknowledged",
+            replay_buffer_bytes.clone(),
+        );
         registry.register(
             "sessions_active",
             "Sessions open now",
@@ -128,8 +163,32 @@ impl Metrics {
             connect_seconds,
             upstream_errors,
             queue_full,
+            resumes,
+            resume_gap_seconds,
+            replay_buffer_bytes,
             tasks_alive,
             open_fds,
+        }
+    }
+
+    /// Counts a resume attempt's `outcome`, with the gap it closed.
+    pub fn resumed(&self, mode: &'static str, outcome: &'static str, gap: Option<Duration>) {
+        self.resumes
+            .get_or_create(&OutcomeLabels { mode, outcome })
+            .inc();
+        if let Some(gap) = gap {
+            self.resume_gap_seconds
+                .get_or_create(&ModeLabel { mode })
+                .observe(gap.as_secs_f64());
+        }
+    }
+
+    /// Adds `delta` (negative when freed) to the replay buffer bytes.
+    pub fn replay_buffered(&self, mode: &'static str, delta: i64) {
+        if delta != 0 {
+            self.replay_buffer_bytes
+                .get_or_create(&ModeLabel { mode })
+                .inc_by(delta);
         }
     }
 

@@ -33,6 +33,14 @@ crate::settings! {
         drain_timeout_ms: value Millis = const { Millis::of(5_000) },
         /// Packets buffered per connection and direction before reading pauses.
         queue_depth: value NonZeroUsize = const { nonzero(64) },
+        /// How long a session whose stream to the s-proxy broke is kept while
+        /// the r-proxy reconnects to resume it; the client stays connected.
+        resume_window_ms: value Millis = const { Millis::of(30_000) },
+        /// Bytes sent to the s-proxy and not yet acknowledged, kept per session
+        /// for a resume; when full, reading from the client pauses.
+        replay_buffer_bytes: value NonZeroUsize = const { nonzero(1024 * 1024) },
+        /// Do not offer resumable sessions: a break closes the client at once.
+        no_resume: switch = false,
         /// HTTP/2 PING towards each s-proxy after this long without one.
         keepalive_interval_ms: value Millis = const { Millis::of(20_000) },
         /// An s-proxy that leaves a PING unanswered this long is taken as gone:

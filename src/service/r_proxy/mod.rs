@@ -30,10 +30,11 @@ use crate::line::convert::packet_to_payload;
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::mqtt::session_control::ControlType;
 use crate::line::proto::mqtt::{MessageDirection, SessionControl};
+use crate::line::resume::{End, Link, LinkReceiver, LinkSender, envelopes, keep_edge};
 use crate::line::{
     InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };
-use crate::line::{Upstreams, new_session_id};
+use crate::line::{Opened, Upstreams, new_session_id};
 use crate::mqtt::{ClientConnect, PacketReader, receive_connect};
 use crate::mqtt::{Version, client_id, replies};
 use crate::net::connector::BoxedStream;
@@ -50,6 +51,10 @@ const MODE: &str = "r-proxy";
 /// connection of its client id (already waiting for its CONNACK) to take it
 /// over; the broker answers that CONNACK right after closing this one.
 const TAKEOVER_GRACE: Duration = Duration::from_millis(500);
+
+/// When a session ends here (shutdown, takeover) on a resumable line, how
+/// long to spend telling the s-proxy so (TERMINATE and its acknowledgement).
+const TERMINATE_WITHIN: Duration = Duration::from_secs(1);
 
 /// What a reload (SIGHUP) replaces: settings and s-proxy channels (the
 /// listeners' certificates are swapped beside it).
@@ -203,7 +208,7 @@ async fn serve_client(
     client_socket: Option<RawFd>,
     peer: SocketAddr,
     shared: &Shared,
-    live: &Live,
+    live: &Arc<Live>,
 ) {
     let config = &live.config;
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -256,10 +261,15 @@ async fn serve_client(
         &client_id,
         &opening,
         config.queue_depth.get(),
+        !config.no_resume,
     ))
     .await;
-    drop(opening);
-    let (tx, mut inbound) = match opened {
+    let Opened {
+        outlet,
+        inbound,
+        endpoint,
+        resume_token,
+    } = match opened {
         Ok(opened) => opened,
         Err(e) => {
             METRICS.upstream_error(MODE);
@@ -270,7 +280,49 @@ async fn serve_client(
     };
     METRICS.connected_after(MODE, connecting.elapsed());
     let mut session = METRICS.session(MODE);
-    info!(session = %session_id, client_id = %client_id, %version, "relaying");
+    info!(session = %session_id, client_id = %client_id, %version,
+          resumable = resume_token.is_some(), "relaying");
+    let (mut line, mut inbound, link) = match resume_token {
+        Some(token) => {
+            let link = Link::new(
+                End::Edge,
+                version,
+                MODE,
+                config.replay_buffer_bytes.get(),
+                outlet,
+                inbound,
+            );
+            link.sent_before(&opening);
+            let live = live.clone();
+            let depth = config.queue_depth.get();
+            let restore = keep_edge(
+                link.clone(),
+                MODE,
+                config.resume_window_ms.duration(),
+                token,
+                move |token, received| {
+                    let live = live.clone();
+                    async move {
+                        live.upstreams
+                            .resume(endpoint, &token, received, depth)
+                            .await
+                    }
+                },
+            );
+            tokio::spawn(restore.in_current_span());
+            (
+                LinkSender::resumable(&link),
+                LinkReceiver::resumable(&link),
+                Some(link),
+            )
+        }
+        None => (
+            LinkSender::Plain(Some(outlet)),
+            LinkReceiver::Plain(inbound),
+            None,
+        ),
+    };
+    drop(opening);
 
     // Older connections of this client id are closed right before a
     // successful CONNACK is written, as the broker closed them
@@ -287,6 +339,9 @@ async fn serve_client(
         };
     let mut wr = TakeoverWriter::new(wr, acceptance);
 
+    // Ended here (shutdown, takeover) on a resumable line: the s-proxy is
+    // told, rather than left holding the session for a resume window.
+    let mut tell_s_proxy = false;
     // What an MQTT 5 client is told when the relay ends on our side.
     let farewell: Option<Vec<u8>> = {
         let to_client = pump_envelopes_to_writer(
@@ -306,8 +361,7 @@ async fn serve_client(
                 MODE,
                 MessageDirection::ClientToBroker,
                 &mut sequence_id,
-                &tx,
-                Box::new,
+                &mut line,
             );
             let mut ending = shared.ending.subscribe();
             let newer_connection = async {
@@ -332,9 +386,18 @@ async fn serve_client(
                     InboundEnd::Io(_) => "client_error",
                     InboundEnd::QueueClosed => "upstream_lost",
                 });
-                // Half-close: the s-proxy writes what it has, closes the
-                // broker connection and ends its stream.
-                drop(tx);
+                // The s-proxy writes what it has, closes the broker
+                // connection and ends its stream: told by a half-close, or
+                // on a resumable line by TERMINATE (a break is no end).
+                if line.is_resumable() {
+                    let end = envelope(
+                        &mut sequence_id,
+                        MessageDirection::ClientToBroker,
+                        envelopes::terminate(),
+                    );
+                    let _ = timeout(config.drain_timeout_ms.duration(), line.send(end, 0)).await;
+                }
+                line.finish();
                 if timeout(config.drain_timeout_ms.duration(), &mut to_client)
                     .await
                     .is_err()
@@ -349,12 +412,14 @@ async fn serve_client(
                 }
             }
             FirstEnd::Shutdown => {
+                tell_s_proxy = true;
                 Some(replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN).to_vec())
             }
             FirstEnd::TakenOver => {
                 // The client socket is shut down already; the broker has
                 // closed this connection's side too.
                 debug!("taken over by a newer connection of the same client id");
+                tell_s_proxy = true;
                 session.close_reason("taken_over");
                 None
             }
@@ -367,8 +432,18 @@ async fn serve_client(
                 {
                     let _ = timeout(TAKEOVER_GRACE, told).await;
                 }
+                let refused = link.as_ref().is_some_and(Link::was_refused);
+                let before_connack = link.as_ref().is_some_and(|l| l.received() == 0);
                 match end {
                     OutboundEnd::Finished | OutboundEnd::Io(_) => None,
+                    OutboundEnd::Failed(_) if before_connack => {
+                        // Lost before the broker's CONNACK came through: the
+                        // client still waits for one.
+                        Some(replies::connack_server_unavailable(version))
+                    }
+                    OutboundEnd::Failed(_) if refused => {
+                        Some(replies::DISCONNECT_NOT_RESUMED.to_vec())
+                    }
                     OutboundEnd::Failed(_) | OutboundEnd::Invalid(_) => {
                         Some(replies::DISCONNECT_UPSTREAM_LOST.to_vec())
                     }
@@ -376,10 +451,23 @@ async fn serve_client(
             }
         }
     };
-    if version == Version::V5
-        && let Some(disconnect) = farewell
+    if let Some(link) = &link {
+        if tell_s_proxy {
+            let end = envelope(
+                &mut sequence_id,
+                MessageDirection::ClientToBroker,
+                envelopes::terminate(),
+            );
+            let _ = timeout(TERMINATE_WITHIN, line.send(end, 0)).await;
+            let _ = timeout(TERMINATE_WITHIN, link.all_acknowledged()).await;
+        }
+        link.close();
+    }
+    // A CONNACK refusal goes to either version; a DISCONNECT to MQTT 5 only.
+    if let Some(farewell) = farewell
+        && (version == Version::V5 || farewell.first() == Some(&0x20))
     {
-        let _ = wr.write_all(&disconnect).await;
+        let _ = wr.write_all(&farewell).await;
     }
     let _ = wr.shutdown().await;
     info!(session = %session_id, "closed");

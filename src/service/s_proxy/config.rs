@@ -26,6 +26,14 @@ crate::settings! {
         broker_connect_timeout_ms: value Millis = const { Millis::of(5_000) },
         /// Packets buffered per session and direction before reading pauses.
         queue_depth: value NonZeroUsize = const { nonzero(64) },
+        /// How long a session whose stream from the r-proxy broke keeps its
+        /// broker connection, waiting for the r-proxy to resume it.
+        resume_window_ms: value Millis = const { Millis::of(30_000) },
+        /// Bytes sent to the r-proxy and not yet acknowledged, kept per session
+        /// for a resume; when full, reading from the broker pauses.
+        replay_buffer_bytes: value NonZeroUsize = const { nonzero(1024 * 1024) },
+        /// Do not grant resumable sessions: a break closes the broker connection.
+        no_resume: switch = false,
         /// HTTP/2 PING towards each r-proxy after this long without one.
         keepalive_interval_ms: value Millis = const { Millis::of(20_000) },
         /// An r-proxy that leaves a PING unanswered this long is taken as gone:

@@ -32,9 +32,15 @@ use crate::line::proto::mqtt::mqtt_relay_service_server::{
 };
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
 use crate::line::server::{StreamOrigin, check_token, read_connect};
+use crate::line::incoming::PeerInfo;
+use crate::line::resume::grant::{
+    Owner, RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number,
+};
+use crate::line::resume::{
+    End, Link, LinkReceiver, LinkSender, ResumableSessions, ResumeRequest, envelopes, keep_cloud,
+};
 use crate::line::{
-    InboundEnd, OutboundEnd, QueuedEnvelope, Traffic, envelope, pump_envelopes_to_writer,
-    pump_reader_to_envelopes,
+    InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };
 use crate::line::{max_message_size, new_session_id};
 use crate::mqtt::PacketReader;
@@ -105,6 +111,68 @@ struct Relay {
     sessions: Gauge,
     /// Becomes true when the shutdown grace period is over.
     ending: watch::Receiver<bool>,
+    /// Sessions a broken stream may resume, by token.
+    resumable: ResumableSessions,
+}
+
+/// How long a resume waits for its session to take the new stream.
+const RESUME_HANDOVER: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Relay {
+    /// Hands the stream of a resume to the session of `token`, answering
+    /// with what the session received and its next token; refused for an
+    /// unknown or spent token, an ended session or another owner.
+    async fn resume(
+        &self,
+        request: Request<Streaming<MqttStreamMessage>>,
+        token: &str,
+        owner: Option<Owner>,
+    ) -> Result<Response<ResponseStream>, Status> {
+        let live = self.live.current();
+        let peer_received = read_number(request.metadata(), RESUME_RECEIVED_KEY)
+            .ok_or_else(|| Status::invalid_argument("a resume needs mqttbridge-resume-received"))?;
+        let refused = |status: Status| {
+            METRICS.resumed(MODE, "refused", None);
+            warn!(peer = ?peer_addr(&request), %status, "resume refused");
+            status
+        };
+        let (next, resumes) = self.resumable.claim(token, owner).map_err(refused)?;
+        let (tx, rx) = mpsc::channel(live.config.queue_depth.get());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let gone = || Status::not_found("session cannot be resumed: it has ended");
+        let handover = ResumeRequest {
+            outlet: tx,
+            inbound: request.into_inner(),
+            peer_received,
+            reply,
+        };
+        resumes.send(handover).await.map_err(|_| gone())?;
+        let received = timeout(RESUME_HANDOVER, answer)
+            .await
+            .map_err(|_| Status::unavailable("the session did not take the stream in time"))?
+            .map_err(|_| gone())?;
+        let mut response = response_of(rx);
+        let metadata = response.metadata_mut();
+        metadata.insert(RESUME_RECEIVED_KEY, received.into());
+        if let Ok(next) = next.parse() {
+            metadata.insert(RESUME_TOKEN_KEY, next);
+        }
+        Ok(response)
+    }
+}
+
+/// The response stream of a session: what its outlet's receiver yields.
+fn response_of(
+    rx: mpsc::Receiver<Result<crate::line::QueuedEnvelope, Status>>,
+) -> Response<ResponseStream> {
+    Response::new(Box::pin(
+        ReceiverStream::new(rx).map(|queued| queued.map(|boxed| *boxed)),
+    ))
+}
+
+/// The r-proxy's address, as the connection shows it.
+fn peer_addr<T>(request: &Request<T>) -> Option<SocketAddr> {
+    request.extensions().get::<PeerInfo>().and_then(|p| p.remote)
 }
 
 #[tonic::async_trait]
@@ -117,15 +185,25 @@ impl MqttRelayService for Relay {
     ) -> Result<Response<Self::StreamMqttMessagesStream>, Status> {
         let live = self.live.current();
         if let Err(refused) = check_token(&request, &live.tokens) {
-            warn!(peer = ?request.remote_addr(), "r-proxy without a valid token refused");
+            warn!(peer = ?peer_addr(&request), "r-proxy without a valid token refused");
             return Err(refused);
         }
+        let certificate = request
+            .extensions()
+            .get::<PeerInfo>()
+            .and_then(|p| p.certificate.clone());
+        let owner = Owner::of(certificate.as_deref(), request.metadata());
+        if let Some(token) = request.metadata().get(RESUME_TOKEN_KEY) {
+            let token = token.to_str().unwrap_or("").to_string();
+            return self.resume(request, &token, owner).await;
+        }
+        let offered = request.metadata().contains_key(RESUME_OFFER_KEY) && !live.config.no_resume;
         let permit = self
             .limit
             .clone()
             .try_acquire_owned()
             .map_err(|_| Status::resource_exhausted("s-proxy session limit reached"))?;
-        let peer = request.remote_addr();
+        let peer = peer_addr(&request);
         let StreamOrigin {
             peer_session,
             client,
@@ -137,26 +215,92 @@ impl MqttRelayService for Relay {
         let ending = self.ending.clone();
         let span =
             info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
+        let mut token = None;
+        let (line, receiver, link, registration) = if offered {
+            let (first, registration, resumes) = self.resumable.register(owner);
+            token = Some(first);
+            // The version is the CONNECT's, known once it arrives.
+            let link = Link::new(
+                End::Cloud,
+                mqtt::Version::V5,
+                MODE,
+                live.config.replay_buffer_bytes.get(),
+                tx,
+                inbound,
+            );
+            let window = live.config.resume_window_ms.duration();
+            tokio::spawn(keep_cloud(link.clone(), MODE, resumes, window).instrument(span.clone()));
+            (
+                LinkSender::resumable(&link),
+                LinkReceiver::resumable(&link),
+                Some(link),
+                Some(registration),
+            )
+        } else {
+            (
+                LinkSender::Plain(Some(tx)),
+                LinkReceiver::Plain(inbound),
+                None,
+                None,
+            )
+        };
         tokio::spawn(
             async move {
-                run_session(inbound, tx, &live.config, &live.connector, client, ending).await;
+                let line = Line {
+                    sender: line,
+                    receiver,
+                    link,
+                };
+                run_session(line, &live.config, &live.connector, client, ending).await;
+                drop(registration);
                 drop(permit);
                 drop(counted);
             }
             .instrument(span),
         );
-        Ok(Response::new(Box::pin(
-            ReceiverStream::new(rx).map(|queued| queued.map(|boxed| *boxed)),
-        )))
+        let mut response = response_of(rx);
+        if let Some(token) = token.and_then(|t| t.parse().ok()) {
+            response.metadata_mut().insert(RESUME_TOKEN_KEY, token);
+        }
+        Ok(response)
     }
 }
 
-/// The response queue: boxed envelopes (see [`QueuedEnvelope`]).
-type Outbound = mpsc::Sender<Result<QueuedEnvelope, Status>>;
+/// A session's side of the gRPC line.
+struct Line {
+    sender: LinkSender,
+    receiver: LinkReceiver,
+    /// Set when the session is resumable.
+    link: Option<Link>,
+}
+
+impl Line {
+    /// Ends the line: on a resumable one, TERMINATE and (bounded) its
+    /// acknowledgement, so a break now is not taken for a resume to wait
+    /// for; a plain one half-closes.
+    async fn end(&mut self, sequence_id: &mut u64, within: std::time::Duration) {
+        if let Some(link) = &self.link {
+            let end = envelope(
+                sequence_id,
+                MessageDirection::BrokerToClient,
+                envelopes::terminate(),
+            );
+            let said = async {
+                if self.sender.send(end, 0).await.is_ok() {
+                    link.all_acknowledged().await;
+                }
+            };
+            if timeout(within, said).await.is_err() {
+                debug!("the r-proxy did not acknowledge the end of the session in time");
+            }
+            link.close();
+        }
+        self.sender.finish();
+    }
+}
 
 async fn run_session(
-    mut inbound: Streaming<MqttStreamMessage>,
-    tx: Outbound,
+    mut line: Line,
     config: &SProxyConfig,
     connector: &BrokerConnector,
     client: SocketAddr,
@@ -164,23 +308,26 @@ async fn run_session(
 ) {
     let (version, connect) = match timeout(
         config.connect_timeout_ms.duration(),
-        Box::pin(read_connect(&mut inbound)),
+        Box::pin(read_connect(&mut line.receiver)),
     )
     .await
     {
         Ok(Ok(first)) => first,
         Ok(Err(status)) => {
             debug!(%status, "session refused");
-            let _ = tx.send(Err(status)).await;
+            line.sender.end_with(status).await;
             return;
         }
         Err(_) => {
-            let _ = tx
-                .send(Err(Status::deadline_exceeded("no CONNECT in time")))
-                .await;
+            let status = Status::deadline_exceeded("no CONNECT in time");
+            line.sender.end_with(status).await;
             return;
         }
     };
+    if let Some(link) = &line.link {
+        link.set_session(version, mqtt::keep_alive(&connect));
+    }
+    let drain = config.drain_timeout_ms.duration();
     let mut sequence_id = 0;
     let connecting = std::time::Instant::now();
     let broker = match connector
@@ -191,13 +338,13 @@ async fn run_session(
         Err(reason) => {
             warn!(broker = %config.broker, %reason, "broker unreachable");
             METRICS.upstream_error(MODE);
-            refuse_unavailable(&tx, version, &mut sequence_id).await;
+            refuse_unavailable(&mut line, version, &mut sequence_id, drain).await;
             return;
         }
     };
     METRICS.connected_after(MODE, connecting.elapsed());
     let mut session = METRICS.session(MODE);
-    info!(broker = %config.broker, %version, "session open");
+    info!(broker = %config.broker, %version, resumable = line.link.is_some(), "session open");
     let (broker_rd, mut broker_wr) = tokio::io::split(broker);
     let mut connect_bytes = bytes::BytesMut::new();
     mqtt::encode(&connect, &mut connect_bytes);
@@ -205,72 +352,82 @@ async fn run_session(
     drop(connect);
     if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut broker_wr, &connect_bytes).await {
         warn!(error = %e, "writing CONNECT to broker failed");
-        refuse_unavailable(&tx, version, &mut sequence_id).await;
+        refuse_unavailable(&mut line, version, &mut sequence_id, drain).await;
         return;
     }
 
     let mut reader = PacketReader::new(broker_rd, config.max_packet_size.get());
-    let from_broker = broker_to_client(&mut reader, version, &mut sequence_id, &tx);
-    let to_broker = pump_envelopes_to_writer(
-        &mut inbound,
-        &mut broker_wr,
-        version,
-        Traffic {
-            mode: MODE,
-            direction: MessageDirection::ClientToBroker,
-        },
-    );
     // Set when the r-proxy ended the session: the broker gets a FIN rather
     // than a close (see below).
     let mut closing_after_client = false;
-    tokio::select! {
-        end = to_broker => {
-            closing_after_client = matches!(end, OutboundEnd::Finished | OutboundEnd::Failed(_));
-            session.close_reason(match &end {
-                OutboundEnd::Finished => "client_closed",
-                OutboundEnd::Failed(_) => "client_lost",
-                OutboundEnd::Invalid(_) => "client_bad_packet",
-                OutboundEnd::Io(_) => "broker_error",
-            });
-            match end {
-                OutboundEnd::Finished => debug!("r-proxy ended the stream"),
-                OutboundEnd::Failed(status) => debug!(%status, "r-proxy stream failed"),
-                OutboundEnd::Invalid(e) => {
-                    warn!(error = %e, "invalid packet from r-proxy");
-                    let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+    // Set when the session ends with an error the r-proxy is told.
+    let mut failure = None;
+    {
+        let Line {
+            sender, receiver, ..
+        } = &mut line;
+        let from_broker = broker_to_client(&mut reader, version, &mut sequence_id, sender);
+        let to_broker = pump_envelopes_to_writer(
+            receiver,
+            &mut broker_wr,
+            version,
+            Traffic {
+                mode: MODE,
+                direction: MessageDirection::ClientToBroker,
+            },
+        );
+        tokio::select! {
+            end = to_broker => {
+                closing_after_client = matches!(end, OutboundEnd::Finished | OutboundEnd::Failed(_));
+                session.close_reason(match &end {
+                    OutboundEnd::Finished => "client_closed",
+                    OutboundEnd::Failed(_) => "client_lost",
+                    OutboundEnd::Invalid(_) => "client_bad_packet",
+                    OutboundEnd::Io(_) => "broker_error",
+                });
+                match end {
+                    OutboundEnd::Finished => debug!("r-proxy ended the stream"),
+                    OutboundEnd::Failed(status) => debug!(%status, "r-proxy stream failed"),
+                    OutboundEnd::Invalid(e) => {
+                        warn!(error = %e, "invalid packet from r-proxy");
+                        failure = Some(Status::invalid_argument(e.to_string()));
+                    }
+                    OutboundEnd::Io(e) => debug!(error = %e, "writing to broker failed"),
                 }
-                OutboundEnd::Io(e) => debug!(error = %e, "writing to broker failed"),
             }
-        }
-        end = from_broker => {
-            session.close_reason(match &end {
-                InboundEnd::Eof | InboundEnd::Disconnected => "broker_closed",
-                InboundEnd::Codec(_) => "broker_bad_packet",
-                InboundEnd::Io(_) => "broker_error",
-                InboundEnd::QueueClosed => "client_lost",
-            });
-            match end {
-                InboundEnd::Eof | InboundEnd::Disconnected => debug!("broker closed"),
-                InboundEnd::Codec(e) => {
-                    warn!(error = %e, "bad packet from broker");
-                    let _ = tx.send(Err(Status::internal(format!("broker sent {e}")))).await;
+            end = from_broker => {
+                session.close_reason(match &end {
+                    InboundEnd::Eof | InboundEnd::Disconnected => "broker_closed",
+                    InboundEnd::Codec(_) => "broker_bad_packet",
+                    InboundEnd::Io(_) => "broker_error",
+                    InboundEnd::QueueClosed => "client_lost",
+                });
+                match end {
+                    InboundEnd::Eof | InboundEnd::Disconnected => debug!("broker closed"),
+                    InboundEnd::Codec(e) => {
+                        warn!(error = %e, "bad packet from broker");
+                        failure = Some(Status::internal(format!("broker sent {e}")));
+                    }
+                    InboundEnd::Io(e) => debug!(error = %e, "reading from broker failed"),
+                    InboundEnd::QueueClosed => debug!("r-proxy stopped reading"),
                 }
-                InboundEnd::Io(e) => debug!(error = %e, "reading from broker failed"),
-                InboundEnd::QueueClosed => debug!("r-proxy stopped reading"),
+            }
+            // (The watch guard is not Send: drop it before the arm awaits.)
+            () = async { drop(ending.wait_for(|e| *e).await) } => {
+                session.close_reason("shutdown");
+                if version == Version::V5 {
+                    let goodbye = envelope(
+                        &mut sequence_id,
+                        MessageDirection::BrokerToClient,
+                        disconnect_server_shutting_down(),
+                    );
+                    let _ = timeout(drain, sender.send(goodbye, 0)).await;
+                }
             }
         }
-        // (The watch guard is not Send: drop it before the arm awaits.)
-        () = async { drop(ending.wait_for(|e| *e).await) } => {
-            session.close_reason("shutdown");
-            if version == Version::V5 {
-                let goodbye = envelope(
-                    &mut sequence_id,
-                    MessageDirection::BrokerToClient,
-                    disconnect_server_shutting_down(),
-                );
-                let _ = tx.send(Ok(Box::new(goodbye))).await;
-            }
-        }
+    }
+    if let Some(status) = failure {
+        line.sender.end_with(status).await;
     }
     // Everything the r-proxy sent has been written; a FIN tells the broker
     // the client is gone.
@@ -282,14 +439,12 @@ async fn run_session(
         // would drop what it had not read. So read on (passing what comes to
         // the client, as a broker's own connection would) until the broker
         // closes its side, which it does once it has read everything.
-        let rest = broker_to_client(&mut reader, version, &mut sequence_id, &tx);
-        if timeout(config.drain_timeout_ms.duration(), rest)
-            .await
-            .is_err()
-        {
+        let rest = broker_to_client(&mut reader, version, &mut sequence_id, &mut line.sender);
+        if timeout(drain, rest).await.is_err() {
             debug!("the broker did not close its side within drain_timeout_ms");
         }
     }
+    line.end(&mut sequence_id, drain).await;
     info!("session closed");
 }
 
@@ -298,7 +453,7 @@ async fn broker_to_client<R: tokio::io::AsyncRead + Unpin>(
     reader: &mut PacketReader<R>,
     version: Version,
     sequence_id: &mut u64,
-    tx: &Outbound,
+    line: &mut LinkSender,
 ) -> InboundEnd {
     pump_reader_to_envelopes(
         reader,
@@ -306,19 +461,26 @@ async fn broker_to_client<R: tokio::io::AsyncRead + Unpin>(
         MODE,
         MessageDirection::BrokerToClient,
         sequence_id,
-        tx,
-        |m| Ok(Box::new(m)),
+        line,
     )
     .await
 }
 
-async fn refuse_unavailable(tx: &Outbound, version: Version, sequence_id: &mut u64) {
+/// Tells the client the broker cannot be reached (CONNACK "server
+/// unavailable") and ends the session.
+async fn refuse_unavailable(
+    line: &mut Line,
+    version: Version,
+    sequence_id: &mut u64,
+    within: std::time::Duration,
+) {
     let message = envelope(
         sequence_id,
         MessageDirection::BrokerToClient,
         connack_server_unavailable(version),
     );
-    let _ = tx.send(Ok(Box::new(message))).await;
+    let _ = timeout(within, line.sender.send(message, 0)).await;
+    line.end(sequence_id, within).await;
 }
 
 /// A bound s-proxy, ready to serve.
@@ -420,6 +582,7 @@ impl Service for SProxy {
             live: self.live.clone(),
             sessions: self.sessions.clone(),
             ending: ending_rx,
+            resumable: ResumableSessions::default(),
         };
         let service = MqttRelayServiceServer::new(relay)
             .max_decoding_message_size(limit)

@@ -1,0 +1,428 @@
+//! The state a resumable session keeps across gRPC streams, shared by its
+//! two pumps ([`LinkSender`](super::LinkSender) and
+//! [`LinkReceiver`](super::LinkReceiver)) and the task that restores the
+//! stream when it breaks ([`Link`]).
+//!
+//! An *attachment* is one gRPC stream: where envelopes go (`outlet`) and
+//! where the peer's come from (`inbound`). A break detaches it (the gap
+//! starts); a resume attaches the next one, after the unacknowledged
+//! envelopes have been sent on it again. Each attach or detach starts a new
+//! generation, so whatever still holds the old stream knows to let go.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, mpsc};
+use tonic::{Status, Streaming};
+
+use super::envelopes::{self, Ping};
+use super::replay::ReplayBuffer;
+use crate::line::QueuedEnvelope;
+use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
+use crate::mqtt::Version;
+use crate::ops::telemetry::METRICS;
+
+/// Where a side's envelopes go: the request stream (r-proxy) or the
+/// response stream (s-proxy) of one gRPC call.
+pub type Outlet = mpsc::Sender<Result<QueuedEnvelope, Status>>;
+
+/// The peer's envelopes on one gRPC call.
+pub type Inbound = Streaming<MqttStreamMessage>;
+
+/// Which end of the line: it decides what happens to pings in a gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The r-proxy: answers its client's PINGREQ itself during a gap.
+    Edge,
+    /// The s-proxy: pings the broker on the client's behalf during a gap
+    /// and keeps the answers to itself.
+    Cloud,
+}
+
+impl End {
+    /// The direction of the envelopes this end sends.
+    pub fn direction(self) -> MessageDirection {
+        match self {
+            End::Edge => MessageDirection::ClientToBroker,
+            End::Cloud => MessageDirection::BrokerToClient,
+        }
+    }
+}
+
+/// The link is over; nothing more can be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed;
+
+pub(super) struct State {
+    pub buffer: ReplayBuffer,
+    /// Where envelopes go now; `None` in a gap or while replaying.
+    pub outlet: Option<Outlet>,
+    /// Counts changes of `outlet`, so a sender knows its copy is stale.
+    pub outlet_epoch: u64,
+    pub generation: u64,
+    /// The inbound stream of the newest attachment, for the receiver.
+    pub fresh_inbound: Option<Inbound>,
+    pub receiver_waker: Option<Waker>,
+    /// The highest sequence received from the peer.
+    pub received: u64,
+    /// The last acknowledgement sent, and what arrived since.
+    pub acknowledged: u64,
+    pub unacknowledged_weight: usize,
+    /// When the current gap began.
+    pub gap_since: Option<Instant>,
+    /// Set when the link ended for good: the receiver reports it once.
+    pub failure: Option<Status>,
+    /// The peer refused to resume (rather than being unreachable).
+    pub refused: bool,
+    pub closed: bool,
+    /// Edge: client PINGREQs sent on and not answered yet; PINGRESPs owed
+    /// to the client now; PINGRESPs from the broker to drop (answered
+    /// here already). Cloud: PINGREQs to write to the broker now; PINGRESPs
+    /// to drop (asked for here).
+    pub pings_in_flight: u32,
+    pub pings_due: u32,
+    pub swallow: u32,
+    /// Cloud: how often to ping the broker in a gap (half the client's
+    /// keep-alive), once the CONNECT has told it.
+    pub ping_every: Option<Duration>,
+    /// The session's MQTT version, for the pings made here.
+    pub version: Version,
+}
+
+pub(super) struct Shared {
+    pub state: Mutex<State>,
+    /// Acknowledgements made room (or the link closed).
+    pub room: Notify,
+    /// An attachment broke (or the link closed).
+    pub broken: Notify,
+    /// A new generation began: sends to the old outlet may give up.
+    pub detached: Notify,
+    pub end: End,
+    pub mode: &'static str,
+}
+
+impl Shared {
+    pub fn lock(&self) -> MutexGuard<'_, State> {
+        // A poisoned lock means a panic elsewhere mid-update; every update
+        // here leaves the state consistent, so go on with it.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Ends the attachment of `generation` (a break); a later one is
+    /// left alone.
+    pub fn detach(&self, generation: u64) {
+        let mut state = self.lock();
+        if state.generation != generation || state.closed {
+            return;
+        }
+        self.begin_gap(&mut state);
+        drop(state);
+        self.broken.notify_one();
+    }
+
+    fn begin_gap(&self, state: &mut State) {
+        state.generation += 1;
+        state.outlet = None;
+        state.outlet_epoch += 1;
+        state.fresh_inbound = None;
+        state.gap_since.get_or_insert_with(Instant::now);
+        if self.end == End::Edge && state.pings_in_flight > 0 {
+            // Their answers may be lost with the stream: answer now, and
+            // drop the broker's if it comes after all.
+            state.pings_due += state.pings_in_flight;
+            state.swallow += state.pings_in_flight;
+            state.pings_in_flight = 0;
+        }
+        if let Some(waker) = state.receiver_waker.take() {
+            waker.wake();
+        }
+        self.detached.notify_waiters();
+    }
+
+    /// Sends an acknowledgement alone on the current outlet, when there is
+    /// one with room (a full outlet carries acknowledgements anyway).
+    pub fn acknowledge_now(&self, state: &mut State) {
+        let Some(outlet) = &state.outlet else { return };
+        let ack = envelopes::acknowledgement(self.end.direction(), state.received);
+        if outlet.try_send(Ok(Box::new(ack))).is_ok() {
+            state.acknowledged = state.received;
+            state.unacknowledged_weight = 0;
+        }
+    }
+
+    /// Drops what `upto` acknowledges from the replay buffer.
+    pub fn acknowledged_by_peer(&self, state: &mut State, upto: u64) {
+        let freed = state.buffer.acknowledge(upto);
+        if freed > 0 {
+            METRICS.replay_buffered(self.mode, -(freed as i64));
+            self.room.notify_waiters();
+        }
+    }
+}
+
+/// One resumable session's line: the handle its restoring task uses.
+#[derive(Clone)]
+pub struct Link {
+    pub(super) shared: Arc<Shared>,
+}
+
+/// How attaching a new stream went.
+#[derive(Debug)]
+pub enum Attached {
+    /// Everything unacknowledged was sent again; this many envelopes.
+    Replayed(usize),
+    /// The new stream broke too while replaying.
+    BrokeAgain,
+    /// The link was closed meanwhile.
+    Closed,
+}
+
+impl Link {
+    /// A link for a session of `version` at `end`, first attached to
+    /// `outlet`/`inbound`; at most `replay_bytes` wait for
+    /// acknowledgement.
+    pub fn new(
+        end: End,
+        version: Version,
+        mode: &'static str,
+        replay_bytes: usize,
+        outlet: Outlet,
+        inbound: Inbound,
+    ) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    buffer: ReplayBuffer::new(replay_bytes),
+                    outlet: Some(outlet),
+                    outlet_epoch: 0,
+                    generation: 0,
+                    fresh_inbound: Some(inbound),
+                    receiver_waker: None,
+                    received: 0,
+                    acknowledged: 0,
+                    unacknowledged_weight: 0,
+                    gap_since: None,
+                    failure: None,
+                    refused: false,
+                    closed: false,
+                    pings_in_flight: 0,
+                    pings_due: 0,
+                    swallow: 0,
+                    ping_every: None,
+                    version,
+                }),
+                room: Notify::new(),
+                broken: Notify::new(),
+                detached: Notify::new(),
+                end,
+                mode,
+            }),
+        }
+    }
+
+    /// Waits until the current attachment breaks; returns when the gap
+    /// began, or `None` once the link is closed.
+    pub async fn broken(&self) -> Option<Instant> {
+        loop {
+            let notified = self.shared.broken.notified();
+            {
+                let state = self.shared.lock();
+                if state.closed {
+                    return None;
+                }
+                if let (None, Some(since)) = (&state.outlet, state.gap_since) {
+                    return Some(since);
+                }
+            }
+            notified.await;
+        }
+    }
+
+    /// The highest sequence received from the peer: where its replay starts.
+    pub fn received(&self) -> u64 {
+        self.shared.lock().received
+    }
+
+    /// Ends the current attachment, if any (a resume may arrive before the
+    /// break is noticed here), so nothing more is taken from it; returns
+    /// what was received, where the peer's replay starts.
+    pub fn detach_for_resume(&self) -> u64 {
+        let mut state = self.shared.lock();
+        if !state.closed {
+            self.shared.begin_gap(&mut state);
+        }
+        state.received
+    }
+
+    /// Attaches a new stream: drops what the peer says it has (everything
+    /// up to `peer_received`), sends the rest again in order, then lets new
+    /// envelopes through. Returns how long the gap lasted with the outcome.
+    pub async fn attach(
+        &self,
+        outlet: Outlet,
+        inbound: Inbound,
+        peer_received: u64,
+    ) -> (Attached, Duration) {
+        let generation = {
+            let mut state = self.shared.lock();
+            if state.closed {
+                return (Attached::Closed, Duration::ZERO);
+            }
+            self.shared.begin_gap(&mut state);
+            state.fresh_inbound = Some(inbound);
+            self.shared.acknowledged_by_peer(&mut state, peer_received);
+            state.generation
+        };
+        let mut replayed = 0;
+        let mut after = peer_received;
+        loop {
+            let next = {
+                let mut state = self.shared.lock();
+                if state.closed {
+                    return (Attached::Closed, Duration::ZERO);
+                }
+                if state.generation != generation {
+                    return (Attached::BrokeAgain, Duration::ZERO);
+                }
+                match state.buffer.next_after(after) {
+                    Some(message) => {
+                        let mut message = message.clone();
+                        message.acknowledged = state.received;
+                        message
+                    }
+                    None => {
+                        // Caught up: new envelopes go straight out again.
+                        state.outlet = Some(outlet);
+                        state.outlet_epoch += 1;
+                        state.acknowledged = state.received;
+                        let gap = state.gap_since.take().map(|t| t.elapsed());
+                        return (Attached::Replayed(replayed), gap.unwrap_or_default());
+                    }
+                }
+            };
+            after = next.sequence_id;
+            let detached = self.shared.detached.notified();
+            tokio::select! {
+                sent = outlet.send(Ok(Box::new(next))) => {
+                    if sent.is_err() {
+                        self.shared.detach(generation);
+                        return (Attached::BrokeAgain, Duration::ZERO);
+                    }
+                }
+                () = detached => return (Attached::BrokeAgain, Duration::ZERO),
+            }
+            replayed += 1;
+        }
+    }
+
+    /// Keeps `messages`, sent on the first stream before the link existed
+    /// (the session's opening), for a replay.
+    pub fn sent_before(&self, messages: &[MqttStreamMessage]) {
+        let mut state = self.shared.lock();
+        for message in messages {
+            let size = state.buffer.push(message.clone(), envelopes::weight(message));
+            METRICS.replay_buffered(self.shared.mode, size as i64);
+        }
+    }
+
+    /// Sets what the session's CONNECT said (Cloud end: the link exists
+    /// before it arrives): its version, and the client's keep-alive
+    /// (seconds; 0 for none), at half of which the broker is pinged in a
+    /// gap.
+    pub fn set_session(&self, version: Version, keep_alive: u16) {
+        let mut state = self.shared.lock();
+        state.version = version;
+        state.ping_every =
+            (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 500));
+    }
+
+    /// How often to ping the broker in a gap.
+    pub fn ping_every(&self) -> Option<Duration> {
+        self.shared.lock().ping_every
+    }
+
+    /// Asks for a PINGREQ to the broker (Cloud end, during a gap).
+    pub fn ping_broker(&self) {
+        let mut state = self.shared.lock();
+        state.pings_due += 1;
+        if let Some(waker) = state.receiver_waker.take() {
+            waker.wake();
+        }
+    }
+
+    /// Whether the peer has acknowledged everything sent.
+    pub async fn all_acknowledged(&self) {
+        loop {
+            let room = self.shared.room.notified();
+            {
+                let state = self.shared.lock();
+                if state.buffer.is_empty() || state.closed {
+                    return;
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Ends the link for good: the receiver reports `status` (once) and
+    /// stops, senders get [`Closed`].
+    pub fn fail(&self, status: Status) {
+        let mut state = self.shared.lock();
+        if !state.closed {
+            state.failure = Some(status);
+        }
+        self.close_locked(&mut state);
+    }
+
+    /// Ends the link for good because the peer refused to resume it.
+    pub fn refuse(&self, status: Status) {
+        let mut state = self.shared.lock();
+        state.refused = !state.closed;
+        drop(state);
+        self.fail(status);
+    }
+
+    /// Whether the link ended because the peer refused a resume.
+    pub fn was_refused(&self) -> bool {
+        self.shared.lock().refused
+    }
+
+    /// Ends the link quietly (the session is over).
+    pub fn close(&self) {
+        let mut state = self.shared.lock();
+        self.close_locked(&mut state);
+    }
+
+    fn close_locked(&self, state: &mut State) {
+        if state.closed {
+            return;
+        }
+        state.closed = true;
+        state.outlet = None;
+        state.outlet_epoch += 1;
+        state.fresh_inbound = None;
+        let freed = state.buffer.clear();
+        METRICS.replay_buffered(self.shared.mode, -(freed as i64));
+        if let Some(waker) = state.receiver_waker.take() {
+            waker.wake();
+        }
+        self.shared.room.notify_waiters();
+        self.shared.broken.notify_waiters();
+        self.shared.detached.notify_waiters();
+    }
+
+    /// Whether the link is in a gap now.
+    pub fn in_gap(&self) -> bool {
+        self.shared.lock().gap_since.is_some()
+    }
+}
+
+/// What the Cloud end answers a ping it asked for itself.
+pub(super) fn swallowed(state: &mut State, message: &MqttStreamMessage) -> bool {
+    if state.swallow > 0 && envelopes::ping_of(message) == Some(Ping::Response) {
+        state.swallow -= 1;
+        return true;
+    }
+    false
+}

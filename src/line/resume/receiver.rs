@@ -1,0 +1,195 @@
+//! The receiving half of a session's line, read by the pump that writes the
+//! MQTT socket: the peer's envelopes from whichever gRPC stream is current.
+//! On a resumable line it drops what arrives twice (after a replay), takes
+//! the acknowledgements the peer sends, acknowledges what arrives (riding
+//! on outgoing envelopes, or alone after a burst or a short quiet), yields
+//! the pings a gap calls for, and waits through a gap instead of ending.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use tokio::time::{Instant, Sleep};
+use tonic::Status;
+
+use super::envelopes::{self, Ping};
+use super::link::{End, Inbound, Link, Shared, State};
+use crate::line::proto::mqtt::MqttStreamMessage;
+
+/// An acknowledgement goes out alone after this many envelopes arrived
+/// without one leaving...
+const ACK_EVERY_ENVELOPES: u64 = 32;
+/// ...or this much payload...
+const ACK_EVERY_WEIGHT: usize = 64 * 1024;
+/// ...or when this long passes quietly with something unacknowledged, so a
+/// reply has a moment to carry it instead.
+const ACK_DELAY: Duration = Duration::from_millis(20);
+
+/// Where a session's pump reads the peer's envelopes.
+pub enum LinkReceiver {
+    /// A line without resumption: the stream itself.
+    Plain(Inbound),
+    /// A resumable line.
+    Resumable(Receiver),
+}
+
+/// The receiving half of a resumable line.
+pub struct Receiver {
+    shared: Arc<Shared>,
+    inbound: Option<Inbound>,
+    generation: u64,
+    /// Armed while something received waits for its acknowledgement.
+    ack_timer: Option<Pin<Box<Sleep>>>,
+    /// The failure was reported; the stream has ended.
+    done: bool,
+}
+
+impl LinkReceiver {
+    /// The receiving half of `link`.
+    pub fn resumable(link: &Link) -> Self {
+        LinkReceiver::Resumable(Receiver {
+            shared: link.shared.clone(),
+            inbound: None,
+            generation: u64::MAX,
+            ack_timer: None,
+            done: false,
+        })
+    }
+}
+
+impl Stream for LinkReceiver {
+    type Item = Result<MqttStreamMessage, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.get_mut() {
+            LinkReceiver::Plain(inbound) => Pin::new(inbound).poll_next(cx),
+            LinkReceiver::Resumable(receiver) => receiver.poll_next(cx),
+        }
+    }
+}
+
+impl Receiver {
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<MqttStreamMessage, Status>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let shared = self.shared.clone();
+        loop {
+            {
+                let mut state = shared.lock();
+                if let Some(made) = self.made_here(&mut state) {
+                    return Poll::Ready(Some(Ok(made)));
+                }
+                if state.closed {
+                    self.done = true;
+                    return Poll::Ready(state.failure.take().map(Err));
+                }
+                if state.generation != self.generation {
+                    self.inbound = state.fresh_inbound.take();
+                    self.generation = state.generation;
+                }
+                if self.inbound.is_none() {
+                    state.receiver_waker = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+            let Some(inbound) = self.inbound.as_mut() else {
+                continue;
+            };
+            match Pin::new(inbound).poll_next(cx) {
+                Poll::Pending => return self.quiet(cx),
+                Poll::Ready(Some(Ok(message))) => {
+                    if let Some(message) = self.arrived(message) {
+                        return Poll::Ready(Some(Ok(message)));
+                    }
+                }
+                Poll::Ready(Some(Err(_)) | None) => {
+                    // A break (an end without TERMINATE is one too): wait
+                    // for the next attachment.
+                    self.inbound = None;
+                    shared.detach(self.generation);
+                }
+            }
+        }
+    }
+
+    /// A ping this end makes itself in a gap, when one is due.
+    fn made_here(&self, state: &mut State) -> Option<MqttStreamMessage> {
+        if state.pings_due == 0 {
+            return None;
+        }
+        state.pings_due -= 1;
+        let direction = match self.shared.end {
+            End::Edge => crate::line::proto::mqtt::MessageDirection::BrokerToClient,
+            End::Cloud => crate::line::proto::mqtt::MessageDirection::ClientToBroker,
+        };
+        let kind = match self.shared.end {
+            // The r-proxy answers its client.
+            End::Edge => Ping::Response,
+            // The s-proxy asks the broker, and drops the answer later.
+            End::Cloud => {
+                state.swallow += 1;
+                Ping::Request
+            }
+        };
+        Some(envelopes::ping(state.version, kind, direction))
+    }
+
+    /// Takes one envelope from the peer; `None` when it is not for the
+    /// pump (a duplicate, an acknowledgement alone, a swallowed ping).
+    fn arrived(&mut self, message: MqttStreamMessage) -> Option<MqttStreamMessage> {
+        let shared = &self.shared;
+        let mut state = shared.lock();
+        if state.generation != self.generation {
+            // Detached meanwhile for a resume: this stream is done, and
+            // what it still brings is replayed on the next.
+            self.inbound = None;
+            return None;
+        }
+        if message.acknowledged > 0 {
+            shared.acknowledged_by_peer(&mut state, message.acknowledged);
+        }
+        if message.sequence_id <= state.received {
+            return None;
+        }
+        state.received = message.sequence_id;
+        if shared.end == End::Edge && envelopes::ping_of(&message) == Some(Ping::Response) {
+            if state.swallow > 0 {
+                state.swallow -= 1;
+                return None;
+            }
+            state.pings_in_flight = state.pings_in_flight.saturating_sub(1);
+        }
+        state.unacknowledged_weight += envelopes::weight(&message);
+        if envelopes::is_terminate(&message)
+            || state.received - state.acknowledged >= ACK_EVERY_ENVELOPES
+            || state.unacknowledged_weight >= ACK_EVERY_WEIGHT
+        {
+            shared.acknowledge_now(&mut state);
+        }
+        Some(message)
+    }
+
+    /// Nothing to read now: acknowledge what arrived once it has been quiet
+    /// for [`ACK_DELAY`] (a reply may carry it sooner).
+    fn quiet(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<MqttStreamMessage, Status>>> {
+        let mut state = self.shared.lock();
+        if state.received == state.acknowledged {
+            self.ack_timer = None;
+            return Poll::Pending;
+        }
+        let timer = self
+            .ack_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + ACK_DELAY)));
+        if timer.as_mut().poll(cx).is_ready() {
+            self.ack_timer = None;
+            self.shared.acknowledge_now(&mut state);
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,191 @@
+//! The sending half of a session's line, used by the pump that reads the
+//! MQTT socket: envelopes go to the current gRPC stream, and on a
+//! resumable line into the replay buffer first. A full buffer makes
+//! [`LinkSender::send`] wait, so the pump stops reading its socket and TCP
+//! slows the sender down; nothing is dropped.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc::error::TrySendError;
+use tonic::Status;
+
+use super::envelopes::{self, Ping};
+use super::link::{Closed, End, Link, Outlet, Shared, swallowed};
+use crate::line::proto::mqtt::MqttStreamMessage;
+use crate::ops::telemetry::METRICS;
+
+/// Where a session's pump sends envelopes.
+pub enum LinkSender {
+    /// A line without resumption (the peer did not offer it): straight to
+    /// the stream, which ends with it.
+    Plain(Option<Outlet>),
+    /// A resumable line.
+    Resumable(Sender),
+}
+
+/// The sending half of a resumable line.
+pub struct Sender {
+    shared: Arc<Shared>,
+    /// The outlet as of `epoch`, kept to skip a clone per envelope.
+    outlet: Option<Outlet>,
+    epoch: u64,
+}
+
+/// What sending one envelope needs next.
+enum Next {
+    /// Nothing: answered here, or kept for the replay to send.
+    Done,
+    /// Send it on the kept outlet, which belongs to this generation.
+    Send(u64),
+}
+
+impl LinkSender {
+    /// The sending half of `link`.
+    pub fn resumable(link: &Link) -> Self {
+        LinkSender::Resumable(Sender {
+            shared: link.shared.clone(),
+            outlet: None,
+            epoch: u64::MAX,
+        })
+    }
+
+    /// Sends `message` (numbered already) holding a packet of
+    /// `packet_bytes`; waits while the stream or the replay buffer is full.
+    pub async fn send(
+        &mut self,
+        message: MqttStreamMessage,
+        packet_bytes: usize,
+    ) -> Result<(), Closed> {
+        match self {
+            LinkSender::Plain(outlet) => {
+                let outlet = outlet.as_ref().ok_or(Closed)?;
+                outlet.send(Ok(Box::new(message))).await.map_err(|_| Closed)
+            }
+            LinkSender::Resumable(sender) => sender.send(message, packet_bytes).await,
+        }
+    }
+
+    /// Whether the next envelope would wait (for metrics).
+    pub fn is_full(&self) -> bool {
+        match self {
+            LinkSender::Plain(Some(outlet)) => outlet.capacity() == 0,
+            LinkSender::Plain(None) => false,
+            LinkSender::Resumable(sender) => sender.shared.lock().buffer.is_full(),
+        }
+    }
+
+    /// No more envelopes: a plain line half-closes its stream (the peer
+    /// sees it end); a resumable one keeps it for what is still to come.
+    pub fn finish(&mut self) {
+        if let LinkSender::Plain(outlet) = self {
+            outlet.take();
+        }
+    }
+
+    /// Ends the session with an error `status` for the peer. A resumable
+    /// line is closed: the peer's resume will be refused.
+    pub async fn end_with(&mut self, status: Status) {
+        match self {
+            LinkSender::Plain(outlet) => {
+                if let Some(outlet) = outlet.take() {
+                    let _ = outlet.send(Err(status)).await;
+                }
+            }
+            LinkSender::Resumable(sender) => {
+                let outlet = sender.shared.lock().outlet.clone();
+                Link {
+                    shared: sender.shared.clone(),
+                }
+                .close();
+                if let Some(outlet) = outlet {
+                    let _ = outlet.try_send(Err(status));
+                }
+            }
+        }
+    }
+
+    /// Whether the line is resumable.
+    pub fn is_resumable(&self) -> bool {
+        matches!(self, LinkSender::Resumable(_))
+    }
+}
+
+impl Sender {
+    async fn send(&mut self, mut message: MqttStreamMessage, bytes: usize) -> Result<(), Closed> {
+        let shared = self.shared.clone();
+        let generation = loop {
+            let room = shared.room.notified();
+            match self.prepare(&mut message, bytes)? {
+                Some(Next::Done) => return Ok(()),
+                Some(Next::Send(generation)) => break generation,
+                None => room.await,
+            }
+        };
+        let Some(outlet) = &self.outlet else {
+            return Ok(());
+        };
+        let sent = match outlet.try_send(Ok(Box::new(message))) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Closed(_)) => false,
+            Err(TrySendError::Full(message)) => {
+                // The stream is slow (flow control): wait, unless it is
+                // replaced meanwhile; the envelope is in the buffer either way.
+                let detached = self.shared.detached.notified();
+                tokio::select! {
+                    sent = outlet.send(message) => sent.is_ok(),
+                    () = detached => true,
+                }
+            }
+        };
+        if !sent {
+            self.shared.detach(generation);
+        }
+        Ok(())
+    }
+
+    /// Under the lock: keeps `message` for replay and says where it goes
+    /// now; `None` when the buffer is full.
+    fn prepare(&mut self, message: &mut MqttStreamMessage, bytes: usize) -> Result<Option<Next>, Closed> {
+        let shared = &self.shared;
+        let mut state = shared.lock();
+        if state.closed {
+            return Err(Closed);
+        }
+        let ping = envelopes::ping_of(message);
+        match (shared.end, ping) {
+            (End::Edge, Some(Ping::Request)) if state.outlet.is_none() => {
+                // In a gap the r-proxy answers its client's PINGREQ.
+                state.pings_due += 1;
+                if let Some(waker) = state.receiver_waker.take() {
+                    waker.wake();
+                }
+                return Ok(Some(Next::Done));
+            }
+            (End::Edge, Some(Ping::Request)) => state.pings_in_flight += 1,
+            (End::Cloud, Some(Ping::Response)) if swallowed(&mut state, message) => {
+                return Ok(Some(Next::Done));
+            }
+            _ => {}
+        }
+        if state.buffer.is_full() {
+            if ping == Some(Ping::Request) {
+                state.pings_in_flight -= 1;
+            }
+            return Ok(None);
+        }
+        message.acknowledged = state.received;
+        state.acknowledged = state.received;
+        state.unacknowledged_weight = 0;
+        let size = state.buffer.push(message.clone(), bytes);
+        METRICS.replay_buffered(shared.mode, size as i64);
+        if state.outlet_epoch != self.epoch {
+            self.outlet = state.outlet.clone();
+            self.epoch = state.outlet_epoch;
+        }
+        Ok(Some(match &self.outlet {
+            // In a gap or replaying: the replay sends it.
+            None => Next::Done,
+            Some(_) => Next::Send(state.generation),
+        }))
+    }
+}
