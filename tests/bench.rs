@@ -1,8 +1,6 @@
 //! `mqttbridge bench` against a real mosquitto: tiny runs whose counts are
 //! known, checked through the JSON a machine would read, and the SVG chart.
 
-use crate::common;
-
 use std::process::Command;
 
 use mqttbridge::tools::mosquitto::Mosquitto;

@@ -21,12 +21,18 @@ use mqttbridge::tools::mosquitto::Mosquitto;
 
 /// How soon a client must learn that its session is gone (a broker or
 /// proxy that dies is noticed at once; a cut network within the 0.5 s +
-/// 0.5 s HTTP/2 keep-alive the test configures).
+/// 0.5 s HTTP/2 keep-alive the test configures; a session the line could
+/// resume after the resume window, `RESUME_WINDOW_MS` here).
 const PROMPT: Duration = Duration::from_secs(10);
 
 /// How far above its baseline a proxy's RSS may stay once a fault is over:
 /// what the allocator keeps cached, far below what the sessions held.
 const RSS_SLACK_KIB: u64 = 4096;
+
+/// The resume window of the lines here: a broken stream between the
+/// proxies keeps its sessions this long (milliseconds), so a fault that
+/// lasts longer closes them, as these tests expect.
+const RESUME_WINDOW_MS: &str = "2000";
 
 /// Clients open when a fault strikes.
 const CLIENTS: usize = 20;
@@ -58,6 +64,8 @@ impl Line {
             &s_listen,
             "--broker",
             &broker.addr().to_string(),
+            "--resume-window-ms",
+            RESUME_WINDOW_MS,
         ])
         .await;
         let addr = format!("127.0.0.1:{}", free_port());
@@ -65,7 +73,10 @@ impl Line {
         let config = dir.path().join("edge.toml");
         std::fs::write(
             &config,
-            format!("listen = \"{addr}\"\nupstream = [\"http://{s_listen}\"]\n{extra}\n"),
+            format!(
+                "listen = \"{addr}\"\nupstream = [\"http://{s_listen}\"]\n\
+                 resume_window_ms = {RESUME_WINDOW_MS}\n{extra}\n"
+            ),
         )
         .unwrap();
         let r_proxy = ModeProcess::start(&["r-proxy", "--config", config.to_str().unwrap()]).await;
@@ -252,12 +263,17 @@ async fn s_proxy_killed_with_live_sessions_then_restarted() {
     let clients = clients_with_wills(&Dialer::Host, &line.addr).await;
 
     line.s_proxy.kill9().await;
-    // 0x80 with reason string "upstream unavailable": 0x88 is CONNACK-only.
-    all_closed(clients, Some(0x80)).await;
+    // The broker saw its connections die with the s-proxy: every Will fires.
     hears_every_will(&mut wills).await;
+    // While no s-proxy runs, new clients are refused.
     assert_eq!(connack_code(&line.addr, Version::V5).await, 0x88);
 
+    // The clients wait for their sessions to resume; the restarted s-proxy
+    // knows none of them and refuses, and the clients are closed at once:
+    // 0x80 with the reason string "session could not be resumed" (0x88 is
+    // CONNACK-only).
     line.s_proxy.restart().await;
+    all_closed(clients, Some(0x80)).await;
     round_trip(&Dialer::Host, &line.addr, "after-restart").await;
     line.r_proxy.settles_to(r_base, RSS_SLACK_KIB).await;
     line.r_proxy.assert_alive();
@@ -339,8 +355,9 @@ async fn r_proxy_killed_then_restarted() {
 
     line.r_proxy.kill9().await;
     all_closed(clients, None).await;
-    // The s-proxy sees the streams reset and drops the broker connections
-    // without DISCONNECT, so every Will fires.
+    // The s-proxy sees the streams reset, holds the sessions for the resume
+    // window, then drops the broker connections without DISCONNECT, so
+    // every Will fires.
     hears_every_will(&mut wills).await;
     line.s_proxy.settles_to(s_base, RSS_SLACK_KIB).await;
 
@@ -542,7 +559,8 @@ async fn network_cut_between_the_proxies_is_noticed_and_healed() {
         &cloud,
         format!(
             "listen = \"{s_listen}\"\nbroker = \"{}\"\ninsecure = true\n\
-             keepalive_interval_ms = 500\nkeepalive_timeout_ms = 500\n",
+             keepalive_interval_ms = 500\nkeepalive_timeout_ms = 500\n\
+             resume_window_ms = {RESUME_WINDOW_MS}\n",
             broker.addr()
         ),
     )
@@ -553,7 +571,8 @@ async fn network_cut_between_the_proxies_is_noticed_and_healed() {
         &edge_config,
         format!(
             "listen = \"{r_listen}\"\nupstream = [\"http://{s_listen}\"]\n\
-             keepalive_interval_ms = 500\nkeepalive_timeout_ms = 500\n"
+             keepalive_interval_ms = 500\nkeepalive_timeout_ms = 500\n\
+             resume_window_ms = {RESUME_WINDOW_MS}\n"
         ),
     )
     .unwrap();
@@ -568,6 +587,8 @@ async fn network_cut_between_the_proxies_is_noticed_and_healed() {
     let mut wills = will_listener(&broker).await;
     let clients = clients_with_wills(&edge, r_listen).await;
 
+    // The cut outlasts the resume window: the clients are closed (0x80
+    // "upstream unavailable") and the broker sees them drop.
     netns.set_link(false);
     let cut = Instant::now();
     all_closed(clients, Some(0x80)).await;

@@ -24,6 +24,7 @@ mod pubsub_cli;
 mod quic_scion;
 mod quic_transport;
 mod reload;
+mod resumable_line;
 mod scion_quic;
 mod scion_udp;
 mod shutdown;

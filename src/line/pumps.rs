@@ -11,8 +11,8 @@ use crate::line::convert::{
     ConvertError, encode_publish, packet_to_payload, payload_to_packet, publish_to_payload,
 };
 use crate::line::proto::mqtt::session_control::ControlType;
-use crate::line::resume::LinkSender;
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
+use crate::line::resume::LinkSender;
 use crate::mqtt::{self, CodecError, Packet, Version, packet_type_name};
 use crate::mqtt::{PacketReader, ReadError};
 use crate::ops::telemetry::{self, METRICS, TrafficCounters};
@@ -87,11 +87,7 @@ where
                     Ok(p) => p,
                     Err(e) => return InboundEnd::Codec(e),
                 };
-                counters.count(
-                    raw.packet_type(),
-                    packet_type_name(&packet),
-                    size,
-                );
+                counters.count(raw.packet_type(), packet_type_name(&packet), size);
                 let is_disconnect = matches!(
                     packet,
                     Packet::V3_1_1Disconnect(_) | Packet::V5_0Disconnect(_)

@@ -15,9 +15,9 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Request, Status, Streaming};
 
 use super::proto::mqtt::MqttStreamMessage;
+use super::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
 use super::resume::grant::{RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number};
 use super::resume::{Outlet, ResumeError, Resumed};
-use super::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
 use super::{
     CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, SESSION_ID_KEY, encode_client_id, max_message_size,
 };
@@ -211,7 +211,10 @@ impl Upstreams {
             metadata.insert(CLIENT_ADDR_KEY, v);
         }
         if opening.offer_resume {
-            metadata.insert(RESUME_OFFER_KEY, tonic::metadata::MetadataValue::from_static("1"));
+            metadata.insert(
+                RESUME_OFFER_KEY,
+                tonic::metadata::MetadataValue::from_static("1"),
+            );
         }
         if let Some(authorization) = &self.authorization {
             metadata.insert("authorization", authorization.clone());
@@ -235,9 +238,9 @@ impl Upstreams {
         let (outlet, rx) = mpsc::channel(queue_depth);
         let mut request = Request::new(request_stream(rx));
         let metadata = request.metadata_mut();
-        let token_value = token
-            .parse()
-            .map_err(|_| ResumeError::Refused(Status::invalid_argument("malformed resume token")))?;
+        let token_value = token.parse().map_err(|_| {
+            ResumeError::Refused(Status::invalid_argument("malformed resume token"))
+        })?;
         metadata.insert(RESUME_TOKEN_KEY, token_value);
         metadata.insert(RESUME_RECEIVED_KEY, received.into());
         if let Some(authorization) = &self.authorization {

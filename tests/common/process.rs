@@ -181,8 +181,12 @@ impl ModeProcess {
                 let found = text.lines().find_map(|line| {
                     let entry: serde_json::Value = serde_json::from_str(line).ok()?;
                     let fields = entry.get("fields")?;
-                    (fields.get("message")?.as_str()? == message)
-                        .then(|| fields.get(field)?.as_str().map(String::from))?
+                    (fields.get("message")?.as_str()? == message).then(|| {
+                        fields.get(field).map(|v| match v {
+                            serde_json::Value::String(s) => s.clone(),
+                            other => other.to_string(),
+                        })
+                    })?
                 });
                 if let Some(value) = found {
                     return value;
@@ -252,7 +256,11 @@ fn spawn(command: &[String], log: &tempfile::NamedTempFile) -> tokio::process::C
         .unwrap();
     tokio::process::Command::new(&command[0])
         .args(&command[1..])
-        .env("RUST_LOG", "info")
+        // PROXY_LOG=debug (any RUST_LOG filter) shows more of the proxies.
+        .env(
+            "RUST_LOG",
+            std::env::var("PROXY_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

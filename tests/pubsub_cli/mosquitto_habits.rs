@@ -10,7 +10,7 @@ use mqttbridge::tools::certs;
 use mqttbridge::tools::mosquitto::Mosquitto;
 
 use crate::common::{CutRelay, bounded, free_port};
-use crate::{run, strings};
+use crate::pubsub_cli::{run, strings};
 
 fn ok(out: &Output) -> String {
     assert!(

@@ -118,7 +118,10 @@ mod tests {
             }
         }
         let ack = acknowledgement(MessageDirection::ClientToBroker, 7);
-        assert_eq!((ping_of(&ack), ack.sequence_id, ack.acknowledged), (None, 0, 7));
+        assert_eq!(
+            (ping_of(&ack), ack.sequence_id, ack.acknowledged),
+            (None, 0, 7)
+        );
         let end = MqttStreamMessage {
             payload: Some(terminate()),
             ..Default::default()

@@ -38,7 +38,10 @@ pub async fn keep_cloud(
                 None => return,
             },
         };
-        debug!(?window, "stream from the r-proxy broke; holding the session");
+        debug!(
+            ?window,
+            "stream from the r-proxy broke; holding the session"
+        );
         let deadline = tokio::time::Instant::from_std(since + window);
         let mut pings = link.ping_every().map(|every| tokio::time::interval(every));
         loop {

@@ -116,6 +116,7 @@ impl Shared {
         if state.generation != generation || state.closed {
             return;
         }
+        tracing::debug!(generation, "stream broke");
         self.begin_gap(&mut state);
         drop(state);
         self.broken.notify_one();
@@ -272,11 +273,21 @@ impl Link {
             self.shared.begin_gap(&mut state);
             state.fresh_inbound = Some(inbound);
             self.shared.acknowledged_by_peer(&mut state, peer_received);
+            tracing::debug!(
+                generation = state.generation,
+                peer_received,
+                received = state.received,
+                buffered = state.buffer.len(),
+                "attaching a new stream"
+            );
             state.generation
         };
         let mut replayed = 0;
         let mut after = peer_received;
         loop {
+            // Made before the generation is checked, so a break after the
+            // check is not missed while the send waits.
+            let detached = self.shared.detached.notified();
             let next = {
                 let mut state = self.shared.lock();
                 if state.closed {
@@ -292,17 +303,18 @@ impl Link {
                         message
                     }
                     None => {
-                        // Caught up: new envelopes go straight out again.
+                        // Caught up: new envelopes go straight out again,
+                        // after an acknowledgement of everything received
+                        // (the replay may have carried an older one).
                         state.outlet = Some(outlet);
                         state.outlet_epoch += 1;
-                        state.acknowledged = state.received;
+                        self.shared.acknowledge_now(&mut state);
                         let gap = state.gap_since.take().map(|t| t.elapsed());
                         return (Attached::Replayed(replayed), gap.unwrap_or_default());
                     }
                 }
             };
             after = next.sequence_id;
-            let detached = self.shared.detached.notified();
             tokio::select! {
                 sent = outlet.send(Ok(Box::new(next))) => {
                     if sent.is_err() {
@@ -321,7 +333,9 @@ impl Link {
     pub fn sent_before(&self, messages: &[MqttStreamMessage]) {
         let mut state = self.shared.lock();
         for message in messages {
-            let size = state.buffer.push(message.clone(), envelopes::weight(message));
+            let size = state
+                .buffer
+                .push(message.clone(), envelopes::weight(message));
             METRICS.replay_buffered(self.shared.mode, size as i64);
         }
     }

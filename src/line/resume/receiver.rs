@@ -92,6 +92,12 @@ impl Receiver {
                 if state.generation != self.generation {
                     self.inbound = state.fresh_inbound.take();
                     self.generation = state.generation;
+                    tracing::debug!(
+                        generation = self.generation,
+                        attached = self.inbound.is_some(),
+                        received = state.received,
+                        "receiver takes a new generation"
+                    );
                 }
                 if self.inbound.is_none() {
                     state.receiver_waker = Some(cx.waker().clone());
@@ -108,7 +114,8 @@ impl Receiver {
                         return Poll::Ready(Some(Ok(message)));
                     }
                 }
-                Poll::Ready(Some(Err(_)) | None) => {
+                Poll::Ready(end) => {
+                    tracing::debug!(generation = self.generation, ?end, "inbound stream ended");
                     // A break (an end without TERMINATE is one too): wait
                     // for the next attachment.
                     self.inbound = None;
@@ -183,13 +190,19 @@ impl Receiver {
             self.ack_timer = None;
             return Poll::Pending;
         }
-        let timer = self
-            .ack_timer
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + ACK_DELAY)));
-        if timer.as_mut().poll(cx).is_ready() {
+        loop {
+            let timer = self.ack_timer.get_or_insert_with(|| {
+                Box::pin(tokio::time::sleep_until(Instant::now() + ACK_DELAY))
+            });
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
             self.ack_timer = None;
             self.shared.acknowledge_now(&mut state);
+            if state.received == state.acknowledged {
+                return Poll::Pending;
+            }
+            // The outlet was full: try again after another delay.
         }
-        Poll::Pending
     }
 }

@@ -40,8 +40,13 @@ pub enum ResumeError {
 /// Restores `link` after each break by calling `resume(token, received)`
 /// until it works, is refused or `window` has passed since the break.
 /// Returns when the link is closed (or failed here).
-pub async fn keep_edge<F, A>(link: Link, mode: &'static str, window: Duration, token: String, mut resume: F)
-where
+pub async fn keep_edge<F, A>(
+    link: Link,
+    mode: &'static str,
+    window: Duration,
+    token: String,
+    mut resume: F,
+) where
     F: FnMut(String, u64) -> A,
     A: Future<Output = Result<Resumed, ResumeError>>,
 {
@@ -63,7 +68,10 @@ where
                     match attached {
                         Attached::Replayed(replayed) => {
                             METRICS.resumed(mode, "resumed", Some(gap));
-                            info!(gap_ms = gap.as_millis() as u64, replayed, attempts, "session resumed");
+                            info!(
+                                gap_ms = gap.as_millis() as u64,
+                                replayed, attempts, "session resumed"
+                            );
                             break;
                         }
                         Attached::BrokeAgain => debug!("the new stream broke while replaying"),
@@ -100,5 +108,7 @@ where
 fn expire(link: &Link, mode: &'static str) {
     METRICS.resumed(mode, "expired", None);
     warn!("no resume within the resume window; closing the session");
-    link.fail(Status::unavailable("the s-proxy was unreachable for the whole resume window"));
+    link.fail(Status::unavailable(
+        "the s-proxy was unreachable for the whole resume window",
+    ));
 }

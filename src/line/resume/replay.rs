@@ -42,7 +42,6 @@ impl ReplayBuffer {
     }
 
     /// Envelopes held now.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -83,7 +82,9 @@ impl ReplayBuffer {
     /// The first envelope after sequence `after`, to send again.
     /// Sequences rise but may skip (a ping answered without being sent).
     pub fn next_after(&self, after: u64) -> Option<&MqttStreamMessage> {
-        let index = self.entries.partition_point(|(m, _)| m.sequence_id <= after);
+        let index = self
+            .entries
+            .partition_point(|(m, _)| m.sequence_id <= after);
         self.entries.get(index).map(|(m, _)| m)
     }
 
@@ -117,11 +118,19 @@ mod tests {
         assert!(!buffer.is_full());
         assert_eq!(buffer.next_after(0).map(|m| m.sequence_id), Some(5));
         assert_eq!(buffer.next_after(6).map(|m| m.sequence_id), Some(7));
-        assert_eq!(buffer.next_after(7).map(|m| m.sequence_id), Some(9), "8 was skipped");
+        assert_eq!(
+            buffer.next_after(7).map(|m| m.sequence_id),
+            Some(9),
+            "8 was skipped"
+        );
         assert_eq!(buffer.next_after(10).map(|m| m.sequence_id), None);
         assert_eq!(buffer.acknowledge(6), 200);
         assert_eq!(buffer.next_after(0).map(|m| m.sequence_id), Some(7));
-        assert_eq!(buffer.acknowledge(6), 0, "acknowledging again frees nothing");
+        assert_eq!(
+            buffer.acknowledge(6),
+            0,
+            "acknowledging again frees nothing"
+        );
         assert_eq!(buffer.acknowledge(100), 300);
         assert!(buffer.is_empty());
     }

@@ -113,12 +113,20 @@ impl LinkSender {
 impl Sender {
     async fn send(&mut self, mut message: MqttStreamMessage, bytes: usize) -> Result<(), Closed> {
         let shared = self.shared.clone();
+        // Made before the generation is read, so a detach after that read
+        // is not missed while a send to the old outlet waits.
+        let mut detached = std::pin::pin!(shared.detached.notified());
         let generation = loop {
             let room = shared.room.notified();
+            detached.set(shared.detached.notified());
             match self.prepare(&mut message, bytes)? {
                 Some(Next::Done) => return Ok(()),
                 Some(Next::Send(generation)) => break generation,
-                None => room.await,
+                None => {
+                    tracing::debug!("replay buffer full; waiting for acknowledgements");
+                    room.await;
+                    tracing::debug!("room in the replay buffer");
+                }
             }
         };
         let Some(outlet) = &self.outlet else {
@@ -130,14 +138,18 @@ impl Sender {
             Err(TrySendError::Full(message)) => {
                 // The stream is slow (flow control): wait, unless it is
                 // replaced meanwhile; the envelope is in the buffer either way.
-                let detached = self.shared.detached.notified();
+                tracing::debug!(generation, "outlet full");
                 tokio::select! {
                     sent = outlet.send(message) => sent.is_ok(),
-                    () = detached => true,
+                    () = detached => {
+                        tracing::debug!(generation, "outlet replaced while full");
+                        true
+                    }
                 }
             }
         };
         if !sent {
+            tracing::debug!(generation, "outlet closed while sending");
             self.shared.detach(generation);
         }
         Ok(())
@@ -145,7 +157,11 @@ impl Sender {
 
     /// Under the lock: keeps `message` for replay and says where it goes
     /// now; `None` when the buffer is full.
-    fn prepare(&mut self, message: &mut MqttStreamMessage, bytes: usize) -> Result<Option<Next>, Closed> {
+    fn prepare(
+        &mut self,
+        message: &mut MqttStreamMessage,
+        bytes: usize,
+    ) -> Result<Option<Next>, Closed> {
         let shared = &self.shared;
         let mut state = shared.lock();
         if state.closed {
@@ -173,15 +189,19 @@ impl Sender {
             }
             return Ok(None);
         }
-        message.acknowledged = state.received;
-        state.acknowledged = state.received;
-        state.unacknowledged_weight = 0;
-        let size = state.buffer.push(message.clone(), bytes);
-        METRICS.replay_buffered(shared.mode, size as i64);
         if state.outlet_epoch != self.epoch {
             self.outlet = state.outlet.clone();
             self.epoch = state.outlet_epoch;
         }
+        message.acknowledged = state.received;
+        if self.outlet.is_some() {
+            // It goes out now, carrying the acknowledgement (in a gap the
+            // replay stamps it afresh).
+            state.acknowledged = state.received;
+            state.unacknowledged_weight = 0;
+        }
+        let size = state.buffer.push(message.clone(), bytes);
+        METRICS.replay_buffered(shared.mode, size as i64);
         Ok(Some(match &self.outlet {
             // In a gap or replaying: the replay sends it.
             None => Next::Done,

@@ -157,6 +157,9 @@ mod tests {
         assert!(table.claim("forged", owner("a")).is_err());
         drop(registration);
         assert!(table.is_empty());
-        assert!(table.claim(&next, owner("a")).is_err(), "the session is over");
+        assert!(
+            table.claim(&next, owner("a")).is_err(),
+            "the session is over"
+        );
     }
 }

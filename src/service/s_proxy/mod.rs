@@ -27,18 +27,18 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::line::convert::{connack_server_unavailable, disconnect_server_shutting_down};
 use crate::line::incoming::Admission;
+use crate::line::incoming::PeerInfo;
 use crate::line::proto::mqtt::mqtt_relay_service_server::{
     MqttRelayService, MqttRelayServiceServer,
 };
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
-use crate::line::server::{StreamOrigin, check_token, read_connect};
-use crate::line::incoming::PeerInfo;
 use crate::line::resume::grant::{
     Owner, RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number,
 };
 use crate::line::resume::{
     End, Link, LinkReceiver, LinkSender, ResumableSessions, ResumeRequest, envelopes, keep_cloud,
 };
+use crate::line::server::{StreamOrigin, check_token, read_connect};
 use crate::line::{
     InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };
@@ -172,7 +172,10 @@ fn response_of(
 
 /// The r-proxy's address, as the connection shows it.
 fn peer_addr<T>(request: &Request<T>) -> Option<SocketAddr> {
-    request.extensions().get::<PeerInfo>().and_then(|p| p.remote)
+    request
+        .extensions()
+        .get::<PeerInfo>()
+        .and_then(|p| p.remote)
 }
 
 #[tonic::async_trait]
