@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use common::*;
 use mqttbridge::client::{Connection, exchange, packets};
 use mqttbridge::mqtt::{Packet, Version};
+use mqttbridge::service::settings::Millis;
 
 const VERSIONS: [Version; 2] = [Version::V3_1_1, Version::V5];
 
@@ -120,7 +121,12 @@ async fn s_proxy_going_away_closes_clients_v5_hears_why() {
         .await
         .unwrap();
     let mut s_proxy = SProxyProcess::start(&broker.addr().to_string()).await;
-    let mut r_proxy = start_r_proxy(&[s_proxy.url.clone()], |_| {}).await;
+    // The sessions wait this long for the s-proxy to come back and resume
+    // them; it does not, so then they end.
+    let mut r_proxy = start_r_proxy(&[s_proxy.url.clone()], |c| {
+        c.resume_window_ms = Millis(std::num::NonZeroU32::new(500).unwrap());
+    })
+    .await;
     let mut v3 = connected(&r_proxy.addr, Version::V3_1_1, "v3").await;
     let mut v5 = connected(&r_proxy.addr, Version::V5, "v5").await;
     s_proxy.child.kill().unwrap();

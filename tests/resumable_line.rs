@@ -16,6 +16,9 @@ use bytes::Bytes;
 use common::*;
 use mqttbridge::client::PublishProperties;
 use mqttbridge::client::{Client, ClientOptions, Connection, Will, exchange, packets};
+use mqttbridge::line::convert::{packet_to_payload, payload_to_packet};
+use mqttbridge::line::proto::mqtt::MqttStreamMessage;
+use mqttbridge::line::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
 use mqttbridge::mqtt::{Packet, Version};
 use mqttbridge::tools::mosquitto::Mosquitto;
 use serde_json::Value;
@@ -399,4 +402,268 @@ async fn without_resumption_a_cut_closes_at_once_as_before() {
         .unwrap();
     assert_eq!(will.topic, "will/plain");
     assert_eq!(line.s_proxy.metric("mqttbridge_resumes_total").await, 0.0);
+}
+
+/// A raw gRPC stream to an s-proxy, as an r-proxy would open it.
+struct RawStream {
+    tx: tokio::sync::mpsc::Sender<MqttStreamMessage>,
+    response: tonic::Streaming<MqttStreamMessage>,
+    metadata: tonic::metadata::MetadataMap,
+}
+
+/// Opens a stream at `s_proxy` presenting `bearer` with request `metadata`,
+/// sending `first` at once.
+async fn raw_stream(
+    s_proxy: std::net::SocketAddr,
+    bearer: &str,
+    metadata: &[(&'static str, String)],
+    first: Vec<MqttStreamMessage>,
+) -> Result<RawStream, tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{s_proxy}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    for message in first {
+        tx.send(message).await.unwrap();
+    }
+    let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+    for (key, value) in metadata {
+        request.metadata_mut().insert(*key, value.parse().unwrap());
+    }
+    let response = bounded(
+        "stream opens",
+        MqttRelayServiceClient::new(channel).stream_mqtt_messages(request),
+    )
+    .await?;
+    Ok(RawStream {
+        tx,
+        metadata: response.metadata().clone(),
+        response: response.into_inner(),
+    })
+}
+
+/// Envelope `sequence_id` from the client's side holding `packet`.
+fn numbered(sequence_id: u64, packet: &Packet) -> MqttStreamMessage {
+    MqttStreamMessage {
+        sequence_id,
+        payload: Some(packet_to_payload(packet)),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_needs_the_current_token_and_the_peer_that_opened_the_session() {
+    let broker = Mosquitto::start("").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "edge-a\nedge-b\n").unwrap();
+    let s_proxy = start_s_proxy(&broker.addr().to_string(), |c| {
+        c.auth_token_file = Some(tokens.clone());
+    })
+    .await;
+    let connect = packets::connect(Version::V5, "resumer", true, 30).unwrap();
+    let mut first = raw_stream(
+        s_proxy.addr,
+        "edge-a",
+        &[("mqttbridge-resume", "1".into())],
+        vec![numbered(1, &connect)],
+    )
+    .await
+    .expect("session opens");
+    let token = first
+        .metadata
+        .get("mqttbridge-resume-token")
+        .expect("resumption granted")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let connack = bounded("CONNACK", first.response.message())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(connack.sequence_id, 1);
+    assert!(matches!(
+        payload_to_packet(connack.payload.unwrap(), Version::V5),
+        Ok(Packet::V5_0Connack(_))
+    ));
+
+    let resume = |token: &str| {
+        vec![
+            ("mqttbridge-resume-token", token.to_string()),
+            ("mqttbridge-resume-received", "1".to_string()),
+        ]
+    };
+    let refused = |result: Result<RawStream, tonic::Status>| match result {
+        Ok(_) => panic!("resume accepted"),
+        Err(status) => status.code(),
+    };
+    let forged = mqttbridge::line::resume::grant::new_token();
+    assert_eq!(
+        refused(raw_stream(s_proxy.addr, "edge-a", &resume(&forged), vec![]).await),
+        tonic::Code::NotFound,
+        "a forged token"
+    );
+    assert_eq!(
+        refused(raw_stream(s_proxy.addr, "edge-b", &resume(&token), vec![]).await),
+        tonic::Code::PermissionDenied,
+        "another authenticated r-proxy"
+    );
+
+    // The owner resumes (its first stream still open: the s-proxy lets go
+    // of it) and carries on where it was.
+    let mut second = raw_stream(s_proxy.addr, "edge-a", &resume(&token), vec![])
+        .await
+        .expect("the owner resumes");
+    assert_eq!(
+        second
+            .metadata
+            .get("mqttbridge-resume-received")
+            .map(|v| v.to_str().unwrap()),
+        Some("1"),
+        "the s-proxy had the CONNECT"
+    );
+    let next = second
+        .metadata
+        .get("mqttbridge-resume-token")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(next, token, "each token works once");
+    second
+        .tx
+        .send(numbered(2, &packets::pingreq(Version::V5)))
+        .await
+        .unwrap();
+    let pong = bounded("PINGRESP", async {
+        loop {
+            let message = second.response.message().await.unwrap().unwrap();
+            // Acknowledgements alone carry no sequence number.
+            if message.sequence_id != 0 {
+                return message;
+            }
+        }
+    })
+    .await;
+    assert_eq!(pong.sequence_id, 2, "numbering goes on");
+    assert_eq!(pong.acknowledged, 2, "the PINGREQ is acknowledged");
+    assert!(matches!(
+        payload_to_packet(pong.payload.unwrap(), Version::V5),
+        Ok(Packet::V5_0Pingresp(_))
+    ));
+    assert_eq!(
+        refused(raw_stream(s_proxy.addr, "edge-a", &resume(&token), vec![]).await),
+        tonic::Code::NotFound,
+        "a replayed token"
+    );
+    drop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_replay_buffer_slows_the_publisher_and_loses_nothing() {
+    const MESSAGES: u64 = 32_000;
+    let line = CutLine::start("replay_buffer_bytes = 65536", "").await;
+    let mut subscriber =
+        connected(&line.broker.addr().to_string(), Version::V5, "flood-sink").await;
+    bounded(
+        "suback",
+        exchange::subscribe(&mut subscriber, 1, "flood", 0),
+    )
+    .await
+    .unwrap();
+    let mut publisher = connected(&line.addr, Version::V5, "flooder").await;
+    let before = rss_kib(line.r_proxy.pid());
+
+    // 32 MB of QoS 0 publishes start while the line is down.
+    line.relay.cut_for(Duration::from_secs(5));
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let flood = tokio::spawn({
+        let written = written.clone();
+        async move {
+            for i in 0..MESSAGES {
+                let mut payload = format!("{i:08}").into_bytes();
+                payload.resize(1024, b'.');
+                let publish =
+                    packets::publish(Version::V5, "flood", payload, 0, false, 0, vec![]).unwrap();
+                publisher.send(&publish).await.unwrap();
+                written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            publisher
+        }
+    });
+    bounded("the replay buffer fills", async {
+        // Poll interval while the publisher writes.
+        while line
+            .r_proxy
+            .metric("mqttbridge_replay_buffer_bytes{mode=\"r-proxy\"}")
+            .await
+            < 65536.0
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let grown = rss_kib(line.r_proxy.pid()).saturating_sub(before);
+    let sent = written.load(std::sync::atomic::Ordering::Relaxed);
+    println!("buffer full: {sent} of {MESSAGES} publishes written, r-proxy RSS +{grown} KiB");
+    assert!(sent < MESSAGES, "the publisher was not slowed down");
+    assert!(grown < 16 * 1024, "r-proxy RSS grew by {grown} KiB");
+
+    // After the outage every message arrives, once, in order.
+    for i in 0..MESSAGES {
+        let message = bounded("flood message", exchange::receive(&mut subscriber))
+            .await
+            .unwrap()
+            .expect("subscriber connected");
+        assert_eq!(&message.payload[..8], format!("{i:08}").as_bytes());
+    }
+    let _publisher = bounded("flood written", flood).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_between_connect_and_connack_resumes() {
+    let line = CutLine::start("", "").await;
+    let broker_pid = line.broker.pid().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([format!("-{name}"), broker_pid.clone()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} mosquitto");
+    };
+    // The broker is stopped: the CONNECT reaches it, the CONNACK waits.
+    signal("STOP");
+    let mut client = bounded("tcp connect", Connection::open(&line.addr, Version::V5))
+        .await
+        .unwrap();
+    client
+        .send(&packets::connect(Version::V5, "early", true, 30).unwrap())
+        .await
+        .unwrap();
+    bounded("the s-proxy opens the broker connection", async {
+        // Poll interval while the CONNECT travels.
+        while line
+            .s_proxy
+            .metric("mqttbridge_sessions_opened_total{mode=\"s-proxy\"}")
+            .await
+            < 1.0
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    line.relay.cut_for(Duration::from_secs(1));
+    line.wait_resumed(1.0).await;
+    signal("CONT");
+    let connack = bounded("CONNACK", client.recv()).await.unwrap();
+    assert!(
+        matches!(&connack, Some(Packet::V5_0Connack(c)) if c.reason_code() as u8 == 0),
+        "{connack:?}"
+    );
+    assert_eq!(line.broker_saw_leave("early"), Vec::<String>::new());
 }

@@ -147,17 +147,25 @@ impl Upstreams {
         let mut last = Status::unavailable("no s-proxy endpoint configured");
         for i in healthy.into_iter().chain(down) {
             let upstream = &self.endpoints[i];
-            let attempt = self.open_on(
-                upstream,
-                Opening {
-                    session_id,
-                    client_addr,
-                    client_id,
-                    first,
-                    queue_depth,
-                    offer_resume,
-                },
-            );
+            let opening = Opening {
+                session_id,
+                client_addr,
+                client_id,
+                first,
+                queue_depth,
+                offer_resume,
+            };
+            let attempt = async {
+                match self.open_on(upstream, opening).await {
+                    // A channel whose last connection failed reports that
+                    // failure once; the next call connects afresh (say, the
+                    // network is back). One more try tells them apart.
+                    Err(status) if is_transport_failure(&status) => {
+                        self.open_on(upstream, opening).await
+                    }
+                    result => result,
+                }
+            };
             let result = tokio::time::timeout(self.connect_timeout, attempt)
                 .await
                 .unwrap_or_else(|_| Err(Status::deadline_exceeded("s-proxy did not answer")));
@@ -283,7 +291,16 @@ impl Upstreams {
     }
 }
 
+/// A failure of the connection rather than an answer from the s-proxy.
+fn is_transport_failure(status: &Status) -> bool {
+    use std::error::Error;
+    status
+        .source()
+        .is_some_and(|source| source.is::<tonic::transport::Error>())
+}
+
 /// What opens a new session's stream.
+#[derive(Clone, Copy)]
 struct Opening<'a> {
     session_id: &'a str,
     client_addr: std::net::SocketAddr,

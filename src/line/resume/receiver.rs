@@ -182,10 +182,20 @@ impl Receiver {
         Some(message)
     }
 
-    /// Nothing to read now: acknowledge what arrived once it has been quiet
-    /// for [`ACK_DELAY`] (a reply may carry it sooner).
+    /// Nothing to read now: be woken by a new attachment too, and
+    /// acknowledge what arrived once it has been quiet for [`ACK_DELAY`] (a
+    /// reply may carry it sooner).
     fn quiet(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<MqttStreamMessage, Status>>> {
         let mut state = self.shared.lock();
+        // A new attachment wakes this task even while the current stream
+        // is silent (a resume may come before a break shows here).
+        if !state
+            .receiver_waker
+            .as_ref()
+            .is_some_and(|w| w.will_wake(cx.waker()))
+        {
+            state.receiver_waker = Some(cx.waker().clone());
+        }
         if state.received == state.acknowledged {
             self.ack_timer = None;
             return Poll::Pending;
