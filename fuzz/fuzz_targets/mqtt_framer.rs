@@ -41,6 +41,7 @@ fuzz_target!(|data: &[u8]| {
                 sequence_id: 1,
                 direction: 0,
                 payload: Some(payload),
+                acknowledged: 0,
             }
             .encode_to_vec();
             let received = MqttStreamMessage::decode(&sent[..]).expect("our own envelope decodes");
