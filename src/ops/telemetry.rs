@@ -183,13 +183,12 @@ impl Metrics {
         }
     }
 
-    /// Adds `delta` (negative when freed) to the replay buffer bytes.
-    pub fn replay_buffered(&self, mode: &'static str, delta: i64) {
-        if delta != 0 {
-            self.replay_buffer_bytes
-                .get_or_create(&ModeLabel { mode })
-                .inc_by(delta);
-        }
+    /// The replay buffer bytes of `mode`, a handle kept per session so that
+    /// counting each envelope is one atomic add.
+    pub fn replay_buffer_gauge(&self, mode: &'static str) -> Gauge {
+        self.replay_buffer_bytes
+            .get_or_create(&ModeLabel { mode })
+            .clone()
     }
 
     /// The text exposition format.

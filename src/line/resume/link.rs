@@ -99,7 +99,8 @@ pub(super) struct Shared {
     /// A new generation began: sends to the old outlet may give up.
     pub detached: Notify,
     pub end: End,
-    pub mode: &'static str,
+    /// The process's replay buffer bytes for this mode.
+    pub replay_gauge: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl Shared {
@@ -156,7 +157,7 @@ impl Shared {
     pub fn acknowledged_by_peer(&self, state: &mut State, upto: u64) {
         let freed = state.buffer.acknowledge(upto);
         if freed > 0 {
-            METRICS.replay_buffered(self.mode, -(freed as i64));
+            self.replay_gauge.dec_by(freed as i64);
             self.room.notify_waiters();
         }
     }
@@ -217,7 +218,7 @@ impl Link {
                 broken: Notify::new(),
                 detached: Notify::new(),
                 end,
-                mode,
+                replay_gauge: METRICS.replay_buffer_gauge(mode),
             }),
         }
     }
@@ -336,7 +337,7 @@ impl Link {
             let size = state
                 .buffer
                 .push(message.clone(), envelopes::weight(message));
-            METRICS.replay_buffered(self.shared.mode, size as i64);
+            self.shared.replay_gauge.inc_by(size as i64);
         }
     }
 
@@ -417,7 +418,7 @@ impl Link {
         state.outlet_epoch += 1;
         state.fresh_inbound = None;
         let freed = state.buffer.clear();
-        METRICS.replay_buffered(self.shared.mode, -(freed as i64));
+        self.shared.replay_gauge.dec_by(freed as i64);
         if let Some(waker) = state.receiver_waker.take() {
             waker.wake();
         }

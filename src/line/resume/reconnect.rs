@@ -13,8 +13,9 @@ use crate::ops::telemetry::METRICS;
 
 /// The first pause after a failed attempt; each one doubles it...
 const FIRST_DELAY: Duration = Duration::from_millis(100);
-/// ...up to this.
-const MAX_DELAY: Duration = Duration::from_secs(2);
+/// ...up to this: once the network is back, the session resumes within
+/// this long (an attempt costs the peer one TCP handshake).
+const MAX_DELAY: Duration = Duration::from_millis(500);
 
 /// A stream the s-proxy accepted as the session's continuation.
 pub struct Resumed {

@@ -12,7 +12,6 @@ use tonic::Status;
 use super::envelopes::{self, Ping};
 use super::link::{Closed, End, Link, Outlet, Shared, swallowed};
 use crate::line::proto::mqtt::MqttStreamMessage;
-use crate::ops::telemetry::METRICS;
 
 /// Where a session's pump sends envelopes.
 pub enum LinkSender {
@@ -201,7 +200,7 @@ impl Sender {
             state.unacknowledged_weight = 0;
         }
         let size = state.buffer.push(message.clone(), bytes);
-        METRICS.replay_buffered(shared.mode, size as i64);
+        shared.replay_gauge.inc_by(size as i64);
         Ok(Some(match &self.outlet {
             // In a gap or replaying: the replay sends it.
             None => Next::Done,
