@@ -101,6 +101,16 @@ impl CutLine {
         .await;
     }
 
+    /// A client on the broker itself that hears every Will (`will/#`).
+    async fn will_listener(&self) -> Connection {
+        let broker = self.broker.addr().to_string();
+        let mut wills = connected(&broker, Version::V5, "will-listener").await;
+        bounded("suback", exchange::subscribe(&mut wills, 1, "will/#", 1))
+            .await
+            .unwrap();
+        wills
+    }
+
     /// The lines of mosquitto's log that mention `client_id` leaving.
     fn broker_saw_leave(&self, client_id: &str) -> Vec<String> {
         let log = std::fs::read_to_string(&self.broker_log).unwrap_or_default();
@@ -229,15 +239,7 @@ async fn cuts_shorter_than_the_window_lose_nothing_and_close_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keep_alive_holds_through_the_gap_and_no_will_fires() {
     let line = CutLine::start("", "").await;
-    let mut wills = connected(
-        &line.broker.addr().to_string(),
-        Version::V5,
-        "will-listener",
-    )
-    .await;
-    bounded("suback", exchange::subscribe(&mut wills, 1, "will/#", 1))
-        .await
-        .unwrap();
+    let mut wills = line.will_listener().await;
     let mut clients = Vec::new();
     for (version, id) in [(Version::V5, "held-v5"), (Version::V3_1_1, "held-v3")] {
         let (client, messages) = watchful_client(&line.addr, version, id).await;
@@ -352,15 +354,7 @@ async fn closed_with(conn: &mut Connection) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_longer_than_the_window_closes_the_client_and_fires_its_will() {
     let line = CutLine::start("resume_window_ms = 1000", "resume_window_ms = 1000").await;
-    let mut wills = connected(
-        &line.broker.addr().to_string(),
-        Version::V5,
-        "will-listener",
-    )
-    .await;
-    bounded("suback", exchange::subscribe(&mut wills, 1, "will/#", 1))
-        .await
-        .unwrap();
+    let mut wills = line.will_listener().await;
     let mut client = client_with_will(&line.addr, "outlived").await;
     line.relay.cut_for(Duration::from_secs(5));
     let reason = closed_with(&mut client).await.expect("a DISCONNECT first");
@@ -381,15 +375,7 @@ async fn a_cut_longer_than_the_window_closes_the_client_and_fires_its_will() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_resumption_a_cut_closes_at_once_as_before() {
     let line = CutLine::start("no_resume = true", "").await;
-    let mut wills = connected(
-        &line.broker.addr().to_string(),
-        Version::V5,
-        "will-listener",
-    )
-    .await;
-    bounded("suback", exchange::subscribe(&mut wills, 1, "will/#", 1))
-        .await
-        .unwrap();
+    let mut wills = line.will_listener().await;
     let mut client = client_with_will(&line.addr, "plain").await;
     line.relay.cut();
     let reason = closed_with(&mut client).await.expect("a DISCONNECT first");

@@ -1,0 +1,318 @@
+//! One r-proxy connection: its CONNECT, the stream to an s-proxy (resumable
+//! when granted), both directions pumped independently, and the end, first
+//! seen on either side, each told to the other as it expects.
+
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt;
+use tokio::time::timeout;
+use tracing::{Instrument, debug, info, warn};
+
+use super::takeover::TakeoverWriter;
+use super::{Live, MODE, Shared};
+use crate::line::convert::packet_to_payload;
+use crate::line::proto::mqtt::mqtt_stream_message::Payload;
+use crate::line::proto::mqtt::session_control::ControlType;
+use crate::line::proto::mqtt::{MessageDirection, SessionControl};
+use crate::line::resume::{End, Link, LinkReceiver, LinkSender, envelopes, keep_edge};
+use crate::line::{
+    InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
+};
+use crate::line::{Opened, new_session_id};
+use crate::mqtt::{ClientConnect, PacketReader, receive_connect};
+use crate::mqtt::{Version, client_id, replies};
+use crate::net::connector::BoxedStream;
+use crate::ops::telemetry::METRICS;
+
+/// When a session ends here (shutdown, takeover) on a resumable line, how
+/// long to spend telling the s-proxy so (TERMINATE and its acknowledgement).
+const TERMINATE_WITHIN: Duration = Duration::from_secs(1);
+
+/// How long a connection whose broker side ended waits for a newer
+/// connection of its client id (already waiting for its CONNACK) to take it
+/// over; the broker answers that CONNACK right after closing this one.
+const TAKEOVER_GRACE: Duration = Duration::from_millis(500);
+
+/// What ended a relayed connection, first seen on either side.
+enum FirstEnd {
+    Client(InboundEnd),
+    Upstream(OutboundEnd),
+    Shutdown,
+    /// A newer connection of the same client id was accepted.
+    TakenOver,
+}
+
+/// Relays one client connection; `client_socket` is its TCP socket under any
+/// TLS or WebSocket layer (for session takeover), `None` for QUIC.
+pub(super) async fn serve_client(
+    stream: BoxedStream,
+    client_socket: Option<RawFd>,
+    peer: SocketAddr,
+    shared: &Shared,
+    live: &Arc<Live>,
+) {
+    let config = &live.config;
+    let (mut rd, mut wr) = tokio::io::split(stream);
+    // Futures of the connecting steps are boxed and the CONNECT dropped once
+    // used, so that what a session task holds while it relays (most of its
+    // life, mostly idle) is only what relaying needs.
+    let Some(ClientConnect {
+        version,
+        packet: connect,
+        ..
+    }) = Box::pin(receive_connect(
+        &mut rd,
+        &mut wr,
+        config.connect_timeout_ms.duration(),
+        config.max_packet_size.get(),
+    ))
+    .await
+    else {
+        return;
+    };
+    let mut reader = PacketReader::new(rd, config.max_packet_size.get());
+    let client_id = client_id(&connect).to_string();
+
+    let session_id = new_session_id();
+    let mut sequence_id = 0;
+    let establish = match version {
+        Version::V3_1_1 => ControlType::Establishv3,
+        Version::V5 => ControlType::Establishv5,
+    };
+    let opening = vec![
+        envelope(
+            &mut sequence_id,
+            MessageDirection::ClientToBroker,
+            Payload::SessionControl(SessionControl {
+                control_type: establish as i32,
+                client_id: client_id.clone(),
+            }),
+        ),
+        envelope(
+            &mut sequence_id,
+            MessageDirection::ClientToBroker,
+            packet_to_payload(&connect),
+        ),
+    ];
+    drop(connect);
+    let connecting = Instant::now();
+    let opened = Box::pin(live.upstreams.open(
+        &session_id,
+        peer,
+        &client_id,
+        &opening,
+        config.queue_depth.get(),
+        !config.no_resume,
+    ))
+    .await;
+    let Opened {
+        outlet,
+        inbound,
+        endpoint,
+        resume_token,
+    } = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            METRICS.upstream_error(MODE);
+            warn!(error = %e, "no s-proxy reachable");
+            replies::refuse_server_unavailable(&mut wr, version).await;
+            return;
+        }
+    };
+    METRICS.connected_after(MODE, connecting.elapsed());
+    let mut session = METRICS.session(MODE);
+    info!(session = %session_id, client_id = %client_id, %version,
+          resumable = resume_token.is_some(), "relaying");
+    let (mut line, mut inbound, link) = match resume_token {
+        Some(token) => {
+            let link = Link::new(
+                End::Edge,
+                version,
+                MODE,
+                config.replay_buffer_bytes.get(),
+                outlet,
+                inbound,
+            );
+            link.sent_before(&opening);
+            let live = live.clone();
+            let depth = config.queue_depth.get();
+            let restore = keep_edge(
+                link.clone(),
+                MODE,
+                config.resume_window_ms.duration(),
+                token,
+                move |token, received| {
+                    let live = live.clone();
+                    async move {
+                        live.upstreams
+                            .resume(endpoint, &token, received, depth)
+                            .await
+                    }
+                },
+            );
+            tokio::spawn(restore.in_current_span());
+            (
+                LinkSender::resumable(&link),
+                LinkReceiver::resumable(&link),
+                Some(link),
+            )
+        }
+        None => (
+            LinkSender::Plain(Some(outlet)),
+            LinkReceiver::Plain(inbound),
+            None,
+        ),
+    };
+    drop(opening);
+
+    // Older connections of this client id are closed right before a
+    // successful CONNACK is written, as the broker closed them
+    // (see takeover.rs). The ticket is declared after `reader`, whose read
+    // half keeps the socket open until the ticket has left the table.
+    let (_ticket, acceptance, mut taken_over) =
+        match shared.takeovers.ticket(&client_id, client_socket) {
+            Some(entry) => (
+                Some(entry.ticket),
+                Some(entry.acceptance),
+                Some(entry.taken_over),
+            ),
+            None => (None, None, None),
+        };
+    let mut wr = TakeoverWriter::new(wr, acceptance);
+
+    // Ended here (shutdown, takeover) on a resumable line: the s-proxy is
+    // told, rather than left holding the session for a resume window.
+    let mut tell_s_proxy = false;
+    // What an MQTT 5 client is told when the relay ends on our side.
+    let farewell: Option<Vec<u8>> = {
+        let to_client = pump_envelopes_to_writer(
+            &mut inbound,
+            &mut wr,
+            version,
+            Traffic {
+                mode: MODE,
+                direction: MessageDirection::BrokerToClient,
+            },
+        );
+        tokio::pin!(to_client);
+        let first = {
+            let to_upstream = pump_reader_to_envelopes(
+                &mut reader,
+                version,
+                MODE,
+                MessageDirection::ClientToBroker,
+                &mut sequence_id,
+                &mut line,
+            );
+            let mut ending = shared.ending.subscribe();
+            let newer_connection = async {
+                match &mut taken_over {
+                    Some(told) => told.await.is_ok(),
+                    None => false,
+                }
+            };
+            tokio::select! {
+                end = to_upstream => FirstEnd::Client(end),
+                end = &mut to_client => FirstEnd::Upstream(end),
+                _ = ending.wait_for(|e| *e) => FirstEnd::Shutdown,
+                true = newer_connection => FirstEnd::TakenOver,
+            }
+        };
+        match first {
+            FirstEnd::Client(end) => {
+                debug!(?end, "client side ended");
+                session.close_reason(match end {
+                    InboundEnd::Eof | InboundEnd::Disconnected => "client_closed",
+                    InboundEnd::Codec(_) => "client_bad_packet",
+                    InboundEnd::Io(_) => "client_error",
+                    InboundEnd::QueueClosed => "upstream_lost",
+                });
+                // The s-proxy writes what it has, closes the broker
+                // connection and ends its stream: told by a half-close, or
+                // on a resumable line by TERMINATE (a break is no end).
+                if line.is_resumable() {
+                    let end = envelope(
+                        &mut sequence_id,
+                        MessageDirection::ClientToBroker,
+                        envelopes::terminate(),
+                    );
+                    let _ = timeout(config.drain_timeout_ms.duration(), line.send(end, 0)).await;
+                }
+                line.finish();
+                if timeout(config.drain_timeout_ms.duration(), &mut to_client)
+                    .await
+                    .is_err()
+                {
+                    warn!("s-proxy did not confirm the end of the session in time");
+                }
+                match end {
+                    InboundEnd::Codec(e) => {
+                        Some(replies::disconnect_v5(e.v5_reason_code()).to_vec())
+                    }
+                    _ => None,
+                }
+            }
+            FirstEnd::Shutdown => {
+                tell_s_proxy = true;
+                Some(replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN).to_vec())
+            }
+            FirstEnd::TakenOver => {
+                // The client socket is shut down already; the broker has
+                // closed this connection's side too.
+                debug!("taken over by a newer connection of the same client id");
+                tell_s_proxy = true;
+                session.close_reason("taken_over");
+                None
+            }
+            FirstEnd::Upstream(end) => {
+                debug!(?end, "s-proxy side ended");
+                // Taken over, most likely: the newer connection closes this
+                // one right before its CONNACK, as the broker did.
+                if let Some(told) = &mut taken_over
+                    && shared.takeovers.newer_pending(&client_id)
+                {
+                    let _ = timeout(TAKEOVER_GRACE, told).await;
+                }
+                let refused = link.as_ref().is_some_and(Link::was_refused);
+                let before_connack = link.as_ref().is_some_and(|l| l.received() == 0);
+                match end {
+                    OutboundEnd::Finished | OutboundEnd::Io(_) => None,
+                    OutboundEnd::Failed(_) if before_connack => {
+                        // Lost before the broker's CONNACK came through: the
+                        // client still waits for one.
+                        Some(replies::connack_server_unavailable(version))
+                    }
+                    OutboundEnd::Failed(_) if refused => {
+                        Some(replies::DISCONNECT_NOT_RESUMED.to_vec())
+                    }
+                    OutboundEnd::Failed(_) | OutboundEnd::Invalid(_) => {
+                        Some(replies::DISCONNECT_UPSTREAM_LOST.to_vec())
+                    }
+                }
+            }
+        }
+    };
+    if let Some(link) = &link {
+        if tell_s_proxy {
+            let end = envelope(
+                &mut sequence_id,
+                MessageDirection::ClientToBroker,
+                envelopes::terminate(),
+            );
+            let _ = timeout(TERMINATE_WITHIN, line.send(end, 0)).await;
+            let _ = timeout(TERMINATE_WITHIN, link.all_acknowledged()).await;
+        }
+        link.close();
+    }
+    // A CONNACK refusal goes to either version; a DISCONNECT to MQTT 5 only.
+    if let Some(farewell) = farewell
+        && (version == Version::V5 || farewell.first() == Some(&0x20))
+    {
+        let _ = wr.write_all(&farewell).await;
+    }
+    let _ = wr.shutdown().await;
+    info!(session = %session_id, "closed");
+}

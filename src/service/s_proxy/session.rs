@@ -1,0 +1,240 @@
+//! One s-proxy session: the CONNECT from the r-proxy, the broker
+//! connection, both directions pumped until either side ends, and the end
+//! itself (a FIN the broker reads to the last packet; on a resumable line,
+//! TERMINATE and its acknowledgement).
+
+use std::net::SocketAddr;
+
+use tokio::sync::watch;
+use tokio::time::timeout;
+use tonic::Status;
+use tracing::{debug, info, warn};
+
+use super::{MODE, SProxyConfig};
+use crate::line::convert::{connack_server_unavailable, disconnect_server_shutting_down};
+use crate::line::proto::mqtt::MessageDirection;
+use crate::line::resume::{Link, LinkReceiver, LinkSender, envelopes};
+use crate::line::server::read_connect;
+use crate::line::{
+    InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
+};
+use crate::mqtt::{self, PacketReader, Version};
+use crate::net::broker::BrokerConnector;
+use crate::ops::telemetry::METRICS;
+
+/// A session's side of the gRPC line.
+pub(super) struct Line {
+    pub sender: LinkSender,
+    pub receiver: LinkReceiver,
+    /// Set when the session is resumable.
+    pub link: Option<Link>,
+}
+
+impl Line {
+    /// Ends the line: on a resumable one, TERMINATE and (bounded) its
+    /// acknowledgement, so a break now is not taken for a resume to wait
+    /// for; a plain one half-closes.
+    async fn end(&mut self, sequence_id: &mut u64, within: std::time::Duration) {
+        if let Some(link) = &self.link {
+            let end = envelope(
+                sequence_id,
+                MessageDirection::BrokerToClient,
+                envelopes::terminate(),
+            );
+            let said = async {
+                if self.sender.send(end, 0).await.is_ok() {
+                    link.all_acknowledged().await;
+                }
+            };
+            if timeout(within, said).await.is_err() {
+                debug!("the r-proxy did not acknowledge the end of the session in time");
+            }
+            link.close();
+        }
+        self.sender.finish();
+    }
+}
+
+pub(super) async fn run_session(
+    mut line: Line,
+    config: &SProxyConfig,
+    connector: &BrokerConnector,
+    client: SocketAddr,
+    mut ending: watch::Receiver<bool>,
+) {
+    let (version, connect) = match timeout(
+        config.connect_timeout_ms.duration(),
+        Box::pin(read_connect(&mut line.receiver)),
+    )
+    .await
+    {
+        Ok(Ok(first)) => first,
+        Ok(Err(status)) => {
+            debug!(%status, "session refused");
+            line.sender.end_with(status).await;
+            return;
+        }
+        Err(_) => {
+            let status = Status::deadline_exceeded("no CONNECT in time");
+            line.sender.end_with(status).await;
+            return;
+        }
+    };
+    if let Some(link) = &line.link {
+        link.set_session(version, mqtt::keep_alive(&connect));
+    }
+    let drain = config.drain_timeout_ms.duration();
+    let mut sequence_id = 0;
+    let connecting = std::time::Instant::now();
+    let broker = match connector
+        .connect_within(client, config.broker_connect_timeout_ms.duration())
+        .await
+    {
+        Ok(stream) => stream,
+        Err(reason) => {
+            warn!(broker = %config.broker, %reason, "broker unreachable");
+            METRICS.upstream_error(MODE);
+            refuse_unavailable(&mut line, version, &mut sequence_id, drain).await;
+            return;
+        }
+    };
+    METRICS.connected_after(MODE, connecting.elapsed());
+    let mut session = METRICS.session(MODE);
+    info!(broker = %config.broker, %version, resumable = line.link.is_some(), "session open");
+    let (broker_rd, mut broker_wr) = tokio::io::split(broker);
+    let mut connect_bytes = bytes::BytesMut::new();
+    mqtt::encode(&connect, &mut connect_bytes);
+    // Not kept in the session task while it relays.
+    drop(connect);
+    if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut broker_wr, &connect_bytes).await {
+        warn!(error = %e, "writing CONNECT to broker failed");
+        refuse_unavailable(&mut line, version, &mut sequence_id, drain).await;
+        return;
+    }
+
+    let mut reader = PacketReader::new(broker_rd, config.max_packet_size.get());
+    // Set when the r-proxy ended the session: the broker gets a FIN rather
+    // than a close (see below).
+    let mut closing_after_client = false;
+    // Set when the session ends with an error the r-proxy is told.
+    let mut failure = None;
+    {
+        let Line {
+            sender, receiver, ..
+        } = &mut line;
+        let from_broker = broker_to_client(&mut reader, version, &mut sequence_id, sender);
+        let to_broker = pump_envelopes_to_writer(
+            receiver,
+            &mut broker_wr,
+            version,
+            Traffic {
+                mode: MODE,
+                direction: MessageDirection::ClientToBroker,
+            },
+        );
+        tokio::select! {
+            end = to_broker => {
+                closing_after_client = matches!(end, OutboundEnd::Finished | OutboundEnd::Failed(_));
+                session.close_reason(match &end {
+                    OutboundEnd::Finished => "client_closed",
+                    OutboundEnd::Failed(_) => "client_lost",
+                    OutboundEnd::Invalid(_) => "client_bad_packet",
+                    OutboundEnd::Io(_) => "broker_error",
+                });
+                match end {
+                    OutboundEnd::Finished => debug!("r-proxy ended the stream"),
+                    OutboundEnd::Failed(status) => debug!(%status, "r-proxy stream failed"),
+                    OutboundEnd::Invalid(e) => {
+                        warn!(error = %e, "invalid packet from r-proxy");
+                        failure = Some(Status::invalid_argument(e.to_string()));
+                    }
+                    OutboundEnd::Io(e) => debug!(error = %e, "writing to broker failed"),
+                }
+            }
+            end = from_broker => {
+                session.close_reason(match &end {
+                    InboundEnd::Eof | InboundEnd::Disconnected => "broker_closed",
+                    InboundEnd::Codec(_) => "broker_bad_packet",
+                    InboundEnd::Io(_) => "broker_error",
+                    InboundEnd::QueueClosed => "client_lost",
+                });
+                match end {
+                    InboundEnd::Eof | InboundEnd::Disconnected => debug!("broker closed"),
+                    InboundEnd::Codec(e) => {
+                        warn!(error = %e, "bad packet from broker");
+                        failure = Some(Status::internal(format!("broker sent {e}")));
+                    }
+                    InboundEnd::Io(e) => debug!(error = %e, "reading from broker failed"),
+                    InboundEnd::QueueClosed => debug!("r-proxy stopped reading"),
+                }
+            }
+            // (The watch guard is not Send: drop it before the arm awaits.)
+            () = async { drop(ending.wait_for(|e| *e).await) } => {
+                session.close_reason("shutdown");
+                if version == Version::V5 {
+                    let goodbye = envelope(
+                        &mut sequence_id,
+                        MessageDirection::BrokerToClient,
+                        disconnect_server_shutting_down(),
+                    );
+                    let _ = timeout(drain, sender.send(goodbye, 0)).await;
+                }
+            }
+        }
+    }
+    if let Some(status) = failure {
+        line.sender.end_with(status).await;
+    }
+    // Everything the r-proxy sent has been written; a FIN tells the broker
+    // the client is gone.
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut broker_wr).await;
+    if closing_after_client {
+        // The broker may not have read the client's last packets yet (say,
+        // retained-message deletions and a DISCONNECT). Closing now, with its
+        // answers arriving unread, would reset the connection, and the broker
+        // would drop what it had not read. So read on (passing what comes to
+        // the client, as a broker's own connection would) until the broker
+        // closes its side, which it does once it has read everything.
+        let rest = broker_to_client(&mut reader, version, &mut sequence_id, &mut line.sender);
+        if timeout(drain, rest).await.is_err() {
+            debug!("the broker did not close its side within drain_timeout_ms");
+        }
+    }
+    line.end(&mut sequence_id, drain).await;
+    info!("session closed");
+}
+
+/// Pumps the broker's packets to the r-proxy until the broker's side ends.
+async fn broker_to_client<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut PacketReader<R>,
+    version: Version,
+    sequence_id: &mut u64,
+    line: &mut LinkSender,
+) -> InboundEnd {
+    pump_reader_to_envelopes(
+        reader,
+        version,
+        MODE,
+        MessageDirection::BrokerToClient,
+        sequence_id,
+        line,
+    )
+    .await
+}
+
+/// Tells the client the broker cannot be reached (CONNACK "server
+/// unavailable") and ends the session.
+async fn refuse_unavailable(
+    line: &mut Line,
+    version: Version,
+    sequence_id: &mut u64,
+    within: std::time::Duration,
+) {
+    let message = envelope(
+        sequence_id,
+        MessageDirection::BrokerToClient,
+        connack_server_unavailable(version),
+    );
+    let _ = timeout(within, line.sender.send(message, 0)).await;
+    line.end(sequence_id, within).await;
+}
