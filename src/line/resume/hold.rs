@@ -28,7 +28,8 @@ pub async fn keep_cloud(
             request = resumes.recv() => {
                 // A resume before the break was noticed here.
                 let Some(request) = request else { return };
-                if !take(&link, mode, request).await {
+                // Boxed: a held session's task is small while it waits.
+                if !Box::pin(take(&link, mode, request)).await {
                     return;
                 }
                 continue;
@@ -54,7 +55,8 @@ pub async fn keep_cloud(
             tokio::select! {
                 request = resumes.recv() => {
                     let Some(request) = request else { return };
-                    if !take(&link, mode, request).await {
+                    // Boxed: a held session's task is small while it waits.
+                if !Box::pin(take(&link, mode, request)).await {
                         return;
                     }
                     break;

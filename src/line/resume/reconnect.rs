@@ -59,13 +59,19 @@ pub async fn keep_edge<F, A>(
         info!(?window, "stream to the s-proxy broke; resuming");
         loop {
             attempts += 1;
-            let attempt = tokio::time::timeout_at(deadline, resume(token.clone(), link.received()));
+            // Boxed, so that a task waiting for a break (most of a
+            // session's life) holds only a pointer's worth of it.
+            let attempt =
+                tokio::time::timeout_at(deadline, Box::pin(resume(token.clone(), link.received())));
             match attempt.await {
                 Ok(Ok(resumed)) => {
                     token = resumed.token;
-                    let (attached, gap) = link
-                        .attach(resumed.outlet, resumed.inbound, resumed.peer_received)
-                        .await;
+                    let (attached, gap) = Box::pin(link.attach(
+                        resumed.outlet,
+                        resumed.inbound,
+                        resumed.peer_received,
+                    ))
+                    .await;
                     match attached {
                         Attached::Replayed(replayed) => {
                             METRICS.resumed(mode, "resumed", Some(gap));
