@@ -20,6 +20,7 @@ use mqttbridge::line::convert::{packet_to_payload, payload_to_packet};
 use mqttbridge::line::proto::mqtt::MqttStreamMessage;
 use mqttbridge::line::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
 use mqttbridge::mqtt::{Packet, Version};
+use mqttbridge::tools::certs;
 use mqttbridge::tools::mosquitto::Mosquitto;
 use serde_json::Value;
 
@@ -410,14 +411,26 @@ async fn raw_stream(
         .connect()
         .await
         .unwrap();
+    raw_stream_on(channel, bearer, metadata, first).await
+}
+
+/// [`raw_stream`] on a channel made by the caller (TLS, say).
+async fn raw_stream_on(
+    channel: tonic::transport::Channel,
+    bearer: &str,
+    metadata: &[(&'static str, String)],
+    first: Vec<MqttStreamMessage>,
+) -> Result<RawStream, tonic::Status> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     for message in first {
         tx.send(message).await.unwrap();
     }
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    request
-        .metadata_mut()
-        .insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+    if !bearer.is_empty() {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {bearer}").parse().unwrap());
+    }
     for (key, value) in metadata {
         request.metadata_mut().insert(*key, value.parse().unwrap());
     }
@@ -652,4 +665,70 @@ async fn a_cut_between_connect_and_connack_resumes() {
         "{connack:?}"
     );
     assert_eq!(line.broker_saw_leave("early"), Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_a_resume_must_come_from_the_same_certificate() {
+    scion_sdk_utils::rustls::select_ring_crypto_provider();
+    let broker = Mosquitto::start("").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (certs, others) =
+        certs::generate_with_clients(dir.path(), &["localhost"], &["edge-b"]).unwrap();
+    let s_proxy = start_s_proxy(&broker.addr().to_string(), |c| {
+        c.tls_cert = Some(certs.server_cert.clone());
+        c.tls_key = Some(certs.server_key.clone());
+        c.client_ca = Some(certs.ca.clone());
+    })
+    .await;
+    // Both r-proxies are admitted by the CA; only the first opened the session.
+    let channel = |cert: &std::path::Path, key: &std::path::Path| {
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(
+                std::fs::read(&certs.ca).unwrap(),
+            ))
+            .identity(tonic::transport::Identity::from_pem(
+                std::fs::read(cert).unwrap(),
+                std::fs::read(key).unwrap(),
+            ))
+            .domain_name("localhost");
+        tonic::transport::Endpoint::from_shared(format!(
+            "https://localhost:{}",
+            s_proxy.addr.port()
+        ))
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect_lazy()
+    };
+    let owner = channel(&certs.client_cert, &certs.client_key);
+    let other = channel(&others[0].0, &others[0].1);
+    let connect = packets::connect(Version::V5, "tls-resumer", true, 30).unwrap();
+    let opened = raw_stream_on(
+        owner.clone(),
+        "",
+        &[("mqttbridge-resume", "1".into())],
+        vec![numbered(1, &connect)],
+    )
+    .await
+    .expect("session opens over mutual TLS");
+    let token = opened
+        .metadata
+        .get("mqttbridge-resume-token")
+        .expect("resumption granted")
+        .to_str()
+        .unwrap()
+        .to_string();
+    let resume = [
+        ("mqttbridge-resume-token", token),
+        ("mqttbridge-resume-received", "0".to_string()),
+    ];
+    match raw_stream_on(other, "", &resume, vec![]).await {
+        Ok(_) => panic!("a resume from another certificate was accepted"),
+        Err(status) => assert_eq!(status.code(), tonic::Code::PermissionDenied),
+    }
+    let resumed = raw_stream_on(owner, "", &resume, vec![])
+        .await
+        .expect("the certificate that opened the session resumes it");
+    assert!(resumed.metadata.get("mqttbridge-resume-token").is_some());
+    drop(opened);
 }

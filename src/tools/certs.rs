@@ -25,6 +25,17 @@ pub struct Certificates {
 /// Writes a fresh CA, a server certificate valid for `server_names` and a
 /// client certificate into `dir`.
 pub fn generate(dir: &Path, server_names: &[&str]) -> anyhow::Result<Certificates> {
+    Ok(generate_with_clients(dir, server_names, &[])?.0)
+}
+
+/// [`generate`], and one more client certificate from the same CA for each
+/// of `clients` (`client-NAME.pem` and `.key`; returned in that order): peers
+/// that the CA equally admits but that are not the same.
+pub fn generate_with_clients(
+    dir: &Path,
+    server_names: &[&str],
+    clients: &[&str],
+) -> anyhow::Result<(Certificates, Vec<(PathBuf, PathBuf)>)> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -56,13 +67,25 @@ pub fn generate(dir: &Path, server_names: &[&str]) -> anyhow::Result<Certificate
         std::fs::write(&path, pem).with_context(|| format!("writing {}", path.display()))?;
         Ok(path)
     };
-    Ok(Certificates {
+    let mut extra = Vec::new();
+    for name in clients {
+        let mut params = CertificateParams::new(vec![name.to_string()])?;
+        params.distinguished_name.push(DnType::CommonName, *name);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        extra.push((
+            write(&format!("client-{name}.pem"), cert.pem())?,
+            write(&format!("client-{name}.key"), key.serialize_pem())?,
+        ));
+    }
+    let certificates = Certificates {
         ca: write("ca.pem", ca_cert.pem())?,
         server_cert: write("server.pem", server_cert.pem())?,
         server_key: write("server.key", server_key.serialize_pem())?,
         client_cert: write("client.pem", client_cert.pem())?,
         client_key: write("client.key", client_key.serialize_pem())?,
-    })
+    };
+    Ok((certificates, extra))
 }
 
 /// Flags of `certs`.
