@@ -406,12 +406,42 @@ async fn raw_stream(
     metadata: &[(&'static str, String)],
     first: Vec<MqttStreamMessage>,
 ) -> Result<RawStream, tonic::Status> {
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{s_proxy}"))
+    raw_stream_on(plain_channel(s_proxy).await, bearer, metadata, first).await
+}
+
+/// A plaintext gRPC channel to `s_proxy`.
+async fn plain_channel(s_proxy: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{s_proxy}"))
         .unwrap()
         .connect()
         .await
-        .unwrap();
-    raw_stream_on(channel, bearer, metadata, first).await
+        .unwrap()
+}
+
+/// Opens a session for `client_id` that asks to be resumable (its CONNECT
+/// is envelope 1); the stream and the resume token the s-proxy granted.
+async fn open_resumable(
+    channel: tonic::transport::Channel,
+    bearer: &str,
+    client_id: &str,
+) -> (RawStream, String) {
+    let connect = packets::connect(Version::V5, client_id, true, 30).unwrap();
+    let opened = raw_stream_on(
+        channel,
+        bearer,
+        &[("mqttbridge-resume", "1".into())],
+        vec![numbered(1, &connect)],
+    )
+    .await
+    .expect("session opens");
+    let token = opened
+        .metadata
+        .get("mqttbridge-resume-token")
+        .expect("resumption granted")
+        .to_str()
+        .unwrap()
+        .to_string();
+    (opened, token)
 }
 
 /// [`raw_stream`] on a channel made by the caller (TLS, say).
@@ -465,22 +495,8 @@ async fn a_resume_needs_the_current_token_and_the_peer_that_opened_the_session()
         c.auth_token_file = Some(tokens.clone());
     })
     .await;
-    let connect = packets::connect(Version::V5, "resumer", true, 30).unwrap();
-    let mut first = raw_stream(
-        s_proxy.addr,
-        "edge-a",
-        &[("mqttbridge-resume", "1".into())],
-        vec![numbered(1, &connect)],
-    )
-    .await
-    .expect("session opens");
-    let token = first
-        .metadata
-        .get("mqttbridge-resume-token")
-        .expect("resumption granted")
-        .to_str()
-        .unwrap()
-        .to_string();
+    let (mut first, token) =
+        open_resumable(plain_channel(s_proxy.addr).await, "edge-a", "resumer").await;
     let connack = bounded("CONNACK", first.response.message())
         .await
         .unwrap()
@@ -702,22 +718,7 @@ async fn with_mutual_tls_a_resume_must_come_from_the_same_certificate() {
     };
     let owner = channel(&certs.client_cert, &certs.client_key);
     let other = channel(&others[0].0, &others[0].1);
-    let connect = packets::connect(Version::V5, "tls-resumer", true, 30).unwrap();
-    let opened = raw_stream_on(
-        owner.clone(),
-        "",
-        &[("mqttbridge-resume", "1".into())],
-        vec![numbered(1, &connect)],
-    )
-    .await
-    .expect("session opens over mutual TLS");
-    let token = opened
-        .metadata
-        .get("mqttbridge-resume-token")
-        .expect("resumption granted")
-        .to_str()
-        .unwrap()
-        .to_string();
+    let (opened, token) = open_resumable(owner.clone(), "", "tls-resumer").await;
     let resume = [
         ("mqttbridge-resume-token", token),
         ("mqttbridge-resume-received", "0".to_string()),

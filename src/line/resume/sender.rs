@@ -69,7 +69,13 @@ impl LinkSender {
         match self {
             LinkSender::Plain(Some(outlet)) => outlet.capacity() == 0,
             LinkSender::Plain(None) => false,
-            LinkSender::Resumable(sender) => sender.shared.lock().buffer.is_full(),
+            // The stream's queue only, read without the lock (this runs for
+            // every envelope); a full replay buffer shows in the
+            // replay-buffer gauge instead.
+            LinkSender::Resumable(sender) => sender
+                .outlet
+                .as_ref()
+                .is_some_and(|outlet| outlet.capacity() == 0),
         }
     }
 
