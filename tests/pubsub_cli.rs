@@ -177,3 +177,4 @@ async fn clear_errors_for_bad_url_and_timeout() {
 
 #[path = "pubsub_cli/mosquitto_habits.rs"]
 mod mosquitto_habits;
+mod sub_flags;

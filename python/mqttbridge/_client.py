@@ -135,9 +135,11 @@ class Client(_Settings):
             list(user_properties or []),
         )
 
-    def unsubscribe(self, topic_filter: str) -> None:
-        """Unsubscribes from one filter."""
-        self._session.unsubscribe(topic_filter)
+    def unsubscribe(
+        self, topic_filter: str, *, user_properties: Optional[UserProperties] = None
+    ) -> None:
+        """Unsubscribes from one filter (MQTT 5: with user properties)."""
+        self._session.unsubscribe(topic_filter, list(user_properties or []))
 
     def recv(self, timeout: Optional[float] = None) -> Optional[Message]:
         """The next message, or ``None`` when ``timeout`` seconds pass first
@@ -158,11 +160,19 @@ class Client(_Settings):
                 return
             yield message
 
-    def disconnect(self) -> None:
+    def disconnect(
+        self,
+        *,
+        session_expiry: Optional[float] = None,
+        reason_string: Optional[str] = None,
+        user_properties: Optional[UserProperties] = None,
+    ) -> None:
         """Sends DISCONNECT and waits for the broker's side to close (so all
         sent before has arrived, QUIC too); nothing when not connected or
-        already lost."""
-        self._session.disconnect()
+        already lost. MQTT 5: ``session_expiry`` (seconds) replaces the
+        session's expiry (not allowed when it opened with 0),
+        ``reason_string`` and ``user_properties`` go to the broker."""
+        self._session.disconnect(session_expiry, reason_string, list(user_properties or []))
 
     def __enter__(self) -> "Client":
         self.connect()
@@ -314,10 +324,12 @@ class AsyncClient(_Settings):
         )
         return await future
 
-    async def unsubscribe(self, topic_filter: str) -> None:
+    async def unsubscribe(
+        self, topic_filter: str, *, user_properties: Optional[UserProperties] = None
+    ) -> None:
         """See ``Client.unsubscribe``."""
         future: "asyncio.Future[None]" = self._loop().create_future()
-        self._session.unsubscribe_into(future, topic_filter)
+        self._session.unsubscribe_into(future, topic_filter, list(user_properties or []))
         await future
 
     async def recv(self, timeout: Optional[float] = None) -> Optional[Message]:
@@ -347,10 +359,18 @@ class AsyncClient(_Settings):
                 return
             yield message
 
-    async def disconnect(self) -> None:
+    async def disconnect(
+        self,
+        *,
+        session_expiry: Optional[float] = None,
+        reason_string: Optional[str] = None,
+        user_properties: Optional[UserProperties] = None,
+    ) -> None:
         """See ``Client.disconnect``; stops the ``on_message`` task."""
         future: "asyncio.Future[None]" = self._loop().create_future()
-        self._session.disconnect_into(future)
+        self._session.disconnect_into(
+            future, session_expiry, reason_string, list(user_properties or [])
+        )
         await future
         if self._dispatcher is not None and self._dispatcher is not asyncio.current_task():
             # It ends by itself once the last message is handed out.

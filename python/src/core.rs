@@ -8,8 +8,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use mqttbridge::client::{
-    Ack, Client, ClientError, ClientOptions, Messages, PublishProperties, SubscribeOptions,
-    TryPublish,
+    Ack, Client, ClientError, ClientOptions, DisconnectOptions, Messages, PublishProperties,
+    SubscribeOptions, TryPublish,
 };
 
 use crate::errors::Failure;
@@ -187,11 +187,18 @@ impl Core {
             .map(|ack| ack.reason_code)
     }
 
-    pub async fn unsubscribe(&self, filter: String) -> Result<(), Failure> {
+    pub async fn unsubscribe(
+        &self,
+        filter: String,
+        user_properties: Vec<(String, String)>,
+    ) -> Result<(), Failure> {
         let client = self.handle()?;
-        self.bounded("unsubscribe", client.unsubscribe(&filter))
-            .await
-            .map(drop)
+        self.bounded(
+            "unsubscribe",
+            client.unsubscribe_with(&filter, user_properties),
+        )
+        .await
+        .map(drop)
     }
 
     /// The next message, `None` when `timeout` passes first. Messages that
@@ -296,11 +303,14 @@ impl Core {
 
     /// Sends DISCONNECT; a no-op when not connected, and no error when the
     /// connection was already lost (disconnected is what was asked for).
-    pub async fn disconnect(&self) -> Result<(), Failure> {
+    pub async fn disconnect(&self, options: DisconnectOptions) -> Result<(), Failure> {
         let Some(client) = self.slot().take() else {
             return Ok(());
         };
-        match self.bounded("disconnect", client.disconnect()).await {
+        match self
+            .bounded("disconnect", client.disconnect_with(options))
+            .await
+        {
             Err(Failure::Client(ClientError::ConnectionLost)) => Ok(()),
             result => result,
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use mqttbridge::client::{ClientOptions, ClientUrl, PublishProperties};
+use mqttbridge::client::{ClientOptions, ClientUrl, DisconnectOptions, PublishProperties};
 use mqttbridge::mqtt::Version;
 use mqttbridge::net::connector::TransportOptions;
 use mqttbridge::net::tls::ClientTls;
@@ -307,17 +307,28 @@ impl Session {
         Ok(())
     }
 
-    fn unsubscribe(&self, py: Python<'_>, topic_filter: String) -> PyResult<()> {
-        blocking(py, self.core.unsubscribe(topic_filter))
+    #[pyo3(signature = (topic_filter, user_properties=Vec::new()))]
+    fn unsubscribe(
+        &self,
+        py: Python<'_>,
+        topic_filter: String,
+        user_properties: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        blocking(py, self.core.unsubscribe(topic_filter, user_properties))
     }
 
     /// Unsubscribes for asyncio.
-    fn unsubscribe_into(&self, future: Py<PyAny>, topic_filter: String) {
+    #[pyo3(signature = (future, topic_filter, user_properties=Vec::new()))]
+    fn unsubscribe_into(
+        &self,
+        future: Py<PyAny>,
+        topic_filter: String,
+        user_properties: Vec<(String, String)>,
+    ) {
         let core = self.core.clone();
-        self.settle(
-            future,
-            async move { none(core.unsubscribe(topic_filter).await) },
-        );
+        self.settle(future, async move {
+            none(core.unsubscribe(topic_filter, user_properties).await)
+        });
     }
 
     #[pyo3(signature = (timeout=None))]
@@ -372,14 +383,31 @@ impl Session {
         self.completions.drain(py)
     }
 
-    fn disconnect(&self, py: Python<'_>) -> PyResult<()> {
-        blocking(py, self.core.disconnect())
+    #[pyo3(signature = (session_expiry=None, reason_string=None, user_properties=Vec::new()))]
+    fn disconnect(
+        &self,
+        py: Python<'_>,
+        session_expiry: Option<f64>,
+        reason_string: Option<String>,
+        user_properties: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        let options = disconnect_options(session_expiry, reason_string, user_properties)?;
+        blocking(py, self.core.disconnect(options))
     }
 
     /// Disconnects for asyncio.
-    fn disconnect_into(&self, future: Py<PyAny>) {
+    #[pyo3(signature = (future, session_expiry=None, reason_string=None, user_properties=Vec::new()))]
+    fn disconnect_into(
+        &self,
+        future: Py<PyAny>,
+        session_expiry: Option<f64>,
+        reason_string: Option<String>,
+        user_properties: Vec<(String, String)>,
+    ) -> PyResult<()> {
+        let options = disconnect_options(session_expiry, reason_string, user_properties)?;
         let core = self.core.clone();
-        self.settle(future, async move { none(core.disconnect().await) });
+        self.settle(future, async move { none(core.disconnect(options).await) });
+        Ok(())
     }
 }
 
@@ -442,6 +470,23 @@ fn blocking<T: Send>(
             Err(_) => py.check_signals()?,
         }
     }
+}
+
+/// What DISCONNECT says: a new session expiry in whole seconds (MQTT 5).
+fn disconnect_options(
+    session_expiry: Option<f64>,
+    reason_string: Option<String>,
+    user_properties: Vec<(String, String)>,
+) -> PyResult<DisconnectOptions> {
+    let session_expiry = session_expiry
+        .map(|s| seconds("session_expiry", s))
+        .transpose()?
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+    Ok(DisconnectOptions {
+        session_expiry,
+        reason_string,
+        user_properties,
+    })
 }
 
 /// The outcome of a call that returns nothing to Python.

@@ -153,6 +153,46 @@ def test_subscribe_options(broker):
         Client(broker.url).subscribe("x", retain_handling=3)
 
 
+def test_disconnect_properties_end_a_kept_session(broker):
+    base = f"leave/{uuid.uuid4().hex}"
+    kept = dict(client_id=f"kept-{uuid.uuid4().hex[:8]}", clean_start=False, session_expiry=60)
+
+    def queued_first() -> str:
+        """The topic of the first message the kept session gets: the one
+        published while away if the session survived, else the marker."""
+        with Client(broker.url) as other:
+            other.publish(f"{base}/away", "while away", qos=1)
+        with Client(broker.url, **kept) as client:
+            client.subscribe(f"{base}/marker", qos=1)
+            client.publish(f"{base}/marker", "marker", qos=1)
+            message = client.recv(timeout=10)
+            client.disconnect(session_expiry=0)
+            return message.topic
+
+    with Client(broker.url, **kept) as client:
+        client.subscribe(f"{base}/away", qos=1)
+        client.subscribe(f"{base}/gone", qos=1)
+        client.unsubscribe(f"{base}/gone", user_properties=[("why", "test")])
+    assert queued_first() == f"{base}/away"  # left with its expiry of 60 s
+
+    client = Client(broker.url, **kept)
+    client.connect()
+    client.subscribe(f"{base}/away", qos=1)
+    client.disconnect(session_expiry=0, reason_string="done", user_properties=[("k", "v")])
+    assert queued_first() == f"{base}/marker"  # the session ended with the connection
+
+    async def leave_async() -> None:
+        async with AsyncClient(broker.url) as client:
+            await client.unsubscribe(f"{base}/none", user_properties=[("k", "v")])
+        client = AsyncClient(broker.url)
+        await client.connect()
+        with pytest.raises(mqttbridge.InvalidRequest, match="expiry of 0"):
+            await client.disconnect(session_expiry=5)
+        await client.disconnect()
+
+    asyncio.run(leave_async())
+
+
 def test_invalid_requests_say_what_is_wrong(broker):
     with Client(broker.url) as client:
         with pytest.raises(mqttbridge.InvalidRequest,

@@ -283,11 +283,23 @@ impl Driver {
                 );
                 self.link.write_bytes(&bytes).await?;
             }
-            Request::Unsubscribe { filter, done } => {
+            Request::Unsubscribe {
+                filter,
+                user_properties,
+                done,
+            } => {
                 let id = self.allocate_id();
                 let packet = mqtt::check_topic_filter(&filter)
                     .map_err(ClientError::from)
-                    .and_then(|()| Ok(packets::unsubscribe(self.options.version, id, &filter)?));
+                    .and_then(|()| {
+                        let version = self.options.version;
+                        Ok(packets::unsubscribe(
+                            version,
+                            id,
+                            &filter,
+                            &user_properties,
+                        )?)
+                    });
                 let bytes = match packet {
                     Ok(packet) => encoded(&packet),
                     Err(e) => {
@@ -307,11 +319,27 @@ impl Driver {
                 );
                 self.link.write_bytes(&bytes).await?;
             }
-            Request::Disconnect { done } => {
-                let result = self
-                    .link
-                    .write(&packets::disconnect(self.options.version))
-                    .await;
+            Request::Disconnect { options, done } => {
+                if self.options.session_expiry.is_zero()
+                    && options.session_expiry.is_some_and(|s| s > 0)
+                {
+                    // MQTT 5.0 §3.14.2.2.2: a protocol error the broker
+                    // would answer by dropping the connection.
+                    let _ = done.send(Err(ClientError::Invalid(
+                        "session expiry at DISCONNECT: the session was opened with \
+                         an expiry of 0, which cannot be raised when leaving"
+                            .into(),
+                    )));
+                    return Ok(true);
+                }
+                let packet = match packets::disconnect_with(self.options.version, &options) {
+                    Ok(packet) => packet,
+                    Err(e) => {
+                        let _ = done.send(Err(e.into()));
+                        return Ok(true);
+                    }
+                };
+                let result = self.link.write(&packet).await;
                 let _ = self.link.writer.shutdown().await;
                 // Wait for the server to close its side too: then everything
                 // written before DISCONNECT has arrived. Over QUIC, a process

@@ -23,6 +23,8 @@ mod url;
 pub use connection::{Connection, ConnectionError};
 pub use handshake::Connected;
 pub use options::{Ack, ClientError, ClientOptions, Message, Messages, Reconnect};
-pub use properties::{PublishProperties, RetainHandling, SubscribeOptions, Will};
+pub use properties::{
+    DisconnectOptions, PublishProperties, RetainHandling, SubscribeOptions, Will,
+};
 pub use session::{Client, TryPublish};
 pub use url::ClientUrl;

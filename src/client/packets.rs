@@ -4,9 +4,9 @@
 use mqtt_protocol_core::mqtt::packet::{
     Property, Qos, RetainHandling as CoreRetainHandling, SubEntry, SubOpts, v3_1_1, v5_0,
 };
-use mqtt_protocol_core::mqtt::result_code::MqttError;
+use mqtt_protocol_core::mqtt::result_code::{DisconnectReasonCode, MqttError};
 
-use super::properties::{RetainHandling, SubscribeOptions};
+use super::properties::{DisconnectOptions, RetainHandling, SubscribeOptions};
 use crate::mqtt::{Packet, Version};
 
 /// A QoS from its number (values above 2 are treated as 2).
@@ -136,8 +136,13 @@ pub fn subscribe_with(
     })
 }
 
-/// UNSUBSCRIBE from one filter.
-pub fn unsubscribe(version: Version, packet_id: u16, filter: &str) -> Result<Packet, MqttError> {
+/// UNSUBSCRIBE from one filter; `user_properties` only apply to MQTT 5.
+pub fn unsubscribe(
+    version: Version,
+    packet_id: u16,
+    filter: &str,
+    user_properties: &[(String, String)],
+) -> Result<Packet, MqttError> {
     Ok(match version {
         Version::V3_1_1 => Packet::V3_1_1Unsubscribe(
             v3_1_1::Unsubscribe::builder()
@@ -145,12 +150,21 @@ pub fn unsubscribe(version: Version, packet_id: u16, filter: &str) -> Result<Pac
                 .entries(vec![filter])?
                 .build()?,
         ),
-        Version::V5 => Packet::V5_0Unsubscribe(
-            v5_0::Unsubscribe::builder()
+        Version::V5 => {
+            let mut builder = v5_0::Unsubscribe::builder()
                 .packet_id(packet_id)
-                .entries(vec![filter])?
-                .build()?,
-        ),
+                .entries(vec![filter])?;
+            if !user_properties.is_empty() {
+                let mut list = Vec::with_capacity(user_properties.len());
+                for (name, value) in user_properties {
+                    list.push(Property::UserProperty(
+                        mqtt_protocol_core::mqtt::packet::UserProperty::new(name, value)?,
+                    ));
+                }
+                builder = builder.props(list);
+            }
+            Packet::V5_0Unsubscribe(builder.build()?)
+        }
     })
 }
 
@@ -256,6 +270,24 @@ pub fn disconnect(version: Version) -> Packet {
                 .unwrap_or_else(|_| unreachable!("empty DISCONNECT is valid")),
         ),
     }
+}
+
+/// DISCONNECT (normal disconnection) with `options`' properties (MQTT 5).
+pub fn disconnect_with(version: Version, options: &DisconnectOptions) -> Result<Packet, MqttError> {
+    Ok(match version {
+        Version::V3_1_1 => disconnect(version),
+        Version::V5 => {
+            let list = options.to_list()?;
+            let mut builder = v5_0::Disconnect::builder();
+            if !list.is_empty() {
+                // Properties need the reason code before them.
+                builder = builder
+                    .reason_code(DisconnectReasonCode::NormalDisconnection)
+                    .props(list);
+            }
+            Packet::V5_0Disconnect(builder.build()?)
+        }
+    })
 }
 
 /// The pieces of a received PUBLISH: topic, payload, QoS, packet id, retain.

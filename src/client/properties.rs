@@ -7,7 +7,8 @@
 use bytes::Bytes;
 use mqtt_protocol_core::mqtt::packet::{
     ContentType, CorrelationData, MessageExpiryInterval, PayloadFormat, PayloadFormatIndicator,
-    Property, ResponseTopic, SubscriptionIdentifier, TopicAlias, UserProperty, WillDelayInterval,
+    Property, ResponseTopic, SessionExpiryInterval, SubscriptionIdentifier, TopicAlias,
+    UserProperty, WillDelayInterval,
 };
 use mqtt_protocol_core::mqtt::result_code::MqttError;
 
@@ -173,6 +174,40 @@ impl SubscribeOptions {
         if let Some(id) = self.subscription_identifier {
             list.push(Property::SubscriptionIdentifier(
                 SubscriptionIdentifier::new(id)?,
+            ));
+        }
+        for (name, value) in &self.user_properties {
+            list.push(Property::UserProperty(UserProperty::new(name, value)?));
+        }
+        Ok(list)
+    }
+}
+
+/// What a client's DISCONNECT says (MQTT 5.0 §3.14.2.2; MQTT 3.1.1's
+/// DISCONNECT carries nothing, so these are not sent there).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DisconnectOptions {
+    /// A new session expiry interval in seconds; not allowed (a protocol
+    /// error) when the session was opened with an interval of 0.
+    pub session_expiry: Option<u32>,
+    /// Why the client leaves, for the broker's logs.
+    pub reason_string: Option<String>,
+    /// Application name/value pairs.
+    pub user_properties: Vec<(String, String)>,
+}
+
+impl DisconnectOptions {
+    /// The DISCONNECT's properties.
+    pub(super) fn to_list(&self) -> Result<Vec<Property>, MqttError> {
+        let mut list = Vec::new();
+        if let Some(seconds) = self.session_expiry {
+            list.push(Property::SessionExpiryInterval(SessionExpiryInterval::new(
+                seconds,
+            )?));
+        }
+        if let Some(reason) = &self.reason_string {
+            list.push(Property::ReasonString(
+                mqtt_protocol_core::mqtt::packet::ReasonString::new(reason)?,
             ));
         }
         for (name, value) in &self.user_properties {

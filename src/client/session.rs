@@ -29,7 +29,7 @@ use super::driver::Driver;
 use super::handshake::{Connected, Credentials};
 use super::link::Link;
 use super::options::{Ack, ClientError, ClientOptions, Messages};
-use super::properties::{PublishProperties, SubscribeOptions};
+use super::properties::{DisconnectOptions, PublishProperties, SubscribeOptions};
 use super::url::ClientUrl;
 
 type Callback = Box<dyn FnOnce(Result<Ack, ClientError>) + Send>;
@@ -97,9 +97,11 @@ pub(super) enum Request {
     },
     Unsubscribe {
         filter: String,
+        user_properties: Vec<(String, String)>,
         done: Done,
     },
     Disconnect {
+        options: DisconnectOptions,
         done: oneshot::Sender<Result<(), ClientError>>,
     },
 }
@@ -332,8 +334,18 @@ impl Client {
 
     /// Unsubscribes from one filter.
     pub async fn unsubscribe(&self, filter: &str) -> Result<Ack, ClientError> {
+        self.unsubscribe_with(filter, Vec::new()).await
+    }
+
+    /// Unsubscribes from one filter, with user properties (MQTT 5).
+    pub async fn unsubscribe_with(
+        &self,
+        filter: &str,
+        user_properties: Vec<(String, String)>,
+    ) -> Result<Ack, ClientError> {
         self.call(|done| Request::Unsubscribe {
             filter: filter.to_string(),
+            user_properties,
             done,
         })
         .await
@@ -348,9 +360,14 @@ impl Client {
     /// Sends DISCONNECT and closes the connection, once the server has
     /// closed its side (or `close_timeout` passed).
     pub async fn disconnect(self) -> Result<(), ClientError> {
+        self.disconnect_with(DisconnectOptions::default()).await
+    }
+
+    /// [`Client::disconnect`] with MQTT 5 DISCONNECT properties.
+    pub async fn disconnect_with(self, options: DisconnectOptions) -> Result<(), ClientError> {
         let (done, result) = oneshot::channel();
         self.requests
-            .send(Request::Disconnect { done })
+            .send(Request::Disconnect { options, done })
             .await
             .map_err(|_| ClientError::Closed)?;
         result.await.map_err(|_| ClientError::ConnectionLost)?

@@ -33,7 +33,7 @@ pub use packet::{
     CodecError, Packet, decode, encode, packet_type_name, packet_type_name_of, wire_size,
 };
 pub use reason::reason_name;
-pub use topic::{TopicError, check_topic_filter, check_topic_name};
+pub use topic::{TopicError, check_topic_filter, check_topic_name, topic_matches};
 pub use version::{ProtocolLevel, Version, connect_protocol};
 
 /// The default maximum size of one MQTT packet (fixed header included): 2 MiB,

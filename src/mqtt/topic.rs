@@ -80,9 +80,49 @@ pub fn check_topic_filter(filter: &str) -> Result<(), TopicError> {
     Ok(())
 }
 
+/// Whether a (valid) topic name matches a (valid) filter, as a broker
+/// decides it: `+` fills one level, `#` the rest (the parent level too),
+/// and a wildcard at the start does not match a topic beginning with `$`
+/// (MQTT 5.0 §4.7.2).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut topic_levels = topic.split('/');
+    for level in filter.split('/') {
+        match (level, topic_levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (level, Some(name)) if level == name => {}
+            _ => return false,
+        }
+    }
+    topic_levels.next().is_none()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filters_match_topics_as_a_broker_matches_them() {
+        for (filter, topic, matches) in [
+            ("a/b", "a/b", true),
+            ("a/b", "a/b/c", false),
+            ("a/+", "a/b", true),
+            ("a/+", "a", false),
+            ("a/+/c", "a//c", true),
+            ("a/#", "a", true),
+            ("a/#", "a/b/c", true),
+            ("#", "a/b", true),
+            ("#", "$SYS/x", false),
+            ("+/x", "$SYS/x", false),
+            ("$SYS/#", "$SYS/x", true),
+            ("a/b/c", "a/b", false),
+        ] {
+            assert_eq!(topic_matches(filter, topic), matches, "{filter} vs {topic}");
+        }
+    }
 
     #[test]
     fn names_refuse_wildcards_with_a_reason_a_user_understands() {

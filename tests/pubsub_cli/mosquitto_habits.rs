@@ -12,7 +12,7 @@ use mqttbridge::tools::mosquitto::Mosquitto;
 use crate::common::{CutRelay, bounded, free_port};
 use crate::pubsub_cli::{run, strings};
 
-fn ok(out: &Output) -> String {
+pub(crate) fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
         "exit {:?}: {}",
@@ -22,11 +22,11 @@ fn ok(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn host_port(broker: &Mosquitto) -> Vec<String> {
+pub(crate) fn host_port(broker: &Mosquitto) -> Vec<String> {
     strings(&["-h", "127.0.0.1", "-p", &broker.addr().port().to_string()])
 }
 
-async fn cli(args: &[&str], broker: &Mosquitto) -> Output {
+pub(crate) async fn cli(args: &[&str], broker: &Mosquitto) -> Output {
     let mut all = strings(&args[..1]);
     all.extend(host_port(broker));
     all.extend(strings(&args[1..]));
@@ -35,13 +35,13 @@ async fn cli(args: &[&str], broker: &Mosquitto) -> Output {
 
 /// A `sub` running in the background; `-d` output tells when it has
 /// subscribed.
-struct Background {
-    child: Child,
+pub(crate) struct Background {
+    pub(crate) child: Child,
     stderr: BufReader<ChildStderr>,
 }
 
 impl Background {
-    async fn start(args: Vec<String>) -> Background {
+    pub(crate) async fn start(args: Vec<String>) -> Background {
         let mut child = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
             .args(&args)
             .arg("-d")
@@ -58,7 +58,7 @@ impl Background {
     }
 
     /// Reads `-d` lines until one names `packet`.
-    async fn wait_for(&mut self, packet: &str) {
+    pub(crate) async fn wait_for(&mut self, packet: &str) {
         let quoted = format!("\"{packet}\"");
         bounded(packet, async {
             let mut line = String::new();
@@ -74,7 +74,7 @@ impl Background {
         .await;
     }
 
-    async fn finish(mut self) -> (Option<i32>, String) {
+    pub(crate) async fn finish(mut self) -> (Option<i32>, String) {
         let status = bounded("sub exits", self.child.wait()).await.unwrap();
         let mut out = String::new();
         self.child

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::format;
+
 /// Connection flags shared by `pub`, `sub` and `bench`.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
@@ -174,6 +176,17 @@ pub struct SubArgs {
     /// Topic filter; repeat for several.
     #[arg(short = 't', long = "topic")]
     pub topics: Vec<String>,
+    /// Do not print (or count, or remove) messages whose topic matches this
+    /// filter; repeat for several.
+    #[arg(short = 'T', long = "filter-out")]
+    pub filter_out: Vec<String>,
+    /// Unsubscribe from this filter after connecting (with -c, to drop a
+    /// kept subscription); repeat for several.
+    #[arg(short = 'U', long = "unsubscribe")]
+    pub unsubscribe: Vec<String>,
+    /// Exit as soon as the subscriptions (and -U) are acknowledged.
+    #[arg(short = 'E')]
+    pub exit_after_subscribe: bool,
     /// QoS to subscribe with.
     #[arg(short = 'q', long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     pub qos: u8,
@@ -203,9 +216,13 @@ pub struct SubArgs {
     /// Print each message in this format (mosquitto's codes: %t topic, %p
     /// payload, %l length, %q QoS, %r retain, %m message id, %x/%X hex,
     /// %I ISO time, %U Unix time, %j JSON, %C %D %E %F %P %R %S %A MQTT 5
-    /// properties, @ time codes, \n \t escapes).
-    #[arg(short = 'F', long)]
-    pub format: Option<String>,
+    /// properties, with flags `-` and `0`, a width and a .maximum as
+    /// mosquitto_sub takes them: %-10.10t; @ time codes, \n \t escapes).
+    #[arg(short = 'F', long, value_parser = format::Format::parse)]
+    pub format: Option<format::Format>,
+    /// Print %j and %J JSON indented over several lines.
+    #[arg(long)]
+    pub pretty: bool,
     /// MQTT 5: do not receive our own publishes.
     #[arg(long)]
     pub no_local: bool,

@@ -107,6 +107,12 @@ pub(super) fn prepare(client: &ClientArgs, session: &SessionArgs) -> anyhow::Res
         (None, None) => 0,
     };
     options.session_expiry = Duration::from_secs(expiry.into());
+    if expiry == 0 && properties.disconnect.session_expiry.is_some_and(|s| s > 0) {
+        bail!(
+            "-D disconnect session-expiry-interval: the session opens with an expiry of 0 \
+             (give -c, -x or -D connect session-expiry-interval), which cannot be raised at DISCONNECT"
+        );
+    }
     options.receive_maximum = properties.receive_maximum;
     if let Some(size) = properties.maximum_packet_size {
         options.maximum_packet_size = size;

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use crate::client::PublishProperties;
+use crate::client::{DisconnectOptions, PublishProperties};
 
 /// Every `-D` given, by packet.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -28,6 +28,10 @@ pub struct PropertyFlags {
     pub subscription_identifier: Option<u32>,
     /// SUBSCRIBE: user properties.
     pub subscribe_user_properties: Vec<(String, String)>,
+    /// UNSUBSCRIBE (`sub -U`): user properties.
+    pub unsubscribe_user_properties: Vec<(String, String)>,
+    /// DISCONNECT: session expiry interval and user properties.
+    pub disconnect: DisconnectOptions,
 }
 
 impl PropertyFlags {
@@ -71,6 +75,8 @@ impl PropertyFlags {
                 match command.as_str() {
                     "connect" => self.connect_user_properties.push(pair),
                     "subscribe" => self.subscribe_user_properties.push(pair),
+                    "unsubscribe" => self.unsubscribe_user_properties.push(pair),
+                    "disconnect" => self.disconnect.user_properties.push(pair),
                     "publish" => self.publish.user_properties.push(pair),
                     "will" => self.will.user_properties.push(pair),
                     _ => return Err(unsupported(&shown, command, property)),
@@ -87,6 +93,9 @@ impl PropertyFlags {
             }
             ("connect", "topic-alias-maximum") => {
                 self.topic_alias_maximum = Some(number(&shown, value)?);
+            }
+            ("disconnect", "session-expiry-interval") => {
+                self.disconnect.session_expiry = Some(number(&shown, value)?);
             }
             ("will", "will-delay-interval") => self.will_delay = Some(number(&shown, value)?),
             ("subscribe", "subscription-identifier") => {
@@ -121,7 +130,7 @@ impl PropertyFlags {
             }
             _ => {
                 return Err(format!(
-                    "-D {shown}: unknown command `{command}` (connect, publish, subscribe, will)"
+                    "-D {shown}: unknown command `{command}` (connect, publish, subscribe, unsubscribe, disconnect, will)"
                 ));
             }
         }
@@ -164,6 +173,9 @@ mod tests {
             &["will", "will-delay-interval", "5"],
             &["will", "message-expiry-interval", "30"],
             &["subscribe", "subscription-identifier", "9"],
+            &["unsubscribe", "user-property", "u", "1"],
+            &["disconnect", "session-expiry-interval", "0"],
+            &["disconnect", "user-property", "why", "done"],
         ])
         .unwrap();
         assert_eq!(
@@ -182,6 +194,15 @@ mod tests {
         assert_eq!(parsed.will_delay, Some(5));
         assert_eq!(parsed.will.message_expiry_interval, Some(30));
         assert_eq!(parsed.subscription_identifier, Some(9));
+        assert_eq!(
+            parsed.unsubscribe_user_properties,
+            vec![("u".into(), "1".into())]
+        );
+        assert_eq!(parsed.disconnect.session_expiry, Some(0));
+        assert_eq!(
+            parsed.disconnect.user_properties,
+            vec![("why".into(), "done".into())]
+        );
     }
 
     #[test]
@@ -200,6 +221,10 @@ mod tests {
                 "not a number in range",
             ),
             (&["fetch", "content-type", "x"], "unknown command"),
+            (
+                &["disconnect", "content-type", "x"],
+                "not a property `disconnect` takes",
+            ),
             (
                 &["publish", "content-type"],
                 "needs a command, a property and a value",

@@ -48,7 +48,7 @@ async fn run(args: PubArgs) -> Result<(), Stop> {
         }
     };
     let (client, _messages) = Client::connect(prepared.options).await?;
-    let properties = prepared.properties.publish;
+    let properties = prepared.properties.publish.clone();
     let send = |payload: Vec<u8>| {
         client.publish_with_properties(&topic, payload, args.qos, args.retain, properties.clone())
     };
@@ -68,6 +68,8 @@ async fn run(args: PubArgs) -> Result<(), Stop> {
             }
         }
     }
-    client.disconnect().await?;
+    client
+        .disconnect_with(prepared.properties.disconnect)
+        .await?;
     Ok(())
 }

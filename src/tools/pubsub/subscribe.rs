@@ -1,5 +1,6 @@
 //! `sub`: subscribes to every `-t` filter and prints what arrives until
-//! `-C` messages were printed, `-W` runs out or it is interrupted;
+//! `-C` messages were printed, `-W` runs out or it is interrupted (or, with
+//! `-E`, once subscribed); `-T` filters hide topics, `-U` unsubscribes;
 //! reconnects (and subscribes again) when the link drops, as mosquitto_sub
 //! does.
 
@@ -10,7 +11,6 @@ use std::time::Duration;
 use anyhow::anyhow;
 
 use super::args::SubArgs;
-use super::format;
 use super::{Stop, exit_code, options};
 use crate::client::{Client, Message, Reconnect, RetainHandling, SubscribeOptions};
 
@@ -23,12 +23,17 @@ async fn run(args: SubArgs) -> Result<(), Stop> {
     let mut prepared = options::prepare(&args.client, &args.session)?;
     let mut filters = args.topics.clone();
     filters.extend(prepared.url_topic.take());
-    if filters.is_empty() {
+    if filters.is_empty() && args.unsubscribe.is_empty() {
         return Err(anyhow!("give a topic filter: -t FILTER (repeat for several)").into());
     }
-    for filter in &filters {
+    for filter in filters
+        .iter()
+        .chain(&args.filter_out)
+        .chain(&args.unsubscribe)
+    {
         crate::mqtt::check_topic_filter(filter).map_err(anyhow::Error::from)?;
     }
+    let disconnect = prepared.properties.disconnect.clone();
     prepared.options.reconnect = Some(Reconnect::default());
     let (client, mut messages) = Client::connect(prepared.options).await?;
     let subscribe = SubscribeOptions {
@@ -43,6 +48,14 @@ async fn run(args: SubArgs) -> Result<(), Stop> {
     for filter in &filters {
         client.subscribe_with(filter, subscribe.clone()).await?;
     }
+    for filter in &args.unsubscribe {
+        let user_properties = prepared.properties.unsubscribe_user_properties.clone();
+        client.unsubscribe_with(filter, user_properties).await?;
+    }
+    if args.exit_after_subscribe {
+        client.disconnect_with(disconnect).await?;
+        return Ok(());
+    }
     let receive = async {
         let mut printed = 0u64;
         while args.count.is_none_or(|count| printed < count) {
@@ -51,6 +64,10 @@ async fn run(args: SubArgs) -> Result<(), Stop> {
                     "connection closed after {printed} messages"
                 )));
             };
+            let filtered_out = |filter: &String| crate::mqtt::topic_matches(filter, &message.topic);
+            if args.filter_out.iter().any(filtered_out) {
+                continue;
+            }
             if args.retained_only && !message.retain {
                 break;
             }
@@ -71,7 +88,7 @@ async fn run(args: SubArgs) -> Result<(), Stop> {
             .unwrap_or(Err(Stop::TimedOut(secs))),
         None => receive.await,
     };
-    let _ = client.disconnect().await;
+    let _ = client.disconnect_with(disconnect).await;
     result
 }
 
@@ -79,7 +96,9 @@ fn print(args: &SubArgs, message: &Message) -> std::io::Result<()> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match &args.format {
-        Some(f) => out.write_all(&format::render(f, message, chrono::Local::now()))?,
+        Some(format) => {
+            out.write_all(&format.render(message, chrono::Local::now(), args.pretty))?
+        }
         None => {
             if args.verbose {
                 write!(out, "{} ", message.topic)?;
