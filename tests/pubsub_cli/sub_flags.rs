@@ -47,7 +47,7 @@ async fn exit_when_subscribed_then_unsubscribe_a_kept_subscription() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_topics_are_not_printed_and_fields_are_padded() {
     let broker = Mosquitto::start("").await.unwrap();
-    let mut sub = Background::start({
+    let sub = Background::start({
         let mut args = strings(&["sub", "-t", "t/#", "-T", "t/hidden/#", "-C", "2", "-q", "1"]);
         args.extend(host_port(&broker));
         args.extend(strings(&["-F", "[%-9t|%5l|%03q|%.4p|%06x]"]));
