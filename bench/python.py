@@ -1,8 +1,9 @@
 """The Python bindings against the Rust client on the same broker, in one
 run: throughput at QoS 0 and 1 (one publisher, one subscriber; asyncio and
 blocking) and one-at-a-time latency (QoS 0), each printed as a ratio to
-`mqttbridge bench` (the Rust client library, the baseline), with
-paho-mqtt's figures beside ours when paho-mqtt is installed.
+`mqttbridge bench` (the Rust client library, the baseline), asyncio as a
+ratio to blocking, with paho-mqtt's figures beside ours when paho-mqtt is
+installed.
 
     python bench/python.py [--url tcp://host:port] [--count 20000]
 
@@ -209,6 +210,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.count
     rows = []
+    against_blocking = []  # (QoS, asyncio window rate / blocking rate)
     with tempfile.TemporaryDirectory() as workdir:
         broker, url = (None, args.url) if args.url else start_mosquitto(workdir)
         try:
@@ -224,6 +226,7 @@ def main() -> None:
                     rows.append((f"QoS {qos} msg/s, asyncio, a task per publish, {window}", base,
                                  asyncio.run(asyncio_throughput(url, n, qos, tasks=True)), paho))
                 rows.append((f"QoS {qos} msg/s, blocking, {window}", base, blocking_rate, paho))
+                against_blocking.append((qos, async_rate / blocking_rate))
             base_latency = rust(["latency", "-L", url, "-n", str(args.latency_count)])["latency"]["p50_us"]
             latency = blocking_latency_p50_us(url, args.latency_count)
         finally:
@@ -238,6 +241,8 @@ def main() -> None:
         ratio = "-" if paho is None else f"{ours / paho:.2f}"
         print(f"| {name} | {base:,.0f} | {ours:,.0f} | {ours / base:.2f} | {theirs} | {ratio} |")
     print(f"| QoS 0 latency p50, us, one at a time | {base_latency:,.1f} | {latency:,.1f} | {latency / base_latency:.2f} | - | - |")
+    print()
+    print("asyncio / blocking: " + ", ".join(f"QoS {qos} {ratio:.2f}" for qos, ratio in against_blocking))
 
 
 if __name__ == "__main__":

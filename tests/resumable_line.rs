@@ -150,8 +150,10 @@ async fn watchful_client(
 async fn cuts_shorter_than_the_window_lose_nothing_and_close_nothing() {
     let line = CutLine::start("", "").await;
     // 100,000 QoS 1 and 100,000 QoS 2 messages, each through the line twice
-    // (publisher -> broker, broker -> subscriber), in order per publisher.
-    let bench = |qos: &str| {
+    // (publisher -> broker, broker -> subscriber), in order per publisher;
+    // beside them a QoS 0 stream at a pace whose outage backlog fits the
+    // replay buffers (2 x 1,500 msg/s for 8 s).
+    let bench = |qos: &str, count: &str, rate: Option<&str>| {
         tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
             .args([
                 "bench",
@@ -165,14 +167,19 @@ async fn cuts_shorter_than_the_window_lose_nothing_and_close_nothing() {
                 "-q",
                 qos,
                 "-n",
-                "50000",
+                count,
                 "--json",
             ])
+            .args(rate.map(|r| ["--rate", r]).into_iter().flatten())
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
             .output()
     };
-    let (qos1, qos2) = (tokio::spawn(bench("1")), tokio::spawn(bench("2")));
+    let (qos1, qos2) = (
+        tokio::spawn(bench("1", "50000", None)),
+        tokio::spawn(bench("2", "50000", None)),
+    );
+    let qos0 = tokio::spawn(bench("0", "12000", Some("1500")));
     let published = "mqttbridge_packets_total{mode=\"r-proxy\",direction=\"client_to_broker\",packet_type=\"publish\"}";
     // Three outages of a second each, every one after messages flowed.
     for cut in 1..=3u32 {
@@ -186,11 +193,12 @@ async fn cuts_shorter_than_the_window_lose_nothing_and_close_nothing() {
         .await;
         let resumed = line.resumed().await;
         line.relay.cut_for(Duration::from_secs(1));
-        // Each bench has three sessions, all on the connection just cut.
+        // Each bench has three sessions, all on the connection just cut
+        // (the QoS 0 one only while it runs).
         line.wait_resumed(resumed + 6.0).await;
         println!("cut {cut}: all sessions resumed");
     }
-    for (qos, run) in [(1, qos1), (2, qos2)] {
+    for (qos, run, sent) in [(0, qos0, 24_000), (1, qos1, 100_000), (2, qos2, 100_000)] {
         let output = tokio::time::timeout(Duration::from_secs(300), run)
             .await
             .unwrap_or_else(|_| panic!("QoS {qos}: no report within 300 s"))
@@ -210,25 +218,25 @@ async fn cuts_shorter_than_the_window_lose_nothing_and_close_nothing() {
             report["duplicates"],
             report["out_of_order"]
         );
-        assert_eq!(report["sent"], 100_000, "QoS {qos}: all sent");
-        assert_eq!(report["received"], 100_000, "QoS {qos}: all delivered");
+        assert_eq!(report["sent"], sent, "QoS {qos}: all sent");
+        assert_eq!(report["received"], sent, "QoS {qos}: all delivered");
         assert_eq!(report["lost"], 0, "QoS {qos}: nothing lost");
         assert_eq!(report["duplicates"], 0, "QoS {qos}: nothing twice");
         assert_eq!(report["out_of_order"], 0, "QoS {qos}: in order");
     }
-    // Six clients in all, each connected once: no client saw its
+    // Nine clients in all, each connected once: no client saw its
     // connection close and reconnected.
     assert_eq!(
         line.r_proxy
             .metric("mqttbridge_sessions_opened_total{mode=\"r-proxy\"}")
             .await,
-        6.0
+        9.0
     );
     assert_eq!(
         line.s_proxy
             .metric("mqttbridge_sessions_opened_total{mode=\"s-proxy\"}")
             .await,
-        6.0,
+        9.0,
         "the broker connections were kept, none opened again"
     );
     for outcome in ["refused", "expired"] {
