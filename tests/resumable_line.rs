@@ -39,13 +39,18 @@ struct CutLine {
 impl CutLine {
     /// The line with `r_extra`/`s_extra` TOML in the proxies' config files.
     async fn start(r_extra: &str, s_extra: &str) -> CutLine {
+        Self::start_with_broker("", r_extra, s_extra).await
+    }
+
+    /// [`CutLine::start`] with `broker_extra` in mosquitto's configuration.
+    async fn start_with_broker(broker_extra: &str, r_extra: &str, s_extra: &str) -> CutLine {
         let dir = tempfile::tempdir().unwrap();
         let broker_log = dir.path().join("mosquitto.log");
         // Unlimited queues and in-flight windows, so any loss is the line's;
         // the log shows every connect and disconnect.
         let broker = Mosquitto::start(&format!(
             "max_queued_messages 0\nmax_inflight_messages 0\n\
-             log_dest file {}\nlog_type all\nconnection_messages true",
+             log_dest file {}\nlog_type all\nconnection_messages true\n{broker_extra}",
             broker_log.display()
         ))
         .await
@@ -129,10 +134,11 @@ async fn watchful_client(
     addr: &str,
     version: Version,
     id: &str,
+    keep_alive: Duration,
 ) -> (Client, mqttbridge::client::Messages) {
     let options = ClientOptions {
         version,
-        keep_alive: Duration::from_secs(1),
+        keep_alive,
         will: Some(Will {
             topic: format!("will/{id}"),
             payload: Bytes::from_static(b"gone"),
@@ -251,7 +257,8 @@ async fn keep_alive_holds_through_the_gap_and_no_will_fires() {
     let mut wills = line.will_listener().await;
     let mut clients = Vec::new();
     for (version, id) in [(Version::V5, "held-v5"), (Version::V3_1_1, "held-v3")] {
-        let (client, messages) = watchful_client(&line.addr, version, id).await;
+        let keep_alive = Duration::from_secs(1);
+        let (client, messages) = watchful_client(&line.addr, version, id, keep_alive).await;
         bounded("subscribe", client.subscribe(&format!("down/{id}"), 1))
             .await
             .unwrap();
@@ -331,6 +338,37 @@ async fn keep_alive_holds_through_the_gap_and_no_will_fires() {
 }
 
 /// A raw MQTT 5 client through the line whose Will goes to `will/<id>`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_s_server_keep_alive_paces_the_pings_in_a_gap() {
+    // mosquitto holds clients to a keep-alive of at most 10 s (its
+    // lowest setting): the MQTT 5 client asking for 60 s gets 10 s in
+    // CONNACK's Server Keep Alive, so the s-proxy must ping every 5 s in a
+    // gap, not every 30 s, or the broker drops the client after 15-18 s.
+    let line = CutLine::start_with_broker("max_keepalive 10", "", "").await;
+    let id = "held-by-the-server";
+    let (client, mut messages) =
+        watchful_client(&line.addr, Version::V5, id, Duration::from_secs(60)).await;
+    assert_eq!(client.connected().server_keep_alive, Some(10));
+    bounded("subscribe", client.subscribe("echo", 1))
+        .await
+        .unwrap();
+    let resumed = line.resumed().await;
+    line.relay.cut_for(Duration::from_secs(20));
+    line.wait_resumed(resumed + 1.0).await;
+    bounded("publish", client.publish("echo", "after the gap", 1, false))
+        .await
+        .unwrap();
+    let echo = bounded("echo", messages.recv())
+        .await
+        .expect("still connected");
+    assert_eq!(&echo.payload[..], b"after the gap");
+    assert_eq!(
+        line.broker_saw_leave(id),
+        Vec::<String>::new(),
+        "mosquitto saw {id} leave"
+    );
+}
+
 async fn client_with_will(addr: &str, id: &str) -> Connection {
     let mut conn = bounded("tcp connect", Connection::open(addr, Version::V5))
         .await

@@ -92,6 +92,9 @@ where
                     packet,
                     Packet::V3_1_1Disconnect(_) | Packet::V5_0Disconnect(_)
                 );
+                if let Some(keep_alive) = mqtt::server_keep_alive(&packet) {
+                    line.keep_alive_changed(keep_alive);
+                }
                 (packet_to_payload(&packet), is_disconnect)
             }
         };

@@ -58,6 +58,18 @@ pub fn keep_alive(packet: &Packet) -> u16 {
     }
 }
 
+/// The Server Keep Alive of an MQTT 5 CONNACK: the keep-alive in seconds
+/// the broker holds the client to instead of the one in its CONNECT.
+pub fn server_keep_alive(packet: &Packet) -> Option<u16> {
+    let Packet::V5_0Connack(connack) = packet else {
+        return None;
+    };
+    connack.props.iter().find_map(|property| match property {
+        mqtt_protocol_core::mqtt::packet::Property::ServerKeepAlive(p) => Some(p.val()),
+        _ => None,
+    })
+}
+
 /// The client id of a CONNECT packet ("" for any other packet).
 pub fn client_id(packet: &Packet) -> &str {
     match packet {

@@ -26,7 +26,7 @@ pub use packet_reader::{PacketReader, ReadError};
 pub use passthrough::{PacketBounds, RelayEnd, relay_to_client};
 pub use publish_bytes::{PUBLISH, PublishBytes};
 
-pub use connect::{ConnectRefusal, accept_connect, client_id, keep_alive};
+pub use connect::{ConnectRefusal, accept_connect, client_id, keep_alive, server_keep_alive};
 pub use framer::Framer;
 pub(crate) use packet::check_publish;
 pub use packet::{

@@ -104,6 +104,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
+    /// The keep-alive the broker holds the client to (the CONNECT's, or
+    /// the CONNACK's Server Keep Alive): a gap pings at half of it.
+    pub(super) fn set_keep_alive(&self, keep_alive: u16) {
+        self.lock().ping_every =
+            (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 500));
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, State> {
         // A poisoned lock means a panic elsewhere mid-update; every update
         // here leaves the state consistent, so go on with it.
@@ -346,10 +353,8 @@ impl Link {
     /// (seconds; 0 for none), at half of which the broker is pinged in a
     /// gap.
     pub fn set_session(&self, version: Version, keep_alive: u16) {
-        let mut state = self.shared.lock();
-        state.version = version;
-        state.ping_every =
-            (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 500));
+        self.shared.lock().version = version;
+        self.shared.set_keep_alive(keep_alive);
     }
 
     /// How often to ping the broker in a gap.

@@ -64,6 +64,14 @@ impl LinkSender {
         }
     }
 
+    /// The broker answered with a Server Keep Alive: a gap pings it at
+    /// half of that instead (nothing to do on a plain line).
+    pub fn keep_alive_changed(&self, keep_alive: u16) {
+        if let LinkSender::Resumable(sender) = self {
+            sender.shared.set_keep_alive(keep_alive);
+        }
+    }
+
     /// Whether the next envelope would wait (for metrics).
     pub fn is_full(&self) -> bool {
         match self {
