@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mqttbridge::cli::{Cli, Command, LogFormat, check_config};
-use mqttbridge::ops::admin::Readiness;
+use mqttbridge::ops::readiness::Readiness;
 use mqttbridge::service::r_proxy::RProxy;
 use mqttbridge::service::run::{run, shutdown_signal};
 use mqttbridge::service::s_proxy::SProxy;

@@ -64,7 +64,13 @@ async fn health_readiness_and_metrics_of_a_live_r_proxy() {
     })
     .await;
     assert_eq!(get(&admin, "/healthz").await.0, 200);
-    assert_eq!(get(&admin, "/readyz").await.0, 200);
+    // Ready once the first probe found the s-proxy serving.
+    bounded("ready", async {
+        while get(&admin, "/readyz").await.0 != 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
 
     let before = get(&admin, "/metrics").await.1;
     let publishes = "mqttbridge_packets_total{mode=\"r-proxy\",direction=\"client_to_broker\",packet_type=\"publish\"}";

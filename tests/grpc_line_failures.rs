@@ -171,11 +171,15 @@ async fn new_connections_are_balanced_across_s_proxies() {
         .unwrap();
     let mut a = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
     let mut b = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
-    let r_proxy = start_r_proxy(
+    // Both serving before the r-proxy's first health probe.
+    becomes_ready("s-proxy a ready", &mut a.ready).await;
+    becomes_ready("s-proxy b ready", &mut b.ready).await;
+    let mut r_proxy = start_r_proxy(
         &[format!("http://{}", a.addr), format!("http://{}", b.addr)],
         |_| {},
     )
     .await;
+    becomes_ready("r-proxy ready", &mut r_proxy.ready).await;
     let mut clients = Vec::new();
     for i in 0..4 {
         clients.push(connected(&r_proxy.addr, Version::V3_1_1, &format!("b{i}")).await);

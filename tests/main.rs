@@ -23,6 +23,7 @@ mod proxy_protocol;
 mod pubsub_cli;
 mod quic_scion;
 mod quic_transport;
+mod readiness;
 mod reload;
 mod resumable_line;
 mod scion_quic;

@@ -24,7 +24,7 @@ async fn broker_sees_the_client_address_in_a_proxy_v2_header() {
         .await
         .unwrap();
 
-    let (mut seen, _) = bounded("broker connection", broker.accept()).await.unwrap();
+    let mut seen = accept_past_probes(&broker).await;
     let mut header = [0u8; 28];
     bounded("PROXY header", seen.read_exact(&mut header))
         .await

@@ -25,7 +25,7 @@ pub use metadata::{
 pub use pumps::{
     InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };
-pub use upstreams::{OpenError, Opened, UpstreamUrl, Upstreams};
+pub use upstreams::{OpenError, Opened, RELAY_SERVICE, UpstreamUrl, Upstreams};
 
 /// An envelope waiting in a relay queue. Boxed so that a queue's storage,
 /// allocated per connection in blocks of 32 slots, costs 8 bytes a slot

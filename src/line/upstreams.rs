@@ -5,7 +5,7 @@
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
@@ -23,6 +23,9 @@ use super::{
 };
 use crate::net::HostPort;
 
+/// The gRPC service name the relay serves, as `grpc.health.v1` names it.
+pub const RELAY_SERVICE: &str = "mqtt.MqttRelayService";
+
 /// No s-proxy accepted the stream.
 #[derive(Debug, thiserror::Error)]
 #[error("no s-proxy accepted the stream (last error: {last})")]
@@ -36,10 +39,15 @@ struct Upstream {
     channel: Channel,
     /// Until when this endpoint is skipped after a failure.
     down_until: Mutex<Option<Instant>>,
+    /// Whether the last health probe found it serving.
+    probed_healthy: AtomicBool,
 }
 
 impl Upstream {
     fn is_down(&self, now: Instant) -> bool {
+        if !self.probed_healthy.load(Ordering::Relaxed) {
+            return true;
+        }
         // A poisoned lock only means another task panicked mid-update; the
         // value itself is always valid.
         let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
@@ -112,6 +120,8 @@ impl Upstreams {
                     url: url.clone(),
                     channel,
                     down_until: Mutex::new(None),
+                    // Until the first probe says otherwise.
+                    probed_healthy: AtomicBool::new(true),
                 })
             })
             .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
@@ -193,6 +203,46 @@ impl Upstreams {
             }
         }
         Err(OpenError { last })
+    }
+
+    /// Asks every endpoint's gRPC health service whether it serves
+    /// `MqttRelayService` (an s-proxy without the service, such as the seed
+    /// system's, counts as serving once it answers at all); endpoints that
+    /// do not are tried last. `Ok` when at least one serves, else the
+    /// reasons.
+    pub async fn probe(&self) -> Result<(), String> {
+        let checks = self.endpoints.iter().map(|upstream| async move {
+            let found = self.check_health(upstream).await;
+            upstream
+                .probed_healthy
+                .store(found.is_ok(), Ordering::Relaxed);
+            found.map_err(|why| format!("{}: {why}", upstream.url))
+        });
+        let found = futures_util::future::join_all(checks).await;
+        if found.iter().any(Result::is_ok) {
+            return Ok(());
+        }
+        let reasons: Vec<String> = found.into_iter().filter_map(Result::err).collect();
+        Err(format!("no s-proxy serves ({})", reasons.join("; ")))
+    }
+
+    async fn check_health(&self, upstream: &Upstream) -> Result<(), String> {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        let mut client =
+            tonic_health::pb::health_client::HealthClient::new(upstream.channel.clone());
+        let request = tonic_health::pb::HealthCheckRequest {
+            service: RELAY_SERVICE.to_string(),
+        };
+        let answer = tokio::time::timeout(self.connect_timeout, client.check(request)).await;
+        match answer {
+            Err(_) => Err(format!("no answer within {:?}", self.connect_timeout)),
+            Ok(Ok(response)) => match response.into_inner().status() {
+                ServingStatus::Serving => Ok(()),
+                status => Err(format!("health {}", status.as_str_name())),
+            },
+            Ok(Err(status)) if status.code() == tonic::Code::Unimplemented => Ok(()),
+            Ok(Err(status)) => Err(status.message().to_string()),
+        }
     }
 
     async fn open_on(

@@ -128,6 +128,27 @@ impl BrokerConnector {
         }
     }
 
+    /// Whether the broker accepts connections now (for readiness): a TCP
+    /// connection and, when configured, the TLS handshake, closed at once
+    /// (no PROXY header: there is no client to name).
+    pub async fn probe(&self, limit: std::time::Duration) -> Result<(), String> {
+        let attempt = async {
+            let tcp = TcpStream::connect(&self.addr).await?;
+            if let Some((connector, name)) = &self.tls {
+                connector.connect(name.clone(), tcp).await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("broker {} unreachable: {e}", self.addr)),
+            Err(_) => Err(format!(
+                "broker {} did not answer within {limit:?}",
+                self.addr
+            )),
+        }
+    }
+
     /// [`connect`](Self::connect) within `limit`; the error says in words
     /// why the broker could not be reached (for the log).
     pub async fn connect_within(

@@ -1,9 +1,7 @@
 //! The admin HTTP endpoint of every mode: `/metrics` (Prometheus text
-//! format), `/healthz` (the process answers) and `/readyz` (serving; false
-//! before listening and while draining).
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+//! format), `/healthz` (the process answers) and `/readyz` (200 while the
+//! mode serves and what it forwards to answers, else 503 saying why; see
+//! [`Readiness`]).
 
 use axum::Router;
 use axum::extract::State;
@@ -12,22 +10,8 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
+use crate::ops::readiness::Readiness;
 use crate::ops::telemetry::METRICS;
-
-/// Whether the mode is ready for traffic; shared with the admin endpoint.
-#[derive(Clone, Default)]
-pub struct Readiness(Arc<AtomicBool>);
-
-impl Readiness {
-    /// Marks the mode ready (listening) or not (starting, draining).
-    pub fn set(&self, ready: bool) {
-        self.0.store(ready, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
 
 /// Binds the admin endpoint on `addr` and serves it in the background.
 pub async fn serve(addr: &str, readiness: Readiness) -> anyhow::Result<std::net::SocketAddr> {
@@ -60,9 +44,11 @@ async fn metrics() -> impl IntoResponse {
 }
 
 async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
-    if readiness.get() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+    match readiness.check() {
+        Ok(()) => (StatusCode::OK, "ready\n".to_string()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
     }
 }

@@ -1,9 +1,10 @@
 //! What operators see: Prometheus metrics ([`telemetry`]), the admin HTTP
-//! endpoint, systemd notifications and live counts ([`gauge`]).
+//! endpoint, [`readiness`], systemd notifications and live counts ([`gauge`]).
 //!
 //! Layer rule: used by every layer above, `ops` imports none of them.
 
 pub mod admin;
 pub mod gauge;
+pub mod readiness;
 pub mod systemd;
 pub mod telemetry;

@@ -14,6 +14,7 @@ use tokio::time::timeout;
 use tracing::info;
 
 use crate::net::HostPort;
+use crate::ops::readiness::Readiness;
 
 /// A service's settings: one TOML file (and the flags over it).
 pub trait ServiceConfig: Default + Clone + DeserializeOwned + Send + Sync + 'static {
@@ -52,6 +53,13 @@ pub trait Service: Sized + Send + 'static {
 
     /// How many connections or sessions are open, watched.
     fn active(&self) -> watch::Receiver<usize>;
+
+    /// Its readiness: the frame marks it serving; a service that forwards
+    /// to something it can probe (an s-proxy, the broker) probes it while
+    /// it serves and reports what it finds here.
+    fn readiness(&self) -> Readiness {
+        Readiness::default()
+    }
 
     /// Serves until `shutdown` completes, then drains.
     fn serve(

@@ -1,12 +1,14 @@
 //! Running a service as a process: read the settings, bind, start the admin
-//! endpoint, tell systemd and `/readyz` it is ready, reload on SIGHUP, and
-//! on SIGINT or SIGTERM report stopping and drain.
+//! endpoint, tell systemd and `/readyz` it is serving (`/readyz` also waits
+//! for the service's probes), reload on SIGHUP, and on SIGINT or SIGTERM
+//! report stopping and drain.
 
 use tracing::{error, info};
 
 use super::frame::{Reload, Service, ServiceConfig};
 use crate::net::HostPort;
-use crate::ops::admin::{self, Readiness};
+use crate::ops::admin;
+use crate::ops::readiness::Readiness;
 use crate::ops::systemd;
 
 /// Runs `S` until a signal stops it. `settings` reads the config (file and
@@ -16,10 +18,10 @@ pub async fn run<S: Service>(
     settings: impl Fn() -> anyhow::Result<S::Config> + Send + 'static,
     admin: Option<HostPort>,
 ) -> anyhow::Result<()> {
-    let readiness = Readiness::default();
     let config = settings()?;
     let admin = admin.or_else(|| config.admin().cloned());
     let service = S::bind(config).await?;
+    let readiness = service.readiness();
     let reloader = service.reloader();
     on_hangup(move || reloader.apply(settings()?));
     if let Some(addr) = &admin {

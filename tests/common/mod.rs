@@ -36,6 +36,43 @@ pub async fn bounded<T>(what: &str, f: impl Future<Output = T>) -> T {
     }
 }
 
+/// The next connection to a stand-in broker that carries data, skipping
+/// the readiness probes (connections closed without a byte).
+pub async fn accept_past_probes(broker: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+    bounded("a broker connection with data", async {
+        loop {
+            let (stream, _) = broker.accept().await.unwrap();
+            let mut first = [0u8; 1];
+            if stream.peek(&mut first).await.unwrap_or(0) > 0 {
+                return stream;
+            }
+        }
+    })
+    .await
+}
+
+/// Asserts that every connection a stand-in broker has been offered so
+/// far is a readiness probe (closed without a byte), none a client's.
+pub async fn only_probes_so_far(broker: &tokio::net::TcpListener) {
+    use futures_util::FutureExt;
+    while let Some(Ok((stream, _))) = broker.accept().now_or_never() {
+        let mut first = [0u8; 1];
+        let read = bounded("the probe closes", stream.peek(&mut first)).await;
+        assert_eq!(
+            read.unwrap_or(0),
+            0,
+            "a connection with data reached the broker"
+        );
+    }
+}
+
+/// Waits until an in-process service is ready (its probes found the path up).
+pub async fn becomes_ready(what: &str, ready: &mut watch::Receiver<bool>) {
+    bounded(what, ready.wait_for(|ready| *ready))
+        .await
+        .expect("service alive");
+}
+
 /// Waits until a gauge reads `n`.
 pub async fn gauge_reaches(what: &str, gauge: &mut watch::Receiver<usize>, n: usize) {
     bounded(what, gauge.wait_for(|v| *v == n))
@@ -50,6 +87,8 @@ pub struct Running {
     pub addr: String,
     /// Its open connections or sessions.
     pub active: watch::Receiver<usize>,
+    /// Whether it is ready (serving, and its probes found the path up).
+    pub ready: watch::Receiver<bool>,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -72,6 +111,7 @@ pub async fn start_with<S: Service, T>(
         .unwrap_or_else(|e| panic!("{} binds: {e:#}", S::NAME));
     let seen = inspect(&service);
     let (addr, active) = (service.address(), service.active());
+    let ready = service.readiness().watch();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(service.serve(async move {
         let _ = stopped.await;
@@ -79,6 +119,7 @@ pub async fn start_with<S: Service, T>(
     let running = Running {
         addr,
         active,
+        ready,
         stop: Some(stop),
     };
     (running, seen)
@@ -93,6 +134,7 @@ pub async fn start<S: Service>(config: S::Config) -> Running {
 pub struct SProxyHandle {
     pub addr: std::net::SocketAddr,
     pub sessions: watch::Receiver<usize>,
+    pub ready: watch::Receiver<bool>,
     _running: Running,
 }
 
@@ -108,6 +150,7 @@ pub async fn start_s_proxy(broker: &str, tune: impl FnOnce(&mut SProxyConfig)) -
     SProxyHandle {
         addr: running.addr.parse().expect("an IP address"),
         sessions: running.active.clone(),
+        ready: running.ready.clone(),
         _running: running,
     }
 }
@@ -116,6 +159,7 @@ pub async fn start_s_proxy(broker: &str, tune: impl FnOnce(&mut SProxyConfig)) -
 pub struct RProxyHandle {
     pub addr: String,
     pub connections: watch::Receiver<usize>,
+    pub ready: watch::Receiver<bool>,
     _running: Running,
 }
 
@@ -134,6 +178,7 @@ pub async fn start_r_proxy(
     RProxyHandle {
         addr: running.addr.clone(),
         connections: running.active.clone(),
+        ready: running.ready.clone(),
         _running: running,
     }
 }

@@ -198,6 +198,28 @@ impl ModeProcess {
         .await
     }
 
+    /// `GET /readyz`: the status and the body.
+    pub async fn readyz(&self) -> (u16, String) {
+        let stream = self.dialer.tcp(&self.admin).await.expect("admin reachable");
+        http_get(stream, "/readyz").await
+    }
+
+    /// Waits until `/readyz` answers `status`; returns the body.
+    pub async fn readyz_becomes(&self, status: u16) -> String {
+        let what = format!("{} /readyz {status}", self.command.join(" "));
+        bounded(&what, async {
+            loop {
+                let (now, body) = self.readyz().await;
+                if now == status {
+                    return body;
+                }
+                // Poll interval while the probes run.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+    }
+
     /// The value of the first metric line starting with `prefix` (0 when
     /// there is none yet).
     pub async fn metric(&self, prefix: &str) -> f64 {

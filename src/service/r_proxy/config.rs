@@ -28,6 +28,10 @@ crate::settings! {
         upstream_connect_timeout_ms: value Millis = const { Millis::of(5_000) },
         /// How long an s-proxy that failed is skipped for new connections.
         upstream_retry_ms: value Millis = const { Millis::of(2_000) },
+        /// How often each s-proxy's gRPC health service is asked whether it
+        /// serves: new connections go to those that do, and `/readyz` fails
+        /// while none does.
+        upstream_probe_ms: value Millis = const { Millis::of(2_000) },
         /// After a client leaves, how long to wait for the s-proxy to confirm
         /// that everything the client sent reached the broker.
         drain_timeout_ms: value Millis = const { Millis::of(5_000) },

@@ -32,6 +32,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::line::Upstreams;
 use crate::net::listener::{Certificates, ClientStream, Listeners, Transport};
 use crate::ops::gauge::Gauge;
+use crate::ops::readiness::{Readiness, start_probing};
 use crate::service::frame::{InForce, Reload, Service, drain};
 use takeover::Takeovers;
 
@@ -91,6 +92,8 @@ pub struct RProxy {
     /// Plain TCP first, then TLS, WebSocket and `listeners` as configured.
     listeners: Listeners,
     shared: Arc<Shared>,
+    /// Serving, and at least one s-proxy serving by its health probes.
+    readiness: Readiness,
 }
 
 /// Applies new settings to a running r-proxy (SIGHUP).
@@ -192,6 +195,7 @@ impl Service for RProxy {
                 connections: Gauge::default(),
                 ending: watch::Sender::new(false),
             }),
+            readiness: Readiness::probing("the s-proxies"),
         })
     }
 
@@ -210,6 +214,10 @@ impl Service for RProxy {
         self.connections()
     }
 
+    fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
     /// Accepts clients until `shutdown` completes; then lets the open
     /// connections finish for up to `shutdown_grace_ms`, ends the rest
     /// (MQTT 5 clients get DISCONNECT 0x8B, server shutting down) and returns
@@ -225,6 +233,16 @@ impl Service for RProxy {
               listeners = ?self.listeners.summary(),
               upstreams = ?self.shared.live().config.upstream.iter().map(|u| u.as_str()).collect::<Vec<_>>(),
               "r-proxy serving");
+        let probed = self.shared.clone();
+        let _probing = start_probing(
+            self.readiness.clone(),
+            self.shared.live().config.upstream_probe_ms.duration(),
+            move || {
+                let live = probed.live();
+                async move { live.upstreams.probe().await }
+            },
+        );
+        self.readiness.set(true);
         tokio::pin!(shutdown);
         let mut listeners = self.listeners;
         loop {
@@ -260,6 +278,7 @@ impl Service for RProxy {
                 .instrument(span),
             );
         }
+        self.readiness.set(false);
         drop(listeners);
         // Once told, each session only writes its DISCONNECT and closes.
         drain(

@@ -24,6 +24,10 @@ crate::settings! {
         connect_timeout_ms: value Millis = const { Millis::of(10_000) },
         /// How long opening the TCP connection to the broker may take.
         broker_connect_timeout_ms: value Millis = const { Millis::of(5_000) },
+        /// How often the broker is probed (a TCP connection, TLS when
+        /// configured, closed at once): `/readyz` and the gRPC health service
+        /// say not serving while it does not answer.
+        broker_probe_ms: value Millis = const { Millis::of(5_000) },
         /// Packets buffered per session and direction before reading pauses.
         queue_depth: value NonZeroUsize = const { nonzero(64) },
         /// How long a session whose stream from the r-proxy broke keeps its

@@ -46,6 +46,7 @@ use crate::mqtt;
 use crate::net::broker::BrokerConnector;
 use crate::net::tls::ServerTls;
 use crate::ops::gauge::Gauge;
+use crate::ops::readiness::{Readiness, start_probing};
 use crate::ops::telemetry::METRICS;
 use crate::service::frame::{InForce, Reload, Service};
 
@@ -272,6 +273,9 @@ pub struct SProxy {
     listener: TcpListener,
     live: SharedLive,
     sessions: Gauge,
+    /// Serving, and the broker answering its probes; the gRPC health
+    /// service follows it.
+    readiness: Readiness,
 }
 
 /// Applies new settings to a running s-proxy (SIGHUP).
@@ -331,6 +335,7 @@ impl Service for SProxy {
             listener,
             live: InForce::new(live),
             sessions: Gauge::default(),
+            readiness: Readiness::probing("the broker"),
         })
     }
 
@@ -347,6 +352,10 @@ impl Service for SProxy {
 
     fn active(&self) -> watch::Receiver<usize> {
         self.sessions()
+    }
+
+    fn readiness(&self) -> Readiness {
+        self.readiness.clone()
     }
 
     /// Serves until `shutdown` completes; then stops accepting, lets open
@@ -371,6 +380,19 @@ impl Service for SProxy {
         let service = MqttRelayServiceServer::new(relay)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
+        let probed = self.live.clone();
+        let _probing = start_probing(
+            self.readiness.clone(),
+            config.broker_probe_ms.duration(),
+            move || {
+                let live = probed.current();
+                async move {
+                    let limit = live.config.broker_connect_timeout_ms.duration();
+                    live.connector.probe(limit).await
+                }
+            },
+        );
+        let health = grpc_health(&self.readiness).await;
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
               broker = %config.broker, "s-proxy serving");
         let live = self.live.clone();
@@ -390,14 +412,17 @@ impl Service for SProxy {
             .http2_keepalive_interval(Some(config.keepalive_interval_ms.duration()))
             .http2_keepalive_timeout(Some(config.keepalive_timeout_ms.duration()))
             .add_service(service)
+            .add_service(health)
             .serve_with_incoming_shutdown(incoming, async move {
                 let _ = stopped.await;
             });
+        self.readiness.set(true);
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => return Ok(result?),
             () = shutdown => {}
         }
+        self.readiness.set(false);
         info!(open = *self.sessions.watch().borrow(), ?grace, "draining");
         let _ = stop.send(());
         if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
@@ -414,4 +439,39 @@ impl Service for SProxy {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// The standard gRPC health service (`grpc.health.v1.Health`, Check and
+/// Watch), for the whole server (`""`) and for `mqtt.MqttRelayService`:
+/// SERVING while `readiness` holds (serving, broker answering), else
+/// NOT_SERVING. gRPC-aware balancers, Kubernetes' gRPC probes and the
+/// r-proxy's upstream probes read it.
+async fn grpc_health(
+    readiness: &Readiness,
+) -> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
+    let (reporter, service) = tonic_health::server::health_reporter();
+    let mut changes = readiness.watch();
+    let report = move |ready: bool| {
+        let reporter = reporter.clone();
+        async move {
+            let status = if ready {
+                tonic_health::ServingStatus::Serving
+            } else {
+                tonic_health::ServingStatus::NotServing
+            };
+            for name in ["", crate::line::RELAY_SERVICE] {
+                reporter.set_service_status(name, status).await;
+            }
+        }
+    };
+    // Before the first request: not serving until the broker answers.
+    let ready = *changes.borrow_and_update();
+    report(ready).await;
+    tokio::spawn(async move {
+        while changes.changed().await.is_ok() {
+            let ready = *changes.borrow_and_update();
+            report(ready).await;
+        }
+    });
+    service
 }

@@ -57,6 +57,9 @@ crate::settings! {
         connect_timeout_ms: value Millis = const { Millis::of(10_000) },
         /// How long opening TCP to the broker may take.
         broker_connect_timeout_ms: value Millis = const { Millis::of(5_000) },
+        /// How often the broker is probed (a TCP connection, TLS when
+        /// configured, closed at once): `/readyz` fails while it does not answer.
+        broker_probe_ms: value Millis = const { Millis::of(5_000) },
         /// A QUIC connection silent for this long is closed.
         idle_timeout_ms: value Millis = const { Millis::of(120_000) },
         /// Receive window per MQTT stream, in bytes.

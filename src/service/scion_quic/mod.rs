@@ -24,6 +24,7 @@ use crate::net::BoxedStream;
 use crate::net::broker::BrokerConnector;
 use crate::net::listener::{Certificates, ClientStream, Incoming, Listeners, Transport};
 use crate::ops::gauge::Gauge;
+use crate::ops::readiness::{Readiness, start_probing};
 use crate::ops::telemetry::{self, METRICS};
 use crate::service::frame::{InForce, Reload, Service, drain};
 
@@ -60,6 +61,8 @@ pub struct ScionQuic {
     /// Becomes true when the shutdown grace period is over: open sessions
     /// end now (MQTT 5 clients hear DISCONNECT 0x8B).
     ending: watch::Sender<bool>,
+    /// Serving, and the broker answering its probes.
+    readiness: Readiness,
 }
 
 /// Applies new settings to a running scion-quic (SIGHUP).
@@ -301,6 +304,7 @@ impl Service for ScionQuic {
             live: InForce::new(live),
             sessions: Gauge::default(),
             ending: watch::Sender::new(false),
+            readiness: Readiness::probing("the broker"),
         })
     }
 
@@ -320,6 +324,10 @@ impl Service for ScionQuic {
         self.sessions()
     }
 
+    fn readiness(&self) -> Readiness {
+        self.readiness.clone()
+    }
+
     /// Serves until `shutdown` completes; then stops accepting, lets open
     /// sessions go on for up to `shutdown_grace_ms`, ends the rest (MQTT 5
     /// clients get DISCONNECT 0x8B, server shutting down) and returns once
@@ -331,12 +339,26 @@ impl Service for ScionQuic {
         let live = self.live.current();
         info!(listen = %self.local_addr(), listeners = ?self.listeners.summary(), broker = %live.config.broker,
               mtls = live.config.client_ca.is_some(), "scion-quic serving");
+        let probed = self.live.clone();
+        let _probing = start_probing(
+            self.readiness.clone(),
+            live.config.broker_probe_ms.duration(),
+            move || {
+                let live = probed.current();
+                async move {
+                    let limit = live.config.broker_connect_timeout_ms.duration();
+                    live.connector.probe(limit).await
+                }
+            },
+        );
         let sessions = Sessions {
             live: self.live.clone(),
             gauge: self.sessions.clone(),
             ending: self.ending.subscribe(),
         };
+        self.readiness.set(true);
         accept_loop(self.listeners, sessions, shutdown).await;
+        self.readiness.set(false);
         drain(
             self.sessions.watch(),
             self.live.current().config.shutdown_grace_ms.duration(),
