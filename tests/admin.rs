@@ -119,3 +119,121 @@ async fn health_readiness_and_metrics_of_a_live_r_proxy() {
     let status = bounded("exit", child.wait()).await.unwrap();
     assert!(status.success());
 }
+
+/// The value of the series exactly `series` (name and labels).
+fn exact(metrics: &str, series: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_series_is_there_at_zero_before_the_first_client() {
+    let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
+        .await
+        .unwrap();
+    let s_listen = format!("127.0.0.1:{}", free_port());
+    let broker_addr = broker.addr().to_string();
+    let s_proxy =
+        ModeProcess::start(&["s-proxy", "--listen", &s_listen, "--broker", &broker_addr]).await;
+    let upstream = format!("http://{s_listen}");
+    let r_proxy = ModeProcess::start(&[
+        "r-proxy",
+        "--listen",
+        &format!("127.0.0.1:{}", free_port()),
+        "--upstream",
+        &upstream,
+    ])
+    .await;
+    for (process, mode, upstream) in [
+        (&r_proxy, "r-proxy", &upstream),
+        (&s_proxy, "s-proxy", &broker_addr),
+    ] {
+        let stream = tokio::net::TcpStream::connect(&process.admin)
+            .await
+            .unwrap();
+        let metrics = http_get(stream, "/metrics").await.1;
+        let m = format!("mode=\"{mode}\"");
+        let mut zero = vec![
+            format!("mqttbridge_sessions_active{{{m}}}"),
+            format!("mqttbridge_sessions_opened_total{{{m}}}"),
+            format!("mqttbridge_connect_seconds_count{{{m}}}"),
+            format!("mqttbridge_upstream_errors_total{{{m},upstream=\"{upstream}\"}}"),
+            format!("mqttbridge_resume_gap_seconds_count{{{m}}}"),
+            format!("mqttbridge_replay_buffer_bytes{{{m}}}"),
+        ];
+        for reason in mqttbridge::ops::telemetry::CLOSE_REASONS {
+            zero.push(format!(
+                "mqttbridge_sessions_closed_total{{{m},reason=\"{reason}\"}}"
+            ));
+        }
+        for reason in mqttbridge::ops::telemetry::REFUSAL_REASONS {
+            zero.push(format!(
+                "mqttbridge_connections_refused_total{{{m},reason=\"{reason}\"}}"
+            ));
+        }
+        for outcome in ["resumed", "refused", "expired"] {
+            zero.push(format!(
+                "mqttbridge_resumes_total{{{m},outcome=\"{outcome}\"}}"
+            ));
+        }
+        for direction in ["client_to_broker", "broker_to_client"] {
+            let d = format!("direction=\"{direction}\"");
+            zero.push(format!(
+                "mqttbridge_bytes_total{{{m},{d},packet_type=\"all\"}}"
+            ));
+            zero.push(format!(
+                "mqttbridge_queue_full_total{{{m},{d},packet_type=\"all\"}}"
+            ));
+            for packet_type in [
+                "connect",
+                "publish",
+                "puback",
+                "pubrel",
+                "pingreq",
+                "disconnect",
+                "auth",
+            ] {
+                zero.push(format!(
+                    "mqttbridge_packets_total{{{m},{d},packet_type=\"{packet_type}\"}}"
+                ));
+            }
+        }
+        for series in &zero {
+            assert_eq!(
+                exact(&metrics, series),
+                Some(0.0),
+                "{series} at 0 in {metrics}"
+            );
+        }
+        // The connect histogram reaches past the 5 s connect timeouts.
+        assert!(
+            metrics.contains(&format!(
+                "mqttbridge_connect_seconds_bucket{{le=\"32.768\",{m}}} 0"
+            )),
+            "{metrics}"
+        );
+        let version = env!("CARGO_PKG_VERSION");
+        assert!(
+            metrics.contains(&format!(
+                "mqttbridge_build_info{{version=\"{version}\",profile="
+            )),
+            "{metrics}"
+        );
+        for process_metric in [
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(
+                exact(&metrics, process_metric).is_some_and(|v| v >= 0.0),
+                "{process_metric} in {metrics}"
+            );
+        }
+        assert!(!metrics.contains("unknown"), "no unknown reason: {metrics}");
+    }
+}

@@ -20,6 +20,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 use tracing::{debug, warn};
 
+use crate::ops::telemetry::METRICS;
+
+/// The mode label of the refusals counted here (only the s-proxy accepts
+/// gRPC connections).
+const MODE: &str = "s-proxy";
+
 /// One accepted gRPC connection, in the clear or over TLS.
 pub enum GrpcConnection {
     Plain(TcpStream),
@@ -77,10 +83,12 @@ pub fn accept(
                         match tokio::time::timeout(handshake_timeout, acceptor.accept(tcp)).await {
                             Ok(Ok(tls)) => GrpcConnection::Tls(Box::new(tls)),
                             Ok(Err(e)) => {
+                                METRICS.refused(MODE, "tls_handshake");
                                 warn!(%peer, error = %e, "gRPC TLS handshake failed");
                                 return;
                             }
                             Err(_) => {
+                                METRICS.refused(MODE, "tls_handshake");
                                 warn!(%peer, "gRPC TLS handshake timed out");
                                 return;
                             }

@@ -22,6 +22,11 @@ use super::{
     CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, SESSION_ID_KEY, encode_client_id, max_message_size,
 };
 use crate::net::HostPort;
+use crate::ops::telemetry::METRICS;
+
+/// The mode label of the metrics counted here (only the r-proxy opens
+/// streams to s-proxies).
+const MODE: &str = "r-proxy";
 
 /// The gRPC service name the relay serves, as `grpc.health.v1` names it.
 pub const RELAY_SERVICE: &str = "mqtt.MqttRelayService";
@@ -196,7 +201,8 @@ impl Upstreams {
                     });
                 }
                 Err(status) => {
-                    tracing::warn!(upstream = %upstream.url, %status, "s-proxy refused stream");
+                    METRICS.upstream_error(MODE, upstream.url.as_str());
+                    tracing::debug!(upstream = %upstream.url, %status, "s-proxy refused stream");
                     upstream.mark(Some(Instant::now() + self.retry_after));
                     last = status;
                 }

@@ -22,15 +22,41 @@ pub struct ClientConnect {
     pub packet: Packet,
 }
 
+/// Why a new client's connection brought no acceptable CONNECT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoConnect {
+    /// It closed before sending anything.
+    Closed,
+    /// Nothing complete within the time limit.
+    TimedOut,
+    /// A first packet that is not a CONNECT, or one that does not decode.
+    Malformed,
+    /// MQTT 3.1 or an unknown protocol level.
+    UnsupportedVersion,
+}
+
+impl NoConnect {
+    /// The refusal reason metrics count it under; `None` for a client that
+    /// only closed.
+    pub fn refusal_reason(self) -> Option<&'static str> {
+        match self {
+            NoConnect::Closed => None,
+            NoConnect::TimedOut => Some("connect_timeout"),
+            NoConnect::Malformed => Some("malformed_first_packet"),
+            NoConnect::UnsupportedVersion => Some("protocol_version"),
+        }
+    }
+}
+
 /// Reads a new client's CONNECT within `time_limit` and checks it. A
 /// refused CONNECT gets its answer (CONNACK 0x01, or a v5 reason code) on
-/// `wr`; then, as on timeout or a closed stream, `None`.
+/// `wr`; the error says why there is no CONNECT to go on with.
 pub async fn receive_connect<R, W>(
     rd: &mut R,
     wr: &mut W,
     time_limit: Duration,
     max_packet_size: u32,
-) -> Option<ClientConnect>
+) -> Result<ClientConnect, NoConnect>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -38,18 +64,18 @@ where
     let (wire, raw) =
         match tokio::time::timeout(time_limit, read_first_packet(rd, max_packet_size)).await {
             Ok(Ok(Some(first))) => first,
-            Ok(Ok(None)) => return None,
+            Ok(Ok(None)) => return Err(NoConnect::Closed),
             Ok(Err(e)) => {
                 debug!(error = %e, "bad first packet");
-                return None;
+                return Err(NoConnect::Malformed);
             }
             Err(_) => {
                 debug!("no CONNECT in time");
-                return None;
+                return Err(NoConnect::TimedOut);
             }
         };
     match accept_connect(&raw) {
-        Ok((version, packet)) => Some(ClientConnect {
+        Ok((version, packet)) => Ok(ClientConnect {
             wire,
             version,
             packet,
@@ -60,7 +86,12 @@ where
                 let _ = wr.write_all(&reply).await;
                 let _ = wr.shutdown().await;
             }
-            None
+            Err(match refusal {
+                super::ConnectRefusal::UnsupportedVersion => NoConnect::UnsupportedVersion,
+                super::ConnectRefusal::NotConnect | super::ConnectRefusal::Malformed(..) => {
+                    NoConnect::Malformed
+                }
+            })
         }
     }
 }

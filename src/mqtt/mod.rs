@@ -21,7 +21,7 @@ pub mod replies;
 mod topic;
 mod version;
 
-pub use first_packet::{ClientConnect, read_first_packet, receive_connect};
+pub use first_packet::{ClientConnect, NoConnect, read_first_packet, receive_connect};
 pub use packet_reader::{PacketReader, ReadError};
 pub use passthrough::{PacketBounds, RelayEnd, relay_to_client};
 pub use publish_bytes::{PUBLISH, PublishBytes};
@@ -30,7 +30,8 @@ pub use connect::{ConnectRefusal, accept_connect, client_id, keep_alive, server_
 pub use framer::Framer;
 pub(crate) use packet::check_publish;
 pub use packet::{
-    CodecError, Packet, decode, encode, packet_type_name, packet_type_name_of, wire_size,
+    CodecError, PACKET_TYPE_NAMES, Packet, decode, encode, packet_type_name, packet_type_name_of,
+    wire_size,
 };
 pub use reason::reason_name;
 pub use topic::{TopicError, check_topic_filter, check_topic_name, topic_matches};

@@ -188,27 +188,30 @@ pub fn packet_type_name(packet: &Packet) -> &'static str {
     }
 }
 
+/// Packet type names by type code (0 is reserved), as logs and metrics
+/// name them.
+pub const PACKET_TYPE_NAMES: [&str; 16] = [
+    "reserved",
+    "connect",
+    "connack",
+    "publish",
+    "puback",
+    "pubrec",
+    "pubrel",
+    "pubcomp",
+    "subscribe",
+    "suback",
+    "unsubscribe",
+    "unsuback",
+    "pingreq",
+    "pingresp",
+    "disconnect",
+    "auth",
+];
+
 /// The packet type named by the first byte of an encoded packet.
 pub fn packet_type_name_of(first_byte: u8) -> &'static str {
-    const NAMES: [&str; 16] = [
-        "reserved",
-        "connect",
-        "connack",
-        "publish",
-        "puback",
-        "pubrec",
-        "pubrel",
-        "pubcomp",
-        "subscribe",
-        "suback",
-        "unsubscribe",
-        "unsuback",
-        "pingreq",
-        "pingresp",
-        "disconnect",
-        "auth",
-    ];
-    NAMES[usize::from(first_byte >> 4)]
+    PACKET_TYPE_NAMES[usize::from(first_byte >> 4)]
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod gauge;
+pub mod process;
 pub mod readiness;
 pub mod systemd;
 pub mod telemetry;

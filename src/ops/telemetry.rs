@@ -1,7 +1,9 @@
 //! Process-wide Prometheus metrics: sessions, packets and bytes each way by
-//! packet type, connect latency, upstream errors and full queues, and the
-//! process's live tasks and open file descriptors (what a leak would grow).
-//! Served by [`crate::ops::admin`] at `/metrics`.
+//! packet type, connect latency, refused connections, upstream errors and
+//! full queues, resumes, the build, live tasks and the standard `process_*`
+//! metrics. Every series a mode can produce exists from its start (at
+//! zero, [`Metrics::prepare`]), with labels from fixed lists and the
+//! configured upstreams only. Served by [`crate::ops::admin`] at `/metrics`.
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -12,6 +14,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use super::process::ProcessMetrics;
 
 /// Labels: which mode.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -40,6 +44,77 @@ pub struct TrafficLabels {
     pub packet_type: &'static str,
 }
 
+/// Labels: which upstream (a configured s-proxy URL, or the broker).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    /// The mode.
+    pub mode: &'static str,
+    /// The upstream as configured.
+    pub upstream: String,
+}
+
+/// Labels: why a connection was refused before it became a session.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// The mode.
+    pub mode: &'static str,
+    /// One of [`REFUSAL_REASONS`].
+    pub reason: &'static str,
+}
+
+/// Labels of `build_info`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+    /// `release` or `debug`.
+    profile: &'static str,
+}
+
+/// Every reason a session closes for (the `reason` of
+/// `sessions_closed_total`).
+pub const CLOSE_REASONS: &[&str] = &[
+    "client_closed",
+    "client_lost",
+    "client_error",
+    "client_bad_packet",
+    "broker_closed",
+    "broker_error",
+    "broker_bad_packet",
+    "upstream_closed",
+    "upstream_lost",
+    "not_resumed",
+    "taken_over",
+    "shutdown",
+    "idle",
+];
+
+/// Every reason a connection or stream is refused before it becomes a
+/// session (the `reason` of `connections_refused_total`).
+pub const REFUSAL_REASONS: &[&str] = &[
+    "connection_limit",
+    "tls_handshake",
+    "connect_timeout",
+    "malformed_first_packet",
+    "protocol_version",
+    "not_authorized",
+    "upstream_unavailable",
+];
+
+/// Every outcome of a resume (the `outcome` of `resumes_total`).
+pub const RESUME_OUTCOMES: &[&str] = &["resumed", "refused", "expired"];
+
+/// What a mode's series are made for at start.
+pub struct Prepared<'a> {
+    /// The mode label.
+    pub mode: &'static str,
+    /// Packet type names it counts (none for modes that relay bytes).
+    pub packet_types: &'a [&'static str],
+    /// Its upstreams as configured (s-proxy URLs, or the broker).
+    pub upstreams: &'a [String],
+    /// Whether it resumes sessions (r-proxy, s-proxy).
+    pub resumes: bool,
+}
+
 /// Labels: how an attempt ended.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
@@ -62,10 +137,13 @@ pub struct Metrics {
     pub packets: Family<TrafficLabels, Counter>,
     /// Bytes relayed.
     pub bytes: Family<TrafficLabels, Counter>,
-    /// From a client's CONNECT to the upstream side being ready.
+    /// From a client's CONNECT to the upstream side being ready, for
+    /// those that got there (failures are `upstream_errors`).
     pub connect_seconds: Family<ModeLabel, Histogram>,
-    /// Upstream (s-proxy or broker) connections that failed.
-    pub upstream_errors: Family<ModeLabel, Counter>,
+    /// Upstream (s-proxy or broker) connections that failed, by upstream.
+    pub upstream_errors: Family<UpstreamLabels, Counter>,
+    /// Connections refused before they became sessions, by reason.
+    pub refused: Family<RefusalLabels, Counter>,
     /// Times a relay queue was full and reading paused.
     pub queue_full: Family<TrafficLabels, Counter>,
     /// Attempts to resume a broken gRPC stream, by outcome.
@@ -76,22 +154,47 @@ pub struct Metrics {
     pub replay_buffer_bytes: Family<ModeLabel, Gauge>,
     /// Tokio tasks alive, read when rendered.
     tasks_alive: Gauge,
-    /// Open file descriptors (sockets among them), read when rendered.
-    open_fds: Gauge,
+    /// `process_*`, read when rendered.
+    process: ProcessMetrics,
 }
 
 impl Metrics {
     fn new() -> Self {
-        let mut registry = Registry::with_prefix("mqttbridge");
+        let mut root = Registry::default();
+        let process = ProcessMetrics::register(&mut root);
+        let registry = root.sub_registry_with_prefix("mqttbridge");
         let sessions_active = Family::<ModeLabel, Gauge>::default();
         let sessions_opened = Family::<ModeLabel, Counter>::default();
         let sessions_closed = Family::<CloseLabels, Counter>::default();
         let packets = Family::<TrafficLabels, Counter>::default();
         let bytes = Family::<TrafficLabels, Counter>::default();
+        // 0.5 ms to 32.8 s: past every connect timeout (5 s by default).
         let connect_seconds = Family::<ModeLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+            Histogram::new(exponential_buckets(0.0005, 2.0, 17))
         });
-        let upstream_errors = Family::<ModeLabel, Counter>::default();
+        let upstream_errors = Family::<UpstreamLabels, Counter>::default();
+        let refused = Family::<RefusalLabels, Counter>::default();
+        let build_info = Family::<BuildLabels, Gauge>::default();
+        build_info
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+                profile: if cfg!(debug_assertions) {
+                    "debug"
+                } else {
+                    "release"
+                },
+            })
+            .set(1);
+        registry.register(
+            "build_info",
+            "The running build: always 1, with its version",
+            build_info,
+        );
+        registry.register(
+            "connections_refused",
+            "Connections refused before they became sessions, by reason",
+            refused.clone(),
+        );
         let queue_full = Family::<TrafficLabels, Counter>::default();
         let resumes = Family::<OutcomeLabels, Counter>::default();
         let resume_gap_seconds = Family::<ModeLabel, Histogram>::new_with_constructor(|| {
@@ -132,12 +235,12 @@ impl Metrics {
         registry.register("bytes", "Bytes relayed", bytes.clone());
         registry.register(
             "connect_seconds",
-            "From a client's CONNECT to the upstream side being ready",
+            "From a client's CONNECT to the upstream side being ready (successful connects only)",
             connect_seconds.clone(),
         );
         registry.register(
             "upstream_errors",
-            "Upstream connections that failed",
+            "Upstream connections that failed, by upstream",
             upstream_errors.clone(),
         );
         registry.register(
@@ -146,15 +249,9 @@ impl Metrics {
             queue_full.clone(),
         );
         let tasks_alive = Gauge::default();
-        let open_fds = Gauge::default();
         registry.register("tasks_alive", "Tokio tasks alive", tasks_alive.clone());
-        registry.register(
-            "open_fds",
-            "Open file descriptors of the process",
-            open_fds.clone(),
-        );
         Self {
-            registry,
+            registry: root,
             sessions_active,
             sessions_opened,
             sessions_closed,
@@ -162,13 +259,72 @@ impl Metrics {
             bytes,
             connect_seconds,
             upstream_errors,
+            refused,
             queue_full,
             resumes,
             resume_gap_seconds,
             replay_buffer_bytes,
             tasks_alive,
-            open_fds,
+            process,
         }
+    }
+
+    /// Makes every series `prepared.mode` can produce, at zero, so that
+    /// dashboards and alerts see them before the first event.
+    pub fn prepare(&self, prepared: &Prepared<'_>) {
+        let mode = prepared.mode;
+        let label = ModeLabel { mode };
+        let _ = self.sessions_active.get_or_create_owned(&label);
+        let _ = self.sessions_opened.get_or_create_owned(&label);
+        let _ = self.connect_seconds.get_or_create_owned(&label);
+        for reason in CLOSE_REASONS {
+            let _ = self
+                .sessions_closed
+                .get_or_create_owned(&CloseLabels { mode, reason });
+        }
+        for reason in REFUSAL_REASONS {
+            let _ = self
+                .refused
+                .get_or_create_owned(&RefusalLabels { mode, reason });
+        }
+        for upstream in prepared.upstreams {
+            let _ = self.upstream_errors.get_or_create_owned(&UpstreamLabels {
+                mode,
+                upstream: upstream.clone(),
+            });
+        }
+        for direction in [CLIENT_TO_BROKER, BROKER_TO_CLIENT] {
+            let all = TrafficLabels {
+                mode,
+                direction,
+                packet_type: "all",
+            };
+            let _ = self.bytes.get_or_create_owned(&all);
+            let _ = self.queue_full.get_or_create_owned(&all);
+            for packet_type in prepared.packet_types {
+                let _ = self.packets.get_or_create_owned(&TrafficLabels {
+                    mode,
+                    direction,
+                    packet_type,
+                });
+            }
+        }
+        if prepared.resumes {
+            for outcome in RESUME_OUTCOMES {
+                let _ = self
+                    .resumes
+                    .get_or_create_owned(&OutcomeLabels { mode, outcome });
+            }
+            let _ = self.resume_gap_seconds.get_or_create_owned(&label);
+            let _ = self.replay_buffer_bytes.get_or_create_owned(&label);
+        }
+    }
+
+    /// Counts a connection refused for `reason` (one of [`REFUSAL_REASONS`]).
+    pub fn refused(&self, mode: &'static str, reason: &'static str) {
+        self.refused
+            .get_or_create(&RefusalLabels { mode, reason })
+            .inc();
     }
 
     /// Counts a resume attempt's `outcome`, with the gap it closed.
@@ -198,10 +354,7 @@ impl Metrics {
             self.tasks_alive
                 .set(i64::try_from(tasks).unwrap_or(i64::MAX));
         }
-        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
-            self.open_fds
-                .set(i64::try_from(fds.count()).unwrap_or(i64::MAX));
-        }
+        self.process.refresh();
         let mut out = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -241,10 +394,13 @@ impl Metrics {
             .inc_by(n);
     }
 
-    /// Counts an upstream failure.
-    pub fn upstream_error(&self, mode: &'static str) {
+    /// Counts a failure of `upstream` (as configured).
+    pub fn upstream_error(&self, mode: &'static str, upstream: &str) {
         self.upstream_errors
-            .get_or_create(&ModeLabel { mode })
+            .get_or_create(&UpstreamLabels {
+                mode,
+                upstream: upstream.to_string(),
+            })
             .inc();
     }
 

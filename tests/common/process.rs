@@ -236,7 +236,7 @@ impl ModeProcess {
     pub async fn footprint(&self) -> Footprint {
         Footprint {
             tasks: self.metric("mqttbridge_tasks_alive").await as u64,
-            fds: self.metric("mqttbridge_open_fds").await as u64,
+            fds: self.metric("process_open_fds").await as u64,
             rss_kib: rss_kib(self.pid()),
         }
     }

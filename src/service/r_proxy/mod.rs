@@ -33,6 +33,7 @@ use crate::line::Upstreams;
 use crate::net::listener::{Certificates, ClientStream, Listeners, Transport};
 use crate::ops::gauge::Gauge;
 use crate::ops::readiness::{Readiness, start_probing};
+use crate::ops::telemetry::{METRICS, Prepared};
 use crate::service::frame::{InForce, Reload, Service, drain};
 use takeover::Takeovers;
 
@@ -112,6 +113,7 @@ impl Reload<RProxyConfig> for Reloader {
         }
         let live = Live::prepare(config)?;
         self.1.reload(&live.config.listen_settings())?;
+        prepare_metrics(&live.config);
         self.0.live.replace(live);
         info!("configuration reloaded");
         Ok(())
@@ -153,6 +155,22 @@ impl RProxy {
     }
 }
 
+/// Every series the r-proxy can produce, at zero (a reload adds the
+/// series of new upstreams).
+fn prepare_metrics(config: &RProxyConfig) {
+    let upstreams: Vec<String> = config
+        .upstream
+        .iter()
+        .map(|u| u.as_str().to_string())
+        .collect();
+    METRICS.prepare(&Prepared {
+        mode: MODE,
+        packet_types: &crate::mqtt::PACKET_TYPE_NAMES[1..],
+        upstreams: &upstreams,
+        resumes: true,
+    });
+}
+
 /// TLS towards `https://` s-proxies: the configured CA (or the system's
 /// roots), server name and client certificate.
 fn upstream_tls(config: &RProxyConfig) -> anyhow::Result<ClientTlsConfig> {
@@ -186,6 +204,7 @@ impl Service for RProxy {
     async fn bind(config: RProxyConfig) -> anyhow::Result<Self> {
         let live = Live::prepare(config)?;
         let config = &live.config;
+        prepare_metrics(config);
         let listeners = Listeners::bind(&config.listen_urls(), &config.listen_settings()).await?;
         Ok(Self {
             listeners,
@@ -255,6 +274,7 @@ impl Service for RProxy {
             };
             let peer = incoming.peer;
             let Ok(permit) = limit.clone().try_acquire_owned() else {
+                METRICS.refused(MODE, "connection_limit");
                 warn!(peer = %incoming.peer_name, "connection limit reached, closing new connection");
                 continue;
             };
@@ -270,8 +290,14 @@ impl Service for RProxy {
                         Ok(Ok(ClientStream { stream, socket })) => {
                             serve_client(stream, socket, peer, &shared, &live).await
                         }
-                        Ok(Err(e)) => debug!(error = %e, "handshake failed"),
-                        Err(_) => debug!("handshake timed out"),
+                        Ok(Err(e)) => {
+                            METRICS.refused(MODE, "tls_handshake");
+                            debug!(error = %e, "handshake failed");
+                        }
+                        Err(_) => {
+                            METRICS.refused(MODE, "connect_timeout");
+                            debug!("handshake timed out");
+                        }
                     }
                     drop(permit);
                 }

@@ -59,19 +59,25 @@ pub(super) async fn serve_client(
     // Futures of the connecting steps are boxed and the CONNECT dropped once
     // used, so that what a session task holds while it relays (most of its
     // life, mostly idle) is only what relaying needs.
-    let Some(ClientConnect {
+    let ClientConnect {
         version,
         packet: connect,
         ..
-    }) = Box::pin(receive_connect(
+    } = match Box::pin(receive_connect(
         &mut rd,
         &mut wr,
         config.connect_timeout_ms.duration(),
         config.max_packet_size.get(),
     ))
     .await
-    else {
-        return;
+    {
+        Ok(connect) => connect,
+        Err(no_connect) => {
+            if let Some(reason) = no_connect.refusal_reason() {
+                METRICS.refused(MODE, reason);
+            }
+            return;
+        }
     };
     let mut reader = PacketReader::new(rd, config.max_packet_size.get());
     let client_id = client_id(&connect).to_string();
@@ -116,8 +122,8 @@ pub(super) async fn serve_client(
     } = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            METRICS.upstream_error(MODE);
-            warn!(error = %e, "no s-proxy reachable");
+            METRICS.refused(MODE, "upstream_unavailable");
+            warn!(reason = %e.last.message(), "no s-proxy accepted the session");
             replies::refuse_server_unavailable(&mut wr, version).await;
             return;
         }
@@ -256,6 +262,7 @@ pub(super) async fn serve_client(
                 }
             }
             FirstEnd::Shutdown => {
+                session.close_reason("shutdown");
                 tell_s_proxy = true;
                 Some(replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN).to_vec())
             }
@@ -278,6 +285,13 @@ pub(super) async fn serve_client(
                 }
                 let refused = link.as_ref().is_some_and(Link::was_refused);
                 let before_connack = link.as_ref().is_some_and(|l| l.received() == 0);
+                session.close_reason(match end {
+                    OutboundEnd::Finished => "upstream_closed",
+                    OutboundEnd::Io(_) => "client_error",
+                    OutboundEnd::Failed(_) if refused => "not_resumed",
+                    OutboundEnd::Failed(_) => "upstream_lost",
+                    OutboundEnd::Invalid(_) => "broker_bad_packet",
+                });
                 match end {
                     OutboundEnd::Finished | OutboundEnd::Io(_) => None,
                     OutboundEnd::Failed(_) if before_connack => {

@@ -47,7 +47,7 @@ use crate::net::broker::BrokerConnector;
 use crate::net::tls::ServerTls;
 use crate::ops::gauge::Gauge;
 use crate::ops::readiness::{Readiness, start_probing};
-use crate::ops::telemetry::METRICS;
+use crate::ops::telemetry::{METRICS, Prepared};
 use crate::service::frame::{InForce, Reload, Service};
 
 /// The mode label in metrics.
@@ -187,6 +187,7 @@ impl MqttRelayService for Relay {
     ) -> Result<Response<Self::StreamMqttMessagesStream>, Status> {
         let live = self.live.current();
         if let Err(refused) = check_token(&request, &live.tokens) {
+            METRICS.refused(MODE, "not_authorized");
             warn!(peer = ?peer_addr(&request), "r-proxy without a valid token refused");
             return Err(refused);
         }
@@ -200,11 +201,10 @@ impl MqttRelayService for Relay {
             return self.resume(request, &token, owner).await;
         }
         let offered = request.metadata().contains_key(RESUME_OFFER_KEY) && !live.config.no_resume;
-        let permit = self
-            .limit
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Status::resource_exhausted("s-proxy session limit reached"))?;
+        let permit = self.limit.clone().try_acquire_owned().map_err(|_| {
+            METRICS.refused(MODE, "connection_limit");
+            Status::resource_exhausted("s-proxy session limit reached")
+        })?;
         let peer = peer_addr(&request);
         let StreamOrigin {
             peer_session,
@@ -328,6 +328,12 @@ impl Service for SProxy {
     async fn bind(config: SProxyConfig) -> anyhow::Result<Self> {
         let live = Live::prepare(config)?;
         let config = &live.config;
+        METRICS.prepare(&Prepared {
+            mode: MODE,
+            packet_types: &crate::mqtt::PACKET_TYPE_NAMES[1..],
+            upstreams: &[config.broker.to_string()],
+            resumes: true,
+        });
         let listener = TcpListener::bind(config.listen.as_str())
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

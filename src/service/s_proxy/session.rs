@@ -70,11 +70,13 @@ pub(super) async fn run_session(
     {
         Ok(Ok(first)) => first,
         Ok(Err(status)) => {
+            METRICS.refused(MODE, "malformed_first_packet");
             debug!(%status, "session refused");
             line.sender.end_with(status).await;
             return;
         }
         Err(_) => {
+            METRICS.refused(MODE, "connect_timeout");
             let status = Status::deadline_exceeded("no CONNECT in time");
             line.sender.end_with(status).await;
             return;
@@ -93,7 +95,8 @@ pub(super) async fn run_session(
         Ok(stream) => stream,
         Err(reason) => {
             warn!(broker = %config.broker, %reason, "broker unreachable");
-            METRICS.upstream_error(MODE);
+            METRICS.upstream_error(MODE, &config.broker.to_string());
+            METRICS.refused(MODE, "upstream_unavailable");
             refuse_unavailable(&mut line, version, &mut sequence_id, drain).await;
             return;
         }

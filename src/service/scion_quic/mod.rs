@@ -25,7 +25,7 @@ use crate::net::broker::BrokerConnector;
 use crate::net::listener::{Certificates, ClientStream, Incoming, Listeners, Transport};
 use crate::ops::gauge::Gauge;
 use crate::ops::readiness::{Readiness, start_probing};
-use crate::ops::telemetry::{self, METRICS};
+use crate::ops::telemetry::{self, METRICS, Prepared};
 use crate::service::frame::{InForce, Reload, Service, drain};
 
 /// The mode label in metrics.
@@ -167,28 +167,36 @@ async fn serve_connection(incoming: Incoming, live: &Live, sessions: &Sessions) 
     {
         Ok(Ok(ClientStream { stream, .. })) => stream,
         Ok(Err(e)) => {
+            METRICS.refused(MODE, "tls_handshake");
             debug!(error = %e, "handshake failed");
             return;
         }
         Err(_) => {
+            METRICS.refused(MODE, "connect_timeout");
             debug!("handshake timed out");
             return;
         }
     };
     let (mut rd, mut wr) = tokio::io::split(stream);
-    let Some(ClientConnect {
+    let ClientConnect {
         wire,
         version,
         packet: connect,
-    }) = receive_connect(
+    } = match receive_connect(
         &mut rd,
         &mut wr,
         config.connect_timeout_ms.duration(),
         config.max_packet_size.get(),
     )
     .await
-    else {
-        return;
+    {
+        Ok(connect) => connect,
+        Err(no_connect) => {
+            if let Some(reason) = no_connect.refusal_reason() {
+                METRICS.refused(MODE, reason);
+            }
+            return;
+        }
     };
     let connecting = std::time::Instant::now();
     let mut broker = match connector
@@ -198,7 +206,8 @@ async fn serve_connection(incoming: Incoming, live: &Live, sessions: &Sessions) 
         Ok(stream) => stream,
         Err(reason) => {
             warn!(broker = %config.broker, %reason, "broker unreachable");
-            METRICS.upstream_error(MODE);
+            METRICS.upstream_error(MODE, &config.broker.to_string());
+            METRICS.refused(MODE, "upstream_unavailable");
             replies::refuse_server_unavailable(&mut wr, version).await;
             return;
         }
@@ -268,7 +277,7 @@ where
         end
     };
     tokio::pin!(up, down);
-    let (up, down) = tokio::select! {
+    let (up, down, client_first) = tokio::select! {
         end = &mut down => {
             let up = match end {
                 // The broker is done: the client hears the end of the stream
@@ -276,14 +285,15 @@ where
                 RelayEnd::Eof { .. } => up.await.ok(),
                 RelayEnd::Failed(_) | RelayEnd::Stopped { .. } => None,
             };
-            (up, end)
+            (up, end, false)
         }
-        copied = &mut up => (copied.ok(), down.await),
+        copied = &mut up => (copied.ok(), down.await, true),
     };
     let up = up.unwrap_or(0);
     match down {
-        RelayEnd::Eof { bytes } => (up, bytes, "closed"),
-        RelayEnd::Failed(_) => (up, 0, "error"),
+        RelayEnd::Eof { bytes } if client_first => (up, bytes, "client_closed"),
+        RelayEnd::Eof { bytes } => (up, bytes, "broker_closed"),
+        RelayEnd::Failed(_) => (up, 0, "broker_error"),
         RelayEnd::Stopped { bytes, .. } => (up, bytes, "shutdown"),
     }
 }
@@ -298,6 +308,12 @@ impl Service for ScionQuic {
     async fn bind(config: ScionQuicConfig) -> anyhow::Result<Self> {
         let live = Live::prepare(config)?;
         let config = &live.config;
+        METRICS.prepare(&Prepared {
+            mode: MODE,
+            packet_types: &[],
+            upstreams: &[config.broker.to_string()],
+            resumes: false,
+        });
         let listeners = Listeners::bind(&config.listen_urls(), &config.listen_settings()).await?;
         Ok(Self {
             listeners,

@@ -23,7 +23,7 @@ use tracing::{debug, info, warn};
 use crate::net::quic::MAX_DATAGRAM;
 use crate::net::udp_relay::{PeerId, PeerTable, Route};
 use crate::ops::gauge::{Gauge, GaugeGuard};
-use crate::ops::telemetry::{self, METRICS, SessionGuard};
+use crate::ops::telemetry::{self, METRICS, Prepared, SessionGuard};
 use crate::service::frame::{InForce, Reload, Service};
 use tokio::sync::watch;
 
@@ -195,6 +195,12 @@ impl Service for ScionUdp {
     async fn bind(config: ScionUdpConfig) -> anyhow::Result<Self> {
         let live = tokio::task::spawn_blocking(move || Live::prepare(config)).await??;
         let config = &live.config;
+        METRICS.prepare(&Prepared {
+            mode: MODE,
+            packet_types: &[],
+            upstreams: &[config.broker.to_string()],
+            resumes: false,
+        });
         let (stack, scion) = crate::net::scion::attach(crate::net::scion::Attachment {
             endhost_api: config.endhost_api.as_ref(),
             snap_token_file: config.snap_token_file.as_deref(),
