@@ -146,6 +146,7 @@ async fn every_series_is_there_at_zero_before_the_first_client() {
         &upstream,
     ])
     .await;
+    let mut exported = String::new();
     for (process, mode, upstream) in [
         (&r_proxy, "r-proxy", &upstream),
         (&s_proxy, "s-proxy", &broker_addr),
@@ -154,6 +155,7 @@ async fn every_series_is_there_at_zero_before_the_first_client() {
             .await
             .unwrap();
         let metrics = http_get(stream, "/metrics").await.1;
+        exported.push_str(&metrics);
         let m = format!("mode=\"{mode}\"");
         let mut zero = vec![
             format!("mqttbridge_sessions_active{{{m}}}"),
@@ -236,4 +238,44 @@ async fn every_series_is_there_at_zero_before_the_first_client() {
         }
         assert!(!metrics.contains("unknown"), "no unknown reason: {metrics}");
     }
+    // The alert rules and the dashboard in contrib/ use only what exists.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let alerts = std::fs::read_to_string(root.join("contrib/prometheus/alerts.yml")).unwrap();
+    let dashboard = std::fs::read_to_string(root.join("contrib/grafana/mqttbridge.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&dashboard).expect("valid JSON");
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|panel| panel["targets"].as_array().expect("targets").clone())
+        .map(|target| target["expr"].as_str().expect("expr").to_string())
+        .chain(
+            alerts
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("expr: "))
+                .map(str::to_string),
+        )
+        .collect();
+    assert!(exprs.len() > 20, "{} expressions", exprs.len());
+    let mut used = 0;
+    for expr in &exprs {
+        for name in metric_names(expr) {
+            used += 1;
+            let exists = exported.lines().any(|l| {
+                l.strip_prefix(name.as_str())
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
+            });
+            assert!(exists, "{name} (in `{expr}`) is not exported");
+        }
+    }
+    assert!(used > 20, "{used} metric uses");
+}
+
+/// The mqttbridge_* and process_* names in a PromQL expression.
+fn metric_names(expr: &str) -> Vec<String> {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    expr.split(|c: char| !word(c))
+        .filter(|w| w.starts_with("mqttbridge_") || w.starts_with("process_"))
+        .map(str::to_string)
+        .collect()
 }
