@@ -1,6 +1,7 @@
 //! The `mqttbridge` binary: parses the command line, sets up logging and
 //! the runtime, and hands over to a service or a tool.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -29,13 +30,26 @@ fn main() -> ExitCode {
     };
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    // Colour only for a person at a terminal: never into files or journald.
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
+    let json = matches!(cli.log_format, LogFormat::Json);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
     }
+    let fatal = |message: String| {
+        // Under --log-format json every line is JSON, the last one too.
+        if json {
+            tracing::error!(error = %message, "mqttbridge stopped");
+        } else {
+            eprintln!("mqttbridge: {message}");
+        }
+        ExitCode::FAILURE
+    };
     let threads = cli.worker_threads.unwrap_or(if service { 1 } else { 0 });
     let runtime = match threads {
         1 => tokio::runtime::Builder::new_current_thread()
@@ -51,17 +65,11 @@ fn main() -> ExitCode {
     };
     let runtime = match runtime {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mqttbridge: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return fatal(format!("cannot start the runtime: {e}")),
     };
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("mqttbridge: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fatal(format!("{e:#}")),
     }
 }
 

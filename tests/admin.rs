@@ -138,10 +138,11 @@ async fn every_series_is_there_at_zero_before_the_first_client() {
     let s_proxy =
         ModeProcess::start(&["s-proxy", "--listen", &s_listen, "--broker", &broker_addr]).await;
     let upstream = format!("http://{s_listen}");
+    let r_proxy_addr = format!("127.0.0.1:{}", free_port());
     let r_proxy = ModeProcess::start(&[
         "r-proxy",
         "--listen",
-        &format!("127.0.0.1:{}", free_port()),
+        &r_proxy_addr,
         "--upstream",
         &upstream,
     ])
@@ -269,6 +270,75 @@ async fn every_series_is_there_at_zero_before_the_first_client() {
         }
     }
     assert!(used > 20, "{used} metric uses");
+
+    // A session's end is one log line on each proxy with why, how long and
+    // how many bytes each way.
+    let r_addr = r_proxy_addr.clone();
+    let mut client = connected(&r_addr, Version::V5, "logged").await;
+    bounded(
+        "publish",
+        exchange::publish(&mut client, "logged", "x", 1, false, 1, vec![]),
+    )
+    .await
+    .unwrap();
+    client
+        .send(&mqttbridge::client::packets::disconnect(Version::V5))
+        .await
+        .unwrap();
+    assert_eq!(r_proxy.log_field("closed", "reason").await, "client_closed");
+    let from_client: u64 = r_proxy
+        .log_field("closed", "bytes_from_client")
+        .await
+        .parse()
+        .unwrap();
+    let to_client: u64 = r_proxy
+        .log_field("closed", "bytes_to_client")
+        .await
+        .parse()
+        .unwrap();
+    assert!(
+        from_client > 20 && to_client > 4,
+        "{from_client} / {to_client}"
+    );
+    r_proxy.log_field("closed", "duration_ms").await;
+    assert_eq!(
+        s_proxy.log_field("session closed", "reason").await,
+        "client_closed"
+    );
+    let to_broker: u64 = s_proxy
+        .log_field("session closed", "bytes_to_broker")
+        .await
+        .parse()
+        .unwrap();
+    assert!(to_broker > 20, "{to_broker}");
+}
+
+#[tokio::test]
+async fn a_fatal_error_is_json_under_log_format_json() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args([
+            "--log-format",
+            "json",
+            "r-proxy",
+            "--config",
+            "/nonexistent/edge.toml",
+        ])
+        .output();
+    let out = bounded("mqttbridge exits", out).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    let line: serde_json::Value = serde_json::from_str(lines[0]).expect("a JSON line");
+    assert_eq!(line["level"], "ERROR");
+    let error = line["fields"]["error"].as_str().unwrap();
+    // The cause once, not twice.
+    assert_eq!(
+        error.matches("No such file or directory").count(),
+        1,
+        "{error}"
+    );
+    assert!(error.contains("/nonexistent/edge.toml"), "{error}");
 }
 
 /// The mqttbridge_* and process_* names in a PromQL expression.

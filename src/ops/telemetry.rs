@@ -429,6 +429,11 @@ impl SessionGuard {
     pub fn close_reason(&mut self, reason: &'static str) {
         self.reason = reason;
     }
+
+    /// The reason last set (for the "closed" log line).
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
 }
 
 impl Drop for SessionGuard {

@@ -17,12 +17,12 @@ use crate::net::tls::ServerTls;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}: {cause}")]
     Read {
         /// The file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (in the message, so not also a `source` printed twice).
+        cause: std::io::Error,
     },
     /// The file is not valid for this mode. The message names the key and
     /// the line.
@@ -37,9 +37,9 @@ pub enum ConfigError {
 
 /// Reads and validates a mode's configuration file.
 pub fn load<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
         path: path.display().to_string(),
-        source,
+        cause,
     })?;
     parse(&text, &path.display().to_string())
 }

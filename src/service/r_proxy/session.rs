@@ -25,6 +25,7 @@ use crate::line::{Opened, new_session_id};
 use crate::mqtt::{ClientConnect, PacketReader, receive_connect};
 use crate::mqtt::{Version, client_id, replies};
 use crate::net::connector::BoxedStream;
+use crate::net::counted::Counted;
 use crate::ops::telemetry::METRICS;
 
 /// When a session ends here (shutdown, takeover) on a resumable line, how
@@ -55,6 +56,8 @@ pub(super) async fn serve_client(
     live: &Arc<Live>,
 ) {
     let config = &live.config;
+    let began = Instant::now();
+    let (stream, counts) = Counted::new(stream);
     let (mut rd, mut wr) = tokio::io::split(stream);
     // Futures of the connecting steps are boxed and the CONNECT dropped once
     // used, so that what a session task holds while it relays (most of its
@@ -328,5 +331,12 @@ pub(super) async fn serve_client(
         let _ = wr.write_all(&farewell).await;
     }
     let _ = wr.shutdown().await;
-    info!(session = %session_id, "closed");
+    info!(
+        session = %session_id,
+        reason = session.reason(),
+        duration_ms = began.elapsed().as_millis() as u64,
+        bytes_from_client = counts.read(),
+        bytes_to_client = counts.written(),
+        "closed"
+    );
 }

@@ -20,6 +20,7 @@ use crate::line::{
 };
 use crate::mqtt::{self, PacketReader, Version};
 use crate::net::broker::BrokerConnector;
+use crate::net::counted::Counted;
 use crate::ops::telemetry::METRICS;
 
 /// A session's side of the gRPC line.
@@ -104,6 +105,7 @@ pub(super) async fn run_session(
     METRICS.connected_after(MODE, connecting.elapsed());
     let mut session = METRICS.session(MODE);
     info!(broker = %config.broker, %version, resumable = line.link.is_some(), "session open");
+    let (broker, counts) = Counted::new(broker);
     let (broker_rd, mut broker_wr) = tokio::io::split(broker);
     let mut connect_bytes = bytes::BytesMut::new();
     mqtt::encode(&connect, &mut connect_bytes);
@@ -204,7 +206,13 @@ pub(super) async fn run_session(
         }
     }
     line.end(&mut sequence_id, drain).await;
-    info!("session closed");
+    info!(
+        reason = session.reason(),
+        duration_ms = connecting.elapsed().as_millis() as u64,
+        bytes_to_broker = counts.written(),
+        bytes_from_broker = counts.read(),
+        "session closed"
+    );
 }
 
 /// Pumps the broker's packets to the r-proxy until the broker's side ends.

@@ -229,7 +229,13 @@ async fn serve_connection(incoming: Incoming, live: &Live, sessions: &Sessions) 
     // The CONNECT went to the broker before the relay started.
     METRICS.relayed_bytes(MODE, telemetry::CLIENT_TO_BROKER, up + wire.len() as u64);
     METRICS.relayed_bytes(MODE, telemetry::BROKER_TO_CLIENT, down);
-    info!(reason, "closed");
+    info!(
+        reason,
+        duration_ms = connecting.elapsed().as_millis() as u64,
+        bytes_from_client = up + wire.len() as u64,
+        bytes_to_client = down,
+        "closed"
+    );
 }
 
 /// Relays the session's bytes both ways untouched until both sides are
