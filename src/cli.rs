@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::net::HostPort;
-use crate::service::r_proxy::{RProxyArgs, RProxyConfig};
-use crate::service::s_proxy::{SProxyArgs, SProxyConfig};
-use crate::service::scion_quic::{ScionQuicArgs, ScionQuicConfig};
-use crate::service::scion_udp::{ScionUdpArgs, ScionUdpConfig};
+use crate::service::r_proxy::RProxyArgs;
+use crate::service::s_proxy::SProxyArgs;
+use crate::service::scion_quic::ScionQuicArgs;
+use crate::service::scion_udp::ScionUdpArgs;
 use crate::service::settings::load;
 use crate::tools::bench::BenchArgs;
 use crate::tools::certs::CertsArgs;
@@ -175,11 +175,11 @@ impl Command {
 /// Checks a config file for `mode`: it parses and holds what the mode needs.
 pub fn check_config(mode: ConfigKind, file: &std::path::Path) -> anyhow::Result<()> {
     match mode {
-        ConfigKind::RProxy => load::<RProxyConfig>(file)?.validate(),
-        ConfigKind::SProxy => load::<SProxyConfig>(file)?.validate(),
-        ConfigKind::ScionQuic => load::<ScionQuicConfig>(file)?.validate(),
-        ConfigKind::ScionUdp => load::<ScionUdpConfig>(file)?.validate(),
+        ConfigKind::RProxy => crate::service::r_proxy::check_files(&load(file)?),
+        ConfigKind::SProxy => crate::service::s_proxy::check_files(&load(file)?),
+        ConfigKind::ScionQuic => crate::service::scion_quic::check_files(&load(file)?),
+        ConfigKind::ScionUdp => crate::service::scion_udp::check_files(&load(file)?),
         ConfigKind::Topology => load::<TopologyFile>(file)?.build().map(|_| ()),
     }
-    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    .map_err(|e| anyhow::anyhow!("{}: {e:#}", file.display()))
 }

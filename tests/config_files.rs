@@ -158,15 +158,19 @@ fn scion_udp_example_parses_to_the_defaults() {
 
 #[test]
 fn check_config_accepts_every_example_and_names_what_is_missing() {
+    let files = tempfile::tempdir().unwrap();
     for (mode, file) in [
         ("r-proxy", "edge.toml"),
         ("s-proxy", "cloud.toml"),
         ("scion-quic", "scion-quic.toml"),
         ("scion-udp", "scion-udp.toml"),
     ] {
+        let body = std::fs::read_to_string(example(file)).unwrap();
+        let path = files.path().join(file);
+        std::fs::write(&path, with_files_in(&body, files.path())).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
             .args(["check-config", mode])
-            .arg(example(file))
+            .arg(&path)
             .output()
             .unwrap();
         assert!(
@@ -201,6 +205,73 @@ fn check_config_accepts_every_example_and_names_what_is_missing() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("without authentication"), "{stderr}");
+}
+
+/// `body` with the files it names under /etc/mqttbridge/ made in `dir`
+/// (certificates from one CA: `*ca.pem` the CA, `*client*` a client
+/// certificate and key, other `.pem`/`.key` the server's; anything else a
+/// token), so that check-config, which reads them all, can pass.
+fn with_files_in(body: &str, dir: &std::path::Path) -> String {
+    let certs = mqttbridge::tools::certs::generate(&dir.join("generated"), &["localhost"]).unwrap();
+    for named in body.split("\"/etc/mqttbridge/").skip(1) {
+        let name = named.split('"').next().unwrap();
+        let from = if name.ends_with("ca.pem") {
+            &certs.ca
+        } else if name.contains("client") && name.ends_with(".pem") {
+            &certs.client_cert
+        } else if name.contains("client") && name.ends_with(".key") {
+            &certs.client_key
+        } else if name.ends_with(".pem") {
+            &certs.server_cert
+        } else if name.ends_with(".key") {
+            &certs.server_key
+        } else {
+            std::fs::write(dir.join(name), "a-token\n").unwrap();
+            continue;
+        };
+        std::fs::copy(from, dir.join(name)).unwrap();
+    }
+    body.replace("/etc/mqttbridge/", &format!("{}/", dir.display()))
+}
+
+#[test]
+fn check_config_opens_every_file_and_names_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = std::fs::read_to_string(example("cloud.toml")).unwrap();
+    let good = with_files_in(&body, dir.path());
+    let check = |text: &str| {
+        let path = dir.path().join("check.toml");
+        std::fs::write(&path, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+            .args(["check-config", "s-proxy"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    assert!(check(&good).0, "{}", check(&good).1);
+    // A certificate that is not there: its path and the cause, once.
+    let missing = good.replace("cloud.pem", "gone.pem");
+    let (ok, stderr) = check(&missing);
+    assert!(!ok);
+    assert!(stderr.contains("gone.pem"), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    // A key that is not the certificate's.
+    let generated = dir.path().join("generated");
+    let mismatched = good.replace(
+        &format!("{}/cloud.key", dir.path().display()),
+        &generated.join("client.key").display().to_string(),
+    );
+    let (ok, stderr) = check(&mismatched);
+    assert!(!ok, "a key of another certificate passes");
+    assert!(stderr.to_lowercase().contains("key"), "{stderr}");
 }
 
 #[test]
@@ -249,7 +320,7 @@ fn readme_config_blocks_pass_check_config() {
             .and_then(|l| l.split(':').next())
             .unwrap_or_else(|| panic!("README toml block without a mode line:\n{body}"));
         let path = dir.path().join(format!("{checked}.toml"));
-        std::fs::write(&path, body).unwrap();
+        std::fs::write(&path, with_files_in(body, dir.path())).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
             .args(["check-config", mode])
             .arg(&path)

@@ -98,6 +98,29 @@ pub struct Listeners {
 }
 
 impl Listeners {
+    /// Reads every file the listeners in `urls` would read at start (the
+    /// certificate, its key, which must match it, the client CA, the SNAP
+    /// token) without binding anything: `check-config`.
+    pub fn check_files(urls: &[ListenUrl], settings: &ListenSettings) -> anyhow::Result<()> {
+        for url in urls {
+            match url.transport {
+                Transport::Tcp | Transport::Ws => {}
+                Transport::Tls | Transport::Wss => {
+                    acceptor(settings.tls(url)?)?;
+                }
+                Transport::Quic | Transport::ScionQuic => {
+                    super::quic::server_config(settings.tls(url)?, &settings.quic)?;
+                }
+            }
+            if url.transport == Transport::ScionQuic
+                && let Some(path) = &settings.scion.snap_token_file
+            {
+                super::scion::read_token(path)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Binds every listener in `urls`, or none: an address in use or a
     /// missing certificate fails the whole set.
     pub async fn bind(urls: &[ListenUrl], settings: &ListenSettings) -> anyhow::Result<Self> {

@@ -125,9 +125,18 @@ pub fn server_config(tls: &ServerTls) -> anyhow::Result<ServerConfig> {
         ),
         None => builder.with_no_client_auth(),
     };
-    builder
-        .with_single_cert(chain, key)
-        .context("server certificate and key")
+    builder.with_single_cert(chain, key).map_err(|e| match e {
+        tokio_rustls::rustls::Error::InconsistentKeys(_) => anyhow::anyhow!(
+            "{} is not the key of the certificate {}",
+            tls.private_key.display(),
+            tls.cert_chain.display()
+        ),
+        e => anyhow::anyhow!(
+            "server certificate {} and key {}: {e}",
+            tls.cert_chain.display(),
+            tls.private_key.display()
+        ),
+    })
 }
 
 /// A rustls client configuration: the CA bundle (or the system's roots),

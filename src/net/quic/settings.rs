@@ -63,6 +63,10 @@ fn apply_limits(config: &mut quiche::Config, limits: &QuicLimits) -> anyhow::Res
 /// A server configuration: its certificate, and client verification when
 /// `client_ca` is set.
 pub fn server_config(tls: &ServerTls, limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
+    // rustls reads the same files first: its errors name the file and the
+    // cause (a missing file, no key, a key of another certificate) where
+    // BoringSSL only says `TlsFail`.
+    crate::net::tls::server_config(tls)?;
     let mut config = base(limits)?;
     // MQTT needs one stream; a few more are tolerated and reset.
     config.set_initial_max_streams_bidi(4);

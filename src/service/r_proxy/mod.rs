@@ -155,6 +155,23 @@ impl RProxy {
     }
 }
 
+/// Reads every file `config` names (tokens, CAs, certificates and their
+/// keys, which must match, the SNAP token) as a start would, binding
+/// nothing: what `check-config` runs.
+pub fn check_files(config: &RProxyConfig) -> anyhow::Result<()> {
+    Live::prepare(config.clone())?;
+    if let (Some(cert), Some(key)) = (&config.upstream_cert, &config.upstream_key) {
+        crate::net::tls::client_config(&crate::net::tls::ClientTls {
+            ca: config.upstream_ca.clone(),
+            cert_chain: Some(cert.clone()),
+            private_key: Some(key.clone()),
+            ..Default::default()
+        })
+        .context("the client certificate towards s-proxies")?;
+    }
+    Listeners::check_files(&config.listen_urls(), &config.listen_settings())
+}
+
 /// Every series the r-proxy can produce, at zero (a reload adds the
 /// series of new upstreams).
 fn prepare_metrics(config: &RProxyConfig) {

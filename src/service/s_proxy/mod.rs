@@ -268,6 +268,13 @@ impl MqttRelayService for Relay {
     }
 }
 
+/// Reads every file `config` names (tokens, the gRPC certificate and its
+/// key, which must match, the client CA, the broker's TLS files) as a
+/// start would, binding nothing: what `check-config` runs.
+pub fn check_files(config: &SProxyConfig) -> anyhow::Result<()> {
+    Live::prepare(config.clone()).map(drop)
+}
+
 /// A bound s-proxy, ready to serve.
 pub struct SProxy {
     listener: TcpListener,

@@ -54,6 +54,14 @@ impl Live {
 type SharedLive = InForce<Live>;
 
 /// A bound scion-quic proxy, ready to serve.
+/// Reads every file `config` names (certificate, key, which must match,
+/// client CA, broker TLS files, SNAP token) as a start would, binding
+/// nothing: what `check-config` runs.
+pub fn check_files(config: &ScionQuicConfig) -> anyhow::Result<()> {
+    Live::prepare(config.clone())?;
+    Listeners::check_files(&config.listen_urls(), &config.listen_settings())
+}
+
 pub struct ScionQuic {
     listeners: Listeners,
     live: SharedLive,

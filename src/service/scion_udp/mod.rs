@@ -56,6 +56,15 @@ fn count_bytes(direction: &'static str, n: usize) {
 }
 
 /// The settings in force and the broker address they resolve to.
+/// Reads what `config` names (the SNAP token) and resolves the broker as
+/// a start would, binding nothing: what `check-config` runs.
+pub fn check_files(config: &ScionUdpConfig) -> anyhow::Result<()> {
+    if let Some(path) = &config.snap_token_file {
+        crate::net::scion::read_token(path)?;
+    }
+    Live::prepare(config.clone()).map(drop)
+}
+
 struct Live {
     config: ScionUdpConfig,
     broker: SocketAddr,
