@@ -24,10 +24,11 @@ use crate::tools::topology::TopologyFile;
 const EXAMPLES: &str = "\
 Examples:
   # Edge side: MQTT clients connect to :1883, carried over gRPC to the cloud
-  mqttbridge r-proxy --listen 0.0.0.0:1883 --upstream http://cloud.example:50516
+  mqttbridge r-proxy --listen 0.0.0.0:1883 --upstream http://cloud.example:50516 --auth-token-file token
 
-  # Cloud side: accept gRPC on :50516, open MQTT/TCP to the broker
-  mqttbridge s-proxy --listen [::]:50516 --broker 127.0.0.1:1883
+  # Cloud side: accept gRPC on :50516 from r-proxies holding a token (one per
+  # line in the file), open MQTT/TCP to the broker
+  mqttbridge s-proxy --listen [::]:50516 --broker 127.0.0.1:1883 --auth-token-file token
 
   # Everything from a file; every key is also a flag that overrides it
   mqttbridge r-proxy --config config/edge.toml --listen 127.0.0.1:1884 --max-connections 500

@@ -62,6 +62,43 @@ impl fmt::Display for BrokerUrl {
 
 super::deserialize_from_str!(BrokerUrl);
 
+/// A QUIC-capable broker on UDP/IP (scion-udp relays datagrams to it):
+/// `host:port` or `quic://host:port`, the same `[scheme://]host:port` form
+/// as [`BrokerUrl`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuicBroker(pub HostPort);
+
+impl QuicBroker {
+    /// `host:port`.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl FromStr for QuicBroker {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let rest = match s.split_once("://") {
+            None => s,
+            Some(("quic", rest)) => rest,
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "broker scheme `{scheme}` is not quic:// (scion-udp relays QUIC datagrams)"
+                ));
+            }
+        };
+        Ok(QuicBroker(rest.trim_end_matches('/').parse()?))
+    }
+}
+
+impl fmt::Display for QuicBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+super::deserialize_from_str!(QuicBroker);
+
 /// TLS settings towards an `mqtts://` broker.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -177,5 +214,17 @@ mod tests {
         assert_eq!(tls.to_string(), "mqtts://broker.example:8883");
         assert!("http://x:1".parse::<BrokerUrl>().is_err());
         assert!("mqtts://nohost".parse::<BrokerUrl>().is_err());
+        let quic: QuicBroker = "quic://broker.example:14567".parse().unwrap();
+        assert_eq!(quic.as_str(), "broker.example:14567");
+        assert_eq!(
+            "10.0.0.1:14567".parse::<QuicBroker>().unwrap().to_string(),
+            "10.0.0.1:14567"
+        );
+        assert!(
+            "mqtt://x:1"
+                .parse::<QuicBroker>()
+                .unwrap_err()
+                .contains("not quic://")
+        );
     }
 }

@@ -88,8 +88,8 @@ impl SProxyConfig {
         if !authenticated && !self.insecure && !self.listen.is_loopback() {
             anyhow::bail!(
                 "refusing to serve gRPC without authentication on {}: anyone could reach the broker \
-                 through it. Set `client_ca` (mutual TLS) or `auth_token_file`, listen on loopback, \
-                 or set `insecure = true`",
+                 through it. Set `client_ca` (mutual TLS, --client-ca) or `auth_token_file` \
+                 (--auth-token-file), listen on loopback, or set `insecure = true` (--insecure)",
                 self.listen
             );
         }

@@ -4,6 +4,7 @@
 use std::num::NonZeroUsize;
 
 use crate::net::HostPort;
+use crate::net::broker::QuicBroker;
 use crate::net::scion::PathAcl;
 use crate::service::settings::{Millis, nonzero};
 
@@ -19,8 +20,8 @@ crate::settings! {
         snap_token_file: option std::path::PathBuf = None,
         /// Which SCION paths replies may take.
         path_acl: option PathAcl = None,
-        /// The QUIC-capable broker, UDP `host:port`.
-        broker: value HostPort = HostPort::literal("127.0.0.1:14567"),
+        /// The QUIC-capable broker on UDP/IP: `host:port` or `quic://host:port`.
+        broker: value QuicBroker = QuicBroker(HostPort::literal("127.0.0.1:14567")),
         /// SCION clients relayed at once (one UDP socket each).
         max_peers: value NonZeroUsize = const { nonzero(10_000) },
         /// A client silent for this long loses its mapping and socket.
@@ -54,7 +55,7 @@ mod tests {
             defaults
                 .broker
                 .as_str()
-                .parse::<HostPort>()
+                .parse::<QuicBroker>()
                 .map(|h| h.to_string()),
             Ok(defaults.broker.to_string())
         );
