@@ -30,3 +30,4 @@ mod scion_quic;
 mod scion_udp;
 mod shutdown;
 mod systemd_units;
+mod upstream_discovery;

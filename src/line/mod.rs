@@ -10,6 +10,7 @@
 
 pub mod codec;
 pub mod convert;
+mod discovery;
 pub mod incoming;
 mod metadata;
 pub mod proto;
@@ -25,7 +26,9 @@ pub use metadata::{
 pub use pumps::{
     InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };
-pub use upstreams::{OpenError, Opened, RELAY_SERVICE, UpstreamUrl, Upstreams};
+pub use upstreams::{
+    OpenError, Opened, RELAY_SERVICE, UpstreamEndpoint, UpstreamTiming, UpstreamUrl, Upstreams,
+};
 
 /// An envelope waiting in a relay queue. Boxed so that a queue's storage,
 /// allocated per connection in blocks of 32 slots, costs 8 bytes a slot

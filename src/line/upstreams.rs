@@ -1,19 +1,21 @@
-//! The s-proxy endpoints an r-proxy may use: new streams go round-robin to
+//! The s-proxy endpoints an r-proxy may use (each URL's host resolved to
+//! all its addresses, [`super::discovery`]): new streams go round-robin to
 //! the healthy ones; an endpoint that fails is skipped for a while and the
 //! stream is tried on the next.
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::{Request, Status, Streaming};
 
+use super::discovery::{Channels, Endpoint, Pool};
 use super::proto::mqtt::MqttStreamMessage;
 use super::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
 use super::resume::grant::{RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number};
@@ -39,31 +41,6 @@ pub struct OpenError {
     pub last: Status,
 }
 
-struct Upstream {
-    url: UpstreamUrl,
-    channel: Channel,
-    /// Until when this endpoint is skipped after a failure.
-    down_until: Mutex<Option<Instant>>,
-    /// Whether the last health probe found it serving.
-    probed_healthy: AtomicBool,
-}
-
-impl Upstream {
-    fn is_down(&self, now: Instant) -> bool {
-        if !self.probed_healthy.load(Ordering::Relaxed) {
-            return true;
-        }
-        // A poisoned lock only means another task panicked mid-update; the
-        // value itself is always valid.
-        let down = self.down_until.lock().unwrap_or_else(|e| e.into_inner());
-        down.is_some_and(|until| until > now)
-    }
-
-    fn mark(&self, down_until: Option<Instant>) {
-        *self.down_until.lock().unwrap_or_else(|e| e.into_inner()) = down_until;
-    }
-}
-
 /// A stream an s-proxy accepted for a new session.
 pub struct Opened {
     /// Where the session's envelopes go.
@@ -71,15 +48,19 @@ pub struct Opened {
     /// The s-proxy's envelopes.
     pub inbound: Streaming<MqttStreamMessage>,
     /// Which endpoint took it: a resume goes there and nowhere else.
-    pub endpoint: usize,
+    pub endpoint: UpstreamEndpoint,
     /// The resume token, when resumption was offered and granted.
     pub resume_token: Option<String>,
 }
 
+/// The s-proxy a session started on, for its resume.
+#[derive(Clone)]
+pub struct UpstreamEndpoint(Arc<Endpoint>);
+
 /// The pool of s-proxy endpoints, one HTTP/2 connection each, shared by
 /// all client connections.
 pub struct Upstreams {
-    endpoints: Vec<Upstream>,
+    pool: Pool,
     /// `authorization` metadata value sent with every stream.
     authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
     next: AtomicUsize,
@@ -89,16 +70,18 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// Prepares channels to `urls`; nothing connects until the first stream.
-    /// `https://` URLs use `tls`; `token` goes out as a bearer token.
+    /// Prepares channels to `urls`; nothing connects until the first
+    /// stream, and each host name is resolved to all its addresses at the
+    /// first probe and every `resolve_every` after. `https://` URLs use
+    /// `tls` (expecting `server_name`, else the URL's host); `token` goes
+    /// out as a bearer token.
     pub fn new(
         urls: &[UpstreamUrl],
         tls: &ClientTlsConfig,
+        server_name: Option<&str>,
         token: Option<&str>,
-        connect_timeout: Duration,
-        retry_after: Duration,
+        timing: UpstreamTiming,
         max_packet_size: u32,
-        keepalive: Keepalive,
     ) -> anyhow::Result<Self> {
         let authorization = token
             .map(|t| format!("Bearer {t}").parse())
@@ -106,36 +89,18 @@ impl Upstreams {
             .map_err(|_| {
                 anyhow::anyhow!("the auth token has characters gRPC metadata cannot carry")
             })?;
-        let endpoints = urls
-            .iter()
-            .map(|url| {
-                let mut endpoint = Endpoint::from_shared(url.as_str().to_string())?;
-                if url.is_tls() {
-                    endpoint = endpoint.tls_config(tls.clone())?;
-                }
-                let channel = endpoint
-                    .connect_timeout(connect_timeout)
-                    .timeout(Duration::MAX)
-                    .tcp_nodelay(true)
-                    .http2_keep_alive_interval(keepalive.interval)
-                    .keep_alive_timeout(keepalive.timeout)
-                    .keep_alive_while_idle(false)
-                    .connect_lazy();
-                Ok(Upstream {
-                    url: url.clone(),
-                    channel,
-                    down_until: Mutex::new(None),
-                    // Until the first probe says otherwise.
-                    probed_healthy: AtomicBool::new(true),
-                })
-            })
-            .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
+        let channels = Channels {
+            tls: tls.clone(),
+            server_name: server_name.map(str::to_string),
+            connect_timeout: timing.connect_timeout,
+            keepalive: timing.keepalive,
+        };
         Ok(Self {
-            endpoints,
+            pool: Pool::new(urls, channels, timing.resolve_every)?,
             authorization,
             next: AtomicUsize::new(0),
-            connect_timeout,
-            retry_after,
+            connect_timeout: timing.connect_timeout,
+            retry_after: timing.retry_after,
             max_message_size: max_message_size(max_packet_size),
         })
     }
@@ -153,15 +118,16 @@ impl Upstreams {
         queue_depth: usize,
         offer_resume: bool,
     ) -> Result<Opened, OpenError> {
-        let n = self.endpoints.len();
+        let endpoints = self.pool.endpoints();
+        let n = endpoints.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let order = (0..n).map(|i| (start + i) % n);
         let (healthy, down): (Vec<usize>, Vec<usize>) =
-            order.partition(|&i| !self.endpoints[i].is_down(now));
+            order.partition(|&i| !endpoints[i].is_down(now));
         let mut last = Status::unavailable("no s-proxy endpoint configured");
         for i in healthy.into_iter().chain(down) {
-            let upstream = &self.endpoints[i];
+            let upstream = &endpoints[i];
             let opening = Opening {
                 session_id,
                 client_addr,
@@ -196,13 +162,13 @@ impl Upstreams {
                     return Ok(Opened {
                         outlet,
                         inbound: response.into_inner(),
-                        endpoint: i,
+                        endpoint: UpstreamEndpoint(upstream.clone()),
                         resume_token,
                     });
                 }
                 Err(status) => {
                     METRICS.upstream_error(MODE, upstream.url.as_str());
-                    tracing::debug!(upstream = %upstream.url, %status, "s-proxy refused stream");
+                    tracing::debug!(upstream = %upstream.label(), %status, "s-proxy refused stream");
                     upstream.mark(Some(Instant::now() + self.retry_after));
                     last = status;
                 }
@@ -217,12 +183,12 @@ impl Upstreams {
     /// do not are tried last. `Ok` when at least one serves, else the
     /// reasons.
     pub async fn probe(&self) -> Result<(), String> {
-        let checks = self.endpoints.iter().map(|upstream| async move {
+        self.pool.resolve().await;
+        let endpoints = self.pool.endpoints();
+        let checks = endpoints.iter().map(|upstream| async move {
             let found = self.check_health(upstream).await;
-            upstream
-                .probed_healthy
-                .store(found.is_ok(), Ordering::Relaxed);
-            found.map_err(|why| format!("{}: {why}", upstream.url))
+            upstream.set_healthy(found.is_ok());
+            found.map_err(|why| format!("{}: {why}", upstream.label()))
         });
         let found = futures_util::future::join_all(checks).await;
         if found.iter().any(Result::is_ok) {
@@ -232,7 +198,7 @@ impl Upstreams {
         Err(format!("no s-proxy serves ({})", reasons.join("; ")))
     }
 
-    async fn check_health(&self, upstream: &Upstream) -> Result<(), String> {
+    async fn check_health(&self, upstream: &Endpoint) -> Result<(), String> {
         use tonic_health::pb::health_check_response::ServingStatus;
         let mut client =
             tonic_health::pb::health_client::HealthClient::new(upstream.channel.clone());
@@ -253,7 +219,7 @@ impl Upstreams {
 
     async fn open_on(
         &self,
-        upstream: &Upstream,
+        upstream: &Endpoint,
         opening: Opening<'_>,
     ) -> Result<(Outlet, tonic::Response<Streaming<MqttStreamMessage>>), Status> {
         let (outlet, rx) = mpsc::channel(opening.queue_depth.max(opening.first.len()));
@@ -291,14 +257,12 @@ impl Upstreams {
     /// stream; `received` is the last sequence this side received.
     pub async fn resume(
         &self,
-        endpoint: usize,
+        endpoint: &UpstreamEndpoint,
         token: &str,
         received: u64,
         queue_depth: usize,
     ) -> Result<Resumed, ResumeError> {
-        let upstream = self.endpoints.get(endpoint).ok_or_else(|| {
-            ResumeError::Refused(Status::not_found("the session's s-proxy is not configured"))
-        })?;
+        let upstream = &*endpoint.0;
         let (outlet, rx) = mpsc::channel(queue_depth);
         let mut request = Request::new(request_stream(rx));
         let metadata = request.metadata_mut();
@@ -340,7 +304,7 @@ impl Upstreams {
         }
     }
 
-    fn client(&self, upstream: &Upstream) -> MqttRelayServiceClient<Channel> {
+    fn client(&self, upstream: &Endpoint) -> MqttRelayServiceClient<Channel> {
         MqttRelayServiceClient::new(upstream.channel.clone())
             .max_decoding_message_size(self.max_message_size)
             .max_encoding_message_size(self.max_message_size)
@@ -422,6 +386,37 @@ impl UpstreamUrl {
     pub fn is_tls(&self) -> bool {
         self.0.starts_with("https://")
     }
+
+    /// `host:port`, as the URL gives it.
+    pub fn host_port(&self) -> &str {
+        let rest = self
+            .0
+            .split_once("://")
+            .map_or(self.0.as_str(), |(_, rest)| rest);
+        rest.trim_end_matches('/')
+    }
+
+    /// The host (a name, or an IP address without brackets).
+    pub fn host(&self) -> &str {
+        let host_port = self.host_port();
+        let host = host_port
+            .rsplit_once(':')
+            .map_or(host_port, |(host, _)| host);
+        host.trim_start_matches('[').trim_end_matches(']')
+    }
+}
+
+/// The timing of an r-proxy's s-proxy connections.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTiming {
+    /// How long connecting (and opening a stream) may take.
+    pub connect_timeout: Duration,
+    /// How long an s-proxy that failed is skipped.
+    pub retry_after: Duration,
+    /// How often host names are resolved again.
+    pub resolve_every: Duration,
+    /// HTTP/2 keep-alive.
+    pub keepalive: Keepalive,
 }
 
 impl fmt::Display for UpstreamUrl {

@@ -5,9 +5,11 @@
 #![allow(dead_code)]
 
 mod cut_relay;
+mod netns;
 mod process;
 #[allow(unused_imports)]
 pub use cut_relay::CutRelay;
+pub use netns::Netns;
 #[allow(unused_imports)]
 pub use process::*;
 

@@ -32,6 +32,10 @@ crate::settings! {
         /// serves: new connections go to those that do, and `/readyz` fails
         /// while none does.
         upstream_probe_ms: value Millis = const { Millis::of(2_000) },
+        /// How often each upstream's host name is resolved again: a name with
+        /// several addresses (a headless Service, DNS round robin) is one
+        /// s-proxy per address.
+        upstream_resolve_ms: value Millis = const { Millis::of(30_000) },
         /// After a client leaves, how long to wait for the s-proxy to confirm
         /// that everything the client sent reached the broker.
         drain_timeout_ms: value Millis = const { Millis::of(5_000) },

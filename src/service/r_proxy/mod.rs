@@ -29,7 +29,7 @@ use tokio::time::timeout;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::line::Upstreams;
+use crate::line::{UpstreamTiming, Upstreams};
 use crate::net::listener::{Certificates, ClientStream, Listeners, Transport};
 use crate::ops::gauge::Gauge;
 use crate::ops::readiness::{Readiness, start_probing};
@@ -58,14 +58,18 @@ impl Live {
         let upstreams = Upstreams::new(
             &config.upstream,
             &upstream_tls(&config)?,
+            config.upstream_server_name.as_deref(),
             token.as_deref(),
-            config.upstream_connect_timeout_ms.duration(),
-            config.upstream_retry_ms.duration(),
-            config.max_packet_size.get(),
-            crate::line::Keepalive {
-                interval: config.keepalive_interval_ms.duration(),
-                timeout: config.keepalive_timeout_ms.duration(),
+            UpstreamTiming {
+                connect_timeout: config.upstream_connect_timeout_ms.duration(),
+                retry_after: config.upstream_retry_ms.duration(),
+                resolve_every: config.upstream_resolve_ms.duration(),
+                keepalive: crate::line::Keepalive {
+                    interval: config.keepalive_interval_ms.duration(),
+                    timeout: config.keepalive_timeout_ms.duration(),
+                },
             },
+            config.max_packet_size.get(),
         )?;
         Ok(Self { config, upstreams })
     }
@@ -203,9 +207,6 @@ fn upstream_tls(config: &RProxyConfig) -> anyhow::Result<ClientTlsConfig> {
         Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca)?)),
         None => tls.with_native_roots(),
     };
-    if let Some(name) = &config.upstream_server_name {
-        tls = tls.domain_name(name.clone());
-    }
     if let (Some(cert), Some(key)) = (&config.upstream_cert, &config.upstream_key) {
         tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
     }

@@ -154,10 +154,10 @@ pub(super) async fn serve_client(
                 config.resume_window_ms.duration(),
                 token,
                 move |token, received| {
-                    let live = live.clone();
+                    let (live, endpoint) = (live.clone(), endpoint.clone());
                     async move {
                         live.upstreams
-                            .resume(endpoint, &token, received, depth)
+                            .resume(&endpoint, &token, received, depth)
                             .await
                     }
                 },
