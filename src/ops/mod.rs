@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod gauge;
+pub mod labels;
 pub mod process;
 pub mod readiness;
 pub mod systemd;
