@@ -187,18 +187,7 @@ async fn all_closed(clients: Vec<Connection>, v5_reason: Option<u8>) {
 
 /// A new client subscribes, publishes and gets its message back.
 async fn round_trip(dialer: &Dialer, addr: &str, id: &str) {
-    let stream = bounded("tcp connect", dialer.tcp(addr)).await.unwrap();
-    let mut conn = Connection::over(Box::new(stream), Version::V5);
-    let code = bounded(
-        "CONNACK",
-        exchange::connect(
-            &mut conn,
-            &packets::connect(Version::V5, id, true, 30).unwrap(),
-        ),
-    )
-    .await
-    .unwrap();
-    assert_eq!(code, 0, "CONNACK for {id}");
+    let mut conn = connected_via(dialer, addr, id).await;
     let topic = format!("rt/{id}");
     bounded("suback", exchange::subscribe(&mut conn, 1, &topic, 1))
         .await

@@ -8,27 +8,10 @@
 use crate::common;
 
 use common::*;
-use mqttbridge::client::{Connection, exchange, packets};
-use mqttbridge::mqtt::Version;
+use mqttbridge::client::exchange;
 use mqttbridge::tools::mosquitto::Mosquitto;
 
 const NAME: &str = "s-proxies.test";
-
-async fn client(dialer: &Dialer, addr: &str, id: &str) -> Connection {
-    let stream = bounded("tcp connect", dialer.tcp(addr)).await.unwrap();
-    let mut conn = Connection::over(Box::new(stream), Version::V5);
-    let code = bounded(
-        "CONNACK",
-        exchange::connect(
-            &mut conn,
-            &packets::connect(Version::V5, id, true, 60).unwrap(),
-        ),
-    )
-    .await
-    .unwrap();
-    assert_eq!(code, 0, "CONNACK for {id}");
-    conn
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_with_two_addresses_is_two_s_proxies() {
@@ -69,7 +52,7 @@ async fn a_name_with_two_addresses_is_two_s_proxies() {
     let opened = "mqttbridge_sessions_opened_total{mode=\"s-proxy\"}";
     let mut clients = Vec::new();
     for i in 0..4 {
-        clients.push(client(&inside, &r_listen, &format!("spread-{i}")).await);
+        clients.push(connected_via(&inside, &r_listen, &format!("spread-{i}")).await);
     }
     for s_proxy in &s_proxies {
         assert_eq!(
@@ -84,7 +67,7 @@ async fn a_name_with_two_addresses_is_two_s_proxies() {
     netns.set_hosts(&format!("127.0.0.1 localhost\n127.0.0.2 {NAME}\n"));
     r_proxy.log_field("s-proxy address removed", "addr").await;
     for i in 0..2 {
-        clients.push(client(&inside, &r_listen, &format!("later-{i}")).await);
+        clients.push(connected_via(&inside, &r_listen, &format!("later-{i}")).await);
     }
     assert_eq!(s_proxies[0].metric(opened).await, 2.0);
     assert_eq!(s_proxies[1].metric(opened).await, 4.0);

@@ -239,6 +239,23 @@ pub async fn connected(addr: &str, version: Version, client_id: &str) -> Connect
     conn
 }
 
+/// [`connected`] from `dialer`'s network (a namespace, say).
+pub async fn connected_via(dialer: &Dialer, addr: &str, id: &str) -> Connection {
+    let stream = bounded("tcp connect", dialer.tcp(addr)).await.unwrap();
+    let mut conn = Connection::over(Box::new(stream), Version::V5);
+    let code = bounded(
+        "CONNACK",
+        exchange::connect(
+            &mut conn,
+            &packets::connect(Version::V5, id, true, 30).unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "CONNACK for {id}");
+    conn
+}
+
 /// scion-quic on plain UDP/IP (loopback) in front of `broker`, serving
 /// `certs`' server certificate.
 pub async fn quic_listener(
