@@ -13,7 +13,7 @@ use crate::service::r_proxy::RProxyArgs;
 use crate::service::s_proxy::SProxyArgs;
 use crate::service::scion_quic::ScionQuicArgs;
 use crate::service::scion_udp::ScionUdpArgs;
-use crate::service::settings::load;
+use crate::service::settings::{LogFormat, ProcessFlags, load};
 use crate::tools::bench::BenchArgs;
 use crate::tools::certs::CertsArgs;
 use crate::tools::demo::DemoArgs;
@@ -79,30 +79,41 @@ Logging follows RUST_LOG (default: info), e.g. RUST_LOG=mqttbridge=debug.";
 #[derive(Debug, Parser)]
 #[command(name = "mqttbridge", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Log line format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Admin HTTP endpoint (/metrics, /healthz, /readyz), e.g. 127.0.0.1:9090;
-    /// overrides the config file's `admin`.
-    #[arg(long, global = true, value_name = "ADDR")]
+    /// Log line format on stderr [default: text] (also after a mode).
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Admin HTTP endpoint of a proxy mode (/metrics, /healthz, /readyz),
+    /// e.g. 127.0.0.1:9090 (also after the mode).
+    #[arg(long, value_name = "ADDR")]
     pub admin: Option<HostPort>,
     /// Threads that run connections: 1 runs everything on one thread (the
     /// lowest latency: no hand-offs between threads), 0 one per core.
     /// [default: 1 for the proxy modes, 0 for bench, pub, sub and demo]
-    #[arg(long, global = true, value_name = "N")]
+    #[arg(long, value_name = "N")]
     pub worker_threads: Option<usize>,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// How log lines look.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
+impl Cli {
+    /// The process flags in force: a proxy mode's own (given after it)
+    /// over those given before the mode. `--admin` only applies to the
+    /// proxy modes.
+    pub fn process_flags(&self) -> Result<ProcessFlags, String> {
+        let own = self.command.process_flags().cloned().unwrap_or_default();
+        let flags = ProcessFlags {
+            log_format: own.log_format.or(self.log_format),
+            admin: own.admin.or_else(|| self.admin.clone()),
+            worker_threads: own.worker_threads.or(self.worker_threads),
+        };
+        if flags.admin.is_some() && !self.command.is_service() {
+            return Err(
+                "--admin is for the proxy modes (r-proxy, s-proxy, scion-quic, scion-udp)".into(),
+            );
+        }
+        Ok(flags)
+    }
 }
 
 /// The modes a config file can be checked for.
@@ -160,6 +171,18 @@ impl Command {
             Command::Pub(args) => args.session.debug,
             Command::Sub(args) => args.session.debug,
             _ => false,
+        }
+    }
+
+    /// A proxy mode's process flags (`--admin`, `--log-format`,
+    /// `--worker-threads` given after the mode).
+    pub fn process_flags(&self) -> Option<&ProcessFlags> {
+        match self {
+            Command::RProxy(args) => Some(&args.process),
+            Command::SProxy(args) => Some(&args.process),
+            Command::ScionQuic(args) => Some(&args.process),
+            Command::ScionUdp(args) => Some(&args.process),
+            _ => None,
         }
     }
 

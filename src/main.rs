@@ -5,19 +5,28 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use mqttbridge::cli::{Cli, Command, LogFormat, check_config};
+use mqttbridge::cli::{Cli, Command, check_config};
+use mqttbridge::net::HostPort;
 use mqttbridge::ops::readiness::Readiness;
 use mqttbridge::service::r_proxy::RProxy;
 use mqttbridge::service::run::{run, shutdown_signal};
 use mqttbridge::service::s_proxy::SProxy;
 use mqttbridge::service::scion_quic::ScionQuic;
 use mqttbridge::service::scion_udp::ScionUdp;
+use mqttbridge::service::settings::LogFormat;
 use mqttbridge::tools::{bench, certs, demo, pocketscion, pubsub};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let service = cli.command.is_service();
+    let process = match cli.process_flags() {
+        Ok(process) => process,
+        Err(e) => {
+            eprintln!("mqttbridge: {e}");
+            return ExitCode::from(2);
+        }
+    };
     // Services log at info; the tools print their own story and log only
     // warnings (scion-stack warns whenever a stack is dropped, which these
     // short-lived commands do on purpose).
@@ -35,7 +44,7 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    let json = matches!(cli.log_format, LogFormat::Json);
+    let json = process.log_format == Some(LogFormat::Json);
     if json {
         logs.json().init();
     } else {
@@ -50,7 +59,9 @@ fn main() -> ExitCode {
         }
         ExitCode::FAILURE
     };
-    let threads = cli.worker_threads.unwrap_or(if service { 1 } else { 0 });
+    let threads = process
+        .worker_threads
+        .unwrap_or(if service { 1 } else { 0 });
     let runtime = match threads {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -67,14 +78,13 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fatal(format!("cannot start the runtime: {e}")),
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, process.admin)) {
         Ok(code) => code,
         Err(e) => fatal(format!("{e:#}")),
     }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    let admin = cli.admin;
+async fn dispatch(cli: Cli, admin: Option<HostPort>) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::RProxy(args) => run::<RProxy>(move || Ok(args.resolve()?), admin).await?,
         Command::SProxy(args) => run::<SProxy>(move || Ok(args.resolve()?), admin).await?,

@@ -349,3 +349,34 @@ fn topology_example_passes_check_config() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn process_flags_show_only_where_they_apply() {
+    let help = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    for mode in ["r-proxy", "s-proxy", "scion-quic", "scion-udp"] {
+        let text = help(&[mode, "--help"]);
+        for flag in ["--admin", "--log-format", "--worker-threads"] {
+            assert!(text.contains(flag), "{mode} --help lacks {flag}");
+        }
+    }
+    for tool in ["pub", "sub", "certs", "check-config"] {
+        let text = help(&[tool, "--help"]);
+        assert!(!text.contains("--admin"), "{tool} --help offers --admin");
+        assert!(
+            !text.contains("--worker-threads"),
+            "{tool} --help offers --worker-threads"
+        );
+    }
+    let refused = Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
+        .args(["--admin", "127.0.0.1:9", "pub", "-t", "t", "-m", "m"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--admin is for the proxy modes"));
+}

@@ -10,7 +10,7 @@
 //! (the key may be absent; the flag sets it), `list T` (the flag, repeated,
 //! replaces the whole list), `switch` (a `bool`; the flag turns it on). Keys
 //! listed under `file_only` (tables such as `[broker_tls]`, and `admin`,
-//! whose flag is the global `--admin`) have no flag.
+//! whose flag is the mode's `--admin`, one of its process flags) have no flag.
 
 /// Declares a service's settings once; see the module documentation.
 #[macro_export]
@@ -85,6 +85,9 @@ macro_rules! settings {
                 help = concat!("TOML config file (see ", $example, "); the flags below override its keys")
             )]
             pub config: Option<std::path::PathBuf>,
+            /// Log format, admin endpoint and threads of the process.
+            #[command(flatten)]
+            pub process: $crate::service::settings::ProcessFlags,
             $($acc)*
         }
     };

@@ -8,10 +8,38 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::net::HostPort;
 use crate::net::listener::{ListenSettings, ScionAttach};
 use crate::net::quic::QuicLimits;
 use crate::net::scion::PathAcl;
 use crate::net::tls::ServerTls;
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The flags of a proxy mode's process, given after the mode (before it
+/// they are also taken, for every command).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProcessFlags {
+    /// Log line format on stderr [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Admin HTTP endpoint (/metrics, /healthz, /readyz), e.g.
+    /// 127.0.0.1:9090; overrides the config file's `admin`.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<HostPort>,
+    /// Threads that run connections: 1 runs everything on one thread (the
+    /// lowest latency: no hand-offs between threads), 0 one per core
+    /// [default: 1].
+    #[arg(long, value_name = "N")]
+    pub worker_threads: Option<usize>,
+}
 
 /// A configuration file that could not be read or is invalid.
 #[derive(Debug, thiserror::Error)]
