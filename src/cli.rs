@@ -21,7 +21,8 @@ use crate::tools::pocketscion::PocketscionArgs;
 use crate::tools::pubsub::{PubArgs, SubArgs};
 use crate::tools::topology::TopologyFile;
 
-const EXAMPLES: &str = "\
+/// The examples under `mqttbridge --help` (a test runs them).
+pub const EXAMPLES: &str = "\
 Examples:
   # Edge side: MQTT clients connect to :1883, carried over gRPC to the cloud
   mqttbridge r-proxy --listen 0.0.0.0:1883 --upstream http://cloud.example:50516 --auth-token-file token

@@ -8,6 +8,7 @@ mod common;
 mod admin;
 mod bench;
 mod broker_tls;
+mod cli_examples;
 mod client_library;
 mod config_files;
 mod convert_roundtrip;
