@@ -119,6 +119,9 @@ pub struct BrokerConnector {
     tls: Option<(TlsConnector, ServerName<'static>)>,
     /// Start each connection with a PROXY protocol v2 header.
     proxy_protocol: bool,
+    /// When a connection for a client last opened (a probe that needs no
+    /// connection of its own).
+    last_opened: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl BrokerConnector {
@@ -132,6 +135,7 @@ impl BrokerConnector {
                 addr,
                 tls: None,
                 proxy_protocol,
+                last_opened: Default::default(),
             });
         }
         let config = super::tls::client_config(&ClientTls {
@@ -147,6 +151,7 @@ impl BrokerConnector {
             addr,
             tls: Some((TlsConnector::from(Arc::new(config)), name)),
             proxy_protocol,
+            last_opened: Default::default(),
         })
     }
 
@@ -165,10 +170,19 @@ impl BrokerConnector {
         }
     }
 
-    /// Whether the broker accepts connections now (for readiness): a TCP
+    /// Whether the broker accepts connections now (for readiness): a
+    /// connection opened for a client within `fresh` answers it; else a TCP
     /// connection and, when configured, the TLS handshake, closed at once
     /// (no PROXY header: there is no client to name).
-    pub async fn probe(&self, limit: std::time::Duration) -> Result<(), String> {
+    pub async fn probe(
+        &self,
+        limit: std::time::Duration,
+        fresh: std::time::Duration,
+    ) -> Result<(), String> {
+        let opened = *self.last_opened.lock().unwrap_or_else(|e| e.into_inner());
+        if opened.is_some_and(|at| at.elapsed() < fresh) {
+            return Ok(());
+        }
         let attempt = async {
             let tcp = TcpStream::connect(&self.addr).await?;
             if let Some((connector, name)) = &self.tls {
@@ -194,7 +208,11 @@ impl BrokerConnector {
         limit: std::time::Duration,
     ) -> Result<BoxedStream, String> {
         match tokio::time::timeout(limit, Box::pin(self.connect(client))).await {
-            Ok(Ok(stream)) => Ok(stream),
+            Ok(Ok(stream)) => {
+                *self.last_opened.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(std::time::Instant::now());
+                Ok(stream)
+            }
             Ok(Err(e)) => Err(e.to_string()),
             Err(_) => Err(format!("no connection within {limit:?}")),
         }

@@ -25,7 +25,8 @@ crate::settings! {
         /// How long opening the TCP connection to the broker may take.
         broker_connect_timeout_ms: value Millis = const { Millis::of(5_000) },
         /// How often the broker is probed (a TCP connection, TLS when
-        /// configured, closed at once): `/readyz` and the gRPC health service
+        /// configured, closed at once; skipped when a client's
+        /// connection to the broker opened meanwhile): `/readyz` and the gRPC health service
         /// say not serving while it does not answer.
         broker_probe_ms: value Millis = const { Millis::of(5_000) },
         /// Packets buffered per session and direction before reading pauses.

@@ -58,7 +58,8 @@ crate::settings! {
         /// How long opening TCP to the broker may take.
         broker_connect_timeout_ms: value Millis = const { Millis::of(5_000) },
         /// How often the broker is probed (a TCP connection, TLS when
-        /// configured, closed at once): `/readyz` fails while it does not answer.
+        /// configured, closed at once; skipped when a client's
+        /// connection to the broker opened meanwhile): `/readyz` fails while it does not answer.
         broker_probe_ms: value Millis = const { Millis::of(5_000) },
         /// A QUIC connection silent for this long is closed.
         idle_timeout_ms: value Millis = const { Millis::of(120_000) },

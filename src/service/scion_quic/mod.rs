@@ -377,7 +377,8 @@ impl Service for ScionQuic {
                 let live = probed.current();
                 async move {
                     let limit = live.config.broker_connect_timeout_ms.duration();
-                    live.connector.probe(limit).await
+                    let fresh = live.config.broker_probe_ms.duration();
+                    live.connector.probe(limit, fresh).await
                 }
             },
         );
