@@ -8,12 +8,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::net::HostPort;
 use crate::service::r_proxy::RProxyArgs;
 use crate::service::s_proxy::SProxyArgs;
 use crate::service::scion_quic::ScionQuicArgs;
 use crate::service::scion_udp::ScionUdpArgs;
-use crate::service::settings::{LogFormat, ProcessFlags, load};
+use crate::service::settings::{ProcessFlags, load};
 use crate::tools::bench::BenchArgs;
 use crate::tools::certs::CertsArgs;
 use crate::tools::demo::DemoArgs;
@@ -80,18 +79,10 @@ Logging follows RUST_LOG (default: info), e.g. RUST_LOG=mqttbridge=debug.";
 #[derive(Debug, Parser)]
 #[command(name = "mqttbridge", version, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Log line format on stderr [default: text] (also after a mode).
-    #[arg(long, value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Admin HTTP endpoint of a proxy mode (/metrics, /healthz, /readyz),
-    /// e.g. 127.0.0.1:9090 (also after the mode).
-    #[arg(long, value_name = "ADDR")]
-    pub admin: Option<HostPort>,
-    /// Threads that run connections: 1 runs everything on one thread (the
-    /// lowest latency: no hand-offs between threads), 0 one per core.
-    /// [default: 1 for the proxy modes, 0 for bench, pub, sub and demo]
-    #[arg(long, value_name = "N")]
-    pub worker_threads: Option<usize>,
+    /// The process flags given before the mode (a proxy mode also takes
+    /// them after it).
+    #[command(flatten)]
+    pub process: ProcessFlags,
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
@@ -103,10 +94,11 @@ impl Cli {
     /// proxy modes.
     pub fn process_flags(&self) -> Result<ProcessFlags, String> {
         let own = self.command.process_flags().cloned().unwrap_or_default();
+        let before = &self.process;
         let flags = ProcessFlags {
-            log_format: own.log_format.or(self.log_format),
-            admin: own.admin.or_else(|| self.admin.clone()),
-            worker_threads: own.worker_threads.or(self.worker_threads),
+            log_format: own.log_format.or(before.log_format),
+            admin: own.admin.or_else(|| before.admin.clone()),
+            worker_threads: own.worker_threads.or(before.worker_threads),
         };
         if flags.admin.is_some() && !self.command.is_service() {
             return Err(

@@ -23,8 +23,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// The flags of a proxy mode's process, given after the mode (before it
-/// they are also taken, for every command).
+/// The flags of a proxy mode's process, given after the mode, or before
+/// it (for every command; `--admin` only for the proxy modes).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ProcessFlags {
     /// Log line format on stderr [default: text].
@@ -36,7 +36,7 @@ pub struct ProcessFlags {
     pub admin: Option<HostPort>,
     /// Threads that run connections: 1 runs everything on one thread (the
     /// lowest latency: no hand-offs between threads), 0 one per core
-    /// [default: 1].
+    /// [default: 1 for the proxy modes, 0 for bench, pub, sub and demo].
     #[arg(long, value_name = "N")]
     pub worker_threads: Option<usize>,
 }
