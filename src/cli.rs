@@ -38,21 +38,25 @@ Examples:
       --listeners quic://0.0.0.0:14567 --listeners wss://0.0.0.0:8084
 
   # MQTT over QUIC over SCION in front of a broker, client certificates required
-  mqttbridge scion-quic --endhost-api http://10.0.0.1:48000 --listen '[1-ff00:0:110,10.0.0.2]:4433' \
-      --cert server.pem --key server.key --client-ca ca.pem --broker 127.0.0.1:1883
+  # (every process attached to an AS presents a SNAP token of its own)
+  mqttbridge scion-quic --endhost-api http://10.0.0.1:48000 --snap-token-file snap.token \
+      --listen '[1-ff00:0:110,10.0.0.2]:4433' --cert server.pem --key server.key \
+      --client-ca ca.pem --broker 127.0.0.1:1883
 
   # The same on plain UDP/IP: MQTT over QUIC for brokers that lack it
-  mqttbridge scion-quic --transport quic --listen 0.0.0.0:14567 --cert server.pem --key server.key
+  mqttbridge scion-quic --transport quic --listen 0.0.0.0:14567 --cert server.pem --key server.key \
+      --broker 127.0.0.1:1883
 
   # SCION clients reach a QUIC-capable broker on UDP/IP; QUIC stays end to end
-  mqttbridge scion-udp --endhost-api http://10.0.0.1:48000 --broker broker.example:14567
+  mqttbridge scion-udp --endhost-api http://10.0.0.1:48000 --snap-token-file relay.token \
+      --broker broker.example:14567
 
   # Publish and subscribe with mosquitto_pub/sub's flags, over any transport
   mqttbridge pub -h broker.example -u alice -P secret -t sensors/1 -m 21.5 -q 1 -r
   mqttbridge sub -L quic://broker.example:14567 --cafile ca.pem -t 'sensors/#' -v
   mqttbridge pub -L wss://broker.example:8084/mqtt --cafile ca.pem -t sensors/1 -m 21.5
   mqttbridge pub -L scion-quic://[1-ff00:0:110,10.0.0.2]:4433 --endhost-api http://10.0.1.1:48000 \
-      --cafile ca.pem -t sensors/1 -m 21.5 -q 1
+      --snap-token-file client.token --cafile ca.pem -t sensors/1 -m 21.5 -q 1
 
   # Load: 4 publishers -> 2 subscribers for 10 s at QoS 1, then sequential latency
   mqttbridge bench throughput -L tcp://127.0.0.1:1883 -p 4 -s 2 -q 1 -d 10

@@ -11,19 +11,11 @@ use mqttbridge::client::exchange;
 use mqttbridge::mqtt::Version;
 use mqttbridge::tools::mosquitto::Mosquitto;
 
-/// The example command lines, split as a shell would (single quotes).
+/// The example command lines, split as a shell would.
 fn examples() -> Vec<Vec<String>> {
-    EXAMPLES
-        .lines()
-        .filter_map(|line| line.trim().strip_prefix("mqttbridge "))
-        .map(|line| {
-            let mut words = vec!["mqttbridge".to_string()];
-            words.extend(
-                line.split_whitespace()
-                    .map(|w| w.trim_matches('\'').to_string()),
-            );
-            words
-        })
+    shell_commands(EXAMPLES)
+        .into_iter()
+        .filter(|words| words[0] == "mqttbridge")
         .collect()
 }
 

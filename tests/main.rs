@@ -25,6 +25,7 @@ mod pubsub_cli;
 mod quic_scion;
 mod quic_transport;
 mod readiness;
+mod readme_examples;
 mod reload;
 mod resumable_line;
 mod scion_quic;

@@ -6,8 +6,6 @@
 
 use crate::common;
 
-use std::process::Stdio;
-
 use common::*;
 use mqttbridge::client::{Client, ClientOptions};
 use mqttbridge::net::connector::TransportOptions;
@@ -16,7 +14,6 @@ use mqttbridge::service::scion_quic::ScionQuic;
 use mqttbridge::service::scion_quic::{QuicTransport, ScionQuicConfig};
 use mqttbridge::tools::certs;
 use mqttbridge::tools::mosquitto::Mosquitto;
-use tokio::io::AsyncBufReadExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topology_file_network_carries_mqtt_between_leaf_ases() {
@@ -24,33 +21,13 @@ async fn topology_file_network_carries_mqtt_between_leaf_ases() {
     // A token for the proxy, one for the client: each file its own.
     let proxy_token = dir.path().join("proxy.token");
     let client_token = dir.path().join("client.token");
-    let mut network = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
-        .args(["pocketscion", "--topology", "config/topology-three-as.toml"])
-        .arg("--snap-token-file")
-        .arg(&proxy_token)
-        .arg("--snap-token-file")
-        .arg(&client_token)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(network.stdout.take().unwrap()).lines();
-    let mut apis = std::collections::BTreeMap::new();
-    while apis.len() < 2 {
-        let line = bounded("endhost-api line", lines.next_line())
-            .await
-            .unwrap()
-            .expect("pocketscion prints its endhost APIs");
-        let fields: Vec<&str> = line.split(' ').collect();
-        assert_eq!(fields.len(), 3, "`endhost-api ISD-AS URL`: {line}");
-        assert_eq!(fields[0], "endhost-api");
-        apis.insert(
-            fields[1].to_string(),
-            fields[2].parse::<url::Url>().unwrap(),
-        );
-    }
+    let network = Pocketscion::start(
+        "config/topology-three-as.toml",
+        &[proxy_token.clone(), client_token.clone()],
+        2,
+    )
+    .await;
+    let apis = &network.endhost_apis;
     assert_eq!(
         apis.keys().collect::<Vec<_>>(),
         ["1-ff00:0:111", "1-ff00:0:112"],

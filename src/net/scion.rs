@@ -7,7 +7,10 @@ use std::str::FromStr;
 use std::sync::{Arc, LazyLock, Weak};
 
 use anyhow::Context;
-use scion_stack::stack::{ScionStack, ScionStackBuilder, SocketConfig, UdpScionSocket};
+use scion_stack::stack::{
+    ScionSocketBindError, ScionStack, ScionStackBuilder, SnapConnectionError, SocketConfig,
+    UdpScionSocket,
+};
 use sciparse::address::ip_socket_addr::ScionSocketIpAddr;
 
 /// A SCION stack for the local AS behind `endhost_api`.
@@ -66,10 +69,16 @@ pub async fn bind(
     if let Some(acl) = acl {
         config = config.with_path_policy(acl.0.clone());
     }
-    stack
-        .bind_with_config(addr, config)
-        .await
-        .context("binding a SCION UDP socket")
+    match stack.bind_with_config(addr, config).await {
+        Ok(socket) => Ok(socket),
+        Err(ScionSocketBindError::SnapConnectionError(
+            SnapConnectionError::SnapTokenSourceMissing,
+        )) => anyhow::bail!(
+            "the AS's SCION data plane (SNAP) needs a token and none was given: \
+             set --snap-token-file (snap_token_file in a config file)"
+        ),
+        Err(e) => Err(e).context("binding a SCION UDP socket"),
+    }
 }
 
 /// Where and how a server-side mode attaches to SCION (from its config).

@@ -4,10 +4,12 @@
 
 #![allow(dead_code)]
 
+mod command_line;
 mod cut_relay;
 mod netns;
 mod process;
 #[allow(unused_imports)]
+pub use command_line::{Pocketscion, shell_commands, shell_words};
 pub use cut_relay::CutRelay;
 pub use netns::Netns;
 #[allow(unused_imports)]
