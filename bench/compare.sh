@@ -2,10 +2,13 @@
 # Same-run comparison: starts mosquitto and every line on this machine, sends
 # the same load straight to mosquitto (the baseline) and through each line,
 # and prints each figure with its ratio to the baseline, as Markdown tables
-# ready for BENCHMARKS.md. Also measures what an idle connection costs each
+# ready for BENCHMARKS.md: throughput and sequential latency (1 -> 1), the
+# latency and CPU time per message of each process under a steady load of
+# 100 publishers -> 1 subscriber, and what an idle connection costs each
 # proxy process in RSS.
 #
 #   bash bench/compare.sh                 # defaults below
+#   LOAD_FLAGS=--aligned bash bench/compare.sh   # the load in bursts (all publishers at once)
 #   MESSAGES=500000 CONNECTIONS=10000 bash bench/compare.sh
 #   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/compare.sh   # another build
 #
@@ -18,6 +21,9 @@ LATENCY_COUNT=${LATENCY_COUNT:-5000} # latency: sequential messages
 CONNECTIONS=${CONNECTIONS:-10000}   # idle connections held per line
 PROFILE=${PROFILE:-perf}            # cargo profile (perf: release + fat LTO)
 OUT=${OUT:-bench/results.md}
+LOAD_RATES=${LOAD_RATES:-10000 30000} # load: total msg/s of 100 publishers -> 1 subscriber
+LOAD_SECONDS=${LOAD_SECONDS:-10}    # load: seconds per rate and QoS
+LOAD_FLAGS=${LOAD_FLAGS:-}          # load: more bench flags (e.g. --aligned)
 
 cd "$(dirname "$0")/.."
 source bench/lines.sh
@@ -40,9 +46,38 @@ measure() { # $1 line name, $2 URL, rest: client flags
     "$BIN" bench throughput -L "$url" "$@" -n "$MESSAGES" --json >"$WORK/$name.throughput.json"
     "$BIN" bench latency -L "$url" "$@" -n "$LATENCY_COUNT" --json >"$WORK/$name.latency.json"
 }
+
+# CPU time (user + system, clock ticks) of each NAME=PID in $WATCH, one
+# "NAME TICKS" line each.
+cpu_ticks() {
+    local entry
+    for entry in $WATCH; do
+        # Fields 14 and 15 of /proc/PID/stat; the command name holds no blank.
+        echo "${entry%%=*} $(awk '{print $14 + $15}' "/proc/${entry#*=}/stat")"
+    done
+}
+# 100 publishers -> 1 subscriber at each of LOAD_RATES in total, QoS 0 and
+# 1, with the CPU time each process in $WATCH spent meanwhile.
+load() { # $1 line name, $2 URL, rest: client flags
+    local name=$1 url=$2 rate qos; shift 2
+    for rate in $LOAD_RATES; do
+        for qos in 0 1; do
+            echo "loading $name: $rate msg/s, QoS $qos..." >&2
+            cpu_ticks >"$WORK/$name.load-$rate-$qos.cpu-before"
+            # shellcheck disable=SC2086
+            "$BIN" bench throughput -L "$url" "$@" -p 100 -s 1 -q "$qos" --rate "$((rate / 100))" \
+                -d "$LOAD_SECONDS" $LOAD_FLAGS --json >"$WORK/$name.load-$rate-$qos.json"
+            cpu_ticks >"$WORK/$name.load-$rate-$qos.cpu-after"
+        done
+    done
+}
+
 measure direct "tcp://127.0.0.1:$MQTT_PORT"
+WATCH="mosquitto=$MOSQUITTO_PID" load direct "tcp://127.0.0.1:$MQTT_PORT"
 measure grpc "tcp://127.0.0.1:$R_PORT"
+WATCH="mosquitto=$MOSQUITTO_PID r-proxy=$R_PID s-proxy=$S_PID" load grpc "tcp://127.0.0.1:$R_PORT"
 measure quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}"
+WATCH="mosquitto=$MOSQUITTO_PID scion-quic=$Q_PID" load quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}"
 measure scion-quic "scion-quic://$SQ_ADDR" "${TLS[@]}" "${SCION_CLIENT[@]}"
 
 # scion-udp in front of the quic listener. One SCION stack per AS on this
@@ -51,6 +86,8 @@ kill "$SQ_PID"; wait "$SQ_PID" 2>/dev/null || true
 start_scion_udp scion-udp "$Q_PORT"
 RELAY_ADDR=$SCION_ADDR
 measure scion-udp "scion-quic://$RELAY_ADDR" "${TLS[@]}" "${SCION_CLIENT[@]}"
+WATCH="mosquitto=$MOSQUITTO_PID scion-quic=$Q_PID scion-udp=$LAST_PID" \
+    load scion-udp "scion-quic://$RELAY_ADDR" "${TLS[@]}" "${SCION_CLIENT[@]}"
 # The same SCION path without the relay: scion-quic in IA 2-ff00:0:212 again.
 kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
 start_scion_quic scion-quic-2
@@ -70,9 +107,9 @@ hold grpc "tcp://127.0.0.1:$R_PORT" --watch "r-proxy=$R_PID" --watch "s-proxy=$S
     --watch "mosquitto=$MOSQUITTO_PID"
 hold quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}" --watch "scion-quic (quic)=$Q_PID"
 
-python3 - "$WORK" "$MESSAGES" "$LATENCY_COUNT" "$CONNECTIONS" <<'PY' | tee "$OUT"
+python3 - "$WORK" "$MESSAGES" "$LATENCY_COUNT" "$CONNECTIONS" "$LOAD_RATES" "$LOAD_SECONDS" "$(getconf CLK_TCK)" <<'PY' | tee "$OUT"
 import json, os, platform, subprocess, sys
-work, messages, latency_count, connections = sys.argv[1:5]
+work, messages, latency_count, connections, load_rates, load_seconds, clk_tck = sys.argv[1:8]
 load = lambda name: json.load(open(os.path.join(work, name)))
 lines = [("direct mosquitto", "direct"), ("gRPC line (r-proxy + s-proxy)", "grpc"),
          ("QUIC (scion-quic, UDP/IP)", "quic"), ("QUIC over SCION (scion-quic)", "scion-quic"),
@@ -105,6 +142,30 @@ print()
 print("scion-udp per datagram: (p50 through the relay - p50 of scion-quic on the same SCION path) / 2 "
       f"datagrams per delivery = ({relay['p50_us']:.0f} - {ref['p50_us']:.0f}) / 2 = "
       f"{(relay['p50_us'] - ref['p50_us']) / 2:+.0f} us")
+print()
+print(f"### Under load (100 publishers -> 1 subscriber, {load_seconds} s per row, publish -> delivery)")
+print()
+print("CPU is user + system time per million delivered messages, each process's, and in brackets "
+      "its ratio to mosquitto's in the same row.")
+print()
+print("| line | msg/s | QoS | delivered | lost | p50 (us) | p99 (us) | p50 added | p99 added | CPU s / 1M messages |")
+print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+ticks = lambda path: {n: int(t) for n, t in (l.split() for l in open(path))}
+load_lines = [("direct mosquitto", "direct"), ("gRPC line", "grpc"), ("QUIC (UDP/IP)", "quic"),
+              ("QUIC over SCION via scion-udp", "scion-udp")]
+for rate in load_rates.split():
+    for qos in ("0", "1"):
+        base = load(f"direct.load-{rate}-{qos}.json")["latency"]
+        for title, key in load_lines:
+            stem = os.path.join(work, f"{key}.load-{rate}-{qos}")
+            r = load(f"{key}.load-{rate}-{qos}.json")
+            l = r["latency"]
+            before, after = ticks(stem + ".cpu-before"), ticks(stem + ".cpu-after")
+            per_million = {n: (after[n] - before[n]) / int(clk_tck) / max(r["received"], 1) * 1e6 for n in after}
+            cpu = ", ".join(f"{n} {v:.1f}" + ("" if n == "mosquitto" else f" ({v / max(per_million['mosquitto'], 1e-9):.2f}x)")
+                            for n, v in per_million.items())
+            print(f"| {title} | {int(rate):,} | {qos} | {r['received']:,} | {r['lost']} | {l['p50_us']:.0f} "
+                  f"| {l['p99_us']:.0f} | {l['p50_us'] - base['p50_us']:+.0f} | {l['p99_us'] - base['p99_us']:+.0f} | {cpu} |")
 print()
 print(f"### Idle connections ({connections} held through each line)")
 print()

@@ -68,6 +68,12 @@ pub struct ThroughputArgs {
     /// measures its queue; a rate below capacity measures the path.
     #[arg(long, value_parser = positive_rate)]
     pub rate: Option<f64>,
+    /// With --rate: every publisher sends at the same instants, so the path
+    /// takes bursts of one message per publisher at once. By default each
+    /// publisher's sends are offset by an equal share of the interval, as
+    /// independent devices' would be, and the load arrives evenly.
+    #[arg(long, requires = "rate")]
+    pub aligned: bool,
     /// Messages per second each subscriber takes at most [default: as fast
     /// as they come]: a slow consumer, so the queues on the way fill and
     /// back-pressure reaches the publishers.

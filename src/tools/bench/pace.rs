@@ -16,7 +16,11 @@ impl Pace {
     pub(super) fn allowed(&self) -> u64 {
         match self.every {
             None => u64::MAX,
-            Some(every) => (self.start.elapsed().as_nanos() / every.as_nanos().max(1)) as u64 + 1,
+            Some(every) => match Instant::now().checked_duration_since(self.start) {
+                // A start still ahead (a publisher's offset): nothing yet.
+                None => 0,
+                Some(elapsed) => (elapsed.as_nanos() / every.as_nanos().max(1)) as u64 + 1,
+            },
         }
     }
 

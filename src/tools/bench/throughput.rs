@@ -2,7 +2,8 @@
 //! a count of messages or a duration, at QoS 0, 1 or 2.
 //!
 //! Publishers write as fast as the connection takes, or at `--rate` (QoS 0
-//! in batches; QoS 1 and 2 with a window of packets in flight). Every subscriber
+//! in batches; QoS 1 and 2 with a window of packets in flight), each offset
+//! by its share of the interval unless `--aligned`. Every subscriber
 //! receives every message; it counts them, acknowledges them as its QoS
 //! requires, and from each payload's stamp measures latency, duplicates and
 //! order. The run ends when every subscriber has every message, or when
@@ -143,10 +144,7 @@ pub async fn run(args: ThroughputArgs) -> anyhow::Result<Report> {
                 size: args.size,
                 stop,
                 inflight: args.inflight,
-                pace: Pace {
-                    start: started,
-                    every: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
-                },
+                pace: publisher_pace(started, args.rate, args.aligned, i, args.publishers),
                 sent: sent.clone(),
             }))
         })
@@ -257,6 +255,27 @@ async fn sample(
     }
     progress.done();
     timeline
+}
+
+/// When publisher `index` of `publishers` sends at `rate` a second: from
+/// `started`, or (not `aligned`) offset by its share of the interval, so
+/// the publishers together send evenly instead of in bursts.
+fn publisher_pace(
+    started: Instant,
+    rate: Option<f64>,
+    aligned: bool,
+    index: usize,
+    publishers: usize,
+) -> Pace {
+    let every = rate.map(|r| Duration::from_secs_f64(1.0 / r));
+    let offset = match every {
+        Some(every) if !aligned => every.mul_f64(index as f64 / publishers.max(1) as f64),
+        _ => Duration::ZERO,
+    };
+    Pace {
+        start: started + offset,
+        every,
+    }
 }
 
 async fn publish_loop(p: Publisher) -> anyhow::Result<u64> {
@@ -377,4 +396,27 @@ async fn publish_loop(p: Publisher) -> anyhow::Result<u64> {
     let _ = writer.write_all(&buf).await;
     let _ = writer.shutdown().await;
     Ok(count)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paced_publishers_share_the_interval_unless_aligned() {
+        let started = Instant::now();
+        let starts = |aligned| -> Vec<Duration> {
+            (0..4)
+                .map(|i| publisher_pace(started, Some(100.0), aligned, i, 4).start - started)
+                .collect()
+        };
+        let ms = |m: f64| Duration::from_secs_f64(m / 1000.0);
+        assert_eq!(starts(false), [ms(0.0), ms(2.5), ms(5.0), ms(7.5)]);
+        assert_eq!(starts(true), [Duration::ZERO; 4]);
+        let unpaced = publisher_pace(started, None, false, 3, 4);
+        assert_eq!((unpaced.start, unpaced.every), (started, None));
+        // A start still ahead allows nothing yet.
+        let ahead = publisher_pace(Instant::now(), Some(1.0), false, 1, 2);
+        assert_eq!(ahead.allowed(), 0);
+    }
 }
