@@ -64,9 +64,11 @@ load() { # $1 line name, $2 URL, rest: client flags
         for qos in 0 1; do
             echo "loading $name: $rate msg/s, QoS $qos..." >&2
             cpu_ticks >"$WORK/$name.load-$rate-$qos.cpu-before"
+            # A run that fails is a row saying so, not the end of the comparison.
             # shellcheck disable=SC2086
             "$BIN" bench throughput -L "$url" "$@" -p 100 -s 1 -q "$qos" --rate "$((rate / 100))" \
-                -d "$LOAD_SECONDS" $LOAD_FLAGS --json >"$WORK/$name.load-$rate-$qos.json"
+                -d "$LOAD_SECONDS" $LOAD_FLAGS --json >"$WORK/$name.load-$rate-$qos.json" ||
+                echo '{"failed": true}' >"$WORK/$name.load-$rate-$qos.json"
             cpu_ticks >"$WORK/$name.load-$rate-$qos.cpu-after"
         done
     done
@@ -159,6 +161,9 @@ for rate in load_rates.split():
         for title, key in load_lines:
             stem = os.path.join(work, f"{key}.load-{rate}-{qos}")
             r = load(f"{key}.load-{rate}-{qos}.json")
+            if r.get("failed"):
+                print(f"| {title} | {int(rate):,} | {qos} | failed (see the log) | | | | | | |")
+                continue
             l = r["latency"]
             before, after = ticks(stem + ".cpu-before"), ticks(stem + ".cpu-after")
             per_million = {n: (after[n] - before[n]) / int(clk_tck) / max(r["received"], 1) * 1e6 for n in after}

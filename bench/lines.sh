@@ -5,7 +5,7 @@
 #   lines_init PROFILE         build (cargo profile, "dev" for the debug build), set BIN, WORK
 #                              (MQTTBRIDGE_BIN=path: use that binary, e.g. an older build)
 #   start_mosquitto            MQTT_PORT, MOSQUITTO_PID
-#   start_grpc_line            R_PORT, R_PID (r-proxy), S_PID (s-proxy)
+#   start_grpc_line [ARGS]     R_PORT, R_PID (r-proxy), S_PID (s-proxy); ARGS go to both
 #   make_certs                 TLS=(client flags trusting the proxies' certificate)
 #   start_quic NAME            scion-quic on UDP/IP: QUIC_PORT, LAST_PID
 #   start_pocketscion NAME     a SCION network: API_CLIENT, API_SERVER, SCION_CLIENT=(client flags)
@@ -99,13 +99,13 @@ CONF
     PIDS+=("$MOSQUITTO_PID")
 }
 
-start_grpc_line() {
+start_grpc_line() { # rest: more arguments for both proxies
     local s_port
     s_port=$(free_port tcp)
-    start s-proxy s-proxy --listen "127.0.0.1:$s_port" --broker "127.0.0.1:$MQTT_PORT"
+    start s-proxy s-proxy --listen "127.0.0.1:$s_port" --broker "127.0.0.1:$MQTT_PORT" "$@"
     S_PID=$LAST_PID
     R_PORT=$(free_port tcp)
-    start r-proxy r-proxy --listen "127.0.0.1:$R_PORT" --upstream "http://127.0.0.1:$s_port"
+    start r-proxy r-proxy --listen "127.0.0.1:$R_PORT" --upstream "http://127.0.0.1:$s_port" "$@"
     R_PID=$LAST_PID
     wait_log "$WORK/r-proxy.log" "r-proxy serving" listen >/dev/null
     wait_log "$WORK/s-proxy.log" "s-proxy serving" listen >/dev/null

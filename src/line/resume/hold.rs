@@ -5,24 +5,18 @@
 
 use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tonic::Status;
 use tracing::{debug, info, warn};
 
 use super::link::{Attached, Link};
-use super::sessions::ResumeRequest;
+use super::sessions::{ResumeRequest, Resumes};
 use crate::ops::telemetry::METRICS;
 
 /// Keeps `link` for resumes arriving on `resumes`; after a break, for
 /// `window` at most, pinging the broker at half the client's keep-alive
 /// (see [`Link::set_session`]). Returns when the link is closed (or
 /// failed here).
-pub async fn keep_cloud(
-    link: Link,
-    mode: &'static str,
-    mut resumes: mpsc::Receiver<ResumeRequest>,
-    window: Duration,
-) {
+pub async fn keep_cloud(link: Link, mode: &'static str, mut resumes: Resumes, window: Duration) {
     loop {
         let since = tokio::select! {
             request = resumes.recv() => {
@@ -75,7 +69,7 @@ pub async fn keep_cloud(
 
 /// Continues the session on a resume's stream; false once the link is
 /// closed.
-async fn take(link: &Link, mode: &'static str, request: ResumeRequest) -> bool {
+async fn take(link: &Link, mode: &'static str, request: Box<ResumeRequest>) -> bool {
     let received = link.detach_for_resume();
     if request.reply.send(received).is_err() {
         // The resume's stream is gone already; wait for the next.

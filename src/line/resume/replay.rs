@@ -72,8 +72,10 @@ impl ReplayBuffer {
             self.entries.pop_front();
         }
         self.bytes -= freed;
-        if self.entries.is_empty() && self.entries.capacity() > 64 {
-            // An idle session gives a burst's storage back.
+        if self.entries.is_empty() && self.entries.capacity() > 0 {
+            // Nothing awaits acknowledgement: give the storage back. An
+            // entry is a whole envelope (a few hundred bytes), and an idle
+            // session would otherwise hold room for four of them for good.
             self.entries = VecDeque::new();
         }
         freed

@@ -24,10 +24,15 @@ pub struct ResumeRequest {
     pub reply: oneshot::Sender<u64>,
 }
 
+/// Where a session's resumes arrive. Boxed: a channel allocates room for
+/// 32 values when it is made, and 32 requests (a gRPC stream each) would
+/// cost every session 8 KiB while it waits for a resume that rarely comes.
+pub type Resumes = mpsc::Receiver<Box<ResumeRequest>>;
+
 struct Entry {
     token: String,
     owner: Option<Owner>,
-    resumes: mpsc::Sender<ResumeRequest>,
+    resumes: mpsc::Sender<Box<ResumeRequest>>,
 }
 
 #[derive(Default)]
@@ -65,10 +70,7 @@ impl ResumableSessions {
 
     /// Enters a new session opened by `owner`: its first token, its place
     /// and where its resumes arrive.
-    pub fn register(
-        &self,
-        owner: Option<Owner>,
-    ) -> (String, Registration, mpsc::Receiver<ResumeRequest>) {
+    pub fn register(&self, owner: Option<Owner>) -> (String, Registration, Resumes) {
         let token = new_token();
         let (resumes, arrivals) = mpsc::channel(1);
         let mut inner = self.lock();
@@ -98,7 +100,7 @@ impl ResumableSessions {
         &self,
         token: &str,
         owner: Option<Owner>,
-    ) -> Result<(String, mpsc::Sender<ResumeRequest>), Status> {
+    ) -> Result<(String, mpsc::Sender<Box<ResumeRequest>>), Status> {
         let mut inner = self.lock();
         let unknown = || Status::not_found("session cannot be resumed: unknown or expired");
         let id = *inner.by_token.get(token).ok_or_else(unknown)?;

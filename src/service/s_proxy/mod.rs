@@ -139,12 +139,12 @@ impl Relay {
         let (tx, rx) = mpsc::channel(live.config.queue_depth.get());
         let (reply, answer) = tokio::sync::oneshot::channel();
         let gone = || Status::not_found("session cannot be resumed: it has ended");
-        let handover = ResumeRequest {
+        let handover = Box::new(ResumeRequest {
             outlet: tx,
             inbound: request.into_inner(),
             peer_received,
             reply,
-        };
+        });
         resumes.send(handover).await.map_err(|_| gone())?;
         let received = timeout(RESUME_HANDOVER, answer)
             .await
