@@ -98,7 +98,7 @@ where
                 (packet_to_payload(&packet), is_disconnect)
             }
         };
-        let message = envelope(sequence_id, direction, payload);
+        let message = Box::new(envelope(sequence_id, direction, payload));
         if line.is_full() {
             METRICS.queue_was_full(mode, direction_label(direction));
         }

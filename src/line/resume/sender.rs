@@ -11,6 +11,7 @@ use tonic::Status;
 
 use super::envelopes::{self, Ping};
 use super::link::{Closed, End, Link, Outlet, Shared, swallowed};
+use crate::line::QueuedEnvelope;
 use crate::line::proto::mqtt::MqttStreamMessage;
 
 /// Where a session's pump sends envelopes.
@@ -50,15 +51,17 @@ impl LinkSender {
 
     /// Sends `message` (numbered already) holding a packet of
     /// `packet_bytes`; waits while the stream or the replay buffer is full.
+    /// Boxed already: the futures waiting here, part of every session's
+    /// task, hold a pointer instead of the envelope.
     pub async fn send(
         &mut self,
-        message: MqttStreamMessage,
+        message: QueuedEnvelope,
         packet_bytes: usize,
     ) -> Result<(), Closed> {
         match self {
             LinkSender::Plain(outlet) => {
                 let outlet = outlet.as_ref().ok_or(Closed)?;
-                outlet.send(Ok(Box::new(message))).await.map_err(|_| Closed)
+                outlet.send(Ok(message)).await.map_err(|_| Closed)
             }
             LinkSender::Resumable(sender) => sender.send(message, packet_bytes).await,
         }
@@ -124,7 +127,7 @@ impl LinkSender {
 }
 
 impl Sender {
-    async fn send(&mut self, mut message: MqttStreamMessage, bytes: usize) -> Result<(), Closed> {
+    async fn send(&mut self, mut message: QueuedEnvelope, bytes: usize) -> Result<(), Closed> {
         let shared = self.shared.clone();
         // Made before the generation is read, so a detach after that read
         // is not missed while a send to the old outlet waits.
@@ -145,7 +148,7 @@ impl Sender {
         let Some(outlet) = &self.outlet else {
             return Ok(());
         };
-        let sent = match outlet.try_send(Ok(Box::new(message))) {
+        let sent = match outlet.try_send(Ok(message)) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Closed(_)) => false,
             Err(TrySendError::Full(message)) => {

@@ -248,7 +248,11 @@ pub(super) async fn serve_client(
                         MessageDirection::ClientToBroker,
                         envelopes::terminate(),
                     );
-                    let _ = timeout(config.drain_timeout_ms.duration(), line.send(end, 0)).await;
+                    let _ = timeout(
+                        config.drain_timeout_ms.duration(),
+                        line.send(Box::new(end), 0),
+                    )
+                    .await;
                 }
                 line.finish();
                 if timeout(config.drain_timeout_ms.duration(), &mut to_client)
@@ -319,7 +323,7 @@ pub(super) async fn serve_client(
                 MessageDirection::ClientToBroker,
                 envelopes::terminate(),
             );
-            let _ = timeout(TERMINATE_WITHIN, line.send(end, 0)).await;
+            let _ = timeout(TERMINATE_WITHIN, line.send(Box::new(end), 0)).await;
             let _ = timeout(TERMINATE_WITHIN, link.all_acknowledged()).await;
         }
         link.close();

@@ -43,7 +43,7 @@ impl Line {
                 envelopes::terminate(),
             );
             let said = async {
-                if self.sender.send(end, 0).await.is_ok() {
+                if self.sender.send(Box::new(end), 0).await.is_ok() {
                     link.all_acknowledged().await;
                 }
             };
@@ -182,7 +182,7 @@ pub(super) async fn run_session(
                         MessageDirection::BrokerToClient,
                         disconnect_server_shutting_down(),
                     );
-                    let _ = timeout(drain, sender.send(goodbye, 0)).await;
+                    let _ = timeout(drain, sender.send(Box::new(goodbye), 0)).await;
                 }
             }
         }
@@ -246,6 +246,6 @@ async fn refuse_unavailable(
         MessageDirection::BrokerToClient,
         connack_server_unavailable(version),
     );
-    let _ = timeout(within, line.sender.send(message, 0)).await;
+    let _ = timeout(within, line.sender.send(Box::new(message), 0)).await;
     line.end(sequence_id, within).await;
 }
