@@ -7,8 +7,6 @@ use crate::common;
 use clap::Parser;
 use common::*;
 use mqttbridge::cli::{Cli, EXAMPLES};
-use mqttbridge::client::exchange;
-use mqttbridge::mqtt::Version;
 use mqttbridge::tools::mosquitto::Mosquitto;
 
 /// The example command lines, split as a shell would.
@@ -65,20 +63,11 @@ async fn the_edge_and_cloud_examples_carry_a_message() {
     let edge = place(find("r-proxy"));
     let edge: Vec<&str> = edge.iter().map(String::as_str).collect();
     let _r_proxy = ModeProcess::start(&edge).await;
-    let addr = format!("127.0.0.1:{edge_port}");
-    let mut client = connected(&addr, Version::V5, "example").await;
-    bounded("suback", exchange::subscribe(&mut client, 1, "examples", 1))
-        .await
-        .unwrap();
-    bounded(
-        "publish",
-        exchange::publish(&mut client, "examples", "through", 0, false, 0, vec![]),
+    assert_round_trip(
+        &format!("127.0.0.1:{edge_port}"),
+        "example",
+        "examples",
+        "through",
     )
-    .await
-    .unwrap();
-    let got = bounded("delivery", exchange::receive(&mut client))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&got.payload[..], b"through");
+    .await;
 }

@@ -17,8 +17,6 @@ use std::process::Stdio;
 use clap::Parser;
 use common::*;
 use mqttbridge::cli::Cli;
-use mqttbridge::client::exchange;
-use mqttbridge::mqtt::Version;
 use mqttbridge::tools::certs;
 use mqttbridge::tools::mosquitto::Mosquitto;
 use tokio::io::AsyncBufReadExt;
@@ -154,24 +152,13 @@ async fn the_use_it_recipe_carries_a_message() {
     let edge = place(edge, &places, dir.path());
     let _r_proxy = ModeProcess::start(&edge.iter().map(String::as_str).collect::<Vec<_>>()).await;
 
-    let mut client = connected(&format!("127.0.0.1:{edge_port}"), Version::V5, "use-it").await;
-    bounded(
-        "suback",
-        exchange::subscribe(&mut client, 1, "sensors/#", 1),
+    assert_round_trip(
+        &format!("127.0.0.1:{edge_port}"),
+        "use-it",
+        "sensors/1",
+        "21.5",
     )
-    .await
-    .unwrap();
-    bounded(
-        "publish",
-        exchange::publish(&mut client, "sensors/1", "21.5", 0, false, 0, vec![]),
-    )
-    .await
-    .unwrap();
-    let got = bounded("delivery", exchange::receive(&mut client))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(&got.payload[..], b"21.5");
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -241,6 +241,26 @@ pub async fn connected(addr: &str, version: Version, client_id: &str) -> Connect
     conn
 }
 
+/// Connects to `addr` (MQTT 5), subscribes to `topic`, publishes `payload`
+/// to it at QoS 0 and asserts that it comes back: a message goes through.
+pub async fn assert_round_trip(addr: &str, client_id: &str, topic: &str, payload: &str) {
+    let mut client = connected(addr, Version::V5, client_id).await;
+    bounded("suback", exchange::subscribe(&mut client, 1, topic, 1))
+        .await
+        .unwrap();
+    bounded(
+        "publish",
+        exchange::publish(&mut client, topic, payload, 0, false, 0, vec![]),
+    )
+    .await
+    .unwrap();
+    let got = bounded("delivery", exchange::receive(&mut client))
+        .await
+        .unwrap()
+        .expect("a delivery");
+    assert_eq!(&got.payload[..], payload.as_bytes());
+}
+
 /// [`connected`] from `dialer`'s network (a namespace, say).
 pub async fn connected_via(dialer: &Dialer, addr: &str, id: &str) -> Connection {
     let stream = bounded("tcp connect", dialer.tcp(addr)).await.unwrap();
