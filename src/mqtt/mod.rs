@@ -18,12 +18,13 @@ mod publish_bytes;
 mod reason;
 pub mod remaining_length;
 pub mod replies;
+mod scratch_read;
 mod topic;
 mod version;
 
 pub use first_packet::{ClientConnect, NoConnect, read_first_packet, receive_connect};
 pub use packet_reader::{PacketReader, ReadError};
-pub use passthrough::{PacketBounds, RelayEnd, relay_to_client};
+pub use passthrough::{PacketBounds, RelayEnd, relay_bytes, relay_to_client};
 pub use publish_bytes::{PUBLISH, PublishBytes};
 
 pub use connect::{ConnectRefusal, accept_connect, client_id, keep_alive, server_keep_alive};

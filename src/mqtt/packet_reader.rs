@@ -1,29 +1,18 @@
 //! Reads whole raw MQTT packets from a byte stream.
 //!
-//! A reader holds no buffer while its connection is idle: it reads into a
-//! scratch buffer shared by all connections on the same thread, and keeps
-//! its own copy only of bytes that arrived but were not yet taken (the
-//! framer holds a partly received packet itself). Thousands of idle
-//! connections thus cost no read buffers at all.
+//! A reader holds no buffer while its connection is idle
+//! ([`super::scratch_read`]): it keeps its own copy only of bytes that
+//! arrived but were not yet taken (the framer holds a partly received packet
+//! itself).
 
-use std::cell::RefCell;
-use std::pin::Pin;
 use std::task::{Poll, ready};
 
 use bytes::BytesMut;
 use mqtt_protocol_core::mqtt::connection::RawPacket;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 
+use super::scratch_read::poll_read_into;
 use crate::mqtt::{CodecError, Framer};
-
-/// Bytes read from the socket per call.
-const READ_CHUNK: usize = 16 * 1024;
-
-thread_local! {
-    /// Where every reader on this thread reads into; it is only borrowed for
-    /// the duration of one `poll_read`, which never keeps it.
-    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
-}
 
 /// Why no packet could be read.
 #[derive(Debug, thiserror::Error)]
@@ -62,35 +51,9 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
                 if let Some(raw) = self.framer.next_packet(&mut self.pending)? {
                     return Poll::Ready(Ok(Some(raw)));
                 }
-                let read = SCRATCH.with(|scratch| {
-                    // A reader inside another reader's poll_read on this
-                    // thread (no stream here does that) gets its own buffer.
-                    let mut own = Vec::new();
-                    let mut shared = scratch.try_borrow_mut();
-                    let space = match shared.as_deref_mut() {
-                        Ok(s) => &mut s[..],
-                        Err(_) => {
-                            own.resize(READ_CHUNK, 0);
-                            &mut own[..]
-                        }
-                    };
-                    let mut buf = ReadBuf::new(space);
-                    match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-                        Poll::Ready(Ok(())) => {
-                            self.pending.extend_from_slice(buf.filled());
-                            Poll::Ready(Ok(buf.filled().len()))
-                        }
-                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-                        Poll::Pending => {
-                            // Idle: the framer took every pending byte, so
-                            // the buffer can go until data arrives.
-                            if self.pending.capacity() > 0 {
-                                self.pending = BytesMut::new();
-                            }
-                            Poll::Pending
-                        }
-                    }
-                });
+                // The framer took every pending byte: while the read
+                // waits, the buffer can go.
+                let read = poll_read_into(&mut self.io, cx, &mut self.pending);
                 if ready!(read)? == 0 {
                     return Poll::Ready(Ok(None));
                 }

@@ -7,14 +7,13 @@
 //! a few comparisons per packet; [`relay_to_client`] uses it to stop at a
 //! packet boundary.
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 
 use super::remaining_length::{Decoder, Step};
-
-/// Bytes read per call; one buffer per direction while a session lives.
-const CHUNK: usize = 16 * 1024;
+use super::scratch_read::read_into;
 
 /// Where the stream is relative to the packet it is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +110,7 @@ pub enum RelayEnd {
 
 /// Copies `from` to `to` untouched until `from` ends or `stop` becomes
 /// true. On stop, the packet in progress is completed first when its bytes
-/// arrive within `finish_within`.
+/// arrive within `finish_within`. No buffer is held while `from` is idle.
 pub async fn relay_to_client<R, W>(
     from: &mut R,
     to: &mut W,
@@ -123,36 +122,38 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut bounds = PacketBounds::default();
-    let mut buf = vec![0u8; CHUNK];
+    let mut pending = BytesMut::new();
     let mut bytes = 0u64;
     loop {
         let read = tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => break,
-            read = from.read(&mut buf) => read,
+            read = read_into(from, &mut pending) => read,
         };
-        let n = match read {
+        match read {
             Ok(0) => return RelayEnd::Eof { bytes },
-            Ok(n) => n,
+            Ok(_) => {}
             Err(e) => return RelayEnd::Failed(e),
-        };
-        bounds.advance(&buf[..n]);
+        }
+        bounds.advance(&pending);
         // Flushed at once: a stream that buffers (WebSocket) would
         // otherwise hold the bytes until the next write.
-        if let Err(e) = write_flushed(to, &buf[..n]).await {
+        if let Err(e) = write_flushed(to, &pending).await {
             return RelayEnd::Failed(e);
         }
-        bytes += n as u64;
+        bytes += pending.len() as u64;
+        pending.clear();
     }
     // Stopping: finish the packet in progress, if it arrives in time.
     let deadline = Instant::now() + finish_within;
     while !bounds.at_boundary() {
-        let n = match timeout_at(deadline, from.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => n,
+        pending.clear();
+        match timeout_at(deadline, read_into(from, &mut pending)).await {
+            Ok(Ok(n)) if n > 0 => {}
             _ => break,
-        };
-        let end = bounds.until_boundary(&buf[..n]).unwrap_or(n);
-        if let Err(e) = write_flushed(to, &buf[..end]).await {
+        }
+        let end = bounds.until_boundary(&pending).unwrap_or(pending.len());
+        if let Err(e) = write_flushed(to, &pending[..end]).await {
             return RelayEnd::Failed(e);
         }
         bytes += end as u64;
@@ -163,6 +164,24 @@ where
     }
 }
 
+/// Copies `from` to `to` untouched until `from` ends, holding no buffer
+/// while `from` is idle; returns the bytes copied. Like
+/// `tokio::io::copy`, but without its 8 KiB buffer per direction.
+pub async fn relay_bytes<R, W>(from: &mut R, to: &mut W) -> std::io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut pending = BytesMut::new();
+    let mut bytes = 0u64;
+    while read_into(from, &mut pending).await? > 0 {
+        write_flushed(to, &pending).await?;
+        bytes += pending.len() as u64;
+        pending.clear();
+    }
+    Ok(bytes)
+}
+
 async fn write_flushed<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> std::io::Result<()> {
     to.write_all(bytes).await?;
     to.flush().await
@@ -171,6 +190,7 @@ async fn write_flushed<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> std::
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     #[test]
     fn follows_packets_split_anywhere() {

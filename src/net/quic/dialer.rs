@@ -57,7 +57,7 @@ pub async fn dial<S: DatagramSocket>(
                 received = receiver.recv_from(&mut buf) => match received {
                     Ok((n, from)) => {
                         errors = 0;
-                        let _ = tx.try_send((buf[..n].to_vec(), from));
+                        let _ = tx.try_send(Box::new((buf[..n].to_vec(), from)));
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "client receive failed");
@@ -71,7 +71,7 @@ pub async fn dial<S: DatagramSocket>(
         }
     });
     let driver = Driver {
-        conn,
+        conn: Box::new(conn),
         socket,
         peer,
         local,

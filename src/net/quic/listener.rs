@@ -187,7 +187,7 @@ impl<S: DatagramSocket> Demux<S> {
         let known = lock(&self.routes).get(header.dcid.as_ref()).cloned();
         if let Some(tx) = known {
             // A full queue drops the datagram; QUIC retransmits.
-            let _ = tx.try_send((datagram.to_vec(), from));
+            let _ = tx.try_send(Box::new((datagram.to_vec(), from)));
             return;
         }
         if header.ty != quiche::Type::Initial {
@@ -250,11 +250,11 @@ impl<S: DatagramSocket> Demux<S> {
             }
         };
         let (tx, rx) = mpsc::channel(DATAGRAM_QUEUE);
-        let _ = tx.try_send((datagram.to_vec(), from));
+        let _ = tx.try_send(Box::new((datagram.to_vec(), from)));
         let key = scid.as_ref().to_vec();
         lock(&self.routes).insert(key.clone(), tx);
         let driver = Driver {
-            conn,
+            conn: Box::new(conn),
             socket: self.socket.clone(),
             peer: from,
             local,

@@ -10,6 +10,7 @@
 //! negotiation and stateless retry. The application sees the MQTT stream as
 //! an ordinary `AsyncRead + AsyncWrite` ([`QuicStream`]).
 
+mod app_stream;
 mod connection;
 mod dialer;
 mod listener;
@@ -18,7 +19,7 @@ mod server_identity;
 mod settings;
 mod socket;
 
-pub use connection::{QuicStream, STREAM_BUFFER};
+pub use app_stream::{QuicStream, STREAM_BUFFER};
 pub use dialer::{DialError, dial};
 pub use listener::{Accepted, QuicListener, ServerConfigSlot};
 pub use retry::RetryTokens;

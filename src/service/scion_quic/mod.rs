@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::mqtt::{ClientConnect, RelayEnd, receive_connect, relay_to_client};
+use crate::mqtt::{ClientConnect, RelayEnd, receive_connect, relay_bytes, relay_to_client};
 use crate::mqtt::{Version, client_id, replies};
 use crate::net::BoxedStream;
 use crate::net::broker::BrokerConnector;
@@ -264,7 +264,7 @@ where
 {
     let (mut from_broker, mut to_broker) = tokio::io::split(broker);
     let up = async {
-        let copied = tokio::io::copy(&mut from_client, &mut to_broker).await;
+        let copied = relay_bytes(&mut from_client, &mut to_broker).await;
         let _ = to_broker.shutdown().await;
         copied
     };
