@@ -12,8 +12,10 @@
 #   MESSAGES=500000 CONNECTIONS=10000 bash bench/compare.sh
 #   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/compare.sh   # another build
 #
-# Needs mosquitto and python3 (scripts/install-deps.sh installs both); the
-# processes are started by bench/lines.sh.
+# Needs mosquitto and python3 (scripts/install-deps.sh installs both) and
+# haproxy (apt-get install haproxy: two HAProxy TCP hops are the reference
+# for what two plain proxies cost); the processes are started by
+# bench/lines.sh.
 set -euo pipefail
 
 MESSAGES=${MESSAGES:-200000}        # throughput: QoS 0, 16-byte payloads, 1 -> 1
@@ -31,6 +33,7 @@ lines_init "$PROFILE"
 
 start_mosquitto
 start_grpc_line
+start_haproxy_line
 make_certs
 start_quic quic
 Q_PID=$LAST_PID
@@ -76,6 +79,9 @@ load() { # $1 line name, $2 URL, rest: client flags
 
 measure direct "tcp://127.0.0.1:$MQTT_PORT"
 WATCH="mosquitto=$MOSQUITTO_PID" load direct "tcp://127.0.0.1:$MQTT_PORT"
+measure haproxy "tcp://127.0.0.1:$H_PORT"
+WATCH="mosquitto=$MOSQUITTO_PID haproxy-edge=$H_EDGE_PID haproxy-cloud=$H_CLOUD_PID" \
+    load haproxy "tcp://127.0.0.1:$H_PORT"
 measure grpc "tcp://127.0.0.1:$R_PORT"
 WATCH="mosquitto=$MOSQUITTO_PID r-proxy=$R_PID s-proxy=$S_PID" load grpc "tcp://127.0.0.1:$R_PORT"
 measure quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}"
@@ -105,6 +111,9 @@ hold() { # $1 name, $2 URL, then client flags and --watch NAME=PID
         >"$WORK/$name.connections.json"
 }
 hold direct "tcp://127.0.0.1:$MQTT_PORT" --watch "mosquitto=$MOSQUITTO_PID"
+CONNECTIONS=$((CONNECTIONS < HAPROXY_MAXCONN ? CONNECTIONS : HAPROXY_MAXCONN)) \
+    hold haproxy "tcp://127.0.0.1:$H_PORT" --watch "haproxy-edge=$H_EDGE_PID" \
+    --watch "haproxy-cloud=$H_CLOUD_PID" --watch "mosquitto=$MOSQUITTO_PID"
 hold grpc "tcp://127.0.0.1:$R_PORT" --watch "r-proxy=$R_PID" --watch "s-proxy=$S_PID" \
     --watch "mosquitto=$MOSQUITTO_PID"
 hold quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}" --watch "scion-quic (quic)=$Q_PID"
@@ -113,7 +122,8 @@ python3 - "$WORK" "$MESSAGES" "$LATENCY_COUNT" "$CONNECTIONS" "$LOAD_RATES" "$LO
 import json, os, platform, subprocess, sys
 work, messages, latency_count, connections, load_rates, load_seconds, clk_tck = sys.argv[1:8]
 load = lambda name: json.load(open(os.path.join(work, name)))
-lines = [("direct mosquitto", "direct"), ("gRPC line (r-proxy + s-proxy)", "grpc"),
+lines = [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"),
+         ("gRPC line (r-proxy + s-proxy)", "grpc"),
          ("QUIC (scion-quic, UDP/IP)", "quic"), ("QUIC over SCION (scion-quic)", "scion-quic"),
          ("QUIC over SCION via scion-udp", "scion-udp")]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
@@ -153,7 +163,7 @@ print()
 print("| line | msg/s | QoS | delivered | lost | p50 (us) | p99 (us) | p50 added | p99 added | CPU s / 1M messages |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 ticks = lambda path: {n: int(t) for n, t in (l.split() for l in open(path))}
-load_lines = [("direct mosquitto", "direct"), ("gRPC line", "grpc"), ("QUIC (UDP/IP)", "quic"),
+load_lines = [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"), ("gRPC line", "grpc"), ("QUIC (UDP/IP)", "quic"),
               ("QUIC over SCION via scion-udp", "scion-udp")]
 for rate in load_rates.split():
     for qos in ("0", "1"):
@@ -176,7 +186,8 @@ print(f"### Idle connections ({connections} held through each line)")
 print()
 print("| line | process | opened | RSS before (KiB) | RSS holding (KiB) | per connection |")
 print("| --- | --- | ---: | ---: | ---: | ---: |")
-for title, key in [("direct mosquitto", "direct"), ("gRPC line", "grpc"), ("QUIC", "quic")]:
+for title, key in [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"), ("gRPC line", "grpc"),
+                   ("QUIC", "quic")]:
     r = load(f"{key}.connections.json")
     for m in r["memory"]:
         print(f"| {title} | {m['name']} | {r['opened']} | {m['rss_before_kib']:,} | {m['rss_after_kib']:,} "

@@ -6,6 +6,8 @@
 #                              (MQTTBRIDGE_BIN=path: use that binary, e.g. an older build)
 #   start_mosquitto            MQTT_PORT, MOSQUITTO_PID
 #   start_grpc_line [ARGS]     R_PORT, R_PID (r-proxy), S_PID (s-proxy); ARGS go to both
+#   start_haproxy_line         two HAProxy TCP hops in front of mosquitto, the gRPC line's
+#                              shape without MQTT or gRPC: H_PORT, H_EDGE_PID, H_CLOUD_PID
 #   make_certs                 TLS=(client flags trusting the proxies' certificate)
 #   start_quic NAME            scion-quic on UDP/IP: QUIC_PORT, LAST_PID
 #   start_pocketscion NAME     a SCION network: API_CLIENT, API_SERVER, SCION_CLIENT=(client flags)
@@ -109,6 +111,56 @@ start_grpc_line() { # rest: more arguments for both proxies
     R_PID=$LAST_PID
     wait_log "$WORK/r-proxy.log" "r-proxy serving" listen >/dev/null
     wait_log "$WORK/s-proxy.log" "s-proxy serving" listen >/dev/null
+}
+
+# HAProxy in TCP mode, one thread, as plain byte-forwarding proxies: what
+# two hops cost when nothing is parsed or framed (the floor for the gRPC
+# line, which also has two). Needs haproxy (Debian: apt-get install haproxy).
+# HAProxy sizes its file-descriptor limit to two per connection, so it
+# holds at most HAPROXY_MAXCONN connections under the process's limit.
+start_haproxy_hop() { # $1 name, $2 listen port, $3 upstream port; sets LAST_PID
+    cat >"$WORK/$1.cfg" <<CFG
+global
+    nbthread 1
+    maxconn $HAPROXY_MAXCONN
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+listen hop
+    bind 127.0.0.1:$2
+    server upstream 127.0.0.1:$3
+CFG
+    haproxy -q -f "$WORK/$1.cfg" >"$WORK/$1.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+start_haproxy_line() {
+    command -v haproxy >/dev/null || PATH=$PATH:/usr/sbin
+    command -v haproxy >/dev/null || { echo "lines.sh: haproxy not found (apt-get install haproxy)" >&2; exit 1; }
+    local middle
+    HAPROXY_MAXCONN=$((($(ulimit -Hn) - 200) / 2))
+    middle=$(free_port tcp)
+    start_haproxy_hop haproxy-cloud "$middle" "$MQTT_PORT"
+    H_CLOUD_PID=$LAST_PID
+    H_PORT=$(free_port tcp)
+    start_haproxy_hop haproxy-edge "$H_PORT" "$middle"
+    H_EDGE_PID=$LAST_PID
+    python3 - "$H_PORT" "$middle" <<'PY'
+import socket, sys, time
+deadline = time.time() + 30
+for port in map(int, sys.argv[1:]):
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline:
+                sys.exit(f"lines.sh: haproxy does not listen on {port}")
+            time.sleep(0.05)
+PY
 }
 
 make_certs() {
