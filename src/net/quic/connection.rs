@@ -167,10 +167,12 @@ impl<S: DatagramSocket> Driver<S> {
                     trace!(old = %self.peer, new = %from, "peer address changed");
                     self.peer = from;
                 }
-                if known.len() >= KNOWN_PEER_ADDRS && !known.contains_key(&from_ip) {
-                    known.clear();
+                if known.get(&from_ip) != Some(&from) {
+                    if known.len() >= KNOWN_PEER_ADDRS && !known.contains_key(&from_ip) {
+                        known.clear();
+                    }
+                    known.insert(from_ip, from);
                 }
-                known.insert(from_ip, from);
             }
             // A datagram quiche cannot use is dropped; the connection goes on.
             Err(e) => debug!(peer = %from, error = %e, "dropped datagram"),

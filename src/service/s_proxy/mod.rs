@@ -246,13 +246,13 @@ impl MqttRelayService for Relay {
                 None,
             )
         };
+        let line = Box::new(Line {
+            sender: line,
+            receiver,
+            link,
+        });
         tokio::spawn(
             async move {
-                let line = Line {
-                    sender: line,
-                    receiver,
-                    link,
-                };
                 run_session(line, &live.config, &live.connector, client, ending).await;
                 drop(registration);
                 drop(permit);

@@ -56,8 +56,10 @@ impl Line {
     }
 }
 
+/// Runs one session. `line` is boxed: a future keeps its async fn's
+/// arguments twice, and the task spawning it a third time.
 pub(super) async fn run_session(
-    mut line: Line,
+    mut line: Box<Line>,
     config: &SProxyConfig,
     connector: &BrokerConnector,
     client: SocketAddr,
@@ -126,7 +128,7 @@ pub(super) async fn run_session(
     {
         let Line {
             sender, receiver, ..
-        } = &mut line;
+        } = &mut *line;
         let from_broker = broker_to_client(&mut reader, version, &mut sequence_id, sender);
         let to_broker = pump_envelopes_to_writer(
             receiver,
