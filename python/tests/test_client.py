@@ -211,7 +211,11 @@ def test_bad_settings_are_refused_before_connecting(broker):
 
 
 def test_ctrl_c_interrupts_a_blocking_recv(broker):
+    # Python keeps SIGINT ignored when it starts with it ignored (a test
+    # command run in the background by a shell): the child takes Ctrl-C as
+    # an interactive Python does.
     script = (
+        "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         "import mqttbridge\n"
         f"c = mqttbridge.Client({broker.url!r}); c.connect(); c.subscribe('nothing/comes')\n"
         "try:\n    print('waiting', flush=True)\n    c.recv()\n"
