@@ -77,6 +77,8 @@ where
             Err(ReadError::Io(e)) => return InboundEnd::Io(e),
         };
         let size = mqtt::wire_size(&raw);
+        // The packet is converted and dropped before the send may wait, so
+        // the task keeps no room for it while idle.
         let (payload, is_disconnect) = match publish_to_payload(version, &raw) {
             Some(payload) => {
                 counters.count(raw.packet_type(), "publish", size);
@@ -98,6 +100,7 @@ where
                 (packet_to_payload(&packet), is_disconnect)
             }
         };
+        drop(raw);
         let message = Box::new(envelope(sequence_id, direction, payload));
         if line.is_full() {
             METRICS.queue_was_full(mode, direction_label(direction));
@@ -190,20 +193,25 @@ where
     let mut counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
     let mut out = BytesMut::new();
     loop {
-        let next = match inbound.next().now_or_never() {
-            Some(next) => next,
-            None => {
-                // Going idle: give a large buffer back rather than hold it.
-                if out.capacity() > KEEP_WRITE_BUFFER {
-                    out = BytesMut::new();
+        // `next` ends with this block: were it in scope across the write
+        // below, the session task would keep room for a whole envelope
+        // (272 bytes) while it waits.
+        let mut end = {
+            let next = match inbound.next().now_or_never() {
+                Some(next) => next,
+                None => {
+                    // Going idle: give a large buffer back rather than hold it.
+                    if out.capacity() > KEEP_WRITE_BUFFER {
+                        out = BytesMut::new();
+                    }
+                    inbound.next().await
                 }
-                inbound.next().await
+            };
+            match next {
+                None => Some(OutboundEnd::Finished),
+                Some(Err(status)) => Some(OutboundEnd::Failed(status)),
+                Some(Ok(message)) => step(message, version, &mut counters, &mut out),
             }
-        };
-        let mut end = match next {
-            None => Some(OutboundEnd::Finished),
-            Some(Err(status)) => Some(OutboundEnd::Failed(status)),
-            Some(Ok(message)) => step(message, version, &mut counters, &mut out),
         };
         while end.is_none() && out.len() < WRITE_BATCH {
             match inbound.next().now_or_never() {
