@@ -68,7 +68,7 @@ pub async fn pump_reader_to_envelopes<R>(
 where
     R: AsyncRead + Unpin,
 {
-    let mut counters = TrafficCounters::new(mode, direction_label(direction));
+    let counters = TrafficCounters::new(mode, direction_label(direction));
     loop {
         let raw = match reader.next().await {
             Ok(Some(raw)) => raw,
@@ -152,7 +152,7 @@ fn direction_label(direction: MessageDirection) -> &'static str {
 fn encode_envelope(
     message: MqttStreamMessage,
     version: Version,
-    counters: &mut TrafficCounters,
+    counters: &TrafficCounters,
     out: &mut BytesMut,
 ) -> Result<Step, ConvertError> {
     let payload = message.payload.ok_or(ConvertError::MissingPacket)?;
@@ -190,7 +190,7 @@ where
     S: Stream<Item = Result<MqttStreamMessage, Status>> + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
+    let counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
     let mut out = BytesMut::new();
     loop {
         // `next` ends with this block: were it in scope across the write
@@ -210,7 +210,7 @@ where
             match next {
                 None => Some(OutboundEnd::Finished),
                 Some(Err(status)) => Some(OutboundEnd::Failed(status)),
-                Some(Ok(message)) => step(message, version, &mut counters, &mut out),
+                Some(Ok(message)) => step(message, version, &counters, &mut out),
             }
         };
         while end.is_none() && out.len() < WRITE_BATCH {
@@ -218,7 +218,7 @@ where
                 None => break,
                 Some(None) => end = Some(OutboundEnd::Finished),
                 Some(Some(Err(status))) => end = Some(OutboundEnd::Failed(status)),
-                Some(Some(Ok(message))) => end = step(message, version, &mut counters, &mut out),
+                Some(Some(Ok(message))) => end = step(message, version, &counters, &mut out),
             }
         }
         if !out.is_empty() {
@@ -241,7 +241,7 @@ where
 fn step(
     message: MqttStreamMessage,
     version: Version,
-    counters: &mut TrafficCounters,
+    counters: &TrafficCounters,
     out: &mut BytesMut,
 ) -> Option<OutboundEnd> {
     match encode_envelope(message, version, counters, out) {
