@@ -74,6 +74,8 @@ impl<S: DatagramSocket> Driver<S> {
             fin_sent: false,
         };
         let mut known_peers = HashMap::from([(S::ip_of(&self.peer), self.peer)]);
+        // The send buffer (see `flush`).
+        let mut out = Vec::new();
         let timer = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(timer);
 
@@ -102,7 +104,7 @@ impl<S: DatagramSocket> Driver<S> {
             {
                 let _ = self.conn.close(true, 0, b"");
             }
-            self.flush(&known_peers).await;
+            self.flush(&mut out, &known_peers).await;
             if self.conn.is_closed() {
                 break;
             }
@@ -124,7 +126,7 @@ impl<S: DatagramSocket> Driver<S> {
                     None => {
                         // The socket side is gone: nothing can arrive any more.
                         let _ = self.conn.close(false, 0x0, b"endpoint closed");
-                        self.flush(&known_peers).await;
+                        self.flush(&mut out, &known_peers).await;
                         break;
                     }
                 },
@@ -179,14 +181,15 @@ impl<S: DatagramSocket> Driver<S> {
         }
     }
 
-    async fn flush(&mut self, known: &HashMap<SocketAddr, S::Addr>) {
+    async fn flush(&mut self, out: &mut Vec<u8>, known: &HashMap<SocketAddr, S::Addr>) {
         // quiche writes at most this much per datagram (more once the peer
-        // allows it, up to the configured limit). Allocated per flush, so
-        // an idle connection holds no send buffer.
-        let mut out = vec![0u8; self.conn.max_send_udp_payload_size()];
+        // allows it, up to the configured limit).
+        out.resize(self.conn.max_send_udp_payload_size(), 0);
+        let mut sent = false;
         loop {
-            match self.conn.send(&mut out) {
+            match self.conn.send(out) {
                 Ok((n, info)) => {
+                    sent = true;
                     let to = known.get(&info.to).copied().unwrap_or(self.peer);
                     if let Err(e) = self.socket.send_to(&out[..n], to).await {
                         debug!(peer = %to, error = %e, "send failed");
@@ -199,6 +202,11 @@ impl<S: DatagramSocket> Driver<S> {
                     break;
                 }
             }
+        }
+        // Kept while the connection sends; a turn with nothing to send gives
+        // it back, so an idle connection holds no send buffer.
+        if !sent {
+            *out = Vec::new();
         }
     }
 
