@@ -1,7 +1,7 @@
 //! The state a resumable session keeps across gRPC streams, shared by its
 //! two pumps ([`LinkSender`](super::LinkSender) and
-//! [`LinkReceiver`](super::LinkReceiver)) and the task that restores the
-//! stream when it breaks ([`Link`]).
+//! [`LinkReceiver`](super::LinkReceiver)) and what restores the stream
+//! when it breaks ([`Link`]).
 //!
 //! An *attachment* is one gRPC stream: where envelopes go (`outlet`) and
 //! where the peer's come from (`inbound`). A break detaches it (the gap
@@ -88,6 +88,16 @@ pub(super) struct State {
     pub ping_every: Option<Duration>,
     /// The session's MQTT version, for the pings made here.
     pub version: Version,
+    /// Edge: what restores the link after a break, started by the break
+    /// itself, so that no task waits for one; out while it runs.
+    pub restorer: Option<Box<dyn Restore>>,
+}
+
+/// What restores a link after a break (the r-proxy's resume attempts).
+pub trait Restore: Send {
+    /// Starts restoring `link`, whose gap began at `since`; the restorer
+    /// is given back with [`Link::restore_with`] once the link is whole.
+    fn start(self: Box<Self>, link: Link, since: Instant);
 }
 
 pub(super) struct Shared {
@@ -117,17 +127,27 @@ impl Shared {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Ends the attachment of `generation` (a break); a later one is
-    /// left alone.
-    pub fn detach(&self, generation: u64) {
+    /// Ends the attachment of `generation` (a break) and starts the
+    /// restorer, if the link has one; a later attachment is left alone.
+    pub fn detach(self: &Arc<Self>, generation: u64) {
         let mut state = self.lock();
         if state.generation != generation || state.closed {
             return;
         }
         tracing::debug!(generation, "stream broke");
         self.begin_gap(&mut state);
+        let restorer = state.restorer.take();
+        let since = state.gap_since;
         drop(state);
         self.broken.notify_one();
+        if let (Some(restorer), Some(since)) = (restorer, since) {
+            restorer.start(
+                Link {
+                    shared: self.clone(),
+                },
+                since,
+            );
+        }
     }
 
     fn begin_gap(&self, state: &mut State) {
@@ -220,6 +240,7 @@ impl Link {
                     swallow: 0,
                     ping_every: None,
                     version,
+                    restorer: None,
                 }),
                 room: Notify::new(),
                 broken: Notify::new(),
@@ -227,6 +248,26 @@ impl Link {
                 end,
                 replay_gauge: METRICS.replay_buffer_gauge(mode),
             }),
+        }
+    }
+
+    /// Hands the link `restorer`, started at each break; at once when the
+    /// link is in a gap already (it broke while the restorer was out).
+    pub fn restore_with(&self, restorer: Box<dyn Restore>) {
+        let mut state = self.shared.lock();
+        if state.closed {
+            return;
+        }
+        let broken_since = match (&state.outlet, state.gap_since) {
+            (None, Some(since)) => Some(since),
+            _ => None,
+        };
+        match broken_since {
+            Some(since) => {
+                drop(state);
+                restorer.start(self.clone(), since);
+            }
+            None => state.restorer = Some(restorer),
         }
     }
 
@@ -419,6 +460,7 @@ impl Link {
             return;
         }
         state.closed = true;
+        state.restorer = None;
         state.outlet = None;
         state.outlet_epoch += 1;
         state.fresh_inbound = None;

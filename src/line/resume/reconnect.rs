@@ -1,14 +1,15 @@
 //! The r-proxy's end of a resumable session: when the stream breaks, the
 //! client's connection stays open and the r-proxy opens a new stream to the
 //! same s-proxy, with backoff, until the s-proxy takes it, refuses it, or
-//! the resume window is over.
+//! the resume window is over. Nothing waits for the break: the break
+//! itself starts the attempts (see [`Link::restore_with`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tonic::Status;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
-use super::link::{Attached, Inbound, Link, Outlet};
+use super::link::{Attached, Inbound, Link, Outlet, Restore};
 use crate::ops::telemetry::METRICS;
 
 /// The first pause after a failed attempt; each one doubles it...
@@ -38,55 +39,88 @@ pub enum ResumeError {
     Unreachable(Status),
 }
 
-/// Restores `link` after each break by calling `resume(token, received)`
-/// until it works, is refused or `window` has passed since the break.
-/// Returns when the link is closed (or failed here).
-pub async fn keep_edge<F, A>(
-    link: Link,
+/// Makes `link` restore itself after each break by calling
+/// `resume(token, received)` until it works, is refused or `window` has
+/// passed since the break. Nothing runs until a break: the break starts a
+/// task for the attempts, which ends once the link is whole again (or
+/// closed), so a session waiting for a break costs no task.
+pub fn keep_edge<F, A>(link: &Link, mode: &'static str, window: Duration, token: String, resume: F)
+where
+    F: FnMut(String, u64) -> A + Send + 'static,
+    A: Future<Output = Result<Resumed, ResumeError>> + Send + 'static,
+{
+    link.restore_with(Box::new(EdgeRestorer {
+        mode,
+        window,
+        token,
+        resume,
+        span: tracing::Span::current(),
+    }));
+}
+
+/// The r-proxy's resume attempts for one session, kept in its link
+/// between breaks.
+struct EdgeRestorer<F> {
     mode: &'static str,
     window: Duration,
+    /// The token for the next resume.
     token: String,
-    mut resume: F,
-) where
-    F: FnMut(String, u64) -> A,
-    A: Future<Output = Result<Resumed, ResumeError>>,
+    resume: F,
+    /// The session's span, for the attempts' log lines.
+    span: tracing::Span,
+}
+
+impl<F, A> Restore for EdgeRestorer<F>
+where
+    F: FnMut(String, u64) -> A + Send + 'static,
+    A: Future<Output = Result<Resumed, ResumeError>> + Send + 'static,
 {
-    let mut token = token;
-    while let Some(since) = link.broken().await {
-        let deadline = tokio::time::Instant::from_std(since + window);
+    fn start(self: Box<Self>, link: Link, since: Instant) {
+        let span = self.span.clone();
+        tokio::spawn(self.restore(link, since).instrument(span));
+    }
+}
+
+impl<F, A> EdgeRestorer<F>
+where
+    F: FnMut(String, u64) -> A + Send + 'static,
+    A: Future<Output = Result<Resumed, ResumeError>> + Send + 'static,
+{
+    /// Resumes the session broken at `since`; hands itself back to the
+    /// link once it is whole again.
+    async fn restore(mut self: Box<Self>, link: Link, since: Instant) {
+        let deadline = tokio::time::Instant::from_std(since + self.window);
         let mut delay = FIRST_DELAY;
         let mut attempts = 0u32;
-        info!(?window, "stream to the s-proxy broke; resuming");
+        info!(window = ?self.window, "stream to the s-proxy broke; resuming");
         loop {
             attempts += 1;
-            // Boxed, so that a task waiting for a break (most of a
-            // session's life) holds only a pointer's worth of it.
-            let attempt =
-                tokio::time::timeout_at(deadline, Box::pin(resume(token.clone(), link.received())));
+            let attempt = tokio::time::timeout_at(
+                deadline,
+                (self.resume)(self.token.clone(), link.received()),
+            );
             match attempt.await {
                 Ok(Ok(resumed)) => {
-                    token = resumed.token;
-                    let (attached, gap) = Box::pin(link.attach(
-                        resumed.outlet,
-                        resumed.inbound,
-                        resumed.peer_received,
-                    ))
-                    .await;
+                    self.token = resumed.token;
+                    let (attached, gap) = link
+                        .attach(resumed.outlet, resumed.inbound, resumed.peer_received)
+                        .await;
                     match attached {
                         Attached::Replayed(replayed) => {
-                            METRICS.resumed(mode, "resumed", Some(gap));
+                            METRICS.resumed(self.mode, "resumed", Some(gap));
                             info!(
                                 gap_ms = gap.as_millis() as u64,
                                 replayed, attempts, "session resumed"
                             );
-                            break;
+                            link.restore_with(self);
+                            return;
                         }
                         Attached::BrokeAgain => debug!("the new stream broke while replaying"),
                         Attached::Closed => return,
                     }
                 }
                 Ok(Err(ResumeError::Refused(status))) => {
-                    METRICS.resumed(mode, "refused", None);
+                    METRICS.resumed(self.mode, "refused", None);
                     warn!(%status, "the s-proxy refused to resume the session");
                     link.refuse(status);
                     return;
@@ -100,11 +134,11 @@ pub async fn keep_edge<F, A>(
                         delay = (delay * 2).min(MAX_DELAY);
                         continue;
                     }
-                    expire(&link, mode);
+                    expire(&link, self.mode);
                     return;
                 }
                 Err(_) => {
-                    expire(&link, mode);
+                    expire(&link, self.mode);
                     return;
                 }
             }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
-use tracing::{Instrument, debug, info, warn};
+use tracing::{debug, info, warn};
 
 use super::takeover::TakeoverWriter;
 use super::{Live, MODE, Shared};
@@ -148,8 +148,8 @@ pub(super) async fn serve_client(
             link.sent_before(&opening);
             let live = live.clone();
             let depth = config.queue_depth.get();
-            let restore = keep_edge(
-                link.clone(),
+            keep_edge(
+                &link,
                 MODE,
                 config.resume_window_ms.duration(),
                 token,
@@ -162,7 +162,6 @@ pub(super) async fn serve_client(
                     }
                 },
             );
-            tokio::spawn(restore.in_current_span());
             (
                 LinkSender::resumable(&link),
                 LinkReceiver::resumable(&link),
