@@ -2,43 +2,50 @@
 //! broker connection stays open for the resume window, the broker is
 //! pinged on the client's behalf so it does not time the client out, and a
 //! resume from the r-proxy (found by its token) continues the session.
+//!
+//! Nothing waits for a break: the break itself starts the hold (see
+//! [`Link::restore_with`]), and a resume attaches its stream from the
+//! request that brought it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tonic::Status;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
-use super::link::{Attached, Link};
-use super::sessions::{ResumeRequest, Resumes};
+use super::link::{Attached, Inbound, Link, Outlet, Restore};
 use crate::ops::telemetry::METRICS;
 
-/// Keeps `link` for resumes arriving on `resumes`; after a break, for
-/// `window` at most, pinging the broker at half the client's keep-alive
-/// (see [`Link::set_session`]). Returns when the link is closed (or
-/// failed here).
-pub async fn keep_cloud(link: Link, mode: &'static str, mut resumes: Resumes, window: Duration) {
-    loop {
-        let since = tokio::select! {
-            request = resumes.recv() => {
-                // A resume before the break was noticed here.
-                let Some(request) = request else { return };
-                // Boxed: a held session's task is small while it waits.
-                if !Box::pin(take(&link, mode, request)).await {
-                    return;
-                }
-                continue;
-            }
-            since = link.broken() => match since {
-                Some(since) => since,
-                None => return,
-            },
-        };
-        debug!(
-            ?window,
-            "stream from the r-proxy broke; holding the session"
-        );
-        let deadline = tokio::time::Instant::from_std(since + window);
-        let mut pings = link.ping_every().map(|every| tokio::time::interval(every));
+/// Makes `link` hold itself after each break: for `window` at most,
+/// pinging the broker at half the client's keep-alive (see
+/// [`Link::set_session`]), until a resume makes it whole again. The hold
+/// logs in `span`, the session's.
+pub fn keep_cloud(link: &Link, mode: &'static str, window: Duration, span: tracing::Span) {
+    link.restore_with(Box::new(CloudHold { mode, window, span }));
+}
+
+/// What holds one s-proxy session through a gap, kept in its link between
+/// breaks.
+struct CloudHold {
+    mode: &'static str,
+    window: Duration,
+    /// The session's span, for the hold's log lines.
+    span: tracing::Span,
+}
+
+impl Restore for CloudHold {
+    fn start(self: Box<Self>, link: Link, since: Instant) {
+        let span = self.span.clone();
+        tokio::spawn(self.hold(link, since).instrument(span));
+    }
+}
+
+impl CloudHold {
+    /// Holds the session broken at `since` until a resume makes it whole
+    /// (then hands itself back to the link) or the window is over.
+    async fn hold(self: Box<Self>, link: Link, since: Instant) {
+        debug!(window = ?self.window, "stream from the r-proxy broke; holding the session");
+        let deadline = tokio::time::Instant::from_std(since + self.window);
+        let mut pings = link.ping_every().map(tokio::time::interval);
         loop {
             let ping = async {
                 match &mut pings {
@@ -47,17 +54,15 @@ pub async fn keep_cloud(link: Link, mode: &'static str, mut resumes: Resumes, wi
                 }
             };
             tokio::select! {
-                request = resumes.recv() => {
-                    let Some(request) = request else { return };
-                    // Boxed: a held session's task is small while it waits.
-                if !Box::pin(take(&link, mode, request)).await {
-                        return;
+                whole = link.whole_again() => {
+                    if whole {
+                        link.restore_with(self);
                     }
-                    break;
+                    return;
                 }
                 _ = ping => link.ping_broker(),
                 () = tokio::time::sleep_until(deadline) => {
-                    METRICS.resumed(mode, "expired", None);
+                    METRICS.resumed(self.mode, "expired", None);
                     warn!("no resume within the resume window; closing the session");
                     link.fail(Status::unavailable("no resume within the resume window"));
                     return;
@@ -67,24 +72,29 @@ pub async fn keep_cloud(link: Link, mode: &'static str, mut resumes: Resumes, wi
     }
 }
 
-/// Continues the session on a resume's stream; false once the link is
-/// closed.
-async fn take(link: &Link, mode: &'static str, request: Box<ResumeRequest>) -> bool {
-    let received = link.detach_for_resume();
-    if request.reply.send(received).is_err() {
-        // The resume's stream is gone already; wait for the next.
-        return true;
-    }
-    match link
-        .attach(request.outlet, request.inbound, request.peer_received)
-        .await
-    {
-        (Attached::Replayed(replayed), gap) => {
-            METRICS.resumed(mode, "resumed", Some(gap));
-            info!(gap_ms = gap.as_millis() as u64, replayed, "session resumed");
-            true
+/// Continues the session of `link` on a resume's stream: ends the current
+/// attachment and replays on the new one, in a task of its own (in `span`,
+/// the session's). Returns the last sequence received, where the
+/// r-proxy's replay starts; `None` when the session is over.
+pub fn take_resume(
+    link: Link,
+    mode: &'static str,
+    span: tracing::Span,
+    outlet: Outlet,
+    inbound: Inbound,
+    peer_received: u64,
+) -> Option<u64> {
+    let received = link.detach_for_resume()?;
+    let replay = async move {
+        match link.attach(outlet, inbound, peer_received).await {
+            (Attached::Replayed(replayed), gap) => {
+                METRICS.resumed(mode, "resumed", Some(gap));
+                info!(gap_ms = gap.as_millis() as u64, replayed, "session resumed");
+            }
+            (Attached::BrokeAgain, _) => debug!("the resumed stream broke while replaying"),
+            (Attached::Closed, _) => {}
         }
-        (Attached::BrokeAgain, _) => true,
-        (Attached::Closed, _) => false,
-    }
+    };
+    tokio::spawn(replay.instrument(span));
+    Some(received)
 }

@@ -104,8 +104,8 @@ pub(super) struct Shared {
     pub state: Mutex<State>,
     /// Acknowledgements made room (or the link closed).
     pub room: Notify,
-    /// An attachment broke (or the link closed).
-    pub broken: Notify,
+    /// A gap ended: a new attachment caught up (or the link closed).
+    pub restored: Notify,
     /// A new generation began: sends to the old outlet may give up.
     pub detached: Notify,
     pub end: End,
@@ -139,7 +139,6 @@ impl Shared {
         let restorer = state.restorer.take();
         let since = state.gap_since;
         drop(state);
-        self.broken.notify_one();
         if let (Some(restorer), Some(since)) = (restorer, since) {
             restorer.start(
                 Link {
@@ -243,7 +242,7 @@ impl Link {
                     restorer: None,
                 }),
                 room: Notify::new(),
-                broken: Notify::new(),
+                restored: Notify::new(),
                 detached: Notify::new(),
                 end,
                 replay_gauge: METRICS.replay_buffer_gauge(mode),
@@ -271,18 +270,18 @@ impl Link {
         }
     }
 
-    /// Waits until the current attachment breaks; returns when the gap
-    /// began, or `None` once the link is closed.
-    pub async fn broken(&self) -> Option<Instant> {
+    /// Waits until the current gap ends: true when a new attachment has
+    /// caught up, false once the link is closed.
+    pub async fn whole_again(&self) -> bool {
         loop {
-            let notified = self.shared.broken.notified();
+            let notified = self.shared.restored.notified();
             {
                 let state = self.shared.lock();
                 if state.closed {
-                    return None;
+                    return false;
                 }
-                if let (None, Some(since)) = (&state.outlet, state.gap_since) {
-                    return Some(since);
+                if state.gap_since.is_none() {
+                    return true;
                 }
             }
             notified.await;
@@ -296,13 +295,15 @@ impl Link {
 
     /// Ends the current attachment, if any (a resume may arrive before the
     /// break is noticed here), so nothing more is taken from it; returns
-    /// what was received, where the peer's replay starts.
-    pub fn detach_for_resume(&self) -> u64 {
+    /// what was received, where the peer's replay starts (`None` once the
+    /// link is closed).
+    pub fn detach_for_resume(&self) -> Option<u64> {
         let mut state = self.shared.lock();
-        if !state.closed {
-            self.shared.begin_gap(&mut state);
+        if state.closed {
+            return None;
         }
-        state.received
+        self.shared.begin_gap(&mut state);
+        Some(state.received)
     }
 
     /// Attaches a new stream: drops what the peer says it has (everything
@@ -359,6 +360,7 @@ impl Link {
                         state.outlet_epoch += 1;
                         self.shared.acknowledge_now(&mut state);
                         let gap = state.gap_since.take().map(|t| t.elapsed());
+                        self.shared.restored.notify_waiters();
                         return (Attached::Replayed(replayed), gap.unwrap_or_default());
                     }
                 }
@@ -470,7 +472,7 @@ impl Link {
             waker.wake();
         }
         self.shared.room.notify_waiters();
-        self.shared.broken.notify_waiters();
+        self.shared.restored.notify_waiters();
         self.shared.detached.notify_waiters();
     }
 

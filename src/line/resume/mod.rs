@@ -34,9 +34,9 @@ mod replay;
 mod sender;
 mod sessions;
 
-pub use hold::keep_cloud;
+pub use hold::{keep_cloud, take_resume};
 pub use link::{Attached, Closed, End, Inbound, Link, Outlet};
 pub use receiver::LinkReceiver;
 pub use reconnect::{ResumeError, Resumed, keep_edge};
 pub use sender::LinkSender;
-pub use sessions::{Registration, ResumableSessions, ResumeRequest};
+pub use sessions::{Registration, ResumableSessions};

@@ -1,38 +1,21 @@
-//! The s-proxy's resumable sessions by token: a resume finds its session
-//! here and hands it the new stream. Entries live exactly as long as their
+//! The s-proxy's resumable sessions by token: a resume finds its session's
+//! link here and attaches the new stream to it. Entries live exactly as long as their
 //! sessions; there are at most as many as sessions (`max_sessions`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
 
 use super::grant::{Owner, new_token};
-use super::link::{Inbound, Outlet};
-
-/// A resume handed to its session: the new stream and where the r-proxy's
-/// replay should start.
-pub struct ResumeRequest {
-    /// Where the session's envelopes go from now on.
-    pub outlet: Outlet,
-    /// The r-proxy's envelopes from now on.
-    pub inbound: Inbound,
-    /// The last sequence the r-proxy received: the replay follows it.
-    pub peer_received: u64,
-    /// The session answers with the last sequence it received.
-    pub reply: oneshot::Sender<u64>,
-}
-
-/// Where a session's resumes arrive. Boxed: a channel allocates room for
-/// 32 values when it is made, and 32 requests (a gRPC stream each) would
-/// cost every session 8 KiB while it waits for a resume that rarely comes.
-pub type Resumes = mpsc::Receiver<Box<ResumeRequest>>;
+use super::link::Link;
 
 struct Entry {
     token: String,
     owner: Option<Owner>,
-    resumes: mpsc::Sender<Box<ResumeRequest>>,
+    link: Link,
+    /// The session's span, for what a resume logs.
+    span: tracing::Span,
 }
 
 #[derive(Default)]
@@ -68,11 +51,15 @@ impl ResumableSessions {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Enters a new session opened by `owner`: its first token, its place
-    /// and where its resumes arrive.
-    pub fn register(&self, owner: Option<Owner>) -> (String, Registration, Resumes) {
+    /// Enters a new session opened by `owner`, on `link`: its first token
+    /// and its place.
+    pub fn register(
+        &self,
+        owner: Option<Owner>,
+        link: Link,
+        span: tracing::Span,
+    ) -> (String, Registration) {
         let token = new_token();
-        let (resumes, arrivals) = mpsc::channel(1);
         let mut inner = self.lock();
         let id = inner.next_id;
         inner.next_id += 1;
@@ -82,25 +69,26 @@ impl ResumableSessions {
             Entry {
                 token: token.clone(),
                 owner,
-                resumes,
+                link,
+                span,
             },
         );
         let registration = Registration {
             table: self.clone(),
             id,
         };
-        (token, registration, arrivals)
+        (token, registration)
     }
 
     /// Finds the session of `token` for a resume by `owner`: its next
-    /// token (this one is spent) and where to hand the resume. Refused for
+    /// token (this one is spent), its link and its span. Refused for
     /// an unknown token (never issued, spent, or its session is over) and
     /// for anyone but the session's owner.
     pub fn claim(
         &self,
         token: &str,
         owner: Option<Owner>,
-    ) -> Result<(String, mpsc::Sender<Box<ResumeRequest>>), Status> {
+    ) -> Result<(String, Link, tracing::Span), Status> {
         let mut inner = self.lock();
         let unknown = || Status::not_found("session cannot be resumed: unknown or expired");
         let id = *inner.by_token.get(token).ok_or_else(unknown)?;
@@ -110,14 +98,14 @@ impl ResumableSessions {
                 "session cannot be resumed: it belongs to another peer",
             ));
         }
-        let resumes = entry.resumes.clone();
+        let (link, span) = (entry.link.clone(), entry.span.clone());
         let next = new_token();
         inner.by_token.remove(token);
         inner.by_token.insert(next.clone(), id);
         if let Some(entry) = inner.sessions.get_mut(&id) {
             entry.token = next.clone();
         }
-        Ok((next, resumes))
+        Ok((next, link, span))
     }
 
     /// Sessions in the table.
@@ -134,6 +122,26 @@ impl ResumableSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::line::proto::mqtt::MqttStreamMessage;
+    use crate::line::resume::End;
+
+    fn link() -> Link {
+        let (outlet, _) = tokio::sync::mpsc::channel(1);
+        let inbound = tonic::Streaming::new_request(
+            tonic_prost::ProstDecoder::<MqttStreamMessage>::default(),
+            tonic::body::Body::empty(),
+            None,
+            None,
+        );
+        Link::new(
+            End::Cloud,
+            crate::mqtt::Version::V5,
+            "s-proxy",
+            1024,
+            outlet,
+            inbound,
+        )
+    }
 
     fn owner(name: &str) -> Option<Owner> {
         let mut metadata = tonic::metadata::MetadataMap::new();
@@ -144,12 +152,12 @@ mod tests {
     #[test]
     fn a_token_works_once_for_its_owner_only() {
         let table = ResumableSessions::default();
-        let (token, registration, _arrivals) = table.register(owner("a"));
+        let (token, registration) = table.register(owner("a"), link(), tracing::Span::none());
         assert_eq!(
             table.claim(&token, owner("b")).err().map(|s| s.code()),
             Some(tonic::Code::PermissionDenied)
         );
-        let (next, _) = table.claim(&token, owner("a")).expect("owner resumes");
+        let (next, _, _) = table.claim(&token, owner("a")).expect("owner resumes");
         assert_ne!(next, token);
         assert_eq!(
             table.claim(&token, owner("a")).err().map(|s| s.code()),

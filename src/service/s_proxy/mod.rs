@@ -22,7 +22,6 @@ use anyhow::Context;
 use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, watch};
-use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -38,7 +37,7 @@ use crate::line::resume::grant::{
     Owner, RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number,
 };
 use crate::line::resume::{
-    End, Link, LinkReceiver, LinkSender, ResumableSessions, ResumeRequest, keep_cloud,
+    End, Link, LinkReceiver, LinkSender, ResumableSessions, keep_cloud, take_resume,
 };
 use crate::line::server::{StreamOrigin, check_token};
 use crate::line::{max_message_size, new_session_id};
@@ -114,9 +113,6 @@ struct Relay {
     resumable: ResumableSessions,
 }
 
-/// How long a resume waits for its session to take the new stream.
-const RESUME_HANDOVER: std::time::Duration = std::time::Duration::from_secs(5);
-
 impl Relay {
     /// Hands the stream of a resume to the session of `token`, answering
     /// with what the session received and its next token; refused for an
@@ -135,21 +131,11 @@ impl Relay {
             warn!(peer = ?peer_addr(&request), %status, "resume refused");
             status
         };
-        let (next, resumes) = self.resumable.claim(token, owner).map_err(refused)?;
+        let (next, link, span) = self.resumable.claim(token, owner).map_err(refused)?;
         let (tx, rx) = mpsc::channel(live.config.queue_depth.get());
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let gone = || Status::not_found("session cannot be resumed: it has ended");
-        let handover = Box::new(ResumeRequest {
-            outlet: tx,
-            inbound: request.into_inner(),
-            peer_received,
-            reply,
-        });
-        resumes.send(handover).await.map_err(|_| gone())?;
-        let received = timeout(RESUME_HANDOVER, answer)
-            .await
-            .map_err(|_| Status::unavailable("the session did not take the stream in time"))?
-            .map_err(|_| gone())?;
+        let inbound = request.into_inner();
+        let received = take_resume(link, MODE, span, tx, inbound, peer_received)
+            .ok_or_else(|| Status::not_found("session cannot be resumed: it has ended"))?;
         let mut response = response_of(rx);
         let metadata = response.metadata_mut();
         metadata.insert(RESUME_RECEIVED_KEY, received.into());
@@ -219,8 +205,6 @@ impl MqttRelayService for Relay {
             info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
         let mut token = None;
         let (line, receiver, link, registration) = if offered {
-            let (first, registration, resumes) = self.resumable.register(owner);
-            token = Some(first);
             // The version is the CONNECT's, known once it arrives.
             let link = Link::new(
                 End::Cloud,
@@ -230,8 +214,14 @@ impl MqttRelayService for Relay {
                 tx,
                 inbound,
             );
-            let window = live.config.resume_window_ms.duration();
-            tokio::spawn(keep_cloud(link.clone(), MODE, resumes, window).instrument(span.clone()));
+            keep_cloud(
+                &link,
+                MODE,
+                live.config.resume_window_ms.duration(),
+                span.clone(),
+            );
+            let (first, registration) = self.resumable.register(owner, link.clone(), span.clone());
+            token = Some(first);
             (
                 LinkSender::resumable(&link),
                 LinkReceiver::resumable(&link),
