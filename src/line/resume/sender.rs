@@ -31,6 +31,17 @@ pub struct Sender {
     epoch: u64,
 }
 
+/// An envelope that cannot go out without waiting, and what for.
+enum Waiting {
+    /// Plain: room in the stream's queue.
+    Queue(QueuedEnvelope),
+    /// Room in the replay buffer (nothing done with it yet).
+    Room(QueuedEnvelope),
+    /// Room in the outlet of this generation (the envelope is in the
+    /// replay buffer already).
+    Outlet(QueuedEnvelope, u64),
+}
+
 /// What sending one envelope needs next.
 enum Next {
     /// Nothing: answered here, or kept for the replay to send.
@@ -52,18 +63,54 @@ impl LinkSender {
     /// Sends `message` (numbered already) holding a packet of
     /// `packet_bytes`; waits while the stream or the replay buffer is full.
     /// Boxed already: the futures waiting here, part of every session's
-    /// task, hold a pointer instead of the envelope.
+    /// task, hold a pointer instead of the envelope. A send that has to
+    /// wait (rarely) is boxed too, so that the task does not keep room for
+    /// the wait while idle.
     pub async fn send(
         &mut self,
         message: QueuedEnvelope,
         packet_bytes: usize,
     ) -> Result<(), Closed> {
+        match self.try_send(message, packet_bytes)? {
+            None => Ok(()),
+            Some(waiting) => Box::pin(self.send_waiting(waiting, packet_bytes)).await,
+        }
+    }
+
+    /// Sends without waiting when there is room; otherwise says what to
+    /// wait for.
+    fn try_send(
+        &mut self,
+        message: QueuedEnvelope,
+        packet_bytes: usize,
+    ) -> Result<Option<Waiting>, Closed> {
         match self {
             LinkSender::Plain(outlet) => {
                 let outlet = outlet.as_ref().ok_or(Closed)?;
+                match outlet.try_send(Ok(message)) {
+                    Ok(()) => Ok(None),
+                    Err(TrySendError::Closed(_)) => Err(Closed),
+                    Err(TrySendError::Full(queued)) => Ok(queued.ok().map(Waiting::Queue)),
+                }
+            }
+            LinkSender::Resumable(sender) => sender.try_send(message, packet_bytes),
+        }
+    }
+
+    async fn send_waiting(&mut self, waiting: Waiting, packet_bytes: usize) -> Result<(), Closed> {
+        match (self, waiting) {
+            (LinkSender::Plain(Some(outlet)), Waiting::Queue(message)) => {
                 outlet.send(Ok(message)).await.map_err(|_| Closed)
             }
-            LinkSender::Resumable(sender) => sender.send(message, packet_bytes).await,
+            (LinkSender::Resumable(sender), Waiting::Room(message)) => {
+                sender.send_after_room(message, packet_bytes).await
+            }
+            (LinkSender::Resumable(sender), Waiting::Outlet(message, generation)) => {
+                sender.wait_for_outlet(message, generation).await;
+                Ok(())
+            }
+            // A waiting of the other kind of line cannot arise.
+            _ => Err(Closed),
         }
     }
 
@@ -127,14 +174,32 @@ impl LinkSender {
 }
 
 impl Sender {
-    async fn send(&mut self, mut message: QueuedEnvelope, bytes: usize) -> Result<(), Closed> {
+    /// Sends without waiting when the replay buffer and the outlet have
+    /// room; otherwise says what to wait for.
+    fn try_send(
+        &mut self,
+        mut message: QueuedEnvelope,
+        bytes: usize,
+    ) -> Result<Option<Waiting>, Closed> {
+        let generation = match self.prepare(&mut message, bytes)? {
+            Some(Next::Done) => return Ok(None),
+            Some(Next::Send(generation)) => generation,
+            None => return Ok(Some(Waiting::Room(message))),
+        };
+        Ok(self
+            .offer(message, generation)
+            .map(|message| Waiting::Outlet(message, generation)))
+    }
+
+    /// Waits for room in the replay buffer, then sends.
+    async fn send_after_room(
+        &mut self,
+        mut message: QueuedEnvelope,
+        bytes: usize,
+    ) -> Result<(), Closed> {
         let shared = self.shared.clone();
-        // Made before the generation is read, so a detach after that read
-        // is not missed while a send to the old outlet waits.
-        let mut detached = std::pin::pin!(shared.detached.notified());
         let generation = loop {
             let room = shared.room.notified();
-            detached.set(shared.detached.notified());
             match self.prepare(&mut message, bytes)? {
                 Some(Next::Done) => return Ok(()),
                 Some(Next::Send(generation)) => break generation,
@@ -145,30 +210,51 @@ impl Sender {
                 }
             }
         };
-        let Some(outlet) = &self.outlet else {
-            return Ok(());
-        };
-        let sent = match outlet.try_send(Ok(message)) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Closed(_)) => false,
-            Err(TrySendError::Full(message)) => {
-                // The stream is slow (flow control): wait, unless it is
-                // replaced meanwhile; the envelope is in the buffer either way.
-                tracing::debug!(generation, "outlet full");
-                tokio::select! {
-                    sent = outlet.send(message) => sent.is_ok(),
-                    () = detached => {
-                        tracing::debug!(generation, "outlet replaced while full");
-                        true
-                    }
-                }
+        if let Some(message) = self.offer(message, generation) {
+            self.wait_for_outlet(message, generation).await;
+        }
+        Ok(())
+    }
+
+    /// Puts `message`, kept for replay already, on the outlet of
+    /// `generation` if it has room; gives it back if not.
+    fn offer(&mut self, message: QueuedEnvelope, generation: u64) -> Option<QueuedEnvelope> {
+        let outlet = self.outlet.as_ref()?;
+        match outlet.try_send(Ok(message)) {
+            Ok(()) => None,
+            Err(TrySendError::Closed(_)) => {
+                tracing::debug!(generation, "outlet closed while sending");
+                self.shared.detach(generation);
+                None
+            }
+            Err(TrySendError::Full(queued)) => queued.ok(),
+        }
+    }
+
+    /// The stream is slow (flow control): waits for room in the outlet of
+    /// `generation`, unless it is replaced meanwhile; the envelope is in
+    /// the replay buffer either way.
+    async fn wait_for_outlet(&mut self, message: QueuedEnvelope, generation: u64) {
+        let shared = self.shared.clone();
+        // Made before the generation is checked, so a detach after the
+        // check is not missed while the send waits.
+        let detached = shared.detached.notified();
+        if shared.lock().generation != generation {
+            return;
+        }
+        let Some(outlet) = &self.outlet else { return };
+        tracing::debug!(generation, "outlet full");
+        let sent = tokio::select! {
+            sent = outlet.send(Ok(message)) => sent.is_ok(),
+            () = detached => {
+                tracing::debug!(generation, "outlet replaced while full");
+                true
             }
         };
         if !sent {
             tracing::debug!(generation, "outlet closed while sending");
             self.shared.detach(generation);
         }
-        Ok(())
     }
 
     /// Under the lock: keeps `message` for replay and says where it goes
