@@ -7,12 +7,12 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::timeout;
 use tracing::{debug, info, warn};
 
 use super::takeover::TakeoverWriter;
-use super::{Live, MODE, Shared};
+use super::{Live, MODE, RProxyConfig, Shared};
 use crate::line::convert::packet_to_payload;
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::mqtt::session_control::ControlType;
@@ -25,8 +25,8 @@ use crate::line::{Opened, new_session_id};
 use crate::mqtt::{ClientConnect, PacketReader, receive_connect};
 use crate::mqtt::{Version, client_id, replies};
 use crate::net::connector::BoxedStream;
-use crate::net::counted::Counted;
-use crate::ops::telemetry::METRICS;
+use crate::net::counted::{ByteCounts, Counted};
+use crate::ops::telemetry::{METRICS, SessionGuard};
 
 /// When a session ends here (shutdown, takeover) on a resumable line, how
 /// long to spend telling the s-proxy so (TERMINATE and its acknowledgement).
@@ -46,6 +46,25 @@ enum FirstEnd {
     TakenOver,
 }
 
+/// A session opened on both sides: what relaying it needs, and nothing of
+/// the opening (the CONNECT, the stream's set-up), so that the task that
+/// relays, mostly idle, does not keep room for it.
+struct Relaying {
+    version: Version,
+    reader: PacketReader<ReadHalf<Counted<BoxedStream>>>,
+    wr: WriteHalf<Counted<BoxedStream>>,
+    counts: ByteCounts,
+    client_id: String,
+    session_id: String,
+    /// The last sequence number sent to the s-proxy.
+    sequence_id: u64,
+    line: LinkSender,
+    inbound: LinkReceiver,
+    /// Set when the session is resumable.
+    link: Option<Link>,
+    session: SessionGuard,
+}
+
 /// Relays one client connection; `client_socket` is its TCP socket under any
 /// TLS or WebSocket layer (for session takeover), `None` for QUIC.
 pub(super) async fn serve_client(
@@ -55,13 +74,19 @@ pub(super) async fn serve_client(
     shared: &Shared,
     live: &Arc<Live>,
 ) {
-    let config = &live.config;
     let began = Instant::now();
+    if let Some(relaying) = open(stream, peer, live).await {
+        relay(relaying, began, client_socket, shared, &live.config).await;
+    }
+}
+
+/// Reads the client's CONNECT and opens the stream to an s-proxy; `None`
+/// when the session does not come about (the client has been answered).
+/// Its steps are boxed, so that the session task keeps no room for them.
+async fn open(stream: BoxedStream, peer: SocketAddr, live: &Arc<Live>) -> Option<Box<Relaying>> {
+    let config = &live.config;
     let (stream, counts) = Counted::new(stream);
     let (mut rd, mut wr) = tokio::io::split(stream);
-    // Futures of the connecting steps are boxed and the CONNECT dropped once
-    // used, so that what a session task holds while it relays (most of its
-    // life, mostly idle) is only what relaying needs.
     let ClientConnect {
         version,
         packet: connect,
@@ -79,10 +104,10 @@ pub(super) async fn serve_client(
             if let Some(reason) = no_connect.refusal_reason() {
                 METRICS.refused(MODE, reason);
             }
-            return;
+            return None;
         }
     };
-    let mut reader = PacketReader::new(rd, config.max_packet_size.get());
+    let reader = PacketReader::new(rd, config.max_packet_size.get());
     let client_id = client_id(&connect).to_string();
 
     let session_id = new_session_id();
@@ -128,14 +153,14 @@ pub(super) async fn serve_client(
             METRICS.refused(MODE, "upstream_unavailable");
             warn!(reason = %e.last.message(), "no s-proxy accepted the session");
             replies::refuse_server_unavailable(&mut wr, version).await;
-            return;
+            return None;
         }
     };
     METRICS.connected_after(MODE, connecting.elapsed());
-    let mut session = METRICS.session(MODE);
+    let session = METRICS.session(MODE);
     info!(session = %session_id, client_id = %client_id, %version,
           resumable = resume_token.is_some(), "relaying");
-    let (mut line, mut inbound, link) = match resume_token {
+    let (line, inbound, link) = match resume_token {
         Some(token) => {
             let link = Link::new(
                 End::Edge,
@@ -174,8 +199,45 @@ pub(super) async fn serve_client(
             None,
         ),
     };
-    drop(opening);
+    Some(Box::new(Relaying {
+        version,
+        reader,
+        wr,
+        counts,
+        client_id,
+        session_id,
+        sequence_id,
+        line,
+        inbound,
+        link,
+        session,
+    }))
+}
 
+/// Relays an opened session until it ends on either side. `relaying` stays
+/// boxed for the session's life: a future would keep an argument apart
+/// from the locals taken out of it.
+async fn relay(
+    mut relaying: Box<Relaying>,
+    began: Instant,
+    client_socket: Option<RawFd>,
+    shared: &Shared,
+    config: &RProxyConfig,
+) {
+    let Relaying {
+        version,
+        reader,
+        wr,
+        counts,
+        client_id,
+        session_id,
+        sequence_id,
+        line,
+        inbound,
+        link,
+        session,
+    } = &mut *relaying;
+    let version = *version;
     // Older connections of this client id are closed right before a
     // successful CONNACK is written, as the broker closed them
     // (see takeover.rs). The ticket is declared after `reader`, whose read
@@ -197,7 +259,7 @@ pub(super) async fn serve_client(
     // What an MQTT 5 client is told when the relay ends on our side.
     let farewell: Option<Vec<u8>> = {
         let to_client = pump_envelopes_to_writer(
-            &mut inbound,
+            inbound,
             &mut wr,
             version,
             Traffic {
@@ -208,12 +270,12 @@ pub(super) async fn serve_client(
         tokio::pin!(to_client);
         let first = {
             let to_upstream = pump_reader_to_envelopes(
-                &mut reader,
+                reader,
                 version,
                 MODE,
                 MessageDirection::ClientToBroker,
-                &mut sequence_id,
-                &mut line,
+                sequence_id,
+                line,
             );
             let mut ending = shared.ending.subscribe();
             let newer_connection = async {
@@ -243,7 +305,7 @@ pub(super) async fn serve_client(
                 // on a resumable line by TERMINATE (a break is no end).
                 if line.is_resumable() {
                     let end = envelope(
-                        &mut sequence_id,
+                        sequence_id,
                         MessageDirection::ClientToBroker,
                         envelopes::terminate(),
                     );
@@ -318,7 +380,7 @@ pub(super) async fn serve_client(
     if let Some(link) = &link {
         if tell_s_proxy {
             let end = envelope(
-                &mut sequence_id,
+                sequence_id,
                 MessageDirection::ClientToBroker,
                 envelopes::terminate(),
             );

@@ -4,7 +4,9 @@
 //! TERMINATE and its acknowledgement).
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
+use tokio::io::{ReadHalf, WriteHalf};
 use tokio::sync::watch;
 use tokio::time::timeout;
 use tonic::Status;
@@ -20,8 +22,9 @@ use crate::line::{
 };
 use crate::mqtt::{self, PacketReader, Version};
 use crate::net::broker::BrokerConnector;
-use crate::net::counted::Counted;
-use crate::ops::telemetry::METRICS;
+use crate::net::connector::BoxedStream;
+use crate::net::counted::{ByteCounts, Counted};
+use crate::ops::telemetry::{METRICS, SessionGuard};
 
 /// A session's side of the gRPC line.
 pub(super) struct Line {
@@ -56,6 +59,18 @@ impl Line {
     }
 }
 
+/// The broker's side of an opened session: what relaying needs, and
+/// nothing of the opening (the CONNECT), so that the task that relays,
+/// mostly idle, does not keep room for it.
+struct Broker {
+    version: Version,
+    reader: PacketReader<ReadHalf<Counted<BoxedStream>>>,
+    wr: WriteHalf<Counted<BoxedStream>>,
+    counts: ByteCounts,
+    session: SessionGuard,
+    opened_at: Instant,
+}
+
 /// Runs one session. `line` is boxed: a future keeps its async fn's
 /// arguments twice, and the task spawning it a third time.
 pub(super) async fn run_session(
@@ -63,11 +78,29 @@ pub(super) async fn run_session(
     config: &SProxyConfig,
     connector: &BrokerConnector,
     client: SocketAddr,
-    mut ending: watch::Receiver<bool>,
+    ending: watch::Receiver<bool>,
 ) {
+    let mut sequence_id = 0;
+    // Boxed: the opening's state is freed once the session relays.
+    let opened = Box::pin(open(&mut line, &mut sequence_id, config, connector, client)).await;
+    if let Some(broker) = opened {
+        relay(line, broker, sequence_id, config, ending).await;
+    }
+}
+
+/// Takes the CONNECT from the r-proxy and opens the broker connection with
+/// it; `None` when the session does not come about (the r-proxy has been
+/// answered).
+async fn open(
+    line: &mut Line,
+    sequence_id: &mut u64,
+    config: &SProxyConfig,
+    connector: &BrokerConnector,
+    client: SocketAddr,
+) -> Option<Box<Broker>> {
     let (version, connect) = match timeout(
         config.connect_timeout_ms.duration(),
-        Box::pin(read_connect(&mut line.receiver)),
+        read_connect(&mut line.receiver),
     )
     .await
     {
@@ -76,21 +109,20 @@ pub(super) async fn run_session(
             METRICS.refused(MODE, "malformed_first_packet");
             debug!(%status, "session refused");
             line.sender.end_with(status).await;
-            return;
+            return None;
         }
         Err(_) => {
             METRICS.refused(MODE, "connect_timeout");
             let status = Status::deadline_exceeded("no CONNECT in time");
             line.sender.end_with(status).await;
-            return;
+            return None;
         }
     };
     if let Some(link) = &line.link {
         link.set_session(version, mqtt::keep_alive(&connect));
     }
     let drain = config.drain_timeout_ms.duration();
-    let mut sequence_id = 0;
-    let connecting = std::time::Instant::now();
+    let connecting = Instant::now();
     let broker = match connector
         .connect_within(client, config.broker_connect_timeout_ms.duration())
         .await
@@ -100,26 +132,50 @@ pub(super) async fn run_session(
             warn!(broker = %config.broker, %reason, "broker unreachable");
             METRICS.upstream_error(MODE, &config.broker.to_string());
             METRICS.refused(MODE, "upstream_unavailable");
-            refuse_unavailable(&mut line, version, &mut sequence_id, drain).await;
-            return;
+            refuse_unavailable(line, version, sequence_id, drain).await;
+            return None;
         }
     };
     METRICS.connected_after(MODE, connecting.elapsed());
-    let mut session = METRICS.session(MODE);
+    let session = METRICS.session(MODE);
     info!(broker = %config.broker, %version, resumable = line.link.is_some(), "session open");
     let (broker, counts) = Counted::new(broker);
     let (broker_rd, mut broker_wr) = tokio::io::split(broker);
     let mut connect_bytes = bytes::BytesMut::new();
     mqtt::encode(&connect, &mut connect_bytes);
-    // Not kept in the session task while it relays.
-    drop(connect);
     if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut broker_wr, &connect_bytes).await {
         warn!(error = %e, "writing CONNECT to broker failed");
-        refuse_unavailable(&mut line, version, &mut sequence_id, drain).await;
-        return;
+        refuse_unavailable(line, version, sequence_id, drain).await;
+        return None;
     }
+    Some(Box::new(Broker {
+        version,
+        reader: PacketReader::new(broker_rd, config.max_packet_size.get()),
+        wr: broker_wr,
+        counts,
+        session,
+        opened_at: connecting,
+    }))
+}
 
-    let mut reader = PacketReader::new(broker_rd, config.max_packet_size.get());
+/// Relays an opened session until it ends on either side. `broker` is
+/// boxed: a future keeps its async fn's arguments apart from its locals.
+async fn relay(
+    mut line: Box<Line>,
+    broker: Box<Broker>,
+    mut sequence_id: u64,
+    config: &SProxyConfig,
+    mut ending: watch::Receiver<bool>,
+) {
+    let Broker {
+        version,
+        mut reader,
+        wr: mut broker_wr,
+        counts,
+        mut session,
+        opened_at,
+    } = *broker;
+    let drain = config.drain_timeout_ms.duration();
     // Set when the r-proxy ended the session: the broker gets a FIN rather
     // than a close (see below).
     let mut closing_after_client = false;
@@ -210,7 +266,7 @@ pub(super) async fn run_session(
     line.end(&mut sequence_id, drain).await;
     info!(
         reason = session.reason(),
-        duration_ms = connecting.elapsed().as_millis() as u64,
+        duration_ms = opened_at.elapsed().as_millis() as u64,
         bytes_to_broker = counts.written(),
         bytes_from_broker = counts.read(),
         "session closed"
