@@ -243,7 +243,7 @@ async fn relay(
     // (see takeover.rs). The ticket is declared after `reader`, whose read
     // half keeps the socket open until the ticket has left the table.
     let (_ticket, acceptance, mut taken_over) =
-        match shared.takeovers.ticket(&client_id, client_socket) {
+        match shared.takeovers.ticket(client_id, client_socket) {
             Some(entry) => (
                 Some(entry.ticket),
                 Some(entry.acceptance),
@@ -347,7 +347,7 @@ async fn relay(
                 // Taken over, most likely: the newer connection closes this
                 // one right before its CONNACK, as the broker did.
                 if let Some(told) = &mut taken_over
-                    && shared.takeovers.newer_pending(&client_id)
+                    && shared.takeovers.newer_pending(client_id)
                 {
                     let _ = timeout(TAKEOVER_GRACE, told).await;
                 }
