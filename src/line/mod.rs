@@ -13,6 +13,7 @@ pub mod convert;
 mod discovery;
 pub mod incoming;
 mod metadata;
+pub mod outlet;
 pub mod proto;
 mod pumps;
 pub mod resume;
@@ -30,8 +31,6 @@ pub use upstreams::{
     OpenError, Opened, RELAY_SERVICE, UpstreamEndpoint, UpstreamTiming, UpstreamUrl, Upstreams,
 };
 
-/// An envelope waiting in a relay queue. Boxed so that a queue's storage,
-/// allocated per connection in blocks of 32 slots, costs 8 bytes a slot
-/// instead of the envelope's 272: most connections are idle most of the
-/// time.
+/// An envelope waiting in a relay queue ([`outlet`]). Boxed so that a
+/// slot costs 8 bytes instead of the envelope's 272.
 pub type QueuedEnvelope = Box<proto::mqtt::MqttStreamMessage>;

@@ -9,13 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::{Channel, ClientTlsConfig};
 use tonic::{Request, Status, Streaming};
 
 use super::discovery::{Channels, Endpoint, Pool};
+use super::outlet::{self, OutletStream};
 use super::proto::mqtt::MqttStreamMessage;
 use super::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
 use super::resume::grant::{RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number};
@@ -222,7 +221,7 @@ impl Upstreams {
         upstream: &Endpoint,
         opening: Opening<'_>,
     ) -> Result<(Outlet, tonic::Response<Streaming<MqttStreamMessage>>), Status> {
-        let (outlet, rx) = mpsc::channel(opening.queue_depth.max(opening.first.len()));
+        let (outlet, rx) = outlet::channel(opening.queue_depth.max(opening.first.len()));
         for message in opening.first {
             // Capacity covers every opening message, so this cannot fail.
             outlet
@@ -263,7 +262,7 @@ impl Upstreams {
         queue_depth: usize,
     ) -> Result<Resumed, ResumeError> {
         let upstream = &*endpoint.0;
-        let (outlet, rx) = mpsc::channel(queue_depth);
+        let (outlet, rx) = outlet::channel(queue_depth);
         let mut request = Request::new(request_stream(rx));
         let metadata = request.metadata_mut();
         let token_value = token.parse().map_err(|_| {
@@ -332,9 +331,9 @@ struct Opening<'a> {
 
 /// The request stream: what the outlet's receiver yields, until it ends.
 fn request_stream(
-    rx: mpsc::Receiver<Result<super::QueuedEnvelope, Status>>,
+    rx: OutletStream,
 ) -> impl tokio_stream::Stream<Item = MqttStreamMessage> + Send + 'static {
-    ReceiverStream::new(rx).map_while(|queued| queued.ok().map(|boxed| *boxed))
+    rx.map_while(|queued| queued.ok().map(|boxed| *boxed))
 }
 
 /// Whether a failed resume is worth another try: an answer from the

@@ -13,19 +13,18 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 use tonic::{Status, Streaming};
 
 use super::envelopes::{self, Ping};
 use super::replay::ReplayBuffer;
-use crate::line::QueuedEnvelope;
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
 use crate::mqtt::Version;
 use crate::ops::telemetry::METRICS;
 
 /// Where a side's envelopes go: the request stream (r-proxy) or the
 /// response stream (s-proxy) of one gRPC call.
-pub type Outlet = mpsc::Sender<Result<QueuedEnvelope, Status>>;
+pub use crate::line::outlet::Outlet;
 
 /// The peer's envelopes on one gRPC call.
 pub type Inbound = Streaming<MqttStreamMessage>;

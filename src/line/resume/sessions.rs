@@ -126,7 +126,7 @@ mod tests {
     use crate::line::resume::End;
 
     fn link() -> Link {
-        let (outlet, _) = tokio::sync::mpsc::channel(1);
+        let (outlet, _) = crate::line::outlet::channel(1);
         let inbound = tonic::Streaming::new_request(
             tonic_prost::ProstDecoder::<MqttStreamMessage>::default(),
             tonic::body::Body::empty(),

@@ -21,14 +21,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::line::incoming::Admission;
 use crate::line::incoming::PeerInfo;
+use crate::line::outlet::{self, OutletStream};
 use crate::line::proto::mqtt::MqttStreamMessage;
 use crate::line::proto::mqtt::mqtt_relay_service_server::{
     MqttRelayService, MqttRelayServiceServer,
@@ -132,7 +132,7 @@ impl Relay {
             status
         };
         let (next, link, span) = self.resumable.claim(token, owner).map_err(refused)?;
-        let (tx, rx) = mpsc::channel(live.config.queue_depth.get());
+        let (tx, rx) = outlet::channel(live.config.queue_depth.get());
         let inbound = request.into_inner();
         let received = take_resume(link, MODE, span, tx, inbound, peer_received)
             .ok_or_else(|| Status::not_found("session cannot be resumed: it has ended"))?;
@@ -147,12 +147,8 @@ impl Relay {
 }
 
 /// The response stream of a session: what its outlet's receiver yields.
-fn response_of(
-    rx: mpsc::Receiver<Result<crate::line::QueuedEnvelope, Status>>,
-) -> Response<ResponseStream> {
-    Response::new(Box::pin(
-        ReceiverStream::new(rx).map(|queued| queued.map(|boxed| *boxed)),
-    ))
+fn response_of(rx: OutletStream) -> Response<ResponseStream> {
+    Response::new(Box::pin(rx.map(|queued| queued.map(|boxed| *boxed))))
 }
 
 /// The r-proxy's address, as the connection shows it.
@@ -198,7 +194,7 @@ impl MqttRelayService for Relay {
         } = StreamOrigin::of(&request);
         let session_id = new_session_id();
         let inbound = request.into_inner();
-        let (tx, rx) = mpsc::channel(live.config.queue_depth.get());
+        let (tx, rx) = outlet::channel(live.config.queue_depth.get());
         let counted = self.sessions.enter();
         let ending = self.ending.clone();
         let span =
