@@ -61,7 +61,8 @@ pub(super) struct State {
     pub outlet_epoch: u64,
     pub generation: u64,
     /// The inbound stream of the newest attachment, for the receiver.
-    pub fresh_inbound: Option<Inbound>,
+    /// (Boxed, as the receiver keeps it: a stream's state is 232 bytes.)
+    pub fresh_inbound: Option<Box<Inbound>>,
     pub receiver_waker: Option<Waker>,
     /// The highest sequence received from the peer.
     pub received: u64,
@@ -224,7 +225,7 @@ impl Link {
                     outlet: Some(outlet),
                     outlet_epoch: 0,
                     generation: 0,
-                    fresh_inbound: Some(inbound),
+                    fresh_inbound: Some(Box::new(inbound)),
                     receiver_waker: None,
                     received: 0,
                     acknowledged: 0,
@@ -320,7 +321,7 @@ impl Link {
                 return (Attached::Closed, Duration::ZERO);
             }
             self.shared.begin_gap(&mut state);
-            state.fresh_inbound = Some(inbound);
+            state.fresh_inbound = Some(Box::new(inbound));
             self.shared.acknowledged_by_peer(&mut state, peer_received);
             tracing::debug!(
                 generation = state.generation,

@@ -29,8 +29,9 @@ const ACK_DELAY: Duration = Duration::from_millis(20);
 
 /// Where a session's pump reads the peer's envelopes.
 pub enum LinkReceiver {
-    /// A line without resumption: the stream itself.
-    Plain(Inbound),
+    /// A line without resumption: the stream itself (boxed: its state is
+    /// 232 bytes, and the session keeps a receiver of either kind).
+    Plain(Box<Inbound>),
     /// A resumable line.
     Resumable(Receiver),
 }
@@ -38,7 +39,7 @@ pub enum LinkReceiver {
 /// The receiving half of a resumable line.
 pub struct Receiver {
     shared: Arc<Shared>,
-    inbound: Option<Inbound>,
+    inbound: Option<Box<Inbound>>,
     generation: u64,
     /// Armed while something received waits for its acknowledgement.
     ack_timer: Option<Pin<Box<Sleep>>>,

@@ -195,7 +195,7 @@ async fn open(stream: BoxedStream, peer: SocketAddr, live: &Arc<Live>) -> Option
         }
         None => (
             LinkSender::Plain(Some(outlet)),
-            LinkReceiver::Plain(inbound),
+            LinkReceiver::Plain(Box::new(inbound)),
             None,
         ),
     };

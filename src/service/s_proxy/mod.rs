@@ -227,7 +227,7 @@ impl MqttRelayService for Relay {
         } else {
             (
                 LinkSender::Plain(Some(tx)),
-                LinkReceiver::Plain(inbound),
+                LinkReceiver::Plain(Box::new(inbound)),
                 None,
                 None,
             )
