@@ -197,15 +197,16 @@ where
         // below, the session task would keep room for a whole envelope
         // (272 bytes) while it waits.
         let mut end = {
-            let next = match inbound.next().now_or_never() {
-                Some(next) => next,
-                None => {
-                    // Going idle: give a large buffer back rather than hold it.
-                    if out.capacity() > KEEP_WRITE_BUFFER {
-                        out = BytesMut::new();
-                    }
-                    inbound.next().await
+            // `if let`, not `match`: the scrutinee is dropped before the
+            // `else` waits (a match would keep its 256 bytes meanwhile).
+            let next = if let Some(next) = inbound.next().now_or_never() {
+                next
+            } else {
+                // Going idle: give a large buffer back rather than hold it.
+                if out.capacity() > KEEP_WRITE_BUFFER {
+                    out = BytesMut::new();
                 }
+                inbound.next().await
             };
             match next {
                 None => Some(OutboundEnd::Finished),

@@ -299,6 +299,8 @@ impl Service for RProxy {
             let shared = self.shared.clone();
             let live = shared.live();
             let span = info_span!("client", peer = %incoming.peer_name, ingress = incoming.transport.name());
+            // Boxed: the task keeps what it captures for its whole life.
+            let incoming = Box::new(incoming);
             tokio::spawn(
                 async move {
                     let _live = shared.connections.enter();
