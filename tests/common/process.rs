@@ -53,13 +53,26 @@ fn connect_in_netns(name: &str, addr: &str) -> std::io::Result<std::net::TcpStre
     Ok(stream)
 }
 
-/// A free TCP port on loopback (of this process's network).
+/// A free TCP port on loopback (of this process's network), never handed
+/// out before in this test run: processes in a test's network namespace
+/// listen on ports the host does not see taken, so the host alone could
+/// hand the same port out twice to one namespace.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    // Bounded: the ephemeral range holds thousands of ports, a run uses
+    // hundreds.
+    for _ in 0..10_000 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
+            return port;
+        }
+    }
+    panic!("no loopback port left that this run has not handed out");
 }
 
 /// What a leak would grow: live tokio tasks, open file descriptors, RSS.
@@ -154,10 +167,12 @@ impl ModeProcess {
         let what = format!("{} ready", self.command.join(" "));
         let (admin, dialer) = (self.admin.clone(), self.dialer.clone());
         let child = &mut self.child;
+        let log = self.log.path().to_path_buf();
         bounded(&what, async {
             loop {
                 if let Some(status) = child.try_wait().unwrap() {
-                    panic!("exited during start: {status}");
+                    let said = std::fs::read_to_string(&log).unwrap_or_default();
+                    panic!("exited during start: {status}\n{said}");
                 }
                 if let Ok(stream) = dialer.tcp(&admin).await
                     && http_get(stream, "/readyz").await.0 == 200

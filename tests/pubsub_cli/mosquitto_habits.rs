@@ -585,3 +585,29 @@ async fn mqtt5_flags_session_expiry_will_properties_and_subscribe_options() {
         "{out:?}"
     );
 }
+
+/// `sub ... | head -1`: once whoever reads its output is gone, `sub` ends
+/// quietly with 0, as when `-C` messages came (mosquitto_sub dies of
+/// SIGPIPE; an error message would be noise in every such pipeline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_that_stops_early_ends_sub_quietly() {
+    let broker = Mosquitto::start("").await.unwrap();
+    let mut args = strings(&["sub"]);
+    args.extend(host_port(&broker));
+    args.extend(strings(&["-t", "pipe/t"]));
+    let mut sub = Background::start(args).await;
+    // The reading end closes, as when `head` has had its line.
+    drop(sub.child.stdout.take());
+    let published = cli(&["pub", "-t", "pipe/t", "-m", "one"], &broker).await;
+    assert!(published.status.success(), "{published:?}");
+    let status = bounded("sub exits", sub.child.wait()).await.unwrap();
+    let mut rest = String::new();
+    bounded("sub's stderr", sub.stderr.read_to_string(&mut rest))
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {rest}");
+    assert!(
+        !rest.contains("Broken pipe") && !rest.contains("Error"),
+        "{rest}"
+    );
+}

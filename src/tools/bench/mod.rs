@@ -59,10 +59,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         BenchMode::Latency(a) => latency::run(a).await?,
         BenchMode::Connections(a) => connections::run(a).await?,
     };
-    if output.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    let text = if output.json {
+        format!("{}\n", serde_json::to_string_pretty(&report)?)
     } else {
-        print!("{}", report.table());
+        report.table()
+    };
+    // A reader that stopped early (`| head`) is no failure of the bench.
+    if let Err(e) = std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(e.into());
     }
     if let Some(path) = &output.plot {
         std::fs::write(path, report.svg())

@@ -77,8 +77,13 @@ async fn run(args: SubArgs) -> Result<(), Stop> {
             if args.no_retained && message.retain {
                 continue;
             }
-            print(&args, &message).map_err(anyhow::Error::from)?;
-            printed += 1;
+            match print(&args, &message) {
+                Ok(()) => printed += 1,
+                // Whoever read the output is gone (`| head`): done, as
+                // when `-C` messages came.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => break,
+                Err(e) => return Err(anyhow::Error::from(e).into()),
+            }
         }
         Ok(())
     };
