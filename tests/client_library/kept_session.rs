@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mqttbridge::client::{Client, ClientOptions, Reconnect};
@@ -43,32 +42,42 @@ async fn in_flight_messages_are_resent_after_the_link_is_cut() {
             ..ClientOptions::new(&format!("tcp://{}", relay.addr), "kept-pub")
         };
         let (publisher, _) = Client::connect(options).await.unwrap();
-        let acknowledged = Arc::new(AtomicUsize::new(0));
-        let sends = (0..MESSAGES).map(|i| {
-            let publisher = publisher.clone();
-            let topic = topic.clone();
-            let acknowledged = acknowledged.clone();
-            tokio::spawn(async move {
-                let result = publisher.publish(&topic, format!("{i}"), qos, false).await;
-                acknowledged.fetch_add(1, Ordering::Relaxed);
-                result
+        // Each completed publish counts here; the cutter is woken by it.
+        let (acknowledged, mut progress) = tokio::sync::watch::channel(0usize);
+        let acknowledged = Arc::new(acknowledged);
+        let sends: Vec<_> = (0..MESSAGES)
+            .map(|i| {
+                let publisher = publisher.clone();
+                let topic = topic.clone();
+                let acknowledged = acknowledged.clone();
+                tokio::spawn(async move {
+                    let result = publisher.publish(&topic, format!("{i}"), qos, false).await;
+                    acknowledged.send_modify(|n| *n += 1);
+                    result
+                })
             })
-        });
+            .collect();
+        drop(acknowledged);
         let all = tokio::spawn(futures_util::future::join_all(sends));
 
-        // Cut the link over and over while messages are in flight, each
-        // time once the new connection has moved something (so a slow
-        // machine cannot be cut into standing still).
+        // Cut the link while messages are in flight: at the first
+        // completed publish, then each time another sixth of them has
+        // completed on the new connection (so a slow machine cannot be cut
+        // into standing still, and a fast one is cut as often).
         let mut cuts = 0;
-        let mut at_last_cut = 0;
+        let mut next_cut = 1;
         bounded("publishing under cuts", async {
-            while !all.is_finished() {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                let now = acknowledged.load(Ordering::Relaxed);
-                if now > at_last_cut && now < MESSAGES {
+            loop {
+                let now = *progress.borrow_and_update();
+                if now >= next_cut && now < MESSAGES {
                     relay.cut();
                     cuts += 1;
-                    at_last_cut = now;
+                    next_cut = now + MESSAGES / 6;
+                }
+                // Ends once every publish has completed and dropped its
+                // handle on the count.
+                if progress.changed().await.is_err() {
+                    break;
                 }
             }
         })
