@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint as TonicEndpoint};
+use tokio_rustls::rustls::ClientConfig;
 
-use super::Keepalive;
+use super::grpc_client::{Channel, ChannelSettings, Target};
 use super::upstreams::UpstreamUrl;
+use crate::net::tls::server_name;
 
 /// One s-proxy: a configured URL, at one address once resolved.
 pub struct Endpoint {
@@ -62,41 +63,35 @@ impl Endpoint {
 
 /// How endpoints' channels are made.
 pub struct Channels {
-    /// TLS for `https://` URLs.
-    pub tls: ClientTlsConfig,
+    /// TLS for `https://` URLs (with ALPN `h2`); `None` when no URL asks
+    /// for it.
+    pub tls: Option<Arc<ClientConfig>>,
     /// The TLS name to expect, when configured (else the URL's host).
     pub server_name: Option<String>,
-    /// How long connecting may take.
-    pub connect_timeout: Duration,
-    /// HTTP/2 keep-alive.
-    pub keepalive: Keepalive,
+    /// Timeouts, keep-alive and buffers of every channel.
+    pub settings: ChannelSettings,
 }
 
 impl Channels {
-    /// A lazy channel to `url`, at `addr` when given (the TLS name stays
-    /// the URL's host).
+    /// A lazy channel to `url`, at `addr` when given (the TLS name and the
+    /// `:authority` stay the URL's host).
     fn make(&self, url: &UpstreamUrl, addr: Option<SocketAddr>) -> anyhow::Result<Channel> {
-        let scheme = if url.is_tls() { "https" } else { "http" };
-        let target = match addr {
-            Some(addr) => format!("{scheme}://{addr}"),
-            None => url.as_str().to_string(),
+        let tls = match (url.is_tls(), &self.tls) {
+            (false, _) => None,
+            (true, None) => anyhow::bail!("{url} asks for TLS, but no TLS settings were made"),
+            (true, Some(config)) => {
+                let name = self.server_name.as_deref().unwrap_or_else(|| url.host());
+                Some((config.clone(), server_name(name)?))
+            }
         };
-        let mut endpoint = TonicEndpoint::from_shared(target)?;
-        if url.is_tls() {
-            let name = self
-                .server_name
-                .clone()
-                .unwrap_or_else(|| url.host().to_string());
-            endpoint = endpoint.tls_config(self.tls.clone().domain_name(name))?;
-        }
-        Ok(endpoint
-            .connect_timeout(self.connect_timeout)
-            .timeout(Duration::MAX)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(self.keepalive.interval)
-            .keep_alive_timeout(self.keepalive.timeout)
-            .keep_alive_while_idle(false)
-            .connect_lazy())
+        Ok(Channel::new(
+            Target {
+                addr,
+                host_port: url.host_port().to_string(),
+                tls,
+            },
+            self.settings,
+        ))
     }
 }
 

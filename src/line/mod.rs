@@ -11,6 +11,8 @@
 pub mod codec;
 pub mod convert;
 mod discovery;
+pub mod grpc_client;
+pub mod inbound;
 pub mod incoming;
 mod metadata;
 pub mod outlet;

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio_stream::StreamExt;
-use tonic::transport::{Channel, ClientTlsConfig};
-use tonic::{Request, Status, Streaming};
+use tokio_rustls::rustls::ClientConfig;
+use tonic::Status;
+use tonic::metadata::{MetadataMap, MetadataValue};
 
 use super::discovery::{Channels, Endpoint, Pool};
-use super::outlet::{self, OutletStream};
+use super::grpc_client::{Call, ChannelSettings};
+use super::inbound::Inbound;
+use super::outlet::CallSink;
 use super::proto::mqtt::MqttStreamMessage;
-use super::proto::mqtt::mqtt_relay_service_client::MqttRelayServiceClient;
 use super::resume::grant::{RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number};
 use super::resume::{Outlet, ResumeError, Resumed};
 use super::{
@@ -32,6 +33,12 @@ const MODE: &str = "r-proxy";
 /// The gRPC service name the relay serves, as `grpc.health.v1` names it.
 pub const RELAY_SERVICE: &str = "mqtt.MqttRelayService";
 
+/// The relay's one method (see `proto/`).
+const RELAY_METHOD: &str = "/mqtt.MqttRelayService/StreamMqttMessages";
+
+/// `grpc.health.v1.Health/Check`.
+const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
+
 /// No s-proxy accepted the stream.
 #[derive(Debug, thiserror::Error)]
 #[error("no s-proxy accepted the stream (last error: {last})")]
@@ -45,7 +52,7 @@ pub struct Opened {
     /// Where the session's envelopes go.
     pub outlet: Outlet,
     /// The s-proxy's envelopes.
-    pub inbound: Streaming<MqttStreamMessage>,
+    pub inbound: Inbound,
     /// Which endpoint took it: a resume goes there and nowhere else.
     pub endpoint: UpstreamEndpoint,
     /// The resume token, when resumption was offered and granted.
@@ -61,7 +68,7 @@ pub struct UpstreamEndpoint(Arc<Endpoint>);
 pub struct Upstreams {
     pool: Pool,
     /// `authorization` metadata value sent with every stream.
-    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+    authorization: Option<MetadataValue<tonic::metadata::Ascii>>,
     next: AtomicUsize,
     connect_timeout: Duration,
     retry_after: Duration,
@@ -76,7 +83,7 @@ impl Upstreams {
     /// out as a bearer token.
     pub fn new(
         urls: &[UpstreamUrl],
-        tls: &ClientTlsConfig,
+        tls: Option<Arc<ClientConfig>>,
         server_name: Option<&str>,
         token: Option<&str>,
         timing: UpstreamTiming,
@@ -89,10 +96,13 @@ impl Upstreams {
                 anyhow::anyhow!("the auth token has characters gRPC metadata cannot carry")
             })?;
         let channels = Channels {
-            tls: tls.clone(),
+            tls,
             server_name: server_name.map(str::to_string),
-            connect_timeout: timing.connect_timeout,
-            keepalive: timing.keepalive,
+            settings: ChannelSettings {
+                connect_timeout: timing.connect_timeout,
+                keepalive: timing.keepalive,
+                send_buffer: timing.send_buffer,
+            },
         };
         Ok(Self {
             pool: Pool::new(urls, channels, timing.resolve_every)?,
@@ -114,7 +124,6 @@ impl Upstreams {
         client_addr: std::net::SocketAddr,
         client_id: &str,
         first: &[MqttStreamMessage],
-        queue_depth: usize,
         offer_resume: bool,
     ) -> Result<Opened, OpenError> {
         let endpoints = self.pool.endpoints();
@@ -132,35 +141,23 @@ impl Upstreams {
                 client_addr,
                 client_id,
                 first,
-                queue_depth,
                 offer_resume,
             };
-            let attempt = async {
-                match self.open_on(upstream, opening).await {
-                    // A channel whose last connection failed reports that
-                    // failure once; the next call connects afresh (say, the
-                    // network is back). One more try tells them apart.
-                    Err(status) if is_transport_failure(&status) => {
-                        self.open_on(upstream, opening).await
-                    }
-                    result => result,
-                }
-            };
-            let result = tokio::time::timeout(self.connect_timeout, attempt)
-                .await
-                .unwrap_or_else(|_| Err(Status::deadline_exceeded("s-proxy did not answer")));
+            let result =
+                tokio::time::timeout(self.connect_timeout, self.open_on(upstream, opening))
+                    .await
+                    .unwrap_or_else(|_| Err(Status::deadline_exceeded("s-proxy did not answer")));
             match result {
-                Ok((outlet, response)) => {
+                Ok((outlet, metadata, inbound)) => {
                     upstream.mark(None);
-                    let resume_token = response
-                        .metadata()
+                    let resume_token = metadata
                         .get(RESUME_TOKEN_KEY)
                         .and_then(|v| v.to_str().ok())
                         .filter(|_| offer_resume)
                         .map(str::to_string);
                     return Ok(Opened {
                         outlet,
-                        inbound: response.into_inner(),
+                        inbound,
                         endpoint: UpstreamEndpoint(upstream.clone()),
                         resume_token,
                     });
@@ -199,15 +196,18 @@ impl Upstreams {
 
     async fn check_health(&self, upstream: &Endpoint) -> Result<(), String> {
         use tonic_health::pb::health_check_response::ServingStatus;
-        let mut client =
-            tonic_health::pb::health_client::HealthClient::new(upstream.channel.clone());
-        let request = tonic_health::pb::HealthCheckRequest {
+        use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
+        let request = HealthCheckRequest {
             service: RELAY_SERVICE.to_string(),
         };
-        let answer = tokio::time::timeout(self.connect_timeout, client.check(request)).await;
-        match answer {
+        let check = upstream.channel.unary::<_, HealthCheckResponse>(
+            HEALTH_CHECK,
+            &request,
+            self.max_message_size,
+        );
+        match tokio::time::timeout(self.connect_timeout, check).await {
             Err(_) => Err(format!("no answer within {:?}", self.connect_timeout)),
-            Ok(Ok(response)) => match response.into_inner().status() {
+            Ok(Ok(response)) => match response.status() {
                 ServingStatus::Serving => Ok(()),
                 status => Err(format!("health {}", status.as_str_name())),
             },
@@ -216,20 +216,15 @@ impl Upstreams {
         }
     }
 
+    /// Starts the relay call on `upstream` and sends the opening messages:
+    /// where the session's envelopes go, the response's metadata and the
+    /// s-proxy's envelopes.
     async fn open_on(
         &self,
         upstream: &Endpoint,
         opening: Opening<'_>,
-    ) -> Result<(Outlet, tonic::Response<Streaming<MqttStreamMessage>>), Status> {
-        let (outlet, rx) = outlet::channel(opening.queue_depth.max(opening.first.len()));
-        for message in opening.first {
-            // Capacity covers every opening message, so this cannot fail.
-            outlet
-                .try_send(Ok(Box::new(message.clone())))
-                .map_err(|_| Status::internal("relay queue too small"))?;
-        }
-        let mut request = Request::new(request_stream(rx));
-        let metadata = request.metadata_mut();
+    ) -> Result<(Outlet, MetadataMap, Inbound), Status> {
+        let mut metadata = MetadataMap::new();
         if let Ok(v) = opening.session_id.parse() {
             metadata.insert(SESSION_ID_KEY, v);
         }
@@ -240,16 +235,19 @@ impl Upstreams {
             metadata.insert(CLIENT_ADDR_KEY, v);
         }
         if opening.offer_resume {
-            metadata.insert(
-                RESUME_OFFER_KEY,
-                tonic::metadata::MetadataValue::from_static("1"),
-            );
+            metadata.insert(RESUME_OFFER_KEY, MetadataValue::from_static("1"));
         }
         if let Some(authorization) = &self.authorization {
             metadata.insert("authorization", authorization.clone());
         }
-        let response = self.client(upstream).stream_mqtt_messages(request).await?;
-        Ok((outlet, response))
+        let Call { requests, response } = upstream
+            .channel
+            .call(RELAY_METHOD, &metadata, self.max_message_size)
+            .await?;
+        let sink = CallSink::new(requests, self.max_message_size);
+        sink.send_opening(opening.first)?;
+        let (metadata, responses) = response.head().await?;
+        Ok((Outlet::from(sink), metadata, Inbound::Called(responses)))
     }
 
     /// Asks endpoint `endpoint` to continue the session of `token` on a new
@@ -259,12 +257,9 @@ impl Upstreams {
         endpoint: &UpstreamEndpoint,
         token: &str,
         received: u64,
-        queue_depth: usize,
     ) -> Result<Resumed, ResumeError> {
         let upstream = &*endpoint.0;
-        let (outlet, rx) = outlet::channel(queue_depth);
-        let mut request = Request::new(request_stream(rx));
-        let metadata = request.metadata_mut();
+        let mut metadata = MetadataMap::new();
         let token_value = token.parse().map_err(|_| {
             ResumeError::Refused(Status::invalid_argument("malformed resume token"))
         })?;
@@ -273,27 +268,33 @@ impl Upstreams {
         if let Some(authorization) = &self.authorization {
             metadata.insert("authorization", authorization.clone());
         }
-        let mut client = self.client(upstream);
-        let attempt = client.stream_mqtt_messages(request);
-        let response = match tokio::time::timeout(self.connect_timeout, attempt).await {
-            Err(_) => {
-                return Err(ResumeError::Unreachable(Status::deadline_exceeded(
-                    "s-proxy did not answer",
-                )));
-            }
-            Ok(Err(status)) => return Err(classify(status)),
-            Ok(Ok(response)) => response,
+        let attempt = async {
+            let Call { requests, response } = upstream
+                .channel
+                .call(RELAY_METHOD, &metadata, self.max_message_size)
+                .await?;
+            let (metadata, responses) = response.head().await?;
+            Ok::<_, Status>((requests, metadata, responses))
         };
-        let metadata = response.metadata();
-        let peer_received = read_number(metadata, RESUME_RECEIVED_KEY);
+        let (requests, metadata, responses) =
+            match tokio::time::timeout(self.connect_timeout, attempt).await {
+                Err(_) => {
+                    return Err(ResumeError::Unreachable(Status::deadline_exceeded(
+                        "s-proxy did not answer",
+                    )));
+                }
+                Ok(Err(status)) => return Err(classify(status)),
+                Ok(Ok(answered)) => answered,
+            };
+        let peer_received = read_number(&metadata, RESUME_RECEIVED_KEY);
         let next = metadata
             .get(RESUME_TOKEN_KEY)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         match (peer_received, next) {
             (Some(peer_received), Some(token)) => Ok(Resumed {
-                outlet,
-                inbound: response.into_inner(),
+                outlet: Outlet::from(CallSink::new(requests, self.max_message_size)),
+                inbound: Inbound::Called(responses),
                 peer_received,
                 token,
             }),
@@ -302,20 +303,6 @@ impl Upstreams {
             ))),
         }
     }
-
-    fn client(&self, upstream: &Endpoint) -> MqttRelayServiceClient<Channel> {
-        MqttRelayServiceClient::new(upstream.channel.clone())
-            .max_decoding_message_size(self.max_message_size)
-            .max_encoding_message_size(self.max_message_size)
-    }
-}
-
-/// A failure of the connection rather than an answer from the s-proxy.
-fn is_transport_failure(status: &Status) -> bool {
-    use std::error::Error;
-    status
-        .source()
-        .is_some_and(|source| source.is::<tonic::transport::Error>())
 }
 
 /// What opens a new session's stream.
@@ -325,15 +312,7 @@ struct Opening<'a> {
     client_addr: std::net::SocketAddr,
     client_id: &'a str,
     first: &'a [MqttStreamMessage],
-    queue_depth: usize,
     offer_resume: bool,
-}
-
-/// The request stream: what the outlet's receiver yields, until it ends.
-fn request_stream(
-    rx: OutletStream,
-) -> impl tokio_stream::Stream<Item = MqttStreamMessage> + Send + 'static {
-    rx.map_while(|queued| queued.ok().map(|boxed| *boxed))
 }
 
 /// Whether a failed resume is worth another try: an answer from the
@@ -416,6 +395,9 @@ pub struct UpstreamTiming {
     pub resolve_every: Duration,
     /// HTTP/2 keep-alive.
     pub keepalive: Keepalive,
+    /// Bytes each stream may have waiting to be written (see
+    /// [`ChannelSettings`]).
+    pub send_buffer: usize,
 }
 
 impl fmt::Display for UpstreamUrl {

@@ -14,7 +14,7 @@ use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
-use tonic::{Status, Streaming};
+use tonic::Status;
 
 use super::envelopes::{self, Ping};
 use super::replay::ReplayBuffer;
@@ -27,7 +27,7 @@ use crate::ops::telemetry::METRICS;
 pub use crate::line::outlet::Outlet;
 
 /// The peer's envelopes on one gRPC call.
-pub type Inbound = Streaming<MqttStreamMessage>;
+pub use crate::line::inbound::Inbound;
 
 /// Which end of the line: it decides what happens to pings in a gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

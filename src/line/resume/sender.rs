@@ -125,15 +125,12 @@ impl LinkSender {
     /// Whether the next envelope would wait (for metrics).
     pub fn is_full(&self) -> bool {
         match self {
-            LinkSender::Plain(Some(outlet)) => outlet.capacity() == 0,
+            LinkSender::Plain(Some(outlet)) => outlet.is_full(),
             LinkSender::Plain(None) => false,
             // The stream's queue only, read without the lock (this runs for
             // every envelope); a full replay buffer shows in the
             // replay-buffer gauge instead.
-            LinkSender::Resumable(sender) => sender
-                .outlet
-                .as_ref()
-                .is_some_and(|outlet| outlet.capacity() == 0),
+            LinkSender::Resumable(sender) => sender.outlet.as_ref().is_some_and(Outlet::is_full),
         }
     }
 

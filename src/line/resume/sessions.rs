@@ -139,7 +139,7 @@ mod tests {
             "s-proxy",
             1024,
             outlet,
-            inbound,
+            crate::line::inbound::Inbound::Served(inbound),
         )
     }
 

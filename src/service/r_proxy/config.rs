@@ -39,8 +39,10 @@ crate::settings! {
         /// After a client leaves, how long to wait for the s-proxy to confirm
         /// that everything the client sent reached the broker.
         drain_timeout_ms: value Millis = const { Millis::of(5_000) },
-        /// Packets buffered per connection and direction before reading pauses.
-        queue_depth: value NonZeroUsize = const { nonzero(64) },
+        /// Bytes per connection waiting to be written to the s-proxy before
+        /// reading from the client pauses (besides what the s-proxy's HTTP/2
+        /// flow-control window takes).
+        send_buffer_bytes: value NonZeroUsize = const { nonzero(64 * 1024) },
         /// How long a session whose stream to the s-proxy broke is kept while
         /// the r-proxy reconnects to resume it; the client stays connected.
         resume_window_ms: value Millis = const { Millis::of(30_000) },

@@ -26,11 +26,12 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::{Semaphore, watch};
 use tokio::time::timeout;
-use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+use tokio_rustls::rustls::ClientConfig;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::line::{UpstreamTiming, Upstreams};
 use crate::net::listener::{Certificates, ClientStream, Listeners, Transport};
+use crate::net::tls::ClientTls;
 use crate::ops::gauge::Gauge;
 use crate::ops::readiness::{Readiness, start_probing};
 use crate::ops::telemetry::{METRICS, Prepared};
@@ -57,7 +58,7 @@ impl Live {
         };
         let upstreams = Upstreams::new(
             &config.upstream,
-            &upstream_tls(&config)?,
+            upstream_tls(&config)?,
             config.upstream_server_name.as_deref(),
             token.as_deref(),
             UpstreamTiming {
@@ -68,6 +69,7 @@ impl Live {
                     interval: config.keepalive_interval_ms.duration(),
                     timeout: config.keepalive_timeout_ms.duration(),
                 },
+                send_buffer: config.send_buffer_bytes.get(),
             },
             config.max_packet_size.get(),
         )?;
@@ -193,24 +195,20 @@ fn prepare_metrics(config: &RProxyConfig) {
 }
 
 /// TLS towards `https://` s-proxies: the configured CA (or the system's
-/// roots), server name and client certificate.
-fn upstream_tls(config: &RProxyConfig) -> anyhow::Result<ClientTlsConfig> {
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).with_context(|| format!("reading {}", path.display()))
-    };
-    if config.upstream.iter().any(|u| u.is_tls()) {
-        // Installs the process-wide rustls provider (ring) once.
-        scion_sdk_utils::rustls::select_ring_crypto_provider();
+/// roots) and client certificate, offering HTTP/2 by ALPN as gRPC needs;
+/// `None` when no upstream asks for TLS.
+fn upstream_tls(config: &RProxyConfig) -> anyhow::Result<Option<Arc<ClientConfig>>> {
+    if !config.upstream.iter().any(|u| u.is_tls()) {
+        return Ok(None);
     }
-    let mut tls = ClientTlsConfig::new();
-    tls = match &config.upstream_ca {
-        Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca)?)),
-        None => tls.with_native_roots(),
-    };
-    if let (Some(cert), Some(key)) = (&config.upstream_cert, &config.upstream_key) {
-        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
-    }
-    Ok(tls)
+    let mut tls = crate::net::tls::client_config(&ClientTls {
+        ca: config.upstream_ca.clone(),
+        cert_chain: config.upstream_cert.clone(),
+        private_key: config.upstream_key.clone(),
+        ..ClientTls::default()
+    })?;
+    tls.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Some(Arc::new(tls)))
 }
 
 impl Service for RProxy {

@@ -133,15 +133,12 @@ async fn open(stream: BoxedStream, peer: SocketAddr, live: &Arc<Live>) -> Option
     ];
     drop(connect);
     let connecting = Instant::now();
-    let opened = Box::pin(live.upstreams.open(
-        &session_id,
-        peer,
-        &client_id,
-        &opening,
-        config.queue_depth.get(),
-        !config.no_resume,
-    ))
-    .await;
+    let opened =
+        Box::pin(
+            live.upstreams
+                .open(&session_id, peer, &client_id, &opening, !config.no_resume),
+        )
+        .await;
     let Opened {
         outlet,
         inbound,
@@ -172,7 +169,6 @@ async fn open(stream: BoxedStream, peer: SocketAddr, live: &Arc<Live>) -> Option
             );
             link.sent_before(&opening);
             let live = live.clone();
-            let depth = config.queue_depth.get();
             keep_edge(
                 &link,
                 MODE,
@@ -180,11 +176,7 @@ async fn open(stream: BoxedStream, peer: SocketAddr, live: &Arc<Live>) -> Option
                 token,
                 move |token, received| {
                     let (live, endpoint) = (live.clone(), endpoint.clone());
-                    async move {
-                        live.upstreams
-                            .resume(&endpoint, &token, received, depth)
-                            .await
-                    }
+                    async move { live.upstreams.resume(&endpoint, &token, received).await }
                 },
             );
             (

@@ -26,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info, info_span, warn};
 
+use crate::line::inbound::Inbound;
 use crate::line::incoming::Admission;
 use crate::line::incoming::PeerInfo;
 use crate::line::outlet::{self, OutletStream};
@@ -133,7 +134,7 @@ impl Relay {
         };
         let (next, link, span) = self.resumable.claim(token, owner).map_err(refused)?;
         let (tx, rx) = outlet::channel(live.config.queue_depth.get());
-        let inbound = request.into_inner();
+        let inbound = Inbound::Served(request.into_inner());
         let received = take_resume(link, MODE, span, tx, inbound, peer_received)
             .ok_or_else(|| Status::not_found("session cannot be resumed: it has ended"))?;
         let mut response = response_of(rx);
@@ -193,7 +194,7 @@ impl MqttRelayService for Relay {
             client,
         } = StreamOrigin::of(&request);
         let session_id = new_session_id();
-        let inbound = request.into_inner();
+        let inbound = Inbound::Served(request.into_inner());
         let (tx, rx) = outlet::channel(live.config.queue_depth.get());
         let counted = self.sessions.enter();
         let ending = self.ending.clone();

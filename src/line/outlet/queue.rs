@@ -1,10 +1,10 @@
-//! A session's queue of envelopes to its gRPC stream: bounded like a
-//! channel (a full queue makes senders wait, so the pump stops reading its
-//! socket), and small while empty. Every session holds one for its whole
-//! life, mostly idle; tokio's mpsc channel would allocate room for 32
-//! values and its cache-line padded counters up front, about 1 KiB per
-//! session, where this holds a few pointers and releases a grown buffer
-//! once it empties.
+//! The s-proxy's outlet: a queue of envelopes that tonic's server reads as
+//! the response stream. Bounded like a channel (a full queue makes senders
+//! wait, so the pump stops reading its socket), and small while empty.
+//! Every session holds one for its whole life, mostly idle; tokio's mpsc
+//! channel would allocate room for 32 values and its cache-line padded
+//! counters up front, about 1 KiB per session, where this holds a few
+//! pointers and releases a grown buffer once it empties.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -14,12 +14,8 @@ use std::task::{Context, Poll, Waker};
 use futures_util::Stream;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
-use tonic::Status;
 
-use super::QueuedEnvelope;
-
-/// What the queue carries: an envelope, or the error that ends the stream.
-pub type Queued = Result<QueuedEnvelope, Status>;
+use super::Queued;
 
 /// An emptied buffer up to this many slots is kept (a busy session reuses
 /// it); a larger one is given back.
@@ -27,7 +23,7 @@ const KEEP_SLOTS: usize = 4;
 
 /// The sending side; clones share the queue. The stream ends once every
 /// sender is gone.
-pub struct Outlet {
+pub struct Sender {
     queue: Arc<Queue>,
 }
 
@@ -52,7 +48,7 @@ struct State {
 }
 
 /// A queue holding at most `capacity` (at least 1) values.
-pub fn channel(capacity: usize) -> (Outlet, OutletStream) {
+pub fn channel(capacity: usize) -> (Sender, OutletStream) {
     let queue = Arc::new(Queue {
         state: Mutex::new(State {
             items: VecDeque::new(),
@@ -64,7 +60,7 @@ pub fn channel(capacity: usize) -> (Outlet, OutletStream) {
         capacity: capacity.max(1),
     });
     (
-        Outlet {
+        Sender {
             queue: queue.clone(),
         },
         OutletStream { queue },
@@ -79,7 +75,7 @@ impl Queue {
     }
 }
 
-impl Outlet {
+impl Sender {
     /// Queues `value` if there is room.
     pub fn try_send(&self, value: Queued) -> Result<(), TrySendError<Queued>> {
         let mut state = self.queue.lock();
@@ -113,14 +109,13 @@ impl Outlet {
         }
     }
 
-    /// How many more values fit now.
-    pub fn capacity(&self) -> usize {
-        let state = self.queue.lock();
-        self.queue.capacity.saturating_sub(state.items.len())
+    /// Whether a value would have to wait for room now.
+    pub fn is_full(&self) -> bool {
+        self.queue.lock().items.len() >= self.queue.capacity
     }
 }
 
-impl Clone for Outlet {
+impl Clone for Sender {
     fn clone(&self) -> Self {
         self.queue.lock().senders += 1;
         Self {
@@ -129,7 +124,7 @@ impl Clone for Outlet {
     }
 }
 
-impl Drop for Outlet {
+impl Drop for Sender {
     fn drop(&mut self) {
         let mut state = self.queue.lock();
         state.senders -= 1;
@@ -213,7 +208,7 @@ mod tests {
         let second = outlet.clone();
         outlet.try_send(numbered(1)).expect("room");
         second.try_send(numbered(2)).expect("room");
-        assert_eq!(outlet.capacity(), 0);
+        assert!(outlet.is_full());
         assert!(matches!(
             outlet.try_send(numbered(3)),
             Err(TrySendError::Full(_))

@@ -1,0 +1,224 @@
+//! One HTTP/2 connection to one s-proxy address, shared by every call the
+//! r-proxy makes there: made on first use (TCP, TLS with ALPN `h2` for
+//! `https://`), made again on the next call after it broke, and watched
+//! with HTTP/2 pings while calls are open, so that a silent network cut
+//! ends them within the keep-alive timeout instead of TCP's minutes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::client::SendRequest;
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::ClientConfig;
+use tonic::Status;
+
+use super::status;
+use crate::line::Keepalive;
+use crate::net::connector::BoxedStream;
+
+/// Our receive window per stream and per connection (hyper's defaults,
+/// which the line used before): a stream's peer may send this far ahead.
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+/// Streams we may open before the peer's SETTINGS say how many it takes.
+const STREAMS_BEFORE_SETTINGS: usize = 100;
+/// The largest header block accepted from the peer.
+const MAX_HEADER_LIST: u32 = 16 * 1024;
+
+/// How an s-proxy is reached.
+pub struct Target {
+    /// The address to connect to; `None` resolves `host_port` at connect.
+    pub addr: Option<SocketAddr>,
+    /// `host:port` of the URL: the `:authority` of every call.
+    pub host_port: String,
+    /// TLS, with the name the certificate must carry; `None` is plaintext.
+    pub tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+}
+
+/// How every channel of an r-proxy connects and watches its connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ChannelSettings {
+    /// How long the TCP, TLS and HTTP/2 handshakes may take together.
+    pub connect_timeout: Duration,
+    /// Pings while calls are open.
+    pub keepalive: Keepalive,
+    /// Bytes a stream may have waiting to be written before its sender
+    /// waits (besides what the peer's flow-control window takes).
+    pub send_buffer: usize,
+}
+
+/// A lazily made, remade-when-broken HTTP/2 connection to one s-proxy.
+pub struct Channel {
+    target: Target,
+    settings: ChannelSettings,
+    /// The connection in use; the lock is held while one is made, so a
+    /// burst of new sessions makes one connection, not one each.
+    connection: tokio::sync::Mutex<Option<Connection>>,
+}
+
+/// A connection's handle for new streams, and what its driver reports.
+#[derive(Clone)]
+pub(super) struct Connection {
+    pub requests: SendRequest<Bytes>,
+    /// Cleared by the driver when the connection ended.
+    alive: Arc<AtomicBool>,
+    /// Calls open on it (the keep-alive pings only while there are some).
+    pub calls: Arc<AtomicUsize>,
+}
+
+impl Connection {
+    fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+}
+
+impl Channel {
+    /// A channel to `target`; nothing connects until the first call.
+    pub fn new(target: Target, settings: ChannelSettings) -> Self {
+        Self {
+            target,
+            settings,
+            connection: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The `:scheme` of calls.
+    pub(super) fn scheme(&self) -> http::uri::Scheme {
+        match self.target.tls {
+            Some(_) => http::uri::Scheme::HTTPS,
+            None => http::uri::Scheme::HTTP,
+        }
+    }
+
+    /// The `:authority` of calls.
+    pub(super) fn authority(&self) -> &str {
+        &self.target.host_port
+    }
+
+    /// The live connection, made now if there is none or it broke, and
+    /// whether it was made for this call.
+    pub(super) async fn connection(&self) -> Result<(Connection, bool), Status> {
+        let mut slot = self.connection.lock().await;
+        if let Some(connection) = slot.as_ref().filter(|c| c.is_alive()) {
+            return Ok((connection.clone(), false));
+        }
+        *slot = None;
+        let made = tokio::time::timeout(self.settings.connect_timeout, self.connect())
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::unavailable(format!(
+                    "connecting to {} took over {:?}",
+                    self.target.host_port, self.settings.connect_timeout
+                )))
+            })?;
+        *slot = Some(made.clone());
+        Ok((made, true))
+    }
+
+    /// Forgets `broken` (if it is still the one in use): the next call
+    /// connects afresh.
+    pub(super) async fn forget(&self, broken: &Connection) {
+        let mut slot = self.connection.lock().await;
+        if slot
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(&c.alive, &broken.alive))
+        {
+            *slot = None;
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, Status> {
+        let unreachable = |what: &str, e: &dyn std::fmt::Display| {
+            Status::unavailable(format!("{what} {}: {e}", self.target.host_port))
+        };
+        let tcp = match self.target.addr {
+            Some(addr) => TcpStream::connect(addr).await,
+            None => TcpStream::connect(self.target.host_port.as_str()).await,
+        }
+        .map_err(|e| unreachable("connecting to", &e))?;
+        let _ = tcp.set_nodelay(true);
+        let io: BoxedStream = match &self.target.tls {
+            Some((config, name)) => Box::new(
+                TlsConnector::from(config.clone())
+                    .connect(name.clone(), tcp)
+                    .await
+                    .map_err(|e| unreachable("TLS with", &e))?,
+            ),
+            None => Box::new(tcp),
+        };
+        let (requests, connection) = h2::client::Builder::new()
+            .initial_max_send_streams(STREAMS_BEFORE_SETTINGS)
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_header_list_size(MAX_HEADER_LIST)
+            .max_send_buffer_size(self.settings.send_buffer)
+            .enable_push(false)
+            .handshake::<_, Bytes>(io)
+            .await
+            .map_err(|e| unreachable("HTTP/2 with", &e))?;
+        let made = Connection {
+            requests,
+            alive: Arc::new(AtomicBool::new(true)),
+            calls: Arc::new(AtomicUsize::new(0)),
+        };
+        tokio::spawn(drive(
+            connection,
+            self.settings.keepalive,
+            made.alive.clone(),
+            made.calls.clone(),
+            self.target.host_port.clone(),
+        ));
+        tracing::debug!(upstream = %self.target.host_port, "connected to the s-proxy");
+        Ok(made)
+    }
+}
+
+/// Runs the connection until it ends or a ping goes unanswered, which
+/// ends it: every call on it fails, and the next call connects afresh.
+async fn drive(
+    mut connection: h2::client::Connection<BoxedStream, Bytes>,
+    keepalive: Keepalive,
+    alive: Arc<AtomicBool>,
+    calls: Arc<AtomicUsize>,
+    upstream: String,
+) {
+    let pings = connection.ping_pong();
+    let watch = async {
+        match pings {
+            Some(pings) => keep_alive(pings, keepalive, &calls).await,
+            // Taken already: cannot happen for a new connection.
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        ended = &mut connection => match ended {
+            Ok(()) => tracing::debug!(%upstream, "connection to the s-proxy closed"),
+            Err(e) => tracing::debug!(%upstream, error = %e, "connection to the s-proxy failed"),
+        },
+        why = watch => tracing::warn!(%upstream, "{why}; closing the connection to the s-proxy"),
+    }
+    alive.store(false, Ordering::Release);
+    // Dropping the connection fails every stream still open on it.
+    drop(connection);
+}
+
+/// Pings every `keepalive.interval` while calls are open; returns why the
+/// connection should end once a ping is not answered in time.
+async fn keep_alive(mut pings: h2::PingPong, keepalive: Keepalive, calls: &AtomicUsize) -> String {
+    loop {
+        tokio::time::sleep(keepalive.interval).await;
+        if calls.load(Ordering::Relaxed) == 0 {
+            continue;
+        }
+        match tokio::time::timeout(keepalive.timeout, pings.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return status::from_h2(&e).message().to_string(),
+            Err(_) => return format!("no answer to a ping within {:?}", keepalive.timeout),
+        }
+    }
+}

@@ -1,0 +1,210 @@
+//! gRPC's message framing on an HTTP/2 stream: each message is a five-byte
+//! prefix (a compression flag, then the length as a big-endian `u32`)
+//! followed by its protobuf bytes. We never ask for compression, so a
+//! compressed message is a protocol error.
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use tonic::Status;
+
+/// The compression flag and the length.
+const PREFIX: usize = 5;
+
+/// `message` with its prefix, ready to go out as (part of) a DATA frame;
+/// refused when it is larger than `max` bytes.
+pub fn encode<M: prost::Message>(message: &M, max: usize) -> Result<Bytes, Status> {
+    let len = message.encoded_len();
+    let Some(prefix_len) = u32::try_from(len).ok().filter(|_| len <= max) else {
+        return Err(Status::out_of_range(format!(
+            "message of {len} bytes is over the limit of {max}"
+        )));
+    };
+    let mut framed = BytesMut::with_capacity(PREFIX + len);
+    framed.put_u8(0);
+    framed.put_u32(prefix_len);
+    message.encode_raw(&mut framed);
+    Ok(framed.freeze())
+}
+
+/// Splits the DATA of a stream into messages. A chunk that holds whole
+/// messages is sliced without copying; only a message split across chunks
+/// is gathered, and the gathering buffer is released once it empties (an
+/// idle stream holds nothing).
+#[derive(Debug)]
+pub struct Deframer {
+    /// The rest of the last chunk, when nothing is being gathered.
+    pending: Bytes,
+    /// A message split across chunks, being gathered.
+    partial: BytesMut,
+    /// The largest message accepted.
+    max: usize,
+}
+
+impl Deframer {
+    /// Accepts messages up to `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Self {
+            pending: Bytes::new(),
+            partial: BytesMut::new(),
+            max,
+        }
+    }
+
+    /// Adds the next chunk of DATA; call only after [`Deframer::next`]
+    /// said it needs more.
+    pub fn push(&mut self, chunk: Bytes) {
+        if self.partial.is_empty() && self.pending.is_empty() {
+            self.pending = chunk;
+        } else {
+            self.partial.extend_from_slice(&self.pending);
+            self.pending = Bytes::new();
+            self.partial.extend_from_slice(&chunk);
+        }
+    }
+
+    /// The next whole message's bytes, `None` when more DATA is needed.
+    pub fn next(&mut self) -> Result<Option<Bytes>, Status> {
+        if !self.partial.is_empty() {
+            let Some(len) = self.whole(&self.partial)? else {
+                return Ok(None);
+            };
+            self.partial.advance(PREFIX);
+            let message = self.partial.split_to(len).freeze();
+            if self.partial.is_empty() {
+                // Give the gathered room back: idle streams hold nothing.
+                self.partial = BytesMut::new();
+            }
+            return Ok(Some(message));
+        }
+        match self.whole(&self.pending)? {
+            Some(len) => {
+                self.pending.advance(PREFIX);
+                Ok(Some(self.pending.split_to(len)))
+            }
+            None => {
+                if !self.pending.is_empty() {
+                    self.partial.extend_from_slice(&self.pending);
+                    self.pending = Bytes::new();
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Whether part of a message is held (the stream must not end here).
+    pub fn is_empty(&self) -> bool {
+        self.partial.is_empty() && self.pending.is_empty()
+    }
+
+    /// The length of the message at the start of `bytes` when all of it is
+    /// there; an error for a compressed or oversized message.
+    fn whole(&self, bytes: &[u8]) -> Result<Option<usize>, Status> {
+        let Some(prefix) = bytes.get(..PREFIX) else {
+            return Ok(None);
+        };
+        match prefix[0] {
+            0 => {}
+            1 => {
+                return Err(Status::internal(
+                    "a compressed message, but no compression was agreed",
+                ));
+            }
+            flag => {
+                return Err(Status::internal(format!(
+                    "invalid gRPC message flag {flag}"
+                )));
+            }
+        }
+        let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+        if len > self.max {
+            return Err(Status::out_of_range(format!(
+                "message of {len} bytes is over the limit of {}",
+                self.max
+            )));
+        }
+        Ok((bytes.len() >= PREFIX + len).then_some(len))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prost::Message;
+
+    use super::*;
+    use crate::line::proto::mqtt::MqttStreamMessage;
+
+    fn numbered(sequence_id: u64) -> MqttStreamMessage {
+        MqttStreamMessage {
+            sequence_id,
+            ..Default::default()
+        }
+    }
+
+    fn drain(frames: &mut Deframer) -> Vec<u64> {
+        let mut got = Vec::new();
+        while let Some(bytes) = frames.next().expect("valid") {
+            got.push(
+                MqttStreamMessage::decode(bytes)
+                    .expect("decodes")
+                    .sequence_id,
+            );
+        }
+        got
+    }
+
+    #[test]
+    fn messages_come_out_whatever_the_chunks() {
+        let stream: Vec<u8> = (1..=5)
+            .flat_map(|n| encode(&numbered(n), 1024).expect("small").to_vec())
+            .collect();
+        // Every way of cutting the stream in two places gives the same
+        // messages.
+        for a in 0..=stream.len() {
+            for b in a..=stream.len() {
+                let mut frames = Deframer::new(1024);
+                let mut got = Vec::new();
+                for chunk in [&stream[..a], &stream[a..b], &stream[b..]] {
+                    frames.push(Bytes::copy_from_slice(chunk));
+                    got.extend(drain(&mut frames));
+                }
+                assert_eq!(got, [1, 2, 3, 4, 5], "cut at {a} and {b}");
+                assert!(frames.is_empty());
+            }
+        }
+    }
+
+    #[test]
+    fn a_cut_message_is_held_until_it_is_whole() {
+        let framed = encode(&numbered(300), 1024).expect("small");
+        let mut frames = Deframer::new(1024);
+        frames.push(framed.slice(..3));
+        assert_eq!(frames.next().expect("valid"), None);
+        assert!(!frames.is_empty(), "part of a message is held");
+        frames.push(framed.slice(3..));
+        assert_eq!(drain(&mut frames), [300]);
+    }
+
+    #[test]
+    fn compressed_and_oversized_messages_are_refused() {
+        let mut frames = Deframer::new(1024);
+        frames.push(Bytes::from_static(&[1, 0, 0, 0, 0]));
+        assert_eq!(
+            frames.next().expect_err("compressed").code(),
+            tonic::Code::Internal
+        );
+
+        let mut frames = Deframer::new(16);
+        frames.push(Bytes::from_static(&[0, 0, 0, 0, 17]));
+        assert_eq!(
+            frames.next().expect_err("too large").code(),
+            tonic::Code::OutOfRange
+        );
+
+        let large = MqttStreamMessage {
+            sequence_id: 1,
+            payload: None,
+            direction: 1,
+            acknowledged: u64::MAX,
+        };
+        assert!(encode(&large, 4).is_err(), "over the sending limit");
+    }
+}

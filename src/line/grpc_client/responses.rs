@@ -1,0 +1,125 @@
+//! The messages of a call's response stream, decoded from the HTTP/2 DATA
+//! as they come, and the call's status from its trailers at the end.
+//! Reads no further ahead than one DATA chunk: the stream's flow-control
+//! window is given back as each chunk is taken, so the peer can send at
+//! most a window's worth more than the session has consumed.
+
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use futures_util::Stream;
+use h2::RecvStream;
+use tonic::Status;
+
+use super::calls::ActiveCall;
+use super::framing::Deframer;
+use super::status;
+
+/// A call's response messages of type `M`; ends with `None` after an OK
+/// status, or with the error status once.
+pub struct Responses<M> {
+    body: Option<RecvStream>,
+    frames: Deframer,
+    reading: Reading,
+    /// Counts the call as open on its connection while the responses are
+    /// read (the keep-alive pings only then).
+    _active: ActiveCall,
+    _message: PhantomData<fn() -> M>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Data,
+    Trailers,
+    Done,
+}
+
+impl<M> Responses<M> {
+    pub(super) fn new(body: RecvStream, max_message: usize, active: ActiveCall) -> Self {
+        Self {
+            body: Some(body),
+            frames: Deframer::new(max_message),
+            reading: Reading::Data,
+            _active: active,
+            _message: PhantomData,
+        }
+    }
+
+    /// A response that ended in its headers, with an OK status.
+    pub(super) fn ended(active: ActiveCall) -> Self {
+        Self {
+            body: None,
+            frames: Deframer::new(0),
+            reading: Reading::Done,
+            _active: active,
+            _message: PhantomData,
+        }
+    }
+
+    fn fail(&mut self, status: Status) -> Poll<Option<Result<M, Status>>> {
+        self.reading = Reading::Done;
+        self.frames = Deframer::new(0);
+        Poll::Ready(Some(Err(status)))
+    }
+}
+
+impl<M: prost::Message + Default> Stream for Responses<M> {
+    type Item = Result<M, Status>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            let Some(body) = this.body.as_mut() else {
+                return Poll::Ready(None);
+            };
+            match this.reading {
+                Reading::Done => return Poll::Ready(None),
+                Reading::Data => {
+                    match this.frames.next() {
+                        Err(status) => return this.fail(status),
+                        Ok(Some(bytes)) => {
+                            return match M::decode(bytes) {
+                                Ok(message) => Poll::Ready(Some(Ok(message))),
+                                Err(e) => this.fail(Status::internal(format!(
+                                    "undecodable message from the peer: {e}"
+                                ))),
+                            };
+                        }
+                        Ok(None) => {}
+                    }
+                    match ready!(body.poll_data(cx)) {
+                        Some(Ok(chunk)) => {
+                            // Taken: the window may be refilled (the chunk
+                            // is decoded before more is read).
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                            this.frames.push(chunk);
+                        }
+                        Some(Err(e)) => return this.fail(status::from_h2(&e)),
+                        None if !this.frames.is_empty() => {
+                            return this
+                                .fail(Status::internal("the stream ended within a message"));
+                        }
+                        None => this.reading = Reading::Trailers,
+                    }
+                }
+                Reading::Trailers => {
+                    let trailers = ready!(body.poll_trailers(cx));
+                    this.reading = Reading::Done;
+                    let outcome = match trailers {
+                        Ok(Some(trailers)) => status::from_headers(&trailers),
+                        Ok(None) => None,
+                        Err(e) => Some(status::from_h2(&e)),
+                    };
+                    return match outcome {
+                        Some(status) if status.code() == tonic::Code::Ok => Poll::Ready(None),
+                        Some(status) => Poll::Ready(Some(Err(status))),
+                        None => Poll::Ready(Some(Err(Status::unknown(
+                            "the stream ended without a gRPC status",
+                        )))),
+                    };
+                }
+            }
+        }
+    }
+}
