@@ -12,7 +12,7 @@
 
 mod calls;
 mod channel;
-pub(crate) mod framing;
+pub mod framing;
 mod responses;
 mod status;
 
