@@ -5,11 +5,12 @@
 //! after its grace period.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::time::timeout;
 use tracing::info;
 
@@ -96,13 +97,40 @@ impl<T> InForce<T> {
     }
 }
 
+/// The end of a shutdown's grace period, told to every open session at
+/// once. Every idle session waits for it, with a bare `Notified` (64
+/// bytes) rather than a watch's `wait_for` (144).
+#[derive(Default)]
+pub struct Ending {
+    over: AtomicBool,
+    told: Notify,
+}
+
+impl Ending {
+    /// The grace period is over.
+    pub fn end(&self) {
+        self.over.store(true, Ordering::SeqCst);
+        self.told.notify_waiters();
+    }
+
+    /// Resolves once the grace period is over.
+    pub async fn wait(&self) {
+        // Made before the flag is read, so an `end` after the read is not
+        // missed.
+        let told = self.told.notified();
+        if !self.over.load(Ordering::SeqCst) {
+            told.await;
+        }
+    }
+}
+
 /// After accepting has stopped: lets the `open` connections finish for up to
-/// `grace`, then tells the rest to end (`ending`; MQTT 5 clients hear
-/// DISCONNECT 0x8B) and gives them `last` to do so.
+/// `grace`, then tells the rest to end (`end_sessions`; MQTT 5 clients
+/// hear DISCONNECT 0x8B) and gives them `last` to do so.
 pub async fn drain(
     mut open: watch::Receiver<usize>,
     grace: Duration,
-    ending: &watch::Sender<bool>,
+    end_sessions: impl FnOnce(),
     last: Duration,
 ) {
     info!(open = *open.borrow(), ?grace, "draining");
@@ -111,7 +139,7 @@ pub async fn drain(
             open = *open.borrow(),
             "grace period over, closing the remaining sessions"
         );
-        ending.send_replace(true);
+        end_sessions();
         let _ = timeout(last, open.wait_for(|n| *n == 0)).await;
     }
 }

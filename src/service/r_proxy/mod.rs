@@ -35,7 +35,7 @@ use crate::net::tls::ClientTls;
 use crate::ops::gauge::Gauge;
 use crate::ops::readiness::{Readiness, start_probing};
 use crate::ops::telemetry::{METRICS, Prepared};
-use crate::service::frame::{InForce, Reload, Service, drain};
+use crate::service::frame::{Ending, InForce, Reload, Service, drain};
 use takeover::Takeovers;
 
 /// The mode label in metrics.
@@ -82,9 +82,9 @@ struct Shared {
     /// Accepted connections by client id, to order session takeovers.
     takeovers: Takeovers,
     connections: Gauge,
-    /// Becomes true when the shutdown grace period is over: sessions still
-    /// open end now (MQTT 5 clients hear DISCONNECT 0x8B).
-    ending: watch::Sender<bool>,
+    /// Told when the shutdown grace period is over: sessions still open
+    /// end now (MQTT 5 clients hear DISCONNECT 0x8B).
+    ending: Ending,
 }
 
 impl Shared {
@@ -228,7 +228,7 @@ impl Service for RProxy {
                 live: InForce::new(live),
                 takeovers: Takeovers::default(),
                 connections: Gauge::default(),
-                ending: watch::Sender::new(false),
+                ending: Ending::default(),
             }),
             readiness: Readiness::probing("the s-proxies"),
         })
@@ -301,12 +301,13 @@ impl Service for RProxy {
             let incoming = Box::new(incoming);
             tokio::spawn(
                 async move {
-                    let _live = shared.connections.enter();
+                    let counted = shared.connections.enter();
                     // The handshake counts against the CONNECT timeout.
                     let limit = live.config.connect_timeout_ms.duration();
                     match timeout(limit, Box::pin(incoming.handshake())).await {
                         Ok(Ok(ClientStream { stream, socket })) => {
-                            serve_client(stream, socket, peer, &shared, &live).await
+                            let held = (counted, permit);
+                            serve_client(stream, socket, peer, shared, live, held).await
                         }
                         Ok(Err(e)) => {
                             METRICS.refused(MODE, "tls_handshake");
@@ -317,7 +318,6 @@ impl Service for RProxy {
                             debug!("handshake timed out");
                         }
                     }
-                    drop(permit);
                 }
                 .instrument(span),
             );
@@ -328,7 +328,7 @@ impl Service for RProxy {
         drain(
             self.shared.connections.watch(),
             self.shared.live().config.shutdown_grace_ms.duration(),
-            &self.shared.ending,
+            || self.shared.ending.end(),
             Duration::from_secs(5),
         )
         .await;

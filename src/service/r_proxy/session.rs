@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::timeout;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::takeover::TakeoverWriter;
 use super::{Live, MODE, RProxyConfig, Shared};
@@ -66,17 +66,27 @@ struct Relaying {
 }
 
 /// Relays one client connection; `client_socket` is its TCP socket under any
-/// TLS or WebSocket layer (for session takeover), `None` for QUIC.
+/// TLS or WebSocket layer (for session takeover), `None` for QUIC. `held`
+/// (the connection's place in the limits) is kept until the session ends.
+/// The relaying runs in a task of its own, sized for relaying alone: this
+/// one, which also had room for the opening, ends once the session is open.
 pub(super) async fn serve_client(
     stream: BoxedStream,
     client_socket: Option<RawFd>,
     peer: SocketAddr,
-    shared: &Shared,
-    live: &Arc<Live>,
+    shared: Arc<Shared>,
+    live: Arc<Live>,
+    held: impl Send + 'static,
 ) {
     let began = Instant::now();
-    if let Some(relaying) = open(stream, peer, live).await {
-        relay(relaying, began, client_socket, shared, &live.config).await;
+    if let Some(relaying) = open(stream, peer, &live).await {
+        tokio::spawn(
+            async move {
+                relay(relaying, began, client_socket, &shared, &live.config).await;
+                drop(held);
+            }
+            .instrument(tracing::Span::current()),
+        );
     }
 }
 
@@ -269,7 +279,6 @@ async fn relay(
                 sequence_id,
                 line,
             );
-            let mut ending = shared.ending.subscribe();
             let newer_connection = async {
                 match &mut taken_over {
                     Some(told) => told.await.is_ok(),
@@ -279,7 +288,7 @@ async fn relay(
             tokio::select! {
                 end = to_upstream => FirstEnd::Client(end),
                 end = &mut to_client => FirstEnd::Upstream(end),
-                _ = ending.wait_for(|e| *e) => FirstEnd::Shutdown,
+                () = shared.ending.wait() => FirstEnd::Shutdown,
                 true = newer_connection => FirstEnd::TakenOver,
             }
         };

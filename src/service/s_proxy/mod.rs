@@ -48,7 +48,7 @@ use crate::net::tls::ServerTls;
 use crate::ops::gauge::Gauge;
 use crate::ops::readiness::{Readiness, start_probing};
 use crate::ops::telemetry::{METRICS, Prepared};
-use crate::service::frame::{InForce, Reload, Service};
+use crate::service::frame::{Ending, InForce, Reload, Service};
 
 /// The mode label in metrics.
 const MODE: &str = "s-proxy";
@@ -108,8 +108,8 @@ struct Relay {
     live: SharedLive,
     limit: Arc<Semaphore>,
     sessions: Gauge,
-    /// Becomes true when the shutdown grace period is over.
-    ending: watch::Receiver<bool>,
+    /// Told when the shutdown grace period is over.
+    ending: Arc<Ending>,
     /// Sessions a broken stream may resume, by token.
     resumable: ResumableSessions,
 }
@@ -369,12 +369,12 @@ impl Service for SProxy {
         let grace = config.shutdown_grace_ms.duration();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limit = max_message_size(config.max_packet_size.get());
-        let (ending, ending_rx) = watch::channel(false);
+        let ending = Arc::new(Ending::default());
         let relay = Relay {
             limit: Arc::new(Semaphore::new(config.max_sessions.get() as usize)),
             live: self.live.clone(),
             sessions: self.sessions.clone(),
-            ending: ending_rx,
+            ending: ending.clone(),
             resumable: ResumableSessions::default(),
         };
         let service = MqttRelayServiceServer::new(relay)
@@ -434,7 +434,7 @@ impl Service for SProxy {
             "grace period over, closing the remaining sessions"
         );
         // MQTT 5 clients hear DISCONNECT 0x8B through their r-proxy.
-        ending.send_replace(true);
+        ending.end();
         match tokio::time::timeout(SESSIONS_END_WITHIN, &mut server).await {
             Ok(result) => Ok(result?),
             Err(_) => Ok(()),

@@ -4,10 +4,10 @@
 //! TERMINATE and its acknowledgement).
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::io::{ReadHalf, WriteHalf};
-use tokio::sync::watch;
 use tokio::time::timeout;
 use tonic::Status;
 use tracing::{debug, info, warn};
@@ -25,6 +25,7 @@ use crate::net::broker::BrokerConnector;
 use crate::net::connector::BoxedStream;
 use crate::net::counted::{ByteCounts, Counted};
 use crate::ops::telemetry::{METRICS, SessionGuard};
+use crate::service::frame::Ending;
 
 /// A session's side of the gRPC line.
 pub(super) struct Line {
@@ -78,7 +79,7 @@ pub(super) async fn run_session(
     config: &SProxyConfig,
     connector: &BrokerConnector,
     client: SocketAddr,
-    ending: watch::Receiver<bool>,
+    ending: Arc<Ending>,
 ) {
     let mut sequence_id = 0;
     // Boxed: the opening's state is freed once the session relays.
@@ -165,7 +166,7 @@ async fn relay(
     broker: Box<Broker>,
     mut sequence_id: u64,
     config: &SProxyConfig,
-    mut ending: watch::Receiver<bool>,
+    ending: Arc<Ending>,
 ) {
     let Broker {
         version,
@@ -231,8 +232,7 @@ async fn relay(
                     InboundEnd::QueueClosed => debug!("r-proxy stopped reading"),
                 }
             }
-            // (The watch guard is not Send: drop it before the arm awaits.)
-            () = async { drop(ending.wait_for(|e| *e).await) } => {
+            () = ending.wait() => {
                 session.close_reason("shutdown");
                 if version == Version::V5 {
                     let goodbye = envelope(

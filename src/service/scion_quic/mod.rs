@@ -393,7 +393,9 @@ impl Service for ScionQuic {
         drain(
             self.sessions.watch(),
             self.live.current().config.shutdown_grace_ms.duration(),
-            &self.ending,
+            || {
+                self.ending.send_replace(true);
+            },
             FINISH_PACKET_WITHIN + Duration::from_secs(4),
         )
         .await;
