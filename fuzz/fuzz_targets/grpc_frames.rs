@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     for chunk in bytes.chunks(usize::from(cut_every).max(1)) {
         frames.push(Bytes::copy_from_slice(chunk));
         loop {
-            match frames.next() {
+            match frames.next_message() {
                 Ok(Some(message)) => {
                     let _ = MqttStreamMessage::decode(message);
                 }

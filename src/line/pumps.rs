@@ -56,8 +56,26 @@ pub enum InboundEnd {
 }
 
 /// Reads packets from `reader` and sends each as an envelope on `line`,
-/// waiting while its queue (or replay buffer) is full.
+/// waiting while its queue (or replay buffer) is full. The envelopes of a
+/// burst go out together: `line` is flushed whenever the reader has to wait
+/// for more bytes, and at the end.
 pub async fn pump_reader_to_envelopes<R>(
+    reader: &mut PacketReader<R>,
+    version: Version,
+    mode: &'static str,
+    direction: MessageDirection,
+    sequence_id: &mut u64,
+    line: &mut LinkSender,
+) -> InboundEnd
+where
+    R: AsyncRead + Unpin,
+{
+    let end = pump_batches(reader, version, mode, direction, sequence_id, line).await;
+    line.flush();
+    end
+}
+
+async fn pump_batches<R>(
     reader: &mut PacketReader<R>,
     version: Version,
     mode: &'static str,
@@ -70,7 +88,16 @@ where
 {
     let counters = TrafficCounters::new(mode, direction_label(direction));
     loop {
-        let raw = match reader.next().await {
+        // What the reader holds (or the socket has) now comes at once; the
+        // batch goes out before the pump waits for more.
+        let next = match reader.next().now_or_never() {
+            Some(next) => next,
+            None => {
+                line.flush();
+                reader.next().await
+            }
+        };
+        let raw = match next {
             Ok(Some(raw)) => raw,
             Ok(None) => return InboundEnd::Eof,
             Err(ReadError::Codec(e)) => return InboundEnd::Codec(e),
@@ -105,7 +132,7 @@ where
         if line.is_full() {
             METRICS.queue_was_full(mode, direction_label(direction));
         }
-        if line.send(message, size).await.is_err() {
+        if line.send_batched(message, size).await.is_err() {
             return InboundEnd::QueueClosed;
         }
         if is_disconnect {

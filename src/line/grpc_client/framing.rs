@@ -12,17 +12,29 @@ const PREFIX: usize = 5;
 /// `message` with its prefix, ready to go out as (part of) a DATA frame;
 /// refused when it is larger than `max` bytes.
 pub fn encode<M: prost::Message>(message: &M, max: usize) -> Result<Bytes, Status> {
+    let mut framed = BytesMut::new();
+    encode_into(message, max, &mut framed)?;
+    Ok(framed.freeze())
+}
+
+/// Appends `message` with its prefix to `framed` (several messages make
+/// one DATA frame); refused when it is larger than `max` bytes.
+pub fn encode_into<M: prost::Message>(
+    message: &M,
+    max: usize,
+    framed: &mut BytesMut,
+) -> Result<(), Status> {
     let len = message.encoded_len();
     let Some(prefix_len) = u32::try_from(len).ok().filter(|_| len <= max) else {
         return Err(Status::out_of_range(format!(
             "message of {len} bytes is over the limit of {max}"
         )));
     };
-    let mut framed = BytesMut::with_capacity(PREFIX + len);
+    framed.reserve(PREFIX + len);
     framed.put_u8(0);
     framed.put_u32(prefix_len);
-    message.encode_raw(&mut framed);
-    Ok(framed.freeze())
+    message.encode_raw(framed);
+    Ok(())
 }
 
 /// Splits the DATA of a stream into messages. A chunk that holds whole
@@ -49,7 +61,7 @@ impl Deframer {
         }
     }
 
-    /// Adds the next chunk of DATA; call only after [`Deframer::next`]
+    /// Adds the next chunk of DATA; call only after [`Deframer::next_message`]
     /// said it needs more.
     pub fn push(&mut self, chunk: Bytes) {
         if self.partial.is_empty() && self.pending.is_empty() {
@@ -62,7 +74,7 @@ impl Deframer {
     }
 
     /// The next whole message's bytes, `None` when more DATA is needed.
-    pub fn next(&mut self) -> Result<Option<Bytes>, Status> {
+    pub fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
         if !self.partial.is_empty() {
             let Some(len) = self.whole(&self.partial)? else {
                 return Ok(None);
@@ -141,7 +153,7 @@ mod tests {
 
     fn drain(frames: &mut Deframer) -> Vec<u64> {
         let mut got = Vec::new();
-        while let Some(bytes) = frames.next().expect("valid") {
+        while let Some(bytes) = frames.next_message().expect("valid") {
             got.push(
                 MqttStreamMessage::decode(bytes)
                     .expect("decodes")
@@ -177,7 +189,7 @@ mod tests {
         let framed = encode(&numbered(300), 1024).expect("small");
         let mut frames = Deframer::new(1024);
         frames.push(framed.slice(..3));
-        assert_eq!(frames.next().expect("valid"), None);
+        assert_eq!(frames.next_message().expect("valid"), None);
         assert!(!frames.is_empty(), "part of a message is held");
         frames.push(framed.slice(3..));
         assert_eq!(drain(&mut frames), [300]);
@@ -188,14 +200,14 @@ mod tests {
         let mut frames = Deframer::new(1024);
         frames.push(Bytes::from_static(&[1, 0, 0, 0, 0]));
         assert_eq!(
-            frames.next().expect_err("compressed").code(),
+            frames.next_message().expect_err("compressed").code(),
             tonic::Code::Internal
         );
 
         let mut frames = Deframer::new(16);
         frames.push(Bytes::from_static(&[0, 0, 0, 0, 17]));
         assert_eq!(
-            frames.next().expect_err("too large").code(),
+            frames.next_message().expect_err("too large").code(),
             tonic::Code::OutOfRange
         );
 

@@ -76,7 +76,7 @@ impl<M: prost::Message + Default> Stream for Responses<M> {
             match this.reading {
                 Reading::Done => return Poll::Ready(None),
                 Reading::Data => {
-                    match this.frames.next() {
+                    match this.frames.next_message() {
                         Err(status) => return this.fail(status),
                         Ok(Some(bytes)) => {
                             return match M::decode(bytes) {

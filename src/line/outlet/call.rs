@@ -1,7 +1,12 @@
 //! The r-proxy's outlet: the request stream of the call it made to the
 //! s-proxy. The task that sends an envelope frames it and hands it to
-//! HTTP/2 at once, so no queue holds it and no other task is woken for it
-//! (the connection's task writes it out). Room is HTTP/2's: the stream's
+//! HTTP/2 itself, so no queue holds it and no other task is woken for it
+//! (the connection's task writes it out). A burst from the client is
+//! gathered into one DATA frame ([`CallSink::try_send_batched`], then
+//! [`CallSink::flush`] before the pump waits): a frame per envelope would
+//! cost the peer a frame's overhead each, and h2 servers close a
+//! connection that sends too many small frames ("excessive load
+//! generating behavior"). Room is HTTP/2's: the stream's
 //! flow-control window and its send buffer ([`ChannelSettings::send_buffer`]);
 //! when either is used up, senders wait until the connection has written
 //! or the peer has granted more.
@@ -12,7 +17,7 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use h2::SendStream;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
@@ -36,8 +41,15 @@ struct Sink {
     max_message: usize,
 }
 
+/// A batch is handed to HTTP/2 once it holds this much (a DATA frame's
+/// default largest size).
+const BATCH: usize = 16 * 1024;
+
 struct State {
     requests: SendStream<Bytes>,
+    /// Envelopes framed but not yet handed to HTTP/2; empty (no
+    /// allocation) between bursts.
+    batch: BytesMut,
     senders: usize,
     /// The stream was ended here or failed: nothing more goes out.
     ended: bool,
@@ -50,6 +62,7 @@ impl CallSink {
             sink: Arc::new(Sink {
                 state: Mutex::new(State {
                     requests,
+                    batch: BytesMut::new(),
                     senders: 1,
                     ended: false,
                 }),
@@ -62,20 +75,38 @@ impl CallSink {
     /// Sends the messages that open a session whether or not there is room
     /// (there are a few, and the call waits for them to be answered).
     pub fn send_opening(&self, messages: &[MqttStreamMessage]) -> Result<(), Status> {
-        let mut state = self.sink.lock();
+        let mut framed = BytesMut::new();
         for message in messages {
-            let framed = framing::encode(message, self.sink.max_message)?;
-            state
-                .requests
-                .send_data(framed, false)
-                .map_err(|e| crate::line::grpc_client::status_of_h2(&e))?;
+            framing::encode_into(message, self.sink.max_message, &mut framed)?;
         }
+        let mut state = self.sink.lock();
+        state
+            .requests
+            .send_data(framed.freeze(), false)
+            .map_err(|e| crate::line::grpc_client::status_of_h2(&e))?;
+        state.requests.reserve_capacity(1);
         Ok(())
     }
 
-    /// Sends `value` if the stream has room. An error ends the request
-    /// stream (a client has no status to send; the s-proxy sees the end).
+    /// Sends `value` now if the stream has room (after any batch). An
+    /// error ends the request stream (a client has no status to send; the
+    /// s-proxy sees the end).
     pub fn try_send(&self, value: Queued) -> Result<(), TrySendError<Queued>> {
+        self.offer(value, false)
+    }
+
+    /// As [`CallSink::try_send`], but the envelope may wait in the batch
+    /// until [`CallSink::flush`] (or the batch is full, or any other send).
+    pub fn try_send_batched(&self, value: Queued) -> Result<(), TrySendError<Queued>> {
+        self.offer(value, true)
+    }
+
+    /// Hands the batch to HTTP/2.
+    pub fn flush(&self) {
+        self.sink.lock().flush();
+    }
+
+    fn offer(&self, value: Queued, batched: bool) -> Result<(), TrySendError<Queued>> {
         let mut state = self.sink.lock();
         if state.ended {
             return Err(TrySendError::Closed(value));
@@ -87,37 +118,37 @@ impl CallSink {
                 return Ok(());
             }
         };
+        if state.batch.len() >= BATCH {
+            state.flush();
+        }
         // Asks for one byte beyond what waits, as hyper does: any room at
         // all takes the whole message, so a message larger than the send
         // buffer still goes.
         state.requests.reserve_capacity(1);
-        if state.requests.capacity() == 0 {
-            return Err(TrySendError::Full(Ok(envelope)));
+        if state.ended || state.requests.capacity() == 0 {
+            state.flush();
+            return Err(if state.ended {
+                TrySendError::Closed(Ok(envelope))
+            } else {
+                TrySendError::Full(Ok(envelope))
+            });
         }
-        let framed = match framing::encode(&*envelope, self.sink.max_message) {
-            Ok(framed) => framed,
-            Err(status) => {
-                tracing::warn!(%status, "envelope too large for the line; ending the stream");
-                state.requests.send_reset(h2::Reason::INTERNAL_ERROR);
-                state.ended = true;
-                return Err(TrySendError::Closed(Ok(envelope)));
-            }
-        };
-        match state.requests.send_data(framed, false) {
-            Ok(()) => {
-                // Keep asking for a byte beyond what waits: HTTP/2 tells a
-                // waiter of room only when the room grows, which it does
-                // not if every byte asked for is spent (by an
-                // acknowledgement sent by another task, say).
-                state.requests.reserve_capacity(1);
-                Ok(())
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "request stream closed");
-                state.ended = true;
-                Err(TrySendError::Closed(Ok(envelope)))
-            }
+        if let Err(status) =
+            framing::encode_into(&*envelope, self.sink.max_message, &mut state.batch)
+        {
+            tracing::warn!(%status, "envelope too large for the line; ending the stream");
+            state.batch = BytesMut::new();
+            state.requests.send_reset(h2::Reason::INTERNAL_ERROR);
+            state.ended = true;
+            return Err(TrySendError::Closed(Ok(envelope)));
         }
+        if !batched {
+            state.flush();
+        }
+        if state.ended {
+            return Err(TrySendError::Closed(Ok(envelope)));
+        }
+        Ok(())
     }
 
     /// Sends `value`, waiting for room; fails once the stream is gone.
@@ -190,8 +221,28 @@ impl Sink {
 }
 
 impl State {
-    /// Ends the request stream (END_STREAM), once.
+    /// Hands the batch to HTTP/2, keeping no room for the next one.
+    fn flush(&mut self) {
+        if self.batch.is_empty() || self.ended {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch).freeze();
+        match self.requests.send_data(batch, false) {
+            // Keep asking for a byte beyond what waits: HTTP/2 tells a
+            // waiter of room only when the room grows, which it does not if
+            // every byte asked for is spent (by an acknowledgement sent by
+            // another task, say).
+            Ok(()) => self.requests.reserve_capacity(1),
+            Err(e) => {
+                tracing::debug!(error = %e, "request stream closed");
+                self.ended = true;
+            }
+        }
+    }
+
+    /// Ends the request stream (END_STREAM) after the batch, once.
     fn end(&mut self) {
+        self.flush();
         if !self.ended {
             self.ended = true;
             let _ = self.requests.send_data(Bytes::new(), true);

@@ -55,6 +55,23 @@ impl Outlet {
         }
     }
 
+    /// As [`Outlet::try_send`], but the envelope may wait until
+    /// [`Outlet::flush`] to go out with those after it (the r-proxy's
+    /// outlet gathers a burst into one DATA frame).
+    pub fn try_send_batched(&self, value: Queued) -> Result<(), TrySendError<Queued>> {
+        match &self.0 {
+            Kind::Queue(queue) => queue.try_send(value),
+            Kind::Call(call) => call.try_send_batched(value),
+        }
+    }
+
+    /// Sends what [`Outlet::try_send_batched`] gathered.
+    pub fn flush(&self) {
+        if let Kind::Call(call) = &self.0 {
+            call.flush();
+        }
+    }
+
     /// Sends `value`, waiting for room; fails once the stream is gone.
     pub async fn send(&self, value: Queued) -> Result<(), SendError<Queued>> {
         match &self.0 {

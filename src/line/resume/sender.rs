@@ -71,9 +71,36 @@ impl LinkSender {
         message: QueuedEnvelope,
         packet_bytes: usize,
     ) -> Result<(), Closed> {
-        match self.try_send(message, packet_bytes)? {
+        match self.try_send(message, packet_bytes, false)? {
             None => Ok(()),
             Some(waiting) => Box::pin(self.send_waiting(waiting, packet_bytes)).await,
+        }
+    }
+
+    /// As [`LinkSender::send`], but the envelope may wait to go out with
+    /// those after it until [`LinkSender::flush`], which the caller owes
+    /// before it waits for anything else.
+    pub async fn send_batched(
+        &mut self,
+        message: QueuedEnvelope,
+        packet_bytes: usize,
+    ) -> Result<(), Closed> {
+        match self.try_send(message, packet_bytes, true)? {
+            None => Ok(()),
+            Some(waiting) => Box::pin(self.send_waiting(waiting, packet_bytes)).await,
+        }
+    }
+
+    /// Sends what [`LinkSender::send_batched`] gathered.
+    pub fn flush(&self) {
+        match self {
+            LinkSender::Plain(Some(outlet)) => outlet.flush(),
+            LinkSender::Plain(None) => {}
+            LinkSender::Resumable(sender) => {
+                if let Some(outlet) = &sender.outlet {
+                    outlet.flush();
+                }
+            }
         }
     }
 
@@ -83,17 +110,23 @@ impl LinkSender {
         &mut self,
         message: QueuedEnvelope,
         packet_bytes: usize,
+        batched: bool,
     ) -> Result<Option<Waiting>, Closed> {
         match self {
             LinkSender::Plain(outlet) => {
                 let outlet = outlet.as_ref().ok_or(Closed)?;
-                match outlet.try_send(Ok(message)) {
+                let sent = if batched {
+                    outlet.try_send_batched(Ok(message))
+                } else {
+                    outlet.try_send(Ok(message))
+                };
+                match sent {
                     Ok(()) => Ok(None),
                     Err(TrySendError::Closed(_)) => Err(Closed),
                     Err(TrySendError::Full(queued)) => Ok(queued.ok().map(Waiting::Queue)),
                 }
             }
-            LinkSender::Resumable(sender) => sender.try_send(message, packet_bytes),
+            LinkSender::Resumable(sender) => sender.try_send(message, packet_bytes, batched),
         }
     }
 
@@ -177,6 +210,7 @@ impl Sender {
         &mut self,
         mut message: QueuedEnvelope,
         bytes: usize,
+        batched: bool,
     ) -> Result<Option<Waiting>, Closed> {
         let generation = match self.prepare(&mut message, bytes)? {
             Some(Next::Done) => return Ok(None),
@@ -184,7 +218,7 @@ impl Sender {
             None => return Ok(Some(Waiting::Room(message))),
         };
         Ok(self
-            .offer(message, generation)
+            .offer(message, generation, batched)
             .map(|message| Waiting::Outlet(message, generation)))
     }
 
@@ -207,7 +241,7 @@ impl Sender {
                 }
             }
         };
-        if let Some(message) = self.offer(message, generation) {
+        if let Some(message) = self.offer(message, generation, false) {
             self.wait_for_outlet(message, generation).await;
         }
         Ok(())
@@ -215,9 +249,19 @@ impl Sender {
 
     /// Puts `message`, kept for replay already, on the outlet of
     /// `generation` if it has room; gives it back if not.
-    fn offer(&mut self, message: QueuedEnvelope, generation: u64) -> Option<QueuedEnvelope> {
+    fn offer(
+        &mut self,
+        message: QueuedEnvelope,
+        generation: u64,
+        batched: bool,
+    ) -> Option<QueuedEnvelope> {
         let outlet = self.outlet.as_ref()?;
-        match outlet.try_send(Ok(message)) {
+        let sent = if batched {
+            outlet.try_send_batched(Ok(message))
+        } else {
+            outlet.try_send(Ok(message))
+        };
+        match sent {
             Ok(()) => None,
             Err(TrySendError::Closed(_)) => {
                 tracing::debug!(generation, "outlet closed while sending");
