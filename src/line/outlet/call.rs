@@ -268,3 +268,98 @@ impl Drop for CallSink {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real HTTP/2 connection in memory: the client's request stream for
+    /// a sink, the server's side of it, and the response to come (kept, or
+    /// the client cancels the call).
+    async fn call() -> (
+        SendStream<Bytes>,
+        h2::RecvStream,
+        h2::client::ResponseFuture,
+    ) {
+        let (client_io, server_io) = tokio::io::duplex(1 << 20);
+        let server = tokio::spawn(async move {
+            let mut connection = h2::server::handshake(server_io).await.expect("handshake");
+            let (request, _respond) = connection
+                .accept()
+                .await
+                .expect("a request")
+                .expect("no error");
+            tokio::spawn(async move { while connection.accept().await.is_some() {} });
+            request.into_body()
+        });
+        let (requests, connection) = h2::client::handshake(client_io).await.expect("handshake");
+        tokio::spawn(connection);
+        let mut requests = requests.ready().await.expect("ready");
+        let request = http::Request::post("http://s-proxy/relay")
+            .body(())
+            .expect("request");
+        let (response, stream) = requests.send_request(request, false).expect("sent");
+        (stream, server.await.expect("server"), response)
+    }
+
+    fn numbered(sequence_id: u64) -> Queued {
+        Ok(Box::new(MqttStreamMessage {
+            sequence_id,
+            ..Default::default()
+        }))
+    }
+
+    #[tokio::test]
+    async fn a_burst_goes_out_in_few_frames_and_in_order() {
+        let (requests, mut body, _response) = call().await;
+        let sink = CallSink::new(requests, 1024);
+        for n in 1..=2_000 {
+            sink.try_send_batched(numbered(n)).expect("room");
+        }
+        sink.flush();
+        drop(sink);
+        let mut frames = 0;
+        let mut deframer = framing::Deframer::new(1024);
+        let mut got = Vec::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.expect("data");
+            let _ = body.flow_control().release_capacity(chunk.len());
+            frames += 1;
+            deframer.push(chunk);
+            while let Some(message) = deframer.next_message().expect("valid") {
+                got.push(
+                    prost::Message::decode(message).map_or(0, |m: MqttStreamMessage| m.sequence_id),
+                );
+            }
+        }
+        assert_eq!(
+            got,
+            (1..=2_000).collect::<Vec<u64>>(),
+            "every envelope, in order"
+        );
+        // 2,000 envelopes of a few bytes each: a frame per 16 KiB batch,
+        // not a frame per envelope.
+        assert!(frames <= 4, "{frames} DATA frames for one burst");
+    }
+
+    #[tokio::test]
+    async fn an_unbatched_send_goes_out_at_once() {
+        let (requests, mut body, _response) = call().await;
+        let sink = CallSink::new(requests, 1024);
+        sink.try_send_batched(numbered(1)).expect("room");
+        // Another send flushes the batch ahead of it.
+        sink.try_send(numbered(2)).expect("room");
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), body.data())
+            .await
+            .expect("sent without a flush")
+            .expect("data")
+            .expect("no error");
+        let mut deframer = framing::Deframer::new(1024);
+        deframer.push(chunk);
+        let first = deframer.next_message().expect("valid").expect("a message");
+        let second = deframer.next_message().expect("valid").expect("a message");
+        let sequence =
+            |b| prost::Message::decode(b).map_or(0, |m: MqttStreamMessage| m.sequence_id);
+        assert_eq!((sequence(first), sequence(second)), (1, 2));
+    }
+}
