@@ -70,38 +70,23 @@ pub async fn pump_reader_to_envelopes<R>(
 where
     R: AsyncRead + Unpin,
 {
-    let end = pump_batches(reader, version, mode, direction, sequence_id, line).await;
-    line.flush();
-    end
-}
-
-async fn pump_batches<R>(
-    reader: &mut PacketReader<R>,
-    version: Version,
-    mode: &'static str,
-    direction: MessageDirection,
-    sequence_id: &mut u64,
-    line: &mut LinkSender,
-) -> InboundEnd
-where
-    R: AsyncRead + Unpin,
-{
     let counters = TrafficCounters::new(mode, direction_label(direction));
-    loop {
+    let end = loop {
         // What the reader holds (or the socket has) now comes at once; the
-        // batch goes out before the pump waits for more.
-        let next = match reader.next().now_or_never() {
-            Some(next) => next,
-            None => {
+        // batch goes out whenever the reader has to wait for more.
+        let next = std::future::poll_fn(|cx| {
+            let next = reader.poll_next(cx);
+            if next.is_pending() {
                 line.flush();
-                reader.next().await
             }
-        };
+            next
+        })
+        .await;
         let raw = match next {
             Ok(Some(raw)) => raw,
-            Ok(None) => return InboundEnd::Eof,
-            Err(ReadError::Codec(e)) => return InboundEnd::Codec(e),
-            Err(ReadError::Io(e)) => return InboundEnd::Io(e),
+            Ok(None) => break InboundEnd::Eof,
+            Err(ReadError::Codec(e)) => break InboundEnd::Codec(e),
+            Err(ReadError::Io(e)) => break InboundEnd::Io(e),
         };
         let size = mqtt::wire_size(&raw);
         // The packet is converted and dropped before the send may wait, so
@@ -114,7 +99,7 @@ where
             None => {
                 let packet = match mqtt::decode(version, &raw) {
                     Ok(p) => p,
-                    Err(e) => return InboundEnd::Codec(e),
+                    Err(e) => break InboundEnd::Codec(e),
                 };
                 counters.count(raw.packet_type(), packet_type_name(&packet), size);
                 let is_disconnect = matches!(
@@ -133,12 +118,14 @@ where
             METRICS.queue_was_full(mode, direction_label(direction));
         }
         if line.send_batched(message, size).await.is_err() {
-            return InboundEnd::QueueClosed;
+            break InboundEnd::QueueClosed;
         }
         if is_disconnect {
-            return InboundEnd::Disconnected;
+            break InboundEnd::Disconnected;
         }
-    }
+    };
+    line.flush();
+    end
 }
 
 /// How the envelopes -> byte stream pump ended.

@@ -5,7 +5,7 @@
 //! arrived but were not yet taken (the framer holds a partly received packet
 //! itself).
 
-use std::task::{Poll, ready};
+use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
 use mqtt_protocol_core::mqtt::connection::RawPacket;
@@ -46,20 +46,26 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
     /// The next whole packet; `Ok(None)` at end of stream. Cancel-safe:
     /// bytes already read stay with the reader.
     pub async fn next(&mut self) -> Result<Option<RawPacket>, ReadError> {
-        std::future::poll_fn(|cx| {
-            loop {
-                if let Some(raw) = self.framer.next_packet(&mut self.pending)? {
-                    return Poll::Ready(Ok(Some(raw)));
-                }
-                // The framer took every pending byte: while the read
-                // waits, the buffer can go.
-                let read = poll_read_into(&mut self.io, cx, &mut self.pending);
-                if ready!(read)? == 0 {
-                    return Poll::Ready(Ok(None));
-                }
+        std::future::poll_fn(|cx| self.poll_next(cx)).await
+    }
+
+    /// [`PacketReader::next`] as a poll: `Pending` once every byte that
+    /// arrived is taken and the socket has no more.
+    pub fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Option<RawPacket>, ReadError>> {
+        loop {
+            if let Some(raw) = self.framer.next_packet(&mut self.pending)? {
+                return Poll::Ready(Ok(Some(raw)));
             }
-        })
-        .await
+            // The framer took every pending byte: while the read waits,
+            // the buffer can go.
+            let read = poll_read_into(&mut self.io, cx, &mut self.pending);
+            if ready!(read)? == 0 {
+                return Poll::Ready(Ok(None));
+            }
+        }
     }
 }
 
