@@ -15,7 +15,7 @@ mod config;
 mod session;
 mod takeover;
 
-use session::serve_client;
+use session::{Arrival, serve_client};
 
 pub use config::{RProxyArgs, RProxyConfig};
 
@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::timeout;
 use tokio_rustls::rustls::ClientConfig;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -32,7 +32,7 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::line::{UpstreamTiming, Upstreams};
 use crate::net::listener::{Certificates, ClientStream, Listeners, Transport};
 use crate::net::tls::ClientTls;
-use crate::ops::gauge::Gauge;
+use crate::ops::gauge::{Gauge, GaugeGuard};
 use crate::ops::readiness::{Readiness, start_probing};
 use crate::ops::telemetry::{METRICS, Prepared};
 use crate::service::frame::{Ending, InForce, Reload, Service, drain};
@@ -85,6 +85,13 @@ struct Shared {
     /// Told when the shutdown grace period is over: sessions still open
     /// end now (MQTT 5 clients hear DISCONNECT 0x8B).
     ending: Ending,
+}
+
+/// A connection's place in the limits (the open-connections gauge and the
+/// `max_connections` permit), kept until its session ends.
+struct Held {
+    _counted: GaugeGuard,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Shared {
@@ -306,8 +313,17 @@ impl Service for RProxy {
                     let limit = live.config.connect_timeout_ms.duration();
                     match timeout(limit, Box::pin(incoming.handshake())).await {
                         Ok(Ok(ClientStream { stream, socket })) => {
-                            let held = (counted, permit);
-                            serve_client(stream, socket, peer, shared, live, held).await
+                            let arrival = Arrival {
+                                began: std::time::Instant::now(),
+                                client_socket: socket,
+                                shared,
+                                live,
+                                _held: Held {
+                                    _counted: counted,
+                                    _permit: permit,
+                                },
+                            };
+                            serve_client(stream, peer, arrival).await
                         }
                         Ok(Err(e)) => {
                             METRICS.refused(MODE, "tls_handshake");

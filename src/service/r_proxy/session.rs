@@ -12,7 +12,7 @@ use tokio::time::timeout;
 use tracing::{Instrument, debug, info, warn};
 
 use super::takeover::TakeoverWriter;
-use super::{Live, MODE, RProxyConfig, Shared};
+use super::{Held, Live, MODE, Shared};
 use crate::line::convert::packet_to_payload;
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::mqtt::session_control::ControlType;
@@ -63,37 +63,35 @@ struct Relaying {
     /// Set when the session is resumable.
     link: Option<Link>,
     session: SessionGuard,
+    arrival: Arrival,
 }
 
-/// Relays one client connection; `client_socket` is its TCP socket under any
-/// TLS or WebSocket layer (for session takeover), `None` for QUIC. `held`
-/// (the connection's place in the limits) is kept until the session ends.
-/// The relaying runs in a task of its own, sized for relaying alone: this
-/// one, which also had room for the opening, ends once the session is open.
-pub(super) async fn serve_client(
-    stream: BoxedStream,
-    client_socket: Option<RawFd>,
-    peer: SocketAddr,
-    shared: Arc<Shared>,
-    live: Arc<Live>,
-    held: impl Send + 'static,
-) {
-    let began = Instant::now();
-    if let Some(relaying) = open(stream, peer, &live).await {
-        tokio::spawn(
-            async move {
-                relay(relaying, began, client_socket, &shared, &live.config).await;
-                drop(held);
-            }
-            .instrument(tracing::Span::current()),
-        );
+/// What a connection brings from its acceptance to its session's end.
+pub(super) struct Arrival {
+    pub began: Instant,
+    /// The client's TCP socket under any TLS or WebSocket layer (for
+    /// session takeover); `None` for QUIC.
+    pub client_socket: Option<RawFd>,
+    pub shared: Arc<Shared>,
+    pub live: Arc<Live>,
+    /// The connection's place in the limits, kept until the session ends.
+    pub _held: Held,
+}
+
+/// Relays one client connection. The relaying runs in a task of its own,
+/// sized for relaying alone: this one, which also had room for the
+/// opening, ends once the session is open.
+pub(super) async fn serve_client(stream: BoxedStream, peer: SocketAddr, arrival: Arrival) {
+    if let Some(relaying) = open(stream, peer, arrival).await {
+        tokio::spawn(relay(relaying).instrument(tracing::Span::current()));
     }
 }
 
 /// Reads the client's CONNECT and opens the stream to an s-proxy; `None`
 /// when the session does not come about (the client has been answered).
 /// Its steps are boxed, so that the session task keeps no room for them.
-async fn open(stream: BoxedStream, peer: SocketAddr, live: &Arc<Live>) -> Option<Box<Relaying>> {
+async fn open(stream: BoxedStream, peer: SocketAddr, arrival: Arrival) -> Option<Box<Relaying>> {
+    let live = &arrival.live;
     let config = &live.config;
     let (stream, counts) = Counted::new(stream);
     let (mut rd, mut wr) = tokio::io::split(stream);
@@ -213,19 +211,14 @@ async fn open(stream: BoxedStream, peer: SocketAddr, live: &Arc<Live>) -> Option
         inbound,
         link,
         session,
+        arrival,
     }))
 }
 
 /// Relays an opened session until it ends on either side. `relaying` stays
-/// boxed for the session's life: a future would keep an argument apart
-/// from the locals taken out of it.
-async fn relay(
-    mut relaying: Box<Relaying>,
-    began: Instant,
-    client_socket: Option<RawFd>,
-    shared: &Shared,
-    config: &RProxyConfig,
-) {
+/// boxed for the session's life, and is all the future takes: a future
+/// keeps its arguments apart from the locals taken out of them.
+async fn relay(mut relaying: Box<Relaying>) {
     let Relaying {
         version,
         reader,
@@ -238,8 +231,18 @@ async fn relay(
         inbound,
         link,
         session,
+        arrival,
     } = &mut *relaying;
     let version = *version;
+    let Arrival {
+        began,
+        client_socket,
+        shared,
+        live,
+        _held,
+    } = arrival;
+    let (began, client_socket) = (*began, *client_socket);
+    let config = &live.config;
     // Older connections of this client id are closed right before a
     // successful CONNACK is written, as the broker closed them
     // (see takeover.rs). The ticket is declared after `reader`, whose read
