@@ -66,26 +66,32 @@ impl LinkSender {
     /// task, hold a pointer instead of the envelope. A send that has to
     /// wait (rarely) is boxed too, so that the task does not keep room for
     /// the wait while idle.
-    pub async fn send(
+    pub fn send(
         &mut self,
         message: QueuedEnvelope,
         packet_bytes: usize,
-    ) -> Result<(), Closed> {
-        match self.try_send(message, packet_bytes, false)? {
-            None => Ok(()),
-            Some(waiting) => Box::pin(self.send_waiting(waiting, packet_bytes)).await,
-        }
+    ) -> impl Future<Output = Result<(), Closed>> + Send + '_ {
+        self.send_as(message, packet_bytes, false)
     }
 
     /// As [`LinkSender::send`], but the envelope may wait to go out with
     /// those after it until [`LinkSender::flush`], which the caller owes
     /// before it waits for anything else.
-    pub async fn send_batched(
+    pub fn send_batched(
         &mut self,
         message: QueuedEnvelope,
         packet_bytes: usize,
+    ) -> impl Future<Output = Result<(), Closed>> + Send + '_ {
+        self.send_as(message, packet_bytes, true)
+    }
+
+    async fn send_as(
+        &mut self,
+        message: QueuedEnvelope,
+        packet_bytes: usize,
+        batched: bool,
     ) -> Result<(), Closed> {
-        match self.try_send(message, packet_bytes, true)? {
+        match self.try_send(message, packet_bytes, batched)? {
             None => Ok(()),
             Some(waiting) => Box::pin(self.send_waiting(waiting, packet_bytes)).await,
         }
