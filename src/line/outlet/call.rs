@@ -189,9 +189,10 @@ impl CallSink {
     }
 
     /// Whether an envelope would have to wait for room now.
+    /// (Read only: every send leaves its one-byte reservation in place, so
+    /// no reservation is made here on the per-envelope path.)
     pub fn is_full(&self) -> bool {
-        let mut state = self.sink.lock();
-        state.requests.reserve_capacity(1);
+        let state = self.sink.lock();
         !state.ended && state.requests.capacity() == 0
     }
 }
