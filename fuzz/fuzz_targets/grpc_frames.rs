@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use mqttbridge::line::grpc_client::framing::Deframer;
+use mqttbridge::line::grpc::framing::Deframer;
 use mqttbridge::line::proto::mqtt::MqttStreamMessage;
 use prost::Message;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio_rustls::rustls::ClientConfig;
 
-use super::grpc_client::{Channel, ChannelSettings, Target};
+use super::grpc::{Channel, ChannelSettings, Target};
 use super::upstreams::UpstreamUrl;
 use crate::net::tls::server_name;
 

@@ -17,8 +17,9 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::Connected;
 use tracing::{debug, warn};
+
+use super::grpc::PeerInfo;
 
 use crate::ops::telemetry::METRICS;
 
@@ -40,14 +41,15 @@ pub struct Admission {
     pub handshake_timeout: Duration,
 }
 
-/// Accepts connections on `listener` until the returned stream is dropped.
+/// Accepts connections on `listener` until the returned stream is dropped;
+/// each comes with what calls on it know of it.
 /// `admission` is asked once per connection; at most `max_handshakes` TLS
 /// handshakes run at once (more connections wait in the kernel's backlog).
 pub fn accept(
     listener: TcpListener,
     admission: impl Fn() -> Admission + Send + 'static,
     max_handshakes: usize,
-) -> impl Stream<Item = std::io::Result<GrpcConnection>> {
+) -> impl Stream<Item = (GrpcConnection, PeerInfo)> {
     let (tx, rx) = mpsc::channel(max_handshakes.max(1));
     let handshakes = Arc::new(Semaphore::new(max_handshakes.max(1)));
     tokio::spawn(async move {
@@ -96,7 +98,8 @@ pub fn accept(
                     }
                 };
                 drop(permit);
-                let _ = tx.send(Ok(connection)).await;
+                let info = connection.peer_info(peer);
+                let _ = tx.send((connection, info)).await;
             });
         }
     });
@@ -104,28 +107,9 @@ pub fn accept(
 }
 
 impl GrpcConnection {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Self::Plain(tcp) => tcp,
-            Self::Tls(tls) => tls.get_ref().0,
-        }
-    }
-}
-
-/// What a request knows of its connection (in its extensions).
-#[derive(Debug, Clone)]
-pub struct PeerInfo {
-    /// The r-proxy's address.
-    pub remote: Option<std::net::SocketAddr>,
-    /// The DER of the client certificate the r-proxy presented (mutual
-    /// TLS), the identity a resumable session is bound to.
-    pub certificate: Option<Vec<u8>>,
-}
-
-impl Connected for GrpcConnection {
-    type ConnectInfo = PeerInfo;
-
-    fn connect_info(&self) -> PeerInfo {
+    /// The peer at `remote`, with the client certificate it presented
+    /// (mutual TLS): the identity a resumable session is bound to.
+    fn peer_info(&self, remote: std::net::SocketAddr) -> PeerInfo {
         let certificate = match self {
             Self::Plain(_) => None,
             Self::Tls(tls) => tls
@@ -136,7 +120,7 @@ impl Connected for GrpcConnection {
                 .map(|der| der.as_ref().to_vec()),
         };
         PeerInfo {
-            remote: self.tcp().peer_addr().ok(),
+            remote: Some(remote),
             certificate,
         }
     }

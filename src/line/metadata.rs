@@ -4,6 +4,12 @@
 
 use std::fmt::Write;
 
+/// The gRPC service name the relay serves, as `grpc.health.v1` names it.
+pub const RELAY_SERVICE: &str = "mqtt.MqttRelayService";
+
+/// The relay's one method (see `proto/`).
+pub const RELAY_METHOD: &str = "/mqtt.MqttRelayService/StreamMqttMessages";
+
 /// Request metadata key holding the stream's unique session id.
 pub const SESSION_ID_KEY: &str = "session-id";
 /// Request metadata key holding the MQTT client's address as the r-proxy

@@ -11,8 +11,7 @@
 pub mod codec;
 pub mod convert;
 mod discovery;
-pub mod grpc_client;
-pub mod inbound;
+pub mod grpc;
 pub mod incoming;
 mod metadata;
 pub mod outlet;
@@ -23,16 +22,17 @@ pub mod server;
 mod upstreams;
 
 pub use metadata::{
-    CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, SESSION_ID_KEY, encode_client_id, max_message_size,
-    new_session_id, read_tokens,
+    CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, RELAY_METHOD, RELAY_SERVICE, SESSION_ID_KEY,
+    encode_client_id, max_message_size, new_session_id, read_tokens,
 };
 pub use pumps::{
     InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };
-pub use upstreams::{
-    OpenError, Opened, RELAY_SERVICE, UpstreamEndpoint, UpstreamTiming, UpstreamUrl, Upstreams,
-};
+pub use upstreams::{OpenError, Opened, UpstreamEndpoint, UpstreamTiming, UpstreamUrl, Upstreams};
 
-/// An envelope waiting in a relay queue ([`outlet`]). Boxed so that a
-/// slot costs 8 bytes instead of the envelope's 272.
+/// An envelope on its way into an [`outlet`]. Boxed so that it costs 8
+/// bytes to pass and to keep for a replay instead of the envelope's 272.
 pub type QueuedEnvelope = Box<proto::mqtt::MqttStreamMessage>;
+
+/// The peer's envelopes on a session's gRPC call, whichever end made it.
+pub type Inbound = grpc::Messages<proto::mqtt::MqttStreamMessage>;

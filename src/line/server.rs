@@ -6,9 +6,11 @@
 use std::net::SocketAddr;
 
 use futures_util::{Stream, StreamExt};
-use tonic::{Request, Status};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
 
 use super::convert::payload_to_packet;
+use super::grpc::PeerInfo;
 use super::proto::mqtt::MqttStreamMessage;
 use super::proto::mqtt::mqtt_stream_message::Payload;
 use super::{CLIENT_ADDR_KEY, SESSION_ID_KEY};
@@ -16,14 +18,11 @@ use crate::mqtt::{Packet, Version};
 
 /// Refuses a stream without one of `tokens` in its `authorization`
 /// metadata; with no tokens configured every stream passes.
-pub fn check_token<T>(request: &Request<T>, tokens: &[String]) -> Result<(), Status> {
+pub fn check_token(metadata: &MetadataMap, tokens: &[String]) -> Result<(), Status> {
     if tokens.is_empty() {
         return Ok(());
     }
-    let presented = request
-        .metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok());
+    let presented = metadata.get("authorization").and_then(|v| v.to_str().ok());
     if token_accepted(tokens, presented) {
         Ok(())
     } else {
@@ -41,10 +40,9 @@ pub struct StreamOrigin {
 }
 
 impl StreamOrigin {
-    /// Reads the metadata of `request`; what is missing or malformed falls
-    /// back (empty session id, the r-proxy's own address).
-    pub fn of<T>(request: &Request<T>) -> Self {
-        let metadata = request.metadata();
+    /// Reads the request's `metadata`; what is missing or malformed falls
+    /// back (empty session id, the r-proxy's own address, `peer`'s).
+    pub fn of(metadata: &MetadataMap, peer: &PeerInfo) -> Self {
         let peer_session = metadata
             .get(SESSION_ID_KEY)
             .and_then(|v| v.to_str().ok())
@@ -56,13 +54,7 @@ impl StreamOrigin {
             .get(CLIENT_ADDR_KEY)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<SocketAddr>().ok())
-            .or_else(|| {
-                request
-                    .extensions()
-                    .get::<super::incoming::PeerInfo>()
-                    .and_then(|p| p.remote)
-            })
-            .or(request.remote_addr())
+            .or(peer.remote)
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
         Self {
             peer_session,
@@ -129,14 +121,12 @@ mod tests {
         assert!(!token_accepted(&tokens, Some("Bearer secre")));
         assert!(!token_accepted(&tokens, Some("secret")));
         assert!(!token_accepted(&tokens, None));
-        let mut request = Request::new(());
-        assert!(check_token(&request, &tokens).is_err());
-        request
-            .metadata_mut()
-            .insert("authorization", "Bearer secret".parse().unwrap());
-        assert!(check_token(&request, &tokens).is_ok());
+        let mut metadata = MetadataMap::new();
+        assert!(check_token(&metadata, &tokens).is_err());
+        metadata.insert("authorization", "Bearer secret".parse().unwrap());
+        assert!(check_token(&metadata, &tokens).is_ok());
         assert!(
-            check_token(&Request::new(()), &[]).is_ok(),
+            check_token(&MetadataMap::new(), &[]).is_ok(),
             "no tokens, no check"
         );
     }

@@ -13,15 +13,15 @@ use tokio_rustls::rustls::ClientConfig;
 use tonic::Status;
 use tonic::metadata::{MetadataMap, MetadataValue};
 
+use super::Inbound;
 use super::discovery::{Channels, Endpoint, Pool};
-use super::grpc_client::{Call, ChannelSettings};
-use super::inbound::Inbound;
-use super::outlet::CallSink;
+use super::grpc::{Call, ChannelSettings, HEALTH_CHECK};
 use super::proto::mqtt::MqttStreamMessage;
 use super::resume::grant::{RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number};
 use super::resume::{Outlet, ResumeError, Resumed};
 use super::{
-    CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, SESSION_ID_KEY, encode_client_id, max_message_size,
+    CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, RELAY_METHOD, RELAY_SERVICE, SESSION_ID_KEY,
+    encode_client_id, max_message_size,
 };
 use crate::net::HostPort;
 use crate::ops::telemetry::METRICS;
@@ -29,15 +29,6 @@ use crate::ops::telemetry::METRICS;
 /// The mode label of the metrics counted here (only the r-proxy opens
 /// streams to s-proxies).
 const MODE: &str = "r-proxy";
-
-/// The gRPC service name the relay serves, as `grpc.health.v1` names it.
-pub const RELAY_SERVICE: &str = "mqtt.MqttRelayService";
-
-/// The relay's one method (see `proto/`).
-const RELAY_METHOD: &str = "/mqtt.MqttRelayService/StreamMqttMessages";
-
-/// `grpc.health.v1.Health/Check`.
-const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
 
 /// No s-proxy accepted the stream.
 #[derive(Debug, thiserror::Error)]
@@ -244,10 +235,10 @@ impl Upstreams {
             .channel
             .call(RELAY_METHOD, &metadata, self.max_message_size)
             .await?;
-        let sink = CallSink::new(requests, self.max_message_size);
+        let sink = Outlet::requests(requests, self.max_message_size);
         sink.send_opening(opening.first)?;
         let (metadata, responses) = response.head().await?;
-        Ok((Outlet::from(sink), metadata, Inbound::Called(responses)))
+        Ok((sink, metadata, responses))
     }
 
     /// Asks endpoint `endpoint` to continue the session of `token` on a new
@@ -293,8 +284,8 @@ impl Upstreams {
             .map(str::to_string);
         match (peer_received, next) {
             (Some(peer_received), Some(token)) => Ok(Resumed {
-                outlet: Outlet::from(CallSink::new(requests, self.max_message_size)),
-                inbound: Inbound::Called(responses),
+                outlet: Outlet::requests(requests, self.max_message_size),
+                inbound: responses,
                 peer_received,
                 token,
             }),

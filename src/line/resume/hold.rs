@@ -72,10 +72,10 @@ impl CloudHold {
     }
 }
 
-/// Continues the session of `link` on a resume's stream: ends the current
-/// attachment and replays on the new one, in a task of its own (in `span`,
-/// the session's). Returns the last sequence received, where the
-/// r-proxy's replay starts; `None` when the session is over.
+/// Continues the session of `link` on a resume's stream (its current
+/// attachment ended by [`Link::detach_for_resume`], whose answer the peer
+/// was sent): replays on the new one, in a task of its own (in `span`, the
+/// session's).
 pub fn take_resume(
     link: Link,
     mode: &'static str,
@@ -83,8 +83,7 @@ pub fn take_resume(
     outlet: Outlet,
     inbound: Inbound,
     peer_received: u64,
-) -> Option<u64> {
-    let received = link.detach_for_resume()?;
+) {
     let replay = async move {
         match link.attach(outlet, inbound, peer_received).await {
             (Attached::Replayed(replayed), gap) => {
@@ -96,5 +95,4 @@ pub fn take_resume(
         }
     };
     tokio::spawn(replay.instrument(span));
-    Some(received)
 }

@@ -27,7 +27,7 @@ use crate::ops::telemetry::METRICS;
 pub use crate::line::outlet::Outlet;
 
 /// The peer's envelopes on one gRPC call.
-pub use crate::line::inbound::Inbound;
+pub use crate::line::Inbound;
 
 /// Which end of the line: it decides what happens to pings in a gap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

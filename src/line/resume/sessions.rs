@@ -51,15 +51,15 @@ impl ResumableSessions {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Enters a new session opened by `owner`, on `link`: its first token
-    /// and its place.
+    /// Enters a new session opened by `owner`, on `link`, under its first
+    /// `token` (from [`new_token`], already sent to the peer): its place.
     pub fn register(
         &self,
+        token: String,
         owner: Option<Owner>,
         link: Link,
         span: tracing::Span,
-    ) -> (String, Registration) {
-        let token = new_token();
+    ) -> Registration {
         let mut inner = self.lock();
         let id = inner.next_id;
         inner.next_id += 1;
@@ -67,17 +67,16 @@ impl ResumableSessions {
         inner.sessions.insert(
             id,
             Entry {
-                token: token.clone(),
+                token,
                 owner,
                 link,
                 span,
             },
         );
-        let registration = Registration {
+        Registration {
             table: self.clone(),
             id,
-        };
-        (token, registration)
+        }
     }
 
     /// Finds the session of `token` for a resume by `owner`: its next
@@ -122,24 +121,18 @@ impl ResumableSessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::line::proto::mqtt::MqttStreamMessage;
+    use crate::line::outlet::Outlet;
     use crate::line::resume::End;
 
-    fn link() -> Link {
-        let (outlet, _) = crate::line::outlet::channel(1);
-        let inbound = tonic::Streaming::new_request(
-            tonic_prost::ProstDecoder::<MqttStreamMessage>::default(),
-            tonic::body::Body::empty(),
-            None,
-            None,
-        );
+    async fn link() -> Link {
+        let (requests, body, _response) = crate::line::grpc::testing::call().await;
         Link::new(
             End::Cloud,
             crate::mqtt::Version::V5,
             "s-proxy",
             1024,
-            outlet,
-            crate::line::inbound::Inbound::Served(inbound),
+            Outlet::requests(requests, 1024),
+            crate::line::grpc::testing::served(body),
         )
     }
 
@@ -149,10 +142,16 @@ mod tests {
         Owner::of(None, &metadata)
     }
 
-    #[test]
-    fn a_token_works_once_for_its_owner_only() {
+    #[tokio::test]
+    async fn a_token_works_once_for_its_owner_only() {
         let table = ResumableSessions::default();
-        let (token, registration) = table.register(owner("a"), link(), tracing::Span::none());
+        let token = new_token();
+        let registration = table.register(
+            token.clone(),
+            owner("a"),
+            link().await,
+            tracing::Span::none(),
+        );
         assert_eq!(
             table.claim(&token, owner("b")).err().map(|s| s.code()),
             Some(tonic::Code::PermissionDenied)

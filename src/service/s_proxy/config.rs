@@ -29,8 +29,10 @@ crate::settings! {
         /// connection to the broker opened meanwhile): `/readyz` and the gRPC health service
         /// say not serving while it does not answer.
         broker_probe_ms: value Millis = const { Millis::of(5_000) },
-        /// Packets buffered per session and direction before reading pauses.
-        queue_depth: value NonZeroUsize = const { nonzero(64) },
+        /// Bytes per session waiting to be written to the r-proxy before
+        /// reading from the broker pauses (besides what the r-proxy's HTTP/2
+        /// flow-control window takes).
+        send_buffer_bytes: value NonZeroUsize = const { nonzero(64 * 1024) },
         /// How long a session whose stream from the r-proxy broke keeps its
         /// broker connection, waiting for the r-proxy to resume it.
         resume_window_ms: value Millis = const { Millis::of(30_000) },

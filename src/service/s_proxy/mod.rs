@@ -15,33 +15,27 @@ use session::{Line, run_session};
 pub use config::{SProxyArgs, SProxyConfig};
 
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use anyhow::Context;
-use futures_util::{Stream, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
-use tonic::{Request, Response, Status, Streaming};
-use tracing::{Instrument, info, info_span, warn};
+use tonic::Status;
+use tonic::metadata::MetadataMap;
+use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::line::inbound::Inbound;
+use crate::line::grpc::{ServedCall, Server, ServerSettings, serve_health};
 use crate::line::incoming::Admission;
-use crate::line::incoming::PeerInfo;
-use crate::line::outlet::{self, OutletStream};
-use crate::line::proto::mqtt::MqttStreamMessage;
-use crate::line::proto::mqtt::mqtt_relay_service_server::{
-    MqttRelayService, MqttRelayServiceServer,
-};
+use crate::line::outlet::Outlet;
 use crate::line::resume::grant::{
-    Owner, RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number,
+    Owner, RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, new_token, read_number,
 };
 use crate::line::resume::{
     End, Link, LinkReceiver, LinkSender, ResumableSessions, keep_cloud, take_resume,
 };
 use crate::line::server::{StreamOrigin, check_token};
-use crate::line::{max_message_size, new_session_id};
+use crate::line::{Keepalive, RELAY_METHOD, RELAY_SERVICE, max_message_size, new_session_id};
 use crate::mqtt;
 use crate::net::broker::BrokerConnector;
 use crate::net::tls::ServerTls;
@@ -56,8 +50,6 @@ const MODE: &str = "s-proxy";
 /// Once the grace period is over, how long the sessions still open have to
 /// send their DISCONNECT and end before the server is dropped.
 const SESSIONS_END_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
-
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<MqttStreamMessage, Status>> + Send>>;
 
 /// What a reload (SIGHUP) replaces for new sessions.
 struct Live {
@@ -103,7 +95,7 @@ impl Live {
 
 type SharedLive = InForce<Live>;
 
-/// The gRPC service: one task per stream.
+/// The relay method's handler: one task per session.
 struct Relay {
     live: SharedLive,
     limit: Arc<Semaphore>,
@@ -112,126 +104,85 @@ struct Relay {
     ending: Arc<Ending>,
     /// Sessions a broken stream may resume, by token.
     resumable: ResumableSessions,
+    /// The largest message on the line.
+    max_message: usize,
 }
 
 impl Relay {
-    /// Hands the stream of a resume to the session of `token`, answering
-    /// with what the session received and its next token; refused for an
-    /// unknown or spent token, an ended session or another owner.
-    async fn resume(
-        &self,
-        request: Request<Streaming<MqttStreamMessage>>,
-        token: &str,
-        owner: Option<Owner>,
-    ) -> Result<Response<ResponseStream>, Status> {
+    /// Answers a call: refused (token, limit), a resume, or a new session.
+    fn serve(&self, call: ServedCall) {
         let live = self.live.current();
-        let peer_received = read_number(request.metadata(), RESUME_RECEIVED_KEY)
-            .ok_or_else(|| Status::invalid_argument("a resume needs mqttbridge-resume-received"))?;
-        let refused = |status: Status| {
-            METRICS.resumed(MODE, "refused", None);
-            warn!(peer = ?peer_addr(&request), %status, "resume refused");
-            status
-        };
-        let (next, link, span) = self.resumable.claim(token, owner).map_err(refused)?;
-        let (tx, rx) = outlet::channel(live.config.queue_depth.get());
-        let inbound = Inbound::Served(request.into_inner());
-        let received = take_resume(link, MODE, span, tx, inbound, peer_received)
-            .ok_or_else(|| Status::not_found("session cannot be resumed: it has ended"))?;
-        let mut response = response_of(rx);
-        let metadata = response.metadata_mut();
-        metadata.insert(RESUME_RECEIVED_KEY, received.into());
-        if let Ok(next) = next.parse() {
-            metadata.insert(RESUME_TOKEN_KEY, next);
-        }
-        Ok(response)
-    }
-}
-
-/// The response stream of a session: what its outlet's receiver yields.
-fn response_of(rx: OutletStream) -> Response<ResponseStream> {
-    Response::new(Box::pin(rx.map(|queued| queued.map(|boxed| *boxed))))
-}
-
-/// The r-proxy's address, as the connection shows it.
-fn peer_addr<T>(request: &Request<T>) -> Option<SocketAddr> {
-    request
-        .extensions()
-        .get::<PeerInfo>()
-        .and_then(|p| p.remote)
-}
-
-#[tonic::async_trait]
-impl MqttRelayService for Relay {
-    type StreamMqttMessagesStream = ResponseStream;
-
-    async fn stream_mqtt_messages(
-        &self,
-        request: Request<Streaming<MqttStreamMessage>>,
-    ) -> Result<Response<Self::StreamMqttMessagesStream>, Status> {
-        let live = self.live.current();
-        if let Err(refused) = check_token(&request, &live.tokens) {
+        if let Err(refused) = check_token(&call.metadata, &live.tokens) {
             METRICS.refused(MODE, "not_authorized");
-            warn!(peer = ?peer_addr(&request), "r-proxy without a valid token refused");
-            return Err(refused);
+            warn!(peer = ?call.peer.remote, "r-proxy without a valid token refused");
+            return call.refuse(&refused);
         }
-        let certificate = request
-            .extensions()
-            .get::<PeerInfo>()
-            .and_then(|p| p.certificate.clone());
-        let owner = Owner::of(certificate.as_deref(), request.metadata());
-        if let Some(token) = request.metadata().get(RESUME_TOKEN_KEY) {
+        let owner = Owner::of(call.peer.certificate.as_deref(), &call.metadata);
+        if let Some(token) = call.metadata.get(RESUME_TOKEN_KEY) {
             let token = token.to_str().unwrap_or("").to_string();
-            return self.resume(request, &token, owner).await;
+            return self.resume(call, &token, owner);
         }
-        let offered = request.metadata().contains_key(RESUME_OFFER_KEY) && !live.config.no_resume;
-        let permit = self.limit.clone().try_acquire_owned().map_err(|_| {
+        let Ok(permit) = self.limit.clone().try_acquire_owned() else {
             METRICS.refused(MODE, "connection_limit");
-            Status::resource_exhausted("s-proxy session limit reached")
-        })?;
-        let peer = peer_addr(&request);
+            return call.refuse(&Status::resource_exhausted("s-proxy session limit reached"));
+        };
+        let offered = call.metadata.contains_key(RESUME_OFFER_KEY) && !live.config.no_resume;
+        let peer = call.peer.remote;
         let StreamOrigin {
             peer_session,
             client,
-        } = StreamOrigin::of(&request);
-        let session_id = new_session_id();
-        let inbound = Inbound::Served(request.into_inner());
-        let (tx, rx) = outlet::channel(live.config.queue_depth.get());
+        } = StreamOrigin::of(&call.metadata, &call.peer);
+        let token = offered.then(new_token);
+        let mut metadata = MetadataMap::new();
+        if let Some(token) = token.as_deref().and_then(|t| t.parse().ok()) {
+            metadata.insert(RESUME_TOKEN_KEY, token);
+        }
+        let (responses, inbound) = match call.accept(metadata) {
+            Ok(accepted) => accepted,
+            Err(status) => {
+                debug!(?peer, %status, "the call was gone before its answer");
+                return;
+            }
+        };
+        let tx = Outlet::responses(responses, self.max_message);
         let counted = self.sessions.enter();
         let ending = self.ending.clone();
+        let session_id = new_session_id();
         let span =
             info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
-        let mut token = None;
-        let (line, receiver, link, registration) = if offered {
-            // The version is the CONNECT's, known once it arrives.
-            let link = Link::new(
-                End::Cloud,
-                mqtt::Version::V5,
-                MODE,
-                live.config.replay_buffer_bytes.get(),
-                tx,
-                inbound,
-            );
-            keep_cloud(
-                &link,
-                MODE,
-                live.config.resume_window_ms.duration(),
-                span.clone(),
-            );
-            let (first, registration) = self.resumable.register(owner, link.clone(), span.clone());
-            token = Some(first);
-            (
-                LinkSender::resumable(&link),
-                LinkReceiver::resumable(&link),
-                Some(link),
-                Some(registration),
-            )
-        } else {
-            (
+        let (line, receiver, link, registration) = match token {
+            Some(token) => {
+                // The version is the CONNECT's, known once it arrives.
+                let link = Link::new(
+                    End::Cloud,
+                    mqtt::Version::V5,
+                    MODE,
+                    live.config.replay_buffer_bytes.get(),
+                    tx,
+                    inbound,
+                );
+                keep_cloud(
+                    &link,
+                    MODE,
+                    live.config.resume_window_ms.duration(),
+                    span.clone(),
+                );
+                let registration =
+                    self.resumable
+                        .register(token, owner, link.clone(), span.clone());
+                (
+                    LinkSender::resumable(&link),
+                    LinkReceiver::resumable(&link),
+                    Some(link),
+                    Some(registration),
+                )
+            }
+            None => (
                 LinkSender::Plain(Some(tx)),
                 LinkReceiver::Plain(Box::new(inbound)),
                 None,
                 None,
-            )
+            ),
         };
         let line = Box::new(Line {
             sender: line,
@@ -247,11 +198,43 @@ impl MqttRelayService for Relay {
             }
             .instrument(span),
         );
-        let mut response = response_of(rx);
-        if let Some(token) = token.and_then(|t| t.parse().ok()) {
-            response.metadata_mut().insert(RESUME_TOKEN_KEY, token);
+    }
+
+    /// Hands the stream of a resume to the session of `token`, answering
+    /// with what the session received and its next token; refused for an
+    /// unknown or spent token, an ended session or another owner.
+    fn resume(&self, call: ServedCall, token: &str, owner: Option<Owner>) {
+        let peer = call.peer.remote;
+        let refuse = |call: ServedCall, status: Status| {
+            METRICS.resumed(MODE, "refused", None);
+            warn!(?peer, %status, "resume refused");
+            call.refuse(&status);
+        };
+        let Some(peer_received) = read_number(&call.metadata, RESUME_RECEIVED_KEY) else {
+            let status = Status::invalid_argument("a resume needs mqttbridge-resume-received");
+            return refuse(call, status);
+        };
+        let (next, link, span) = match self.resumable.claim(token, owner) {
+            Ok(claimed) => claimed,
+            Err(status) => return refuse(call, status),
+        };
+        let Some(received) = link.detach_for_resume() else {
+            let status = Status::not_found("session cannot be resumed: it has ended");
+            return refuse(call, status);
+        };
+        let mut metadata = MetadataMap::new();
+        metadata.insert(RESUME_RECEIVED_KEY, received.into());
+        if let Ok(next) = next.parse() {
+            metadata.insert(RESUME_TOKEN_KEY, next);
         }
-        Ok(response)
+        match call.accept(metadata) {
+            Ok((responses, inbound)) => {
+                let outlet = Outlet::responses(responses, self.max_message);
+                take_resume(link, MODE, span, outlet, inbound, peer_received);
+            }
+            // The session waits in its gap as after any break.
+            Err(status) => debug!(?peer, %status, "the resume was gone before its answer"),
+        }
     }
 }
 
@@ -279,19 +262,21 @@ pub struct Reloader(SharedLive);
 impl Reload<SProxyConfig> for Reloader {
     /// Replaces the settings for new connections and sessions: the gRPC
     /// certificate, key and client CA (re-read even when the paths are the
-    /// same), broker and its TLS, tokens, timeouts, queue depth. The listen
-    /// address, the session limit and the HTTP/2 keep-alive change only with
-    /// a restart. A config that does not check out is refused and the
-    /// running one kept.
+    /// same), broker and its TLS, tokens, timeouts. The listen address, the
+    /// session limit, the send buffer and the HTTP/2 keep-alive change only
+    /// with a restart. A config that does not check
+    /// out is refused and the running one kept.
     fn apply(&self, config: SProxyConfig) -> anyhow::Result<()> {
         let old = self.0.current();
         if config.listen != old.config.listen
             || config.max_sessions != old.config.max_sessions
+            || config.send_buffer_bytes != old.config.send_buffer_bytes
             || config.keepalive_interval_ms != old.config.keepalive_interval_ms
             || config.keepalive_timeout_ms != old.config.keepalive_timeout_ms
         {
             warn!(
-                "listen address, max_sessions and keep-alive only change with a restart; keeping them"
+                "listen address, max_sessions, send_buffer_bytes and keep-alive only change \
+                 with a restart; keeping them"
             );
         }
         let live = Live::prepare(config)?;
@@ -370,16 +355,14 @@ impl Service for SProxy {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let limit = max_message_size(config.max_packet_size.get());
         let ending = Arc::new(Ending::default());
-        let relay = Relay {
+        let relay = Arc::new(Relay {
             limit: Arc::new(Semaphore::new(config.max_sessions.get() as usize)),
             live: self.live.clone(),
             sessions: self.sessions.clone(),
             ending: ending.clone(),
             resumable: ResumableSessions::default(),
-        };
-        let service = MqttRelayServiceServer::new(relay)
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(limit);
+            max_message: limit,
+        });
         let probed = self.live.clone();
         let _probing = start_probing(
             self.readiness.clone(),
@@ -393,7 +376,6 @@ impl Service for SProxy {
                 }
             },
         );
-        let health = grpc_health(&self.readiness).await;
         info!(listen = %self.listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
               broker = %config.broker, "s-proxy serving");
         let live = self.live.clone();
@@ -408,26 +390,35 @@ impl Service for SProxy {
             },
             config.max_sessions.get() as usize,
         );
-        let server = tonic::transport::Server::builder()
-            .max_concurrent_streams(config.max_sessions.get())
-            .http2_keepalive_interval(Some(config.keepalive_interval_ms.duration()))
-            .http2_keepalive_timeout(Some(config.keepalive_timeout_ms.duration()))
-            .add_service(service)
-            .add_service(health)
-            .serve_with_incoming_shutdown(incoming, async move {
+        let server = Server::new(ServerSettings {
+            max_streams: config.max_sessions.get(),
+            keepalive: Keepalive {
+                interval: config.keepalive_interval_ms.duration(),
+                timeout: config.keepalive_timeout_ms.duration(),
+            },
+            handshake_timeout: config.connect_timeout_ms.duration(),
+            send_buffer: config.send_buffer_bytes.get(),
+            max_message: limit,
+        })
+        .route(RELAY_METHOD, Arc::new(move |call| relay.serve(call)));
+        // Before the first request: not serving until the broker answers.
+        let server = serve_health(server, self.readiness.watch(), &["", RELAY_SERVICE]).serve(
+            incoming,
+            async move {
                 let _ = stopped.await;
-            });
+            },
+        );
         self.readiness.set(true);
         tokio::pin!(server);
         tokio::select! {
-            result = &mut server => return Ok(result?),
+            () = &mut server => return Ok(()),
             () = shutdown => {}
         }
         self.readiness.set(false);
         info!(open = *self.sessions.watch().borrow(), ?grace, "draining");
         let _ = stop.send(());
-        if let Ok(result) = tokio::time::timeout(grace, &mut server).await {
-            return Ok(result?);
+        if tokio::time::timeout(grace, &mut server).await.is_ok() {
+            return Ok(());
         }
         info!(
             open = *self.sessions.watch().borrow(),
@@ -435,44 +426,7 @@ impl Service for SProxy {
         );
         // MQTT 5 clients hear DISCONNECT 0x8B through their r-proxy.
         ending.end();
-        match tokio::time::timeout(SESSIONS_END_WITHIN, &mut server).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Ok(()),
-        }
+        let _ = tokio::time::timeout(SESSIONS_END_WITHIN, &mut server).await;
+        Ok(())
     }
-}
-
-/// The standard gRPC health service (`grpc.health.v1.Health`, Check and
-/// Watch), for the whole server (`""`) and for `mqtt.MqttRelayService`:
-/// SERVING while `readiness` holds (serving, broker answering), else
-/// NOT_SERVING. gRPC-aware balancers, Kubernetes' gRPC probes and the
-/// r-proxy's upstream probes read it.
-async fn grpc_health(
-    readiness: &Readiness,
-) -> tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health> {
-    let (reporter, service) = tonic_health::server::health_reporter();
-    let mut changes = readiness.watch();
-    let report = move |ready: bool| {
-        let reporter = reporter.clone();
-        async move {
-            let status = if ready {
-                tonic_health::ServingStatus::Serving
-            } else {
-                tonic_health::ServingStatus::NotServing
-            };
-            for name in ["", crate::line::RELAY_SERVICE] {
-                reporter.set_service_status(name, status).await;
-            }
-        }
-    };
-    // Before the first request: not serving until the broker answers.
-    let ready = *changes.borrow_and_update();
-    report(ready).await;
-    tokio::spawn(async move {
-        while changes.changed().await.is_ok() {
-            let ready = *changes.borrow_and_update();
-            report(ready).await;
-        }
-    });
-    service
 }

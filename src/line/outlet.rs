@@ -1,17 +1,16 @@
-//! The r-proxy's outlet: the request stream of the call it made to the
-//! s-proxy. The task that sends an envelope frames it and hands it to
-//! HTTP/2 itself, so no queue holds it and no other task is woken for it
-//! (the connection's task writes it out). A burst from the client is
-//! gathered into one DATA frame ([`CallSink::try_send_batched`], then
-//! [`CallSink::flush`] before the pump waits): a frame per envelope would
-//! cost the peer a frame's overhead each, and h2 servers close a
-//! connection that sends too many small frames ("excessive load
-//! generating behavior"). Room is HTTP/2's: the stream's
-//! flow-control window and its send buffer ([`ChannelSettings::send_buffer`]);
-//! when either is used up, senders wait until the connection has written
-//! or the peer has granted more.
-//!
-//! [`ChannelSettings::send_buffer`]: crate::line::grpc_client::ChannelSettings
+//! Where a session's envelopes go: its side of the gRPC call, the request stream of
+//! the call the r-proxy made or the response stream of the call the
+//! s-proxy serves. The task that sends an envelope frames it and hands it
+//! to HTTP/2 itself, so no queue holds it and no other task is woken for
+//! it (the connection's task writes it out). A burst from the MQTT side is
+//! gathered into one DATA frame ([`Outlet::try_send_batched`], then
+//! [`Outlet::flush`] before the pump waits): a frame per envelope would
+//! cost the peer a frame's overhead each, and h2 peers close a connection
+//! that sends too many small frames ("excessive load generating
+//! behavior"). Room is HTTP/2's: the stream's flow-control window and its
+//! send buffer (`send_buffer_bytes` in both proxies); when either is used
+//! up, senders wait until the connection has written or the peer has
+//! granted more.
 
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,13 +22,18 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tonic::Status;
 
-use super::Queued;
-use crate::line::grpc_client::framing;
+use super::QueuedEnvelope;
+use crate::line::grpc::framing;
 use crate::line::proto::mqtt::MqttStreamMessage;
 
-/// A call's request stream as an outlet; clones share it, and the last one
-/// to go ends the stream (END_STREAM: the s-proxy sees a half-close).
-pub struct CallSink {
+/// What an outlet carries: an envelope, or the error that ends the stream.
+pub type Queued = Result<QueuedEnvelope, Status>;
+
+/// A call's stream as an outlet; clones share it, and the last one to go
+/// ends the stream: a request stream with END_STREAM (the s-proxy sees a
+/// half-close), a response stream with trailers carrying the call's
+/// status (OK, or the error sent into it).
+pub struct Outlet {
     sink: Arc<Sink>,
 }
 
@@ -46,7 +50,9 @@ struct Sink {
 const BATCH: usize = 16 * 1024;
 
 struct State {
-    requests: SendStream<Bytes>,
+    stream: SendStream<Bytes>,
+    /// The stream is a served call's response: it ends with trailers.
+    answers: bool,
     /// Envelopes framed but not yet handed to HTTP/2; empty (no
     /// allocation) between bursts.
     batch: BytesMut,
@@ -55,13 +61,24 @@ struct State {
     ended: bool,
 }
 
-impl CallSink {
-    /// Sends on `requests`; messages over `max_message` bytes are refused.
-    pub fn new(requests: SendStream<Bytes>, max_message: usize) -> Self {
+impl Outlet {
+    /// Sends on the request stream of a call made; messages over
+    /// `max_message` bytes are refused.
+    pub fn requests(stream: SendStream<Bytes>, max_message: usize) -> Self {
+        Self::new(stream, false, max_message)
+    }
+
+    /// Sends on the response stream of a served call.
+    pub fn responses(stream: SendStream<Bytes>, max_message: usize) -> Self {
+        Self::new(stream, true, max_message)
+    }
+
+    fn new(stream: SendStream<Bytes>, answers: bool, max_message: usize) -> Self {
         Self {
             sink: Arc::new(Sink {
                 state: Mutex::new(State {
-                    requests,
+                    stream,
+                    answers,
                     batch: BytesMut::new(),
                     senders: 1,
                     ended: false,
@@ -81,22 +98,23 @@ impl CallSink {
         }
         let mut state = self.sink.lock();
         state
-            .requests
+            .stream
             .send_data(framed.freeze(), false)
-            .map_err(|e| crate::line::grpc_client::status_of_h2(&e))?;
-        state.requests.reserve_capacity(1);
+            .map_err(|e| crate::line::grpc::status_of_h2(&e))?;
+        state.stream.reserve_capacity(1);
         Ok(())
     }
 
     /// Sends `value` now if the stream has room (after any batch). An
-    /// error ends the request stream (a client has no status to send; the
-    /// s-proxy sees the end).
+    /// error ends the stream: a response's trailers carry it; a request
+    /// just ends (a client has no status to send; the s-proxy sees the
+    /// end).
     pub fn try_send(&self, value: Queued) -> Result<(), TrySendError<Queued>> {
         self.offer(value, false)
     }
 
-    /// As [`CallSink::try_send`], but the envelope may wait in the batch
-    /// until [`CallSink::flush`] (or the batch is full, or any other send).
+    /// As [`Outlet::try_send`], but the envelope may wait in the batch
+    /// until [`Outlet::flush`] (or the batch is full, or any other send).
     pub fn try_send_batched(&self, value: Queued) -> Result<(), TrySendError<Queued>> {
         self.offer(value, true)
     }
@@ -113,8 +131,8 @@ impl CallSink {
         }
         let envelope = match value {
             Ok(envelope) => envelope,
-            Err(_) => {
-                state.end();
+            Err(status) => {
+                state.end(&status);
                 return Ok(());
             }
         };
@@ -124,8 +142,8 @@ impl CallSink {
         // Asks for one byte beyond what waits, as hyper does: any room at
         // all takes the whole message, so a message larger than the send
         // buffer still goes.
-        state.requests.reserve_capacity(1);
-        if state.ended || state.requests.capacity() == 0 {
+        state.stream.reserve_capacity(1);
+        if state.ended || state.stream.capacity() == 0 {
             state.flush();
             return Err(if state.ended {
                 TrySendError::Closed(Ok(envelope))
@@ -138,7 +156,7 @@ impl CallSink {
         {
             tracing::warn!(%status, "envelope too large for the line; ending the stream");
             state.batch = BytesMut::new();
-            state.requests.send_reset(h2::Reason::INTERNAL_ERROR);
+            state.stream.send_reset(h2::Reason::INTERNAL_ERROR);
             state.ended = true;
             return Err(TrySendError::Closed(Ok(envelope)));
         }
@@ -178,7 +196,7 @@ impl CallSink {
     /// Ready when HTTP/2 has made room on the stream, or it has closed.
     fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.sink.lock();
-        match state.requests.poll_capacity(cx) {
+        match state.stream.poll_capacity(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(_))) => Poll::Ready(()),
             Poll::Ready(None | Some(Err(_))) => {
@@ -193,7 +211,7 @@ impl CallSink {
     /// no reservation is made here on the per-envelope path.)
     pub fn is_full(&self) -> bool {
         let state = self.sink.lock();
-        !state.ended && state.requests.capacity() == 0
+        !state.ended && state.stream.capacity() == 0
     }
 }
 
@@ -228,12 +246,12 @@ impl State {
             return;
         }
         let batch = std::mem::take(&mut self.batch).freeze();
-        match self.requests.send_data(batch, false) {
+        match self.stream.send_data(batch, false) {
             // Keep asking for a byte beyond what waits: HTTP/2 tells a
             // waiter of room only when the room grows, which it does not if
             // every byte asked for is spent (by an acknowledgement sent by
             // another task, say).
-            Ok(()) => self.requests.reserve_capacity(1),
+            Ok(()) => self.stream.reserve_capacity(1),
             Err(e) => {
                 tracing::debug!(error = %e, "request stream closed");
                 self.ended = true;
@@ -241,17 +259,23 @@ impl State {
         }
     }
 
-    /// Ends the request stream (END_STREAM) after the batch, once.
-    fn end(&mut self) {
+    /// Ends the stream after the batch, once: a response with trailers
+    /// carrying `status`, a request with END_STREAM.
+    fn end(&mut self, status: &Status) {
         self.flush();
         if !self.ended {
             self.ended = true;
-            let _ = self.requests.send_data(Bytes::new(), true);
+            let _ = if self.answers {
+                self.stream
+                    .send_trailers(crate::line::grpc::trailers(status))
+            } else {
+                self.stream.send_data(Bytes::new(), true)
+            };
         }
     }
 }
 
-impl Clone for CallSink {
+impl Clone for Outlet {
     fn clone(&self) -> Self {
         self.sink.lock().senders += 1;
         Self {
@@ -260,12 +284,12 @@ impl Clone for CallSink {
     }
 }
 
-impl Drop for CallSink {
+impl Drop for Outlet {
     fn drop(&mut self) {
         let mut state = self.sink.lock();
         state.senders -= 1;
         if state.senders == 0 {
-            state.end();
+            state.end(&Status::ok(""));
         }
     }
 }
@@ -273,35 +297,6 @@ impl Drop for CallSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A real HTTP/2 connection in memory: the client's request stream for
-    /// a sink, the server's side of it, and the response to come (kept, or
-    /// the client cancels the call).
-    async fn call() -> (
-        SendStream<Bytes>,
-        h2::RecvStream,
-        h2::client::ResponseFuture,
-    ) {
-        let (client_io, server_io) = tokio::io::duplex(1 << 20);
-        let server = tokio::spawn(async move {
-            let mut connection = h2::server::handshake(server_io).await.expect("handshake");
-            let (request, _respond) = connection
-                .accept()
-                .await
-                .expect("a request")
-                .expect("no error");
-            tokio::spawn(async move { while connection.accept().await.is_some() {} });
-            request.into_body()
-        });
-        let (requests, connection) = h2::client::handshake(client_io).await.expect("handshake");
-        tokio::spawn(connection);
-        let mut requests = requests.ready().await.expect("ready");
-        let request = http::Request::post("http://s-proxy/relay")
-            .body(())
-            .expect("request");
-        let (response, stream) = requests.send_request(request, false).expect("sent");
-        (stream, server.await.expect("server"), response)
-    }
 
     fn numbered(sequence_id: u64) -> Queued {
         Ok(Box::new(MqttStreamMessage {
@@ -312,8 +307,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_burst_goes_out_in_few_frames_and_in_order() {
-        let (requests, mut body, _response) = call().await;
-        let sink = CallSink::new(requests, 1024);
+        let (requests, mut body, _response) = crate::line::grpc::testing::call().await;
+        let sink = Outlet::requests(requests, 1024);
         for n in 1..=2_000 {
             sink.try_send_batched(numbered(n)).expect("room");
         }
@@ -345,8 +340,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unbatched_send_goes_out_at_once() {
-        let (requests, mut body, _response) = call().await;
-        let sink = CallSink::new(requests, 1024);
+        let (requests, mut body, _response) = crate::line::grpc::testing::call().await;
+        let sink = Outlet::requests(requests, 1024);
         sink.try_send_batched(numbered(1)).expect("room");
         // Another send flushes the batch ahead of it.
         sink.try_send(numbered(2)).expect("room");

@@ -15,7 +15,7 @@ use tonic::metadata::MetadataMap;
 
 use super::channel::Channel;
 use super::framing;
-use super::responses::Responses;
+use super::messages::Messages;
 use super::status;
 
 /// Counts a call as open on its connection while it lives.
@@ -148,7 +148,7 @@ impl Channel {
 impl PendingResponse {
     /// Waits for the response's head: its metadata and the response
     /// messages, or the status that refused the call.
-    pub async fn head<M>(self) -> Result<(MetadataMap, Responses<M>), Status> {
+    pub async fn head<M>(self) -> Result<(MetadataMap, Messages<M>), Status> {
         let response = self.response.await.map_err(|e| status::from_h2(&e))?;
         let (head, body) = response.into_parts();
         if let Some(status) = status::from_headers(&head.headers) {
@@ -156,7 +156,7 @@ impl PendingResponse {
             return match status.code() {
                 tonic::Code::Ok => Ok((
                     MetadataMap::from_headers(head.headers),
-                    Responses::ended(self.active),
+                    Messages::ended(self.active),
                 )),
                 _ => Err(status),
             };
@@ -174,7 +174,7 @@ impl PendingResponse {
         }
         Ok((
             MetadataMap::from_headers(head.headers),
-            Responses::new(body, self.max_message, self.active),
+            Messages::new(body, self.max_message, Some(self.active)),
         ))
     }
 }

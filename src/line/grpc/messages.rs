@@ -1,8 +1,9 @@
-//! The messages of a call's response stream, decoded from the HTTP/2 DATA
-//! as they come, and the call's status from its trailers at the end.
-//! Reads no further ahead than one DATA chunk: the stream's flow-control
-//! window is given back as each chunk is taken, so the peer can send at
-//! most a window's worth more than the session has consumed.
+//! The peer's messages on one gRPC call, decoded from the HTTP/2 DATA as
+//! they come: a call's responses (whose trailers carry the call's status)
+//! or a served call's requests (which end with END_STREAM alone). Reads no
+//! further ahead than one DATA chunk: the stream's flow-control window is
+//! given back as each chunk is taken, so the peer can send at most a
+//! window's worth more than the session has consumed.
 
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -16,15 +17,16 @@ use super::calls::ActiveCall;
 use super::framing::Deframer;
 use super::status;
 
-/// A call's response messages of type `M`; ends with `None` after an OK
-/// status, or with the error status once.
-pub struct Responses<M> {
+/// The peer's messages of type `M`; ends with `None` after a clean end
+/// (an OK status), or with the error once.
+pub struct Messages<M> {
     body: Option<RecvStream>,
     frames: Deframer,
     reading: Reading,
-    /// Counts the call as open on its connection while the responses are
-    /// read (the keep-alive pings only then).
-    _active: ActiveCall,
+    /// For a call made here: counts it as open on its connection while the
+    /// responses are read (the keep-alive pings only then), and its end
+    /// must carry a status. `None` for the requests of a served call.
+    active: Option<ActiveCall>,
     _message: PhantomData<fn() -> M>,
 }
 
@@ -35,13 +37,15 @@ enum Reading {
     Done,
 }
 
-impl<M> Responses<M> {
-    pub(super) fn new(body: RecvStream, max_message: usize, active: ActiveCall) -> Self {
+impl<M> Messages<M> {
+    /// The responses of a call made here (`active`), or with `None` the
+    /// requests of a served call; messages over `max_message` bytes fail.
+    pub(super) fn new(body: RecvStream, max_message: usize, active: Option<ActiveCall>) -> Self {
         Self {
             body: Some(body),
             frames: Deframer::new(max_message),
             reading: Reading::Data,
-            _active: active,
+            active,
             _message: PhantomData,
         }
     }
@@ -52,7 +56,7 @@ impl<M> Responses<M> {
             body: None,
             frames: Deframer::new(0),
             reading: Reading::Done,
-            _active: active,
+            active: Some(active),
             _message: PhantomData,
         }
     }
@@ -64,7 +68,7 @@ impl<M> Responses<M> {
     }
 }
 
-impl<M: prost::Message + Default> Stream for Responses<M> {
+impl<M: prost::Message + Default> Stream for Messages<M> {
     type Item = Result<M, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -108,6 +112,8 @@ impl<M: prost::Message + Default> Stream for Responses<M> {
                     this.reading = Reading::Done;
                     let outcome = match trailers {
                         Ok(Some(trailers)) => status::from_headers(&trailers),
+                        // Requests end with END_STREAM alone.
+                        Ok(None) if this.active.is_none() => return Poll::Ready(None),
                         Ok(None) => None,
                         Err(e) => Some(status::from_h2(&e)),
                     };

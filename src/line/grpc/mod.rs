@@ -1,0 +1,34 @@
+//! gRPC on HTTP/2 directly, both ends of the line: the r-proxy's client,
+//! one connection per s-proxy address ([`Channel`]) with calls started on
+//! it ([`Call`]); the s-proxy's server ([`Server`]), which hands each call
+//! to its method's handler ([`ServedCall`]) and serves the standard health
+//! service ([`serve_health`]). Either way the messages a session sends are
+//! framed and handed to HTTP/2 by the session's own task
+//! ([`crate::line::outlet::Outlet`]) and the peer's are decoded as they
+//! are read ([`Messages`]). The wire is gRPC's (PROTOCOL-HTTP2): any gRPC
+//! peer, the seed system's proxies included, speaks it.
+//!
+//! Why not tonic's client and server: they run every streaming body in a
+//! task of its own (hyper's pipe on the client, hyper's stream task on the
+//! server) fed through a queue, which costs each idle session kilobytes
+//! and each message a task wake-up (BENCHMARKS.md). tonic is kept for its
+//! types (status, metadata) and the generated protobuf messages.
+
+mod calls;
+mod channel;
+pub mod framing;
+mod health;
+mod messages;
+mod served;
+mod server;
+mod status;
+#[cfg(test)]
+pub mod testing;
+
+pub use calls::{ActiveCall, Call, PendingResponse};
+pub use channel::{Channel, ChannelSettings, Target};
+pub use health::{HEALTH_CHECK, HEALTH_WATCH, serve_health};
+pub use messages::Messages;
+pub use served::{PeerInfo, ServedCall, trailers};
+pub use server::{Handler, Server, ServerSettings};
+pub use status::from_h2 as status_of_h2;

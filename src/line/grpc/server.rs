@@ -1,0 +1,224 @@
+//! The s-proxy's gRPC server, on HTTP/2 directly: each accepted connection
+//! is one task that runs the HTTP/2 connection, pings the peer, and hands
+//! each new call to the handler of its method ([`ServedCall`]), in that
+//! task, with nothing spawned per call; what a call runs afterwards (the
+//! relay's session) is the handler's own task. Unknown methods are
+//! refused with `UNIMPLEMENTED`, requests that are not gRPC with HTTP 415.
+//!
+//! Stopping: connections get GOAWAY (no new calls; the calls open go on)
+//! and the server completes once every connection has closed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use h2::server::SendResponse;
+use http::{Method, Response, StatusCode};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, watch};
+use tonic::Status;
+use tracing::{debug, warn};
+
+use super::served::{PeerInfo, ServedCall};
+use crate::line::Keepalive;
+
+/// Our receive window per stream and per connection (hyper's defaults,
+/// which the line used before): a stream's peer may send this far ahead.
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+/// The largest header block accepted from the peer.
+const MAX_HEADER_LIST: u32 = 16 * 1024;
+
+/// How every connection of a server is run.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSettings {
+    /// Calls open at once on one connection.
+    pub max_streams: u32,
+    /// Pings to the peer; a connection whose ping goes unanswered closes
+    /// with every call on it.
+    pub keepalive: Keepalive,
+    /// How long a new connection may take to begin HTTP/2.
+    pub handshake_timeout: Duration,
+    /// Bytes a call's response may have waiting to be written before its
+    /// sender waits (besides what the peer's flow-control window takes).
+    pub send_buffer: usize,
+    /// The largest request message accepted.
+    pub max_message: usize,
+}
+
+/// What answers the calls of one method.
+pub type Handler = Arc<dyn Fn(ServedCall) + Send + Sync>;
+
+/// A gRPC server: its settings and its methods.
+pub struct Server {
+    settings: ServerSettings,
+    /// `/package.Service/Method` and its handler.
+    routes: Vec<(&'static str, Handler)>,
+}
+
+impl Server {
+    /// A server without methods.
+    pub fn new(settings: ServerSettings) -> Self {
+        Self {
+            settings,
+            routes: Vec::new(),
+        }
+    }
+
+    /// Serves calls of `path` (`/package.Service/Method`) with `handler`.
+    pub fn route(mut self, path: &'static str, handler: Handler) -> Self {
+        self.routes.push((path, handler));
+        self
+    }
+
+    /// Serves the connections `incoming` yields until `stop` completes,
+    /// then sends every connection GOAWAY and completes once all have
+    /// closed (their calls ended).
+    pub async fn serve<IO>(
+        self,
+        incoming: impl Stream<Item = (IO, PeerInfo)>,
+        stop: impl Future<Output = ()>,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let server = Arc::new(self);
+        let (stopping, stopped) = watch::channel(false);
+        // Each connection task holds a sender: all are gone when every
+        // connection has closed.
+        let (open, mut all_closed) = mpsc::channel::<()>(1);
+        tokio::pin!(incoming, stop);
+        loop {
+            tokio::select! {
+                accepted = incoming.next() => match accepted {
+                    Some((io, peer)) => {
+                        let connection = server.clone().connection(io, peer, stopped.clone(), open.clone());
+                        tokio::spawn(connection);
+                    }
+                    None => break,
+                },
+                () = &mut stop => break,
+            }
+        }
+        let _ = stopping.send(true);
+        drop(open);
+        let _ = all_closed.recv().await;
+    }
+
+    /// Runs one connection until it closes, its peer stops answering
+    /// pings, or (after GOAWAY, once the server stops) its last call ends.
+    async fn connection<IO>(
+        self: Arc<Self>,
+        io: IO,
+        peer: PeerInfo,
+        mut stopped: watch::Receiver<bool>,
+        _open: mpsc::Sender<()>,
+    ) where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let settings = &self.settings;
+        let handshake = h2::server::Builder::new()
+            .initial_window_size(STREAM_WINDOW)
+            .initial_connection_window_size(CONNECTION_WINDOW)
+            .max_header_list_size(MAX_HEADER_LIST)
+            .max_concurrent_streams(settings.max_streams)
+            .max_send_buffer_size(settings.send_buffer)
+            .handshake::<_, Bytes>(io);
+        let mut connection = match tokio::time::timeout(settings.handshake_timeout, handshake).await
+        {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(e)) => {
+                debug!(peer = ?peer.remote, error = %e, "HTTP/2 handshake failed");
+                return;
+            }
+            Err(_) => {
+                debug!(peer = ?peer.remote, "HTTP/2 handshake timed out");
+                return;
+            }
+        };
+        let peer = Arc::new(peer);
+        let watch = keep_alive(connection.ping_pong(), settings.keepalive);
+        tokio::pin!(watch);
+        // The calls' copy (the loop waits on its own).
+        let stopping = stopped.clone();
+        let mut going_away = *stopped.borrow();
+        if going_away {
+            connection.graceful_shutdown();
+        }
+        loop {
+            tokio::select! {
+                accepted = connection.accept() => match accepted {
+                    Some(Ok((request, respond))) => self.dispatch(request, respond, &peer, &stopping),
+                    Some(Err(e)) => {
+                        debug!(peer = ?peer.remote, error = %e, "gRPC connection failed");
+                        break;
+                    }
+                    None => break,
+                },
+                _ = stopped.wait_for(|stopped| *stopped), if !going_away => {
+                    going_away = true;
+                    connection.graceful_shutdown();
+                }
+                why = &mut watch => {
+                    warn!(peer = ?peer.remote, "{why}; closing the gRPC connection");
+                    break;
+                }
+            }
+        }
+        // Dropping the connection fails every call still open on it.
+    }
+
+    /// Hands a new call to the handler of its method.
+    fn dispatch(
+        &self,
+        request: http::Request<h2::RecvStream>,
+        mut respond: SendResponse<Bytes>,
+        peer: &Arc<PeerInfo>,
+        stopping: &watch::Receiver<bool>,
+    ) {
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
+        if request.method() != Method::POST || !grpc {
+            let mut head = Response::new(());
+            *head.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            let _ = respond.send_response(head, true);
+            return;
+        }
+        let handler = self
+            .routes
+            .iter()
+            .find(|(path, _)| *path == request.uri().path())
+            .map(|(_, handler)| handler.clone());
+        let call = ServedCall::new(
+            request,
+            respond,
+            peer.clone(),
+            self.settings.max_message,
+            stopping.clone(),
+        );
+        match handler {
+            Some(handler) => handler(call),
+            None => call.refuse(&Status::unimplemented("no such method")),
+        }
+    }
+}
+
+/// Pings every `keepalive.interval`; returns why the connection should end
+/// once a ping is not answered within `keepalive.timeout`.
+async fn keep_alive(pings: Option<h2::PingPong>, keepalive: Keepalive) -> String {
+    let Some(mut pings) = pings else {
+        // Taken already: cannot happen for a new connection.
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(keepalive.interval).await;
+        match tokio::time::timeout(keepalive.timeout, pings.ping(h2::Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return super::status::from_h2(&e).message().to_string(),
+            Err(_) => return format!("no answer to a ping within {:?}", keepalive.timeout),
+        }
+    }
+}
