@@ -87,7 +87,9 @@ impl Server {
         // Each connection task holds a sender: all are gone when every
         // connection has closed.
         let (open, mut all_closed) = mpsc::channel::<()>(1);
-        tokio::pin!(incoming, stop);
+        // Boxed to be dropped when the server stops: nothing accepts then.
+        let mut incoming = Box::pin(incoming);
+        tokio::pin!(stop);
         loop {
             tokio::select! {
                 accepted = incoming.next() => match accepted {
@@ -100,6 +102,7 @@ impl Server {
                 () = &mut stop => break,
             }
         }
+        drop(incoming);
         let _ = stopping.send(true);
         drop(open);
         let _ = all_closed.recv().await;
@@ -220,5 +223,203 @@ async fn keep_alive(pings: Option<h2::PingPong>, keepalive: Keepalive) -> String
             Ok(Err(e)) => return super::status::from_h2(&e).message().to_string(),
             Err(_) => return format!("no answer to a ping within {:?}", keepalive.timeout),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::line::grpc::{Channel, ChannelSettings, Messages, Target};
+    use crate::line::outlet::Outlet;
+    use crate::line::proto::mqtt::MqttStreamMessage;
+    use tonic::Code;
+    use tonic::metadata::MetadataMap;
+
+    const ECHO: &str = "/test.Echo/Echo";
+    const LIMIT: usize = 64 * 1024;
+    const WITHIN: Duration = Duration::from_secs(10);
+
+    fn numbered(sequence_id: u64) -> MqttStreamMessage {
+        MqttStreamMessage {
+            sequence_id,
+            ..Default::default()
+        }
+    }
+
+    /// Echoes every request; ends with the status a request numbered 0
+    /// asks for (a message nobody would send), else OK.
+    fn echo(call: ServedCall) {
+        let Ok((responses, mut requests)) = call.accept::<MqttStreamMessage>(MetadataMap::new())
+        else {
+            return;
+        };
+        let outlet = Outlet::responses(responses, LIMIT);
+        tokio::spawn(async move {
+            while let Some(Ok(request)) = requests.next().await {
+                let answer = match request.sequence_id {
+                    0 => Err(Status::data_loss("gone: ünïcode 100%")),
+                    _ => Ok(Box::new(request)),
+                };
+                if outlet.send(answer).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+
+    /// A server with the echo method on a loopback port, stopped when the
+    /// sender is dropped or sent to; the handle completes when it has.
+    async fn server() -> (
+        std::net::SocketAddr,
+        tokio::sync::oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let incoming = futures_util::stream::unfold(listener, |listener| async move {
+            let (tcp, remote) = listener.accept().await.ok()?;
+            let peer = PeerInfo {
+                remote: Some(remote),
+                certificate: None,
+            };
+            Some(((tcp, peer), listener))
+        });
+        let server = Server::new(ServerSettings {
+            max_streams: 100,
+            keepalive: Keepalive {
+                interval: Duration::from_secs(20),
+                timeout: Duration::from_secs(10),
+            },
+            handshake_timeout: WITHIN,
+            send_buffer: 64 * 1024,
+            max_message: LIMIT,
+        })
+        .route(ECHO, Arc::new(echo));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(incoming, async move {
+            let _ = stopped.await;
+        }));
+        (addr, stop, serving)
+    }
+
+    fn channel(addr: std::net::SocketAddr) -> Channel {
+        Channel::new(
+            Target {
+                addr: Some(addr),
+                host_port: addr.to_string(),
+                tls: None,
+            },
+            ChannelSettings {
+                connect_timeout: WITHIN,
+                keepalive: Keepalive {
+                    interval: Duration::from_secs(20),
+                    timeout: Duration::from_secs(10),
+                },
+                send_buffer: 64 * 1024,
+            },
+        )
+    }
+
+    async fn open(channel: &Channel) -> Result<(Outlet, Messages<MqttStreamMessage>), Status> {
+        let call = channel.call(ECHO, &MetadataMap::new(), LIMIT).await?;
+        let outlet = Outlet::requests(call.requests, LIMIT);
+        let (_, responses) = tokio::time::timeout(WITHIN, call.response.head())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no head"))??;
+        Ok((outlet, responses))
+    }
+
+    async fn next(responses: &mut Messages<MqttStreamMessage>) -> Option<Result<u64, Status>> {
+        tokio::time::timeout(WITHIN, responses.next())
+            .await
+            .expect("an answer in time")
+            .map(|answer| answer.map(|m| m.sequence_id))
+    }
+
+    #[tokio::test]
+    async fn a_call_gets_its_answers_then_the_status_it_ended_with() {
+        let (addr, _stop, _serving) = server().await;
+        let channel = channel(addr);
+        let (outlet, mut responses) = open(&channel).await.expect("accepted");
+        for n in 1..=3 {
+            outlet.send(Ok(Box::new(numbered(n)))).await.expect("sent");
+        }
+        for n in 1..=3 {
+            assert_eq!(next(&mut responses).await.map(Result::ok), Some(Some(n)));
+        }
+        // Ending the requests ends the responses with OK.
+        drop(outlet);
+        assert!(next(&mut responses).await.is_none(), "a clean end");
+
+        let (outlet, mut responses) = open(&channel).await.expect("accepted");
+        outlet.send(Ok(Box::new(numbered(0)))).await.expect("sent");
+        let status = next(&mut responses)
+            .await
+            .and_then(Result::err)
+            .expect("the error status");
+        assert_eq!(status.code(), Code::DataLoss);
+        assert_eq!(status.message(), "gone: ünïcode 100%", "sent and read back");
+    }
+
+    #[tokio::test]
+    async fn unknown_methods_and_other_content_are_refused() {
+        let (addr, _stop, _serving) = server().await;
+        let channel = channel(addr);
+        let call = channel
+            .call("/test.Echo/Nothing", &MetadataMap::new(), LIMIT)
+            .await
+            .expect("started");
+        let refused = call.response.head::<MqttStreamMessage>().await.err();
+        assert_eq!(refused.map(|s| s.code()), Some(Code::Unimplemented));
+
+        let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (requests, connection) = h2::client::handshake(tcp).await.expect("HTTP/2");
+        tokio::spawn(connection);
+        let mut requests = requests.ready().await.expect("ready");
+        let request = http::Request::post(format!("http://{addr}{ECHO}"))
+            .header(http::header::CONTENT_TYPE, "text/plain")
+            .body(())
+            .expect("request");
+        let (response, _) = requests.send_request(request, true).expect("sent");
+        let response = tokio::time::timeout(WITHIN, response)
+            .await
+            .expect("in time")
+            .expect("a response");
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+
+    #[tokio::test]
+    async fn stopping_refuses_new_calls_and_waits_for_open_ones() {
+        let (addr, stop, mut serving) = server().await;
+        let channel = channel(addr);
+        let (outlet, mut responses) = open(&channel).await.expect("accepted");
+        let _ = stop.send(());
+        // Once the connection has heard GOAWAY it takes no new call, and
+        // nothing listens for another (calls made before that end at once).
+        let refused = tokio::time::timeout(WITHIN, async {
+            loop {
+                if let Err(status) = open(&channel).await {
+                    return status.code();
+                }
+            }
+        })
+        .await;
+        assert_eq!(refused, Ok(Code::Unavailable), "a new call after the stop");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(200), &mut serving)
+                .await
+                .is_err(),
+            "the server waits for the open call"
+        );
+        outlet.send(Ok(Box::new(numbered(7)))).await.expect("sent");
+        assert_eq!(next(&mut responses).await.map(Result::ok), Some(Some(7)));
+        drop(outlet);
+        assert!(next(&mut responses).await.is_none(), "a clean end");
+        tokio::time::timeout(WITHIN, serving)
+            .await
+            .expect("the server ends after its last call")
+            .expect("no panic");
     }
 }
