@@ -160,22 +160,24 @@ async fn open(
 }
 
 /// Relays an opened session until it ends on either side. `broker` is
-/// boxed: a future keeps its async fn's arguments apart from its locals.
+/// boxed and stays so (the future holds references into it, not its
+/// fields): what an idle session's task keeps is smaller by their size.
 async fn relay(
     mut line: Box<Line>,
-    broker: Box<Broker>,
+    mut broker: Box<Broker>,
     mut sequence_id: u64,
     config: &SProxyConfig,
     ending: Arc<Ending>,
 ) {
     let Broker {
         version,
-        mut reader,
-        wr: mut broker_wr,
+        reader,
+        wr: broker_wr,
         counts,
-        mut session,
+        session,
         opened_at,
-    } = *broker;
+    } = &mut *broker;
+    let version = *version;
     let drain = config.drain_timeout_ms.duration();
     // Set when the r-proxy ended the session: the broker gets a FIN rather
     // than a close (see below).
@@ -186,10 +188,10 @@ async fn relay(
         let Line {
             sender, receiver, ..
         } = &mut *line;
-        let from_broker = broker_to_client(&mut reader, version, &mut sequence_id, sender);
+        let from_broker = broker_to_client(reader, version, &mut sequence_id, sender);
         let to_broker = pump_envelopes_to_writer(
             receiver,
-            &mut broker_wr,
+            broker_wr,
             version,
             Traffic {
                 mode: MODE,
@@ -250,7 +252,7 @@ async fn relay(
     }
     // Everything the r-proxy sent has been written; a FIN tells the broker
     // the client is gone.
-    let _ = tokio::io::AsyncWriteExt::shutdown(&mut broker_wr).await;
+    let _ = tokio::io::AsyncWriteExt::shutdown(broker_wr).await;
     if closing_after_client {
         // The broker may not have read the client's last packets yet (say,
         // retained-message deletions and a DISCONNECT). Closing now, with its
@@ -258,7 +260,7 @@ async fn relay(
         // would drop what it had not read. So read on (passing what comes to
         // the client, as a broker's own connection would) until the broker
         // closes its side, which it does once it has read everything.
-        let rest = broker_to_client(&mut reader, version, &mut sequence_id, &mut line.sender);
+        let rest = broker_to_client(reader, version, &mut sequence_id, &mut line.sender);
         if timeout(drain, rest).await.is_err() {
             debug!("the broker did not close its side within drain_timeout_ms");
         }
