@@ -10,10 +10,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(protos, ["proto"])?;
+    // The proxies speak gRPC on HTTP/2 themselves (src/line/grpc/): only
+    // the messages and a client (tonic's, what the tests check the s-proxy
+    // with) are generated.
     tonic_prost_build::configure()
         .bytes(".")
-        // Small per-stream buffers for many idle streams (src/line/codec.rs).
-        .codec_path("crate::line::codec::LeanCodec")
+        .build_server(false)
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -1,14 +1,15 @@
 //! The gRPC line: everything that knows protobuf. MQTT packets become
 //! `MqttRelayService` envelopes ([`convert`], [`envelope`]) and back; each
-//! direction of a session is its own pump with its own bounded queue, so a
-//! slow reader on one side stalls only that direction and two-way floods
-//! cannot deadlock. The r-proxy's side opens streams ([`Upstreams`]), the
-//! s-proxy's side accepts them ([`incoming`]) and admits them ([`server`]).
+//! direction of a session is its own pump, bounded on its own (the
+//! HTTP/2 stream's send buffer and window, [`outlet`]), so a slow reader
+//! on one side stalls only that direction and two-way floods cannot
+//! deadlock. Both ends speak gRPC on HTTP/2 themselves ([`grpc`]). The
+//! r-proxy's side opens streams ([`Upstreams`]), the s-proxy's side
+//! accepts them ([`incoming`]) and admits them ([`server`]).
 //!
 //! Layer rule: `line` builds on `mqtt`, `net` and `ops`; it never imports
 //! `service`, `client` or `tools`.
 
-pub mod codec;
 pub mod convert;
 mod discovery;
 pub mod grpc;
