@@ -17,18 +17,12 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::ClientConfig;
 use tonic::Status;
 
-use super::status;
+use super::{CONNECTION_WINDOW, MAX_HEADER_LIST, STREAM_WINDOW, pings};
 use crate::line::Keepalive;
 use crate::net::connector::BoxedStream;
 
-/// Our receive window per stream and per connection (hyper's defaults,
-/// which the line used before): a stream's peer may send this far ahead.
-const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
-const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
 /// Streams we may open before the peer's SETTINGS say how many it takes.
 const STREAMS_BEFORE_SETTINGS: usize = 100;
-/// The largest header block accepted from the peer.
-const MAX_HEADER_LIST: u32 = 16 * 1024;
 
 /// How an s-proxy is reached.
 pub struct Target {
@@ -187,14 +181,8 @@ async fn drive(
     calls: Arc<AtomicUsize>,
     upstream: String,
 ) {
-    let pings = connection.ping_pong();
-    let watch = async {
-        match pings {
-            Some(pings) => keep_alive(pings, keepalive, &calls).await,
-            // Taken already: cannot happen for a new connection.
-            None => std::future::pending().await,
-        }
-    };
+    let calls_open = || calls.load(Ordering::Relaxed) > 0;
+    let watch = pings::unanswered(connection.ping_pong(), keepalive, calls_open);
     tokio::select! {
         ended = &mut connection => match ended {
             Ok(()) => tracing::debug!(%upstream, "connection to the s-proxy closed"),
@@ -205,20 +193,4 @@ async fn drive(
     alive.store(false, Ordering::Release);
     // Dropping the connection fails every stream still open on it.
     drop(connection);
-}
-
-/// Pings every `keepalive.interval` while calls are open; returns why the
-/// connection should end once a ping is not answered in time.
-async fn keep_alive(mut pings: h2::PingPong, keepalive: Keepalive, calls: &AtomicUsize) -> String {
-    loop {
-        tokio::time::sleep(keepalive.interval).await;
-        if calls.load(Ordering::Relaxed) == 0 {
-            continue;
-        }
-        match tokio::time::timeout(keepalive.timeout, pings.ping(h2::Ping::opaque())).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return status::from_h2(&e).message().to_string(),
-            Err(_) => return format!("no answer to a ping within {:?}", keepalive.timeout),
-        }
-    }
 }

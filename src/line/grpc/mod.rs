@@ -19,6 +19,7 @@ mod channel;
 pub mod framing;
 mod health;
 mod messages;
+mod pings;
 mod served;
 mod server;
 mod status;
@@ -32,3 +33,11 @@ pub use messages::Messages;
 pub use served::{PeerInfo, ServedCall, trailers};
 pub use server::{Handler, Server, ServerSettings};
 pub use status::from_h2 as status_of_h2;
+
+/// Our receive window per stream and per connection, at both ends
+/// (hyper's defaults, which the line used before): a stream's peer may
+/// send this far ahead.
+const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
+const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
+/// The largest header block accepted from the peer.
+const MAX_HEADER_LIST: u32 = 16 * 1024;

@@ -21,14 +21,8 @@ use tonic::Status;
 use tracing::{debug, warn};
 
 use super::served::{PeerInfo, ServedCall};
+use super::{CONNECTION_WINDOW, MAX_HEADER_LIST, STREAM_WINDOW, pings};
 use crate::line::Keepalive;
-
-/// Our receive window per stream and per connection (hyper's defaults,
-/// which the line used before): a stream's peer may send this far ahead.
-const STREAM_WINDOW: u32 = 2 * 1024 * 1024;
-const CONNECTION_WINDOW: u32 = 5 * 1024 * 1024;
-/// The largest header block accepted from the peer.
-const MAX_HEADER_LIST: u32 = 16 * 1024;
 
 /// How every connection of a server is run.
 #[derive(Debug, Clone, Copy)]
@@ -140,7 +134,7 @@ impl Server {
             }
         };
         let peer = Arc::new(peer);
-        let watch = keep_alive(connection.ping_pong(), settings.keepalive);
+        let watch = pings::unanswered(connection.ping_pong(), settings.keepalive, || true);
         tokio::pin!(watch);
         // The calls' copy (the loop waits on its own).
         let stopping = stopped.clone();
@@ -205,23 +199,6 @@ impl Server {
         match handler {
             Some(handler) => handler(call),
             None => call.refuse(&Status::unimplemented("no such method")),
-        }
-    }
-}
-
-/// Pings every `keepalive.interval`; returns why the connection should end
-/// once a ping is not answered within `keepalive.timeout`.
-async fn keep_alive(pings: Option<h2::PingPong>, keepalive: Keepalive) -> String {
-    let Some(mut pings) = pings else {
-        // Taken already: cannot happen for a new connection.
-        return std::future::pending().await;
-    };
-    loop {
-        tokio::time::sleep(keepalive.interval).await;
-        match tokio::time::timeout(keepalive.timeout, pings.ping(h2::Ping::opaque())).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return super::status::from_h2(&e).message().to_string(),
-            Err(_) => return format!("no answer to a ping within {:?}", keepalive.timeout),
         }
     }
 }
