@@ -24,14 +24,7 @@ pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do
-        python3 -c "import socket,sys; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "paho-interop: nothing listens on $1" >&2; exit 1
-}
+source scripts/ports.sh
 broker() {
     local port; port=$(free_port)
     # max_inflight_messages sets the receive maximum the flow-control test reads.

@@ -13,7 +13,8 @@
 # runs `mqttbridge bench throughput` (QoS 0, 1 -> 1) and reports what
 # arrived, how long `pub` took to finish, and the error and warning lines
 # of each process's log. It fails when a pairing with one of ours loses or
-# changes a message (the seed's chain alone is only reported).
+# changes a message (a lost QoS 0 message only when both proxies are ours;
+# the seed's chain alone is only reported).
 #
 #   bash scripts/seed-interop.sh ~/flowsdk
 #
@@ -51,14 +52,7 @@ PY
 (cd "$work/seed" && CARGO_TARGET_DIR="$work/target" cargo build --release -p mqtt-grpc-proxy >&2)
 seed=$work/target/release
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1', $1), 1)" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "seed-interop: nothing listens on $1" >&2; exit 1
-}
+source scripts/ports.sh
 start() { # $1 log name, rest: command
     local name=$1; shift
     "$@" > "$work/$name.log" 2>&1 & pids+=($!)
@@ -102,13 +96,19 @@ for name in "ours->seed" "seed->ours" "seed->seed" "ours->ours"; do
         took=$(python3 -c "import sys; print(f'{($(date +%s.%N) - $start) / 3:.2f}')")
         wait "$sub" || true
         got=$(grep -c "^$topic/q[012] payload [012]$" "$work/sub.out" || true)
+        acknowledged=$(grep -c "^$topic/q[12] payload [12]$" "$work/sub.out" || true)
         extra=$(grep -vc "^$topic/\(q[012] payload [012]\|ready ready\)$" "$work/sub.out" || true)
         verdict=ok
-        if [ "$got" != 3 ] || [ "$extra" != 0 ]; then
+        if [ "$acknowledged" != 2 ] || [ "$extra" != 0 ]; then
             verdict=FAILED
-            # The seed's own chain is the reference, not under test.
-            [ "$name" = "seed->seed" ] || failures=$((failures + 1))
+        elif [ "$got" != 3 ]; then
+            # The seed's proxies can drop a QoS 0 PUBLISH that comes right
+            # before DISCONNECT (their chain alone does too); ours may not.
+            verdict="QoS 0 lost"
+            [ "$name" = "ours->ours" ] && verdict=FAILED
         fi
+        # The seed's own chain is the reference, not under test.
+        [ "$verdict" = FAILED ] && [ "$name" != "seed->seed" ] && failures=$((failures + 1))
         printf '%-11s MQTT %-3s QoS 0, 1, 2: %s (%s of 3 arrived, %s s per pub)\n' "$name" "$version" "$verdict" "$got" "$took"
     done
     result=$("$bin" bench throughput -L "tcp://127.0.0.1:$port" -n "$messages" --json 2>&1 |

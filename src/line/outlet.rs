@@ -29,6 +29,15 @@ use crate::line::proto::mqtt::MqttStreamMessage;
 /// What an outlet carries: an envelope, or the error that ends the stream.
 pub type Queued = Result<QueuedEnvelope, Status>;
 
+/// Why an outlet did not take an envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// No room now: the flow-control window or the send buffer is used up.
+    Full,
+    /// The stream was ended or failed.
+    Closed,
+}
+
 /// A call's stream as an outlet; clones share it, and the last one to go
 /// ends the stream: a request stream with END_STREAM (the s-proxy sees a
 /// half-close), a response stream with trailers carrying the call's
@@ -124,18 +133,37 @@ impl Outlet {
         self.sink.lock().flush();
     }
 
+    /// As [`Outlet::try_send`] (or [`Outlet::try_send_batched`]), framing
+    /// an envelope the caller keeps (a resumable line's replay buffer).
+    pub fn try_send_ref(&self, envelope: &MqttStreamMessage, batched: bool) -> Result<(), Refused> {
+        self.offer_envelope(&mut self.sink.lock(), envelope, batched)
+    }
+
     fn offer(&self, value: Queued, batched: bool) -> Result<(), TrySendError<Queued>> {
         let mut state = self.sink.lock();
-        if state.ended {
-            return Err(TrySendError::Closed(value));
-        }
-        let envelope = match value {
-            Ok(envelope) => envelope,
+        match value {
+            Ok(envelope) => match self.offer_envelope(&mut state, &envelope, batched) {
+                Ok(()) => Ok(()),
+                Err(Refused::Full) => Err(TrySendError::Full(Ok(envelope))),
+                Err(Refused::Closed) => Err(TrySendError::Closed(Ok(envelope))),
+            },
+            Err(status) if state.ended => Err(TrySendError::Closed(Err(status))),
             Err(status) => {
                 state.end(&status);
-                return Ok(());
+                Ok(())
             }
-        };
+        }
+    }
+
+    fn offer_envelope(
+        &self,
+        state: &mut State,
+        envelope: &MqttStreamMessage,
+        batched: bool,
+    ) -> Result<(), Refused> {
+        if state.ended {
+            return Err(Refused::Closed);
+        }
         if state.batch.len() >= BATCH {
             state.flush();
         }
@@ -146,25 +174,24 @@ impl Outlet {
         if state.ended || state.stream.capacity() == 0 {
             state.flush();
             return Err(if state.ended {
-                TrySendError::Closed(Ok(envelope))
+                Refused::Closed
             } else {
-                TrySendError::Full(Ok(envelope))
+                Refused::Full
             });
         }
-        if let Err(status) =
-            framing::encode_into(&*envelope, self.sink.max_message, &mut state.batch)
+        if let Err(status) = framing::encode_into(envelope, self.sink.max_message, &mut state.batch)
         {
             tracing::warn!(%status, "envelope too large for the line; ending the stream");
             state.batch = BytesMut::new();
             state.stream.send_reset(h2::Reason::INTERNAL_ERROR);
             state.ended = true;
-            return Err(TrySendError::Closed(Ok(envelope)));
+            return Err(Refused::Closed);
         }
         if !batched {
             state.flush();
         }
         if state.ended {
-            return Err(TrySendError::Closed(Ok(envelope)));
+            return Err(Refused::Closed);
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use tonic::Status;
 use super::envelopes::{self, Ping};
 use super::link::{Closed, End, Link, Outlet, Shared, swallowed};
 use crate::line::QueuedEnvelope;
-use crate::line::proto::mqtt::MqttStreamMessage;
+use crate::line::outlet::Refused;
 
 /// Where a session's pump sends envelopes.
 pub enum LinkSender {
@@ -42,12 +42,14 @@ enum Waiting {
     Outlet(QueuedEnvelope, u64),
 }
 
-/// What sending one envelope needs next.
-enum Next {
-    /// Nothing: answered here, or kept for the replay to send.
+/// What became of an envelope offered to a resumable line.
+enum Prepared {
+    /// Sent, kept for the replay to send, or answered here.
     Done,
-    /// Send it on the kept outlet, which belongs to this generation.
-    Send(u64),
+    /// The replay buffer is full; nothing was done with it.
+    NoRoom(QueuedEnvelope),
+    /// In the replay buffer; the outlet of this generation has no room.
+    OutletFull(QueuedEnvelope, u64),
 }
 
 impl LinkSender {
@@ -214,18 +216,15 @@ impl Sender {
     /// room; otherwise says what to wait for.
     fn try_send(
         &mut self,
-        mut message: QueuedEnvelope,
+        message: QueuedEnvelope,
         bytes: usize,
         batched: bool,
     ) -> Result<Option<Waiting>, Closed> {
-        let generation = match self.prepare(&mut message, bytes)? {
-            Some(Next::Done) => return Ok(None),
-            Some(Next::Send(generation)) => generation,
-            None => return Ok(Some(Waiting::Room(message))),
-        };
-        Ok(self
-            .offer(message, generation, batched)
-            .map(|message| Waiting::Outlet(message, generation)))
+        Ok(match self.prepare(message, bytes, batched)? {
+            Prepared::Done => None,
+            Prepared::NoRoom(message) => Some(Waiting::Room(message)),
+            Prepared::OutletFull(message, generation) => Some(Waiting::Outlet(message, generation)),
+        })
     }
 
     /// Waits for room in the replay buffer, then sends.
@@ -235,46 +234,21 @@ impl Sender {
         bytes: usize,
     ) -> Result<(), Closed> {
         let shared = self.shared.clone();
-        let generation = loop {
+        loop {
             let room = shared.room.notified();
-            match self.prepare(&mut message, bytes)? {
-                Some(Next::Done) => return Ok(()),
-                Some(Next::Send(generation)) => break generation,
-                None => {
+            match self.prepare(message, bytes, false)? {
+                Prepared::Done => return Ok(()),
+                Prepared::OutletFull(message, generation) => {
+                    self.wait_for_outlet(message, generation).await;
+                    return Ok(());
+                }
+                Prepared::NoRoom(back) => {
+                    message = back;
                     tracing::debug!("replay buffer full; waiting for acknowledgements");
                     room.await;
                     tracing::debug!("room in the replay buffer");
                 }
             }
-        };
-        if let Some(message) = self.offer(message, generation, false) {
-            self.wait_for_outlet(message, generation).await;
-        }
-        Ok(())
-    }
-
-    /// Puts `message`, kept for replay already, on the outlet of
-    /// `generation` if it has room; gives it back if not.
-    fn offer(
-        &mut self,
-        message: QueuedEnvelope,
-        generation: u64,
-        batched: bool,
-    ) -> Option<QueuedEnvelope> {
-        let outlet = self.outlet.as_ref()?;
-        let sent = if batched {
-            outlet.try_send_batched(Ok(message))
-        } else {
-            outlet.try_send(Ok(message))
-        };
-        match sent {
-            Ok(()) => None,
-            Err(TrySendError::Closed(_)) => {
-                tracing::debug!(generation, "outlet closed while sending");
-                self.shared.detach(generation);
-                None
-            }
-            Err(TrySendError::Full(queued)) => queued.ok(),
         }
     }
 
@@ -304,19 +278,21 @@ impl Sender {
         }
     }
 
-    /// Under the lock: keeps `message` for replay and says where it goes
-    /// now; `None` when the buffer is full.
+    /// Under the lock: keeps `message` for replay and hands it to the
+    /// outlet if the line has one now. The outlet frames it from here, so
+    /// the replay buffer keeps the envelope itself, not a copy.
     fn prepare(
         &mut self,
-        message: &mut MqttStreamMessage,
+        mut message: QueuedEnvelope,
         bytes: usize,
-    ) -> Result<Option<Next>, Closed> {
+        batched: bool,
+    ) -> Result<Prepared, Closed> {
         let shared = &self.shared;
         let mut state = shared.lock();
         if state.closed {
             return Err(Closed);
         }
-        let ping = envelopes::ping_of(message);
+        let ping = envelopes::ping_of(&message);
         match (shared.end, ping) {
             (End::Edge, Some(Ping::Request)) if state.outlet.is_none() => {
                 // In a gap the r-proxy answers its client's PINGREQ.
@@ -324,11 +300,11 @@ impl Sender {
                 if let Some(waker) = state.receiver_waker.take() {
                     waker.wake();
                 }
-                return Ok(Some(Next::Done));
+                return Ok(Prepared::Done);
             }
             (End::Edge, Some(Ping::Request)) => state.pings_in_flight += 1,
-            (End::Cloud, Some(Ping::Response)) if swallowed(&mut state, message) => {
-                return Ok(Some(Next::Done));
+            (End::Cloud, Some(Ping::Response)) if swallowed(&mut state, &message) => {
+                return Ok(Prepared::Done);
             }
             _ => {}
         }
@@ -336,25 +312,44 @@ impl Sender {
             if ping == Some(Ping::Request) {
                 state.pings_in_flight -= 1;
             }
-            return Ok(None);
+            return Ok(Prepared::NoRoom(message));
         }
         if state.outlet_epoch != self.epoch {
             self.outlet = state.outlet.clone();
             self.epoch = state.outlet_epoch;
         }
         message.acknowledged = state.received;
-        if self.outlet.is_some() {
-            // It goes out now, carrying the acknowledgement (in a gap the
-            // replay stamps it afresh).
-            state.acknowledged = state.received;
-            state.unacknowledged_weight = 0;
-        }
-        let size = state.buffer.push(message.clone(), bytes);
-        shared.replay_gauge.inc_by(size as i64);
-        Ok(Some(match &self.outlet {
+        let generation = state.generation;
+        let sent = match &self.outlet {
             // In a gap or replaying: the replay sends it.
-            None => Next::Done,
-            Some(_) => Next::Send(state.generation),
-        }))
+            None => Ok(()),
+            Some(outlet) => {
+                // It goes out now, carrying the acknowledgement (in a gap
+                // the replay stamps it afresh).
+                state.acknowledged = state.received;
+                state.unacknowledged_weight = 0;
+                outlet.try_send_ref(&message, batched)
+            }
+        };
+        let (kept, outcome) = match sent {
+            Ok(()) => (*message, Prepared::Done),
+            Err(Refused::Closed) => {
+                let size = state.buffer.push(*message, bytes);
+                shared.replay_gauge.inc_by(size as i64);
+                drop(state);
+                tracing::debug!(generation, "outlet closed while sending");
+                shared.detach(generation);
+                return Ok(Prepared::Done);
+            }
+            // Rare: the stream is slow. The replay buffer keeps a copy and
+            // the envelope waits for room.
+            Err(Refused::Full) => (
+                (*message).clone(),
+                Prepared::OutletFull(message, generation),
+            ),
+        };
+        let size = state.buffer.push(kept, bytes);
+        shared.replay_gauge.inc_by(size as i64);
+        Ok(outcome)
     }
 }
