@@ -326,10 +326,7 @@ mod tests {
     use super::*;
 
     fn numbered(sequence_id: u64) -> Queued {
-        Ok(Box::new(MqttStreamMessage {
-            sequence_id,
-            ..Default::default()
-        }))
+        Ok(Box::new(MqttStreamMessage::numbered(sequence_id)))
     }
 
     #[tokio::test]

@@ -20,6 +20,17 @@ pub mod mqttv5 {
 }
 
 #[cfg(test)]
+impl mqtt::MqttStreamMessage {
+    /// An envelope with only its sequence number set, for tests.
+    pub fn numbered(sequence_id: u64) -> Self {
+        Self {
+            sequence_id,
+            ..Default::default()
+        }
+    }
+}
+
+#[cfg(test)]
 mod wire_contract {
     //! Golden bytes for the control messages, written out by hand from the
     //! upstream numbering (ESTABLISHV3 = 0, ESTABLISHV5 = 1, TERMINATE = 2,

@@ -144,13 +144,6 @@ mod tests {
     use super::*;
     use crate::line::proto::mqtt::MqttStreamMessage;
 
-    fn numbered(sequence_id: u64) -> MqttStreamMessage {
-        MqttStreamMessage {
-            sequence_id,
-            ..Default::default()
-        }
-    }
-
     fn drain(frames: &mut Deframer) -> Vec<u64> {
         let mut got = Vec::new();
         while let Some(bytes) = frames.next_message().expect("valid") {
@@ -166,7 +159,11 @@ mod tests {
     #[test]
     fn messages_come_out_whatever_the_chunks() {
         let stream: Vec<u8> = (1..=5)
-            .flat_map(|n| encode(&numbered(n), 1024).expect("small").to_vec())
+            .flat_map(|n| {
+                encode(&MqttStreamMessage::numbered(n), 1024)
+                    .expect("small")
+                    .to_vec()
+            })
             .collect();
         // Every way of cutting the stream in two places gives the same
         // messages.
@@ -186,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_cut_message_is_held_until_it_is_whole() {
-        let framed = encode(&numbered(300), 1024).expect("small");
+        let framed = encode(&MqttStreamMessage::numbered(300), 1024).expect("small");
         let mut frames = Deframer::new(1024);
         frames.push(framed.slice(..3));
         assert_eq!(frames.next_message().expect("valid"), None);

@@ -216,13 +216,6 @@ mod tests {
     const LIMIT: usize = 64 * 1024;
     const WITHIN: Duration = Duration::from_secs(10);
 
-    fn numbered(sequence_id: u64) -> MqttStreamMessage {
-        MqttStreamMessage {
-            sequence_id,
-            ..Default::default()
-        }
-    }
-
     /// Echoes every request; ends with the status a request numbered 0
     /// asks for (a message nobody would send), else OK.
     fn echo(call: ServedCall) {
@@ -321,7 +314,10 @@ mod tests {
         let channel = channel(addr);
         let (outlet, mut responses) = open(&channel).await.expect("accepted");
         for n in 1..=3 {
-            outlet.send(Ok(Box::new(numbered(n)))).await.expect("sent");
+            outlet
+                .send(Ok(Box::new(MqttStreamMessage::numbered(n))))
+                .await
+                .expect("sent");
         }
         for n in 1..=3 {
             assert_eq!(next(&mut responses).await.map(Result::ok), Some(Some(n)));
@@ -331,7 +327,10 @@ mod tests {
         assert!(next(&mut responses).await.is_none(), "a clean end");
 
         let (outlet, mut responses) = open(&channel).await.expect("accepted");
-        outlet.send(Ok(Box::new(numbered(0)))).await.expect("sent");
+        outlet
+            .send(Ok(Box::new(MqttStreamMessage::numbered(0))))
+            .await
+            .expect("sent");
         let status = next(&mut responses)
             .await
             .and_then(Result::err)
@@ -390,7 +389,10 @@ mod tests {
                 .is_err(),
             "the server waits for the open call"
         );
-        outlet.send(Ok(Box::new(numbered(7)))).await.expect("sent");
+        outlet
+            .send(Ok(Box::new(MqttStreamMessage::numbered(7))))
+            .await
+            .expect("sent");
         assert_eq!(next(&mut responses).await.map(Result::ok), Some(Some(7)));
         drop(outlet);
         assert!(next(&mut responses).await.is_none(), "a clean end");

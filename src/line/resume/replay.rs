@@ -103,18 +103,11 @@ impl ReplayBuffer {
 mod tests {
     use super::*;
 
-    fn numbered(sequence_id: u64) -> MqttStreamMessage {
-        MqttStreamMessage {
-            sequence_id,
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn holds_until_acknowledged_and_replays_from_any_point() {
         let mut buffer = ReplayBuffer::new(1000);
         for seq in [5, 6, 7, 9, 10] {
-            buffer.push(numbered(seq), 36);
+            buffer.push(MqttStreamMessage::numbered(seq), 36);
         }
         assert_eq!((buffer.len(), buffer.bytes()), (5, 500));
         assert!(!buffer.is_full());
@@ -141,13 +134,13 @@ mod tests {
     fn full_at_the_limit_but_never_refuses_a_first_envelope() {
         let mut buffer = ReplayBuffer::new(150);
         assert!(!buffer.is_full());
-        buffer.push(numbered(1), 10_000);
+        buffer.push(MqttStreamMessage::numbered(1), 10_000);
         assert!(buffer.is_full(), "one large envelope fills it");
         buffer.acknowledge(1);
         assert!(!buffer.is_full());
-        buffer.push(numbered(2), 36);
+        buffer.push(MqttStreamMessage::numbered(2), 36);
         assert!(!buffer.is_full());
-        buffer.push(numbered(3), 36);
+        buffer.push(MqttStreamMessage::numbered(3), 36);
         assert!(buffer.is_full(), "200 bytes of 150");
         assert_eq!(buffer.clear(), 200);
         assert_eq!(buffer.bytes(), 0);
