@@ -86,7 +86,7 @@ impl Link {
                     .map_err(|e| ClientError::Protocol(e.to_string()))?;
                 debug!(
                     packet = mqtt::packet_type_name(&packet),
-                    bytes = raw.data.len(),
+                    bytes = raw.remaining_length(),
                     "received"
                 );
                 Ok(Some(packet))

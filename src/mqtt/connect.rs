@@ -1,9 +1,9 @@
 //! Checking a connection's first packet: it must be a CONNECT of a version
 //! we carry. Shared by every mode that accepts MQTT clients.
 
-use mqtt_protocol_core::mqtt::connection::RawPacket;
-
-use super::{CodecError, Packet, ProtocolLevel, Version, connect_protocol, decode, replies};
+use super::{
+    CodecError, Packet, ProtocolLevel, RawPacket, Version, connect_protocol, decode, replies,
+};
 
 /// Why a first packet is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

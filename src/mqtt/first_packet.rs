@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
-use mqtt_protocol_core::mqtt::connection::RawPacket;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
 use super::ReadError;
 use super::remaining_length::{self, Step};
-use super::{CodecError, Framer, Packet, Version, accept_connect};
+use super::{CodecError, Framer, Packet, RawPacket, Version, accept_connect};
 
 /// A client's accepted CONNECT.
 pub struct ClientConnect {

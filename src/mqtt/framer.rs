@@ -1,45 +1,110 @@
 //! Splits a byte stream into raw MQTT packets.
 //!
-//! A thin wrapper over mqtt-protocol-core's `PacketBuilder`: the size limit
-//! is checked as soon as the Remaining Length is known, before any buffer for
-//! the body is allocated, so a declared 256 MiB packet costs nothing.
+//! A packet's bytes stay in the buffer they were read into until the whole
+//! packet is there; it then leaves as a slice of that buffer, without a copy.
+//! The size limit is checked as soon as the Remaining Length is known, so a
+//! declared 256 MiB packet is refused before any of its body is held.
 
-use bytes::{Buf, BytesMut};
-use mqtt_protocol_core::mqtt::common::Cursor;
-use mqtt_protocol_core::mqtt::connection::{PacketBuildResult, PacketBuilder, RawPacket};
+use bytes::{Buf, Bytes, BytesMut};
+use mqtt_protocol_core::mqtt::result_code::MqttError;
 
 use super::packet::CodecError;
+use super::remaining_length::{Decoder, Step};
 
-/// Incremental framer for one direction of one connection.
+/// One framed MQTT packet: the first byte of its fixed header and its body
+/// (everything after the Remaining Length), sharing the buffer it was read
+/// into.
+#[derive(Debug, Clone)]
+pub struct RawPacket {
+    header: u8,
+    body: Bytes,
+}
+
+impl RawPacket {
+    /// The packet type (the fixed header's upper four bits).
+    pub fn packet_type(&self) -> u8 {
+        self.header >> 4
+    }
+
+    /// The fixed header's flags (its lower four bits).
+    pub fn flags(&self) -> u8 {
+        self.header & 0x0f
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The body as a slice.
+    pub fn data_as_slice(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The length of the body (the Remaining Length).
+    pub fn remaining_length(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Parses the body with `parse`, which must consume all of it: bytes
+    /// left over are not part of the packet's format (Malformed Packet).
+    pub fn parse_exact<T>(
+        &self,
+        parse: impl FnOnce(&[u8]) -> Result<(T, usize), MqttError>,
+    ) -> Result<T, MqttError> {
+        let (packet, consumed) = parse(&self.body)?;
+        if consumed != self.body.len() {
+            return Err(MqttError::MalformedPacket);
+        }
+        Ok(packet)
+    }
+}
+
+/// Framing for one direction of one connection.
 pub struct Framer {
-    builder: PacketBuilder,
+    max_packet_size: u32,
 }
 
 impl Framer {
     /// A framer that refuses packets larger than `max_packet_size` bytes
     /// (fixed header included).
     pub fn new(max_packet_size: u32) -> Self {
-        Self {
-            builder: PacketBuilder::with_maximum_packet_size(max_packet_size),
-        }
+        Self { max_packet_size }
     }
 
-    /// Takes bytes from the front of `buf` until one packet is complete.
-    /// Returns `Ok(None)` once `buf` is used up without completing a packet;
-    /// the partial packet is kept for the next call.
+    /// Takes the first packet from the front of `buf` once it is whole.
+    /// `Ok(None)` while `buf` holds no whole packet; the bytes of a partial
+    /// one stay in `buf` for the next call.
     pub fn next_packet(&mut self, buf: &mut BytesMut) -> Result<Option<RawPacket>, CodecError> {
-        if buf.is_empty() {
+        let Some(&header) = buf.first() else {
+            return Ok(None);
+        };
+        let mut length = Decoder::default();
+        let mut header_len = 1;
+        let remaining = loop {
+            let Some(&byte) = buf.get(header_len) else {
+                return Ok(None);
+            };
+            header_len += 1;
+            match length.push(byte) {
+                Step::More => {}
+                Step::Done(value) => break value as usize,
+                Step::Malformed => return Err(CodecError::Malformed),
+            }
+        };
+        let total = header_len + remaining;
+        if total as u64 > u64::from(self.max_packet_size) {
+            return Err(CodecError::PacketTooLarge);
+        }
+        if buf.len() < total {
             return Ok(None);
         }
-        let mut cursor = Cursor::new(&buf[..]);
-        let result = self.builder.feed(&mut cursor);
-        let consumed = cursor.position() as usize;
-        buf.advance(consumed);
-        match result {
-            PacketBuildResult::Complete(raw) => Ok(Some(raw)),
-            PacketBuildResult::Incomplete => Ok(None),
-            PacketBuildResult::Error(e) => Err(CodecError::from_mqtt(e)),
-        }
+        let mut packet = buf.split_to(total);
+        packet.advance(header_len);
+        Ok(Some(RawPacket {
+            header,
+            body: packet.freeze(),
+        }))
     }
 }
 
@@ -59,6 +124,23 @@ mod tests {
         let publish = framer.next_packet(&mut buf).unwrap().unwrap();
         assert_eq!(publish.packet_type(), 3);
         assert_eq!(publish.data_as_slice(), b"\x00\x01axy");
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_remaining_length_cut_between_reads_waits_for_its_last_byte() {
+        let mut framer = Framer::new(1024);
+        // PUBLISH of 200 bytes of body: Remaining Length 0xc8 0x01.
+        let mut buf = BytesMut::from(&b"\x30\xc8"[..]);
+        assert!(framer.next_packet(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(b"\x01");
+        buf.extend_from_slice(&[7; 199]);
+        assert!(framer.next_packet(&mut buf).unwrap().is_none());
+        buf.extend_from_slice(&[7, 0xe0, 0x00]);
+        let publish = framer.next_packet(&mut buf).unwrap().unwrap();
+        assert_eq!(publish.remaining_length(), 200);
+        let disconnect = framer.next_packet(&mut buf).unwrap().unwrap();
+        assert_eq!((disconnect.packet_type(), disconnect.flags()), (14, 0));
     }
 
     #[test]
@@ -69,6 +151,23 @@ mod tests {
         assert_eq!(
             framer.next_packet(&mut buf).unwrap_err(),
             CodecError::PacketTooLarge
+        );
+        // The limit counts the fixed header: 1 + 2 + 1021 is 1024 bytes.
+        let mut at_limit = BytesMut::from(&b"\x30\xfd\x07"[..]);
+        assert!(framer.next_packet(&mut at_limit).unwrap().is_none());
+        let mut over = BytesMut::from(&b"\x30\xfe\x07"[..]);
+        assert_eq!(
+            framer.next_packet(&mut over).unwrap_err(),
+            CodecError::PacketTooLarge
+        );
+    }
+
+    #[test]
+    fn a_fifth_remaining_length_byte_is_malformed() {
+        let mut buf = BytesMut::from(&b"\x30\xff\xff\xff\xff\x01"[..]);
+        assert_eq!(
+            Framer::new(u32::MAX).next_packet(&mut buf).unwrap_err(),
+            CodecError::Malformed
         );
     }
 }

@@ -28,7 +28,7 @@ pub use passthrough::{PacketBounds, RelayEnd, relay_bytes, relay_to_client};
 pub use publish_bytes::{PUBLISH, PublishBytes};
 
 pub use connect::{ConnectRefusal, accept_connect, client_id, keep_alive, server_keep_alive};
-pub use framer::Framer;
+pub use framer::{Framer, RawPacket};
 pub(crate) use packet::check_publish;
 pub use packet::{
     CodecError, PACKET_TYPE_NAMES, Packet, decode, encode, packet_type_name, packet_type_name_of,

@@ -1,13 +1,13 @@
 //! Decoding raw packets into mqtt-protocol-core packets and encoding them back.
 
 use bytes::BytesMut;
-use mqtt_protocol_core::mqtt::connection::{PacketData, RawPacket};
 use mqtt_protocol_core::mqtt::packet::{GenericPacketTrait, Property, v3_1_1 as v3, v5_0 as v5};
 use mqtt_protocol_core::mqtt::result_code::MqttError;
 
 pub use mqtt_protocol_core::mqtt::packet::Packet;
 
 use super::Version;
+use super::framer::RawPacket;
 
 /// Why bytes could not be turned into a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -108,9 +108,9 @@ pub fn decode(version: Version, raw: &RawPacket) -> Result<Packet, CodecError> {
 }
 
 fn decode_publish(version: Version, raw: &RawPacket) -> Result<Packet, CodecError> {
-    let PacketData::Publish(body) = &raw.data else {
-        return Err(CodecError::Malformed);
-    };
+    // The parser keeps its payload as an `Arc<[u8]>`: a copy of the body
+    // (the PUBLISH fast path, which most packets take, needs none).
+    let body: std::sync::Arc<[u8]> = raw.data_as_slice().into();
     let len = body.len();
     let flags = raw.flags();
     let (packet, consumed) = match version {
@@ -163,7 +163,7 @@ pub fn encode(packet: &Packet, out: &mut BytesMut) {
 /// The size of a framed packet on the wire: fixed header byte, Remaining
 /// Length bytes and body.
 pub fn wire_size(raw: &RawPacket) -> usize {
-    let body = raw.remaining_length() as usize;
+    let body = raw.remaining_length();
     1 + super::remaining_length::encoded_len(body) + body
 }
 

@@ -8,11 +8,10 @@
 use std::task::{Context, Poll, ready};
 
 use bytes::BytesMut;
-use mqtt_protocol_core::mqtt::connection::RawPacket;
 use tokio::io::AsyncRead;
 
 use super::scratch_read::poll_read_into;
-use crate::mqtt::{CodecError, Framer};
+use crate::mqtt::{CodecError, Framer, RawPacket};
 
 /// Why no packet could be read.
 #[derive(Debug, thiserror::Error)]

@@ -8,22 +8,19 @@
 //! behaviour and bytes are the same either way (see the tests, which
 //! compare both paths).
 
-use bytes::{Bytes, BytesMut};
-use mqtt_protocol_core::mqtt::connection::{PacketData, RawPacket};
+use bytes::BytesMut;
 
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::{mqttv3, mqttv5};
-use crate::mqtt::{PUBLISH, PublishBytes, Version, check_publish};
+use crate::mqtt::{PUBLISH, PublishBytes, RawPacket, Version, check_publish};
 
 /// The PUBLISH in `raw` as a protobuf payload, or `None` when the general
 /// path must decide (not a PUBLISH, MQTT 5 properties, anything unusual).
 pub fn publish_to_payload(version: Version, raw: &RawPacket) -> Option<Payload> {
-    let PacketData::Publish(body) = &raw.data else {
-        return None;
-    };
     if raw.packet_type() != PUBLISH {
         return None;
     }
+    let body = raw.body();
     let publish = PublishBytes::parse(version, raw.flags(), body)?;
     let topic = std::str::from_utf8(publish.topic).ok()?;
     let (qos, message_id) = (publish.qos, publish.packet_id);
@@ -36,8 +33,8 @@ pub fn publish_to_payload(version: Version, raw: &RawPacket) -> Option<Payload> 
         return None;
     }
     let at = body.len() - publish.payload.len();
-    // The payload shares the packet's buffer: no copy.
-    let payload = Bytes::from_owner(body.clone()).slice(at..);
+    // The payload shares the buffer the packet was read into: no copy.
+    let payload = body.slice(at..);
     let topic = topic.to_owned();
     let (retain, dup) = (publish.retain, publish.dup);
     Some(match version {
