@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, trace};
 
 use super::DatagramSocket;
-use super::app_stream::{ConnectionEnd, QuicStream, STREAM_BUFFER, stream_pair};
+use super::app_stream::{ConnectionEnd, Pipe, QuicStream, STREAM_BUFFER, stream_pair};
 use super::server_identity::alert_words;
 
 /// Datagrams queued for one connection; more are dropped (QUIC recovers).
@@ -27,6 +27,17 @@ const KNOWN_PEER_ADDRS: usize = 8;
 
 /// Application error code sent when the application side went away.
 const APP_GONE: u64 = 0x1;
+
+/// Stream data is read out of quiche this many bytes at a time.
+const STREAM_CHUNK_SIZE: usize = 16 * 1024;
+
+thread_local! {
+    /// Where every connection on this thread reads its stream data out of
+    /// quiche: zeroed once, where a buffer on the stack was zeroed on each
+    /// of a connection's turns (16 KiB, two or three turns a message).
+    static STREAM_CHUNK: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; STREAM_CHUNK_SIZE].into_boxed_slice());
+}
 
 /// A datagram for a connection task: its bytes and where it came from.
 /// Boxed, so a connection's queue (allocated in blocks of 32 slots) costs
@@ -248,30 +259,39 @@ impl<S: DatagramSocket> Driver<S> {
                 Err(_) => stream.fin_sent = true,
             }
         }
-        let mut chunk = [0u8; 16 * 1024];
-        while pipe.inbound.len() < STREAM_BUFFER && !pipe.peer_finished {
-            match self.conn.stream_recv(id, &mut chunk) {
-                Ok((0, false)) => break,
-                Ok((n, fin)) if pipe.app_gone => {
-                    if n > 0 {
-                        // Nobody reads it any more.
-                        let _ = self.conn.close(true, APP_GONE, b"application closed");
-                    }
-                    if fin || n > 0 {
-                        pipe.peer_stopped();
-                    }
+        STREAM_CHUNK.with_borrow_mut(|chunk| {
+            while pipe.inbound.len() < STREAM_BUFFER
+                && !pipe.peer_finished
+                && self.receive_stream_chunk(id, chunk, &mut pipe)
+            {}
+        });
+        pipe.app_read_all()
+    }
+
+    /// Reads one chunk of the MQTT stream out of quiche into the pipe;
+    /// false once quiche has nothing more for now.
+    fn receive_stream_chunk(&mut self, id: u64, chunk: &mut [u8], pipe: &mut Pipe) -> bool {
+        match self.conn.stream_recv(id, chunk) {
+            Ok((0, false)) => return false,
+            Ok((n, fin)) if pipe.app_gone => {
+                if n > 0 {
+                    // Nobody reads it any more.
+                    let _ = self.conn.close(true, APP_GONE, b"application closed");
                 }
-                Ok((n, fin)) => pipe.deliver(&chunk[..n], fin),
-                // Nothing yet (or, on a client, the stream not opened yet).
-                Err(quiche::Error::Done | quiche::Error::InvalidStreamState(_)) => break,
-                Err(e) => {
-                    // Reset by the peer, or closed: no more data will come.
-                    debug!(error = %e, "stream receive failed");
+                if fin || n > 0 {
                     pipe.peer_stopped();
                 }
             }
+            Ok((n, fin)) => pipe.deliver(&chunk[..n], fin),
+            // Nothing yet (or, on a client, the stream not opened yet).
+            Err(quiche::Error::Done | quiche::Error::InvalidStreamState(_)) => return false,
+            Err(e) => {
+                // Reset by the peer, or closed: no more data will come.
+                debug!(error = %e, "stream receive failed");
+                pipe.peer_stopped();
+            }
         }
-        pipe.app_read_all()
+        true
     }
 }
 
