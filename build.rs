@@ -10,12 +10,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={file}");
     }
     let descriptors = protox::compile(protos, ["proto"])?;
-    // The proxies speak gRPC on HTTP/2 themselves (src/line/grpc/): only
-    // the messages and a client (tonic's, what the tests check the s-proxy
-    // with) are generated.
+    // The proxies speak gRPC on HTTP/2 themselves (src/line/grpc/). The
+    // client and server tonic generates are what the tests check them
+    // against: tonic's client in front of the s-proxy, tonic's server (the
+    // seed system's s-proxy runs it) behind the r-proxy.
     tonic_prost_build::configure()
         .bytes(".")
-        .build_server(false)
         .compile_fds(descriptors)?;
     Ok(())
 }

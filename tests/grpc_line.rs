@@ -15,41 +15,47 @@ const VERSIONS: [Version; 2] = [Version::V3_1_1, Version::V5];
 async fn every_qos_level_through_the_chain() {
     let mut chain = Chain::start().await;
     for version in VERSIONS {
-        let mut sub = connected(&chain.r_proxy.addr, version, "sub").await;
-        let granted = bounded("suback", exchange::subscribe(&mut sub, 1, "qos/+", 2))
-            .await
-            .unwrap();
-        assert_eq!(granted, 2);
-        let mut publisher = connected(&chain.r_proxy.addr, version, "pub").await;
-        for level in 0..=2u8 {
-            let topic = format!("qos/{level}");
-            let payload = format!("{version} at qos {level}");
-            bounded(
-                "publish",
-                exchange::publish(
-                    &mut publisher,
-                    &topic,
-                    payload.clone(),
-                    level,
-                    false,
-                    7,
-                    vec![],
-                ),
-            )
-            .await
-            .unwrap();
-            let got = bounded("delivery", exchange::receive(&mut sub))
-                .await
-                .unwrap()
-                .expect("message");
-            assert_eq!(got.topic, topic);
-            assert_eq!(got.payload, payload.as_bytes());
-            assert_eq!(got.qos, level);
-        }
-        publisher.send(&packets::disconnect(version)).await.unwrap();
-        sub.send(&packets::disconnect(version)).await.unwrap();
+        assert_every_qos_level(&chain.r_proxy.addr, version).await;
         chain.wait_idle().await;
     }
+}
+
+/// A subscriber at QoS 2 gets a message published at each QoS level (its
+/// topic, payload and QoS intact); then both clients DISCONNECT.
+pub(crate) async fn assert_every_qos_level(addr: &str, version: Version) {
+    let mut sub = connected(addr, version, "sub").await;
+    let granted = bounded("suback", exchange::subscribe(&mut sub, 1, "qos/+", 2))
+        .await
+        .unwrap();
+    assert_eq!(granted, 2);
+    let mut publisher = connected(addr, version, "pub").await;
+    for level in 0..=2u8 {
+        let topic = format!("qos/{level}");
+        let payload = format!("{version} at qos {level}");
+        bounded(
+            "publish",
+            exchange::publish(
+                &mut publisher,
+                &topic,
+                payload.clone(),
+                level,
+                false,
+                7,
+                vec![],
+            ),
+        )
+        .await
+        .unwrap();
+        let got = bounded("delivery", exchange::receive(&mut sub))
+            .await
+            .unwrap()
+            .expect("message");
+        assert_eq!(got.topic, topic);
+        assert_eq!(got.payload, payload.as_bytes());
+        assert_eq!(got.qos, level);
+    }
+    publisher.send(&packets::disconnect(version)).await.unwrap();
+    sub.send(&packets::disconnect(version)).await.unwrap();
 }
 
 #[tokio::test]

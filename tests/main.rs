@@ -32,4 +32,5 @@ mod scion_quic;
 mod scion_udp;
 mod shutdown;
 mod systemd_units;
+mod tonic_server;
 mod upstream_discovery;
