@@ -232,14 +232,6 @@ impl Outlet {
             }
         }
     }
-
-    /// Whether an envelope would have to wait for room now.
-    /// (Read only: every send leaves its one-byte reservation in place, so
-    /// no reservation is made here on the per-envelope path.)
-    pub fn is_full(&self) -> bool {
-        let state = self.sink.lock();
-        !state.ended && state.stream.capacity() == 0
-    }
 }
 
 /// Wakes the other waiters when a waiter that HTTP/2 may have been

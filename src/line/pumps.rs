@@ -114,11 +114,10 @@ where
         };
         drop(raw);
         let message = Box::new(envelope(sequence_id, direction, payload));
-        if line.is_full() {
-            METRICS.queue_was_full(mode, direction_label(direction));
-        }
-        if line.send_batched(message, size).await.is_err() {
-            break InboundEnd::QueueClosed;
+        match line.send_batched(message, size).await {
+            Ok(false) => {}
+            Ok(true) => METRICS.queue_was_full(mode, direction_label(direction)),
+            Err(_) => break InboundEnd::QueueClosed,
         }
         if is_disconnect {
             break InboundEnd::Disconnected;

@@ -73,17 +73,20 @@ impl LinkSender {
         message: QueuedEnvelope,
         packet_bytes: usize,
     ) -> impl Future<Output = Result<(), Closed>> + Send + '_ {
-        self.send_as(message, packet_bytes, false)
+        futures_util::FutureExt::map(self.send_as(message, packet_bytes, false), |sent| {
+            sent.map(drop)
+        })
     }
 
     /// As [`LinkSender::send`], but the envelope may wait to go out with
     /// those after it until [`LinkSender::flush`], which the caller owes
-    /// before it waits for anything else.
+    /// before it waits for anything else. `Ok(true)` when it had to wait
+    /// for room (the stream or the replay buffer was full).
     pub fn send_batched(
         &mut self,
         message: QueuedEnvelope,
         packet_bytes: usize,
-    ) -> impl Future<Output = Result<(), Closed>> + Send + '_ {
+    ) -> impl Future<Output = Result<bool, Closed>> + Send + '_ {
         self.send_as(message, packet_bytes, true)
     }
 
@@ -92,10 +95,12 @@ impl LinkSender {
         message: QueuedEnvelope,
         packet_bytes: usize,
         batched: bool,
-    ) -> Result<(), Closed> {
+    ) -> Result<bool, Closed> {
         match self.try_send(message, packet_bytes, batched)? {
-            None => Ok(()),
-            Some(waiting) => Box::pin(self.send_waiting(waiting, packet_bytes)).await,
+            None => Ok(false),
+            Some(waiting) => Box::pin(self.send_waiting(waiting, packet_bytes))
+                .await
+                .map(|()| true),
         }
     }
 
@@ -160,18 +165,6 @@ impl LinkSender {
     pub fn keep_alive_changed(&self, keep_alive: u16) {
         if let LinkSender::Resumable(sender) = self {
             sender.shared.set_keep_alive(keep_alive);
-        }
-    }
-
-    /// Whether the next envelope would wait (for metrics).
-    pub fn is_full(&self) -> bool {
-        match self {
-            LinkSender::Plain(Some(outlet)) => outlet.is_full(),
-            LinkSender::Plain(None) => false,
-            // The stream's queue only, read without the lock (this runs for
-            // every envelope); a full replay buffer shows in the
-            // replay-buffer gauge instead.
-            LinkSender::Resumable(sender) => sender.outlet.as_ref().is_some_and(Outlet::is_full),
         }
     }
 

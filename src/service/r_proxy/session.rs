@@ -289,6 +289,10 @@ async fn relay(mut relaying: Box<Relaying>) {
                 }
             };
             tokio::select! {
+                // In order, without drawing a random number on every
+                // wake-up: the pumps end only with the session, so each is
+                // polled on every wake-up anyway.
+                biased;
                 end = to_upstream => FirstEnd::Client(end),
                 end = &mut to_client => FirstEnd::Upstream(end),
                 () = shared.ending.wait() => FirstEnd::Shutdown,

@@ -199,6 +199,10 @@ async fn relay(
             },
         );
         tokio::select! {
+            // In order, without drawing a random number on every wake-up:
+            // the pumps end only with the session, so each is polled on
+            // every wake-up anyway.
+            biased;
             end = to_broker => {
                 closing_after_client = matches!(end, OutboundEnd::Finished | OutboundEnd::Failed(_));
                 session.close_reason(match &end {
