@@ -41,7 +41,8 @@ pub struct Metrics {
     pub upstream_errors: Family<UpstreamLabels, Counter>,
     /// Connections refused before they became sessions, by reason.
     pub refused: Family<RefusalLabels, Counter>,
-    /// Times a relay queue was full and reading paused.
+    /// Packets that waited for room on the line (its stream or, on a
+    /// resumable line, its replay buffer full) while reading paused.
     pub queue_full: Family<TrafficLabels, Counter>,
     /// Attempts to resume a broken gRPC stream, by outcome.
     pub resumes: Family<OutcomeLabels, Counter>,
@@ -142,7 +143,7 @@ impl Metrics {
         );
         registry.register(
             "queue_full",
-            "Times a relay queue was full",
+            "Packets that waited for room on the line (stream or replay buffer full)",
             queue_full.clone(),
         );
         let tasks_alive = Gauge::default();
