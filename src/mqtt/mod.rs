@@ -26,6 +26,7 @@ pub use first_packet::{ClientConnect, NoConnect, read_first_packet, receive_conn
 pub use packet_reader::{PacketReader, ReadError};
 pub use passthrough::{PacketBounds, RelayEnd, relay_bytes, relay_to_client};
 pub use publish_bytes::{PUBLISH, PublishBytes};
+pub use scratch_read::with_scratch;
 
 pub use connect::{ConnectRefusal, accept_connect, client_id, keep_alive, server_keep_alive};
 pub use framer::{Framer, RawPacket};

@@ -31,18 +31,7 @@ pub fn poll_read_into<R: AsyncRead + Unpin>(
     cx: &mut Context<'_>,
     pending: &mut BytesMut,
 ) -> Poll<io::Result<usize>> {
-    SCRATCH.with(|scratch| {
-        // A read inside another read's poll_read on this thread (no stream
-        // here does that) gets its own buffer.
-        let mut own = Vec::new();
-        let mut shared = scratch.try_borrow_mut();
-        let space = match shared.as_deref_mut() {
-            Ok(s) => &mut s[..],
-            Err(_) => {
-                own.resize(READ_CHUNK, 0);
-                &mut own[..]
-            }
-        };
+    with_scratch(|space| {
         let mut buf = ReadBuf::new(space);
         match Pin::new(io).poll_read(cx, &mut buf) {
             Poll::Ready(Ok(())) => {
@@ -57,6 +46,19 @@ pub fn poll_read_into<R: AsyncRead + Unpin>(
                 Poll::Pending
             }
         }
+    })
+}
+
+/// Runs `f` with this thread's scratch buffer ([`READ_CHUNK`] bytes, of
+/// no particular content), which `f` must not keep: where bytes are read
+/// before they are copied out (a socket here, a QUIC stream out of quiche
+/// elsewhere), so no connection holds a read buffer of its own.
+pub fn with_scratch<T>(f: impl FnOnce(&mut [u8]) -> T) -> T {
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut shared) => f(&mut shared),
+        // Used inside another use on this thread (nothing here does that):
+        // a buffer of its own.
+        Err(_) => f(&mut vec![0; READ_CHUNK]),
     })
 }
 

@@ -28,17 +28,6 @@ const KNOWN_PEER_ADDRS: usize = 8;
 /// Application error code sent when the application side went away.
 const APP_GONE: u64 = 0x1;
 
-/// Stream data is read out of quiche this many bytes at a time.
-const STREAM_CHUNK_SIZE: usize = 16 * 1024;
-
-thread_local! {
-    /// Where every connection on this thread reads its stream data out of
-    /// quiche: zeroed once, where a buffer on the stack was zeroed on each
-    /// of a connection's turns (16 KiB, two or three turns a message).
-    static STREAM_CHUNK: std::cell::RefCell<Box<[u8]>> =
-        std::cell::RefCell::new(vec![0; STREAM_CHUNK_SIZE].into_boxed_slice());
-}
-
 /// A datagram for a connection task: its bytes and where it came from.
 /// Boxed, so a connection's queue (allocated in blocks of 32 slots) costs
 /// 8 bytes a slot while it is empty.
@@ -259,7 +248,9 @@ impl<S: DatagramSocket> Driver<S> {
                 Err(_) => stream.fin_sent = true,
             }
         }
-        STREAM_CHUNK.with_borrow_mut(|chunk| {
+        // Through the thread's scratch buffer, not one on the stack that
+        // was zeroed (16 KiB) on each of a connection's turns.
+        crate::mqtt::with_scratch(|chunk| {
             while pipe.inbound.len() < STREAM_BUFFER
                 && !pipe.peer_finished
                 && self.receive_stream_chunk(id, chunk, &mut pipe)
