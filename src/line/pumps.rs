@@ -3,8 +3,11 @@
 //! bytes on a writer.
 
 use bytes::BytesMut;
-use futures_util::{FutureExt, Stream, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::{Stream, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::Status;
 
 use crate::line::convert::{
@@ -193,6 +196,12 @@ fn encode_envelope(
 
 /// Writes the packets of `inbound` to `writer`, gathering whatever is
 /// already queued into one write.
+///
+/// One hand-written poll loop rather than `next().await` and `write_all`:
+/// each wake-up polls `inbound` until it has nothing more (that last poll
+/// leaves the task's waker with it) and writes what it gathered, so a
+/// message costs two polls of `inbound`, not four, and a write that
+/// completes at once needs no further turn.
 pub async fn pump_envelopes_to_writer<S, W>(
     inbound: &mut S,
     writer: &mut W,
@@ -204,50 +213,88 @@ where
     W: AsyncWrite + Unpin,
 {
     let counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
-    let mut out = BytesMut::new();
-    loop {
-        // `next` ends with this block: were it in scope across the write
-        // below, the session task would keep room for a whole envelope
-        // (272 bytes) while it waits.
-        let mut end = {
-            // `if let`, not `match`: the scrutinee is dropped before the
-            // `else` waits (a match would keep its 256 bytes meanwhile).
-            let next = if let Some(next) = inbound.next().now_or_never() {
-                next
-            } else {
-                // Going idle: give a large buffer back rather than hold it.
-                if out.capacity() > KEEP_WRITE_BUFFER {
-                    out = BytesMut::new();
+    let mut batch = WriteBatch::default();
+    std::future::poll_fn(|cx| batch.poll(cx, inbound, writer, version, &counters)).await
+}
+
+/// What the envelopes -> byte stream pump holds between its turns.
+#[derive(Default)]
+struct WriteBatch {
+    /// Encoded packets not written yet.
+    out: BytesMut,
+    /// How much of `out` the writer has taken.
+    written: usize,
+    /// Written to the end, `out` still needs a flush.
+    unflushed: bool,
+    /// How the pump ends once `out` is written (boxed: rare, and the
+    /// session task keeps this slot while it waits).
+    end: Option<Box<OutboundEnd>>,
+}
+
+impl WriteBatch {
+    fn poll<S, W>(
+        &mut self,
+        cx: &mut Context<'_>,
+        inbound: &mut S,
+        writer: &mut W,
+        version: Version,
+        counters: &TrafficCounters,
+    ) -> Poll<OutboundEnd>
+    where
+        S: Stream<Item = Result<MqttStreamMessage, Status>> + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        loop {
+            // Gather what is ready, until `inbound` has to wait (it then
+            // holds this task's waker) or the batch is full.
+            let mut inbound_waits = false;
+            while self.end.is_none() && self.out.len() < WRITE_BATCH {
+                let end = match inbound.poll_next_unpin(cx) {
+                    Poll::Pending => {
+                        inbound_waits = true;
+                        break;
+                    }
+                    Poll::Ready(None) => Some(OutboundEnd::Finished),
+                    Poll::Ready(Some(Err(status))) => Some(OutboundEnd::Failed(status)),
+                    Poll::Ready(Some(Ok(message))) => {
+                        step(message, version, counters, &mut self.out)
+                    }
+                };
+                self.end = end.map(Box::new);
+            }
+            while self.written < self.out.len() {
+                match Pin::new(&mut *writer).poll_write(cx, &self.out[self.written..]) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(OutboundEnd::Io(std::io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.written += n;
+                        self.unflushed = true;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(OutboundEnd::Io(e)),
+                    Poll::Pending => return Poll::Pending,
                 }
-                inbound.next().await
-            };
-            match next {
-                None => Some(OutboundEnd::Finished),
-                Some(Err(status)) => Some(OutboundEnd::Failed(status)),
-                Some(Ok(message)) => step(message, version, &counters, &mut out),
             }
-        };
-        while end.is_none() && out.len() < WRITE_BATCH {
-            match inbound.next().now_or_never() {
-                None => break,
-                Some(None) => end = Some(OutboundEnd::Finished),
-                Some(Some(Err(status))) => end = Some(OutboundEnd::Failed(status)),
-                Some(Some(Ok(message))) => end = step(message, version, &counters, &mut out),
+            if self.unflushed {
+                // TLS and WebSocket writers buffer until told.
+                match Pin::new(&mut *writer).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => self.unflushed = false,
+                    Poll::Ready(Err(e)) => return Poll::Ready(OutboundEnd::Io(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+                self.out.clear();
+                self.written = 0;
             }
-        }
-        if !out.is_empty() {
-            // Flush too: TLS and WebSocket writers buffer until told.
-            let written = async {
-                writer.write_all(&out).await?;
-                writer.flush().await
-            };
-            if let Err(e) = written.await {
-                return OutboundEnd::Io(e);
+            if let Some(end) = self.end.take() {
+                return Poll::Ready(*end);
             }
-            out.clear();
-        }
-        if let Some(end) = end {
-            return end;
+            if inbound_waits {
+                // Going idle: give a large buffer back rather than hold it.
+                if self.out.capacity() > KEEP_WRITE_BUFFER {
+                    self.out = BytesMut::new();
+                }
+                return Poll::Pending;
+            }
         }
     }
 }
@@ -271,6 +318,132 @@ mod tests {
 
     use super::*;
     use crate::line::proto::mqtt::SessionControl;
+
+    /// A v3.1.1 QoS 0 PUBLISH of `payload` to topic "t", in an envelope.
+    fn publish(sequence_id: &mut u64, payload: &[u8]) -> Result<MqttStreamMessage, Status> {
+        use crate::line::proto::mqttv3;
+        let publish = mqttv3::Publish {
+            topic: "t".into(),
+            payload: bytes::Bytes::copy_from_slice(payload),
+            ..Default::default()
+        };
+        let packet = mqttv3::MqttPacket {
+            packet: Some(mqttv3::mqtt_packet::Packet::Publish(publish)),
+        };
+        Ok(envelope(
+            sequence_id,
+            MessageDirection::ClientToBroker,
+            Payload::MqttV3Packet(packet),
+        ))
+    }
+
+    /// A writer that takes at most `most` bytes a call and makes every
+    /// other call wait (waking the task at once), recording each call.
+    struct Stingy {
+        most: usize,
+        pend_next: bool,
+        calls: Vec<Vec<u8>>,
+        flushes: usize,
+    }
+
+    impl AsyncWrite for Stingy {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            self.pend_next = !self.pend_next;
+            if !self.pend_next {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let n = buf.len().min(self.most);
+            self.calls.push(buf[..n].to_vec());
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            self.flushes += 1;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    const TRAFFIC: Traffic = Traffic {
+        mode: "test",
+        direction: MessageDirection::ClientToBroker,
+    };
+
+    #[tokio::test]
+    async fn ready_envelopes_go_out_in_one_write_and_partial_writes_resume() {
+        let mut sequence_id = 0;
+        let ready: Vec<_> = [b"a", b"b", b"c"]
+            .iter()
+            .map(|p| publish(&mut sequence_id, *p))
+            .collect();
+        let mut inbound = futures_util::stream::iter(ready);
+        let mut writer = Stingy {
+            most: usize::MAX,
+            pend_next: false,
+            calls: Vec::new(),
+            flushes: 0,
+        };
+        let end =
+            pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
+        assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
+        // Three PUBLISHes (0x30, length 4, topic "t", one payload byte),
+        // in a single write.
+        let one = |p: u8| [0x30, 4, 0, 1, b't', p];
+        let all: Vec<u8> = [one(b'a'), one(b'b'), one(b'c')].concat();
+        assert_eq!(writer.calls, vec![all.clone()]);
+        assert_eq!(writer.flushes, 1);
+
+        // A writer taking 4 bytes at a time, waiting between: every byte
+        // arrives once, in order, and is flushed before the pump ends.
+        let ready: Vec<_> = [b"a", b"b", b"c"]
+            .iter()
+            .map(|p| publish(&mut sequence_id, *p))
+            .collect();
+        let mut inbound = futures_util::stream::iter(ready);
+        let mut writer = Stingy {
+            most: 4,
+            pend_next: false,
+            calls: Vec::new(),
+            flushes: 0,
+        };
+        let end =
+            pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
+        assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
+        assert_eq!(writer.calls.concat(), all);
+        assert!(writer.calls.iter().all(|c| c.len() <= 4));
+        assert_eq!(writer.flushes, 1);
+    }
+
+    #[tokio::test]
+    async fn a_failed_stream_ends_the_pump_after_what_came_before_is_written() {
+        let mut sequence_id = 0;
+        let items = vec![
+            publish(&mut sequence_id, b"x"),
+            Err(Status::unavailable("gone")),
+        ];
+        let mut inbound = futures_util::stream::iter(items);
+        let mut writer = Stingy {
+            most: usize::MAX,
+            pend_next: false,
+            calls: Vec::new(),
+            flushes: 0,
+        };
+        let end =
+            pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
+        assert!(
+            matches!(end, OutboundEnd::Failed(ref s) if s.message() == "gone"),
+            "{end:?}"
+        );
+        assert_eq!(writer.calls, vec![vec![0x30, 4, 0, 1, b't', b'x']]);
+    }
 
     #[test]
     fn envelopes_carry_no_session_id() {
