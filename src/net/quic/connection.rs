@@ -7,7 +7,6 @@
 //! stream data is read from quiche only while the application keeps up, so
 //! quiche's flow control holds the peer back.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use tracing::{debug, trace};
 
 use super::DatagramSocket;
 use super::app_stream::{ConnectionEnd, Pipe, QuicStream, STREAM_BUFFER, stream_pair};
+use super::delayed_ack::AckSchedule;
 use super::server_identity::alert_words;
 
 /// Datagrams queued for one connection; more are dropped (QUIC recovers).
@@ -51,6 +51,38 @@ struct StreamState {
     fin_sent: bool,
 }
 
+/// The peer's addresses by the address quiche knows each by (for SCION,
+/// an IP stand-in for a SCION address and path), most recent kept. A
+/// handful at most, so a list: looked up for every datagram either way.
+struct KnownPeers<A>(Vec<(SocketAddr, A)>);
+
+impl<A: Copy + PartialEq> KnownPeers<A> {
+    fn get(&self, ip: SocketAddr) -> Option<A> {
+        self.0.iter().find(|(k, _)| *k == ip).map(|(_, a)| *a)
+    }
+
+    fn remember(&mut self, ip: SocketAddr, addr: A) {
+        match self.0.iter_mut().find(|(k, _)| *k == ip) {
+            Some(known) => known.1 = addr,
+            None => {
+                if self.0.len() >= KNOWN_PEER_ADDRS {
+                    self.0.clear();
+                }
+                self.0.push((ip, addr));
+            }
+        }
+    }
+}
+
+/// What moving the stream's bytes found.
+struct Moved {
+    /// The application has read the whole stream (or went away and the
+    /// peer finished).
+    all_read: bool,
+    /// quiche has the application's bytes or end of stream to send.
+    to_send: bool,
+}
+
 /// Drives one connection until it is closed.
 pub(crate) struct Driver<S: DatagramSocket> {
     /// Boxed: quiche's connection is about 8 KiB, and a future keeps its
@@ -73,17 +105,24 @@ impl<S: DatagramSocket> Driver<S> {
             id: (self.role == Role::Client).then_some(0),
             fin_sent: false,
         };
-        let mut known_peers = HashMap::from([(S::ip_of(&self.peer), self.peer)]);
+        let mut known_peers = KnownPeers(vec![(S::ip_of(&self.peer), self.peer)]);
         // The send buffer (see `flush`).
         let mut out = Vec::new();
         let timer = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(timer);
+        let mut acks = AckSchedule::default();
 
         loop {
-            let all_read = self.move_stream_data(&mut stream, &app);
+            let moved = self.move_stream_data(&mut stream, &app);
+            let all_read = moved.all_read;
+            if moved.to_send {
+                acks.send_now();
+            }
             if self.conn.is_established()
                 && let Some((tx, app_stream)) = awaiting_handshake.take()
             {
+                // The handshake's last packets are acknowledged at once.
+                acks.send_now();
                 let cert = self.conn.peer_cert().map(<[u8]>::to_vec);
                 if tx.send(Ok((app_stream, cert))).is_err() {
                     let _ = self.conn.close(true, APP_GONE, b"not accepted");
@@ -104,24 +143,44 @@ impl<S: DatagramSocket> Driver<S> {
             {
                 let _ = self.conn.close(true, 0, b"");
             }
-            self.flush(&mut out, &known_peers).await;
+            if !self.conn.is_established()
+                || self.conn.is_draining()
+                || self.conn.local_error().is_some()
+            {
+                acks.send_now();
+            }
+            let now = Instant::now();
+            if !acks.sends(now) {
+                // Only datagrams arrived: send now all the same if one of
+                // them acknowledged packets quiche now knows to be lost.
+                acks.lost(self.conn.stats().lost);
+            }
+            if acks.sends(now) {
+                self.flush(&mut out, &known_peers).await;
+                acks.sent();
+            }
             if self.conn.is_closed() {
                 break;
             }
-            // One timer for the connection, re-armed from quiche each turn.
-            let deadline = self
-                .conn
-                .timeout_instant()
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            // One timer for the connection, re-armed from quiche (and an
+            // acknowledgement that waits) each turn.
+            let deadline = [self.conn.timeout_instant(), acks.deadline()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(|| now + Duration::from_secs(3600));
             timer.as_mut().reset(deadline.into());
 
             tokio::select! {
                 datagram = self.datagrams.recv() => match datagram {
                     Some(d) => {
                         self.receive(*d, &mut known_peers);
+                        let mut received = 1;
                         while let Ok(d) = self.datagrams.try_recv() {
                             self.receive(*d, &mut known_peers);
+                            received += 1;
                         }
+                        acks.received(received, Instant::now());
                     }
                     None => {
                         // The socket side is gone: nothing can arrive any more.
@@ -130,8 +189,13 @@ impl<S: DatagramSocket> Driver<S> {
                         break;
                     }
                 },
-                () = &mut timer => self.conn.on_timeout(),
-                () = app.app_changed() => {}
+                () = &mut timer => {
+                    // quiche's own timers (it looks at each), or an
+                    // acknowledgement's time.
+                    self.conn.on_timeout();
+                    acks.send_now();
+                }
+                () = app.app_changed() => acks.send_now(),
             }
         }
         if let Some((tx, _)) = awaiting_handshake.take() {
@@ -153,11 +217,7 @@ impl<S: DatagramSocket> Driver<S> {
         }
     }
 
-    fn receive(
-        &mut self,
-        (mut data, from): (Vec<u8>, S::Addr),
-        known: &mut HashMap<SocketAddr, S::Addr>,
-    ) {
+    fn receive(&mut self, (mut data, from): (Vec<u8>, S::Addr), known: &mut KnownPeers<S::Addr>) {
         let from_ip = S::ip_of(&from);
         let info = quiche::RecvInfo {
             from: from_ip,
@@ -169,19 +229,14 @@ impl<S: DatagramSocket> Driver<S> {
                     trace!(old = %self.peer, new = %from, "peer address changed");
                     self.peer = from;
                 }
-                if known.get(&from_ip) != Some(&from) {
-                    if known.len() >= KNOWN_PEER_ADDRS && !known.contains_key(&from_ip) {
-                        known.clear();
-                    }
-                    known.insert(from_ip, from);
-                }
+                known.remember(from_ip, from);
             }
             // A datagram quiche cannot use is dropped; the connection goes on.
             Err(e) => debug!(peer = %from, error = %e, "dropped datagram"),
         }
     }
 
-    async fn flush(&mut self, out: &mut Vec<u8>, known: &HashMap<SocketAddr, S::Addr>) {
+    async fn flush(&mut self, out: &mut Vec<u8>, known: &KnownPeers<S::Addr>) {
         // quiche writes at most this much per datagram (more once the peer
         // allows it, up to the configured limit).
         out.resize(self.conn.max_send_udp_payload_size(), 0);
@@ -190,7 +245,7 @@ impl<S: DatagramSocket> Driver<S> {
             match self.conn.send(out) {
                 Ok((n, info)) => {
                     sent = true;
-                    let to = known.get(&info.to).copied().unwrap_or(self.peer);
+                    let to = known.get(info.to).unwrap_or(self.peer);
                     if let Err(e) = self.socket.send_to(&out[..n], to).await {
                         debug!(peer = %to, error = %e, "send failed");
                     }
@@ -211,9 +266,8 @@ impl<S: DatagramSocket> Driver<S> {
     }
 
     /// Moves bytes between quiche and the application's stream without
-    /// waiting. Returns whether the application has read the whole stream
-    /// (or went away and the peer finished).
-    fn move_stream_data(&mut self, stream: &mut StreamState, app: &ConnectionEnd) -> bool {
+    /// waiting.
+    fn move_stream_data(&mut self, stream: &mut StreamState, app: &ConnectionEnd) -> Moved {
         if stream.id.is_none() {
             stream.id = self.conn.readable().find(|id| id % 4 == 0);
         }
@@ -226,9 +280,16 @@ impl<S: DatagramSocket> Driver<S> {
         for id in extra {
             let _ = self.conn.stream_shutdown(id, quiche::Shutdown::Read, 0);
         }
-        let Some(id) = stream.id else { return false };
+        let Some(id) = stream.id else {
+            return Moved {
+                all_read: false,
+                to_send: false,
+            };
+        };
         // The application writes only once the handshake is done.
         let mut pipe = app.pipe();
+        let fin_sent = stream.fin_sent;
+        let had_outbound = !pipe.outbound.is_empty();
 
         if !pipe.outbound.is_empty() {
             match self.conn.stream_send(id, &pipe.outbound, false) {
@@ -256,7 +317,13 @@ impl<S: DatagramSocket> Driver<S> {
                 && self.receive_stream_chunk(id, chunk, &mut pipe)
             {}
         });
-        pipe.app_read_all()
+        Moved {
+            all_read: pipe.app_read_all(),
+            // Bytes quiche took go out now; so do bytes it left here (it
+            // takes only what its congestion window and the peer's flow
+            // control allow), since what just arrived may have made room.
+            to_send: had_outbound || stream.fin_sent != fin_sent,
+        }
     }
 
     /// Reads one chunk of the MQTT stream out of quiche into the pipe;

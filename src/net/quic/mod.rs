@@ -12,6 +12,7 @@
 
 mod app_stream;
 mod connection;
+mod delayed_ack;
 mod dialer;
 mod listener;
 mod retry;

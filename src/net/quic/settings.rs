@@ -57,6 +57,8 @@ fn apply_limits(config: &mut quiche::Config, limits: &QuicLimits) -> anyhow::Res
     config.set_initial_max_stream_data_bidi_remote(limits.stream_window);
     config.set_initial_max_stream_data_uni(0);
     config.set_initial_max_streams_uni(0);
+    // What the connection task's delayed acknowledgements keep within.
+    config.set_max_ack_delay(super::delayed_ack::MAX_ACK_DELAY.as_millis() as u64);
     Ok(())
 }
 
