@@ -124,10 +124,14 @@ where
     let mut bounds = PacketBounds::default();
     let mut pending = BytesMut::new();
     let mut bytes = 0u64;
+    // One future for the whole relay, not one made (and registered with
+    // the channel, and dropped) for every read.
+    let stopped = stop.wait_for(|s| *s);
+    tokio::pin!(stopped);
     loop {
         let read = tokio::select! {
             biased;
-            _ = stop.wait_for(|s| *s) => break,
+            _ = &mut stopped => break,
             read = read_into(from, &mut pending) => read,
         };
         match read {

@@ -7,6 +7,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -114,13 +115,30 @@ impl Ending {
     }
 
     /// Resolves once the grace period is over.
+    ///
+    /// A session polls this on each of its wake-ups (it sits in the
+    /// session's `select!`); once its waker is registered, a poll is a look
+    /// at the flag, not a turn through the `Notify`'s locked waiter list.
     pub async fn wait(&self) {
         // Made before the flag is read, so an `end` after the read is not
         // missed.
         let told = self.told.notified();
-        if !self.over.load(Ordering::SeqCst) {
-            told.await;
-        }
+        tokio::pin!(told);
+        let mut registered: Option<Waker> = None;
+        std::future::poll_fn(|cx| {
+            if self.over.load(Ordering::SeqCst) {
+                return Poll::Ready(());
+            }
+            if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                return Poll::Pending;
+            }
+            let polled = told.as_mut().poll(cx);
+            if polled.is_pending() {
+                registered = Some(cx.waker().clone());
+            }
+            polled
+        })
+        .await;
     }
 }
 
@@ -141,5 +159,60 @@ pub async fn drain(
         );
         end_sessions();
         let _ = timeout(last, open.wait_for(|n| *n == 0)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Wake};
+
+    use super::*;
+
+    /// Counts its wake-ups.
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_session_waiting_for_the_end_is_woken_once_and_then_done() {
+        let ending = Ending::default();
+        let count = Arc::new(Counting(AtomicUsize::new(0)));
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        let wait = ending.wait();
+        tokio::pin!(wait);
+        // Polled again and again, as a session's select! does.
+        for _ in 0..3 {
+            assert!(wait.as_mut().poll(&mut cx).is_pending());
+        }
+        ending.end();
+        assert_eq!(count.0.load(Ordering::SeqCst), 1, "woken by the end");
+        assert!(wait.as_mut().poll(&mut cx).is_ready());
+
+        // Another task's waker is registered afresh, and woken too.
+        let ending = Ending::default();
+        let wait = ending.wait();
+        tokio::pin!(wait);
+        assert!(wait.as_mut().poll(&mut cx).is_pending());
+        let other = Arc::new(Counting(AtomicUsize::new(0)));
+        let other_waker = Waker::from(other.clone());
+        assert!(
+            wait.as_mut()
+                .poll(&mut Context::from_waker(&other_waker))
+                .is_pending()
+        );
+        ending.end();
+        assert_eq!(other.0.load(Ordering::SeqCst), 1);
+        // Once over, a new wait is done at once.
+        assert!(
+            std::pin::pin!(ending.wait())
+                .poll(&mut Context::from_waker(&other_waker))
+                .is_ready()
+        );
     }
 }

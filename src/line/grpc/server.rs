@@ -8,7 +8,9 @@
 //! Stopping: connections get GOAWAY (no new calls; the calls open go on)
 //! and the server completes once every connection has closed.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -152,7 +154,7 @@ impl Server {
                     }
                     None => break,
                 },
-                _ = stopped.wait_for(|stopped| *stopped), if !going_away => {
+                () = until_true(&mut stopped), if !going_away => {
                     going_away = true;
                     connection.graceful_shutdown();
                 }
@@ -201,6 +203,32 @@ impl Server {
             None => call.refuse(&Status::unimplemented("no such method")),
         }
     }
+}
+
+/// Resolves once `stop` holds true (or its sender is gone). The
+/// connection's loop polls this on each of its wake-ups, one or more a
+/// message: after the first poll registers the waker, a poll is an atomic
+/// look at the channel's version instead of a turn through its `Notify`.
+async fn until_true(stop: &mut watch::Receiver<bool>) {
+    let probe = stop.clone();
+    let became_true = stop.wait_for(|stop| *stop);
+    tokio::pin!(became_true);
+    let mut registered: Option<Waker> = None;
+    std::future::poll_fn(|cx| {
+        if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()))
+            && matches!(probe.has_changed(), Ok(false))
+        {
+            return Poll::Pending;
+        }
+        match became_true.as_mut().poll(cx) {
+            Poll::Ready(_) => Poll::Ready(()),
+            Poll::Pending => {
+                registered = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await;
 }
 
 #[cfg(test)]
@@ -400,5 +428,42 @@ mod tests {
             .await
             .expect("the server ends after its last call")
             .expect("no panic");
+    }
+
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn until_true_is_woken_by_the_change_and_resolves_on_true_or_a_gone_sender() {
+        let (tx, mut rx) = watch::channel(false);
+        let count = Arc::new(Counting(std::sync::atomic::AtomicUsize::new(0)));
+        let waker = std::task::Waker::from(count.clone());
+        let mut cx = std::task::Context::from_waker(&waker);
+        {
+            let stop = until_true(&mut rx);
+            tokio::pin!(stop);
+            for _ in 0..3 {
+                assert!(stop.as_mut().poll(&mut cx).is_pending());
+            }
+            tx.send_replace(false);
+            assert!(stop.as_mut().poll(&mut cx).is_pending(), "still false");
+            tx.send_replace(true);
+            assert!(
+                count.0.load(std::sync::atomic::Ordering::SeqCst) >= 1,
+                "woken"
+            );
+            assert!(stop.as_mut().poll(&mut cx).is_ready());
+        }
+        let (tx, mut rx) = watch::channel(false);
+        let stop = until_true(&mut rx);
+        tokio::pin!(stop);
+        assert!(stop.as_mut().poll(&mut cx).is_pending());
+        drop(tx);
+        assert!(stop.as_mut().poll(&mut cx).is_ready(), "sender gone");
     }
 }

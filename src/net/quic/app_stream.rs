@@ -10,12 +10,13 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, BytesMut};
+use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 
 /// Bytes buffered between quiche and the application in each direction.
 pub const STREAM_BUFFER: usize = 64 * 1024;
@@ -24,8 +25,13 @@ pub const STREAM_BUFFER: usize = 64 * 1024;
 #[derive(Default)]
 struct Shared {
     pipe: Mutex<Pipe>,
-    /// Wakes the connection task when the application changed the pipe.
-    connection: Notify,
+    /// The application changed the pipe since the connection task last
+    /// looked.
+    changed: AtomicBool,
+    /// Wakes the connection task when `changed` is set. (A flag and a
+    /// waker rather than tokio's `Notify`, whose waiter list costs a lock
+    /// to join and another to leave on every turn of the connection.)
+    connection: AtomicWaker,
 }
 
 /// Both directions of the stream.
@@ -144,7 +150,20 @@ impl ConnectionEnd {
     /// Resolves once the application changed the pipe since the last time
     /// (wrote into an empty buffer, made room, finished, or went away).
     pub async fn app_changed(&self) {
-        self.shared.connection.notified().await;
+        std::future::poll_fn(|cx| {
+            let shared = &self.shared;
+            if shared.changed.swap(false, Ordering::AcqRel) {
+                return Poll::Ready(());
+            }
+            shared.connection.register(cx.waker());
+            // A change between the look above and the registration.
+            if shared.changed.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
     }
 }
 
@@ -164,7 +183,8 @@ impl QuicStream {
     }
 
     fn tell_connection(&self) {
-        self.shared.connection.notify_one();
+        self.shared.changed.store(true, Ordering::Release);
+        self.shared.connection.wake();
     }
 }
 
