@@ -346,6 +346,27 @@ mod tests {
         flushes: usize,
     }
 
+    impl Stingy {
+        fn taking(most: usize) -> Self {
+            Stingy {
+                most,
+                pend_next: false,
+                calls: Vec::new(),
+                flushes: 0,
+            }
+        }
+    }
+
+    /// Three ready PUBLISHes with payloads "a", "b", "c".
+    fn three() -> impl Stream<Item = Result<MqttStreamMessage, Status>> + Unpin {
+        let mut sequence_id = 0;
+        let ready: Vec<_> = [b"a", b"b", b"c"]
+            .iter()
+            .map(|p| publish(&mut sequence_id, *p))
+            .collect();
+        futures_util::stream::iter(ready)
+    }
+
     impl AsyncWrite for Stingy {
         fn poll_write(
             mut self: Pin<&mut Self>,
@@ -379,18 +400,8 @@ mod tests {
 
     #[tokio::test]
     async fn ready_envelopes_go_out_in_one_write_and_partial_writes_resume() {
-        let mut sequence_id = 0;
-        let ready: Vec<_> = [b"a", b"b", b"c"]
-            .iter()
-            .map(|p| publish(&mut sequence_id, *p))
-            .collect();
-        let mut inbound = futures_util::stream::iter(ready);
-        let mut writer = Stingy {
-            most: usize::MAX,
-            pend_next: false,
-            calls: Vec::new(),
-            flushes: 0,
-        };
+        let mut inbound = three();
+        let mut writer = Stingy::taking(usize::MAX);
         let end =
             pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
         assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
@@ -403,17 +414,8 @@ mod tests {
 
         // A writer taking 4 bytes at a time, waiting between: every byte
         // arrives once, in order, and is flushed before the pump ends.
-        let ready: Vec<_> = [b"a", b"b", b"c"]
-            .iter()
-            .map(|p| publish(&mut sequence_id, *p))
-            .collect();
-        let mut inbound = futures_util::stream::iter(ready);
-        let mut writer = Stingy {
-            most: 4,
-            pend_next: false,
-            calls: Vec::new(),
-            flushes: 0,
-        };
+        let mut inbound = three();
+        let mut writer = Stingy::taking(4);
         let end =
             pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
         assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
@@ -430,12 +432,7 @@ mod tests {
             Err(Status::unavailable("gone")),
         ];
         let mut inbound = futures_util::stream::iter(items);
-        let mut writer = Stingy {
-            most: usize::MAX,
-            pend_next: false,
-            calls: Vec::new(),
-            flushes: 0,
-        };
+        let mut writer = Stingy::taking(usize::MAX);
         let end =
             pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
         assert!(
