@@ -32,24 +32,8 @@ pub(crate) async fn assert_every_qos_level(addr: &str, version: Version) {
     for level in 0..=2u8 {
         let topic = format!("qos/{level}");
         let payload = format!("{version} at qos {level}");
-        bounded(
-            "publish",
-            exchange::publish(
-                &mut publisher,
-                &topic,
-                payload.clone(),
-                level,
-                false,
-                7,
-                vec![],
-            ),
-        )
-        .await
-        .unwrap();
-        let got = bounded("delivery", exchange::receive(&mut sub))
-            .await
-            .unwrap()
-            .expect("message");
+        let got =
+            publish_and_receive(&mut publisher, &mut sub, &topic, payload.clone(), level, 7).await;
         assert_eq!(got.topic, topic);
         assert_eq!(got.payload, payload.as_bytes());
         assert_eq!(got.qos, level);

@@ -228,24 +228,8 @@ async fn pub_sub_every_qos(proxy: &Proxy) {
             assert_eq!(got.qos, level);
         }
         let payload: Vec<u8> = (0..1024 * 1024).map(|i| (i % 241) as u8).collect();
-        bounded(
-            "publish 1 MiB",
-            exchange::publish(
-                &mut publisher,
-                "sq/big",
-                payload.clone(),
-                1,
-                false,
-                6,
-                vec![],
-            ),
-        )
-        .await
-        .unwrap();
-        let got = bounded("1 MiB delivery", exchange::receive(&mut sub))
-            .await
-            .unwrap()
-            .unwrap();
+        let got =
+            publish_and_receive(&mut publisher, &mut sub, "sq/big", payload.clone(), 1, 6).await;
         assert!(got.payload == payload, "1 MiB intact");
         publisher.send(&packets::disconnect(version)).await.unwrap();
         sub.send(&packets::disconnect(version)).await.unwrap();

@@ -94,24 +94,15 @@ async fn quic_end_to_end_through_the_scion_udp_relay() {
         assert_eq!(code, 0);
         for level in 0..=2u8 {
             let topic = format!("relay/{level}");
-            bounded(
-                "publish",
-                exchange::publish(
-                    &mut publisher,
-                    &topic,
-                    "through the relay",
-                    level,
-                    false,
-                    3,
-                    vec![],
-                ),
+            let got = publish_and_receive(
+                &mut publisher,
+                &mut sub,
+                &topic,
+                "through the relay",
+                level,
+                3,
             )
-            .await
-            .unwrap();
-            let got = bounded("delivery", exchange::receive(&mut sub))
-                .await
-                .unwrap()
-                .unwrap();
+            .await;
             assert_eq!(got.topic, topic);
             assert_eq!(got.payload, b"through the relay");
         }

@@ -18,6 +18,7 @@ pub use process::*;
 use std::future::Future;
 use std::time::Duration;
 
+use mqttbridge::client::packets::Received;
 use mqttbridge::client::{Connection, exchange, packets};
 use mqttbridge::mqtt::{Packet, Version};
 use mqttbridge::service::Service;
@@ -239,6 +240,29 @@ pub async fn connected(addr: &str, version: Version, client_id: &str) -> Connect
     .expect("CONNACK");
     assert_eq!(code, 0, "CONNACK code for {client_id}");
     conn
+}
+
+/// Publishes `payload` to `topic` at `level` on `publisher` (with
+/// `packet_id` when `level` > 0, no retain, no properties) and returns the
+/// next message `receiver` gets; each step bounded.
+pub async fn publish_and_receive(
+    publisher: &mut Connection,
+    receiver: &mut Connection,
+    topic: &str,
+    payload: impl Into<Vec<u8>>,
+    level: u8,
+    packet_id: u16,
+) -> Received {
+    bounded(
+        "publish",
+        exchange::publish(publisher, topic, payload, level, false, packet_id, vec![]),
+    )
+    .await
+    .unwrap();
+    bounded("delivery", exchange::receive(receiver))
+        .await
+        .unwrap()
+        .expect("a delivery")
 }
 
 /// Connects to `addr` (MQTT 5), subscribes to `topic`, publishes `payload`
