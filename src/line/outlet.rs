@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use h2::SendStream;
+use http::HeaderMap;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tonic::Status;
@@ -58,8 +58,84 @@ struct Sink {
 /// default largest size).
 const BATCH: usize = 16 * 1024;
 
+/// Where the frames go: h2's stream (the calls the r-proxy makes) or our
+/// own HTTP/2's (the calls the s-proxy serves).
+pub enum SendStream {
+    H2(h2::SendStream<Bytes>),
+    Own(crate::net::http2::SendStream),
+}
+
+impl SendStream {
+    /// Whether more may be sent now; an error once nothing more can be.
+    fn has_room(&mut self) -> Result<bool, ()> {
+        match self {
+            // Asks for one byte beyond what waits, as hyper does: any room
+            // at all takes the whole message, so a message larger than the
+            // send buffer still goes.
+            SendStream::H2(stream) => {
+                stream.reserve_capacity(1);
+                Ok(stream.capacity() > 0)
+            }
+            SendStream::Own(stream) => stream.has_room().map_err(drop),
+        }
+    }
+
+    fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), String> {
+        match self {
+            SendStream::H2(stream) => {
+                stream.send_data(data, end).map_err(|e| e.to_string())?;
+                // Keep asking for a byte beyond what waits: h2 tells a
+                // waiter of room only when the room grows, which it does
+                // not if every byte asked for is spent (by an
+                // acknowledgement sent by another task, say).
+                stream.reserve_capacity(1);
+                Ok(())
+            }
+            SendStream::Own(stream) => stream.send_data(data, end).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn send_trailers(&mut self, trailers: HeaderMap) {
+        let _ = match self {
+            SendStream::H2(stream) => stream.send_trailers(trailers).map_err(drop),
+            SendStream::Own(stream) => stream.send_trailers(trailers).map_err(drop),
+        };
+    }
+
+    fn send_reset(&mut self) {
+        match self {
+            SendStream::H2(stream) => stream.send_reset(h2::Reason::INTERNAL_ERROR),
+            SendStream::Own(stream) => stream.send_reset(crate::net::http2::Reason::INTERNAL_ERROR),
+        }
+    }
+
+    /// Ready once there is room, or with an error once the stream is gone.
+    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
+        match self {
+            SendStream::H2(stream) => match stream.poll_capacity(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(Some(Ok(_))) => Poll::Ready(Ok(())),
+                Poll::Ready(None | Some(Err(_))) => Poll::Ready(Err(())),
+            },
+            SendStream::Own(stream) => stream.poll_room(cx).map_err(drop),
+        }
+    }
+}
+
+impl From<h2::SendStream<Bytes>> for SendStream {
+    fn from(stream: h2::SendStream<Bytes>) -> Self {
+        SendStream::H2(stream)
+    }
+}
+
+impl From<crate::net::http2::SendStream> for SendStream {
+    fn from(stream: crate::net::http2::SendStream) -> Self {
+        SendStream::Own(stream)
+    }
+}
+
 struct State {
-    stream: SendStream<Bytes>,
+    stream: SendStream,
     /// The stream is a served call's response: it ends with trailers.
     answers: bool,
     /// Envelopes framed but not yet handed to HTTP/2; empty (no
@@ -73,16 +149,16 @@ struct State {
 impl Outlet {
     /// Sends on the request stream of a call made; messages over
     /// `max_message` bytes are refused.
-    pub fn requests(stream: SendStream<Bytes>, max_message: usize) -> Self {
-        Self::new(stream, false, max_message)
+    pub fn requests(stream: impl Into<SendStream>, max_message: usize) -> Self {
+        Self::new(stream.into(), false, max_message)
     }
 
     /// Sends on the response stream of a served call.
-    pub fn responses(stream: SendStream<Bytes>, max_message: usize) -> Self {
-        Self::new(stream, true, max_message)
+    pub fn responses(stream: impl Into<SendStream>, max_message: usize) -> Self {
+        Self::new(stream.into(), true, max_message)
     }
 
-    fn new(stream: SendStream<Bytes>, answers: bool, max_message: usize) -> Self {
+    fn new(stream: SendStream, answers: bool, max_message: usize) -> Self {
         Self {
             sink: Arc::new(Sink {
                 state: Mutex::new(State {
@@ -109,9 +185,7 @@ impl Outlet {
         state
             .stream
             .send_data(framed.freeze(), false)
-            .map_err(|e| crate::line::grpc::status_of_h2(&e))?;
-        state.stream.reserve_capacity(1);
-        Ok(())
+            .map_err(|e| Status::unavailable(format!("HTTP/2: {e}")))
     }
 
     /// Sends `value` now if the stream has room (after any batch). An
@@ -167,11 +241,9 @@ impl Outlet {
         if state.batch.len() >= BATCH {
             state.flush();
         }
-        // Asks for one byte beyond what waits, as hyper does: any room at
-        // all takes the whole message, so a message larger than the send
-        // buffer still goes.
-        state.stream.reserve_capacity(1);
-        if state.ended || state.stream.capacity() == 0 {
+        let room = state.stream.has_room();
+        if room != Ok(true) || state.ended {
+            state.ended |= room.is_err();
             state.flush();
             return Err(if state.ended {
                 Refused::Closed
@@ -183,7 +255,7 @@ impl Outlet {
         {
             tracing::warn!(%status, "envelope too large for the line; ending the stream");
             state.batch = BytesMut::new();
-            state.stream.send_reset(h2::Reason::INTERNAL_ERROR);
+            state.stream.send_reset();
             state.ended = true;
             return Err(Refused::Closed);
         }
@@ -223,10 +295,10 @@ impl Outlet {
     /// Ready when HTTP/2 has made room on the stream, or it has closed.
     fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.sink.lock();
-        match state.stream.poll_capacity(cx) {
+        match state.stream.poll_room(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(_))) => Poll::Ready(()),
-            Poll::Ready(None | Some(Err(_))) => {
+            Poll::Ready(Ok(())) => Poll::Ready(()),
+            Poll::Ready(Err(())) => {
                 state.ended = true;
                 Poll::Ready(())
             }
@@ -266,11 +338,7 @@ impl State {
         }
         let batch = std::mem::take(&mut self.batch).freeze();
         match self.stream.send_data(batch, false) {
-            // Keep asking for a byte beyond what waits: HTTP/2 tells a
-            // waiter of room only when the room grows, which it does not if
-            // every byte asked for is spent (by an acknowledgement sent by
-            // another task, say).
-            Ok(()) => self.stream.reserve_capacity(1),
+            Ok(()) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "request stream closed");
                 self.ended = true;
@@ -284,12 +352,12 @@ impl State {
         self.flush();
         if !self.ended {
             self.ended = true;
-            let _ = if self.answers {
+            if self.answers {
                 self.stream
-                    .send_trailers(crate::line::grpc::trailers(status))
+                    .send_trailers(crate::line::grpc::trailers(status));
             } else {
-                self.stream.send_data(Bytes::new(), true)
-            };
+                let _ = self.stream.send_data(Bytes::new(), true);
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 mod addr;
 pub mod broker;
 pub mod connector;
+pub mod http2;
 pub mod counted;
 mod listen_url;
 pub mod listener;

@@ -15,7 +15,7 @@ use tonic::metadata::MetadataMap;
 
 use super::channel::Channel;
 use super::framing;
-use super::messages::Messages;
+use super::messages::{Body, Messages};
 use super::status;
 
 /// Counts a call as open on its connection while it lives.
@@ -174,7 +174,7 @@ impl PendingResponse {
         }
         Ok((
             MetadataMap::from_headers(head.headers),
-            Messages::new(body, self.max_message, Some(self.active)),
+            Messages::new(Body::H2(body), self.max_message, Some(self.active)),
         ))
     }
 }

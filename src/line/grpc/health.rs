@@ -9,9 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::StreamExt;
-use h2::SendStream;
 use tokio::sync::watch;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
@@ -20,6 +18,7 @@ use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use super::served::{ServedCall, trailers};
 use super::server::Server;
+use crate::net::http2::SendStream;
 
 /// The health service's methods.
 pub const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";
@@ -74,7 +73,7 @@ pub fn serve_health(
 }
 
 /// Accepts a health call and reads its request.
-async fn opened(call: ServedCall) -> Result<(SendStream<Bytes>, String), ()> {
+async fn opened(call: ServedCall) -> Result<(SendStream, String), ()> {
     let (mut responses, mut requests) = call
         .accept::<HealthCheckRequest>(MetadataMap::new())
         .map_err(drop)?;
@@ -141,7 +140,7 @@ async fn watch(call: ServedCall, mut health: Health) {
 
 /// Sends one health answer (a few bytes: HTTP/2 buffers it whatever the
 /// window, and a watch sends one per change only).
-fn send(responses: &mut SendStream<Bytes>, status: ServingStatus) -> Result<(), ()> {
+fn send(responses: &mut SendStream, status: ServingStatus) -> Result<(), ()> {
     let answer = HealthCheckResponse {
         status: status as i32,
     };

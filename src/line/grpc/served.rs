@@ -4,15 +4,13 @@
 //! accepting it, which sends the response's head and hands over both
 //! streams.
 
-use bytes::Bytes;
-use h2::server::SendResponse;
-use h2::{RecvStream, SendStream};
-use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, header};
 use tokio::sync::watch;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
-use super::messages::Messages;
+use super::messages::{Body, Messages};
+use crate::net::http2::{Incoming, SendStream};
 
 /// What a call knows of its connection.
 #[derive(Debug, Clone, Default)]
@@ -29,8 +27,7 @@ pub struct ServedCall {
     pub metadata: MetadataMap,
     /// The connection's peer.
     pub peer: std::sync::Arc<PeerInfo>,
-    body: RecvStream,
-    respond: SendResponse<Bytes>,
+    incoming: Incoming,
     max_message: usize,
     stopping: watch::Receiver<bool>,
 }
@@ -40,18 +37,16 @@ const GRPC_CONTENT: HeaderValue = HeaderValue::from_static("application/grpc");
 
 impl ServedCall {
     pub(super) fn new(
-        request: http::Request<RecvStream>,
-        respond: SendResponse<Bytes>,
+        mut incoming: Incoming,
         peer: std::sync::Arc<PeerInfo>,
         max_message: usize,
         stopping: watch::Receiver<bool>,
     ) -> Self {
-        let (head, body) = request.into_parts();
+        let headers = std::mem::take(&mut incoming.head.headers);
         Self {
-            metadata: MetadataMap::from_headers(head.headers),
+            metadata: MetadataMap::from_headers(headers),
             peer,
-            body,
-            respond,
+            incoming,
             max_message,
             stopping,
         }
@@ -59,13 +54,11 @@ impl ServedCall {
 
     /// Answers with `status` alone (trailers-only: one HEADERS frame that
     /// ends the stream).
-    pub fn refuse(mut self, status: &Status) {
-        let mut head = Response::new(());
-        *head.status_mut() = StatusCode::OK;
-        head.headers_mut()
-            .insert(header::CONTENT_TYPE, GRPC_CONTENT);
-        append_status(head.headers_mut(), status);
-        if let Err(e) = self.respond.send_response(head, true) {
+    pub fn refuse(self, status: &Status) {
+        let mut head = HeaderMap::new();
+        head.insert(header::CONTENT_TYPE, GRPC_CONTENT);
+        append_status(&mut head, status);
+        if let Err(e) = self.incoming.respond(200, &head, true) {
             tracing::debug!(error = %e, "the refused call was gone already");
         }
     }
@@ -73,20 +66,17 @@ impl ServedCall {
     /// Accepts the call: sends the response's head with `metadata`, and
     /// returns where the response's messages go (end them with trailers,
     /// [`trailers`]) and the request's messages.
-    pub fn accept<M>(
-        mut self,
-        metadata: MetadataMap,
-    ) -> Result<(SendStream<Bytes>, Messages<M>), Status> {
-        let mut head = Response::new(());
-        *head.status_mut() = StatusCode::OK;
-        let headers = head.headers_mut();
-        *headers = metadata.into_headers();
-        headers.insert(header::CONTENT_TYPE, GRPC_CONTENT);
-        let responses = self
-            .respond
-            .send_response(head, false)
-            .map_err(|e| super::status::from_h2(&e))?;
-        Ok((responses, Messages::new(self.body, self.max_message, None)))
+    pub fn accept<M>(self, metadata: MetadataMap) -> Result<(SendStream, Messages<M>), Status> {
+        let mut head = metadata.into_headers();
+        head.insert(header::CONTENT_TYPE, GRPC_CONTENT);
+        let (responses, requests) = self
+            .incoming
+            .respond(200, &head, false)
+            .map_err(|e| super::status::from_http2(&e))?;
+        Ok((
+            responses,
+            Messages::new(Body::Own(requests), self.max_message, None),
+        ))
     }
 
     /// Completes once the server stops (its connections are told to go

@@ -1,4 +1,4 @@
-//! The s-proxy's gRPC server, on HTTP/2 directly: each accepted connection
+//! The s-proxy's gRPC server, on our own HTTP/2 ([`crate::net::http2`]): each accepted connection
 //! is one task that runs the HTTP/2 connection, pings the peer, and hands
 //! each new call to the handler of its method ([`ServedCall`]), in that
 //! task, with nothing spawned per call; what a call runs afterwards (the
@@ -13,10 +13,7 @@ use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use h2::server::SendResponse;
-use http::{Method, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
@@ -25,6 +22,7 @@ use tracing::{debug, warn};
 use super::served::{PeerInfo, ServedCall};
 use super::{CONNECTION_WINDOW, MAX_HEADER_LIST, STREAM_WINDOW, pings};
 use crate::line::Keepalive;
+use crate::net::http2;
 
 /// How every connection of a server is run.
 #[derive(Debug, Clone, Copy)]
@@ -116,13 +114,14 @@ impl Server {
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let settings = &self.settings;
-        let handshake = h2::server::Builder::new()
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .max_header_list_size(MAX_HEADER_LIST)
-            .max_concurrent_streams(settings.max_streams)
-            .max_send_buffer_size(settings.send_buffer)
-            .handshake::<_, Bytes>(io);
+        let config = http2::Config {
+            max_streams: settings.max_streams,
+            stream_window: STREAM_WINDOW,
+            connection_window: CONNECTION_WINDOW,
+            max_header_list: MAX_HEADER_LIST,
+            send_buffer: settings.send_buffer,
+        };
+        let handshake = http2::server::handshake(io, config);
         let mut connection = match tokio::time::timeout(settings.handshake_timeout, handshake).await
         {
             Ok(Ok(connection)) => connection,
@@ -136,7 +135,7 @@ impl Server {
             }
         };
         let peer = Arc::new(peer);
-        let watch = pings::unanswered(connection.ping_pong(), settings.keepalive, || true);
+        let watch = pings::unanswered(Some(connection.pinger()), settings.keepalive, || true);
         tokio::pin!(watch);
         // The calls' copy (the loop waits on its own).
         let stopping = stopped.clone();
@@ -147,7 +146,7 @@ impl Server {
         loop {
             tokio::select! {
                 accepted = connection.accept() => match accepted {
-                    Some(Ok((request, respond))) => self.dispatch(request, respond, &peer, &stopping),
+                    Some(Ok(incoming)) => self.dispatch(incoming, &peer, &stopping),
                     Some(Err(e)) => {
                         debug!(peer = ?peer.remote, error = %e, "gRPC connection failed");
                         break;
@@ -170,30 +169,27 @@ impl Server {
     /// Hands a new call to the handler of its method.
     fn dispatch(
         &self,
-        request: http::Request<h2::RecvStream>,
-        mut respond: SendResponse<Bytes>,
+        incoming: http2::Incoming,
         peer: &Arc<PeerInfo>,
         stopping: &watch::Receiver<bool>,
     ) {
-        let grpc = request
-            .headers()
+        let head = &incoming.head;
+        let grpc = head
+            .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/grpc"));
-        if request.method() != Method::POST || !grpc {
-            let mut head = Response::new(());
-            *head.status_mut() = StatusCode::UNSUPPORTED_MEDIA_TYPE;
-            let _ = respond.send_response(head, true);
+        if head.method != "POST" || !grpc {
+            let _ = incoming.respond(415, &http::HeaderMap::new(), true);
             return;
         }
         let handler = self
             .routes
             .iter()
-            .find(|(path, _)| *path == request.uri().path())
+            .find(|(path, _)| *path == head.path)
             .map(|(_, handler)| handler.clone());
         let call = ServedCall::new(
-            request,
-            respond,
+            incoming,
             peer.clone(),
             self.settings.max_message,
             stopping.clone(),
@@ -391,7 +387,7 @@ mod tests {
             .await
             .expect("in time")
             .expect("a response");
-        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(response.status(), http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
 
     #[tokio::test]

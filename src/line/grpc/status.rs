@@ -49,6 +49,21 @@ pub fn from_h2(error: &h2::Error) -> Status {
     Status::new(code, format!("HTTP/2: {error}"))
 }
 
+/// The same for an error of our own HTTP/2 (the s-proxy's server).
+pub fn from_http2(error: &crate::net::http2::Error) -> Status {
+    use crate::net::http2::Reason;
+    let code = match error.reason() {
+        _ if error.is_io() || error.is_remote_go_away() => Code::Unavailable,
+        Some(Reason::REFUSED_STREAM) => Code::Unavailable,
+        Some(Reason::CANCEL) => Code::Cancelled,
+        Some(Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
+        Some(Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
+        Some(_) => Code::Internal,
+        None => Code::Unavailable,
+    };
+    Status::new(code, format!("HTTP/2: {error}"))
+}
+
 /// `grpc-message` is percent-encoded UTF-8; anything undecodable is kept
 /// as it came.
 fn percent_decode(bytes: &[u8]) -> String {

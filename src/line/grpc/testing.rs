@@ -32,5 +32,5 @@ pub async fn call() -> (SendStream<Bytes>, RecvStream, h2::client::ResponseFutur
 
 /// The server's side of a call as the messages it reads.
 pub fn served<M>(body: RecvStream) -> Messages<M> {
-    Messages::new(body, 1024, None)
+    Messages::new(super::messages::Body::H2(body), 1024, None)
 }

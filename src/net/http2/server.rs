@@ -1,0 +1,192 @@
+//! The server's side of a connection: the handshake (our SETTINGS, the
+//! client's preface and SETTINGS), new calls as they come
+//! ([`Connection::accept`], which also runs the connection), GOAWAY when
+//! the server stops, and pings to see that the client is still there.
+
+use std::sync::Arc;
+use std::task::Poll;
+
+use bytes::BytesMut;
+use http::HeaderMap;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::driver::{Accepted, Driver};
+use super::frame;
+use super::hpack;
+use super::state::{Shared, State};
+use super::stream::{RecvStream, SendStream, StreamRef};
+use super::{Config, Error};
+
+/// A request's head: what a gRPC server routes by, and its metadata.
+#[derive(Debug)]
+pub struct RequestHead {
+    pub method: String,
+    pub path: String,
+    pub headers: HeaderMap,
+}
+
+/// A server's HTTP/2 connection. Dropping it fails every stream on it.
+pub struct Connection<IO> {
+    driver: Driver<IO>,
+    shared: Arc<Shared>,
+}
+
+/// Begins HTTP/2 on a connection a client opened: completes once the
+/// client's preface and SETTINGS have come.
+pub async fn handshake<IO>(io: IO, config: Config) -> Result<Connection<IO>, Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = Shared::new(State::new(
+        config.stream_window,
+        config.connection_window,
+        config.send_buffer,
+    ));
+    let mut connection = Connection {
+        driver: Driver::server(io, config, shared.clone()),
+        shared,
+    };
+    std::future::poll_fn(|cx| {
+        if connection.driver.settings_seen {
+            return Poll::Ready(Ok(()));
+        }
+        match connection.driver.poll(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => Poll::Ready(Err(Error::Io(
+                "closed before the HTTP/2 handshake".into(),
+            ))),
+            Poll::Pending if connection.driver.settings_seen => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await?;
+    Ok(connection)
+}
+
+impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
+    /// Runs the connection until the client opens a stream (`Some`), the
+    /// connection ends cleanly (`None`) or fails.
+    pub async fn accept(&mut self) -> Option<Result<Incoming, Error>> {
+        std::future::poll_fn(|cx| {
+            if let Some(accepted) = self.driver.accepted.pop_front() {
+                return Poll::Ready(Some(Ok(Incoming::new(accepted))));
+            }
+            let outcome = self.driver.poll(cx);
+            if let Some(accepted) = self.driver.accepted.pop_front() {
+                return Poll::Ready(Some(Ok(Incoming::new(accepted))));
+            }
+            match outcome {
+                Poll::Ready(Ok(())) => Poll::Ready(None),
+                Poll::Ready(Err(e)) => Poll::Ready(Some(Err(e))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    /// Sends GOAWAY: the client opens no more streams; the connection
+    /// ends once those open have.
+    pub fn graceful_shutdown(&mut self) {
+        let mut state = self.shared.lock();
+        if !state.going_away && state.failed.is_none() {
+            state.going_away = true;
+            frame::put_goaway(
+                &mut state.out,
+                self.driver.last_peer_stream(),
+                frame::Reason::NO_ERROR,
+            );
+            state.wake_driver();
+        }
+    }
+
+    /// Sends pings on this connection.
+    pub fn pinger(&self) -> Pinger {
+        Pinger {
+            shared: self.shared.clone(),
+            next: 0,
+        }
+    }
+}
+
+impl<IO> Drop for Connection<IO> {
+    fn drop(&mut self) {
+        self.shared
+            .lock()
+            .fail(Error::Io("the connection was closed here".into()));
+    }
+}
+
+/// A new call: its head, and the stream to answer it on.
+pub struct Incoming {
+    pub head: RequestHead,
+    stream: StreamRef,
+}
+
+impl Incoming {
+    fn new(accepted: Accepted) -> Self {
+        Self {
+            head: accepted.head,
+            stream: accepted.stream,
+        }
+    }
+
+    /// Sends the response's head (`:status` and `headers`); with `end` it
+    /// is the whole response. Returns our side and the request's body.
+    pub fn respond(
+        self,
+        status: u16,
+        headers: &HeaderMap,
+        end: bool,
+    ) -> Result<(SendStream, RecvStream), Error> {
+        let mut block = BytesMut::new();
+        if status == 200 {
+            hpack::put_indexed(&mut block, 8);
+        } else {
+            hpack::put_field(&mut block, b":status", status.to_string().as_bytes());
+        }
+        for (name, value) in headers {
+            hpack::put_field(&mut block, name.as_str().as_bytes(), value.as_bytes());
+        }
+        self.stream.send_headers(&block, end)?;
+        let send = SendStream::new(self.stream.another());
+        Ok((send, RecvStream::new(self.stream)))
+    }
+}
+
+/// Sends PINGs and waits for their answers; one at a time.
+pub struct Pinger {
+    shared: Arc<Shared>,
+    next: u64,
+}
+
+impl Pinger {
+    /// Sends a PING and completes when it is answered (or the connection
+    /// ends).
+    pub async fn ping(&mut self) -> Result<(), Error> {
+        self.next += 1;
+        let payload = self.next.to_be_bytes();
+        {
+            let mut state = self.shared.lock();
+            if let Some(e) = &state.failed {
+                return Err(e.clone());
+            }
+            state.ping.sent = Some(payload);
+            state.ping.answered = false;
+            frame::put_ping(&mut state.out, payload, false);
+            state.wake_driver();
+        }
+        std::future::poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if state.ping.answered {
+                state.ping.answered = false;
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(e) = &state.failed {
+                return Poll::Ready(Err(e.clone()));
+            }
+            state.ping.waker = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+}

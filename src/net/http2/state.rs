@@ -1,0 +1,484 @@
+//! What a connection's driver and its stream handles share, behind one
+//! lock: the output buffer that frames are appended to, each stream's
+//! windows, unsent data and received data, and the connection's windows.
+//! A handle sending DATA writes the frame into the output buffer itself
+//! (when the windows allow) and wakes the driver only if it was not woken
+//! already, so a burst from many streams becomes one write.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::task::Waker;
+
+use bytes::{Bytes, BytesMut};
+use http::HeaderMap;
+
+use super::Error;
+use super::frame::{self, Reason};
+
+/// A stream id's hash: ids are small consecutive odd numbers, so a
+/// multiplication spreads them well enough, without SipHash's cost.
+#[derive(Default)]
+pub(super) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u32(&mut self, id: u32) {
+        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Whether our side of a stream may still send.
+pub(super) enum Sending {
+    Open,
+    /// Ended by the caller while data waits for window: after it, the
+    /// trailers' block (or an empty DATA with END_STREAM).
+    Closing(Option<Bytes>),
+    Closed,
+}
+
+/// What the peer's side of a stream has done.
+pub(super) enum Receiving {
+    Open,
+    /// END_STREAM came, with trailers if the peer sent any.
+    Ended(Option<HeaderMap>),
+    /// Reset, or the connection failed.
+    Failed(Error),
+}
+
+pub(super) struct Stream {
+    pub send_window: i64,
+    pub pending: VecDeque<Bytes>,
+    pub pending_len: usize,
+    pub sending: Sending,
+    /// A sender waiting for room.
+    pub send_waker: Option<Waker>,
+    /// In the connection's queue of streams with data waiting.
+    pub queued: bool,
+    pub received: VecDeque<Bytes>,
+    /// Bytes in `received`: given back to the connection's window if the
+    /// stream goes before they are read.
+    pub received_len: usize,
+    pub receiving: Receiving,
+    pub recv_waker: Option<Waker>,
+    /// What the peer may still send on this stream.
+    pub recv_window: i64,
+    /// Read but not yet granted back with WINDOW_UPDATE.
+    pub recv_released: u32,
+    /// Handles alive (the accepted call's, then its send and receive sides).
+    pub handles: u8,
+}
+
+impl Stream {
+    pub fn new(send_window: i64, recv_window: u32, ended: bool) -> Self {
+        Self {
+            send_window,
+            pending: VecDeque::new(),
+            pending_len: 0,
+            sending: Sending::Open,
+            send_waker: None,
+            queued: false,
+            received: VecDeque::new(),
+            received_len: 0,
+            receiving: if ended {
+                Receiving::Ended(None)
+            } else {
+                Receiving::Open
+            },
+            recv_waker: None,
+            recv_window: i64::from(recv_window),
+            recv_released: 0,
+            handles: 1,
+        }
+    }
+
+    fn wake_all(&mut self) {
+        if let Some(w) = self.send_waker.take() {
+            w.wake();
+        }
+        if let Some(w) = self.recv_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The connection's PING of ours, if one is out.
+#[derive(Default)]
+pub(super) struct Ping {
+    pub sent: Option<[u8; 8]>,
+    pub answered: bool,
+    pub waker: Option<Waker>,
+}
+
+pub(super) struct State {
+    /// Frames waiting for the driver to write them.
+    pub out: BytesMut,
+    /// Data goes into `out` while it holds less than this; beyond, it
+    /// waits in its stream (counted against the stream's send buffer).
+    pub out_limit: usize,
+    /// Bytes a stream may have waiting before its sender is told to wait.
+    pub send_buffer: usize,
+    driver: Option<Waker>,
+    /// The driver was woken and has not run since.
+    driver_woken: bool,
+    pub streams: HashMap<u32, Stream, BuildHasherDefault<IdHasher>>,
+    /// Streams with data waiting for window or for room in `out`.
+    blocked: VecDeque<u32>,
+    /// The connection's send window (the peer's grant).
+    pub send_window: i64,
+    /// The peer's SETTINGS: a new stream's send window, its largest frame.
+    pub peer_initial_window: i64,
+    pub peer_max_frame: usize,
+    /// What the peer may still send on the connection.
+    pub recv_window: i64,
+    recv_released: u32,
+    /// Our windows: when half is read, it is granted again.
+    pub stream_window: u32,
+    pub connection_window: u32,
+    /// The connection ended: every operation fails with this.
+    pub failed: Option<Error>,
+    /// GOAWAY was sent: no new streams; the connection ends when the last
+    /// one has.
+    pub going_away: bool,
+    pub ping: Ping,
+}
+
+impl State {
+    pub fn new(stream_window: u32, connection_window: u32, send_buffer: usize) -> Self {
+        Self {
+            out: BytesMut::new(),
+            out_limit: send_buffer.max(frame::DEFAULT_MAX_FRAME),
+            send_buffer,
+            driver: None,
+            driver_woken: false,
+            streams: HashMap::default(),
+            blocked: VecDeque::new(),
+            send_window: i64::from(frame::DEFAULT_WINDOW),
+            peer_initial_window: i64::from(frame::DEFAULT_WINDOW),
+            peer_max_frame: frame::DEFAULT_MAX_FRAME,
+            recv_window: i64::from(frame::DEFAULT_WINDOW),
+            recv_released: 0,
+            stream_window,
+            connection_window,
+            failed: None,
+            going_away: false,
+            ping: Ping::default(),
+        }
+    }
+
+    /// The driver runs: handles need not wake it; its waker is kept.
+    pub fn driver_running(&mut self, waker: &Waker) {
+        self.driver_woken = true;
+        if !self.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            self.driver = Some(waker.clone());
+        }
+    }
+
+    /// The driver is about to wait: what a handle adds from now wakes it.
+    pub fn driver_idle(&mut self) {
+        self.driver_woken = false;
+    }
+
+    /// Wakes the driver to write what was added, once per run of it.
+    pub fn wake_driver(&mut self) {
+        if !self.driver_woken {
+            self.driver_woken = true;
+            if let Some(w) = &self.driver {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Whether a stream has room for more data from its sender.
+    pub fn has_room(&self, stream: &Stream) -> bool {
+        stream.pending_len < self.send_buffer
+    }
+
+    /// Sends `data` on stream `id` (with END_STREAM if `end`): into `out`
+    /// as far as the windows allow, the rest waiting in the stream.
+    pub fn send_data(&mut self, id: u32, data: Bytes, end: bool) -> Result<(), Error> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Err(Error::Closed);
+        };
+        if !matches!(stream.sending, Sending::Open) {
+            return Err(match &stream.receiving {
+                Receiving::Failed(e) => e.clone(),
+                _ => Error::Closed,
+            });
+        }
+        if !data.is_empty() {
+            stream.pending_len += data.len();
+            stream.pending.push_back(data);
+        }
+        if end {
+            stream.sending = Sending::Closing(None);
+        }
+        self.progress(id);
+        Ok(())
+    }
+
+    /// Ends stream `id` with a header block (trailers) once its data is out.
+    pub fn send_trailers(&mut self, id: u32, block: Bytes) -> Result<(), Error> {
+        if let Some(e) = &self.failed {
+            return Err(e.clone());
+        }
+        match self.streams.get_mut(&id) {
+            Some(stream) if matches!(stream.sending, Sending::Open) => {
+                stream.sending = Sending::Closing(Some(block));
+                self.progress(id);
+                Ok(())
+            }
+            _ => Err(Error::Closed),
+        }
+    }
+
+    /// Writes what stream `id` has waiting, as far as the windows and
+    /// `out` allow, and queues it if more waits that a connection-level
+    /// grant or room in `out` would let go.
+    fn progress(&mut self, id: u32) {
+        let before = self.out.len();
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.queued {
+            // Behind other streams: the driver writes it in turn.
+            return;
+        }
+        let room_before = stream.pending_len < self.send_buffer;
+        let max_frame = self.peer_max_frame;
+        while let Some(chunk) = stream.pending.front_mut() {
+            let allowed = stream.send_window.min(self.send_window);
+            if allowed <= 0 || self.out.len() >= self.out_limit {
+                break;
+            }
+            // `allowed` is positive and at most a window (2^31 - 1).
+            let n = chunk.len().min(max_frame).min(allowed as usize);
+            let part = chunk.split_to(n);
+            if chunk.is_empty() {
+                stream.pending.pop_front();
+            }
+            stream.pending_len -= n;
+            stream.send_window -= n as i64;
+            self.send_window -= n as i64;
+            let last = stream.pending.is_empty() && matches!(stream.sending, Sending::Closing(None));
+            frame::put_data(&mut self.out, id, &part, last);
+            if last {
+                stream.sending = Sending::Closed;
+            }
+        }
+        if stream.pending.is_empty() {
+            match std::mem::replace(&mut stream.sending, Sending::Closed) {
+                Sending::Closing(None) => frame::put_data(&mut self.out, id, &[], true),
+                Sending::Closing(Some(block)) => {
+                    frame::put_headers(&mut self.out, id, &block, true, max_frame);
+                }
+                other => stream.sending = other,
+            }
+        } else if stream.send_window > 0 {
+            // Waiting for the connection's window or for room in `out`.
+            stream.queued = true;
+            self.blocked.push_back(id);
+        }
+        if !room_before && stream.pending_len < self.send_buffer {
+            if let Some(w) = stream.send_waker.take() {
+                w.wake();
+            }
+        }
+        if matches!(stream.sending, Sending::Closed) {
+            self.settle(id);
+        }
+        if self.out.len() > before {
+            self.wake_driver();
+        }
+    }
+
+    /// Lets waiting streams write, in the order they began to wait, while
+    /// the connection's window and `out` have room.
+    pub fn unblock(&mut self) {
+        while self.send_window > 0 && self.out.len() < self.out_limit {
+            let Some(id) = self.blocked.pop_front() else {
+                return;
+            };
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.queued = false;
+                self.progress(id);
+            }
+        }
+    }
+
+    /// The peer granted `increment` more on stream `id` (0: the connection).
+    pub fn grant(&mut self, id: u32, increment: u32) -> Result<(), Reason> {
+        if id == 0 {
+            self.send_window += i64::from(increment);
+            if self.send_window > i64::from(frame::MAX_WINDOW) {
+                return Err(Reason::FLOW_CONTROL_ERROR);
+            }
+            self.unblock();
+            return Ok(());
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return Ok(());
+        };
+        stream.send_window += i64::from(increment);
+        if stream.send_window > i64::from(frame::MAX_WINDOW) {
+            self.reset(id, Reason::FLOW_CONTROL_ERROR, false);
+            return Ok(());
+        }
+        self.progress(id);
+        Ok(())
+    }
+
+    /// The peer changed SETTINGS_INITIAL_WINDOW_SIZE: every stream's
+    /// window moves by the difference.
+    pub fn set_initial_window(&mut self, window: u32) -> Result<(), Reason> {
+        if window > frame::MAX_WINDOW {
+            return Err(Reason::FLOW_CONTROL_ERROR);
+        }
+        let delta = i64::from(window) - self.peer_initial_window;
+        self.peer_initial_window = i64::from(window);
+        let ids: Vec<u32> = self.streams.keys().copied().collect();
+        for id in ids {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.send_window += delta;
+                if stream.send_window > i64::from(frame::MAX_WINDOW) {
+                    return Err(Reason::FLOW_CONTROL_ERROR);
+                }
+                if delta > 0 {
+                    self.progress(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `n` bytes of the connection's window were used up by the peer and
+    /// are free again: granted back once half the window is.
+    pub fn release_connection(&mut self, n: usize) {
+        // At most a frame's or a window's bytes at a time.
+        self.recv_released = self.recv_released.saturating_add(n as u32);
+        if self.recv_released >= self.connection_window / 2 {
+            frame::put_window_update(&mut self.out, 0, self.recv_released);
+            self.recv_window += i64::from(self.recv_released);
+            self.recv_released = 0;
+            self.wake_driver();
+        }
+    }
+
+    /// The reader of stream `id` has taken `n` bytes.
+    pub fn release(&mut self, id: u32, n: usize) {
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.received_len = stream.received_len.saturating_sub(n);
+            if matches!(stream.receiving, Receiving::Open) {
+                stream.recv_released = stream.recv_released.saturating_add(n as u32);
+                if stream.recv_released >= self.stream_window / 2 {
+                    frame::put_window_update(&mut self.out, id, stream.recv_released);
+                    stream.recv_window += i64::from(stream.recv_released);
+                    stream.recv_released = 0;
+                    self.wake_driver();
+                }
+            }
+        }
+        self.release_connection(n);
+    }
+
+    /// Resets stream `id` (sending RST_STREAM unless the peer did): both
+    /// directions fail with the reason.
+    pub fn reset(&mut self, id: u32, reason: Reason, remote: bool) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let unread = stream.received_len;
+        stream.received.clear();
+        stream.received_len = 0;
+        stream.pending.clear();
+        stream.pending_len = 0;
+        stream.sending = Sending::Closed;
+        stream.receiving = Receiving::Failed(Error::Reset { reason, remote });
+        stream.wake_all();
+        if !remote {
+            frame::put_reset(&mut self.out, id, reason);
+            self.wake_driver();
+        }
+        self.release_connection(unread);
+        self.settle(id);
+    }
+
+    /// Removes stream `id` once nothing refers to it and nothing of ours
+    /// waits to be sent; a stream given up while still open is reset
+    /// (CANCEL, or NO_ERROR when our side had ended: the peer need not
+    /// send the rest).
+    pub fn settle(&mut self, id: u32) {
+        let Some(stream) = self.streams.get(&id) else {
+            return;
+        };
+        if stream.handles > 0 || matches!(stream.sending, Sending::Closing(_)) {
+            return;
+        }
+        if self.failed.is_none() {
+            let open = matches!(stream.receiving, Receiving::Open);
+            match stream.sending {
+                Sending::Open => frame::put_reset(&mut self.out, id, Reason::CANCEL),
+                Sending::Closed if open => frame::put_reset(&mut self.out, id, Reason::NO_ERROR),
+                _ => {}
+            }
+            self.wake_driver();
+        }
+        if let Some(stream) = self.streams.remove(&id) {
+            self.release_connection(stream.received_len);
+        }
+        if self.going_away && self.streams.is_empty() {
+            self.wake_driver();
+        }
+    }
+
+    /// The connection ended: every stream and waiter learns `error`.
+    pub fn fail(&mut self, error: Error) {
+        if self.failed.is_some() {
+            return;
+        }
+        for stream in self.streams.values_mut() {
+            stream.pending.clear();
+            stream.pending_len = 0;
+            stream.sending = Sending::Closed;
+            // A stream the peer had ended keeps what it sent.
+            if matches!(stream.receiving, Receiving::Open) {
+                stream.receiving = Receiving::Failed(error.clone());
+            }
+            stream.wake_all();
+        }
+        self.blocked.clear();
+        self.failed = Some(error);
+        if let Some(w) = self.ping.waker.take() {
+            w.wake();
+        }
+        self.wake_driver();
+    }
+}
+
+/// The state and its lock, shared by the driver and the handles.
+pub(super) struct Shared {
+    state: std::sync::Mutex<State>,
+}
+
+impl Shared {
+    pub fn new(state: State) -> std::sync::Arc<Self> {
+        std::sync::Arc::new(Self {
+            state: std::sync::Mutex::new(state),
+        })
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update leaves the state consistent: a panic elsewhere
+        // does not make it unusable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
