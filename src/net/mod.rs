@@ -12,8 +12,8 @@
 mod addr;
 pub mod broker;
 pub mod connector;
-pub mod http2;
 pub mod counted;
+pub mod http2;
 mod listen_url;
 pub mod listener;
 pub mod proxy_protocol;

@@ -133,7 +133,13 @@ pub fn put_head(out: &mut BytesMut, len: usize, kind: u8, flags: u8, stream: u32
 
 /// A DATA frame (`payload` within the peer's largest frame).
 pub fn put_data(out: &mut BytesMut, stream: u32, payload: &[u8], end: bool) {
-    put_head(out, payload.len(), DATA, if end { END_STREAM } else { 0 }, stream);
+    put_head(
+        out,
+        payload.len(),
+        DATA,
+        if end { END_STREAM } else { 0 },
+        stream,
+    );
     out.put_slice(payload);
 }
 
@@ -251,7 +257,11 @@ mod tests {
             stream: 1,
         };
         assert_eq!(unpadded(&padded, &[2, b'a', b'b', 0, 0]), Some(1..3));
-        assert_eq!(unpadded(&padded, &[5, b'a']), None, "more padding than payload");
+        assert_eq!(
+            unpadded(&padded, &[5, b'a']),
+            None,
+            "more padding than payload"
+        );
         assert_eq!(unpadded(&padded, &[]), None, "no pad length");
         let plain = Head { flags: 0, ..padded };
         assert_eq!(unpadded(&plain, b"ab"), Some(0..2));

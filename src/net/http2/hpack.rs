@@ -91,9 +91,12 @@ impl std::fmt::Display for Malformed {
     }
 }
 
+/// A dynamic table entry: a name and a value.
+type Entry = (Box<[u8]>, Box<[u8]>);
+
 /// One connection's decoding state: the dynamic table the peer fills.
 pub struct Decoder {
-    table: VecDeque<(Box<[u8]>, Box<[u8]>)>,
+    table: VecDeque<Entry>,
     size: usize,
     /// The size the peer last chose, at most `limit`.
     max_size: usize,
@@ -421,7 +424,10 @@ mod tests {
         assert!(bad(&mut decoder, "3fe2 1f"), "a size beyond the allowed");
         assert!(bad(&mut decoder, "82 20"), "a size update after a field");
         assert!(bad(&mut decoder, "ff ff ff ff ff 7f"), "an endless integer");
-        assert!(bad(&mut decoder, "4081 ff81 ff"), "a Huffman string of padding only");
+        assert!(
+            bad(&mut decoder, "4081 ff81 ff"),
+            "a Huffman string of padding only"
+        );
         let mut big = BytesMut::new();
         for _ in 0..20 {
             put_field(&mut big, b"x-padding", &[b'p'; 100]);

@@ -154,10 +154,16 @@ mod tests {
     #[test]
     fn the_code_is_complete_and_prefix_free() {
         // Kraft's sum of a complete prefix code is exactly one.
-        let sum: u64 = LENGTHS.iter().map(|&l| 1u64 << (LONGEST - l as usize)).sum();
+        let sum: u64 = LENGTHS
+            .iter()
+            .map(|&l| 1u64 << (LONGEST - l as usize))
+            .sum();
         assert_eq!(sum, 1u64 << LONGEST);
         // EOS is the all-ones code of 30 bits.
-        assert_eq!(CODE.first[30] + u32::from(CODE.count[30]) - 1, (1 << 30) - 1);
+        assert_eq!(
+            CODE.first[30] + u32::from(CODE.count[30]) - 1,
+            (1 << 30) - 1
+        );
         assert_eq!(CODE.symbols[256], EOS);
     }
 

@@ -18,6 +18,8 @@ mod huffman;
 pub mod server;
 mod state;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 

@@ -52,9 +52,9 @@ where
         }
         match connection.driver.poll(cx) {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) => Poll::Ready(Err(Error::Io(
-                "closed before the HTTP/2 handshake".into(),
-            ))),
+            Poll::Ready(Ok(())) => {
+                Poll::Ready(Err(Error::Io("closed before the HTTP/2 handshake".into())))
+            }
             Poll::Pending if connection.driver.settings_seen => Poll::Ready(Ok(())),
             Poll::Pending => Poll::Pending,
         }

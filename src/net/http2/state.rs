@@ -269,7 +269,8 @@ impl State {
             stream.pending_len -= n;
             stream.send_window -= n as i64;
             self.send_window -= n as i64;
-            let last = stream.pending.is_empty() && matches!(stream.sending, Sending::Closing(None));
+            let last =
+                stream.pending.is_empty() && matches!(stream.sending, Sending::Closing(None));
             frame::put_data(&mut self.out, id, &part, last);
             if last {
                 stream.sending = Sending::Closed;
@@ -288,10 +289,11 @@ impl State {
             stream.queued = true;
             self.blocked.push_back(id);
         }
-        if !room_before && stream.pending_len < self.send_buffer {
-            if let Some(w) = stream.send_waker.take() {
-                w.wake();
-            }
+        if !room_before
+            && stream.pending_len < self.send_buffer
+            && let Some(w) = stream.send_waker.take()
+        {
+            w.wake();
         }
         if matches!(stream.sending, Sending::Closed) {
             self.settle(id);
