@@ -17,7 +17,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderMap;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tonic::Status;
@@ -25,6 +24,7 @@ use tonic::Status;
 use super::QueuedEnvelope;
 use crate::line::grpc::framing;
 use crate::line::proto::mqtt::MqttStreamMessage;
+use crate::net::http2::{Reason, SendStream};
 
 /// What an outlet carries: an envelope, or the error that ends the stream.
 pub type Queued = Result<QueuedEnvelope, Status>;
@@ -58,82 +58,6 @@ struct Sink {
 /// default largest size).
 const BATCH: usize = 16 * 1024;
 
-/// Where the frames go: h2's stream (the calls the r-proxy makes) or our
-/// own HTTP/2's (the calls the s-proxy serves).
-pub enum SendStream {
-    H2(h2::SendStream<Bytes>),
-    Own(crate::net::http2::SendStream),
-}
-
-impl SendStream {
-    /// Whether more may be sent now; an error once nothing more can be.
-    fn has_room(&mut self) -> Result<bool, ()> {
-        match self {
-            // Asks for one byte beyond what waits, as hyper does: any room
-            // at all takes the whole message, so a message larger than the
-            // send buffer still goes.
-            SendStream::H2(stream) => {
-                stream.reserve_capacity(1);
-                Ok(stream.capacity() > 0)
-            }
-            SendStream::Own(stream) => stream.has_room().map_err(drop),
-        }
-    }
-
-    fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), String> {
-        match self {
-            SendStream::H2(stream) => {
-                stream.send_data(data, end).map_err(|e| e.to_string())?;
-                // Keep asking for a byte beyond what waits: h2 tells a
-                // waiter of room only when the room grows, which it does
-                // not if every byte asked for is spent (by an
-                // acknowledgement sent by another task, say).
-                stream.reserve_capacity(1);
-                Ok(())
-            }
-            SendStream::Own(stream) => stream.send_data(data, end).map_err(|e| e.to_string()),
-        }
-    }
-
-    fn send_trailers(&mut self, trailers: HeaderMap) {
-        let _ = match self {
-            SendStream::H2(stream) => stream.send_trailers(trailers).map_err(drop),
-            SendStream::Own(stream) => stream.send_trailers(trailers).map_err(drop),
-        };
-    }
-
-    fn send_reset(&mut self) {
-        match self {
-            SendStream::H2(stream) => stream.send_reset(h2::Reason::INTERNAL_ERROR),
-            SendStream::Own(stream) => stream.send_reset(crate::net::http2::Reason::INTERNAL_ERROR),
-        }
-    }
-
-    /// Ready once there is room, or with an error once the stream is gone.
-    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), ()>> {
-        match self {
-            SendStream::H2(stream) => match stream.poll_capacity(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(Some(Ok(_))) => Poll::Ready(Ok(())),
-                Poll::Ready(None | Some(Err(_))) => Poll::Ready(Err(())),
-            },
-            SendStream::Own(stream) => stream.poll_room(cx).map_err(drop),
-        }
-    }
-}
-
-impl From<h2::SendStream<Bytes>> for SendStream {
-    fn from(stream: h2::SendStream<Bytes>) -> Self {
-        SendStream::H2(stream)
-    }
-}
-
-impl From<crate::net::http2::SendStream> for SendStream {
-    fn from(stream: crate::net::http2::SendStream) -> Self {
-        SendStream::Own(stream)
-    }
-}
-
 struct State {
     stream: SendStream,
     /// The stream is a served call's response: it ends with trailers.
@@ -149,13 +73,13 @@ struct State {
 impl Outlet {
     /// Sends on the request stream of a call made; messages over
     /// `max_message` bytes are refused.
-    pub fn requests(stream: impl Into<SendStream>, max_message: usize) -> Self {
-        Self::new(stream.into(), false, max_message)
+    pub fn requests(stream: SendStream, max_message: usize) -> Self {
+        Self::new(stream, false, max_message)
     }
 
     /// Sends on the response stream of a served call.
-    pub fn responses(stream: impl Into<SendStream>, max_message: usize) -> Self {
-        Self::new(stream.into(), true, max_message)
+    pub fn responses(stream: SendStream, max_message: usize) -> Self {
+        Self::new(stream, true, max_message)
     }
 
     fn new(stream: SendStream, answers: bool, max_message: usize) -> Self {
@@ -185,7 +109,7 @@ impl Outlet {
         state
             .stream
             .send_data(framed.freeze(), false)
-            .map_err(|e| Status::unavailable(format!("HTTP/2: {e}")))
+            .map_err(|e| crate::line::grpc::status_of_http2(&e))
     }
 
     /// Sends `value` now if the stream has room (after any batch). An
@@ -242,7 +166,7 @@ impl Outlet {
             state.flush();
         }
         let room = state.stream.has_room();
-        if room != Ok(true) || state.ended {
+        if !matches!(room, Ok(true)) || state.ended {
             state.ended |= room.is_err();
             state.flush();
             return Err(if state.ended {
@@ -255,7 +179,7 @@ impl Outlet {
         {
             tracing::warn!(%status, "envelope too large for the line; ending the stream");
             state.batch = BytesMut::new();
-            state.stream.send_reset();
+            state.stream.send_reset(Reason::INTERNAL_ERROR);
             state.ended = true;
             return Err(Refused::Closed);
         }
@@ -298,7 +222,7 @@ impl Outlet {
         match state.stream.poll_room(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(())) => Poll::Ready(()),
-            Poll::Ready(Err(())) => {
+            Poll::Ready(Err(_)) => {
                 state.ended = true;
                 Poll::Ready(())
             }
@@ -353,7 +277,8 @@ impl State {
         if !self.ended {
             self.ended = true;
             if self.answers {
-                self.stream
+                let _ = self
+                    .stream
                     .send_trailers(crate::line::grpc::trailers(status));
             } else {
                 let _ = self.stream.send_data(Bytes::new(), true);
@@ -403,7 +328,7 @@ mod tests {
         let mut got = Vec::new();
         while let Some(chunk) = body.data().await {
             let chunk = chunk.expect("data");
-            let _ = body.flow_control().release_capacity(chunk.len());
+            body.release(chunk.len());
             frames += 1;
             deframer.push(chunk);
             while let Some(message) = deframer.next_message().expect("valid") {

@@ -6,17 +6,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::Bytes;
 use futures_util::StreamExt;
-use h2::SendStream;
-use h2::client::ResponseFuture;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
 use super::channel::Channel;
 use super::framing;
-use super::messages::{Body, Messages};
+use super::messages::Messages;
 use super::status;
+use crate::net::http2::SendStream;
+use crate::net::http2::client::{Request, ResponseFuture};
 
 /// Counts a call as open on its connection while it lives.
 pub struct ActiveCall(Arc<AtomicUsize>);
@@ -45,7 +44,7 @@ pub struct PendingResponse {
 pub struct Call {
     /// The request stream; its messages are framed by the caller
     /// ([`crate::line::outlet`] for the relay).
-    pub requests: SendStream<Bytes>,
+    pub requests: SendStream,
     /// The response's head, to wait for after the first messages are sent.
     pub response: PendingResponse,
 }
@@ -63,12 +62,14 @@ impl Channel {
         // A second connection made now is not replaced again.
         for _ in 0..2 {
             let (connection, made_now) = self.connection().await?;
-            let request = self.request(path, metadata)?;
-            let started = match connection.requests.clone().ready().await {
-                Ok(mut requests) => requests.send_request(request, false),
-                Err(e) => Err(e),
+            let headers = self.request_headers(metadata);
+            let request = Request {
+                https: self.target_is_tls(),
+                authority: self.authority(),
+                path,
+                headers: &headers,
             };
-            match started {
+            match connection.requests.send_request(request, false).await {
                 Ok((response, requests)) => {
                     return Ok(Call {
                         requests,
@@ -83,7 +84,7 @@ impl Channel {
                     tracing::debug!(error = %e, "the kept connection had broken; connecting again");
                     self.forget(&connection).await;
                 }
-                Err(e) => return Err(status::from_h2(&e)),
+                Err(e) => return Err(status::from_http2(&e)),
             }
         }
         Err(Status::unavailable(
@@ -108,7 +109,7 @@ impl Channel {
         } = self.call(path, &MetadataMap::new(), max_message).await?;
         requests
             .send_data(framing::encode(request, max_message)?, true)
-            .map_err(|e| status::from_h2(&e))?;
+            .map_err(|e| status::from_http2(&e))?;
         let (_, mut responses) = response.head::<Resp>().await?;
         match responses.next().await {
             Some(answer) => answer,
@@ -116,32 +117,21 @@ impl Channel {
         }
     }
 
-    fn request(
-        &self,
-        path: &'static str,
-        metadata: &MetadataMap,
-    ) -> Result<http::Request<()>, Status> {
-        let uri = http::Uri::builder()
-            .scheme(self.scheme())
-            .authority(self.authority())
-            .path_and_query(path)
-            .build()
-            .map_err(|e| Status::internal(format!("no request URI: {e}")))?;
-        let mut request = http::Request::builder()
-            .method(http::Method::POST)
-            .uri(uri)
-            .header(http::header::CONTENT_TYPE, "application/grpc")
-            .header(http::header::TE, "trailers")
-            .header(
-                http::header::USER_AGENT,
-                concat!("mqttbridge/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(())
-            .map_err(|e| Status::internal(format!("no request: {e}")))?;
-        request
-            .headers_mut()
-            .extend(metadata.clone().into_headers());
-        Ok(request)
+    /// A call's request headers besides the pseudo-headers: gRPC's
+    /// content type, `te: trailers`, who we are, the caller's metadata.
+    fn request_headers(&self, metadata: &MetadataMap) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(http::header::TE, http::HeaderValue::from_static("trailers"));
+        headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(concat!("mqttbridge/", env!("CARGO_PKG_VERSION"))),
+        );
+        headers.extend(metadata.clone().into_headers());
+        headers
     }
 }
 
@@ -149,8 +139,7 @@ impl PendingResponse {
     /// Waits for the response's head: its metadata and the response
     /// messages, or the status that refused the call.
     pub async fn head<M>(self) -> Result<(MetadataMap, Messages<M>), Status> {
-        let response = self.response.await.map_err(|e| status::from_h2(&e))?;
-        let (head, body) = response.into_parts();
+        let (head, body) = self.response.await.map_err(|e| status::from_http2(&e))?;
         if let Some(status) = status::from_headers(&head.headers) {
             // Trailers-only: the call ended in its head.
             return match status.code() {
@@ -161,8 +150,10 @@ impl PendingResponse {
                 _ => Err(status),
             };
         }
-        if head.status != http::StatusCode::OK {
-            return Err(status::from_http(head.status));
+        if head.status != 200 {
+            let code = http::StatusCode::from_u16(head.status)
+                .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(status::from_http(code));
         }
         let grpc_content = head
             .headers
@@ -174,7 +165,7 @@ impl PendingResponse {
         }
         Ok((
             MetadataMap::from_headers(head.headers),
-            Messages::new(Body::H2(body), self.max_message, Some(self.active)),
+            Messages::new(body, self.max_message, Some(self.active)),
         ))
     }
 }

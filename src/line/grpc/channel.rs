@@ -9,8 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use h2::client::SendRequest;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -20,9 +18,7 @@ use tonic::Status;
 use super::{CONNECTION_WINDOW, MAX_HEADER_LIST, STREAM_WINDOW, pings};
 use crate::line::Keepalive;
 use crate::net::connector::BoxedStream;
-
-/// Streams we may open before the peer's SETTINGS say how many it takes.
-const STREAMS_BEFORE_SETTINGS: usize = 100;
+use crate::net::http2;
 
 /// How an s-proxy is reached.
 pub struct Target {
@@ -58,7 +54,7 @@ pub struct Channel {
 /// A connection's handle for new streams, and what its driver reports.
 #[derive(Clone)]
 pub(super) struct Connection {
-    pub requests: SendRequest<Bytes>,
+    pub requests: http2::client::SendRequest,
     /// Cleared by the driver when the connection ended.
     alive: Arc<AtomicBool>,
     /// Calls open on it (the keep-alive pings only while there are some).
@@ -81,12 +77,9 @@ impl Channel {
         }
     }
 
-    /// The `:scheme` of calls.
-    pub(super) fn scheme(&self) -> http::uri::Scheme {
-        match self.target.tls {
-            Some(_) => http::uri::Scheme::HTTPS,
-            None => http::uri::Scheme::HTTP,
-        }
+    /// Whether calls go over TLS (`:scheme: https`).
+    pub(super) fn target_is_tls(&self) -> bool {
+        self.target.tls.is_some()
     }
 
     /// The `:authority` of calls.
@@ -145,14 +138,15 @@ impl Channel {
             ),
             None => Box::new(tcp),
         };
-        let (requests, connection) = h2::client::Builder::new()
-            .initial_max_send_streams(STREAMS_BEFORE_SETTINGS)
-            .initial_window_size(STREAM_WINDOW)
-            .initial_connection_window_size(CONNECTION_WINDOW)
-            .max_header_list_size(MAX_HEADER_LIST)
-            .max_send_buffer_size(self.settings.send_buffer)
-            .enable_push(false)
-            .handshake::<_, Bytes>(io)
+        let config = http2::Config {
+            // Streams the server may open: none (no push).
+            max_streams: 0,
+            stream_window: STREAM_WINDOW,
+            connection_window: CONNECTION_WINDOW,
+            max_header_list: MAX_HEADER_LIST,
+            send_buffer: self.settings.send_buffer,
+        };
+        let (requests, connection) = http2::client::handshake(io, config)
             .await
             .map_err(|e| unreachable("HTTP/2 with", &e))?;
         let made = Connection {
@@ -175,14 +169,14 @@ impl Channel {
 /// Runs the connection until it ends or a ping goes unanswered, which
 /// ends it: every call on it fails, and the next call connects afresh.
 async fn drive(
-    mut connection: h2::client::Connection<BoxedStream, Bytes>,
+    mut connection: http2::client::Connection<BoxedStream>,
     keepalive: Keepalive,
     alive: Arc<AtomicBool>,
     calls: Arc<AtomicUsize>,
     upstream: String,
 ) {
     let calls_open = || calls.load(Ordering::Relaxed) > 0;
-    let watch = pings::unanswered(connection.ping_pong(), keepalive, calls_open);
+    let watch = pings::unanswered(connection.pinger(), keepalive, calls_open);
     tokio::select! {
         ended = &mut connection => match ended {
             Ok(()) => tracing::debug!(%upstream, "connection to the s-proxy closed"),

@@ -9,56 +9,18 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::Bytes;
 use futures_util::Stream;
-use http::HeaderMap;
 use tonic::Status;
 
 use super::calls::ActiveCall;
 use super::framing::Deframer;
 use super::status;
-
-/// Where the peer's DATA comes from: h2's stream (the calls the r-proxy
-/// makes) or our own HTTP/2's (the calls the s-proxy serves).
-pub enum Body {
-    H2(h2::RecvStream),
-    Own(crate::net::http2::RecvStream),
-}
-
-impl Body {
-    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Status>>> {
-        match self {
-            Body::H2(body) => body
-                .poll_data(cx)
-                .map(|d| d.map(|d| d.map_err(|e| status::from_h2(&e)))),
-            Body::Own(body) => body
-                .poll_data(cx)
-                .map(|d| d.map(|d| d.map_err(|e| status::from_http2(&e)))),
-        }
-    }
-
-    /// `n` bytes were taken: the window may be refilled.
-    fn release(&mut self, n: usize) {
-        match self {
-            Body::H2(body) => {
-                let _ = body.flow_control().release_capacity(n);
-            }
-            Body::Own(body) => body.release(n),
-        }
-    }
-
-    fn poll_trailers(&mut self, cx: &mut Context<'_>) -> Poll<Result<Option<HeaderMap>, Status>> {
-        match self {
-            Body::H2(body) => body.poll_trailers(cx).map_err(|e| status::from_h2(&e)),
-            Body::Own(body) => Poll::Ready(body.trailers().map_err(|e| status::from_http2(&e))),
-        }
-    }
-}
+use crate::net::http2::RecvStream;
 
 /// The peer's messages of type `M`; ends with `None` after a clean end
 /// (an OK status), or with the error once.
 pub struct Messages<M> {
-    body: Option<Body>,
+    body: Option<RecvStream>,
     frames: Deframer,
     reading: Reading,
     /// For a call made here: counts it as open on its connection while the
@@ -78,7 +40,7 @@ enum Reading {
 impl<M> Messages<M> {
     /// The responses of a call made here (`active`), or with `None` the
     /// requests of a served call; messages over `max_message` bytes fail.
-    pub(super) fn new(body: Body, max_message: usize, active: Option<ActiveCall>) -> Self {
+    pub(super) fn new(body: RecvStream, max_message: usize, active: Option<ActiveCall>) -> Self {
         Self {
             body: Some(body),
             frames: Deframer::new(max_message),
@@ -137,7 +99,7 @@ impl<M: prost::Message + Default> Stream for Messages<M> {
                             body.release(chunk.len());
                             this.frames.push(chunk);
                         }
-                        Some(Err(status)) => return this.fail(status),
+                        Some(Err(e)) => return this.fail(status::from_http2(&e)),
                         None if !this.frames.is_empty() => {
                             return this
                                 .fail(Status::internal("the stream ended within a message"));
@@ -146,14 +108,14 @@ impl<M: prost::Message + Default> Stream for Messages<M> {
                     }
                 }
                 Reading::Trailers => {
-                    let trailers = ready!(body.poll_trailers(cx));
+                    let trailers = body.trailers();
                     this.reading = Reading::Done;
                     let outcome = match trailers {
                         Ok(Some(trailers)) => status::from_headers(&trailers),
                         // Requests end with END_STREAM alone.
                         Ok(None) if this.active.is_none() => return Poll::Ready(None),
                         Ok(None) => None,
-                        Err(status) => Some(status),
+                        Err(e) => Some(status::from_http2(&e)),
                     };
                     return match outcome {
                         Some(status) if status.code() == tonic::Code::Ok => Poll::Ready(None),

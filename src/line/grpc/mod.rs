@@ -32,7 +32,7 @@ pub use health::{HEALTH_CHECK, HEALTH_WATCH, serve_health};
 pub use messages::Messages;
 pub use served::{PeerInfo, ServedCall, trailers};
 pub use server::{Handler, Server, ServerSettings};
-pub use status::from_h2 as status_of_h2;
+pub use status::from_http2 as status_of_http2;
 
 /// Our receive window per stream and per connection, at both ends
 /// (hyper's defaults, which the line used before): a stream's peer may

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
-use super::messages::{Body, Messages};
+use super::messages::Messages;
 use crate::net::http2::{Incoming, SendStream};
 
 /// What a call knows of its connection.
@@ -73,10 +73,7 @@ impl ServedCall {
             .incoming
             .respond(200, &head, false)
             .map_err(|e| super::status::from_http2(&e))?;
-        Ok((
-            responses,
-            Messages::new(Body::Own(requests), self.max_message, None),
-        ))
+        Ok((responses, Messages::new(requests, self.max_message, None)))
     }
 
     /// Completes once the server stops (its connections are told to go

@@ -135,7 +135,7 @@ impl Server {
             }
         };
         let peer = Arc::new(peer);
-        let watch = pings::unanswered(Some(connection.pinger()), settings.keepalive, || true);
+        let watch = pings::unanswered(connection.pinger(), settings.keepalive, || true);
         tokio::pin!(watch);
         // The calls' copy (the loop waits on its own).
         let stopping = stopped.clone();

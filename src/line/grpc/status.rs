@@ -36,20 +36,6 @@ pub fn from_http(status: http::StatusCode) -> Status {
 
 /// An HTTP/2 error as a status: a reset stream by its reason, a broken
 /// connection as `Unavailable` (the line treats it as a break).
-pub fn from_h2(error: &h2::Error) -> Status {
-    let code = match error.reason() {
-        _ if error.is_io() || error.is_go_away() && error.is_remote() => Code::Unavailable,
-        Some(h2::Reason::REFUSED_STREAM) => Code::Unavailable,
-        Some(h2::Reason::CANCEL) => Code::Cancelled,
-        Some(h2::Reason::ENHANCE_YOUR_CALM) => Code::ResourceExhausted,
-        Some(h2::Reason::INADEQUATE_SECURITY) => Code::PermissionDenied,
-        Some(_) => Code::Internal,
-        None => Code::Unavailable,
-    };
-    Status::new(code, format!("HTTP/2: {error}"))
-}
-
-/// The same for an error of our own HTTP/2 (the s-proxy's server).
 pub fn from_http2(error: &crate::net::http2::Error) -> Status {
     use crate::net::http2::Reason;
     let code = match error.reason() {

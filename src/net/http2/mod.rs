@@ -4,17 +4,21 @@
 //! themselves under one short lock ([`state`]), so a message costs no
 //! queue and no task of its own. The server side
 //! ([`server::handshake`], [`server::Connection::accept`]) serves the
-//! s-proxy's gRPC calls; headers use HPACK ([`hpack`], [`huffman`]).
+//! s-proxy's gRPC calls, the client side ([`client::handshake`],
+//! [`client::SendRequest`]) makes the r-proxy's; headers use HPACK
+//! ([`hpack`], [`huffman`]).
 //!
 //! What a peer can make it hold is bounded: frames up to 16 KiB, header
 //! blocks up to the configured list size, received data up to the windows
 //! we grant, streams up to the configured concurrency, and output: it
 //! stops reading while its output waits to be written.
 
+pub mod client;
 mod driver;
 pub mod frame;
 mod hpack;
 mod huffman;
+mod ping;
 pub mod server;
 mod state;
 mod stream;
@@ -24,7 +28,8 @@ mod tests;
 use std::sync::Arc;
 
 pub use frame::Reason;
-pub use server::{Connection, Incoming, Pinger, RequestHead};
+pub use ping::Pinger;
+pub use server::{Incoming, RequestHead};
 pub use stream::{RecvStream, SendStream};
 
 /// How a connection is run.
@@ -49,7 +54,8 @@ pub enum Error {
     /// The stream was reset, by the peer (`remote`) or here.
     Reset { reason: Reason, remote: bool },
     /// The connection was ended with GOAWAY, by the peer or here (`detail`
-    /// says what the peer did wrong).
+    /// says what the peer did wrong); on a client, also a stream the
+    /// server's GOAWAY said it would not process.
     GoAway {
         reason: Reason,
         remote: bool,
@@ -72,6 +78,10 @@ impl Error {
 
     pub fn is_io(&self) -> bool {
         matches!(self, Error::Io(_))
+    }
+
+    pub fn is_go_away(&self) -> bool {
+        matches!(self, Error::GoAway { .. })
     }
 
     /// Ended by the peer's GOAWAY.

@@ -15,7 +15,7 @@ use super::frame;
 use super::hpack;
 use super::state::{Shared, State};
 use super::stream::{RecvStream, SendStream, StreamRef};
-use super::{Config, Error};
+use super::{Config, Error, Pinger};
 
 /// A request's head: what a gRPC server routes by, and its metadata.
 #[derive(Debug)]
@@ -101,10 +101,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
 
     /// Sends pings on this connection.
     pub fn pinger(&self) -> Pinger {
-        Pinger {
-            shared: self.shared.clone(),
-            next: 0,
-        }
+        Pinger::new(self.shared.clone())
     }
 }
 
@@ -150,43 +147,5 @@ impl Incoming {
         self.stream.send_headers(&block, end)?;
         let send = SendStream::new(self.stream.another());
         Ok((send, RecvStream::new(self.stream)))
-    }
-}
-
-/// Sends PINGs and waits for their answers; one at a time.
-pub struct Pinger {
-    shared: Arc<Shared>,
-    next: u64,
-}
-
-impl Pinger {
-    /// Sends a PING and completes when it is answered (or the connection
-    /// ends).
-    pub async fn ping(&mut self) -> Result<(), Error> {
-        self.next += 1;
-        let payload = self.next.to_be_bytes();
-        {
-            let mut state = self.shared.lock();
-            if let Some(e) = &state.failed {
-                return Err(e.clone());
-            }
-            state.ping.sent = Some(payload);
-            state.ping.answered = false;
-            frame::put_ping(&mut state.out, payload, false);
-            state.wake_driver();
-        }
-        std::future::poll_fn(|cx| {
-            let mut state = self.shared.lock();
-            if state.ping.answered {
-                state.ping.answered = false;
-                return Poll::Ready(Ok(()));
-            }
-            if let Some(e) = &state.failed {
-                return Poll::Ready(Err(e.clone()));
-            }
-            state.ping.waker = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await
     }
 }

@@ -43,6 +43,16 @@ pub(super) enum Sending {
     Closed,
 }
 
+/// A stream we opened: its response's head, once it came.
+pub(super) enum Response {
+    /// Not a stream of ours (a served call).
+    NotOurs,
+    Waiting,
+    Arrived(u16, HeaderMap),
+    /// Handed to the caller.
+    Taken,
+}
+
 /// What the peer's side of a stream has done.
 pub(super) enum Receiving {
     Open,
@@ -66,7 +76,9 @@ pub(super) struct Stream {
     /// stream goes before they are read.
     pub received_len: usize,
     pub receiving: Receiving,
+    /// The reader, or the caller waiting for the response's head.
     pub recv_waker: Option<Waker>,
+    pub response: Response,
     /// What the peer may still send on this stream.
     pub recv_window: i64,
     /// Read but not yet granted back with WINDOW_UPDATE.
@@ -92,6 +104,7 @@ impl Stream {
                 Receiving::Open
             },
             recv_waker: None,
+            response: Response::NotOurs,
             recv_window: i64::from(recv_window),
             recv_released: 0,
             handles: 1,
@@ -147,6 +160,12 @@ pub(super) struct State {
     /// one has.
     pub going_away: bool,
     pub ping: Ping,
+    /// A client's next stream id (0 on a server: it opens none).
+    pub next_stream: u32,
+    /// Streams the peer lets us have open at once.
+    pub peer_max_streams: usize,
+    /// Callers waiting for a stream to end so that theirs may open.
+    pub slot_waiters: Vec<Waker>,
 }
 
 impl State {
@@ -169,6 +188,9 @@ impl State {
             failed: None,
             going_away: false,
             ping: Ping::default(),
+            next_stream: 0,
+            peer_max_streams: u32::MAX as usize,
+            slot_waiters: Vec::new(),
         }
     }
 
@@ -395,6 +417,16 @@ impl State {
     /// Resets stream `id` (sending RST_STREAM unless the peer did): both
     /// directions fail with the reason.
     pub fn reset(&mut self, id: u32, reason: Reason, remote: bool) {
+        if !remote && self.streams.contains_key(&id) {
+            frame::put_reset(&mut self.out, id, reason);
+            self.wake_driver();
+        }
+        self.abandon(id, Error::Reset { reason, remote });
+    }
+
+    /// Ends stream `id` at once with `error`, sending nothing (the peer
+    /// reset it, or said with GOAWAY that it will not process it).
+    pub fn abandon(&mut self, id: u32, error: Error) {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
@@ -404,12 +436,8 @@ impl State {
         stream.pending.clear();
         stream.pending_len = 0;
         stream.sending = Sending::Closed;
-        stream.receiving = Receiving::Failed(Error::Reset { reason, remote });
+        stream.receiving = Receiving::Failed(error);
         stream.wake_all();
-        if !remote {
-            frame::put_reset(&mut self.out, id, reason);
-            self.wake_driver();
-        }
         self.release_connection(unread);
         self.settle(id);
     }
@@ -437,8 +465,16 @@ impl State {
         if let Some(stream) = self.streams.remove(&id) {
             self.release_connection(stream.received_len);
         }
+        self.wake_slot_waiters();
         if self.going_away && self.streams.is_empty() {
             self.wake_driver();
+        }
+    }
+
+    /// Callers waiting to open a stream look again.
+    pub fn wake_slot_waiters(&mut self) {
+        for waker in self.slot_waiters.drain(..) {
+            waker.wake();
         }
     }
 
@@ -459,6 +495,7 @@ impl State {
         }
         self.blocked.clear();
         self.failed = Some(error);
+        self.wake_slot_waiters();
         if let Some(w) = self.ping.waker.take() {
             w.wake();
         }

@@ -30,6 +30,14 @@ impl StreamRef {
         self.shared.lock()
     }
 
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
     /// Another reference to the same stream.
     pub fn another(&self) -> Self {
         if let Some(stream) = self.lock().streams.get_mut(&self.id) {
@@ -200,6 +208,11 @@ impl RecvStream {
             Receiving::Ended(_) => Poll::Ready(None),
             Receiving::Failed(e) => Poll::Ready(Some(Err(e.clone()))),
         }
+    }
+
+    /// The next DATA, as [`RecvStream::poll_data`].
+    pub async fn data(&mut self) -> Option<Result<Bytes, Error>> {
+        std::future::poll_fn(|cx| self.poll_data(cx)).await
     }
 
     /// `n` bytes of what was received are taken: the peer may send more.

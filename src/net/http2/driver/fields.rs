@@ -1,13 +1,14 @@
-//! A header block's fields as a request (or trailers) needs them, with
+//! A header block's fields as a request, a response or trailers need them, with
 //! the checks RFC 9113 section 8.2 makes of them.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
-/// A header block's fields as a request needs them.
+/// A header block's fields: a request's, a response's or trailers.
 #[derive(Default)]
 pub(super) struct Fields {
     pub method: Option<String>,
     pub path: Option<String>,
+    pub status: Option<String>,
     pub headers: HeaderMap,
     /// A pseudo-header came (not allowed in trailers).
     pub pseudo: bool,
@@ -28,6 +29,7 @@ impl Fields {
             let slot = match pseudo {
                 b"method" => &mut self.method,
                 b"path" => &mut self.path,
+                b"status" => &mut self.status,
                 b"scheme" | b"authority" | b"protocol" => return,
                 _ => {
                     self.malformed = true;

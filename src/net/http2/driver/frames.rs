@@ -7,11 +7,11 @@ use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::fields::Fields;
-use super::{Accepted, Broken, Driver, Partial};
+use super::{Accepted, Broken, Driver, Partial, Role};
 use crate::net::http2::Error;
 use crate::net::http2::frame::{self, Head, Reason};
 use crate::net::http2::server::RequestHead;
-use crate::net::http2::state::{Receiving, Stream};
+use crate::net::http2::state::{Receiving, Response, State, Stream};
 use crate::net::http2::stream::StreamRef;
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
@@ -59,9 +59,13 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         self.last_peer_stream
     }
 
-    /// Whether `id` is a stream the peer has not opened yet.
-    fn idle(&self, id: u32) -> bool {
-        id % 2 == 1 && id > self.last_peer_stream
+    /// Whether `id` is a stream never opened: by the client (odd ids), or
+    /// by the server (even ids: push, which we neither do nor allow).
+    fn idle(&self, state: &State, id: u32) -> bool {
+        match self.role {
+            Role::Server => id.is_multiple_of(2) || id > self.last_peer_stream,
+            Role::Client => id.is_multiple_of(2) || id >= state.next_stream,
+        }
     }
 
     fn on_data(&mut self, head: Head, payload: Bytes) -> Result<(), Broken> {
@@ -80,12 +84,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 "DATA beyond the connection's window",
             ));
         }
-        let Some(stream) = state.streams.get_mut(&head.stream) else {
-            if self.idle(head.stream) {
+        if !state.streams.contains_key(&head.stream) {
+            if self.idle(&state, head.stream) {
                 return Err(Broken(Reason::PROTOCOL_ERROR, "DATA on an idle stream"));
             }
             // A stream that is gone: its bytes are free again.
             state.release_connection(len);
+            return Ok(());
+        }
+        let Some(stream) = state.streams.get_mut(&head.stream) else {
             return Ok(());
         };
         match stream.receiving {
@@ -191,10 +198,26 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             .map_err(|e| Broken(Reason::COMPRESSION_ERROR, e.0))?;
         let mut state = self.shared.lock();
         if let Some(stream) = state.streams.get_mut(&id) {
-            // Trailers: they end the stream and carry no pseudo-headers.
-            if !matches!(stream.receiving, Receiving::Open) {
+            if matches!(stream.response, Response::Waiting) {
+                // The response's head (a 1xx one is passed over).
+                let status = fields.status.as_deref().and_then(|s| s.parse::<u16>().ok());
+                match status {
+                    Some(100..=199) if !end_stream => {}
+                    Some(status @ 200..=599) if fits && !fields.malformed => {
+                        stream.response = Response::Arrived(status, fields.headers);
+                        if end_stream {
+                            stream.receiving = Receiving::Ended(None);
+                        }
+                        if let Some(w) = stream.recv_waker.take() {
+                            w.wake();
+                        }
+                    }
+                    _ => state.reset(id, Reason::PROTOCOL_ERROR, false),
+                }
+            } else if !matches!(stream.receiving, Receiving::Open) {
                 state.reset(id, Reason::STREAM_CLOSED, false);
             } else if !end_stream || !fits || fields.malformed || fields.pseudo {
+                // Trailers: they end the stream and carry no pseudo-headers.
                 state.reset(id, Reason::PROTOCOL_ERROR, false);
             } else {
                 stream.receiving = Receiving::Ended(Some(fields.headers));
@@ -204,11 +227,17 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             }
             return Ok(());
         }
-        if !self.idle(id) {
-            return Err(Broken(
-                Reason::PROTOCOL_ERROR,
-                "HEADERS on a closed or even stream",
-            ));
+        if self.role == Role::Client || id <= self.last_peer_stream {
+            // A stream of ours that is gone (the block kept the table in
+            // step), or one never opened.
+            return if self.idle(&state, id) {
+                Err(Broken(Reason::PROTOCOL_ERROR, "HEADERS on an idle stream"))
+            } else {
+                Ok(())
+            };
+        }
+        if id.is_multiple_of(2) {
+            return Err(Broken(Reason::PROTOCOL_ERROR, "HEADERS on an even stream"));
         }
         self.last_peer_stream = id;
         let full = state.streams.len() >= self.config.max_streams as usize;
@@ -244,14 +273,15 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         let code: [u8; 4] = payload
             .try_into()
             .map_err(|_| Broken(Reason::FRAME_SIZE_ERROR, "RST_STREAM not 4 bytes"))?;
-        if head.stream == 0 || self.idle(head.stream) {
+        let mut state = self.shared.lock();
+        if head.stream == 0 || self.idle(&state, head.stream) {
             return Err(Broken(
                 Reason::PROTOCOL_ERROR,
                 "RST_STREAM on an idle stream",
             ));
         }
         let reason = Reason(u32::from_be_bytes(code));
-        self.shared.lock().reset(head.stream, reason, true);
+        state.reset(head.stream, reason, true);
         Ok(())
     }
 
@@ -289,6 +319,10 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                         .set_initial_window(value)
                         .map_err(|r| Broken(r, "INITIAL_WINDOW_SIZE too large"))?;
                 }
+                frame::SETTINGS_MAX_CONCURRENT_STREAMS => {
+                    state.peer_max_streams = value as usize;
+                    state.wake_slot_waiters();
+                }
                 frame::SETTINGS_MAX_FRAME_SIZE => {
                     if !(frame::DEFAULT_MAX_FRAME as u32..1 << 24).contains(&value) {
                         return Err(Broken(
@@ -299,8 +333,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                     state.peer_max_frame = value as usize;
                 }
                 // Our encoder keeps no table, so its size does not matter;
-                // we never push; we open no streams; header lists we send
-                // are small.
+                // we never push; header lists we send are small.
                 _ => {}
             }
         }
@@ -338,18 +371,34 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 "GOAWAY shorter than 8 bytes",
             ));
         };
+        let last = u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]])
+            & frame::MAX_WINDOW;
         let reason = Reason(u32::from_be_bytes([code[0], code[1], code[2], code[3]]));
-        tracing::debug!(%reason, "HTTP/2 peer sent GOAWAY");
-        // The client opens no more streams; those open go on, and the
-        // connection ends after the last.
+        tracing::debug!(%reason, last, "HTTP/2 peer sent GOAWAY");
+        // No more new streams; those open go on (on a client, those up
+        // to `last`: the server will not process the others, which may be
+        // tried again elsewhere), and the connection ends after the last.
+        let gone = Error::GoAway {
+            reason,
+            remote: true,
+            detail: "",
+        };
         let mut state = self.shared.lock();
         state.going_away = true;
+        state.wake_slot_waiters();
+        if self.role == Role::Client {
+            let unprocessed: Vec<u32> = state
+                .streams
+                .keys()
+                .filter(|&&id| id > last)
+                .copied()
+                .collect();
+            for id in unprocessed {
+                state.abandon(id, gone.clone());
+            }
+        }
         if reason != Reason::NO_ERROR {
-            state.fail(Error::GoAway {
-                reason,
-                remote: true,
-                detail: "",
-            });
+            state.fail(gone);
         }
         Ok(())
     }

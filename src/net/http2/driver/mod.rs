@@ -43,7 +43,17 @@ struct Partial {
 /// A connection error: GOAWAY with `reason`.
 struct Broken(Reason, &'static str);
 
+/// Which end of the connection we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Opens streams (odd ids); reads no preface.
+    Client,
+    /// Accepts streams; reads the client's preface first.
+    Server,
+}
+
 pub(super) struct Driver<IO> {
+    role: Role,
     io: IO,
     shared: Arc<Shared>,
     config: Config,
@@ -51,7 +61,8 @@ pub(super) struct Driver<IO> {
     writing: BytesMut,
     decoder: hpack::Decoder,
     partial: Option<Partial>,
-    /// The client's preface has been read; its SETTINGS have come.
+    /// The client's preface has been read (a client reads none); the
+    /// peer's first SETTINGS have come.
     preface_read: bool,
     pub settings_seen: bool,
     /// The highest stream the peer opened.
@@ -68,16 +79,32 @@ pub(super) struct Driver<IO> {
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
     /// A server's side of a new connection: our SETTINGS go first.
     pub fn server(io: IO, config: Config, shared: Arc<Shared>) -> Self {
+        Self::new(Role::Server, io, config, shared)
+    }
+
+    /// A client's side of a new connection: the preface and our SETTINGS
+    /// go first.
+    pub fn client(io: IO, config: Config, shared: Arc<Shared>) -> Self {
+        shared.lock().out.extend_from_slice(frame::PREFACE);
+        Self::new(Role::Client, io, config, shared)
+    }
+
+    fn new(role: Role, io: IO, config: Config, shared: Arc<Shared>) -> Self {
         {
             let mut state = shared.lock();
-            frame::put_settings(
-                &mut state.out,
-                &[
+            let settings = match role {
+                Role::Server => [
                     (frame::SETTINGS_MAX_CONCURRENT_STREAMS, config.max_streams),
                     (frame::SETTINGS_INITIAL_WINDOW_SIZE, config.stream_window),
                     (frame::SETTINGS_MAX_HEADER_LIST_SIZE, config.max_header_list),
                 ],
-            );
+                Role::Client => [
+                    (frame::SETTINGS_ENABLE_PUSH, 0),
+                    (frame::SETTINGS_INITIAL_WINDOW_SIZE, config.stream_window),
+                    (frame::SETTINGS_MAX_HEADER_LIST_SIZE, config.max_header_list),
+                ],
+            };
+            frame::put_settings(&mut state.out, &settings);
             let more = config
                 .connection_window
                 .saturating_sub(frame::DEFAULT_WINDOW);
@@ -85,8 +112,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 frame::put_window_update(&mut state.out, 0, more);
                 state.recv_window += i64::from(more);
             }
+            if role == Role::Client {
+                state.next_stream = 1;
+            }
         }
         Self {
+            role,
             io,
             shared,
             config,
@@ -94,7 +125,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             writing: BytesMut::new(),
             decoder: hpack::Decoder::new(4096),
             partial: None,
-            preface_read: false,
+            preface_read: role == Role::Client,
             settings_seen: false,
             last_peer_stream: 0,
             accepted: VecDeque::new(),
