@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${1:-30}
 shift || true
 TARGETS=("$@")
-[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(mqtt_framer proto_to_mqtt grpc_frames datagram_ingress config_parser)
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(mqtt_framer proto_to_mqtt grpc_frames datagram_ingress config_parser http2_server)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: installing cargo-fuzz" >&2

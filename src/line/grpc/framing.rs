@@ -97,7 +97,13 @@ impl Deframer {
         match self.whole(&self.pending)? {
             Some(len) => {
                 self.pending.advance(PREFIX);
-                Ok(Some(self.pending.split_to(len)))
+                let message = self.pending.split_to(len);
+                if self.pending.is_empty() {
+                    // Lets go of the chunk's buffer (the connection's read
+                    // buffer): an idle stream holds none of it.
+                    self.pending = Bytes::new();
+                }
+                Ok(Some(message))
             }
             None => {
                 if !self.pending.is_empty() {

@@ -131,7 +131,7 @@ impl SendRequest {
             stream.sending = Sending::Closed;
         }
         frame::put_headers(&mut state.out, id, block, end, state.peer_max_frame);
-        state.streams.insert(id, stream);
+        state.streams.insert(id, Box::new(stream));
         state.wake_driver();
         Ok(id)
     }
@@ -155,7 +155,10 @@ impl Future for ResponseFuture {
                 return Poll::Ready(Err(Error::Closed));
             };
             match std::mem::replace(&mut entry.response, Response::Taken) {
-                Response::Arrived(status, headers) => ResponseHead { status, headers },
+                Response::Arrived(head) => {
+                    let (status, headers) = *head;
+                    ResponseHead { status, headers }
+                }
                 waiting => {
                     entry.response = waiting;
                     if let super::state::Receiving::Failed(e) = &entry.receiving {

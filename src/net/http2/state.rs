@@ -34,6 +34,45 @@ impl Hasher for IdHasher {
     }
 }
 
+/// Chunks in order, the first held inline: a stream usually has at most
+/// one waiting, and an idle stream then holds no allocation.
+#[derive(Default)]
+pub(super) struct Chunks {
+    first: Option<Bytes>,
+    more: VecDeque<Bytes>,
+}
+
+impl Chunks {
+    pub fn push(&mut self, chunk: Bytes) {
+        if self.first.is_none() {
+            self.first = Some(chunk);
+        } else {
+            self.more.push_back(chunk);
+        }
+    }
+
+    pub fn pop(&mut self) -> Option<Bytes> {
+        let first = self.first.take();
+        self.first = self.more.pop_front();
+        if self.more.is_empty() && self.more.capacity() > 0 {
+            self.more = VecDeque::new();
+        }
+        first
+    }
+
+    pub fn front_mut(&mut self) -> Option<&mut Bytes> {
+        self.first.as_mut()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub fn clear(&mut self) {
+        *self = Self::default();
+    }
+}
+
 /// Whether our side of a stream may still send.
 pub(super) enum Sending {
     Open,
@@ -48,7 +87,7 @@ pub(super) enum Response {
     /// Not a stream of ours (a served call).
     NotOurs,
     Waiting,
-    Arrived(u16, HeaderMap),
+    Arrived(Box<(u16, HeaderMap)>),
     /// Handed to the caller.
     Taken,
 }
@@ -57,21 +96,21 @@ pub(super) enum Response {
 pub(super) enum Receiving {
     Open,
     /// END_STREAM came, with trailers if the peer sent any.
-    Ended(Option<HeaderMap>),
+    Ended(Option<Box<HeaderMap>>),
     /// Reset, or the connection failed.
     Failed(Error),
 }
 
 pub(super) struct Stream {
     pub send_window: i64,
-    pub pending: VecDeque<Bytes>,
+    pub pending: Chunks,
     pub pending_len: usize,
     pub sending: Sending,
     /// A sender waiting for room.
     pub send_waker: Option<Waker>,
     /// In the connection's queue of streams with data waiting.
     pub queued: bool,
-    pub received: VecDeque<Bytes>,
+    pub received: Chunks,
     /// Bytes in `received`: given back to the connection's window if the
     /// stream goes before they are read.
     pub received_len: usize,
@@ -91,12 +130,12 @@ impl Stream {
     pub fn new(send_window: i64, recv_window: u32, ended: bool) -> Self {
         Self {
             send_window,
-            pending: VecDeque::new(),
+            pending: Chunks::default(),
             pending_len: 0,
             sending: Sending::Open,
             send_waker: None,
             queued: false,
-            received: VecDeque::new(),
+            received: Chunks::default(),
             received_len: 0,
             receiving: if ended {
                 Receiving::Ended(None)
@@ -140,7 +179,8 @@ pub(super) struct State {
     driver: Option<Waker>,
     /// The driver was woken and has not run since.
     driver_woken: bool,
-    pub streams: HashMap<u32, Stream, BuildHasherDefault<IdHasher>>,
+    /// Boxed: the table holds room for more streams than are open.
+    pub streams: HashMap<u32, Box<Stream>, BuildHasherDefault<IdHasher>>,
     /// Streams with data waiting for window or for room in `out`.
     blocked: VecDeque<u32>,
     /// The connection's send window (the peer's grant).
@@ -239,7 +279,7 @@ impl State {
         }
         if !data.is_empty() {
             stream.pending_len += data.len();
-            stream.pending.push_back(data);
+            stream.pending.push(data);
         }
         if end {
             stream.sending = Sending::Closing(None);
@@ -286,7 +326,7 @@ impl State {
             let n = chunk.len().min(max_frame).min(allowed as usize);
             let part = chunk.split_to(n);
             if chunk.is_empty() {
-                stream.pending.pop_front();
+                stream.pending.pop();
             }
             stream.pending_len -= n;
             stream.send_window -= n as i64;

@@ -191,7 +191,7 @@ impl RecvStream {
         let Some(stream) = state.streams.get_mut(&self.stream.id) else {
             return Poll::Ready(Some(Err(Error::Closed)));
         };
-        if let Some(chunk) = stream.received.pop_front() {
+        if let Some(chunk) = stream.received.pop() {
             return Poll::Ready(Some(Ok(chunk)));
         }
         match &stream.receiving {
@@ -228,7 +228,7 @@ impl RecvStream {
             .get_mut(&self.stream.id)
             .ok_or(Error::Closed)?;
         match &mut stream.receiving {
-            Receiving::Ended(trailers) => Ok(trailers.take()),
+            Receiving::Ended(trailers) => Ok(trailers.take().map(|t| *t)),
             Receiving::Failed(e) => Err(e.clone()),
             Receiving::Open => Err(Error::Closed),
         }

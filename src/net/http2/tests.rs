@@ -347,3 +347,90 @@ async fn a_peer_that_is_not_http2_is_closed() {
         })
     ));
 }
+
+/// Our client and our server on a real socket, both with small windows
+/// and buffers so that senders keep waiting for room: every byte of many
+/// streams' echoes comes back, in order, on a runtime with two threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_streams_echo_everything_through_small_windows() {
+    use super::client::{self, Request};
+
+    const STREAMS: usize = 40;
+    const CHUNKS: usize = 100;
+    let tight = Config {
+        max_streams: STREAMS as u32,
+        stream_window: 2_000,
+        connection_window: 20_000,
+        max_header_list: 4_096,
+        send_buffer: 300,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let mut connection = server::handshake(tcp, tight).await.expect("handshake");
+        while let Some(Ok(call)) = connection.accept().await {
+            tokio::spawn(async move {
+                let (mut send, mut recv) = call
+                    .respond(200, &HeaderMap::new(), false)
+                    .expect("responded");
+                while let Some(Ok(chunk)) = recv.data().await {
+                    recv.release(chunk.len());
+                    std::future::poll_fn(|cx| send.poll_room(cx))
+                        .await
+                        .expect("room");
+                    send.send_data(chunk, false).expect("echoed");
+                }
+                let _ = send.send_trailers(HeaderMap::new());
+            });
+        }
+    });
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (requests, connection) = client::handshake(tcp, tight).await.expect("handshake");
+    tokio::spawn(connection);
+    let mut calls = Vec::new();
+    for n in 0..STREAMS {
+        let requests = requests.clone();
+        calls.push(tokio::spawn(async move {
+            let headers = HeaderMap::new();
+            let request = Request {
+                https: false,
+                authority: "test",
+                path: "/echo",
+                headers: &headers,
+            };
+            let (response, mut send) = requests.send_request(request, false).await.expect("sent");
+            let sender = tokio::spawn(async move {
+                for i in 0..CHUNKS {
+                    std::future::poll_fn(|cx| send.poll_room(cx))
+                        .await
+                        .expect("room");
+                    let chunk = format!("{n}:{i};").repeat(20);
+                    send.send_data(Bytes::from(chunk), false).expect("sent");
+                }
+                send.send_data(Bytes::new(), true).expect("ended");
+            });
+            let (head, mut body) = response.await.expect("a response");
+            assert_eq!(head.status, 200);
+            let mut echoed = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.expect("data");
+                body.release(chunk.len());
+                echoed.extend_from_slice(&chunk);
+            }
+            sender.await.expect("sender");
+            let expected: String = (0..CHUNKS)
+                .map(|i| format!("{n}:{i};").repeat(20))
+                .collect();
+            assert_eq!(String::from_utf8_lossy(&echoed), expected, "stream {n}");
+        }));
+    }
+    for call in calls {
+        tokio::time::timeout(Duration::from_secs(30), call)
+            .await
+            .expect("every echo in time")
+            .expect("no panic");
+    }
+}

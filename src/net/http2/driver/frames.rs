@@ -114,7 +114,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             return Ok(());
         }
         if data_len > 0 {
-            stream.received.push_back(payload.slice(range));
+            stream.received.push(payload.slice(range));
             stream.received_len += data_len;
         }
         if head.has(frame::END_STREAM) {
@@ -204,7 +204,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 match status {
                     Some(100..=199) if !end_stream => {}
                     Some(status @ 200..=599) if fits && !fields.malformed => {
-                        stream.response = Response::Arrived(status, fields.headers);
+                        stream.response = Response::Arrived(Box::new((status, fields.headers)));
                         if end_stream {
                             stream.receiving = Receiving::Ended(None);
                         }
@@ -220,7 +220,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 // Trailers: they end the stream and carry no pseudo-headers.
                 state.reset(id, Reason::PROTOCOL_ERROR, false);
             } else {
-                stream.receiving = Receiving::Ended(Some(fields.headers));
+                stream.receiving = Receiving::Ended(Some(Box::new(fields.headers)));
                 if let Some(w) = stream.recv_waker.take() {
                     w.wake();
                 }
@@ -255,7 +255,11 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         let send_window = state.peer_initial_window;
         state.streams.insert(
             id,
-            Stream::new(send_window, self.config.stream_window, end_stream),
+            Box::new(Stream::new(
+                send_window,
+                self.config.stream_window,
+                end_stream,
+            )),
         );
         drop(state);
         self.accepted.push_back(Accepted {

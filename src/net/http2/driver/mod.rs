@@ -59,6 +59,8 @@ pub(super) struct Driver<IO> {
     config: Config,
     read: BytesMut,
     writing: BytesMut,
+    /// Written, not yet flushed.
+    unflushed: bool,
     decoder: hpack::Decoder,
     partial: Option<Partial>,
     /// The client's preface has been read (a client reads none); the
@@ -123,6 +125,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             config,
             read: BytesMut::new(),
             writing: BytesMut::new(),
+            unflushed: false,
             decoder: hpack::Decoder::new(4096),
             partial: None,
             preface_read: role == Role::Client,
@@ -157,25 +160,45 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     fn turn(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.shared.lock().driver_running(cx.waker());
-        if self.ending.is_none()
-            && let Err(e) = self.read_frames(cx)
-        {
-            return Poll::Ready(Err(e));
-        }
+        let mut read = true;
+        let mut rounds = 0;
         loop {
+            rounds += 1;
+            // Reading stopped for output the peer had not taken: once that
+            // is written, read again (nothing else would wake the task).
+            let mut backed_up = false;
+            if read && self.ending.is_none() {
+                match self.read_frames(cx) {
+                    Ok(stopped) => backed_up = stopped,
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
             if let Err(e) = self.write(cx) {
                 return Poll::Ready(Err(e));
+            }
+            if !self.writing.is_empty() {
+                // The socket is full: it wakes the task.
+                break;
+            }
+            if backed_up {
+                if rounds < READS_PER_TURN {
+                    continue;
+                }
+                // Others run first; this task comes back.
+                cx.waker().wake_by_ref();
+                break;
             }
             // Done running: from here on a handle adding output wakes the
             // task; if one did since the write, write again.
             let mut state = self.shared.lock();
             state.driver_idle();
-            if state.out.is_empty() || !self.writing.is_empty() {
+            if state.out.is_empty() {
                 break;
             }
             state.driver_running(cx.waker());
+            read = false;
         }
-        if !self.writing.is_empty() {
+        if !self.writing.is_empty() || self.unflushed {
             return Poll::Pending;
         }
         if let Some(e) = self.ending.take() {
@@ -196,25 +219,26 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         Poll::Pending
     }
 
-    /// Reads and applies frames until the socket has no more for now.
-    fn read_frames(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+    /// Reads and applies frames until the socket has no more for now;
+    /// true if it stopped because too much output waits to be written.
+    fn read_frames(&mut self, cx: &mut Context<'_>) -> Result<bool, Error> {
         for _ in 0..READS_PER_TURN {
             if let Err(Broken(reason, detail)) = self.apply_frames() {
                 self.go_away(reason, detail);
-                return Ok(());
+                return Ok(false);
             }
             // Output not taken by the peer: read no more until it is.
             if self.shared.lock().out.len() >= 2 * self.config.send_buffer.max(READ_CHUNK) {
-                return Ok(());
+                return Ok(true);
             }
             if self.read.capacity() - self.read.len() < READ_CHUNK / 4 {
                 self.read.reserve(READ_CHUNK);
             }
             match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
-                Poll::Pending => return Ok(()),
+                Poll::Pending => return Ok(false),
                 Poll::Ready(Ok(0)) => {
                     self.read_closed = true;
-                    return Ok(());
+                    return Ok(false);
                 }
                 Poll::Ready(Ok(_)) => {}
                 Poll::Ready(Err(e)) => return Err(Error::Io(e.to_string().into())),
@@ -222,7 +246,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
         // More may be waiting: come back after others ran.
         cx.waker().wake_by_ref();
-        Ok(())
+        Ok(false)
     }
 
     /// Writes the output until it is all written or the socket is full.
@@ -251,8 +275,16 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 Poll::Ready(Err(e)) => return Err(Error::Io(e.to_string().into())),
             }
         }
-        if wrote && let Poll::Ready(Err(e)) = Pin::new(&mut self.io).poll_flush(cx) {
-            return Err(Error::Io(e.to_string().into()));
+        // A TLS stream may hold written bytes until flushed, and flushing
+        // may have to wait for the socket: until it completes, each turn
+        // flushes again.
+        self.unflushed |= wrote;
+        if self.unflushed {
+            match Pin::new(&mut self.io).poll_flush(cx) {
+                Poll::Ready(Ok(())) => self.unflushed = false,
+                Poll::Ready(Err(e)) => return Err(Error::Io(e.to_string().into())),
+                Poll::Pending => {}
+            }
         }
         Ok(())
     }
