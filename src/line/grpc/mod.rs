@@ -1,4 +1,4 @@
-//! gRPC on HTTP/2 directly, both ends of the line: the r-proxy's client,
+//! gRPC on our own HTTP/2 ([`crate::net::http2`]), both ends of the line: the r-proxy's client,
 //! one connection per s-proxy address ([`Channel`]) with calls started on
 //! it ([`Call`]); the s-proxy's server ([`Server`]), which hands each call
 //! to its method's handler ([`ServedCall`]) and serves the standard health
@@ -11,8 +11,10 @@
 //! Why not tonic's client and server: they run every streaming body in a
 //! task of its own (hyper's pipe on the client, hyper's stream task on the
 //! server) fed through a queue, which costs each idle session kilobytes
-//! and each message a task wake-up (BENCHMARKS.md). tonic is kept for its
-//! types (status, metadata) and the generated protobuf messages.
+//! and each message a task wake-up; and why not h2 under our own gRPC: its
+//! connection task and stream handles were a third of each proxy's
+//! instructions per message (BENCHMARKS.md). tonic is kept for its types
+//! (status, metadata) and the generated protobuf messages.
 
 mod calls;
 mod channel;

@@ -49,11 +49,11 @@ where
     ));
     let mut driver = Driver::client(io, config, shared.clone());
     std::future::poll_fn(|cx| match driver.poll(cx) {
-        _ if driver.settings_seen => Poll::Ready(Ok(())),
         Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
         Poll::Ready(Ok(())) => {
             Poll::Ready(Err(Error::Io("closed before the HTTP/2 handshake".into())))
         }
+        Poll::Pending if driver.settings_seen => Poll::Ready(Ok(())),
         Poll::Pending => Poll::Pending,
     })
     .await?;

@@ -39,7 +39,7 @@ impl Hasher for IdHasher {
 #[derive(Default)]
 pub(super) struct Chunks {
     first: Option<Bytes>,
-    more: VecDeque<Bytes>,
+    more: Option<Box<VecDeque<Bytes>>>,
 }
 
 impl Chunks {
@@ -47,15 +47,17 @@ impl Chunks {
         if self.first.is_none() {
             self.first = Some(chunk);
         } else {
-            self.more.push_back(chunk);
+            self.more.get_or_insert_default().push_back(chunk);
         }
     }
 
     pub fn pop(&mut self) -> Option<Bytes> {
         let first = self.first.take();
-        self.first = self.more.pop_front();
-        if self.more.is_empty() && self.more.capacity() > 0 {
-            self.more = VecDeque::new();
+        if let Some(more) = &mut self.more {
+            self.first = more.pop_front();
+            if more.is_empty() {
+                self.more = None;
+            }
         }
         first
     }
@@ -78,7 +80,7 @@ pub(super) enum Sending {
     Open,
     /// Ended by the caller while data waits for window: after it, the
     /// trailers' block (or an empty DATA with END_STREAM).
-    Closing(Option<Bytes>),
+    Closing(Option<Box<Bytes>>),
     Closed,
 }
 
@@ -295,7 +297,7 @@ impl State {
         }
         match self.streams.get_mut(&id) {
             Some(stream) if matches!(stream.sending, Sending::Open) => {
-                stream.sending = Sending::Closing(Some(block));
+                stream.sending = Sending::Closing(Some(Box::new(block)));
                 self.progress(id);
                 Ok(())
             }
@@ -484,8 +486,7 @@ impl State {
 
     /// Removes stream `id` once nothing refers to it and nothing of ours
     /// waits to be sent; a stream given up while still open is reset
-    /// (CANCEL, or NO_ERROR when our side had ended: the peer need not
-    /// send the rest).
+    /// (CANCEL, or NO_ERROR from a server whose response had ended).
     pub fn settle(&mut self, id: u32) {
         let Some(stream) = self.streams.get(&id) else {
             return;
@@ -497,7 +498,17 @@ impl State {
             let open = matches!(stream.receiving, Receiving::Open);
             match stream.sending {
                 Sending::Open => frame::put_reset(&mut self.out, id, Reason::CANCEL),
-                Sending::Closed if open => frame::put_reset(&mut self.out, id, Reason::NO_ERROR),
+                Sending::Closed if open => {
+                    // A server whose response is complete says NO_ERROR: the
+                    // client need not send the rest of its request.
+                    let server = self.next_stream == 0;
+                    let reason = if server {
+                        Reason::NO_ERROR
+                    } else {
+                        Reason::CANCEL
+                    };
+                    frame::put_reset(&mut self.out, id, reason);
+                }
                 _ => {}
             }
             self.wake_driver();
