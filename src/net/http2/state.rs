@@ -39,6 +39,9 @@ impl Hasher for IdHasher {
 #[derive(Default)]
 pub(super) struct Chunks {
     first: Option<Bytes>,
+    // Boxed: 8 bytes in every stream instead of 32, for a queue that
+    // exists only while more than one chunk waits.
+    #[allow(clippy::box_collection)]
     more: Option<Box<VecDeque<Bytes>>>,
 }
 
