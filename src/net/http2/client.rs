@@ -42,21 +42,9 @@ pub async fn handshake<IO>(io: IO, config: Config) -> Result<(SendRequest, Conne
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let shared = Shared::new(State::new(
-        config.stream_window,
-        config.connection_window,
-        config.send_buffer,
-    ));
+    let shared = Shared::for_config(&config);
     let mut driver = Driver::client(io, config, shared.clone());
-    std::future::poll_fn(|cx| match driver.poll(cx) {
-        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-        Poll::Ready(Ok(())) => {
-            Poll::Ready(Err(Error::Io("closed before the HTTP/2 handshake".into())))
-        }
-        Poll::Pending if driver.settings_seen => Poll::Ready(Ok(())),
-        Poll::Pending => Poll::Pending,
-    })
-    .await?;
+    driver.settings_exchanged().await?;
     Ok((
         SendRequest {
             shared: shared.clone(),

@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::driver::{Accepted, Driver};
 use super::frame;
 use super::hpack;
-use super::state::{Shared, State};
+use super::state::Shared;
 use super::stream::{RecvStream, SendStream, StreamRef};
 use super::{Config, Error, Pinger};
 
@@ -37,29 +37,12 @@ pub async fn handshake<IO>(io: IO, config: Config) -> Result<Connection<IO>, Err
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let shared = Shared::new(State::new(
-        config.stream_window,
-        config.connection_window,
-        config.send_buffer,
-    ));
+    let shared = Shared::for_config(&config);
     let mut connection = Connection {
         driver: Driver::server(io, config, shared.clone()),
         shared,
     };
-    std::future::poll_fn(|cx| {
-        if connection.driver.settings_seen {
-            return Poll::Ready(Ok(()));
-        }
-        match connection.driver.poll(cx) {
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Ready(Ok(())) => {
-                Poll::Ready(Err(Error::Io("closed before the HTTP/2 handshake".into())))
-            }
-            Poll::Pending if connection.driver.settings_seen => Poll::Ready(Ok(())),
-            Poll::Pending => Poll::Pending,
-        }
-    })
-    .await?;
+    connection.driver.settings_exchanged().await?;
     Ok(connection)
 }
 

@@ -563,7 +563,13 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub fn new(state: State) -> std::sync::Arc<Self> {
+    /// A new connection's state.
+    pub fn for_config(config: &super::Config) -> std::sync::Arc<Self> {
+        let state = State::new(
+            config.stream_window,
+            config.connection_window,
+            config.send_buffer,
+        );
         std::sync::Arc::new(Self {
             state: std::sync::Mutex::new(state),
         })

@@ -66,7 +66,7 @@ pub(super) struct Driver<IO> {
     /// The client's preface has been read (a client reads none); the
     /// peer's first SETTINGS have come.
     preface_read: bool,
-    pub settings_seen: bool,
+    settings_seen: bool,
     /// The highest stream the peer opened.
     last_peer_stream: u32,
     pub accepted: VecDeque<Accepted>,
@@ -136,6 +136,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
             ending: None,
             done: None,
         }
+    }
+
+    /// Runs the connection until the peer's first SETTINGS have come (the
+    /// end of the handshake at either end).
+    pub async fn settings_exchanged(&mut self) -> Result<(), Error> {
+        std::future::poll_fn(|cx| match self.poll(cx) {
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Ready(Ok(())) => {
+                Poll::Ready(Err(Error::Io("closed before the HTTP/2 handshake".into())))
+            }
+            Poll::Pending if self.settings_seen => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        })
+        .await
     }
 
     /// Reads, applies and writes what it can; ready when the connection
