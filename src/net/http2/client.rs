@@ -15,7 +15,8 @@ use http::HeaderMap;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::driver::Driver;
-use super::state::{Response, Sending, Shared, State, Stream};
+use super::entry::{Receiving, Response, Sending, Stream};
+use super::state::{Shared, State};
 use super::stream::{RecvStream, SendStream, StreamRef};
 use super::{Config, Error, Pinger, frame, hpack};
 
@@ -149,7 +150,7 @@ impl Future for ResponseFuture {
                 }
                 waiting => {
                     entry.response = waiting;
-                    if let super::state::Receiving::Failed(e) = &entry.receiving {
+                    if let Receiving::Failed(e) = &entry.receiving {
                         return Poll::Ready(Err(e.clone()));
                     }
                     entry.recv_waker = Some(cx.waker().clone());

@@ -15,6 +15,7 @@
 
 pub mod client;
 mod driver;
+mod entry;
 pub mod frame;
 mod hpack;
 mod huffman;

@@ -10,9 +10,10 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 
 use super::Error;
+use super::entry::{Receiving, Sending};
 use super::frame::Reason;
 use super::hpack;
-use super::state::{Receiving, Sending, Shared, State};
+use super::state::{Shared, State};
 
 /// One reference to a stream; the stream is settled when the last goes.
 pub(super) struct StreamRef {

@@ -9,9 +9,10 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::fields::Fields;
 use super::{Accepted, Broken, Driver, Partial, Role};
 use crate::net::http2::Error;
+use crate::net::http2::entry::{Receiving, Response, Stream};
 use crate::net::http2::frame::{self, Head, Reason};
 use crate::net::http2::server::RequestHead;
-use crate::net::http2::state::{Receiving, Response, State, Stream};
+use crate::net::http2::state::State;
 use crate::net::http2::stream::StreamRef;
 
 impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
