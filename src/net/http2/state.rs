@@ -335,24 +335,30 @@ impl State {
             frame::put_reset(&mut self.out, id, reason);
             self.wake_driver();
         }
+        if !remote && let Some(stream) = self.streams.get_mut(&id) {
+            // We want none of what came: its window is free again.
+            let unread = stream.received_len;
+            stream.received.clear();
+            stream.received_len = 0;
+            self.release_connection(unread);
+        }
         self.abandon(id, Error::Reset { reason, remote });
     }
 
     /// Ends stream `id` at once with `error`, sending nothing (the peer
-    /// reset it, or said with GOAWAY that it will not process it).
+    /// reset it, or said with GOAWAY that it will not process it). What
+    /// the peer sent before is still read first: a client that sends its
+    /// last messages and then cancels the call (as tonic's does when its
+    /// side goes away) still has them delivered.
     pub fn abandon(&mut self, id: u32, error: Error) {
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
-        let unread = stream.received_len;
-        stream.received.clear();
-        stream.received_len = 0;
         stream.pending.clear();
         stream.pending_len = 0;
         stream.sending = Sending::Closed;
         stream.receiving = Receiving::Failed(error);
         stream.wake_all();
-        self.release_connection(unread);
         self.settle(id);
     }
 

@@ -434,3 +434,37 @@ async fn many_streams_echo_everything_through_small_windows() {
             .expect("no panic");
     }
 }
+
+#[tokio::test]
+async fn data_that_came_before_a_reset_is_still_read() {
+    // tonic's client cancels a call when its side goes away, right after
+    // the last messages it sent.
+    let (mut peer, mut incoming) = start(&[]).await;
+    peer.request(1, false).await;
+    let (_send, mut recv) = call(&mut incoming)
+        .await
+        .respond(200, &HeaderMap::new(), false)
+        .expect("responded");
+    peer.send_frame(|out| {
+        frame::put_data(out, 1, b"last words", false);
+        frame::put_reset(out, 1, Reason::CANCEL);
+    })
+    .await;
+    let first = tokio::time::timeout(WITHIN, recv.data())
+        .await
+        .expect("in time");
+    assert_eq!(
+        first.map(|d| d.ok()),
+        Some(Some(Bytes::from_static(b"last words")))
+    );
+    let then = tokio::time::timeout(WITHIN, recv.data())
+        .await
+        .expect("in time");
+    assert!(matches!(
+        then,
+        Some(Err(Error::Reset {
+            reason: Reason::CANCEL,
+            remote: true
+        }))
+    ));
+}
