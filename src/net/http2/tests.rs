@@ -127,6 +127,21 @@ async fn call(incoming: &mut mpsc::Receiver<Incoming>) -> Incoming {
         .expect("a call")
 }
 
+/// Stream 1 opened by the peer, accepted and answered with a 200 head,
+/// which the peer has read.
+async fn answered(
+    peer: &mut Peer,
+    incoming: &mut mpsc::Receiver<Incoming>,
+) -> (super::SendStream, super::RecvStream) {
+    peer.request(1, false).await;
+    let sides = call(incoming)
+        .await
+        .respond(200, &HeaderMap::new(), false)
+        .expect("responded");
+    peer.next(frame::HEADERS).await;
+    sides
+}
+
 #[tokio::test]
 async fn a_request_in_padded_headers_and_continuation_is_one_call() {
     let (mut peer, mut incoming) = start(&[]).await;
@@ -161,12 +176,7 @@ async fn a_request_in_padded_headers_and_continuation_is_one_call() {
 async fn data_waits_for_the_peers_window_and_room_follows_the_send_buffer() {
     // The peer grants 10 bytes a stream.
     let (mut peer, mut incoming) = start(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 10)]).await;
-    peer.request(1, false).await;
-    let (mut send, _recv) = call(&mut incoming)
-        .await
-        .respond(200, &HeaderMap::new(), false)
-        .expect("responded");
-    peer.next(frame::HEADERS).await;
+    let (mut send, _recv) = answered(&mut peer, &mut incoming).await;
     send.send_data(Bytes::from(vec![7; 150]), false)
         .expect("sent");
     let (head, data) = peer.next(frame::DATA).await;
@@ -192,12 +202,7 @@ async fn data_waits_for_the_peers_window_and_room_follows_the_send_buffer() {
 #[tokio::test]
 async fn read_data_is_granted_back_and_data_beyond_the_window_resets_the_stream() {
     let (mut peer, mut incoming) = start(&[]).await;
-    peer.request(1, false).await;
-    let (_send, mut recv) = call(&mut incoming)
-        .await
-        .respond(200, &HeaderMap::new(), false)
-        .expect("responded");
-    peer.next(frame::HEADERS).await;
+    let (_send, mut recv) = answered(&mut peer, &mut incoming).await;
     peer.send_frame(|out| frame::put_data(out, 1, &[1; 600], false))
         .await;
     let chunk = tokio::time::timeout(WITHIN, std::future::poll_fn(|cx| recv.poll_data(cx)))
@@ -440,11 +445,7 @@ async fn data_that_came_before_a_reset_is_still_read() {
     // tonic's client cancels a call when its side goes away, right after
     // the last messages it sent.
     let (mut peer, mut incoming) = start(&[]).await;
-    peer.request(1, false).await;
-    let (_send, mut recv) = call(&mut incoming)
-        .await
-        .respond(200, &HeaderMap::new(), false)
-        .expect("responded");
+    let (_send, mut recv) = answered(&mut peer, &mut incoming).await;
     peer.send_frame(|out| {
         frame::put_data(out, 1, b"last words", false);
         frame::put_reset(out, 1, Reason::CANCEL);
