@@ -15,7 +15,8 @@
 # Needs mosquitto and python3 (scripts/install-deps.sh installs both) and
 # haproxy (apt-get install haproxy: two HAProxy TCP hops are the reference
 # for what two plain proxies cost); the processes are started by
-# bench/lines.sh.
+# bench/lines.sh. scion-quic's reference is the same hop on quinn and rustls
+# (bench/quinn-forward, built here on first use).
 set -euo pipefail
 
 MESSAGES=${MESSAGES:-200000}        # throughput: QoS 0, 16-byte payloads, 1 -> 1
@@ -38,6 +39,9 @@ make_certs
 start_quic quic
 Q_PID=$LAST_PID
 Q_PORT=$QUIC_PORT
+start_quinn_forward quinn
+QF_PID=$LAST_PID
+QF_PORT=$QUIC_PORT
 start_pocketscion pocketscion
 start_scion_quic scion-quic
 SQ_PID=$LAST_PID
@@ -86,6 +90,8 @@ measure grpc "tcp://127.0.0.1:$R_PORT"
 WATCH="mosquitto=$MOSQUITTO_PID r-proxy=$R_PID s-proxy=$S_PID" load grpc "tcp://127.0.0.1:$R_PORT"
 measure quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}"
 WATCH="mosquitto=$MOSQUITTO_PID scion-quic=$Q_PID" load quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}"
+measure quinn "quic://127.0.0.1:$QF_PORT" "${TLS[@]}"
+WATCH="mosquitto=$MOSQUITTO_PID quinn-forward=$QF_PID" load quinn "quic://127.0.0.1:$QF_PORT" "${TLS[@]}"
 measure scion-quic "scion-quic://$SQ_ADDR" "${TLS[@]}" "${SCION_CLIENT[@]}"
 
 # scion-udp in front of the quic listener. One SCION stack per AS on this
@@ -117,6 +123,7 @@ CONNECTIONS=$((CONNECTIONS < HAPROXY_MAXCONN ? CONNECTIONS : HAPROXY_MAXCONN)) \
 hold grpc "tcp://127.0.0.1:$R_PORT" --watch "r-proxy=$R_PID" --watch "s-proxy=$S_PID" \
     --watch "mosquitto=$MOSQUITTO_PID"
 hold quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}" --watch "scion-quic (quic)=$Q_PID"
+hold quinn "quic://127.0.0.1:$QF_PORT" "${TLS[@]}" --watch "quinn-forward=$QF_PID"
 
 python3 - "$WORK" "$MESSAGES" "$LATENCY_COUNT" "$CONNECTIONS" "$LOAD_RATES" "$LOAD_SECONDS" "$(getconf CLK_TCK)" <<'PY' | tee "$OUT"
 import json, os, platform, subprocess, sys
@@ -124,7 +131,8 @@ work, messages, latency_count, connections, load_rates, load_seconds, clk_tck = 
 load = lambda name: json.load(open(os.path.join(work, name)))
 lines = [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"),
          ("gRPC line (r-proxy + s-proxy)", "grpc"),
-         ("QUIC (scion-quic, UDP/IP)", "quic"), ("QUIC over SCION (scion-quic)", "scion-quic"),
+         ("QUIC (scion-quic, UDP/IP)", "quic"), ("QUIC on quinn (quinn-forward, UDP/IP)", "quinn"),
+         ("QUIC over SCION (scion-quic)", "scion-quic"),
          ("QUIC over SCION via scion-udp", "scion-udp")]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
@@ -164,7 +172,7 @@ print("| line | msg/s | QoS | delivered | lost | p50 (us) | p99 (us) | p50 added
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 ticks = lambda path: {n: int(t) for n, t in (l.split() for l in open(path))}
 load_lines = [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"), ("gRPC line", "grpc"), ("QUIC (UDP/IP)", "quic"),
-              ("QUIC over SCION via scion-udp", "scion-udp")]
+              ("QUIC on quinn (UDP/IP)", "quinn"), ("QUIC over SCION via scion-udp", "scion-udp")]
 for rate in load_rates.split():
     for qos in ("0", "1"):
         base = load(f"direct.load-{rate}-{qos}.json")["latency"]
@@ -187,7 +195,7 @@ print()
 print("| line | process | opened | RSS before (KiB) | RSS holding (KiB) | per connection |")
 print("| --- | --- | ---: | ---: | ---: | ---: |")
 for title, key in [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"), ("gRPC line", "grpc"),
-                   ("QUIC", "quic")]:
+                   ("QUIC", "quic"), ("QUIC on quinn", "quinn")]:
     r = load(f"{key}.connections.json")
     for m in r["memory"]:
         print(f"| {title} | {m['name']} | {r['opened']} | {m['rss_before_kib']:,} | {m['rss_after_kib']:,} "

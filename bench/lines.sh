@@ -10,6 +10,8 @@
 #                              shape without MQTT or gRPC: H_PORT, H_EDGE_PID, H_CLOUD_PID
 #   make_certs                 TLS=(client flags trusting the proxies' certificate)
 #   start_quic NAME            scion-quic on UDP/IP: QUIC_PORT, LAST_PID
+#   start_quinn_forward NAME   bench/quinn-forward on UDP/IP, the same hop on quinn and rustls
+#                              (scion-quic's reference; built on first use): QUIC_PORT, LAST_PID
 #   start_pocketscion NAME     a SCION network: API_CLIENT, API_SERVER, SCION_CLIENT=(client flags)
 #   start_scion_quic NAME      scion-quic in $API_SERVER's AS: SCION_ADDR, LAST_PID
 #   start_scion_udp NAME PORT [ARGS]  scion-udp in $API_SERVER's AS to QUIC on PORT: SCION_ADDR, LAST_PID
@@ -173,6 +175,23 @@ start_quic() { # $1 name
     start "$1" scion-quic --transport quic --listen "127.0.0.1:$QUIC_PORT" --broker "127.0.0.1:$MQTT_PORT" \
         --cert "$WORK/certs/server.pem" --key "$WORK/certs/server.key"
     wait_log "$WORK/$1.log" "scion-quic serving" listen >/dev/null
+}
+
+# The same hop as start_quic on the other Rust QUIC stack: what quinn and
+# rustls cost where scion-quic runs quiche and BoringSSL (needs make_certs).
+start_quinn_forward() { # $1 name
+    if [ -z "${QUINN_FORWARD_BIN:-}" ]; then
+        echo "building bench/quinn-forward..." >&2
+        cargo build --locked --release --manifest-path bench/quinn-forward/Cargo.toml \
+            --target-dir target/quinn-forward >&2
+        QUINN_FORWARD_BIN=$PWD/target/quinn-forward/release/quinn-forward
+    fi
+    QUIC_PORT=$(free_port udp)
+    "$QUINN_FORWARD_BIN" "127.0.0.1:$QUIC_PORT" "127.0.0.1:$MQTT_PORT" \
+        "$WORK/certs/server.pem" "$WORK/certs/server.key" 2>"$WORK/$1.log" >"$WORK/$1.out" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+    wait_log "$WORK/$1.log" "quinn-forward serving" listen >/dev/null
 }
 
 start_pocketscion() { # $1 name
