@@ -124,31 +124,51 @@ where
     let mut bounds = PacketBounds::default();
     let mut pending = BytesMut::new();
     let mut bytes = 0u64;
-    // One future for the whole relay, not one made (and registered with
-    // the channel, and dropped) for every read.
-    let stopped = stop.wait_for(|s| *s);
-    tokio::pin!(stopped);
-    loop {
-        let read = tokio::select! {
-            biased;
-            _ = &mut stopped => break,
-            read = read_into(from, &mut pending) => read,
-        };
-        match read {
-            Ok(0) => return RelayEnd::Eof { bytes },
-            Ok(_) => {}
-            Err(e) => return RelayEnd::Failed(e),
+    {
+        // One future for the whole relay, not one made (and registered
+        // with the channel, and dropped) for every read.
+        let stopped = stop.wait_for(|s| *s);
+        tokio::pin!(stopped);
+        loop {
+            let read = tokio::select! {
+                biased;
+                _ = &mut stopped => break,
+                read = read_into(from, &mut pending) => read,
+            };
+            match read {
+                Ok(0) => return RelayEnd::Eof { bytes },
+                Ok(_) => {}
+                Err(e) => return RelayEnd::Failed(e),
+            }
+            bounds.advance(&pending);
+            // Flushed at once: a stream that buffers (WebSocket) would
+            // otherwise hold the bytes until the next write.
+            if let Err(e) = write_flushed(to, &pending).await {
+                return RelayEnd::Failed(e);
+            }
+            bytes += pending.len() as u64;
+            pending.clear();
         }
-        bounds.advance(&pending);
-        // Flushed at once: a stream that buffers (WebSocket) would
-        // otherwise hold the bytes until the next write.
-        if let Err(e) = write_flushed(to, &pending).await {
-            return RelayEnd::Failed(e);
-        }
-        bytes += pending.len() as u64;
-        pending.clear();
     }
-    // Stopping: finish the packet in progress, if it arrives in time.
+    // Boxed: the relay's future keeps no room for the stop's timer while
+    // it relays.
+    Box::pin(finish_packet(from, to, bounds, bytes, finish_within)).await
+}
+
+/// Stopping: relays the rest of the packet in progress, if it arrives
+/// within `finish_within`.
+async fn finish_packet<R, W>(
+    from: &mut R,
+    to: &mut W,
+    mut bounds: PacketBounds,
+    mut bytes: u64,
+    finish_within: std::time::Duration,
+) -> RelayEnd
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut pending = BytesMut::new();
     let deadline = Instant::now() + finish_within;
     while !bounds.at_boundary() {
         pending.clear();

@@ -11,11 +11,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::{debug, trace};
 
 use super::DatagramSocket;
 use super::app_stream::{ConnectionEnd, Pipe, QuicStream, STREAM_BUFFER, stream_pair};
+use super::datagram_queue::{Datagram, DatagramReceiver};
 use super::delayed_ack::AckSchedule;
 use super::server_identity::alert_words;
 
@@ -27,11 +28,6 @@ const KNOWN_PEER_ADDRS: usize = 8;
 
 /// Application error code sent when the application side went away.
 const APP_GONE: u64 = 0x1;
-
-/// A datagram for a connection task: its bytes and where it came from.
-/// Boxed, so a connection's queue (allocated in blocks of 32 slots) costs
-/// 8 bytes a slot while it is empty.
-pub(crate) type Datagram<A> = Box<(Vec<u8>, A)>;
 
 /// What the handshake gave: the application's stream and the peer's
 /// certificate (DER), or why it failed.
@@ -91,7 +87,7 @@ pub(crate) struct Driver<S: DatagramSocket> {
     pub socket: Arc<S>,
     pub peer: S::Addr,
     pub local: SocketAddr,
-    pub datagrams: mpsc::Receiver<Datagram<S::Addr>>,
+    pub datagrams: DatagramReceiver<S::Addr>,
     pub role: Role,
 }
 
@@ -174,10 +170,10 @@ impl<S: DatagramSocket> Driver<S> {
             tokio::select! {
                 datagram = self.datagrams.recv() => match datagram {
                     Some(d) => {
-                        self.receive(*d, &mut known_peers);
+                        self.receive(d, &mut known_peers);
                         let mut received = 1;
-                        while let Ok(d) = self.datagrams.try_recv() {
-                            self.receive(*d, &mut known_peers);
+                        while let Some(d) = self.datagrams.try_recv() {
+                            self.receive(d, &mut known_peers);
                             received += 1;
                         }
                         acks.received(received, Instant::now());
@@ -217,7 +213,7 @@ impl<S: DatagramSocket> Driver<S> {
         }
     }
 
-    fn receive(&mut self, (mut data, from): (Vec<u8>, S::Addr), known: &mut KnownPeers<S::Addr>) {
+    fn receive(&mut self, (mut data, from): Datagram<S::Addr>, known: &mut KnownPeers<S::Addr>) {
         let from_ip = S::ip_of(&from);
         let info = quiche::RecvInfo {
             from: from_ip,
@@ -246,7 +242,16 @@ impl<S: DatagramSocket> Driver<S> {
                 Ok((n, info)) => {
                     sent = true;
                     let to = known.get(info.to).unwrap_or(self.peer);
-                    if let Err(e) = self.socket.send_to(&out[..n], to).await {
+                    let datagram = &out[..n];
+                    let sent = match self.socket.try_send_to(datagram, to) {
+                        // Rarely: boxed, so the task keeps no room for a
+                        // send in progress.
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            Box::pin(self.socket.send_to(datagram, to)).await
+                        }
+                        sent => sent,
+                    };
+                    if let Err(e) = sent {
                         debug!(peer = %to, error = %e, "send failed");
                     }
                 }

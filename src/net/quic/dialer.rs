@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::connection::{DATAGRAM_QUEUE, Driver, Role};
+use super::datagram_queue::datagram_queue;
 use super::{ClientConfig, DatagramSocket, QuicStream};
 
 /// Dialing failed.
@@ -45,7 +46,7 @@ pub async fn dial<S: DatagramSocket>(
         S::ip_of(&peer),
         &mut config.quiche,
     )?;
-    let (tx, rx) = mpsc::channel(DATAGRAM_QUEUE);
+    let (tx, rx) = datagram_queue(DATAGRAM_QUEUE);
     let receiver = socket.clone();
     // Feeds the connection until it ends (its receiver closes).
     tokio::spawn(async move {
@@ -57,7 +58,7 @@ pub async fn dial<S: DatagramSocket>(
                 received = receiver.recv_from(&mut buf) => match received {
                     Ok((n, from)) => {
                         errors = 0;
-                        let _ = tx.try_send(Box::new((buf[..n].to_vec(), from)));
+                        tx.try_send((buf[..n].to_vec(), from));
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "client receive failed");

@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
 
-use super::connection::{DATAGRAM_QUEUE, Datagram, Driver, Role};
+use super::connection::{DATAGRAM_QUEUE, Driver, Role};
+use super::datagram_queue::{DatagramSender, datagram_queue};
 use super::retry::RetryTokens;
 use super::{DatagramSocket, QuicStream};
 
@@ -27,7 +28,7 @@ pub struct Accepted<A> {
     pub peer_cert: Option<Vec<u8>>,
 }
 
-type Routes<A> = Arc<Mutex<HashMap<Vec<u8>, mpsc::Sender<Datagram<A>>>>>;
+type Routes<A> = Arc<Mutex<HashMap<Vec<u8>, DatagramSender<A>>>>;
 
 /// The TLS and transport settings that new connections get. Replacing them
 /// (a reload) leaves open connections as they are.
@@ -109,9 +110,7 @@ impl<S: DatagramSocket> QuicListener<S> {
 }
 
 /// The routing table stays consistent even if a task panicked holding it.
-fn lock<A>(
-    routes: &Routes<A>,
-) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, mpsc::Sender<Datagram<A>>>> {
+fn lock<A>(routes: &Routes<A>) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, DatagramSender<A>>> {
     routes.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -187,7 +186,7 @@ impl<S: DatagramSocket> Demux<S> {
         let known = lock(&self.routes).get(header.dcid.as_ref()).cloned();
         if let Some(tx) = known {
             // A full queue drops the datagram; QUIC retransmits.
-            let _ = tx.try_send(Box::new((datagram.to_vec(), from)));
+            tx.try_send((datagram.to_vec(), from));
             return;
         }
         if header.ty != quiche::Type::Initial {
@@ -249,8 +248,8 @@ impl<S: DatagramSocket> Demux<S> {
                 return;
             }
         };
-        let (tx, rx) = mpsc::channel(DATAGRAM_QUEUE);
-        let _ = tx.try_send(Box::new((datagram.to_vec(), from)));
+        let (tx, rx) = datagram_queue(DATAGRAM_QUEUE);
+        tx.try_send((datagram.to_vec(), from));
         let key = scid.as_ref().to_vec();
         lock(&self.routes).insert(key.clone(), tx);
         let driver = Driver {

@@ -12,6 +12,7 @@
 
 mod app_stream;
 mod connection;
+mod datagram_queue;
 mod delayed_ack;
 mod dialer;
 mod listener;

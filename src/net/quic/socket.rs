@@ -6,6 +6,7 @@ use std::hash::Hash;
 use std::io;
 use std::net::SocketAddr;
 
+use futures_util::FutureExt;
 use scion_stack::stack::UdpScionSocket;
 use sciparse::address::ip_socket_addr::ScionSocketIpAddr;
 use tokio::net::UdpSocket;
@@ -14,6 +15,10 @@ use tokio::net::UdpSocket;
 pub trait DatagramSocket: Send + Sync + 'static {
     /// A peer's full address (for SCION: ISD-AS, IP and port).
     type Addr: Copy + Eq + Hash + Debug + Display + Send + Sync + 'static;
+
+    /// Sends one datagram now, or fails with `WouldBlock` when the socket
+    /// cannot take it yet (then [`DatagramSocket::send_to`] waits).
+    fn try_send_to(&self, buf: &[u8], to: Self::Addr) -> io::Result<()>;
 
     /// Sends one datagram.
     fn send_to(&self, buf: &[u8], to: Self::Addr) -> impl Future<Output = io::Result<()>> + Send;
@@ -35,6 +40,10 @@ pub trait DatagramSocket: Send + Sync + 'static {
 impl DatagramSocket for UdpSocket {
     type Addr = SocketAddr;
 
+    fn try_send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<()> {
+        UdpSocket::try_send_to(self, buf, to).map(|_| ())
+    }
+
     async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<()> {
         UdpSocket::send_to(self, buf, to).await.map(|_| ())
     }
@@ -54,6 +63,16 @@ impl DatagramSocket for UdpSocket {
 
 impl DatagramSocket for UdpScionSocket {
     type Addr = ScionSocketIpAddr;
+
+    fn try_send_to(&self, buf: &[u8], to: ScionSocketIpAddr) -> io::Result<()> {
+        // The stack has no sending without waiting: its send, polled once.
+        // A send dropped unfinished is sent again by `send_to` (a datagram
+        // sent twice is one QUIC discards).
+        match UdpScionSocket::send_to(self, buf, to).now_or_never() {
+            Some(sent) => sent.map_err(io::Error::other),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
 
     async fn send_to(&self, buf: &[u8], to: ScionSocketIpAddr) -> io::Result<()> {
         UdpScionSocket::send_to(self, buf, to)

@@ -23,9 +23,9 @@ use crate::mqtt::{Version, client_id, replies};
 use crate::net::BoxedStream;
 use crate::net::broker::BrokerConnector;
 use crate::net::listener::{Certificates, ClientStream, Incoming, Listeners, Transport};
-use crate::ops::gauge::Gauge;
+use crate::ops::gauge::{Gauge, GaugeGuard};
 use crate::ops::readiness::{Readiness, start_probing};
-use crate::ops::telemetry::{self, METRICS, Prepared};
+use crate::ops::telemetry::{self, METRICS, Prepared, SessionGuard};
 use crate::service::frame::{InForce, Reload, Service, drain};
 
 /// The mode label in metrics.
@@ -165,6 +165,63 @@ async fn accept_loop(
 }
 
 async fn serve_connection(incoming: Incoming, live: &Live, sessions: &Sessions) {
+    // The opening's steps are boxed and over before relaying starts, so
+    // the task keeps room only for what relaying needs (an idle session
+    // holds the task for as long as it lives).
+    let Some(opened) = Box::pin(open(incoming, live, sessions)).await else {
+        return;
+    };
+    let Opened {
+        from_client,
+        to_client,
+        broker,
+        version,
+        connect_len,
+        connecting,
+        live: _live,
+        mut session,
+    } = opened;
+    let (up, down, reason) = relay(
+        from_client,
+        to_client,
+        broker,
+        version,
+        sessions.ending.clone(),
+    )
+    .await;
+    session.close_reason(reason);
+    // The CONNECT went to the broker before the relay started.
+    let up = up + connect_len;
+    METRICS.relayed_bytes(MODE, telemetry::CLIENT_TO_BROKER, up);
+    METRICS.relayed_bytes(MODE, telemetry::BROKER_TO_CLIENT, down);
+    info!(
+        reason,
+        duration_ms = connecting.elapsed().as_millis() as u64,
+        bytes_from_client = up,
+        bytes_to_client = down,
+        "closed"
+    );
+}
+
+/// A session ready to relay: the client's CONNECT has gone to the broker.
+struct Opened {
+    from_client: tokio::io::ReadHalf<BoxedStream>,
+    to_client: tokio::io::WriteHalf<BoxedStream>,
+    broker: BoxedStream,
+    version: Version,
+    /// Bytes of the CONNECT relayed.
+    connect_len: u64,
+    /// When the broker connection was started.
+    connecting: std::time::Instant,
+    /// Counts the session as live while held.
+    live: GaugeGuard,
+    session: SessionGuard,
+}
+
+/// The handshake, the client's CONNECT, the broker connection and the
+/// CONNECT relayed to it; `None` when any of them failed (said in the
+/// metrics and logs, and to the client when the broker is unreachable).
+async fn open(incoming: Incoming, live: &Live, sessions: &Sessions) -> Option<Opened> {
     let Live { config, connector } = live;
     let client = incoming.peer;
     let stream: BoxedStream = match timeout(
@@ -177,22 +234,22 @@ async fn serve_connection(incoming: Incoming, live: &Live, sessions: &Sessions) 
         Ok(Err(e)) => {
             METRICS.refused(MODE, "tls_handshake");
             debug!(error = %e, "handshake failed");
-            return;
+            return None;
         }
         Err(_) => {
             METRICS.refused(MODE, "connect_timeout");
             debug!("handshake timed out");
-            return;
+            return None;
         }
     };
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (mut from_client, mut to_client) = tokio::io::split(stream);
     let ClientConnect {
         wire,
         version,
         packet: connect,
     } = match receive_connect(
-        &mut rd,
-        &mut wr,
+        &mut from_client,
+        &mut to_client,
         config.connect_timeout_ms.duration(),
         config.max_packet_size.get(),
     )
@@ -203,7 +260,7 @@ async fn serve_connection(incoming: Incoming, live: &Live, sessions: &Sessions) 
             if let Some(reason) = no_connect.refusal_reason() {
                 METRICS.refused(MODE, reason);
             }
-            return;
+            return None;
         }
     };
     let connecting = std::time::Instant::now();
@@ -216,34 +273,32 @@ async fn serve_connection(incoming: Incoming, live: &Live, sessions: &Sessions) 
             warn!(broker = %config.broker, %reason, "broker unreachable");
             METRICS.upstream_error(MODE, &config.broker.to_string());
             METRICS.refused(MODE, "upstream_unavailable");
-            replies::refuse_server_unavailable(&mut wr, version).await;
-            return;
+            replies::refuse_server_unavailable(&mut to_client, version).await;
+            return None;
         }
     };
-    let _live = sessions.gauge.enter();
+    let live = sessions.gauge.enter();
     METRICS.connected_after(MODE, connecting.elapsed());
-    let mut session = METRICS.session(MODE);
+    let session = METRICS.session(MODE);
     info!(client_id = %client_id(&connect), %version, "relaying");
     if let Err(e) = broker.write_all(&wire).await {
         debug!(error = %e, "writing CONNECT to the broker failed");
-        return;
+        return None;
     }
     if let Err(e) = broker.flush().await {
         debug!(error = %e, "writing CONNECT to the broker failed");
-        return;
+        return None;
     }
-    let (up, down, reason) = relay(rd, wr, broker, version, sessions.ending.clone()).await;
-    session.close_reason(reason);
-    // The CONNECT went to the broker before the relay started.
-    METRICS.relayed_bytes(MODE, telemetry::CLIENT_TO_BROKER, up + wire.len() as u64);
-    METRICS.relayed_bytes(MODE, telemetry::BROKER_TO_CLIENT, down);
-    info!(
-        reason,
-        duration_ms = connecting.elapsed().as_millis() as u64,
-        bytes_from_client = up + wire.len() as u64,
-        bytes_to_client = down,
-        "closed"
-    );
+    Some(Opened {
+        from_client,
+        to_client,
+        broker,
+        version,
+        connect_len: wire.len() as u64,
+        connecting,
+        live,
+        session,
+    })
 }
 
 /// Relays the session's bytes both ways untouched until both sides are
