@@ -71,14 +71,14 @@ pub async fn dial<S: DatagramSocket>(
             }
         }
     });
-    let driver = Driver {
-        conn: Box::new(conn),
+    let driver = Box::new(Driver {
+        conn,
         socket,
         peer,
         local,
         datagrams: rx,
         role: Role::Client,
-    };
+    });
     let (handshake_tx, handshake_rx) = oneshot::channel();
     let task = tokio::spawn(driver.run(handshake_tx));
     match tokio::time::timeout(timeout, handshake_rx).await {

@@ -252,14 +252,14 @@ impl<S: DatagramSocket> Demux<S> {
         tx.try_send((datagram.to_vec(), from));
         let key = scid.as_ref().to_vec();
         lock(&self.routes).insert(key.clone(), tx);
-        let driver = Driver {
-            conn: Box::new(conn),
+        let driver = Box::new(Driver {
+            conn,
             socket: self.socket.clone(),
             peer: from,
             local,
             datagrams: rx,
             role: Role::Server,
-        };
+        });
         let (handshake_tx, handshake_rx) = oneshot::channel();
         let routes = self.routes.clone();
         let ended = self.connection_ended.clone();

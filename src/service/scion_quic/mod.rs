@@ -154,6 +154,9 @@ async fn accept_loop(
         let span =
             info_span!("client", peer = %incoming.peer_name, transport = incoming.transport.name());
         let sessions = sessions.clone();
+        // Boxed: the task keeps what it captures for as long as it lives,
+        // and the connection is needed only while the session opens.
+        let incoming = Box::new(incoming);
         tokio::spawn(
             async move {
                 let live = sessions.live.current();
@@ -164,39 +167,31 @@ async fn accept_loop(
     }
 }
 
-async fn serve_connection(incoming: Incoming, live: &Live, sessions: &Sessions) {
+async fn serve_connection(incoming: Box<Incoming>, live: &Live, sessions: &Sessions) {
     // The opening's steps are boxed and over before relaying starts, so
     // the task keeps room only for what relaying needs (an idle session
     // holds the task for as long as it lives).
     let Some(opened) = Box::pin(open(incoming, live, sessions)).await else {
         return;
     };
-    let Opened {
-        from_client,
-        to_client,
-        broker,
-        version,
-        connect_len,
-        connecting,
-        live: _live,
-        mut session,
-    } = opened;
+    // Its fields used in place: taken apart, they would be kept twice.
+    let mut opened = opened;
     let (up, down, reason) = relay(
-        from_client,
-        to_client,
-        broker,
-        version,
+        opened.from_client,
+        opened.to_client,
+        opened.broker,
+        opened.version,
         sessions.ending.clone(),
     )
     .await;
-    session.close_reason(reason);
+    opened.session.close_reason(reason);
     // The CONNECT went to the broker before the relay started.
-    let up = up + connect_len;
+    let up = up + opened.connect_len;
     METRICS.relayed_bytes(MODE, telemetry::CLIENT_TO_BROKER, up);
     METRICS.relayed_bytes(MODE, telemetry::BROKER_TO_CLIENT, down);
     info!(
         reason,
-        duration_ms = connecting.elapsed().as_millis() as u64,
+        duration_ms = opened.connecting.elapsed().as_millis() as u64,
         bytes_from_client = up,
         bytes_to_client = down,
         "closed"
@@ -214,14 +209,14 @@ struct Opened {
     /// When the broker connection was started.
     connecting: std::time::Instant,
     /// Counts the session as live while held.
-    live: GaugeGuard,
+    _live: GaugeGuard,
     session: SessionGuard,
 }
 
 /// The handshake, the client's CONNECT, the broker connection and the
 /// CONNECT relayed to it; `None` when any of them failed (said in the
 /// metrics and logs, and to the client when the broker is unreachable).
-async fn open(incoming: Incoming, live: &Live, sessions: &Sessions) -> Option<Opened> {
+async fn open(incoming: Box<Incoming>, live: &Live, sessions: &Sessions) -> Option<Opened> {
     let Live { config, connector } = live;
     let client = incoming.peer;
     let stream: BoxedStream = match timeout(
@@ -296,7 +291,7 @@ async fn open(incoming: Incoming, live: &Live, sessions: &Sessions) -> Option<Op
         version,
         connect_len: wire.len() as u64,
         connecting,
-        live,
+        _live: live,
         session,
     })
 }
