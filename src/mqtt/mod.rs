@@ -19,14 +19,16 @@ mod reason;
 pub mod remaining_length;
 pub mod replies;
 mod scratch_read;
+mod session_relay;
 mod topic;
 mod version;
 
 pub use first_packet::{ClientConnect, NoConnect, read_first_packet, receive_connect};
 pub use packet_reader::{PacketReader, ReadError};
-pub use passthrough::{PacketBounds, RelayEnd, relay_bytes, relay_to_client};
+pub use passthrough::{PacketBounds, RelayEnd};
 pub use publish_bytes::{PUBLISH, PublishBytes};
 pub use scratch_read::with_scratch;
+pub use session_relay::{Relayed, relay_session};
 
 pub use connect::{ConnectRefusal, accept_connect, client_id, keep_alive, server_keep_alive};
 pub use framer::{Framer, RawPacket};

@@ -4,12 +4,11 @@
 //! parsing packets. To end a session politely (DISCONNECT 0x8B on shutdown)
 //! it must still write its DISCONNECT between two packets, never inside one.
 //! [`PacketBounds`] follows the fixed headers in the byte stream at a cost of
-//! a few comparisons per packet; [`relay_to_client`] uses it to stop at a
-//! packet boundary.
+//! a few comparisons per packet; the session relay
+//! ([`super::session_relay`]) uses it to stop at a packet boundary.
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::watch;
 use tokio::time::{Instant, timeout_at};
 
 use super::remaining_length::{Decoder, Step};
@@ -108,56 +107,9 @@ pub enum RelayEnd {
     Stopped { bytes: u64, at_boundary: bool },
 }
 
-/// Copies `from` to `to` untouched until `from` ends or `stop` becomes
-/// true. On stop, the packet in progress is completed first when its bytes
-/// arrive within `finish_within`. No buffer is held while `from` is idle.
-pub async fn relay_to_client<R, W>(
-    from: &mut R,
-    to: &mut W,
-    mut stop: watch::Receiver<bool>,
-    finish_within: std::time::Duration,
-) -> RelayEnd
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut bounds = PacketBounds::default();
-    let mut pending = BytesMut::new();
-    let mut bytes = 0u64;
-    {
-        // One future for the whole relay, not one made (and registered
-        // with the channel, and dropped) for every read.
-        let stopped = stop.wait_for(|s| *s);
-        tokio::pin!(stopped);
-        loop {
-            let read = tokio::select! {
-                biased;
-                _ = &mut stopped => break,
-                read = read_into(from, &mut pending) => read,
-            };
-            match read {
-                Ok(0) => return RelayEnd::Eof { bytes },
-                Ok(_) => {}
-                Err(e) => return RelayEnd::Failed(e),
-            }
-            bounds.advance(&pending);
-            // Flushed at once: a stream that buffers (WebSocket) would
-            // otherwise hold the bytes until the next write.
-            if let Err(e) = write_flushed(to, &pending).await {
-                return RelayEnd::Failed(e);
-            }
-            bytes += pending.len() as u64;
-            pending.clear();
-        }
-    }
-    // Boxed: the relay's future keeps no room for the stop's timer while
-    // it relays.
-    Box::pin(finish_packet(from, to, bounds, bytes, finish_within)).await
-}
-
 /// Stopping: relays the rest of the packet in progress, if it arrives
 /// within `finish_within`.
-async fn finish_packet<R, W>(
+pub(super) async fn finish_packet<R, W>(
     from: &mut R,
     to: &mut W,
     mut bounds: PacketBounds,
@@ -188,24 +140,6 @@ where
     }
 }
 
-/// Copies `from` to `to` untouched until `from` ends, holding no buffer
-/// while `from` is idle; returns the bytes copied. Like
-/// `tokio::io::copy`, but without its 8 KiB buffer per direction.
-pub async fn relay_bytes<R, W>(from: &mut R, to: &mut W) -> std::io::Result<u64>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut pending = BytesMut::new();
-    let mut bytes = 0u64;
-    while read_into(from, &mut pending).await? > 0 {
-        write_flushed(to, &pending).await?;
-        bytes += pending.len() as u64;
-        pending.clear();
-    }
-    Ok(bytes)
-}
-
 async fn write_flushed<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> std::io::Result<()> {
     to.write_all(bytes).await?;
     to.flush().await
@@ -214,7 +148,6 @@ async fn write_flushed<W: AsyncWrite + Unpin>(to: &mut W, bytes: &[u8]) -> std::
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::io::AsyncReadExt;
 
     #[test]
     fn follows_packets_split_anywhere() {
@@ -247,36 +180,5 @@ mod tests {
         bounds.advance(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00]);
         assert!(!bounds.at_boundary());
         assert_eq!(bounds.until_boundary(&[0xd0, 0x00]), None);
-    }
-
-    #[tokio::test]
-    async fn stops_only_between_packets() {
-        let (mut broker, mut from) = tokio::io::duplex(1024);
-        let (mut to, mut client) = tokio::io::duplex(1024);
-        let (stop_tx, stop) = watch::channel(false);
-        let relay = tokio::spawn(async move {
-            relay_to_client(&mut from, &mut to, stop, std::time::Duration::from_secs(10)).await
-        });
-        // Half a PUBLISH (5 of its 7 bytes), then the stop.
-        broker
-            .write_all(&[0x30, 0x05, 0x00, 0x01, b't'])
-            .await
-            .unwrap();
-        let mut got = [0u8; 5];
-        client.read_exact(&mut got).await.unwrap();
-        stop_tx.send_replace(true);
-        // The rest of it and more: only the rest is relayed.
-        broker.write_all(&[b'h', b'i', 0xd0, 0x00]).await.unwrap();
-        let end = relay.await.unwrap();
-        assert!(matches!(
-            end,
-            RelayEnd::Stopped {
-                bytes: 7,
-                at_boundary: true
-            }
-        ));
-        let mut rest = [0u8; 2];
-        client.read_exact(&mut rest).await.unwrap();
-        assert_eq!(&rest, b"hi");
     }
 }

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::timeout;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use crate::mqtt::{ClientConnect, RelayEnd, receive_connect, relay_bytes, relay_to_client};
+use crate::mqtt::{ClientConnect, RelayEnd, Relayed, receive_connect, relay_session};
 use crate::mqtt::{Version, client_id, replies};
 use crate::net::BoxedStream;
 use crate::net::broker::BrokerConnector;
@@ -177,9 +177,8 @@ async fn serve_connection(incoming: Box<Incoming>, live: &Live, sessions: &Sessi
     // Its fields used in place: taken apart, they would be kept twice.
     let mut opened = opened;
     let (up, down, reason) = relay(
-        opened.from_client,
-        opened.to_client,
-        opened.broker,
+        &mut opened.client,
+        &mut opened.broker,
         opened.version,
         sessions.ending.clone(),
     )
@@ -200,8 +199,7 @@ async fn serve_connection(incoming: Box<Incoming>, live: &Live, sessions: &Sessi
 
 /// A session ready to relay: the client's CONNECT has gone to the broker.
 struct Opened {
-    from_client: tokio::io::ReadHalf<BoxedStream>,
-    to_client: tokio::io::WriteHalf<BoxedStream>,
+    client: BoxedStream,
     broker: BoxedStream,
     version: Version,
     /// Bytes of the CONNECT relayed.
@@ -285,8 +283,8 @@ async fn open(incoming: Box<Incoming>, live: &Live, sessions: &Sessions) -> Opti
         return None;
     }
     Some(Opened {
-        from_client,
-        to_client,
+        // Whole again: the relay reads and writes it in one task.
+        client: from_client.unsplit(to_client),
         broker,
         version,
         connect_len: wire.len() as u64,
@@ -301,58 +299,29 @@ async fn open(incoming: Box<Incoming>, live: &Live, sessions: &Sessions) -> Opti
 /// client hears DISCONNECT 0x8B (MQTT 5) at a packet boundary and the
 /// broker connection is dropped. Returns the bytes relayed up and down and
 /// why the session closed.
-async fn relay<S, B>(
-    mut from_client: tokio::io::ReadHalf<S>,
-    mut to_client: tokio::io::WriteHalf<S>,
-    broker: B,
+async fn relay(
+    client: &mut BoxedStream,
+    broker: &mut BoxedStream,
     version: Version,
-    ending: watch::Receiver<bool>,
-) -> (u64, u64, &'static str)
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite,
-    B: tokio::io::AsyncRead + tokio::io::AsyncWrite,
-{
-    let (mut from_broker, mut to_broker) = tokio::io::split(broker);
-    let up = async {
-        let copied = relay_bytes(&mut from_client, &mut to_broker).await;
-        let _ = to_broker.shutdown().await;
-        copied
+    mut ending: watch::Receiver<bool>,
+) -> (u64, u64, &'static str) {
+    let farewell = replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN);
+    let stop = async move {
+        // The server is stopping, or gone.
+        let _ = ending.wait_for(|stopping| *stopping).await;
     };
-    let down = async {
-        let end = relay_to_client(
-            &mut from_broker,
-            &mut to_client,
-            ending,
-            FINISH_PACKET_WITHIN,
-        )
-        .await;
-        if let RelayEnd::Stopped {
-            at_boundary: true, ..
-        } = end
-            && version == Version::V5
-        {
-            let _ = to_client
-                .write_all(&replies::disconnect_v5(
-                    replies::REASON_SERVER_SHUTTING_DOWN,
-                ))
-                .await;
-        }
-        let _ = to_client.shutdown().await;
-        end
-    };
-    tokio::pin!(up, down);
-    let (up, down, client_first) = tokio::select! {
-        end = &mut down => {
-            let up = match end {
-                // The broker is done: the client hears the end of the stream
-                // and closes, or the QUIC idle timeout closes it.
-                RelayEnd::Eof { .. } => up.await.ok(),
-                RelayEnd::Failed(_) | RelayEnd::Stopped { .. } => None,
-            };
-            (up, end, false)
-        }
-        copied = &mut up => (copied.ok(), down.await, true),
-    };
+    let Relayed {
+        up,
+        down,
+        client_first,
+    } = relay_session(
+        client,
+        broker,
+        stop,
+        FINISH_PACKET_WITHIN,
+        (version == Version::V5).then_some(&farewell[..]),
+    )
+    .await;
     let up = up.unwrap_or(0);
     match down {
         RelayEnd::Eof { bytes } if client_first => (up, bytes, "client_closed"),
