@@ -296,50 +296,45 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn the_client_ending_first_ends_the_brokers_stream_and_waits_for_the_broker() {
+    /// One side sends and ends, then the other: each hears the other's
+    /// bytes and end of stream, and the relay tells both sides' bytes and
+    /// which ended first.
+    async fn one_side_ends_then_the_other(client_first: bool) {
         let Running {
             mut client,
             mut broker,
             stop: _stop,
             relay,
         } = start(None);
-        client.write_all(b"up-bytes").await.unwrap();
-        client.shutdown().await.unwrap();
-        assert_eq!(read_to_end(&mut broker).await, b"up-bytes");
-        broker.write_all(b"late").await.unwrap();
-        broker.shutdown().await.unwrap();
-        assert_eq!(read_to_end(&mut client).await, b"late");
+        let (first, second) = if client_first {
+            (&mut client, &mut broker)
+        } else {
+            (&mut broker, &mut client)
+        };
+        first.write_all(b"first").await.unwrap();
+        first.shutdown().await.unwrap();
+        assert_eq!(read_to_end(second).await, b"first");
+        second.write_all(b"second!").await.unwrap();
+        second.shutdown().await.unwrap();
+        assert_eq!(read_to_end(first).await, b"second!");
         let relayed = ended(relay).await;
-        assert_eq!(relayed.up, Some(8));
+        let (up, down) = if client_first { (5, 7) } else { (7, 5) };
+        assert_eq!(relayed.up, Some(up));
         assert!(
-            matches!(relayed.down, RelayEnd::Eof { bytes: 4 }),
+            matches!(relayed.down, RelayEnd::Eof { bytes } if bytes == down),
             "{relayed:?}"
         );
-        assert!(relayed.client_first);
+        assert_eq!(relayed.client_first, client_first);
+    }
+
+    #[tokio::test]
+    async fn the_client_ending_first_ends_the_brokers_stream_and_waits_for_the_broker() {
+        one_side_ends_then_the_other(true).await;
     }
 
     #[tokio::test]
     async fn the_broker_ending_first_ends_the_clients_stream_and_waits_for_the_client() {
-        let Running {
-            mut client,
-            mut broker,
-            stop: _stop,
-            relay,
-        } = start(None);
-        broker.write_all(b"down").await.unwrap();
-        broker.shutdown().await.unwrap();
-        assert_eq!(read_to_end(&mut client).await, b"down");
-        client.write_all(b"after").await.unwrap();
-        client.shutdown().await.unwrap();
-        assert_eq!(read_to_end(&mut broker).await, b"after");
-        let relayed = ended(relay).await;
-        assert_eq!(relayed.up, Some(5));
-        assert!(
-            matches!(relayed.down, RelayEnd::Eof { bytes: 4 }),
-            "{relayed:?}"
-        );
-        assert!(!relayed.client_first);
+        one_side_ends_then_the_other(false).await;
     }
 
     #[tokio::test]
