@@ -73,15 +73,18 @@ where
         }
         if down_end.is_none() {
             // The stop is looked at only with nothing of the broker's in
-            // flight, so what the client got ends where a read ended.
-            if down.is_idle() && stop.as_mut().poll(cx).is_ready() {
+            // flight, so what the client got ends where a read ended: before
+            // reading more, or (once, if it was not looked at then) when
+            // the copy has written everything and waits.
+            let looked = down.is_idle();
+            if looked && stop.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(None);
             }
             match down.poll_copy(cx, broker, client, |read| bounds.advance(read)) {
                 Poll::Ready(Ok(bytes)) => down_end = Some(RelayEnd::Eof { bytes }),
                 Poll::Ready(Err(e)) => down_end = Some(RelayEnd::Failed(e)),
                 Poll::Pending => {
-                    if down.is_idle() && stop.as_mut().poll(cx).is_ready() {
+                    if !looked && down.is_idle() && stop.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(None);
                     }
                 }

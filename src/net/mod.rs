@@ -22,8 +22,10 @@ pub mod scion;
 mod stream;
 pub mod tls;
 pub mod udp_relay;
+mod waker_slot;
 pub mod ws;
 
 pub use addr::HostPort;
 pub(crate) use addr::deserialize_from_str;
 pub use stream::{BoxedStream, ByteStream};
+pub use waker_slot::keep_waker;

@@ -17,6 +17,7 @@ use tonic::Status;
 use super::envelopes::{self, Ping};
 use super::link::{End, Inbound, Link, Shared, State};
 use crate::line::proto::mqtt::MqttStreamMessage;
+use crate::net::keep_waker;
 
 /// An acknowledgement goes out alone after this many envelopes arrived
 /// without one leaving...
@@ -194,13 +195,7 @@ impl Receiver {
         let mut state = self.shared.lock();
         // A new attachment wakes this task even while the current stream
         // is silent (a resume may come before a break shows here).
-        if !state
-            .receiver_waker
-            .as_ref()
-            .is_some_and(|w| w.will_wake(cx.waker()))
-        {
-            state.receiver_waker = Some(cx.waker().clone());
-        }
+        keep_waker(&mut state.receiver_waker, cx.waker());
         if state.received == state.acknowledged {
             self.ack_timer = None;
             return Poll::Pending;

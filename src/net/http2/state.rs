@@ -14,6 +14,7 @@ use bytes::{Bytes, BytesMut};
 use super::Error;
 use super::entry::{Receiving, Sending, Stream};
 use super::frame::{self, Reason};
+use crate::net::keep_waker;
 
 /// A stream id's hash: ids are small consecutive odd numbers, so a
 /// multiplication spreads them well enough, without SipHash's cost.
@@ -111,9 +112,7 @@ impl State {
     /// The driver runs: handles need not wake it; its waker is kept.
     pub fn driver_running(&mut self, waker: &Waker) {
         self.driver_woken = true;
-        if !self.driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
-            self.driver = Some(waker.clone());
-        }
+        keep_waker(&mut self.driver, waker);
     }
 
     /// The driver is about to wait: what a handle adds from now wakes it.

@@ -14,6 +14,7 @@ use super::entry::{Receiving, Sending};
 use super::frame::Reason;
 use super::hpack;
 use super::state::{Shared, State};
+use crate::net::keep_waker;
 
 /// One reference to a stream; the stream is settled when the last goes.
 pub(super) struct StreamRef {
@@ -197,13 +198,7 @@ impl RecvStream {
         }
         match &stream.receiving {
             Receiving::Open => {
-                if !stream
-                    .recv_waker
-                    .as_ref()
-                    .is_some_and(|w| w.will_wake(cx.waker()))
-                {
-                    stream.recv_waker = Some(cx.waker().clone());
-                }
+                keep_waker(&mut stream.recv_waker, cx.waker());
                 Poll::Pending
             }
             Receiving::Ended(_) => Poll::Ready(None),

@@ -18,6 +18,8 @@ use bytes::{Buf, BytesMut};
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::net::keep_waker;
+
 /// Bytes buffered between quiche and the application in each direction.
 pub const STREAM_BUFFER: usize = 64 * 1024;
 
@@ -101,13 +103,6 @@ fn wake(waker: &mut Option<Waker>) {
 fn release_if_empty(buf: &mut BytesMut) {
     if buf.is_empty() && buf.capacity() > 0 {
         *buf = BytesMut::new();
-    }
-}
-
-fn park(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(w) if w.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
     }
 }
 
@@ -199,7 +194,7 @@ impl AsyncRead for QuicStream {
             if pipe.peer_finished || pipe.closed {
                 return Poll::Ready(Ok(()));
             }
-            park(&mut pipe.reader, cx);
+            keep_waker(&mut pipe.reader, cx.waker());
             return Poll::Pending;
         }
         let was_full = pipe.inbound.len() >= STREAM_BUFFER;
@@ -230,7 +225,7 @@ impl AsyncWrite for QuicStream {
         }
         let room = STREAM_BUFFER.saturating_sub(pipe.outbound.len());
         if room == 0 {
-            park(&mut pipe.writer, cx);
+            keep_waker(&mut pipe.writer, cx.waker());
             return Poll::Pending;
         }
         let n = room.min(buf.len());

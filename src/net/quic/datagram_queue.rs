@@ -9,6 +9,8 @@ use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
+use crate::net::keep_waker;
+
 /// A datagram for a connection task: its bytes and where it came from.
 pub(crate) type Datagram<A> = (Vec<u8>, A);
 
@@ -84,7 +86,7 @@ impl<A> DatagramSender<A> {
             if state.receiver_gone {
                 return Poll::Ready(());
             }
-            remember(&mut state.closed, cx);
+            keep_waker(&mut state.closed, cx.waker());
             Poll::Pending
         })
         .await
@@ -141,7 +143,7 @@ impl<A> DatagramReceiver<A> {
         if state.senders == 0 {
             return Poll::Ready(None);
         }
-        remember(&mut state.receiver, cx);
+        keep_waker(&mut state.receiver, cx.waker());
         Poll::Pending
     }
 }
@@ -166,13 +168,6 @@ fn take<A>(state: &mut State<A>) -> Option<Datagram<A>> {
         state.queued = VecDeque::new();
     }
     Some(datagram)
-}
-
-fn remember(slot: &mut Option<Waker>, cx: &Context<'_>) {
-    match slot {
-        Some(waker) if waker.will_wake(cx.waker()) => {}
-        _ => *slot = Some(cx.waker().clone()),
-    }
 }
 
 #[cfg(test)]
