@@ -306,10 +306,10 @@ async fn relay(
     mut ending: watch::Receiver<bool>,
 ) -> (u64, u64, &'static str) {
     let farewell = replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN);
-    let stop = async move {
+    let stop = std::pin::pin!(async move {
         // The server is stopping, or gone.
         let _ = ending.wait_for(|stopping| *stopping).await;
-    };
+    });
     let Relayed {
         up,
         down,
