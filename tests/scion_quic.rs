@@ -603,3 +603,59 @@ async fn session_ends_promptly_when_every_path_disappears() {
     proxy.settles_to(base, 4096).await;
     proxy.assert_alive();
 }
+
+/// With `client_ca` set, a client certificate is checked against that
+/// bundle alone, never against the system's trusted CAs (here the bundle
+/// in `SSL_CERT_FILE`, where BoringSSL looks for them).
+#[tokio::test]
+async fn client_certificates_are_checked_against_client_ca_alone() {
+    use mqttbridge::client::{Client, ClientOptions};
+    let broker = Mosquitto::start("").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ours = certs::generate(&dir.path().join("ours"), &["localhost"]).unwrap();
+    let system = certs::generate(&dir.path().join("system"), &["localhost"]).unwrap();
+    let config = dir.path().join("scion-quic.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "transport = \"quic\"\nlisten = \"127.0.0.1:0\"\nbroker = \"{}\"\n\
+             cert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
+            broker.addr(),
+            ours.server_cert.display(),
+            ours.server_key.display(),
+            ours.ca.display(),
+        ),
+    )
+    .unwrap();
+    let proxy = ModeProcess::start_with_env(
+        &[("SSL_CERT_FILE", system.ca.to_str().unwrap())],
+        &["scion-quic", "--config", config.to_str().unwrap()],
+    )
+    .await;
+    let url = format!(
+        "quic://{}",
+        proxy.log_field("scion-quic serving", "listen").await
+    );
+    let options = |id: &str, client: &Certificates| ClientOptions {
+        transport: TransportOptions {
+            tls: ClientTls {
+                ca: Some(ours.ca.clone()),
+                cert_chain: Some(client.client_cert.clone()),
+                private_key: Some(client.client_key.clone()),
+                ..ClientTls::default()
+            },
+            server_name: Some("localhost".into()),
+            ..TransportOptions::default()
+        },
+        ..ClientOptions::new(&url, id)
+    };
+    let refused = bounded("connect", Client::connect(options("other", &system))).await;
+    assert!(
+        refused.is_err(),
+        "a certificate of a CA trusted by the system but not client_ca is refused"
+    );
+    let (trusted, _) = bounded("connect", Client::connect(options("trusted", &ours)))
+        .await
+        .expect("a certificate of client_ca is accepted");
+    bounded("disconnect", trusted.disconnect()).await.unwrap();
+}

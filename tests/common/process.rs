@@ -88,6 +88,8 @@ pub struct Footprint {
 pub struct ModeProcess {
     child: tokio::process::Child,
     command: Vec<String>,
+    /// Variables set in its environment besides `RUST_LOG`.
+    env: Vec<(String, String)>,
     /// The admin endpoint (`127.0.0.1:port` in the process's network).
     pub admin: String,
     dialer: Dialer,
@@ -101,8 +103,25 @@ impl ModeProcess {
         Self::start_in(Dialer::Host, args).await
     }
 
+    /// The same with `env` set in its environment.
+    pub async fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> ModeProcess {
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self::start_in_with(Dialer::Host, env, args).await
+    }
+
     /// The same inside `dialer`'s network namespace.
     pub async fn start_in(dialer: Dialer, args: &[&str]) -> ModeProcess {
+        Self::start_in_with(dialer, Vec::new(), args).await
+    }
+
+    async fn start_in_with(
+        dialer: Dialer,
+        env: Vec<(String, String)>,
+        args: &[&str],
+    ) -> ModeProcess {
         let admin = format!("127.0.0.1:{}", free_port());
         let mut command: Vec<String> = match &dialer {
             Dialer::Host => Vec::new(),
@@ -114,10 +133,11 @@ impl ModeProcess {
         command.extend(args.iter().map(|a| a.to_string()));
         command.extend(["--admin", &admin, "--log-format", "json"].map(String::from));
         let log = tempfile::NamedTempFile::new().unwrap();
-        let child = spawn(&command, &log);
+        let child = spawn(&command, &env, &log);
         let mut process = ModeProcess {
             child,
             command,
+            env,
             admin,
             dialer,
             log,
@@ -150,7 +170,7 @@ impl ModeProcess {
 
     /// Starts it again with the same arguments and admin address.
     pub async fn restart(&mut self) {
-        self.child = spawn(&self.command, &self.log);
+        self.child = spawn(&self.command, &self.env, &self.log);
         self.wait_ready().await;
     }
 
@@ -286,7 +306,11 @@ impl Drop for ModeProcess {
     }
 }
 
-fn spawn(command: &[String], log: &tempfile::NamedTempFile) -> tokio::process::Child {
+fn spawn(
+    command: &[String],
+    env: &[(String, String)],
+    log: &tempfile::NamedTempFile,
+) -> tokio::process::Child {
     let log = std::fs::OpenOptions::new()
         .append(true)
         .open(log.path())
@@ -298,6 +322,7 @@ fn spawn(command: &[String], log: &tempfile::NamedTempFile) -> tokio::process::C
             "RUST_LOG",
             std::env::var("PROXY_LOG").unwrap_or_else(|_| "info".into()),
         )
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)

@@ -1,11 +1,11 @@
 //! quiche configurations for the server and client sides: ALPN `mqtt`,
 //! TLS 1.3 certificates, flow-control windows and timeouts.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use boring::ssl::{SslContextBuilder, SslFiletype, SslMethod, SslVerifyMode};
+use boring::ssl::{SslContextBuilder, SslFiletype, SslMethod, SslRef, SslVerifyMode};
+use foreign_types::ForeignTypeRef;
 
 use super::ALPN;
 use super::server_identity::{ServerIdentity, TrustSource, VerifyReport, verify_server};
@@ -36,17 +36,6 @@ impl Default for QuicLimits {
     }
 }
 
-fn path_str(path: &Path) -> anyhow::Result<&str> {
-    path.to_str()
-        .with_context(|| format!("path {} is not UTF-8", path.display()))
-}
-
-fn base(limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
-    let mut config = quiche::Config::new(quiche::PROTOCOL_VERSION)?;
-    apply_limits(&mut config, limits)?;
-    Ok(config)
-}
-
 fn apply_limits(config: &mut quiche::Config, limits: &QuicLimits) -> anyhow::Result<()> {
     config.set_application_protos(&[ALPN])?;
     config.set_max_idle_timeout(limits.idle_timeout.as_millis() as u64);
@@ -63,31 +52,47 @@ fn apply_limits(config: &mut quiche::Config, limits: &QuicLimits) -> anyhow::Res
 }
 
 /// A server configuration: its certificate, and client verification when
-/// `client_ca` is set.
+/// `client_ca` is set (against that bundle alone).
 pub fn server_config(tls: &ServerTls, limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
     // rustls reads the same files first: its errors name the file and the
     // cause (a missing file, no key, a key of another certificate) where
-    // BoringSSL only says `TlsFail`.
+    // BoringSSL only says what failed.
     crate::net::tls::server_config(tls)?;
-    let mut config = base(limits)?;
+    // The context is built here, not by quiche, whose own would also trust
+    // the system's CAs for client certificates.
+    let mut builder = SslContextBuilder::new(SslMethod::tls()).context("creating a TLS context")?;
+    builder
+        .set_certificate_chain_file(&tls.cert_chain)
+        .with_context(|| format!("loading certificate chain {}", tls.cert_chain.display()))?;
+    builder
+        .set_private_key_file(&tls.private_key, SslFiletype::PEM)
+        .with_context(|| format!("loading private key {}", tls.private_key.display()))?;
+    if let Some(ca) = &tls.client_ca {
+        builder
+            .set_ca_file(ca)
+            .with_context(|| format!("loading client CA {}", ca.display()))?;
+    }
+    builder.set_select_certificate_callback(|mut hello| {
+        shed_handshake_config(hello.ssl_mut());
+        Ok(())
+    });
+    let mut config =
+        quiche::Config::with_boring_ssl_ctx_builder(quiche::PROTOCOL_VERSION, builder)?;
+    apply_limits(&mut config, limits)?;
     // MQTT needs one stream; a few more are tolerated and reset.
     config.set_initial_max_streams_bidi(4);
-    config
-        .load_cert_chain_from_pem_file(path_str(&tls.cert_chain)?)
-        .with_context(|| format!("loading certificate chain {}", tls.cert_chain.display()))?;
-    config
-        .load_priv_key_from_pem_file(path_str(&tls.private_key)?)
-        .with_context(|| format!("loading private key {}", tls.private_key.display()))?;
-    match &tls.client_ca {
-        Some(ca) => {
-            config
-                .load_verify_locations_from_file(path_str(ca)?)
-                .with_context(|| format!("loading client CA {}", ca.display()))?;
-            config.verify_peer(true);
-        }
-        None => config.verify_peer(false),
-    }
+    config.verify_peer(tls.client_ca.is_some());
     Ok(config)
+}
+
+/// Has BoringSSL free the connection's copy of the handshake settings (its
+/// certificate and key references, CA names, transport parameters, about
+/// 600 bytes) when the handshake ends: an established connection never
+/// reads them again.
+fn shed_handshake_config(ssl: &mut SslRef) {
+    // SAFETY: `ssl` is a live SSL handed to a callback of its own
+    // handshake; the call only sets a flag on it.
+    unsafe { boring_sys::SSL_set_shed_handshake_config(ssl.as_ptr(), 1) }
 }
 
 /// A client's configuration for one connection: the quiche settings, whom
