@@ -151,27 +151,29 @@ async fn accept_loop(
                 }
             },
         };
-        let span =
-            info_span!("client", peer = %incoming.peer_name, transport = incoming.transport.name());
         let sessions = sessions.clone();
         // Boxed: the task keeps what it captures for as long as it lives,
         // and the connection is needed only while the session opens.
         let incoming = Box::new(incoming);
-        tokio::spawn(
-            async move {
-                let live = sessions.live.current();
-                serve_connection(incoming, &live, &sessions).await;
-            }
-            .instrument(span),
-        );
+        tokio::spawn(async move {
+            let live = sessions.live.current();
+            serve_connection(incoming, &live, &sessions).await;
+        });
     }
 }
 
-async fn serve_connection(incoming: Box<Incoming>, live: &Live, sessions: &Sessions) {
+async fn serve_connection(mut incoming: Box<Incoming>, live: &Live, sessions: &Sessions) {
+    // The session's log lines name the client in a span, entered while the
+    // session opens and for its closing line: a span kept open for the
+    // session's life would cost an idle session about 300 bytes, and each
+    // poll an enter and an exit.
+    let peer = std::mem::take(&mut incoming.peer_name);
+    let transport = incoming.transport.name();
+    let span = || info_span!("client", %peer, transport);
     // The opening's steps are boxed and over before relaying starts, so
     // the task keeps room only for what relaying needs (an idle session
     // holds the task for as long as it lives).
-    let Some(opened) = Box::pin(open(incoming, live, sessions)).await else {
+    let Some(opened) = Box::pin(open(incoming, live, sessions).instrument(span())).await else {
         return;
     };
     // Its fields used in place: taken apart, they would be kept twice.
@@ -188,13 +190,15 @@ async fn serve_connection(incoming: Box<Incoming>, live: &Live, sessions: &Sessi
     let up = up + opened.connect_len;
     METRICS.relayed_bytes(MODE, telemetry::CLIENT_TO_BROKER, up);
     METRICS.relayed_bytes(MODE, telemetry::BROKER_TO_CLIENT, down);
-    info!(
-        reason,
-        duration_ms = opened.connecting.elapsed().as_millis() as u64,
-        bytes_from_client = up,
-        bytes_to_client = down,
-        "closed"
-    );
+    span().in_scope(|| {
+        info!(
+            reason,
+            duration_ms = opened.connecting.elapsed().as_millis() as u64,
+            bytes_from_client = up,
+            bytes_to_client = down,
+            "closed"
+        )
+    });
 }
 
 /// A session ready to relay: the client's CONNECT has gone to the broker.
