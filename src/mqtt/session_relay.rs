@@ -57,7 +57,6 @@ where
         phase: Phase::Relaying { client, broker },
         both_ways: BothWays {
             stop,
-            stopped: false,
             up: Direction::default(),
             down: Direction::default(),
             bounds: PacketBounds::default(),
@@ -84,8 +83,6 @@ pub struct SessionRelay<'a, C, B, S> {
 /// The relay's state while it relays both ways.
 struct BothWays<'a, S> {
     stop: Pin<&'a mut S>,
-    /// `stop` completed (at a point where the relay may stop).
-    stopped: bool,
     up: Direction,
     down: Direction,
     /// Where the bytes to the client are within MQTT packets.
@@ -127,13 +124,11 @@ where
         loop {
             match &mut this.phase {
                 Phase::Relaying { client, broker } => {
-                    if let Poll::Ready(relayed) = this.both_ways.poll(cx, client, broker) {
+                    if let Some(relayed) = ready!(this.both_ways.poll(cx, client, broker)) {
                         this.phase = Phase::Ended;
                         return Poll::Ready(relayed);
                     }
-                    if !this.both_ways.stopped {
-                        return Poll::Pending;
-                    }
+                    // Stopped: the client's stream is finished boxed.
                     let Phase::Relaying { client, broker } =
                         std::mem::replace(&mut this.phase, Phase::Ended)
                     else {
@@ -165,10 +160,15 @@ where
 }
 
 impl<S: Future<Output = ()>> BothWays<'_, S> {
-    /// Relays both ways as far as the streams allow; `Ready` once both
-    /// sides are done. A stop is seen only where the relay may stop: then
-    /// `stopped` is set and the relay waits no more.
-    fn poll<C, B>(&mut self, cx: &mut Context<'_>, client: &mut C, broker: &mut B) -> Poll<Relayed>
+    /// Relays both ways as far as the streams allow; `Ready(Some)` once
+    /// both sides are done, `Ready(None)` once `stop` completed (looked at
+    /// only where the relay may stop).
+    fn poll<C, B>(
+        &mut self,
+        cx: &mut Context<'_>,
+        client: &mut C,
+        broker: &mut B,
+    ) -> Poll<Option<Relayed>>
     where
         C: AsyncRead + AsyncWrite + Unpin,
         B: AsyncRead + AsyncWrite + Unpin,
@@ -193,8 +193,7 @@ impl<S: Future<Output = ()>> BothWays<'_, S> {
             // when the copy has written everything and waits.
             let looked = self.down.is_idle();
             if looked && self.stop.as_mut().poll(cx).is_ready() {
-                self.stopped = true;
-                return Poll::Pending;
+                return Poll::Ready(None);
             }
             let bounds = &mut self.bounds;
             match self
@@ -205,8 +204,7 @@ impl<S: Future<Output = ()>> BothWays<'_, S> {
                 Poll::Ready(Err(e)) => self.down_end = Some(RelayEnd::Failed(e)),
                 Poll::Pending => {
                     if !looked && self.down.is_idle() && self.stop.as_mut().poll(cx).is_ready() {
-                        self.stopped = true;
-                        return Poll::Pending;
+                        return Poll::Ready(None);
                     }
                 }
             }
@@ -226,11 +224,11 @@ impl<S: Future<Output = ()>> BothWays<'_, S> {
             && (self.up_closed || !wait_for_client)
             && let Some(down) = self.down_end.take()
         {
-            return Poll::Ready(Relayed {
+            return Poll::Ready(Some(Relayed {
                 up: self.up_end.filter(|_| self.up_closed).flatten(),
                 down,
                 client_first: self.client_first,
-            });
+            }));
         }
         Poll::Pending
     }

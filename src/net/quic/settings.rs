@@ -56,7 +56,7 @@ fn apply_limits(config: &mut quiche::Config, limits: &QuicLimits) -> anyhow::Res
 pub fn server_config(tls: &ServerTls, limits: &QuicLimits) -> anyhow::Result<quiche::Config> {
     // rustls reads the same files first: its errors name the file and the
     // cause (a missing file, no key, a key of another certificate) where
-    // BoringSSL only says what failed.
+    // BoringSSL's do not.
     crate::net::tls::server_config(tls)?;
     // The context is built here, not by quiche, whose own would also trust
     // the system's CAs for client certificates.
