@@ -192,13 +192,18 @@ for rate in load_rates.split():
 print()
 print(f"### Idle connections ({connections} held through each line)")
 print()
-print("| line | process | opened | RSS before (KiB) | RSS holding (KiB) | per connection |")
-print("| --- | --- | ---: | ---: | ---: | ---: |")
+print("Per connection: RSS growth over all connections. Marginal: growth from when a tenth were open, over "
+      "the connections opened since (what one more idle connection costs, without one-time costs and "
+      "without heap that the loads before left free).")
+print()
+print("| line | process | opened | RSS before (KiB) | RSS holding (KiB) | per connection | marginal |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for title, key in [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"), ("gRPC line", "grpc"),
                    ("QUIC", "quic"), ("QUIC on quinn", "quinn")]:
     r = load(f"{key}.connections.json")
     for m in r["memory"]:
         print(f"| {title} | {m['name']} | {r['opened']} | {m['rss_before_kib']:,} | {m['rss_after_kib']:,} "
-              f"| {m['per_connection_bytes'] / 1024:.2f} KiB |")
+              f"| {m['per_connection_bytes'] / 1024:.2f} KiB "
+              f"| {m['marginal_bytes'] / 1024 if m['marginal_bytes'] is not None else float('nan'):.2f} KiB |")
 PY
 echo "written to $OUT" >&2

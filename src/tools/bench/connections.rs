@@ -1,6 +1,14 @@
 //! `bench connections`: opens N connections at a given rate, holds them
 //! idle, and reports how many opened, how fast, and (with `--watch`) what
 //! each connection costs the processes on the path in resident memory.
+//!
+//! Memory is given two ways. Per connection: the RSS growth from before the
+//! first connection to the hold, over all connections. Marginal: the growth
+//! from when a tenth of them were open, over the connections opened since.
+//! The first takes in a process's one-time costs (code first run, caches
+//! filled once) and is lowered by heap that earlier work left free and the
+//! new connections reuse, which differs between allocators and what ran
+//! before; the marginal figure is what one more idle connection costs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -112,6 +120,10 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<Report> {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let mut last_open = started;
+    // RSS of the watched processes once a tenth of the connections are
+    // open, with how many were open then (the marginal figure).
+    let tenth = (args.count / 10).max(1);
+    let mut at_tenth: Option<(usize, Vec<u64>)> = None;
     while links.len() + failures.load(Ordering::Relaxed) < args.count {
         tokio::select! {
             opened = opened_rx.recv() => match opened {
@@ -119,6 +131,9 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<Report> {
                     links.push(link);
                     latency.saturating_record(ns.max(1));
                     last_open = Instant::now();
+                    if at_tenth.is_none() && links.len() >= tenth && links.len() < args.count {
+                        at_tenth = Some((links.len(), measure(&args.watch)?));
+                    }
                 }
                 None => break,
             },
@@ -184,12 +199,17 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<Report> {
         .watch
         .iter()
         .zip(before.iter().zip(after))
-        .map(|(w, (before, after))| ProcessMemory {
+        .enumerate()
+        .map(|(i, (w, (before, after)))| ProcessMemory {
             name: w.name.clone(),
             pid: w.pid,
             rss_before_kib: *before,
             rss_after_kib: after,
-            per_connection_bytes: (after as f64 - *before as f64) * 1024.0 / opened.max(1) as f64,
+            per_connection_bytes: growth_per_connection(*before, after, opened),
+            marginal_bytes: at_tenth.as_ref().and_then(|(open_then, rss)| {
+                let since = opened.checked_sub(*open_then).filter(|n| *n > 0)?;
+                Some(growth_per_connection(rss[i], after, since))
+            }),
         })
         .collect();
     drop(links);
@@ -207,6 +227,11 @@ pub async fn run(args: ConnectionsArgs) -> anyhow::Result<Report> {
         memory,
         timeline,
     }))
+}
+
+/// RSS growth from `before_kib` to `after_kib`, in bytes per connection.
+fn growth_per_connection(before_kib: u64, after_kib: u64, connections: usize) -> f64 {
+    (after_kib as f64 - before_kib as f64) * 1024.0 / connections.max(1) as f64
 }
 
 fn measure(watch: &[Watched]) -> anyhow::Result<Vec<u64>> {

@@ -152,6 +152,10 @@ pub struct ProcessMemory {
     pub rss_after_kib: u64,
     /// (after - before) / connections open, in bytes.
     pub per_connection_bytes: f64,
+    /// (after - RSS when a tenth were open) / connections opened since, in
+    /// bytes: what one more idle connection costs. None with fewer than
+    /// two connections open.
+    pub marginal_bytes: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -232,11 +236,15 @@ impl Report {
                     l.rows(&mut out, "connect -> CONNACK");
                 }
                 for m in &r.memory {
-                    let _ = writeln!(
+                    let _ = write!(
                         out,
                         "{} (pid {}): RSS {} KiB -> {} KiB, {:.0} bytes per connection",
                         m.name, m.pid, m.rss_before_kib, m.rss_after_kib, m.per_connection_bytes
                     );
+                    if let Some(marginal) = m.marginal_bytes {
+                        let _ = write!(out, ", {marginal:.0} after the first tenth");
+                    }
+                    let _ = writeln!(out);
                 }
             }
         }
