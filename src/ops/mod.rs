@@ -8,5 +8,6 @@ pub mod gauge;
 pub mod labels;
 pub mod process;
 pub mod readiness;
+pub mod session_span;
 pub mod systemd;
 pub mod telemetry;

@@ -13,14 +13,15 @@ use tonic::Status;
 use tracing::{Instrument, debug, info, warn};
 
 use super::link::{Attached, Inbound, Link, Outlet, Restore};
+use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::METRICS;
 
 /// Makes `link` hold itself after each break: for `window` at most,
 /// pinging the broker at half the client's keep-alive (see
 /// [`Link::set_session`]), until a resume makes it whole again. The hold
-/// logs in `span`, the session's.
-pub fn keep_cloud(link: &Link, mode: &'static str, window: Duration, span: tracing::Span) {
-    link.restore_with(Box::new(CloudHold { mode, window, span }));
+/// logs in the session's span.
+pub fn keep_cloud(link: &Link, mode: &'static str, window: Duration, log: SessionSpan) {
+    link.restore_with(Box::new(CloudHold { mode, window, log }));
 }
 
 /// What holds one s-proxy session through a gap, kept in its link between
@@ -29,12 +30,12 @@ struct CloudHold {
     mode: &'static str,
     window: Duration,
     /// The session's span, for the hold's log lines.
-    span: tracing::Span,
+    log: SessionSpan,
 }
 
 impl Restore for CloudHold {
     fn start(self: Box<Self>, link: Link, since: Instant) {
-        let span = self.span.clone();
+        let span = self.log.span();
         tokio::spawn(self.hold(link, since).instrument(span));
     }
 }
@@ -74,12 +75,12 @@ impl CloudHold {
 
 /// Continues the session of `link` on a resume's stream (its current
 /// attachment ended by [`Link::detach_for_resume`], whose answer the peer
-/// was sent): replays on the new one, in a task of its own (in `span`, the
-/// session's).
+/// was sent): replays on the new one, in a task of its own (in the
+/// session's span).
 pub fn take_resume(
     link: Link,
     mode: &'static str,
-    span: tracing::Span,
+    log: &SessionSpan,
     outlet: Outlet,
     inbound: Inbound,
     peer_received: u64,
@@ -94,5 +95,5 @@ pub fn take_resume(
             (Attached::Closed, _) => {}
         }
     };
-    tokio::spawn(replay.instrument(span));
+    tokio::spawn(replay.instrument(log.span()));
 }

@@ -10,6 +10,7 @@ use tonic::Status;
 use tracing::{Instrument, debug, info, warn};
 
 use super::link::{Attached, Inbound, Link, Outlet, Restore};
+use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::METRICS;
 
 /// The first pause after a failed attempt; each one doubles it...
@@ -44,8 +45,14 @@ pub enum ResumeError {
 /// passed since the break. Nothing runs until a break: the break starts a
 /// task for the attempts, which ends once the link is whole again (or
 /// closed), so a session waiting for a break costs no task.
-pub fn keep_edge<F, A>(link: &Link, mode: &'static str, window: Duration, token: String, resume: F)
-where
+pub fn keep_edge<F, A>(
+    link: &Link,
+    mode: &'static str,
+    window: Duration,
+    token: String,
+    log: SessionSpan,
+    resume: F,
+) where
     F: FnMut(String, u64) -> A + Send + 'static,
     A: Future<Output = Result<Resumed, ResumeError>> + Send + 'static,
 {
@@ -54,7 +61,7 @@ where
         window,
         token,
         resume,
-        span: tracing::Span::current(),
+        log,
     }));
 }
 
@@ -67,7 +74,7 @@ struct EdgeRestorer<F> {
     token: String,
     resume: F,
     /// The session's span, for the attempts' log lines.
-    span: tracing::Span,
+    log: SessionSpan,
 }
 
 impl<F, A> Restore for EdgeRestorer<F>
@@ -76,7 +83,7 @@ where
     A: Future<Output = Result<Resumed, ResumeError>> + Send + 'static,
 {
     fn start(self: Box<Self>, link: Link, since: Instant) {
-        let span = self.span.clone();
+        let span = self.log.span();
         tokio::spawn(self.restore(link, since).instrument(span));
     }
 }

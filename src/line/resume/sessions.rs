@@ -9,13 +9,14 @@ use tonic::Status;
 
 use super::grant::{Owner, new_token};
 use super::link::Link;
+use crate::ops::session_span::SessionSpan;
 
 struct Entry {
     token: String,
     owner: Option<Owner>,
     link: Link,
     /// The session's span, for what a resume logs.
-    span: tracing::Span,
+    log: SessionSpan,
 }
 
 #[derive(Default)]
@@ -58,7 +59,7 @@ impl ResumableSessions {
         token: String,
         owner: Option<Owner>,
         link: Link,
-        span: tracing::Span,
+        log: SessionSpan,
     ) -> Registration {
         let mut inner = self.lock();
         let id = inner.next_id;
@@ -70,7 +71,7 @@ impl ResumableSessions {
                 token,
                 owner,
                 link,
-                span,
+                log,
             },
         );
         Registration {
@@ -87,7 +88,7 @@ impl ResumableSessions {
         &self,
         token: &str,
         owner: Option<Owner>,
-    ) -> Result<(String, Link, tracing::Span), Status> {
+    ) -> Result<(String, Link, SessionSpan), Status> {
         let mut inner = self.lock();
         let unknown = || Status::not_found("session cannot be resumed: unknown or expired");
         let id = *inner.by_token.get(token).ok_or_else(unknown)?;
@@ -97,14 +98,14 @@ impl ResumableSessions {
                 "session cannot be resumed: it belongs to another peer",
             ));
         }
-        let (link, span) = (entry.link.clone(), entry.span.clone());
+        let (link, log) = (entry.link.clone(), entry.log.clone());
         let next = new_token();
         inner.by_token.remove(token);
         inner.by_token.insert(next.clone(), id);
         if let Some(entry) = inner.sessions.get_mut(&id) {
             entry.token = next.clone();
         }
-        Ok((next, link, span))
+        Ok((next, link, log))
     }
 
     /// Sessions in the table.
@@ -150,7 +151,7 @@ mod tests {
             token.clone(),
             owner("a"),
             link().await,
-            tracing::Span::none(),
+            SessionSpan::new(tracing::Span::none),
         );
         assert_eq!(
             table.claim(&token, owner("b")).err().map(|s| s.code()),

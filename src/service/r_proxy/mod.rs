@@ -34,6 +34,7 @@ use crate::net::listener::{Certificates, ClientStream, Listeners, Transport};
 use crate::net::tls::ClientTls;
 use crate::ops::gauge::{Gauge, GaugeGuard};
 use crate::ops::readiness::{Readiness, start_probing};
+use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::{METRICS, Prepared};
 use crate::service::frame::{Ending, InForce, Reload, Service, drain};
 use takeover::Takeovers;
@@ -303,7 +304,11 @@ impl Service for RProxy {
             };
             let shared = self.shared.clone();
             let live = shared.live();
-            let span = info_span!("client", peer = %incoming.peer_name, ingress = incoming.transport.name());
+            let log = {
+                let (peer, ingress) = (incoming.peer_name.clone(), incoming.transport.name());
+                SessionSpan::new(move || info_span!("client", peer = %peer, ingress))
+            };
+            let opening = log.span();
             // Boxed: the task keeps what it captures for its whole life.
             let incoming = Box::new(incoming);
             tokio::spawn(
@@ -323,7 +328,7 @@ impl Service for RProxy {
                                     _permit: permit,
                                 },
                             };
-                            serve_client(stream, peer, arrival).await
+                            serve_client(stream, peer, arrival, log).await
                         }
                         Ok(Err(e)) => {
                             METRICS.refused(MODE, "tls_handshake");
@@ -335,7 +340,7 @@ impl Service for RProxy {
                         }
                     }
                 }
-                .instrument(span),
+                .instrument(opening),
             );
         }
         self.readiness.set(false);

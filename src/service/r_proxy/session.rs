@@ -26,6 +26,7 @@ use crate::mqtt::{ClientConnect, PacketReader, receive_connect};
 use crate::mqtt::{Version, client_id, replies};
 use crate::net::connector::BoxedStream;
 use crate::net::counted::{ByteCounts, Counted};
+use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::{METRICS, SessionGuard};
 
 /// When a session ends here (shutdown, takeover) on a resumable line, how
@@ -64,6 +65,8 @@ struct Relaying {
     link: Option<Link>,
     session: SessionGuard,
     arrival: Arrival,
+    /// Makes the session's span, for the end's log lines.
+    log: SessionSpan,
 }
 
 /// What a connection brings from its acceptance to its session's end.
@@ -80,17 +83,28 @@ pub(super) struct Arrival {
 
 /// Relays one client connection. The relaying runs in a task of its own,
 /// sized for relaying alone: this one, which also had room for the
-/// opening, ends once the session is open.
-pub(super) async fn serve_client(stream: BoxedStream, peer: SocketAddr, arrival: Arrival) {
-    if let Some(relaying) = open(stream, peer, arrival).await {
-        tokio::spawn(relay(relaying).instrument(tracing::Span::current()));
+/// opening, ends once the session is open. The session's log lines are in
+/// the span `log` makes, for the opening (the caller's) and for the end.
+pub(super) async fn serve_client(
+    stream: BoxedStream,
+    peer: SocketAddr,
+    arrival: Arrival,
+    log: SessionSpan,
+) {
+    if let Some(relaying) = open(stream, peer, arrival, log).await {
+        tokio::spawn(relay(relaying));
     }
 }
 
 /// Reads the client's CONNECT and opens the stream to an s-proxy; `None`
 /// when the session does not come about (the client has been answered).
 /// Its steps are boxed, so that the session task keeps no room for them.
-async fn open(stream: BoxedStream, peer: SocketAddr, arrival: Arrival) -> Option<Box<Relaying>> {
+async fn open(
+    stream: BoxedStream,
+    peer: SocketAddr,
+    arrival: Arrival,
+    log: SessionSpan,
+) -> Option<Box<Relaying>> {
     let live = &arrival.live;
     let config = &live.config;
     let (stream, counts) = Counted::new(stream);
@@ -182,6 +196,7 @@ async fn open(stream: BoxedStream, peer: SocketAddr, arrival: Arrival) -> Option
                 MODE,
                 config.resume_window_ms.duration(),
                 token,
+                log.clone(),
                 move |token, received| {
                     let (live, endpoint) = (live.clone(), endpoint.clone());
                     async move { live.upstreams.resume(&endpoint, &token, received).await }
@@ -212,6 +227,7 @@ async fn open(stream: BoxedStream, peer: SocketAddr, arrival: Arrival) -> Option
         link,
         session,
         arrival,
+        log,
     }))
 }
 
@@ -232,6 +248,7 @@ async fn relay(mut relaying: Box<Relaying>) {
         link,
         session,
         arrival,
+        log,
     } = &mut *relaying;
     let version = *version;
     let Arrival {
@@ -261,6 +278,9 @@ async fn relay(mut relaying: Box<Relaying>) {
     // Ended here (shutdown, takeover) on a resumable line: the s-proxy is
     // told, rather than left holding the session for a resume window.
     let mut tell_s_proxy = false;
+    // The session's span, made once relaying is over: the end's lines are
+    // in it.
+    let end_span;
     // What an MQTT 5 client is told when the relay ends on our side.
     let farewell: Option<Vec<u8>> = {
         let to_client = pump_envelopes_to_writer(
@@ -273,7 +293,7 @@ async fn relay(mut relaying: Box<Relaying>) {
             },
         );
         tokio::pin!(to_client);
-        let first = {
+        let first = async {
             let to_upstream = pump_reader_to_envelopes(
                 reader,
                 version,
@@ -298,118 +318,129 @@ async fn relay(mut relaying: Box<Relaying>) {
                 () = shared.ending.wait() => FirstEnd::Shutdown,
                 true = newer_connection => FirstEnd::TakenOver,
             }
-        };
-        match first {
-            FirstEnd::Client(end) => {
-                debug!(?end, "client side ended");
-                session.close_reason(match end {
-                    InboundEnd::Eof | InboundEnd::Disconnected => "client_closed",
-                    InboundEnd::Codec(_) => "client_bad_packet",
-                    InboundEnd::Io(_) => "client_error",
-                    InboundEnd::QueueClosed => "upstream_lost",
-                });
-                // The s-proxy writes what it has, closes the broker
-                // connection and ends its stream: told by a half-close, or
-                // on a resumable line by TERMINATE (a break is no end).
-                if line.is_resumable() {
-                    let end = envelope(
-                        sequence_id,
-                        MessageDirection::ClientToBroker,
-                        envelopes::terminate(),
-                    );
-                    let _ = timeout(
-                        config.drain_timeout_ms.duration(),
-                        line.send(Box::new(end), 0),
-                    )
-                    .await;
-                }
-                line.finish();
-                if timeout(config.drain_timeout_ms.duration(), &mut to_client)
-                    .await
-                    .is_err()
-                {
-                    warn!("s-proxy did not confirm the end of the session in time");
-                }
-                match end {
-                    InboundEnd::Codec(e) => {
-                        Some(replies::disconnect_v5(e.v5_reason_code()).to_vec())
+        }
+        .instrument(log.relaying())
+        .await;
+        end_span = log.span();
+        async {
+            match first {
+                FirstEnd::Client(end) => {
+                    debug!(?end, "client side ended");
+                    session.close_reason(match end {
+                        InboundEnd::Eof | InboundEnd::Disconnected => "client_closed",
+                        InboundEnd::Codec(_) => "client_bad_packet",
+                        InboundEnd::Io(_) => "client_error",
+                        InboundEnd::QueueClosed => "upstream_lost",
+                    });
+                    // The s-proxy writes what it has, closes the broker
+                    // connection and ends its stream: told by a half-close, or
+                    // on a resumable line by TERMINATE (a break is no end).
+                    if line.is_resumable() {
+                        let end = envelope(
+                            sequence_id,
+                            MessageDirection::ClientToBroker,
+                            envelopes::terminate(),
+                        );
+                        let _ = timeout(
+                            config.drain_timeout_ms.duration(),
+                            line.send(Box::new(end), 0),
+                        )
+                        .await;
                     }
-                    _ => None,
-                }
-            }
-            FirstEnd::Shutdown => {
-                session.close_reason("shutdown");
-                tell_s_proxy = true;
-                Some(replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN).to_vec())
-            }
-            FirstEnd::TakenOver => {
-                // The client socket is shut down already; the broker has
-                // closed this connection's side too.
-                debug!("taken over by a newer connection of the same client id");
-                tell_s_proxy = true;
-                session.close_reason("taken_over");
-                None
-            }
-            FirstEnd::Upstream(end) => {
-                debug!(?end, "s-proxy side ended");
-                // Taken over, most likely: the newer connection closes this
-                // one right before its CONNACK, as the broker did.
-                if let Some(told) = &mut taken_over
-                    && shared.takeovers.newer_pending(client_id)
-                {
-                    let _ = timeout(TAKEOVER_GRACE, told).await;
-                }
-                let refused = link.as_ref().is_some_and(Link::was_refused);
-                let before_connack = link.as_ref().is_some_and(|l| l.received() == 0);
-                session.close_reason(match end {
-                    OutboundEnd::Finished => "upstream_closed",
-                    OutboundEnd::Io(_) => "client_error",
-                    OutboundEnd::Failed(_) if refused => "not_resumed",
-                    OutboundEnd::Failed(_) => "upstream_lost",
-                    OutboundEnd::Invalid(_) => "broker_bad_packet",
-                });
-                match end {
-                    OutboundEnd::Finished | OutboundEnd::Io(_) => None,
-                    OutboundEnd::Failed(_) if before_connack => {
-                        // Lost before the broker's CONNACK came through: the
-                        // client still waits for one.
-                        Some(replies::connack_server_unavailable(version))
+                    line.finish();
+                    if timeout(config.drain_timeout_ms.duration(), &mut to_client)
+                        .await
+                        .is_err()
+                    {
+                        warn!("s-proxy did not confirm the end of the session in time");
                     }
-                    OutboundEnd::Failed(_) if refused => {
-                        Some(replies::DISCONNECT_NOT_RESUMED.to_vec())
+                    match end {
+                        InboundEnd::Codec(e) => {
+                            Some(replies::disconnect_v5(e.v5_reason_code()).to_vec())
+                        }
+                        _ => None,
                     }
-                    OutboundEnd::Failed(_) | OutboundEnd::Invalid(_) => {
-                        Some(replies::DISCONNECT_UPSTREAM_LOST.to_vec())
+                }
+                FirstEnd::Shutdown => {
+                    session.close_reason("shutdown");
+                    tell_s_proxy = true;
+                    Some(replies::disconnect_v5(replies::REASON_SERVER_SHUTTING_DOWN).to_vec())
+                }
+                FirstEnd::TakenOver => {
+                    // The client socket is shut down already; the broker has
+                    // closed this connection's side too.
+                    debug!("taken over by a newer connection of the same client id");
+                    tell_s_proxy = true;
+                    session.close_reason("taken_over");
+                    None
+                }
+                FirstEnd::Upstream(end) => {
+                    debug!(?end, "s-proxy side ended");
+                    // Taken over, most likely: the newer connection closes this
+                    // one right before its CONNACK, as the broker did.
+                    if let Some(told) = &mut taken_over
+                        && shared.takeovers.newer_pending(client_id)
+                    {
+                        let _ = timeout(TAKEOVER_GRACE, told).await;
+                    }
+                    let refused = link.as_ref().is_some_and(Link::was_refused);
+                    let before_connack = link.as_ref().is_some_and(|l| l.received() == 0);
+                    session.close_reason(match end {
+                        OutboundEnd::Finished => "upstream_closed",
+                        OutboundEnd::Io(_) => "client_error",
+                        OutboundEnd::Failed(_) if refused => "not_resumed",
+                        OutboundEnd::Failed(_) => "upstream_lost",
+                        OutboundEnd::Invalid(_) => "broker_bad_packet",
+                    });
+                    match end {
+                        OutboundEnd::Finished | OutboundEnd::Io(_) => None,
+                        OutboundEnd::Failed(_) if before_connack => {
+                            // Lost before the broker's CONNACK came through: the
+                            // client still waits for one.
+                            Some(replies::connack_server_unavailable(version))
+                        }
+                        OutboundEnd::Failed(_) if refused => {
+                            Some(replies::DISCONNECT_NOT_RESUMED.to_vec())
+                        }
+                        OutboundEnd::Failed(_) | OutboundEnd::Invalid(_) => {
+                            Some(replies::DISCONNECT_UPSTREAM_LOST.to_vec())
+                        }
                     }
                 }
             }
         }
+        .instrument(end_span.clone())
+        .await
     };
-    if let Some(link) = &link {
-        if tell_s_proxy {
-            let end = envelope(
-                sequence_id,
-                MessageDirection::ClientToBroker,
-                envelopes::terminate(),
-            );
-            let _ = timeout(TERMINATE_WITHIN, line.send(Box::new(end), 0)).await;
-            let _ = timeout(TERMINATE_WITHIN, link.all_acknowledged()).await;
+    async {
+        if let Some(link) = &link {
+            if tell_s_proxy {
+                let end = envelope(
+                    sequence_id,
+                    MessageDirection::ClientToBroker,
+                    envelopes::terminate(),
+                );
+                let _ = timeout(TERMINATE_WITHIN, line.send(Box::new(end), 0)).await;
+                let _ = timeout(TERMINATE_WITHIN, link.all_acknowledged()).await;
+            }
+            link.close();
         }
-        link.close();
+        // A CONNACK refusal goes to either version; a DISCONNECT to MQTT 5 only.
+        if let Some(farewell) = farewell
+            && (version == Version::V5 || farewell.first() == Some(&0x20))
+        {
+            let _ = wr.write_all(&farewell).await;
+        }
+        let _ = wr.shutdown().await;
+        info!(
+            session = %session_id,
+            reason = session.reason(),
+            duration_ms = began.elapsed().as_millis() as u64,
+            bytes_from_client = counts.read(),
+            bytes_to_client = counts.written(),
+            "closed"
+        );
     }
-    // A CONNACK refusal goes to either version; a DISCONNECT to MQTT 5 only.
-    if let Some(farewell) = farewell
-        && (version == Version::V5 || farewell.first() == Some(&0x20))
-    {
-        let _ = wr.write_all(&farewell).await;
-    }
-    let _ = wr.shutdown().await;
-    info!(
-        session = %session_id,
-        reason = session.reason(),
-        duration_ms = began.elapsed().as_millis() as u64,
-        bytes_from_client = counts.read(),
-        bytes_to_client = counts.written(),
-        "closed"
-    );
+    .instrument(end_span)
+    .await;
 }

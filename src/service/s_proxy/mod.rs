@@ -23,7 +23,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{debug, info, info_span, warn};
 
 use crate::line::grpc::{ServedCall, Server, ServerSettings, serve_health};
 use crate::line::incoming::Admission;
@@ -41,6 +41,7 @@ use crate::net::broker::BrokerConnector;
 use crate::net::tls::ServerTls;
 use crate::ops::gauge::Gauge;
 use crate::ops::readiness::{Readiness, start_probing};
+use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::{METRICS, Prepared};
 use crate::service::frame::{Ending, InForce, Reload, Service};
 
@@ -148,8 +149,9 @@ impl Relay {
         let counted = self.sessions.enter();
         let ending = self.ending.clone();
         let session_id = new_session_id();
-        let span =
-            info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer);
+        let log = SessionSpan::new(
+            move || info_span!("session", id = %session_id, peer_session = %peer_session, peer = ?peer),
+        );
         let (line, receiver, link, registration) = match token {
             Some(token) => {
                 // The version is the CONNECT's, known once it arrives.
@@ -165,11 +167,11 @@ impl Relay {
                     &link,
                     MODE,
                     live.config.resume_window_ms.duration(),
-                    span.clone(),
+                    log.clone(),
                 );
-                let registration =
-                    self.resumable
-                        .register(token, owner, link.clone(), span.clone());
+                let registration = self
+                    .resumable
+                    .register(token, owner, link.clone(), log.clone());
                 (
                     LinkSender::resumable(&link),
                     LinkReceiver::resumable(&link),
@@ -189,15 +191,12 @@ impl Relay {
             receiver,
             link,
         });
-        tokio::spawn(
-            async move {
-                run_session(line, &live.config, &live.connector, client, ending).await;
-                drop(registration);
-                drop(permit);
-                drop(counted);
-            }
-            .instrument(span),
-        );
+        tokio::spawn(async move {
+            run_session(line, &live.config, &live.connector, client, ending, &log).await;
+            drop(registration);
+            drop(permit);
+            drop(counted);
+        });
     }
 
     /// Hands the stream of a resume to the session of `token`, answering
@@ -214,7 +213,7 @@ impl Relay {
             let status = Status::invalid_argument("a resume needs mqttbridge-resume-received");
             return refuse(call, status);
         };
-        let (next, link, span) = match self.resumable.claim(token, owner) {
+        let (next, link, log) = match self.resumable.claim(token, owner) {
             Ok(claimed) => claimed,
             Err(status) => return refuse(call, status),
         };
@@ -230,7 +229,7 @@ impl Relay {
         match call.accept(metadata) {
             Ok((responses, inbound)) => {
                 let outlet = Outlet::responses(responses, self.max_message);
-                take_resume(link, MODE, span, outlet, inbound, peer_received);
+                take_resume(link, MODE, &log, outlet, inbound, peer_received);
             }
             // The session waits in its gap as after any break.
             Err(status) => debug!(?peer, %status, "the resume was gone before its answer"),

@@ -10,7 +10,7 @@ use std::time::Instant;
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::time::timeout;
 use tonic::Status;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::{MODE, SProxyConfig};
 use crate::line::convert::{connack_server_unavailable, disconnect_server_shutting_down};
@@ -24,6 +24,7 @@ use crate::mqtt::{self, PacketReader, Version};
 use crate::net::broker::BrokerConnector;
 use crate::net::connector::BoxedStream;
 use crate::net::counted::{ByteCounts, Counted};
+use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::{METRICS, SessionGuard};
 use crate::service::frame::Ending;
 
@@ -74,19 +75,33 @@ struct Broker {
 
 /// Runs one session. `line` is boxed: a future keeps its async fn's
 /// arguments twice, and the task spawning it a third time.
+/// Its log lines are in the session's span, made by `log` for the opening
+/// and for the end.
 pub(super) async fn run_session(
     mut line: Box<Line>,
     config: &SProxyConfig,
     connector: &BrokerConnector,
     client: SocketAddr,
     ending: Arc<Ending>,
+    log: &SessionSpan,
 ) {
     let mut sequence_id = 0;
     // Boxed: the opening's state is freed once the session relays.
-    let opened = Box::pin(open(&mut line, &mut sequence_id, config, connector, client)).await;
+    let opened = Box::pin(open(&mut line, &mut sequence_id, config, connector, client))
+        .instrument(log.span())
+        .await;
     if let Some(broker) = opened {
-        relay(line, broker, sequence_id, config, ending).await;
+        relay(line, broker, sequence_id, config, ending, log).await;
     }
+}
+
+/// What ended a relayed session, first seen on either side.
+enum FirstEnd {
+    /// Writing the r-proxy's envelopes to the broker ended.
+    ToBroker(OutboundEnd),
+    /// Reading the broker's packets ended.
+    FromBroker(InboundEnd),
+    Shutdown,
 }
 
 /// Takes the CONNECT from the r-proxy and opens the broker connection with
@@ -168,6 +183,7 @@ async fn relay(
     mut sequence_id: u64,
     config: &SProxyConfig,
     ending: Arc<Ending>,
+    log: &SessionSpan,
 ) {
     let Broker {
         version,
@@ -179,12 +195,7 @@ async fn relay(
     } = &mut *broker;
     let version = *version;
     let drain = config.drain_timeout_ms.duration();
-    // Set when the r-proxy ended the session: the broker gets a FIN rather
-    // than a close (see below).
-    let mut closing_after_client = false;
-    // Set when the session ends with an error the r-proxy is told.
-    let mut failure = None;
-    {
+    let first = async {
         let Line {
             sender, receiver, ..
         } = &mut *line;
@@ -203,8 +214,24 @@ async fn relay(
             // the pumps end only with the session, so each is polled on
             // every wake-up anyway.
             biased;
-            end = to_broker => {
-                closing_after_client = matches!(end, OutboundEnd::Finished | OutboundEnd::Failed(_));
+            end = to_broker => FirstEnd::ToBroker(end),
+            end = from_broker => FirstEnd::FromBroker(end),
+            () = ending.wait() => FirstEnd::Shutdown,
+        }
+    }
+    .instrument(log.relaying())
+    .await;
+    // The session ends: its lines from here on are in its span.
+    async {
+        // Set when the r-proxy ended the session: the broker gets a FIN
+        // rather than a close (see below).
+        let mut closing_after_client = false;
+        // Set when the session ends with an error the r-proxy is told.
+        let mut failure = None;
+        match first {
+            FirstEnd::ToBroker(end) => {
+                closing_after_client =
+                    matches!(end, OutboundEnd::Finished | OutboundEnd::Failed(_));
                 session.close_reason(match &end {
                     OutboundEnd::Finished => "client_closed",
                     OutboundEnd::Failed(_) => "client_lost",
@@ -221,7 +248,7 @@ async fn relay(
                     OutboundEnd::Io(e) => debug!(error = %e, "writing to broker failed"),
                 }
             }
-            end = from_broker => {
+            FirstEnd::FromBroker(end) => {
                 session.close_reason(match &end {
                     InboundEnd::Eof | InboundEnd::Disconnected => "broker_closed",
                     InboundEnd::Codec(_) => "broker_bad_packet",
@@ -238,7 +265,7 @@ async fn relay(
                     InboundEnd::QueueClosed => debug!("r-proxy stopped reading"),
                 }
             }
-            () = ending.wait() => {
+            FirstEnd::Shutdown => {
                 session.close_reason("shutdown");
                 if version == Version::V5 {
                     let goodbye = envelope(
@@ -246,37 +273,40 @@ async fn relay(
                         MessageDirection::BrokerToClient,
                         disconnect_server_shutting_down(),
                     );
-                    let _ = timeout(drain, sender.send(Box::new(goodbye), 0)).await;
+                    let _ = timeout(drain, line.sender.send(Box::new(goodbye), 0)).await;
                 }
             }
         }
-    }
-    if let Some(status) = failure {
-        line.sender.end_with(status).await;
-    }
-    // Everything the r-proxy sent has been written; a FIN tells the broker
-    // the client is gone.
-    let _ = tokio::io::AsyncWriteExt::shutdown(broker_wr).await;
-    if closing_after_client {
-        // The broker may not have read the client's last packets yet (say,
-        // retained-message deletions and a DISCONNECT). Closing now, with its
-        // answers arriving unread, would reset the connection, and the broker
-        // would drop what it had not read. So read on (passing what comes to
-        // the client, as a broker's own connection would) until the broker
-        // closes its side, which it does once it has read everything.
-        let rest = broker_to_client(reader, version, &mut sequence_id, &mut line.sender);
-        if timeout(drain, rest).await.is_err() {
-            debug!("the broker did not close its side within drain_timeout_ms");
+        if let Some(status) = failure {
+            line.sender.end_with(status).await;
         }
+        // Everything the r-proxy sent has been written; a FIN tells the
+        // broker the client is gone.
+        let _ = tokio::io::AsyncWriteExt::shutdown(broker_wr).await;
+        if closing_after_client {
+            // The broker may not have read the client's last packets yet
+            // (say, retained-message deletions and a DISCONNECT). Closing
+            // now, with its answers arriving unread, would reset the
+            // connection, and the broker would drop what it had not read. So
+            // read on (passing what comes to the client, as a broker's own
+            // connection would) until the broker closes its side, which it
+            // does once it has read everything.
+            let rest = broker_to_client(reader, version, &mut sequence_id, &mut line.sender);
+            if timeout(drain, rest).await.is_err() {
+                debug!("the broker did not close its side within drain_timeout_ms");
+            }
+        }
+        line.end(&mut sequence_id, drain).await;
+        info!(
+            reason = session.reason(),
+            duration_ms = opened_at.elapsed().as_millis() as u64,
+            bytes_to_broker = counts.written(),
+            bytes_from_broker = counts.read(),
+            "session closed"
+        );
     }
-    line.end(&mut sequence_id, drain).await;
-    info!(
-        reason = session.reason(),
-        duration_ms = opened_at.elapsed().as_millis() as u64,
-        bytes_to_broker = counts.written(),
-        bytes_from_broker = counts.read(),
-        "session closed"
-    );
+    .instrument(log.span())
+    .await;
 }
 
 /// Pumps the broker's packets to the r-proxy until the broker's side ends.
