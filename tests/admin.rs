@@ -311,6 +311,32 @@ async fn every_series_is_there_at_zero_before_the_first_client() {
         .parse()
         .unwrap();
     assert!(to_broker > 20, "{to_broker}");
+    // The client ended the session, so the r-proxy did: the s-proxy waits
+    // for no acknowledgement the r-proxy can no longer send (it did, for
+    // its drain timeout of 3 s).
+    let s_duration: u64 = s_proxy
+        .log_field("session closed", "duration_ms")
+        .await
+        .parse()
+        .unwrap();
+    assert!(
+        s_duration < 1_500,
+        "the s-proxy's session lasted {s_duration} ms"
+    );
+    // Each line names its session in the session's span.
+    assert_eq!(r_proxy.log_span_field("closed", "ingress").await, "tcp");
+    assert!(
+        r_proxy
+            .log_span_field("closed", "peer")
+            .await
+            .starts_with("127.0.0.1:")
+    );
+    assert_eq!(
+        s_proxy
+            .log_span_field("session closed", "peer_session")
+            .await,
+        r_proxy.log_field("closed", "session").await
+    );
 }
 
 #[tokio::test]

@@ -209,7 +209,17 @@ impl ModeProcess {
     /// The value of `field` in the first log line whose message is
     /// `message`, waiting (bounded) for it.
     pub async fn log_field(&self, message: &str, field: &str) -> String {
-        let what = format!("log line {message:?} with {field}");
+        self.log_value(message, "fields", field).await
+    }
+
+    /// The value of `field` of the span the first log line whose message is
+    /// `message` was written in, waiting (bounded) for it.
+    pub async fn log_span_field(&self, message: &str, field: &str) -> String {
+        self.log_value(message, "span", field).await
+    }
+
+    async fn log_value(&self, message: &str, section: &str, field: &str) -> String {
+        let what = format!("log line {message:?} with {section}.{field}");
         bounded(&what, async {
             loop {
                 let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
@@ -217,7 +227,7 @@ impl ModeProcess {
                     let entry: serde_json::Value = serde_json::from_str(line).ok()?;
                     let fields = entry.get("fields")?;
                     (fields.get("message")?.as_str()? == message).then(|| {
-                        fields.get(field).map(|v| match v {
+                        entry.get(section)?.get(field).map(|v| match v {
                             serde_json::Value::String(s) => s.clone(),
                             other => other.to_string(),
                         })

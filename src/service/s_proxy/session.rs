@@ -39,8 +39,10 @@ pub(super) struct Line {
 impl Line {
     /// Ends the line: on a resumable one, TERMINATE and (bounded) its
     /// acknowledgement, so a break now is not taken for a resume to wait
-    /// for; a plain one half-closes.
-    async fn end(&mut self, sequence_id: &mut u64, within: std::time::Duration) {
+    /// for; a plain one half-closes. When the r-proxy has ended its side
+    /// (`peer_done`) it acknowledges nothing more, and nothing is awaited:
+    /// it is not going to resume.
+    async fn end(&mut self, sequence_id: &mut u64, within: std::time::Duration, peer_done: bool) {
         if let Some(link) = &self.link {
             let end = envelope(
                 sequence_id,
@@ -48,7 +50,7 @@ impl Line {
                 envelopes::terminate(),
             );
             let said = async {
-                if self.sender.send(Box::new(end), 0).await.is_ok() {
+                if self.sender.send(Box::new(end), 0).await.is_ok() && !peer_done {
                     link.all_acknowledged().await;
                 }
             };
@@ -226,12 +228,15 @@ async fn relay(
         // Set when the r-proxy ended the session: the broker gets a FIN
         // rather than a close (see below).
         let mut closing_after_client = false;
+        // Set when the r-proxy finished its side of the stream.
+        let mut r_proxy_done = false;
         // Set when the session ends with an error the r-proxy is told.
         let mut failure = None;
         match first {
             FirstEnd::ToBroker(end) => {
                 closing_after_client =
                     matches!(end, OutboundEnd::Finished | OutboundEnd::Failed(_));
+                r_proxy_done = matches!(end, OutboundEnd::Finished);
                 session.close_reason(match &end {
                     OutboundEnd::Finished => "client_closed",
                     OutboundEnd::Failed(_) => "client_lost",
@@ -296,7 +301,7 @@ async fn relay(
                 debug!("the broker did not close its side within drain_timeout_ms");
             }
         }
-        line.end(&mut sequence_id, drain).await;
+        line.end(&mut sequence_id, drain, r_proxy_done).await;
         info!(
             reason = session.reason(),
             duration_ms = opened_at.elapsed().as_millis() as u64,
@@ -341,5 +346,5 @@ async fn refuse_unavailable(
         connack_server_unavailable(version),
     );
     let _ = timeout(within, line.sender.send(Box::new(message), 0)).await;
-    line.end(sequence_id, within).await;
+    line.end(sequence_id, within, false).await;
 }
