@@ -50,7 +50,9 @@ crate::settings! {
         /// (MQTT 5 clients get DISCONNECT 0x8B).
         shutdown_grace_ms: value Millis = const { Millis::of(10_000) },
         /// After the r-proxy ends a session, how long to wait for the broker to
-        /// close its side (having read everything the client sent).
+        /// close its side (having read everything the client sent); when the
+        /// s-proxy ends a resumable session, how long the r-proxy gets to
+        /// acknowledge the end.
         drain_timeout_ms: value Millis = const { Millis::of(3_000) },
         /// PEM certificate chain for gRPC over TLS (unset: plaintext).
         tls_cert: option std::path::PathBuf = None,
