@@ -178,6 +178,9 @@ async fn drive(
     let calls_open = || calls.load(Ordering::Relaxed) > 0;
     let watch = pings::unanswered(connection.pinger(), keepalive, calls_open);
     tokio::select! {
+        // In order: polled on every turn of the connection, a random draw
+        // each time would cost more than the ping watch it picks between.
+        biased;
         ended = &mut connection => match ended {
             Ok(()) => tracing::debug!(%upstream, "connection to the s-proxy closed"),
             Err(e) => tracing::debug!(%upstream, error = %e, "connection to the s-proxy failed"),

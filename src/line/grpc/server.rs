@@ -145,6 +145,9 @@ impl Server {
         }
         loop {
             tokio::select! {
+                // In order: polled on every turn of the connection, where a
+                // random draw each time costs more than the branches' looks.
+                biased;
                 accepted = connection.accept() => match accepted {
                     Some(Ok(incoming)) => self.dispatch(incoming, &peer, &stopping),
                     Some(Err(e)) => {

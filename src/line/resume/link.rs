@@ -386,7 +386,7 @@ impl Link {
         for message in messages {
             let size = state
                 .buffer
-                .push(message.clone(), envelopes::weight(message));
+                .push(Box::new(message.clone()), envelopes::weight(message));
             self.shared.replay_gauge.inc_by(size as i64);
         }
     }

@@ -5,16 +5,18 @@
 
 use std::collections::VecDeque;
 
+use crate::line::QueuedEnvelope;
 use crate::line::proto::mqtt::MqttStreamMessage;
 
 /// What an envelope counts against the buffer besides its packet's bytes:
 /// the envelope itself and its protobuf fields.
 const ENVELOPE_OVERHEAD: usize = 64;
 
-/// Unacknowledged envelopes in sequence order.
+/// Unacknowledged envelopes in sequence order, each kept in the box it was
+/// sent from (no copy of the envelope on the way in or out).
 #[derive(Debug)]
 pub struct ReplayBuffer {
-    entries: VecDeque<(MqttStreamMessage, usize)>,
+    entries: VecDeque<(QueuedEnvelope, usize)>,
     bytes: usize,
     limit: usize,
 }
@@ -53,7 +55,7 @@ impl ReplayBuffer {
 
     /// Keeps `message` (whose packet is `packet_bytes` long) until it is
     /// acknowledged; returns the bytes it counts for.
-    pub fn push(&mut self, message: MqttStreamMessage, packet_bytes: usize) -> usize {
+    pub fn push(&mut self, message: QueuedEnvelope, packet_bytes: usize) -> usize {
         let size = packet_bytes + ENVELOPE_OVERHEAD;
         self.bytes += size;
         self.entries.push_back((message, size));
@@ -73,9 +75,8 @@ impl ReplayBuffer {
         }
         self.bytes -= freed;
         if self.entries.is_empty() && self.entries.capacity() > 0 {
-            // Nothing awaits acknowledgement: give the storage back. An
-            // entry is a whole envelope (a few hundred bytes), and an idle
-            // session would otherwise hold room for four of them for good.
+            // Nothing awaits acknowledgement: give the storage back, or an
+            // idle session would hold room for four entries for good.
             self.entries = VecDeque::new();
         }
         freed
@@ -87,7 +88,7 @@ impl ReplayBuffer {
         let index = self
             .entries
             .partition_point(|(m, _)| m.sequence_id <= after);
-        self.entries.get(index).map(|(m, _)| m)
+        self.entries.get(index).map(|(m, _)| &**m)
     }
 
     /// Empties the buffer; returns the bytes freed.
@@ -107,7 +108,7 @@ mod tests {
     fn holds_until_acknowledged_and_replays_from_any_point() {
         let mut buffer = ReplayBuffer::new(1000);
         for seq in [5, 6, 7, 9, 10] {
-            buffer.push(MqttStreamMessage::numbered(seq), 36);
+            buffer.push(Box::new(MqttStreamMessage::numbered(seq)), 36);
         }
         assert_eq!((buffer.len(), buffer.bytes()), (5, 500));
         assert!(!buffer.is_full());
@@ -134,13 +135,13 @@ mod tests {
     fn full_at_the_limit_but_never_refuses_a_first_envelope() {
         let mut buffer = ReplayBuffer::new(150);
         assert!(!buffer.is_full());
-        buffer.push(MqttStreamMessage::numbered(1), 10_000);
+        buffer.push(Box::new(MqttStreamMessage::numbered(1)), 10_000);
         assert!(buffer.is_full(), "one large envelope fills it");
         buffer.acknowledge(1);
         assert!(!buffer.is_full());
-        buffer.push(MqttStreamMessage::numbered(2), 36);
+        buffer.push(Box::new(MqttStreamMessage::numbered(2)), 36);
         assert!(!buffer.is_full());
-        buffer.push(MqttStreamMessage::numbered(3), 36);
+        buffer.push(Box::new(MqttStreamMessage::numbered(3)), 36);
         assert!(buffer.is_full(), "200 bytes of 150");
         assert_eq!(buffer.clear(), 200);
         assert_eq!(buffer.bytes(), 0);

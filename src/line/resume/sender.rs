@@ -325,9 +325,9 @@ impl Sender {
             }
         };
         let (kept, outcome) = match sent {
-            Ok(()) => (*message, Prepared::Done),
+            Ok(()) => (message, Prepared::Done),
             Err(Refused::Closed) => {
-                let size = state.buffer.push(*message, bytes);
+                let size = state.buffer.push(message, bytes);
                 shared.replay_gauge.inc_by(size as i64);
                 drop(state);
                 tracing::debug!(generation, "outlet closed while sending");
@@ -336,10 +336,7 @@ impl Sender {
             }
             // Rare: the stream is slow. The replay buffer keeps a copy and
             // the envelope waits for room.
-            Err(Refused::Full) => (
-                (*message).clone(),
-                Prepared::OutletFull(message, generation),
-            ),
+            Err(Refused::Full) => (message.clone(), Prepared::OutletFull(message, generation)),
         };
         let size = state.buffer.push(kept, bytes);
         shared.replay_gauge.inc_by(size as i64);
