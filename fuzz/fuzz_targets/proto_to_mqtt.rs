@@ -1,14 +1,16 @@
 //! What an s-proxy (or r-proxy) receives from the gRPC stream: an arbitrary
-//! protobuf envelope, turned into MQTT bytes for the broker (or client) the
-//! way the relay does it: the PUBLISH fast path first, the general
-//! conversion otherwise. Nothing may panic, and every packet written must
-//! be valid MQTT of the session's version.
+//! protobuf envelope, read as the relay reads it (by hand for a plain
+//! PUBLISH, which must agree with prost's reading of the same bytes) and
+//! turned into MQTT bytes for the broker (or client) the way the relay does
+//! it: the PUBLISH fast path first, the general conversion otherwise.
+//! Nothing may panic, and every packet written must be valid MQTT of the
+//! session's version.
 #![no_main]
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use mqttbridge::mqtt::{self, Framer, Version};
-use mqttbridge::line::convert::{encode_publish, payload_to_packet};
+use mqttbridge::line::convert::{encode_publish, envelope_wire, payload_to_packet};
 use mqttbridge::line::proto::mqtt::MqttStreamMessage;
 use mqttbridge::line::proto::mqtt::mqtt_stream_message::Payload;
 use prost::Message;
@@ -22,7 +24,13 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Version::V5
     };
-    let Ok(message) = MqttStreamMessage::decode(envelope) else {
+    let read = envelope_wire::decode(Bytes::copy_from_slice(envelope));
+    assert_eq!(
+        read.as_ref().ok(),
+        MqttStreamMessage::decode(envelope).as_ref().ok(),
+        "read as prost reads it"
+    );
+    let Ok(message) = read else {
         return;
     };
     let Some(payload) = message.payload else {

@@ -10,6 +10,7 @@
 //! Protobuf arrives from the network, so the way back checks every value and
 //! answers a [`ConvertError`] instead of building a packet MQTT forbids.
 
+pub mod envelope_wire;
 mod properties;
 mod publish_fast_path;
 mod v3;

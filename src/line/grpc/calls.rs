@@ -14,6 +14,7 @@ use super::channel::Channel;
 use super::framing;
 use super::messages::Messages;
 use super::status;
+use super::wire_message::WireMessage;
 use crate::net::http2::SendStream;
 use crate::net::http2::client::{Request, ResponseFuture};
 
@@ -100,8 +101,8 @@ impl Channel {
         max_message: usize,
     ) -> Result<Resp, Status>
     where
-        Req: prost::Message,
-        Resp: prost::Message + Default,
+        Req: WireMessage,
+        Resp: WireMessage,
     {
         let Call {
             mut requests,

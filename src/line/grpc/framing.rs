@@ -6,12 +6,14 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tonic::Status;
 
+use super::wire_message::WireMessage;
+
 /// The compression flag and the length.
 const PREFIX: usize = 5;
 
 /// `message` with its prefix, ready to go out as (part of) a DATA frame;
 /// refused when it is larger than `max` bytes.
-pub fn encode<M: prost::Message>(message: &M, max: usize) -> Result<Bytes, Status> {
+pub fn encode<M: WireMessage>(message: &M, max: usize) -> Result<Bytes, Status> {
     let mut framed = BytesMut::new();
     encode_into(message, max, &mut framed)?;
     Ok(framed.freeze())
@@ -19,12 +21,12 @@ pub fn encode<M: prost::Message>(message: &M, max: usize) -> Result<Bytes, Statu
 
 /// Appends `message` with its prefix to `framed` (several messages make
 /// one DATA frame); refused when it is larger than `max` bytes.
-pub fn encode_into<M: prost::Message>(
+pub fn encode_into<M: WireMessage>(
     message: &M,
     max: usize,
     framed: &mut BytesMut,
 ) -> Result<(), Status> {
-    let len = message.encoded_len();
+    let len = message.wire_len();
     let Some(prefix_len) = u32::try_from(len).ok().filter(|_| len <= max) else {
         return Err(Status::out_of_range(format!(
             "message of {len} bytes is over the limit of {max}"
@@ -33,14 +35,14 @@ pub fn encode_into<M: prost::Message>(
     // prost writes a varint a byte at a time, and a byte put into a
     // `BytesMut` is an out-of-line call with a copy: encoding into a slice
     // of the exact length (zeroed first, a few dozen bytes) costs a third
-    // of the instructions. `encoded_len` is what `encode_raw` writes, so
-    // the slice is never short.
+    // of the instructions. `wire_len` is what `wire_encode` writes, so the
+    // slice is never short.
     let start = framed.len();
     framed.resize(start + PREFIX + len, 0);
     let (prefix, body) = framed[start..].split_at_mut(PREFIX);
     // prefix[0] stays 0: not compressed.
     prefix[1..].copy_from_slice(&prefix_len.to_be_bytes());
-    message.encode_raw(&mut &mut body[..]);
+    message.wire_encode(&mut &mut body[..]);
     Ok(())
 }
 

@@ -16,9 +16,14 @@ use tonic::metadata::MetadataMap;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
+use super::WireMessage;
 use super::served::{ServedCall, trailers};
 use super::server::Server;
 use crate::net::http2::SendStream;
+
+/// Framed and read as prost writes and reads them.
+impl WireMessage for HealthCheckRequest {}
+impl WireMessage for HealthCheckResponse {}
 
 /// The health service's methods.
 pub const HEALTH_CHECK: &str = "/grpc.health.v1.Health/Check";

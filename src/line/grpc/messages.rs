@@ -15,6 +15,7 @@ use tonic::Status;
 use super::calls::ActiveCall;
 use super::framing::Deframer;
 use super::status;
+use super::wire_message::WireMessage;
 use crate::net::http2::RecvStream;
 
 /// The peer's messages of type `M`; ends with `None` after a clean end
@@ -68,7 +69,7 @@ impl<M> Messages<M> {
     }
 }
 
-impl<M: prost::Message + Default> Stream for Messages<M> {
+impl<M: WireMessage> Stream for Messages<M> {
     type Item = Result<M, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -83,7 +84,7 @@ impl<M: prost::Message + Default> Stream for Messages<M> {
                     match this.frames.next_message() {
                         Err(status) => return this.fail(status),
                         Ok(Some(bytes)) => {
-                            return match M::decode(bytes) {
+                            return match M::wire_decode(bytes) {
                                 Ok(message) => Poll::Ready(Some(Ok(message))),
                                 Err(e) => this.fail(Status::internal(format!(
                                     "undecodable message from the peer: {e}"

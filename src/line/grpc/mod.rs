@@ -27,6 +27,7 @@ mod server;
 mod status;
 #[cfg(test)]
 pub mod testing;
+mod wire_message;
 
 pub use calls::{ActiveCall, Call, PendingResponse};
 pub use channel::{Channel, ChannelSettings, Target};
@@ -35,6 +36,7 @@ pub use messages::Messages;
 pub use served::{PeerInfo, ServedCall, trailers};
 pub use server::{Handler, Server, ServerSettings};
 pub use status::from_http2 as status_of_http2;
+pub use wire_message::WireMessage;
 
 /// Our receive window per stream and per connection, at both ends
 /// (hyper's defaults, which the line used before): a stream's peer may

@@ -1,0 +1,23 @@
+//! What the gRPC layer frames and reads: a prost message, whose encoding a
+//! type may write and read by hand for its common shapes (the envelopes
+//! do: `line::convert::envelope_wire`), with prost's as the default.
+
+use bytes::{BufMut, Bytes};
+
+/// A message of a gRPC call; the bytes must be prost's for the same value.
+pub trait WireMessage: prost::Message + Default {
+    /// The encoded length, without the gRPC prefix.
+    fn wire_len(&self) -> usize {
+        self.encoded_len()
+    }
+
+    /// Writes the [`WireMessage::wire_len`] bytes of the message.
+    fn wire_encode(&self, buf: &mut impl BufMut) {
+        self.encode_raw(buf);
+    }
+
+    /// Reads one message.
+    fn wire_decode(bytes: Bytes) -> Result<Self, prost::DecodeError> {
+        Self::decode(bytes)
+    }
+}
