@@ -22,7 +22,7 @@ set -euo pipefail
 MESSAGES=${MESSAGES:-200000}        # throughput: QoS 0, 16-byte payloads, 1 -> 1
 LATENCY_COUNT=${LATENCY_COUNT:-5000} # latency: sequential messages
 CONNECTIONS=${CONNECTIONS:-10000}   # idle connections held per line
-PROFILE=${PROFILE:-perf}            # cargo profile (perf: release + fat LTO)
+PROFILE=${PROFILE:-release}         # cargo profile (release: fat LTO, one codegen unit)
 OUT=${OUT:-bench/results.md}
 LOAD_RATES=${LOAD_RATES:-10000 30000} # load: total msg/s of 100 publishers -> 1 subscriber
 LOAD_SECONDS=${LOAD_SECONDS:-10}    # load: seconds per rate and QoS
