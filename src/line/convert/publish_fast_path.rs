@@ -8,7 +8,7 @@
 //! behaviour and bytes are the same either way (see the tests, which
 //! compare both paths).
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::{mqttv3, mqttv5};
@@ -35,14 +35,45 @@ pub fn publish_to_payload(version: Version, raw: &RawPacket) -> Option<Payload> 
     let at = body.len() - publish.payload.len();
     // The payload shares the buffer the packet was read into: no copy.
     let payload = body.slice(at..);
-    let topic = topic.to_owned();
-    let (retain, dup) = (publish.retain, publish.dup);
-    Some(match version {
+    Some(plain_payload(
+        version,
+        OwnedPublish {
+            topic: topic.to_owned(),
+            message_id: message_id.into(),
+            qos: qos.into(),
+            retain: publish.retain,
+            dup: publish.dup,
+            payload,
+        },
+    ))
+}
+
+/// A plain PUBLISH's fields, owned.
+pub(super) struct OwnedPublish {
+    pub topic: String,
+    pub message_id: u32,
+    pub qos: i32,
+    pub retain: bool,
+    pub dup: bool,
+    pub payload: Bytes,
+}
+
+/// `publish` as the protobuf payload of `version` (MQTT 5: no properties).
+pub(super) fn plain_payload(version: Version, publish: OwnedPublish) -> Payload {
+    let OwnedPublish {
+        topic,
+        message_id,
+        qos,
+        retain,
+        dup,
+        payload,
+    } = publish;
+    match version {
         Version::V3_1_1 => Payload::MqttV3Packet(mqttv3::MqttPacket {
             packet: Some(mqttv3::mqtt_packet::Packet::Publish(mqttv3::Publish {
                 topic,
-                message_id: message_id.into(),
-                qos: qos.into(),
+                message_id,
+                qos,
                 retain,
                 dup,
                 payload,
@@ -51,25 +82,60 @@ pub fn publish_to_payload(version: Version, raw: &RawPacket) -> Option<Payload> 
         Version::V5 => Payload::MqttV5Packet(mqttv5::MqttPacket {
             packet: Some(mqttv5::mqtt_packet::Packet::Publish(mqttv5::Publish {
                 topic,
-                message_id: message_id.into(),
-                qos: qos.into(),
+                message_id,
+                qos,
                 retain,
                 dup,
                 payload,
                 properties: Vec::new(),
             })),
         }),
-    })
+    }
 }
 
-/// The fields of a protobuf PUBLISH the fast path writes.
-struct Plain<'a> {
-    topic: &'a str,
-    message_id: u32,
-    qos: i32,
-    retain: bool,
-    dup: bool,
-    payload: &'a [u8],
+/// The fields of a plain protobuf PUBLISH (MQTT 5: without properties),
+/// as both versions' messages hold them.
+pub(super) struct PlainPublish<'a> {
+    pub topic: &'a str,
+    pub message_id: u32,
+    pub qos: i32,
+    pub retain: bool,
+    pub dup: bool,
+    pub payload: &'a [u8],
+}
+
+/// The plain PUBLISH in `payload` and its MQTT version, or `None` for any
+/// other packet and for an MQTT 5 PUBLISH with properties.
+pub(super) fn plain_publish(payload: &Payload) -> Option<(Version, PlainPublish<'_>)> {
+    match payload {
+        Payload::MqttV3Packet(mqttv3::MqttPacket {
+            packet: Some(mqttv3::mqtt_packet::Packet::Publish(p)),
+        }) => Some((
+            Version::V3_1_1,
+            PlainPublish {
+                topic: &p.topic,
+                message_id: p.message_id,
+                qos: p.qos,
+                retain: p.retain,
+                dup: p.dup,
+                payload: &p.payload,
+            },
+        )),
+        Payload::MqttV5Packet(mqttv5::MqttPacket {
+            packet: Some(mqttv5::mqtt_packet::Packet::Publish(p)),
+        }) if p.properties.is_empty() => Some((
+            Version::V5,
+            PlainPublish {
+                topic: &p.topic,
+                message_id: p.message_id,
+                qos: p.qos,
+                retain: p.retain,
+                dup: p.dup,
+                payload: &p.payload,
+            },
+        )),
+        _ => None,
+    }
 }
 
 /// Appends the MQTT bytes of the PUBLISH in `payload` to `out` and returns
@@ -77,31 +143,10 @@ struct Plain<'a> {
 /// decide: another packet, the other MQTT version, MQTT 5 properties, or
 /// fields the general path would refuse or treat specially.
 pub fn encode_publish(payload: &Payload, version: Version, out: &mut BytesMut) -> Option<usize> {
-    let plain = match (payload, version) {
-        (Payload::MqttV3Packet(p), Version::V3_1_1) => match &p.packet {
-            Some(mqttv3::mqtt_packet::Packet::Publish(p)) => Plain {
-                topic: &p.topic,
-                message_id: p.message_id,
-                qos: p.qos,
-                retain: p.retain,
-                dup: p.dup,
-                payload: &p.payload,
-            },
-            _ => return None,
-        },
-        (Payload::MqttV5Packet(p), Version::V5) => match &p.packet {
-            Some(mqttv5::mqtt_packet::Packet::Publish(p)) if p.properties.is_empty() => Plain {
-                topic: &p.topic,
-                message_id: p.message_id,
-                qos: p.qos,
-                retain: p.retain,
-                dup: p.dup,
-                payload: &p.payload,
-            },
-            _ => return None,
-        },
-        _ => return None,
-    };
+    let (plain_version, plain) = plain_publish(payload)?;
+    if plain_version != version {
+        return None;
+    }
     let qos = u8::try_from(plain.qos).ok().filter(|q| *q <= 2)?;
     let topic_len = u16::try_from(plain.topic.len()).ok()?;
     if topic_len == 0
