@@ -23,6 +23,7 @@ mod stream;
 pub mod tls;
 pub mod udp_relay;
 mod waker_slot;
+pub mod woken;
 pub mod ws;
 
 pub use addr::HostPort;

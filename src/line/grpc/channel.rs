@@ -5,6 +5,7 @@
 //! ends them within the keep-alive timeout instead of TCP's minutes.
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use super::{CONNECTION_WINDOW, MAX_HEADER_LIST, STREAM_WINDOW, pings};
 use crate::line::Keepalive;
 use crate::net::connector::BoxedStream;
 use crate::net::http2;
+use crate::net::woken::OnWake;
 
 /// How an s-proxy is reached.
 pub struct Target {
@@ -176,16 +178,21 @@ async fn drive(
     upstream: String,
 ) {
     let calls_open = || calls.load(Ordering::Relaxed) > 0;
-    let watch = pings::unanswered(connection.pinger(), keepalive, calls_open);
+    let watch = pin!(pings::unanswered(
+        connection.pinger(),
+        keepalive,
+        calls_open
+    ));
     tokio::select! {
         // In order: polled on every turn of the connection, a random draw
         // each time would cost more than the ping watch it picks between.
+        // The ping watch's timer is looked at only when it fires.
         biased;
         ended = &mut connection => match ended {
             Ok(()) => tracing::debug!(%upstream, "connection to the s-proxy closed"),
             Err(e) => tracing::debug!(%upstream, error = %e, "connection to the s-proxy failed"),
         },
-        why = watch => tracing::warn!(%upstream, "{why}; closing the connection to the s-proxy"),
+        why = OnWake::new(watch) => tracing::warn!(%upstream, "{why}; closing the connection to the s-proxy"),
     }
     alive.store(false, Ordering::Release);
     // Dropping the connection fails every stream still open on it.

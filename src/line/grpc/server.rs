@@ -9,6 +9,7 @@
 //! and the server completes once every connection has closed.
 
 use std::future::Future;
+use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
@@ -23,6 +24,7 @@ use super::served::{PeerInfo, ServedCall};
 use super::{CONNECTION_WINDOW, MAX_HEADER_LIST, STREAM_WINDOW, pings};
 use crate::line::Keepalive;
 use crate::net::http2;
+use crate::net::woken::OnWake;
 
 /// How every connection of a server is run.
 #[derive(Debug, Clone, Copy)]
@@ -135,8 +137,14 @@ impl Server {
             }
         };
         let peer = Arc::new(peer);
-        let watch = pings::unanswered(connection.pinger(), settings.keepalive, || true);
-        tokio::pin!(watch);
+        let watch = pin!(pings::unanswered(
+            connection.pinger(),
+            settings.keepalive,
+            || true
+        ));
+        // The ping watch's timer is looked at only when it fires, not on
+        // every turn of the connection.
+        let mut watch = OnWake::new(watch);
         // The calls' copy (the loop waits on its own).
         let stopping = stopped.clone();
         let mut going_away = *stopped.borrow();

@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use crate::mqtt::{ClientConnect, PacketReader, receive_connect};
 use crate::mqtt::{Version, client_id, replies};
 use crate::net::connector::BoxedStream;
 use crate::net::counted::{ByteCounts, Counted};
+use crate::net::woken::OnWake;
 use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::{METRICS, SessionGuard};
 
@@ -308,13 +310,15 @@ async fn relay(mut relaying: Box<Relaying>) {
                     None => false,
                 }
             };
+            // Each pump is polled only when something woke it: a message
+            // one way wakes the task, and the other pump is not looked at.
+            let to_upstream = pin!(to_upstream);
             tokio::select! {
                 // In order, without drawing a random number on every
-                // wake-up: the pumps end only with the session, so each is
-                // polled on every wake-up anyway.
+                // wake-up.
                 biased;
-                end = to_upstream => FirstEnd::Client(end),
-                end = &mut to_client => FirstEnd::Upstream(end),
+                end = OnWake::new(to_upstream) => FirstEnd::Client(end),
+                end = OnWake::new(to_client.as_mut()) => FirstEnd::Upstream(end),
                 () = shared.ending.wait() => FirstEnd::Shutdown,
                 true = newer_connection => FirstEnd::TakenOver,
             }

@@ -4,6 +4,7 @@
 //! TERMINATE and its acknowledgement).
 
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +25,7 @@ use crate::mqtt::{self, PacketReader, Version};
 use crate::net::broker::BrokerConnector;
 use crate::net::connector::BoxedStream;
 use crate::net::counted::{ByteCounts, Counted};
+use crate::net::woken::OnWake;
 use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::{METRICS, SessionGuard};
 use crate::service::frame::Ending;
@@ -211,13 +213,14 @@ async fn relay(
                 direction: MessageDirection::ClientToBroker,
             },
         );
+        // Each pump is polled only when something woke it: a message one
+        // way wakes the task, and the other pump is not looked at.
+        let (to_broker, from_broker) = (pin!(to_broker), pin!(from_broker));
         tokio::select! {
-            // In order, without drawing a random number on every wake-up:
-            // the pumps end only with the session, so each is polled on
-            // every wake-up anyway.
+            // In order, without drawing a random number on every wake-up.
             biased;
-            end = to_broker => FirstEnd::ToBroker(end),
-            end = from_broker => FirstEnd::FromBroker(end),
+            end = OnWake::new(to_broker) => FirstEnd::ToBroker(end),
+            end = OnWake::new(from_broker) => FirstEnd::FromBroker(end),
             () = ending.wait() => FirstEnd::Shutdown,
         }
     }
