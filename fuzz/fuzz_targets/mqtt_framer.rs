@@ -1,8 +1,9 @@
 //! Bytes from an MQTT client or broker, through the whole gRPC-line path:
 //! framing (with a packet size limit), the CONNECT check, decoding in both
-//! protocol versions, conversion to the protobuf envelope (PUBLISH fast path
-//! or general path), the envelope's protobuf encoding and decoding, and the
-//! far side's conversion back to MQTT bytes. Nothing may panic, and every
+//! protocol versions, the envelope as the near side writes it (a plain
+//! PUBLISH straight from its MQTT bytes, anything else converted by the
+//! general path), the far side's reading of it, and its conversion back to
+//! MQTT bytes. Nothing may panic, and every
 //! packet the near side accepts must come out on the far side as exactly
 //! one valid MQTT packet of the same type.
 #![no_main]
@@ -11,10 +12,11 @@ use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use mqttbridge::mqtt::{self, Framer, Version};
 use mqttbridge::line::convert::{
-    encode_publish, packet_to_payload, payload_to_packet, publish_to_payload,
+    ReadPublish, encode_plain_publish, encode_publish, packet_to_payload, payload_to_packet,
 };
-use mqttbridge::line::proto::mqtt::MqttStreamMessage;
-use prost::Message;
+use mqttbridge::line::grpc::{WireDecode, WireEncode};
+use mqttbridge::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
+use mqttbridge::line::{Outgoing, Received};
 
 /// Small enough that the fuzzer reaches the limit, as operators may set it.
 const MAX_PACKET_SIZE: u32 = 4096;
@@ -29,28 +31,40 @@ fuzz_target!(|data: &[u8]| {
             first = false;
         }
         for version in [Version::V3_1_1, Version::V5] {
-            let payload = match publish_to_payload(version, &raw) {
-                Some(payload) => payload,
+            let sent = match ReadPublish::read(version, &raw) {
+                Some(publish) => Outgoing::publish(1, MessageDirection::ClientToBroker, publish),
                 None => match mqtt::decode(version, &raw) {
-                    Ok(packet) => packet_to_payload(&packet),
+                    Ok(packet) => Outgoing::from(MqttStreamMessage {
+                        sequence_id: 1,
+                        direction: 0,
+                        payload: Some(packet_to_payload(&packet)),
+                        acknowledged: 0,
+                    }),
                     Err(_) => continue,
                 },
             };
             // Across the gRPC stream.
-            let sent = MqttStreamMessage {
-                sequence_id: 1,
-                direction: 0,
-                payload: Some(payload),
-                acknowledged: 0,
-            }
-            .encode_to_vec();
-            let received = MqttStreamMessage::decode(&sent[..]).expect("our own envelope decodes");
-            let payload = received.payload.expect("the payload survives the stream");
+            let mut wire = vec![0; sent.framed_len()];
+            sent.encode_framed(&mut &mut wire[..]);
+            let received =
+                Received::decode_framed(wire.into()).expect("our own envelope decodes");
             let mut out = BytesMut::new();
-            if encode_publish(&payload, version, &mut out).is_none() {
-                let packet = payload_to_packet(payload, version)
-                    .expect("a packet the near side accepted converts back");
-                mqtt::encode(&packet, &mut out);
+            let envelope = match received {
+                Received::Publish(publish) => {
+                    match encode_plain_publish(publish.version(), &publish.fields(), version, &mut out) {
+                        Some(_) => None,
+                        None => Some(publish.to_envelope()),
+                    }
+                }
+                Received::Envelope(envelope) => Some(*envelope),
+            };
+            if let Some(envelope) = envelope {
+                let payload = envelope.payload.expect("the payload survives the stream");
+                if encode_publish(&payload, version, &mut out).is_none() {
+                    let packet = payload_to_packet(payload, version)
+                        .expect("a packet the near side accepted converts back");
+                    mqtt::encode(&packet, &mut out);
+                }
             }
             let mut far = Framer::new(u32::MAX);
             let written = far

@@ -2,7 +2,8 @@
 //! protobuf envelope, read as the relay reads it (by hand for a plain
 //! PUBLISH, which must agree with prost's reading of the same bytes) and
 //! turned into MQTT bytes for the broker (or client) the way the relay does
-//! it: the PUBLISH fast path first, the general conversion otherwise.
+//! it: a plain PUBLISH straight from the envelope's bytes, the general
+//! conversion otherwise.
 //! Nothing may panic, and every packet written must be valid MQTT of the
 //! session's version.
 #![no_main]
@@ -10,7 +11,9 @@
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use mqttbridge::mqtt::{self, Framer, Version};
-use mqttbridge::line::convert::{encode_publish, envelope_wire, payload_to_packet};
+use mqttbridge::line::Received;
+use mqttbridge::line::convert::{encode_plain_publish, encode_publish, payload_to_packet};
+use mqttbridge::line::grpc::WireDecode;
 use mqttbridge::line::proto::mqtt::MqttStreamMessage;
 use mqttbridge::line::proto::mqtt::mqtt_stream_message::Payload;
 use prost::Message;
@@ -24,27 +27,41 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Version::V5
     };
-    let read = envelope_wire::decode(Bytes::copy_from_slice(envelope));
+    let read = Received::decode_framed(Bytes::copy_from_slice(envelope));
     assert_eq!(
-        read.as_ref().ok(),
+        read.as_ref().ok().cloned().map(Received::into_envelope).as_ref(),
         MqttStreamMessage::decode(envelope).as_ref().ok(),
         "read as prost reads it"
     );
-    let Ok(message) = read else {
+    let Ok(received) = read else {
         return;
     };
-    let Some(payload) = message.payload else {
-        return;
-    };
-    if matches!(payload, Payload::SessionControl(_)) {
-        return;
-    }
     let mut out = BytesMut::new();
-    if encode_publish(&payload, version, &mut out).is_none() {
-        let Ok(packet) = payload_to_packet(payload, version) else {
+    let message = match received {
+        Received::Publish(publish) => {
+            if encode_plain_publish(publish.version(), &publish.fields(), version, &mut out)
+                .is_some()
+            {
+                None
+            } else {
+                Some(publish.to_envelope())
+            }
+        }
+        Received::Envelope(envelope) => Some(*envelope),
+    };
+    if let Some(message) = message {
+        let Some(payload) = message.payload else {
             return;
         };
-        mqtt::encode(&packet, &mut out);
+        if matches!(payload, Payload::SessionControl(_)) {
+            return;
+        }
+        if encode_publish(&payload, version, &mut out).is_none() {
+            let Ok(packet) = payload_to_packet(payload, version) else {
+                return;
+            };
+            mqtt::encode(&packet, &mut out);
+        }
     }
     let mut framer = Framer::new(u32::MAX);
     let raw = framer

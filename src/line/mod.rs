@@ -15,9 +15,11 @@ mod discovery;
 pub mod grpc;
 pub mod incoming;
 mod metadata;
+mod outgoing;
 pub mod outlet;
 pub mod proto;
 mod pumps;
+mod received;
 pub mod resume;
 pub mod server;
 mod upstreams;
@@ -31,9 +33,8 @@ pub use pumps::{
 };
 pub use upstreams::{OpenError, Opened, UpstreamEndpoint, UpstreamTiming, UpstreamUrl, Upstreams};
 
-/// An envelope on its way into an [`outlet`]. Boxed so that it costs 8
-/// bytes to pass and to keep for a replay instead of the envelope's 272.
-pub type QueuedEnvelope = Box<proto::mqtt::MqttStreamMessage>;
+pub use outgoing::Outgoing;
+pub use received::Received;
 
 /// The peer's envelopes on a session's gRPC call, whichever end made it.
-pub type Inbound = grpc::Messages<proto::mqtt::MqttStreamMessage>;
+pub type Inbound = grpc::Messages<Received>;

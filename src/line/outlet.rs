@@ -21,13 +21,13 @@ use tokio::sync::Notify;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tonic::Status;
 
-use super::QueuedEnvelope;
+use super::Outgoing;
 use crate::line::grpc::framing;
 use crate::line::proto::mqtt::MqttStreamMessage;
 use crate::net::http2::{Reason, SendStream};
 
 /// What an outlet carries: an envelope, or the error that ends the stream.
-pub type Queued = Result<QueuedEnvelope, Status>;
+pub type Queued = Result<Outgoing, Status>;
 
 /// Why an outlet did not take an envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,7 +133,7 @@ impl Outlet {
 
     /// As [`Outlet::try_send`] (or [`Outlet::try_send_batched`]), framing
     /// an envelope the caller keeps (a resumable line's replay buffer).
-    pub fn try_send_ref(&self, envelope: &MqttStreamMessage, batched: bool) -> Result<(), Refused> {
+    pub fn try_send_ref(&self, envelope: &Outgoing, batched: bool) -> Result<(), Refused> {
         self.offer_envelope(&mut self.sink.lock(), envelope, batched)
     }
 
@@ -156,7 +156,7 @@ impl Outlet {
     fn offer_envelope(
         &self,
         state: &mut State,
-        envelope: &MqttStreamMessage,
+        envelope: &Outgoing,
         batched: bool,
     ) -> Result<(), Refused> {
         if state.ended {
@@ -311,7 +311,7 @@ mod tests {
     use super::*;
 
     fn numbered(sequence_id: u64) -> Queued {
-        Ok(Box::new(MqttStreamMessage::numbered(sequence_id)))
+        Ok(MqttStreamMessage::numbered(sequence_id).into())
     }
 
     #[tokio::test]

@@ -11,11 +11,13 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::Status;
 
 use crate::line::convert::{
-    ConvertError, encode_publish, packet_to_payload, payload_to_packet, publish_to_payload,
+    ConvertError, ReadPublish, encode_plain_publish, encode_publish, packet_to_payload,
+    payload_to_packet,
 };
 use crate::line::proto::mqtt::session_control::ControlType;
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
 use crate::line::resume::LinkSender;
+use crate::line::{Outgoing, Received};
 use crate::mqtt::{self, CodecError, Packet, Version, packet_type_name};
 use crate::mqtt::{PacketReader, ReadError};
 use crate::ops::telemetry::{self, METRICS, TrafficCounters};
@@ -94,10 +96,11 @@ where
         let size = mqtt::wire_size(&raw);
         // The packet is converted and dropped before the send may wait, so
         // the task keeps no room for it while idle.
-        let (payload, is_disconnect) = match publish_to_payload(version, &raw) {
-            Some(payload) => {
+        let (message, is_disconnect) = match ReadPublish::read(version, &raw) {
+            Some(publish) => {
                 counters.count(raw.packet_type(), "publish", size);
-                (payload, false)
+                *sequence_id += 1;
+                (Outgoing::publish(*sequence_id, direction, publish), false)
             }
             None => {
                 let packet = match mqtt::decode(version, &raw) {
@@ -112,11 +115,14 @@ where
                 if let Some(keep_alive) = mqtt::server_keep_alive(&packet) {
                     line.keep_alive_changed(keep_alive);
                 }
-                (packet_to_payload(&packet), is_disconnect)
+                let payload = packet_to_payload(&packet);
+                (
+                    envelope(sequence_id, direction, payload).into(),
+                    is_disconnect,
+                )
             }
         };
         drop(raw);
-        let message = Box::new(envelope(sequence_id, direction, payload));
         match line.send_batched(message, size).await {
             Ok(false) => {}
             Ok(true) => METRICS.queue_was_full(mode, direction_label(direction)),
@@ -165,6 +171,29 @@ fn direction_label(direction: MessageDirection) -> &'static str {
     }
 }
 
+/// Appends the MQTT bytes of a received envelope to `out`: a plain
+/// PUBLISH straight from the envelope's bytes, anything else (and a PUBLISH
+/// the straight way cannot write) by the general path.
+fn encode_received(
+    message: Received,
+    version: Version,
+    counters: &TrafficCounters,
+    out: &mut BytesMut,
+) -> Result<Step, ConvertError> {
+    match message {
+        Received::Publish(publish) => {
+            match encode_plain_publish(publish.version(), &publish.fields(), version, out) {
+                Some(n) => {
+                    counters.count(3, "publish", n);
+                    Ok(Step::Continue)
+                }
+                None => encode_envelope(publish.to_envelope(), version, counters, out),
+            }
+        }
+        Received::Envelope(envelope) => encode_envelope(*envelope, version, counters, out),
+    }
+}
+
 fn encode_envelope(
     message: MqttStreamMessage,
     version: Version,
@@ -209,7 +238,7 @@ pub async fn pump_envelopes_to_writer<S, W>(
     traffic: Traffic,
 ) -> OutboundEnd
 where
-    S: Stream<Item = Result<MqttStreamMessage, Status>> + Unpin,
+    S: Stream<Item = Result<Received, Status>> + Unpin,
     W: AsyncWrite + Unpin,
 {
     let counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
@@ -241,7 +270,7 @@ impl WriteBatch {
         counters: &TrafficCounters,
     ) -> Poll<OutboundEnd>
     where
-        S: Stream<Item = Result<MqttStreamMessage, Status>> + Unpin,
+        S: Stream<Item = Result<Received, Status>> + Unpin,
         W: AsyncWrite + Unpin,
     {
         loop {
@@ -300,12 +329,12 @@ impl WriteBatch {
 }
 
 fn step(
-    message: MqttStreamMessage,
+    message: Received,
     version: Version,
     counters: &TrafficCounters,
     out: &mut BytesMut,
 ) -> Option<OutboundEnd> {
-    match encode_envelope(message, version, counters, out) {
+    match encode_received(message, version, counters, out) {
         Ok(Step::Continue) => None,
         Ok(Step::Terminate) => Some(OutboundEnd::Finished),
         Err(e) => Some(OutboundEnd::Invalid(e)),
@@ -317,10 +346,12 @@ mod tests {
     use prost::Message;
 
     use super::*;
+    use crate::line::grpc::WireDecode;
     use crate::line::proto::mqtt::SessionControl;
 
-    /// A v3.1.1 QoS 0 PUBLISH of `payload` to topic "t", in an envelope.
-    fn publish(sequence_id: &mut u64, payload: &[u8]) -> Result<MqttStreamMessage, Status> {
+    /// A v3.1.1 QoS 0 PUBLISH of `payload` to topic "t", in an envelope
+    /// read from its bytes as the line reads it.
+    fn publish(sequence_id: &mut u64, payload: &[u8]) -> Result<Received, Status> {
         use crate::line::proto::mqttv3;
         let publish = mqttv3::Publish {
             topic: "t".into(),
@@ -330,11 +361,14 @@ mod tests {
         let packet = mqttv3::MqttPacket {
             packet: Some(mqttv3::mqtt_packet::Packet::Publish(publish)),
         };
-        Ok(envelope(
+        let envelope = envelope(
             sequence_id,
             MessageDirection::ClientToBroker,
             Payload::MqttV3Packet(packet),
-        ))
+        );
+        let read = Received::decode_framed(envelope.encode_to_vec().into()).expect("valid");
+        assert!(matches!(read, Received::Publish(_)), "read straight");
+        Ok(read)
     }
 
     /// A writer that takes at most `most` bytes a call and makes every
@@ -358,7 +392,7 @@ mod tests {
     }
 
     /// Three ready PUBLISHes with payloads "a", "b", "c".
-    fn three() -> impl Stream<Item = Result<MqttStreamMessage, Status>> + Unpin {
+    fn three() -> impl Stream<Item = Result<Received, Status>> + Unpin {
         let mut sequence_id = 0;
         let ready: Vec<_> = [b"a", b"b", b"c"]
             .iter()

@@ -9,9 +9,9 @@ use futures_util::{Stream, StreamExt};
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 
+use super::Received;
 use super::convert::payload_to_packet;
 use super::grpc::PeerInfo;
-use super::proto::mqtt::MqttStreamMessage;
 use super::proto::mqtt::mqtt_stream_message::Payload;
 use super::{CLIENT_ADDR_KEY, SESSION_ID_KEY};
 use crate::mqtt::{Packet, Version};
@@ -67,14 +67,15 @@ impl StreamOrigin {
 /// the CONNECT packet, whose envelope kind (v3 or v5) gives the version.
 pub async fn read_connect<S>(inbound: &mut S) -> Result<(Version, Packet), Status>
 where
-    S: Stream<Item = Result<MqttStreamMessage, Status>> + Unpin,
+    S: Stream<Item = Result<Received, Status>> + Unpin,
 {
     loop {
         let message = inbound
             .next()
             .await
             .transpose()?
-            .ok_or_else(|| Status::cancelled("stream ended before CONNECT"))?;
+            .ok_or_else(|| Status::cancelled("stream ended before CONNECT"))?
+            .into_envelope();
         let payload = message
             .payload
             .ok_or_else(|| Status::invalid_argument("message without payload"))?;

@@ -14,38 +14,92 @@ use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::{mqttv3, mqttv5};
 use crate::mqtt::{PUBLISH, PublishBytes, RawPacket, Version, check_publish};
 
-/// The PUBLISH in `raw` as a protobuf payload, or `None` when the general
-/// path must decide (not a PUBLISH, MQTT 5 properties, anything unusual).
-pub fn publish_to_payload(version: Version, raw: &RawPacket) -> Option<Payload> {
-    if raw.packet_type() != PUBLISH {
-        return None;
-    }
-    let body = raw.body();
-    let publish = PublishBytes::parse(version, raw.flags(), body)?;
-    let topic = std::str::from_utf8(publish.topic).ok()?;
-    let (qos, message_id) = (publish.qos, publish.packet_id);
-    // What the protocol forbids is the general path's to refuse.
-    if check_publish(topic, false, (qos > 0).then_some(message_id)).is_err() {
-        return None;
-    }
-    // MQTT 5: only an empty property list is plain.
-    if !publish.properties.is_empty() {
-        return None;
-    }
-    let at = body.len() - publish.payload.len();
-    // The payload shares the buffer the packet was read into: no copy.
-    let payload = body.slice(at..);
-    Some(plain_payload(
-        version,
-        OwnedPublish {
-            topic: topic.to_owned(),
-            message_id: message_id.into(),
-            qos: qos.into(),
+/// A plain PUBLISH as it was read from MQTT: checked as the general path
+/// would accept it, and kept as the bytes it came in (its payload is not
+/// copied). A session sends it as its envelope, written straight from these
+/// bytes.
+#[derive(Debug, Clone)]
+pub struct ReadPublish {
+    version: Version,
+    qos: u8,
+    retain: bool,
+    dup: bool,
+    message_id: u16,
+    topic_len: u16,
+    /// Where the payload begins in `body`.
+    payload_at: usize,
+    /// The packet's bytes after its fixed header.
+    body: Bytes,
+}
+
+impl ReadPublish {
+    /// The PUBLISH in `raw`, or `None` when the general path must decide
+    /// (not a PUBLISH, MQTT 5 properties, anything unusual).
+    pub fn read(version: Version, raw: &RawPacket) -> Option<Self> {
+        if raw.packet_type() != PUBLISH {
+            return None;
+        }
+        let body = raw.body();
+        let publish = PublishBytes::parse(version, raw.flags(), body)?;
+        let topic = std::str::from_utf8(publish.topic).ok()?;
+        let (qos, message_id) = (publish.qos, publish.packet_id);
+        // What the protocol forbids is the general path's to refuse.
+        if check_publish(topic, false, (qos > 0).then_some(message_id)).is_err() {
+            return None;
+        }
+        // MQTT 5: only an empty property list is plain.
+        if !publish.properties.is_empty() {
+            return None;
+        }
+        Some(Self {
+            version,
+            qos,
             retain: publish.retain,
             dup: publish.dup,
-            payload,
-        },
-    ))
+            message_id,
+            // The topic is at most 65,535 bytes: its length is two bytes.
+            topic_len: publish.topic.len() as u16,
+            payload_at: body.len() - publish.payload.len(),
+            // Shares the buffer the packet was read into: no copy.
+            body: body.clone(),
+        })
+    }
+
+    /// The MQTT version it was read as.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// Its fields, borrowed.
+    pub fn fields(&self) -> PlainPublish<'_> {
+        // A PUBLISH body begins with the topic's two-byte length and the
+        // topic, which `read` found whole.
+        PlainPublish {
+            topic: &self.body[2..2 + usize::from(self.topic_len)],
+            message_id: self.message_id.into(),
+            qos: self.qos.into(),
+            retain: self.retain,
+            dup: self.dup,
+            payload: &self.body[self.payload_at..],
+        }
+    }
+
+    /// The protobuf payload holding it.
+    pub fn to_payload(&self) -> Payload {
+        let fields = self.fields();
+        plain_payload(
+            self.version,
+            OwnedPublish {
+                // Checked to be UTF-8 when read: nothing is replaced.
+                topic: String::from_utf8_lossy(fields.topic).into_owned(),
+                message_id: fields.message_id,
+                qos: fields.qos,
+                retain: fields.retain,
+                dup: fields.dup,
+                payload: self.body.slice(self.payload_at..),
+            },
+        )
+    }
 }
 
 /// A plain PUBLISH's fields, owned.
@@ -93,10 +147,12 @@ pub(super) fn plain_payload(version: Version, publish: OwnedPublish) -> Payload 
     }
 }
 
-/// The fields of a plain protobuf PUBLISH (MQTT 5: without properties),
-/// as both versions' messages hold them.
-pub(super) struct PlainPublish<'a> {
-    pub topic: &'a str,
+/// The fields of a plain PUBLISH (MQTT 5: without properties), as both
+/// versions' protobuf messages hold them, borrowed from one of them or from
+/// the MQTT bytes.
+pub struct PlainPublish<'a> {
+    /// The topic name, valid UTF-8.
+    pub topic: &'a [u8],
     pub message_id: u32,
     pub qos: i32,
     pub retain: bool,
@@ -113,7 +169,7 @@ pub(super) fn plain_publish(payload: &Payload) -> Option<(Version, PlainPublish<
         }) => Some((
             Version::V3_1_1,
             PlainPublish {
-                topic: &p.topic,
+                topic: p.topic.as_bytes(),
                 message_id: p.message_id,
                 qos: p.qos,
                 retain: p.retain,
@@ -126,7 +182,7 @@ pub(super) fn plain_publish(payload: &Payload) -> Option<(Version, PlainPublish<
         }) if p.properties.is_empty() => Some((
             Version::V5,
             PlainPublish {
-                topic: &p.topic,
+                topic: p.topic.as_bytes(),
                 message_id: p.message_id,
                 qos: p.qos,
                 retain: p.retain,
@@ -144,13 +200,24 @@ pub(super) fn plain_publish(payload: &Payload) -> Option<(Version, PlainPublish<
 /// fields the general path would refuse or treat specially.
 pub fn encode_publish(payload: &Payload, version: Version, out: &mut BytesMut) -> Option<usize> {
     let (plain_version, plain) = plain_publish(payload)?;
+    encode_plain_publish(plain_version, &plain, version, out)
+}
+
+/// As [`encode_publish`], for the fields of a plain PUBLISH of
+/// `plain_version` wherever they are.
+pub fn encode_plain_publish(
+    plain_version: Version,
+    plain: &PlainPublish<'_>,
+    version: Version,
+    out: &mut BytesMut,
+) -> Option<usize> {
     if plain_version != version {
         return None;
     }
     let qos = u8::try_from(plain.qos).ok().filter(|q| *q <= 2)?;
     let topic_len = u16::try_from(plain.topic.len()).ok()?;
     if topic_len == 0
-        || plain.topic.contains(['+', '#'])
+        || plain.topic.iter().any(|b| matches!(b, b'+' | b'#'))
         || (qos == 0 && plain.dup)
         || (qos > 0 && !(1..=u32::from(u16::MAX)).contains(&plain.message_id))
     {
@@ -160,7 +227,7 @@ pub fn encode_publish(payload: &Payload, version: Version, out: &mut BytesMut) -
         qos,
         retain: plain.retain,
         dup: plain.dup,
-        topic: plain.topic.as_bytes(),
+        topic: plain.topic,
         // Checked above: 1..=65535 when there is one.
         packet_id: plain.message_id as u16,
         properties: &[],

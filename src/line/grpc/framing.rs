@@ -6,7 +6,7 @@
 use bytes::{Buf, Bytes, BytesMut};
 use tonic::Status;
 
-use super::wire_message::WireMessage;
+use super::wire_message::{WireEncode, WireMessage};
 
 /// The compression flag and the length.
 const PREFIX: usize = 5;
@@ -21,12 +21,12 @@ pub fn encode<M: WireMessage>(message: &M, max: usize) -> Result<Bytes, Status> 
 
 /// Appends `message` with its prefix to `framed` (several messages make
 /// one DATA frame); refused when it is larger than `max` bytes.
-pub fn encode_into<M: WireMessage>(
+pub fn encode_into<M: WireEncode>(
     message: &M,
     max: usize,
     framed: &mut BytesMut,
 ) -> Result<(), Status> {
-    let len = message.wire_len();
+    let len = message.framed_len();
     let Some(prefix_len) = u32::try_from(len).ok().filter(|_| len <= max) else {
         return Err(Status::out_of_range(format!(
             "message of {len} bytes is over the limit of {max}"
@@ -42,7 +42,7 @@ pub fn encode_into<M: WireMessage>(
     let (prefix, body) = framed[start..].split_at_mut(PREFIX);
     // prefix[0] stays 0: not compressed.
     prefix[1..].copy_from_slice(&prefix_len.to_be_bytes());
-    message.wire_encode(&mut &mut body[..]);
+    message.encode_framed(&mut &mut body[..]);
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use tonic::Status;
 use super::calls::ActiveCall;
 use super::framing::Deframer;
 use super::status;
-use super::wire_message::WireMessage;
+use super::wire_message::WireDecode;
 use crate::net::http2::RecvStream;
 
 /// The peer's messages of type `M`; ends with `None` after a clean end
@@ -69,7 +69,7 @@ impl<M> Messages<M> {
     }
 }
 
-impl<M: WireMessage> Stream for Messages<M> {
+impl<M: WireDecode> Stream for Messages<M> {
     type Item = Result<M, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
@@ -84,7 +84,7 @@ impl<M: WireMessage> Stream for Messages<M> {
                     match this.frames.next_message() {
                         Err(status) => return this.fail(status),
                         Ok(Some(bytes)) => {
-                            return match M::wire_decode(bytes) {
+                            return match M::decode_framed(bytes) {
                                 Ok(message) => Poll::Ready(Some(Ok(message))),
                                 Err(e) => this.fail(Status::internal(format!(
                                     "undecodable message from the peer: {e}"

@@ -36,7 +36,7 @@ pub use messages::Messages;
 pub use served::{PeerInfo, ServedCall, trailers};
 pub use server::{Handler, Server, ServerSettings};
 pub use status::from_http2 as status_of_http2;
-pub use wire_message::WireMessage;
+pub use wire_message::{WireDecode, WireEncode, WireMessage};
 
 /// Our receive window per stream and per connection, at both ends
 /// (hyper's defaults, which the line used before): a stream's peer may

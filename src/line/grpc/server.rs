@@ -263,7 +263,7 @@ mod tests {
             while let Some(Ok(request)) = requests.next().await {
                 let answer = match request.sequence_id {
                     0 => Err(Status::data_loss("gone: ünïcode 100%")),
-                    _ => Ok(Box::new(request)),
+                    _ => Ok(request.into()),
                 };
                 if outlet.send(answer).await.is_err() {
                     return;
@@ -350,7 +350,7 @@ mod tests {
         let (outlet, mut responses) = open(&channel).await.expect("accepted");
         for n in 1..=3 {
             outlet
-                .send(Ok(Box::new(MqttStreamMessage::numbered(n))))
+                .send(Ok(MqttStreamMessage::numbered(n).into()))
                 .await
                 .expect("sent");
         }
@@ -363,7 +363,7 @@ mod tests {
 
         let (outlet, mut responses) = open(&channel).await.expect("accepted");
         outlet
-            .send(Ok(Box::new(MqttStreamMessage::numbered(0))))
+            .send(Ok(MqttStreamMessage::numbered(0).into()))
             .await
             .expect("sent");
         let status = next(&mut responses)
@@ -425,7 +425,7 @@ mod tests {
             "the server waits for the open call"
         );
         outlet
-            .send(Ok(Box::new(MqttStreamMessage::numbered(7))))
+            .send(Ok(MqttStreamMessage::numbered(7).into()))
             .await
             .expect("sent");
         assert_eq!(next(&mut responses).await.map(Result::ok), Some(Some(7)));

@@ -21,3 +21,36 @@ pub trait WireMessage: prost::Message + Default {
         Self::decode(bytes)
     }
 }
+
+/// What the gRPC layer can frame: a [`WireMessage`], or a value written as
+/// one without being one (`line::Outgoing`).
+pub trait WireEncode {
+    /// The encoded length, without the gRPC prefix.
+    fn framed_len(&self) -> usize;
+
+    /// Writes the [`WireEncode::framed_len`] bytes.
+    fn encode_framed(&self, buf: &mut impl BufMut);
+}
+
+impl<M: WireMessage> WireEncode for M {
+    fn framed_len(&self) -> usize {
+        self.wire_len()
+    }
+
+    fn encode_framed(&self, buf: &mut impl BufMut) {
+        self.wire_encode(buf);
+    }
+}
+
+/// What the gRPC layer can read: a [`WireMessage`], or a value read as one
+/// without being one (`line::Received`).
+pub trait WireDecode: Sized {
+    /// Reads one message.
+    fn decode_framed(bytes: Bytes) -> Result<Self, prost::DecodeError>;
+}
+
+impl<M: WireMessage> WireDecode for M {
+    fn decode_framed(bytes: Bytes) -> Result<Self, prost::DecodeError> {
+        M::wire_decode(bytes)
+    }
+}

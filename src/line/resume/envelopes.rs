@@ -2,6 +2,7 @@
 //! or sends during a gap, TERMINATE that ends a session on purpose, and the
 //! acknowledgement that carries nothing else.
 
+use crate::line::Received;
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::mqtt::session_control::ControlType;
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage, SessionControl};
@@ -87,12 +88,14 @@ pub fn acknowledgement(direction: MessageDirection, received: u64) -> MqttStream
     }
 }
 
+/// What an envelope weighs besides a publish's payload and topic.
+const SMALL: usize = 64;
+
 /// Roughly what `message` weighs, to pace acknowledgements: a publish's
 /// payload and topic, a fixed amount for anything else.
 pub fn weight(message: &MqttStreamMessage) -> usize {
     use mqttv3::mqtt_packet::Packet as P3;
     use mqttv5::mqtt_packet::Packet as P5;
-    const SMALL: usize = 64;
     match &message.payload {
         Some(Payload::MqttV3Packet(mqttv3::MqttPacket {
             packet: Some(P3::Publish(p)),
@@ -101,6 +104,17 @@ pub fn weight(message: &MqttStreamMessage) -> usize {
             packet: Some(P5::Publish(p)),
         })) => SMALL + p.payload.len() + p.topic.len(),
         _ => SMALL,
+    }
+}
+
+/// [`weight`] of a received envelope, whichever kind.
+pub fn weight_received(message: &Received) -> usize {
+    match message {
+        Received::Envelope(envelope) => weight(envelope),
+        Received::Publish(publish) => {
+            let fields = publish.fields();
+            SMALL + fields.payload.len() + fields.topic.len()
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use tonic::Status;
 
 use super::envelopes::{self, Ping};
 use super::link::{End, Inbound, Link, Shared, State};
+use crate::line::Received;
 use crate::line::proto::mqtt::MqttStreamMessage;
 use crate::net::keep_waker;
 
@@ -66,7 +67,7 @@ impl LinkReceiver {
 }
 
 impl Stream for LinkReceiver {
-    type Item = Result<MqttStreamMessage, Status>;
+    type Item = Result<Received, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         match self.get_mut() {
@@ -77,10 +78,7 @@ impl Stream for LinkReceiver {
 }
 
 impl Receiver {
-    fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<MqttStreamMessage, Status>>> {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Received, Status>>> {
         if self.done {
             return Poll::Ready(None);
         }
@@ -89,7 +87,7 @@ impl Receiver {
             {
                 let mut state = shared.lock();
                 if let Some(made) = self.made_here(&mut state) {
-                    return Poll::Ready(Some(Ok(made)));
+                    return Poll::Ready(Some(Ok(made.into())));
                 }
                 if state.closed {
                     self.done = true;
@@ -155,7 +153,7 @@ impl Receiver {
 
     /// Takes one envelope from the peer; `None` when it is not for the
     /// pump (a duplicate, an acknowledgement alone, a swallowed ping).
-    fn arrived(&mut self, message: MqttStreamMessage) -> Option<MqttStreamMessage> {
+    fn arrived(&mut self, message: Received) -> Option<Received> {
         let shared = &self.shared;
         let mut state = shared.lock();
         if state.generation != self.generation {
@@ -164,22 +162,26 @@ impl Receiver {
             self.inbound = None;
             return None;
         }
-        if message.acknowledged > 0 {
-            shared.acknowledged_by_peer(&mut state, message.acknowledged);
+        let acknowledged = message.acknowledged();
+        if acknowledged > 0 {
+            shared.acknowledged_by_peer(&mut state, acknowledged);
         }
-        if message.sequence_id <= state.received {
+        let sequence_id = message.sequence_id();
+        if sequence_id <= state.received {
             return None;
         }
-        state.received = message.sequence_id;
-        if shared.end == End::Edge && envelopes::ping_of(&message) == Some(Ping::Response) {
+        state.received = sequence_id;
+        let envelope = message.envelope();
+        if shared.end == End::Edge && envelope.and_then(envelopes::ping_of) == Some(Ping::Response)
+        {
             if state.swallow > 0 {
                 state.swallow -= 1;
                 return None;
             }
             state.pings_in_flight = state.pings_in_flight.saturating_sub(1);
         }
-        state.unacknowledged_weight += envelopes::weight(&message);
-        if envelopes::is_terminate(&message)
+        state.unacknowledged_weight += envelopes::weight_received(&message);
+        if envelope.is_some_and(envelopes::is_terminate)
             || state.received - state.acknowledged >= ACK_EVERY_ENVELOPES
             || state.unacknowledged_weight >= ACK_EVERY_WEIGHT
         {
@@ -191,7 +193,7 @@ impl Receiver {
     /// Nothing to read now: be woken by a new attachment too, and
     /// acknowledge what arrived once it has been quiet for [`ACK_DELAY`] (a
     /// reply may carry it sooner).
-    fn quiet(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<MqttStreamMessage, Status>>> {
+    fn quiet(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Received, Status>>> {
         let mut state = self.shared.lock();
         // A new attachment wakes this task even while the current stream
         // is silent (a resume may come before a break shows here).

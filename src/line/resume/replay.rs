@@ -5,18 +5,18 @@
 
 use std::collections::VecDeque;
 
-use crate::line::QueuedEnvelope;
-use crate::line::proto::mqtt::MqttStreamMessage;
+use crate::line::Outgoing;
 
 /// What an envelope counts against the buffer besides its packet's bytes:
 /// the envelope itself and its protobuf fields.
 const ENVELOPE_OVERHEAD: usize = 64;
 
-/// Unacknowledged envelopes in sequence order, each kept in the box it was
-/// sent from (no copy of the envelope on the way in or out).
+/// Unacknowledged envelopes in sequence order, each kept as it was sent (a
+/// boxed envelope, or a PUBLISH's MQTT bytes): no copy on the way in or
+/// out.
 #[derive(Debug)]
 pub struct ReplayBuffer {
-    entries: VecDeque<(QueuedEnvelope, usize)>,
+    entries: VecDeque<(Outgoing, usize)>,
     bytes: usize,
     limit: usize,
 }
@@ -55,7 +55,7 @@ impl ReplayBuffer {
 
     /// Keeps `message` (whose packet is `packet_bytes` long) until it is
     /// acknowledged; returns the bytes it counts for.
-    pub fn push(&mut self, message: QueuedEnvelope, packet_bytes: usize) -> usize {
+    pub fn push(&mut self, message: Outgoing, packet_bytes: usize) -> usize {
         let size = packet_bytes + ENVELOPE_OVERHEAD;
         self.bytes += size;
         self.entries.push_back((message, size));
@@ -67,7 +67,7 @@ impl ReplayBuffer {
     pub fn acknowledge(&mut self, upto: u64) -> usize {
         let mut freed = 0;
         while let Some((front, size)) = self.entries.front() {
-            if front.sequence_id > upto {
+            if front.sequence_id() > upto {
                 break;
             }
             freed += size;
@@ -84,11 +84,11 @@ impl ReplayBuffer {
 
     /// The first envelope after sequence `after`, to send again.
     /// Sequences rise but may skip (a ping answered without being sent).
-    pub fn next_after(&self, after: u64) -> Option<&MqttStreamMessage> {
+    pub fn next_after(&self, after: u64) -> Option<&Outgoing> {
         let index = self
             .entries
-            .partition_point(|(m, _)| m.sequence_id <= after);
-        self.entries.get(index).map(|(m, _)| &**m)
+            .partition_point(|(m, _)| m.sequence_id() <= after);
+        self.entries.get(index).map(|(m, _)| m)
     }
 
     /// Empties the buffer; returns the bytes freed.
@@ -103,25 +103,26 @@ impl ReplayBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::line::proto::mqtt::MqttStreamMessage;
 
     #[test]
     fn holds_until_acknowledged_and_replays_from_any_point() {
         let mut buffer = ReplayBuffer::new(1000);
         for seq in [5, 6, 7, 9, 10] {
-            buffer.push(Box::new(MqttStreamMessage::numbered(seq)), 36);
+            buffer.push(Outgoing::from(MqttStreamMessage::numbered(seq)), 36);
         }
         assert_eq!((buffer.len(), buffer.bytes()), (5, 500));
         assert!(!buffer.is_full());
-        assert_eq!(buffer.next_after(0).map(|m| m.sequence_id), Some(5));
-        assert_eq!(buffer.next_after(6).map(|m| m.sequence_id), Some(7));
+        assert_eq!(buffer.next_after(0).map(Outgoing::sequence_id), Some(5));
+        assert_eq!(buffer.next_after(6).map(Outgoing::sequence_id), Some(7));
         assert_eq!(
-            buffer.next_after(7).map(|m| m.sequence_id),
+            buffer.next_after(7).map(Outgoing::sequence_id),
             Some(9),
             "8 was skipped"
         );
-        assert_eq!(buffer.next_after(10).map(|m| m.sequence_id), None);
+        assert_eq!(buffer.next_after(10).map(Outgoing::sequence_id), None);
         assert_eq!(buffer.acknowledge(6), 200);
-        assert_eq!(buffer.next_after(0).map(|m| m.sequence_id), Some(7));
+        assert_eq!(buffer.next_after(0).map(Outgoing::sequence_id), Some(7));
         assert_eq!(
             buffer.acknowledge(6),
             0,
@@ -135,13 +136,13 @@ mod tests {
     fn full_at_the_limit_but_never_refuses_a_first_envelope() {
         let mut buffer = ReplayBuffer::new(150);
         assert!(!buffer.is_full());
-        buffer.push(Box::new(MqttStreamMessage::numbered(1)), 10_000);
+        buffer.push(Outgoing::from(MqttStreamMessage::numbered(1)), 10_000);
         assert!(buffer.is_full(), "one large envelope fills it");
         buffer.acknowledge(1);
         assert!(!buffer.is_full());
-        buffer.push(Box::new(MqttStreamMessage::numbered(2)), 36);
+        buffer.push(Outgoing::from(MqttStreamMessage::numbered(2)), 36);
         assert!(!buffer.is_full());
-        buffer.push(Box::new(MqttStreamMessage::numbered(3)), 36);
+        buffer.push(Outgoing::from(MqttStreamMessage::numbered(3)), 36);
         assert!(buffer.is_full(), "200 bytes of 150");
         assert_eq!(buffer.clear(), 200);
         assert_eq!(buffer.bytes(), 0);

@@ -11,7 +11,7 @@ use tonic::Status;
 
 use super::envelopes::{self, Ping};
 use super::link::{Closed, End, Link, Outlet, Shared, swallowed};
-use crate::line::QueuedEnvelope;
+use crate::line::Outgoing;
 use crate::line::outlet::Refused;
 
 /// Where a session's pump sends envelopes.
@@ -34,12 +34,12 @@ pub struct Sender {
 /// An envelope that cannot go out without waiting, and what for.
 enum Waiting {
     /// Plain: room in the stream's queue.
-    Queue(QueuedEnvelope),
+    Queue(Outgoing),
     /// Room in the replay buffer (nothing done with it yet).
-    Room(QueuedEnvelope),
+    Room(Outgoing),
     /// Room in the outlet of this generation (the envelope is in the
     /// replay buffer already).
-    Outlet(QueuedEnvelope, u64),
+    Outlet(Outgoing, u64),
 }
 
 /// What became of an envelope offered to a resumable line.
@@ -47,9 +47,9 @@ enum Prepared {
     /// Sent, kept for the replay to send, or answered here.
     Done,
     /// The replay buffer is full; nothing was done with it.
-    NoRoom(QueuedEnvelope),
+    NoRoom(Outgoing),
     /// In the replay buffer; the outlet of this generation has no room.
-    OutletFull(QueuedEnvelope, u64),
+    OutletFull(Outgoing, u64),
 }
 
 impl LinkSender {
@@ -70,7 +70,7 @@ impl LinkSender {
     /// the wait while idle.
     pub fn send(
         &mut self,
-        message: QueuedEnvelope,
+        message: Outgoing,
         packet_bytes: usize,
     ) -> impl Future<Output = Result<(), Closed>> + Send + '_ {
         futures_util::FutureExt::map(self.send_as(message, packet_bytes, false), |sent| {
@@ -84,7 +84,7 @@ impl LinkSender {
     /// for room (the stream or the replay buffer was full).
     pub fn send_batched(
         &mut self,
-        message: QueuedEnvelope,
+        message: Outgoing,
         packet_bytes: usize,
     ) -> impl Future<Output = Result<bool, Closed>> + Send + '_ {
         self.send_as(message, packet_bytes, true)
@@ -92,7 +92,7 @@ impl LinkSender {
 
     async fn send_as(
         &mut self,
-        message: QueuedEnvelope,
+        message: Outgoing,
         packet_bytes: usize,
         batched: bool,
     ) -> Result<bool, Closed> {
@@ -121,7 +121,7 @@ impl LinkSender {
     /// wait for.
     fn try_send(
         &mut self,
-        message: QueuedEnvelope,
+        message: Outgoing,
         packet_bytes: usize,
         batched: bool,
     ) -> Result<Option<Waiting>, Closed> {
@@ -209,7 +209,7 @@ impl Sender {
     /// room; otherwise says what to wait for.
     fn try_send(
         &mut self,
-        message: QueuedEnvelope,
+        message: Outgoing,
         bytes: usize,
         batched: bool,
     ) -> Result<Option<Waiting>, Closed> {
@@ -221,11 +221,7 @@ impl Sender {
     }
 
     /// Waits for room in the replay buffer, then sends.
-    async fn send_after_room(
-        &mut self,
-        mut message: QueuedEnvelope,
-        bytes: usize,
-    ) -> Result<(), Closed> {
+    async fn send_after_room(&mut self, mut message: Outgoing, bytes: usize) -> Result<(), Closed> {
         let shared = self.shared.clone();
         loop {
             let room = shared.room.notified();
@@ -248,7 +244,7 @@ impl Sender {
     /// The stream is slow (flow control): waits for room in the outlet of
     /// `generation`, unless it is replaced meanwhile; the envelope is in
     /// the replay buffer either way.
-    async fn wait_for_outlet(&mut self, message: QueuedEnvelope, generation: u64) {
+    async fn wait_for_outlet(&mut self, message: Outgoing, generation: u64) {
         let shared = self.shared.clone();
         // Made before the generation is checked, so a detach after the
         // check is not missed while the send waits.
@@ -276,7 +272,7 @@ impl Sender {
     /// the replay buffer keeps the envelope itself, not a copy.
     fn prepare(
         &mut self,
-        mut message: QueuedEnvelope,
+        mut message: Outgoing,
         bytes: usize,
         batched: bool,
     ) -> Result<Prepared, Closed> {
@@ -285,7 +281,7 @@ impl Sender {
         if state.closed {
             return Err(Closed);
         }
-        let ping = envelopes::ping_of(&message);
+        let ping = message.envelope().and_then(envelopes::ping_of);
         match (shared.end, ping) {
             (End::Edge, Some(Ping::Request)) if state.outlet.is_none() => {
                 // In a gap the r-proxy answers its client's PINGREQ.
@@ -296,7 +292,7 @@ impl Sender {
                 return Ok(Prepared::Done);
             }
             (End::Edge, Some(Ping::Request)) => state.pings_in_flight += 1,
-            (End::Cloud, Some(Ping::Response)) if swallowed(&mut state, &message) => {
+            (End::Cloud, Some(Ping::Response)) if swallowed(&mut state) => {
                 return Ok(Prepared::Done);
             }
             _ => {}
@@ -311,7 +307,7 @@ impl Sender {
             self.outlet = state.outlet.clone();
             self.epoch = state.outlet_epoch;
         }
-        message.acknowledged = state.received;
+        message.set_acknowledged(state.received);
         let generation = state.generation;
         let sent = match &self.outlet {
             // In a gap or replaying: the replay sends it.

@@ -345,11 +345,9 @@ async fn relay(mut relaying: Box<Relaying>) {
                             MessageDirection::ClientToBroker,
                             envelopes::terminate(),
                         );
-                        let _ = timeout(
-                            config.drain_timeout_ms.duration(),
-                            line.send(Box::new(end), 0),
-                        )
-                        .await;
+                        let _ =
+                            timeout(config.drain_timeout_ms.duration(), line.send(end.into(), 0))
+                                .await;
                     }
                     line.finish();
                     if timeout(config.drain_timeout_ms.duration(), &mut to_client)
@@ -424,7 +422,7 @@ async fn relay(mut relaying: Box<Relaying>) {
                     MessageDirection::ClientToBroker,
                     envelopes::terminate(),
                 );
-                let _ = timeout(TERMINATE_WITHIN, line.send(Box::new(end), 0)).await;
+                let _ = timeout(TERMINATE_WITHIN, line.send(end.into(), 0)).await;
                 let _ = timeout(TERMINATE_WITHIN, link.all_acknowledged()).await;
             }
             link.close();

@@ -52,7 +52,7 @@ impl Line {
                 envelopes::terminate(),
             );
             let said = async {
-                if self.sender.send(Box::new(end), 0).await.is_ok() && !peer_done {
+                if self.sender.send(end.into(), 0).await.is_ok() && !peer_done {
                     link.all_acknowledged().await;
                 }
             };
@@ -281,7 +281,7 @@ async fn relay(
                         MessageDirection::BrokerToClient,
                         disconnect_server_shutting_down(),
                     );
-                    let _ = timeout(drain, line.sender.send(Box::new(goodbye), 0)).await;
+                    let _ = timeout(drain, line.sender.send(goodbye.into(), 0)).await;
                 }
             }
         }
@@ -348,6 +348,6 @@ async fn refuse_unavailable(
         MessageDirection::BrokerToClient,
         connack_server_unavailable(version),
     );
-    let _ = timeout(within, line.sender.send(Box::new(message), 0)).await;
+    let _ = timeout(within, line.sender.send(message.into(), 0)).await;
     line.end(sequence_id, within, false).await;
 }

@@ -24,6 +24,8 @@ mod read;
 #[cfg(test)]
 mod tests;
 
+pub use read::{PublishEnvelope, read_publish};
+
 /// Wire types of the protobuf encoding.
 const VARINT: u8 = 0;
 const LEN: u8 = 2;
@@ -46,11 +48,26 @@ const PAYLOAD: u64 = 6;
 /// `None` for any other envelope.
 fn plain_publish(envelope: &MqttStreamMessage) -> Option<(u64, PlainPublish<'_>)> {
     let (version, publish) = publish_fast_path::plain_publish(envelope.payload.as_ref()?)?;
-    let field = match version {
+    Some((packet_field(version), publish))
+}
+
+/// The envelope's field that holds a packet of `version`.
+fn packet_field(version: Version) -> u64 {
+    match version {
         Version::V3_1_1 => V3_PACKET,
         Version::V5 => V5_PACKET,
-    };
-    Some((field, publish))
+    }
+}
+
+/// An envelope's own fields, apart from its packet.
+#[derive(Debug, Clone, Copy)]
+pub struct Head {
+    /// The sender's sequence number.
+    pub sequence_id: u64,
+    /// The direction, as the protobuf enum's value.
+    pub direction: i32,
+    /// The acknowledgement it carries (0: none).
+    pub acknowledged: u64,
 }
 
 /// How long a field `value` (a varint, as protobuf writes an `int32`:
@@ -85,18 +102,32 @@ fn publish_len(f: &PlainPublish<'_>) -> usize {
 
 /// The envelope's encoded length without prefix, as prost counts it.
 pub fn encoded_len(envelope: &MqttStreamMessage) -> usize {
-    let Some((_, fields)) = plain_publish(envelope) else {
-        return envelope.encoded_len();
-    };
-    let packet_len = len_field_len(publish_len(&fields), true);
-    varint_field_len(envelope.sequence_id)
-        + varint_field_len(envelope.direction as i64 as u64)
+    match plain_publish(envelope) {
+        Some((_, fields)) => publish_envelope_len(&head_of(envelope), &fields),
+        None => envelope.encoded_len(),
+    }
+}
+
+fn head_of(envelope: &MqttStreamMessage) -> Head {
+    Head {
+        sequence_id: envelope.sequence_id,
+        direction: envelope.direction,
+        acknowledged: envelope.acknowledged,
+    }
+}
+
+/// The encoded length of an envelope with `head` holding the plain PUBLISH
+/// `fields` (of either version: the packet's field number is one byte).
+pub fn publish_envelope_len(head: &Head, fields: &PlainPublish<'_>) -> usize {
+    let packet_len = len_field_len(publish_len(fields), true);
+    varint_field_len(head.sequence_id)
+        + varint_field_len(head.direction as i64 as u64)
         + len_field_len(packet_len, true)
         // Field 100 has a two-byte key.
-        + if envelope.acknowledged == 0 {
+        + if head.acknowledged == 0 {
             0
         } else {
-            2 + encoded_len_varint(envelope.acknowledged)
+            2 + encoded_len_varint(head.acknowledged)
         }
 }
 
@@ -121,31 +152,50 @@ fn put_len_field(buf: &mut impl BufMut, field: u64, bytes: &[u8]) {
 
 /// Writes the envelope as prost would, [`encoded_len`] bytes of it.
 pub fn encode_raw(envelope: &MqttStreamMessage, buf: &mut impl BufMut) {
-    let Some((packet_field, f)) = plain_publish(envelope) else {
-        envelope.encode_raw(buf);
-        return;
-    };
-    let publish_len = publish_len(&f);
-    put_varint_field(buf, SEQUENCE_ID, envelope.sequence_id);
-    put_varint_field(buf, DIRECTION, envelope.direction as i64 as u64);
+    match plain_publish(envelope) {
+        Some((field, fields)) => put_publish_envelope(&head_of(envelope), field, &fields, buf),
+        None => envelope.encode_raw(buf),
+    }
+}
+
+/// Writes, as prost would, the envelope with `head` holding the plain
+/// PUBLISH `fields` of `version`: [`publish_envelope_len`] bytes.
+pub fn encode_publish_envelope(
+    head: &Head,
+    version: Version,
+    fields: &PlainPublish<'_>,
+    buf: &mut impl BufMut,
+) {
+    put_publish_envelope(head, packet_field(version), fields, buf);
+}
+
+fn put_publish_envelope(
+    head: &Head,
+    packet_field: u64,
+    f: &PlainPublish<'_>,
+    buf: &mut impl BufMut,
+) {
+    let publish_len = publish_len(f);
+    put_varint_field(buf, SEQUENCE_ID, head.sequence_id);
+    put_varint_field(buf, DIRECTION, head.direction as i64 as u64);
     put_key(buf, packet_field, LEN);
     prost::encoding::encode_varint(len_field_len(publish_len, true) as u64, buf);
     put_key(buf, PACKET_PUBLISH, LEN);
     prost::encoding::encode_varint(publish_len as u64, buf);
-    put_len_field(buf, TOPIC, f.topic.as_bytes());
+    put_len_field(buf, TOPIC, f.topic);
     put_varint_field(buf, MESSAGE_ID, f.message_id.into());
     put_varint_field(buf, QOS, f.qos as i64 as u64);
     put_varint_field(buf, RETAIN, f.retain.into());
     put_varint_field(buf, DUP, f.dup.into());
     put_len_field(buf, PAYLOAD, f.payload);
-    put_varint_field(buf, ACKNOWLEDGED, envelope.acknowledged);
+    put_varint_field(buf, ACKNOWLEDGED, head.acknowledged);
 }
 
 /// Reads an envelope; one holding a plain PUBLISH in the order prost
 /// writes it is read here, anything else by prost.
 pub fn decode(bytes: Bytes) -> Result<MqttStreamMessage, prost::DecodeError> {
-    match read::plain(&bytes) {
-        Some(envelope) => Ok(envelope),
+    match read::read_publish(&bytes) {
+        Some(publish) => Ok(publish.to_envelope()),
         None => MqttStreamMessage::decode(bytes),
     }
 }

@@ -4,10 +4,10 @@
 use bytes::Bytes;
 
 use super::{
-    ACKNOWLEDGED, DIRECTION, DUP, LEN, MESSAGE_ID, PACKET_PUBLISH, PAYLOAD, QOS, RETAIN,
+    ACKNOWLEDGED, DIRECTION, DUP, Head, LEN, MESSAGE_ID, PACKET_PUBLISH, PAYLOAD, QOS, RETAIN,
     SEQUENCE_ID, TOPIC, V3_PACKET, V5_PACKET, VARINT,
 };
-use crate::line::convert::publish_fast_path::{OwnedPublish, plain_payload};
+use crate::line::convert::publish_fast_path::{OwnedPublish, PlainPublish, plain_payload};
 use crate::line::proto::mqtt::MqttStreamMessage;
 use crate::mqtt::Version;
 
@@ -90,18 +90,81 @@ fn next_field(reader: &mut Reader<'_>, after: &mut u64) -> Option<Option<(u64, u
     Some(Some((field, wire_type)))
 }
 
+/// An envelope holding a plain PUBLISH, as it was received: its own
+/// fields, and the PUBLISH's, whose topic (checked to be UTF-8) and payload
+/// stay in the bytes they came in.
+#[derive(Debug, Clone)]
+pub struct PublishEnvelope {
+    head: Head,
+    version: Version,
+    publish: Extents,
+    bytes: Bytes,
+}
+
+impl PublishEnvelope {
+    /// The envelope's own fields.
+    pub fn head(&self) -> &Head {
+        &self.head
+    }
+
+    /// The MQTT version of its packet (which field holds it).
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The PUBLISH's fields, borrowed.
+    pub fn fields(&self) -> PlainPublish<'_> {
+        let p = &self.publish;
+        // Both extents were found within `bytes` when it was read.
+        PlainPublish {
+            topic: &self.bytes[p.topic.0..p.topic.1],
+            message_id: p.message_id,
+            qos: p.qos,
+            retain: p.retain,
+            dup: p.dup,
+            payload: &self.bytes[p.payload.0..p.payload.1],
+        }
+    }
+
+    /// The envelope as prost reads it.
+    pub fn to_envelope(&self) -> MqttStreamMessage {
+        let p = &self.publish;
+        MqttStreamMessage {
+            sequence_id: self.head.sequence_id,
+            direction: self.head.direction,
+            acknowledged: self.head.acknowledged,
+            payload: Some(plain_payload(
+                self.version,
+                OwnedPublish {
+                    // Checked to be UTF-8 when read: nothing is replaced.
+                    topic: String::from_utf8_lossy(&self.bytes[p.topic.0..p.topic.1]).into_owned(),
+                    message_id: p.message_id,
+                    qos: p.qos,
+                    retain: p.retain,
+                    dup: p.dup,
+                    payload: self.bytes.slice(p.payload.0..p.payload.1),
+                },
+            )),
+        }
+    }
+}
+
 /// The envelope, when it is a plain PUBLISH written in prost's order with
 /// every value in range; `None` leaves it to prost.
-pub(super) fn plain(bytes: &Bytes) -> Option<MqttStreamMessage> {
+pub fn read_publish(bytes: &Bytes) -> Option<PublishEnvelope> {
     let mut envelope = Reader { bytes, at: 0 };
-    let mut message = MqttStreamMessage::default();
+    let mut head = Head {
+        sequence_id: 0,
+        direction: 0,
+        acknowledged: 0,
+    };
     let mut publish = None;
     let mut after = 0;
     while let Some((field, wire_type)) = next_field(&mut envelope, &mut after)? {
         match (field, wire_type) {
-            (SEQUENCE_ID, VARINT) => message.sequence_id = envelope.varint()?,
+            (SEQUENCE_ID, VARINT) => head.sequence_id = envelope.varint()?,
             (DIRECTION, VARINT) => {
-                message.direction = i32::try_from(envelope.varint()?).ok()?;
+                head.direction = i32::try_from(envelope.varint()?).ok()?;
             }
             (V3_PACKET | V5_PACKET, LEN) if publish.is_none() => {
                 let mut packet = envelope.inner()?;
@@ -115,36 +178,27 @@ pub(super) fn plain(bytes: &Bytes) -> Option<MqttStreamMessage> {
                 }
                 publish = Some((field, fields));
             }
-            (ACKNOWLEDGED, VARINT) => message.acknowledged = envelope.varint()?,
+            (ACKNOWLEDGED, VARINT) => head.acknowledged = envelope.varint()?,
             _ => return None,
         }
     }
-    let (packet_field, p) = publish?;
-    let topic = std::str::from_utf8(&bytes[p.topic.0..p.topic.1])
-        .ok()?
-        .to_owned();
-    let payload = bytes.slice(p.payload.0..p.payload.1);
+    let (packet_field, publish) = publish?;
+    std::str::from_utf8(&bytes[publish.topic.0..publish.topic.1]).ok()?;
     let version = if packet_field == V3_PACKET {
         Version::V3_1_1
     } else {
         Version::V5
     };
-    message.payload = Some(plain_payload(
+    Some(PublishEnvelope {
+        head,
         version,
-        OwnedPublish {
-            topic,
-            message_id: p.message_id,
-            qos: p.qos,
-            retain: p.retain,
-            dup: p.dup,
-            payload,
-        },
-    ));
-    Some(message)
+        publish,
+        bytes: bytes.clone(),
+    })
 }
 
 /// A PUBLISH's fields, its topic and payload as extents of the envelope.
-#[derive(Default)]
+#[derive(Debug, Clone, Default)]
 struct Extents {
     topic: (usize, usize),
     message_id: u32,

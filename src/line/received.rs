@@ -1,0 +1,71 @@
+//! What a session receives from its peer on the line: an envelope, or one
+//! holding a plain PUBLISH, kept as the bytes it came in. Nearly everything
+//! a session receives is the second kind, and it needs no protobuf message:
+//! its MQTT bytes are written straight from the envelope's (see
+//! `line::pumps`). Anything else is read by prost, as before.
+
+use bytes::Bytes;
+
+use crate::line::convert::envelope_wire::{self, PublishEnvelope};
+use crate::line::grpc::WireDecode;
+use crate::line::proto::mqtt::MqttStreamMessage;
+
+/// An envelope from the peer.
+#[derive(Debug, Clone)]
+pub enum Received {
+    /// Any envelope. Boxed: the envelope is 272 bytes, and this passes
+    /// through every stream on the way to the pump.
+    Envelope(Box<MqttStreamMessage>),
+    /// An envelope holding a plain PUBLISH.
+    Publish(PublishEnvelope),
+}
+
+impl Received {
+    /// The sender's sequence number (0: unnumbered).
+    pub fn sequence_id(&self) -> u64 {
+        match self {
+            Received::Envelope(envelope) => envelope.sequence_id,
+            Received::Publish(publish) => publish.head().sequence_id,
+        }
+    }
+
+    /// The acknowledgement it carries (0: none).
+    pub fn acknowledged(&self) -> u64 {
+        match self {
+            Received::Envelope(envelope) => envelope.acknowledged,
+            Received::Publish(publish) => publish.head().acknowledged,
+        }
+    }
+
+    /// The envelope, unless it holds a plain PUBLISH (which is no ping and
+    /// no session control).
+    pub fn envelope(&self) -> Option<&MqttStreamMessage> {
+        match self {
+            Received::Envelope(envelope) => Some(envelope),
+            Received::Publish(_) => None,
+        }
+    }
+
+    /// The envelope as prost reads it, whichever kind.
+    pub fn into_envelope(self) -> MqttStreamMessage {
+        match self {
+            Received::Envelope(envelope) => *envelope,
+            Received::Publish(publish) => publish.to_envelope(),
+        }
+    }
+}
+
+impl From<MqttStreamMessage> for Received {
+    fn from(envelope: MqttStreamMessage) -> Self {
+        Received::Envelope(Box::new(envelope))
+    }
+}
+
+impl WireDecode for Received {
+    fn decode_framed(bytes: Bytes) -> Result<Self, prost::DecodeError> {
+        match envelope_wire::read_publish(&bytes) {
+            Some(publish) => Ok(Received::Publish(publish)),
+            None => <MqttStreamMessage as prost::Message>::decode(bytes).map(Received::from),
+        }
+    }
+}
