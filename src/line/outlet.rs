@@ -2,12 +2,14 @@
 //! the call the r-proxy made or the response stream of the call the
 //! s-proxy serves. The task that sends an envelope frames it and hands it
 //! to HTTP/2 itself, so no queue holds it and no other task is woken for
-//! it (the connection's task writes it out). A burst from the MQTT side is
-//! gathered into one DATA frame ([`Outlet::try_send_batched`], then
-//! [`Outlet::flush`] before the pump waits): a frame per envelope would
-//! cost the peer a frame's overhead each, and h2 peers close a connection
-//! that sends too many small frames ("excessive load generating
-//! behavior"). Room is HTTP/2's: the stream's flow-control window and its
+//! it (the connection's task writes it out). The first envelope since a
+//! flush is framed right in the connection's output when the windows take
+//! it (no buffer of the outlet's, no copy); the rest of a burst from the
+//! MQTT side is gathered into one more DATA frame
+//! ([`Outlet::try_send_batched`], then [`Outlet::flush`] before the pump
+//! waits): a frame per envelope would cost the peer a frame's overhead
+//! each, and h2 peers close a connection that sends too many small frames
+//! ("excessive load generating behavior"). Room is HTTP/2's: the stream's flow-control window and its
 //! send buffer (`send_buffer_bytes` in both proxies); when either is used
 //! up, senders wait until the connection has written or the peer has
 //! granted more.
@@ -65,6 +67,9 @@ struct State {
     /// Envelopes framed but not yet handed to HTTP/2; empty (no
     /// allocation) between bursts.
     batch: BytesMut,
+    /// An envelope went straight into the connection's output since the
+    /// last flush: the next ones wait in `batch`.
+    wrote_direct: bool,
     senders: usize,
     /// The stream was ended here or failed: nothing more goes out.
     ended: bool,
@@ -89,6 +94,7 @@ impl Outlet {
                     stream,
                     answers,
                     batch: BytesMut::new(),
+                    wrote_direct: false,
                     senders: 1,
                     ended: false,
                 }),
@@ -175,14 +181,40 @@ impl Outlet {
                 Refused::Full
             });
         }
-        if let Err(status) = framing::encode_into(envelope, self.sink.max_message, &mut state.batch)
-        {
-            tracing::warn!(%status, "envelope too large for the line; ending the stream");
-            state.batch = BytesMut::new();
-            state.stream.send_reset(Reason::INTERNAL_ERROR);
-            state.ended = true;
-            return Err(Refused::Closed);
+        let len = match framing::framed_len(envelope, self.sink.max_message) {
+            Ok(len) => len,
+            Err(status) => {
+                tracing::warn!(%status, "envelope too large for the line; ending the stream");
+                state.batch = BytesMut::new();
+                state.stream.send_reset(Reason::INTERNAL_ERROR);
+                state.ended = true;
+                return Err(Refused::Closed);
+            }
+        };
+        if state.batch.is_empty() && !state.wrote_direct {
+            // The first envelope since the last flush is framed where the
+            // connection will write it from, when the windows allow: no
+            // batch to allocate and no copy. What follows it before the
+            // flush is batched, so a burst still makes few frames.
+            match state
+                .stream
+                .write_data(len, |out| framing::write_framed(envelope, out))
+            {
+                Ok(true) => {
+                    state.wrote_direct = batched;
+                    return Ok(());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "stream closed");
+                    state.ended = true;
+                    return Err(Refused::Closed);
+                }
+            }
         }
+        let start = state.batch.len();
+        state.batch.resize(start + len, 0);
+        framing::write_framed(envelope, &mut state.batch[start..]);
         if !batched {
             state.flush();
         }
@@ -257,6 +289,7 @@ impl Sink {
 impl State {
     /// Hands the batch to HTTP/2, keeping no room for the next one.
     fn flush(&mut self) {
+        self.wrote_direct = false;
         if self.batch.is_empty() || self.ended {
             return;
         }
@@ -351,20 +384,30 @@ mod tests {
     async fn an_unbatched_send_goes_out_at_once() {
         let (requests, mut body, _response) = crate::line::grpc::testing::call().await;
         let sink = Outlet::requests(requests, 1024);
+        // The first goes straight into the connection's output, the second
+        // waits in the batch...
         sink.try_send_batched(numbered(1)).expect("room");
-        // Another send flushes the batch ahead of it.
-        sink.try_send(numbered(2)).expect("room");
-        let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), body.data())
-            .await
-            .expect("sent without a flush")
-            .expect("data")
-            .expect("no error");
-        let mut deframer = framing::Deframer::new(1024);
-        deframer.push(chunk);
-        let first = deframer.next_message().expect("valid").expect("a message");
-        let second = deframer.next_message().expect("valid").expect("a message");
+        sink.try_send_batched(numbered(2)).expect("room");
+        // ...until another send, not batched, takes it along.
+        sink.try_send(numbered(3)).expect("room");
         let sequence =
             |b| prost::Message::decode(b).map_or(0, |m: MqttStreamMessage| m.sequence_id);
-        assert_eq!((sequence(first), sequence(second)), (1, 2));
+        let mut frames = Vec::new();
+        while frames.iter().map(Vec::len).sum::<usize>() < 3 {
+            let chunk = tokio::time::timeout(std::time::Duration::from_secs(5), body.data())
+                .await
+                .expect("sent without a flush")
+                .expect("data")
+                .expect("no error");
+            body.release(chunk.len());
+            let mut deframer = framing::Deframer::new(1024);
+            deframer.push(chunk);
+            let mut messages = Vec::new();
+            while let Some(message) = deframer.next_message().expect("valid") {
+                messages.push(sequence(message));
+            }
+            frames.push(messages);
+        }
+        assert_eq!(frames, [vec![1], vec![2, 3]]);
     }
 }

@@ -26,24 +26,39 @@ pub fn encode_into<M: WireEncode>(
     max: usize,
     framed: &mut BytesMut,
 ) -> Result<(), Status> {
-    let len = message.framed_len();
-    let Some(prefix_len) = u32::try_from(len).ok().filter(|_| len <= max) else {
-        return Err(Status::out_of_range(format!(
-            "message of {len} bytes is over the limit of {max}"
-        )));
-    };
+    let len = framed_len(message, max)?;
     // prost writes a varint a byte at a time, and a byte put into a
     // `BytesMut` is an out-of-line call with a copy: encoding into a slice
     // of the exact length (zeroed first, a few dozen bytes) costs a third
-    // of the instructions. `wire_len` is what `wire_encode` writes, so the
-    // slice is never short.
+    // of the instructions.
     let start = framed.len();
-    framed.resize(start + PREFIX + len, 0);
-    let (prefix, body) = framed[start..].split_at_mut(PREFIX);
-    // prefix[0] stays 0: not compressed.
-    prefix[1..].copy_from_slice(&prefix_len.to_be_bytes());
-    message.encode_framed(&mut &mut body[..]);
+    framed.resize(start + len, 0);
+    write_framed(message, &mut framed[start..]);
     Ok(())
+}
+
+/// How long `message` is with its prefix; refused when it is larger than
+/// `max` bytes.
+pub fn framed_len<M: WireEncode>(message: &M, max: usize) -> Result<usize, Status> {
+    let len = message.framed_len();
+    if len > max || u32::try_from(len).is_err() {
+        return Err(Status::out_of_range(format!(
+            "message of {len} bytes is over the limit of {max}"
+        )));
+    }
+    Ok(PREFIX + len)
+}
+
+/// Writes `message` with its prefix into `out`, which is as long as
+/// [`framed_len`] said (`encode_framed` writes exactly what `framed_len`
+/// counts, so the slice is never short).
+pub fn write_framed<M: WireEncode>(message: &M, out: &mut [u8]) {
+    let (prefix, body) = out.split_at_mut(PREFIX);
+    // At most `max`, checked to fit a u32 by `framed_len`.
+    let len = body.len() as u32;
+    prefix[0] = 0; // not compressed
+    prefix[1..].copy_from_slice(&len.to_be_bytes());
+    message.encode_framed(&mut &mut body[..]);
 }
 
 /// Splits the DATA of a stream into messages. A chunk that holds whole

@@ -104,6 +104,13 @@ impl SendStream {
         self.stream.lock().send_data(self.stream.id, data, end)
     }
 
+    /// Writes `len` bytes of DATA, `write` filling them, straight into
+    /// the connection's output when nothing of the stream waits and the
+    /// windows take them all now; `Ok(false)` (nothing done) otherwise.
+    pub fn write_data(&mut self, len: usize, write: impl FnOnce(&mut [u8])) -> Result<bool, Error> {
+        self.stream.lock().write_data(self.stream.id, len, write)
+    }
+
     /// Ends our side with `trailers`, after any data still waiting.
     pub fn send_trailers(&mut self, trailers: HeaderMap) -> Result<(), Error> {
         let mut block = BytesMut::new();

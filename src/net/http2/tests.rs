@@ -200,6 +200,41 @@ async fn data_waits_for_the_peers_window_and_room_follows_the_send_buffer() {
 }
 
 #[tokio::test]
+async fn data_written_in_place_only_when_the_window_takes_it_all_and_nothing_waits() {
+    // The peer grants 10 bytes a stream.
+    let (mut peer, mut incoming) = start(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 10)]).await;
+    let (mut send, _recv) = answered(&mut peer, &mut incoming).await;
+    let written = send.write_data(4, |out| out.copy_from_slice(b"abcd"));
+    assert!(matches!(written, Ok(true)));
+    let (head, data) = peer.next(frame::DATA).await;
+    assert_eq!((head.stream, head.flags, &data[..]), (1, 0, &b"abcd"[..]));
+
+    // 6 bytes of window left: 7 are not written, and nothing is spent.
+    let mut called = false;
+    let written = send.write_data(7, |_| called = true);
+    assert!(matches!(written, Ok(false)) && !called);
+    // Data waiting in the stream keeps later data behind it.
+    send.send_data(Bytes::from_static(b"0123456789"), false)
+        .expect("sent");
+    let (_, data) = peer.next(frame::DATA).await;
+    assert_eq!(&data[..], b"012345", "the rest of the window");
+    assert!(matches!(send.write_data(1, |_| called = true), Ok(false)));
+    assert!(!called);
+    peer.send_frame(|out| frame::put_window_update(out, 1, 100))
+        .await;
+    let (_, data) = peer.next(frame::DATA).await;
+    assert_eq!(&data[..], b"6789", "in order once granted");
+
+    // Once the stream has ended, writing is refused.
+    send.send_data(Bytes::new(), true).expect("ended");
+    assert!(matches!(
+        send.write_data(1, |_| called = true),
+        Err(Error::Closed)
+    ));
+    assert!(!called);
+}
+
+#[tokio::test]
 async fn read_data_is_granted_back_and_data_beyond_the_window_resets_the_stream() {
     let (mut peer, mut incoming) = start(&[]).await;
     let (_send, mut recv) = answered(&mut peer, &mut incoming).await;
