@@ -31,9 +31,9 @@ fuzz_target!(|data: &[u8]| {
             first = false;
         }
         for version in [Version::V3_1_1, Version::V5] {
-            let sent = match ReadPublish::read(version, &raw) {
-                Some(publish) => Outgoing::publish(1, MessageDirection::ClientToBroker, publish),
-                None => match mqtt::decode(version, &raw) {
+            let sent = match ReadPublish::read(version, raw.clone()) {
+                Ok(publish) => Outgoing::publish(1, MessageDirection::ClientToBroker, publish),
+                Err(raw) => match mqtt::decode(version, &raw) {
                     Ok(packet) => Outgoing::from(MqttStreamMessage {
                         sequence_id: 1,
                         direction: 0,

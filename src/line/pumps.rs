@@ -94,20 +94,21 @@ where
             Err(ReadError::Io(e)) => break InboundEnd::Io(e),
         };
         let size = mqtt::wire_size(&raw);
+        let packet_type = raw.packet_type();
         // The packet is converted and dropped before the send may wait, so
         // the task keeps no room for it while idle.
-        let (message, is_disconnect) = match ReadPublish::read(version, &raw) {
-            Some(publish) => {
-                counters.count(raw.packet_type(), "publish", size);
+        let (message, is_disconnect) = match ReadPublish::read(version, raw) {
+            Ok(publish) => {
+                counters.count(packet_type, "publish", size);
                 *sequence_id += 1;
                 (Outgoing::publish(*sequence_id, direction, publish), false)
             }
-            None => {
+            Err(raw) => {
                 let packet = match mqtt::decode(version, &raw) {
                     Ok(p) => p,
                     Err(e) => break InboundEnd::Codec(e),
                 };
-                counters.count(raw.packet_type(), packet_type_name(&packet), size);
+                counters.count(packet_type, packet_type_name(&packet), size);
                 let is_disconnect = matches!(
                     packet,
                     Packet::V3_1_1Disconnect(_) | Packet::V5_0Disconnect(_)
@@ -122,7 +123,6 @@ where
                 )
             }
         };
-        drop(raw);
         match line.send_batched(message, size).await {
             Ok(false) => {}
             Ok(true) => METRICS.queue_was_full(mode, direction_label(direction)),

@@ -36,6 +36,11 @@ impl RawPacket {
         &self.body
     }
 
+    /// The bytes after the fixed header, taken.
+    pub fn into_body(self) -> Bytes {
+        self.body
+    }
+
     /// The body as a slice.
     pub fn data_as_slice(&self) -> &[u8] {
         &self.body
@@ -99,7 +104,14 @@ impl Framer {
         if buf.len() < total {
             return Ok(None);
         }
-        let mut packet = buf.split_to(total);
+        // A packet that is all of `buf` (one packet a read, the common
+        // case) is taken whole: splitting would make `buf` shared, and
+        // that costs an allocation.
+        let mut packet = if total == buf.len() {
+            std::mem::take(buf)
+        } else {
+            buf.split_to(total)
+        };
         packet.advance(header_len);
         Ok(Some(RawPacket {
             header,
@@ -125,6 +137,19 @@ mod tests {
         assert_eq!(publish.packet_type(), 3);
         assert_eq!(publish.data_as_slice(), b"\x00\x01axy");
         assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn a_packet_that_is_the_whole_buffer_takes_it() {
+        let mut framer = Framer::new(1024);
+        let mut buf = BytesMut::from(&b"\x30\x04\x00\x01ab"[..]);
+        let publish = framer.next_packet(&mut buf).unwrap().unwrap();
+        assert_eq!(publish.data_as_slice(), b"\x00\x01ab");
+        assert_eq!((buf.len(), buf.capacity()), (0, 0), "taken, not split");
+        // The buffer goes on being read into.
+        buf.extend_from_slice(b"\xc0\x00");
+        let ping = framer.next_packet(&mut buf).unwrap().unwrap();
+        assert_eq!((ping.packet_type(), publish.into_body().len()), (12, 4));
     }
 
     #[test]

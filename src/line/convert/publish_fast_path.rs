@@ -33,9 +33,21 @@ pub struct ReadPublish {
 }
 
 impl ReadPublish {
-    /// The PUBLISH in `raw`, or `None` when the general path must decide
-    /// (not a PUBLISH, MQTT 5 properties, anything unusual).
-    pub fn read(version: Version, raw: &RawPacket) -> Option<Self> {
+    /// The PUBLISH in `raw`, or `raw` back when the general path must
+    /// decide (not a PUBLISH, MQTT 5 properties, anything unusual).
+    pub fn read(version: Version, raw: RawPacket) -> Result<Self, RawPacket> {
+        match Self::plain(version, &raw) {
+            // Keeps the buffer the packet was read into: no copy.
+            Some(read) => Ok(Self {
+                body: raw.into_body(),
+                ..read
+            }),
+            None => Err(raw),
+        }
+    }
+
+    /// What `read` finds, with an empty body.
+    fn plain(version: Version, raw: &RawPacket) -> Option<Self> {
         if raw.packet_type() != PUBLISH {
             return None;
         }
@@ -60,8 +72,7 @@ impl ReadPublish {
             // The topic is at most 65,535 bytes: its length is two bytes.
             topic_len: publish.topic.len() as u16,
             payload_at: body.len() - publish.payload.len(),
-            // Shares the buffer the packet was read into: no copy.
-            body: body.clone(),
+            body: Bytes::new(),
         })
     }
 
