@@ -149,7 +149,7 @@ mod tests {
                 .next_packet(&mut bytes::BytesMut::from(&bytes[..]))
                 .expect("valid")
                 .expect("whole");
-            let read = ReadPublish::read(version, raw).ok().expect("a plain PUBLISH");
+            let read = ReadPublish::read(version, raw).expect("a plain PUBLISH");
             let direction = if to_broker {
                 MessageDirection::ClientToBroker
             } else {
