@@ -9,7 +9,9 @@
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
+
+use futures_util::task::{ArcWake, waker_ref};
 
 use super::waker_slot::keep_waker;
 
@@ -17,10 +19,8 @@ use super::waker_slot::keep_waker;
 /// was used; otherwise `Pending` at once.
 pub struct OnWake<F> {
     future: F,
+    /// Also the waker handed to `future`, lent for each poll.
     mark: Arc<Mark>,
-    /// The waker handed to `future`: a clone of `mark` as a waker, made
-    /// once.
-    waker: Waker,
 }
 
 /// Whether the future was woken, and the task to wake when it is.
@@ -29,14 +29,10 @@ struct Mark {
     task: Mutex<Option<Waker>>,
 }
 
-impl Wake for Mark {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.woken.store(true, Ordering::Release);
-        if let Some(task) = &*self.lock() {
+impl ArcWake for Mark {
+    fn wake_by_ref(mark: &Arc<Self>) {
+        mark.woken.store(true, Ordering::Release);
+        if let Some(task) = &*mark.lock() {
             task.wake_by_ref();
         }
     }
@@ -56,12 +52,7 @@ impl<F> OnWake<F> {
             woken: AtomicBool::new(true),
             task: Mutex::new(None),
         });
-        let waker = Waker::from(mark.clone());
-        Self {
-            future,
-            mark,
-            waker,
-        }
+        Self { future, mark }
     }
 }
 
@@ -76,7 +67,8 @@ impl<F: Future + Unpin> Future for OnWake<F> {
         if !this.mark.woken.swap(false, Ordering::AcqRel) {
             return Poll::Pending;
         }
-        let mut own = Context::from_waker(&this.waker);
+        let waker = waker_ref(&this.mark);
+        let mut own = Context::from_waker(&waker);
         Pin::new(&mut this.future).poll(&mut own)
     }
 }
@@ -85,6 +77,7 @@ impl<F: Future + Unpin> Future for OnWake<F> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+    use std::task::Wake;
 
     /// Counts its polls; pending until told, waking itself through the
     /// waker it was last given.

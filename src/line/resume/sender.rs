@@ -64,10 +64,10 @@ impl LinkSender {
 
     /// Sends `message` (numbered already) holding a packet of
     /// `packet_bytes`; waits while the stream or the replay buffer is full.
-    /// Boxed already: the futures waiting here, part of every session's
-    /// task, hold a pointer instead of the envelope. A send that has to
-    /// wait (rarely) is boxed too, so that the task does not keep room for
-    /// the wait while idle.
+    /// The envelope is offered before the future is made, so the futures
+    /// waiting here, part of every session's task, keep no room for it. A
+    /// send that has to wait (rarely) is boxed, so that the task does not
+    /// keep room for the wait while idle either.
     pub fn send(
         &mut self,
         message: Outgoing,
@@ -90,17 +90,22 @@ impl LinkSender {
         self.send_as(message, packet_bytes, true)
     }
 
-    async fn send_as(
+    fn send_as(
         &mut self,
         message: Outgoing,
         packet_bytes: usize,
         batched: bool,
-    ) -> Result<bool, Closed> {
-        match self.try_send(message, packet_bytes, batched)? {
-            None => Ok(false),
-            Some(waiting) => Box::pin(self.send_waiting(waiting, packet_bytes))
-                .await
-                .map(|()| true),
+    ) -> impl Future<Output = Result<bool, Closed>> + Send + '_ {
+        let waiting = match self.try_send(message, packet_bytes, batched) {
+            Ok(None) => Ok(None),
+            Ok(Some(waiting)) => Ok(Some(Box::pin(self.send_waiting(waiting, packet_bytes)))),
+            Err(closed) => Err(closed),
+        };
+        async move {
+            match waiting? {
+                None => Ok(false),
+                Some(wait) => wait.await.map(|()| true),
+            }
         }
     }
 
