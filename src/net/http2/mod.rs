@@ -19,6 +19,7 @@ mod entry;
 pub mod frame;
 mod hpack;
 mod huffman;
+mod id_hasher;
 mod ping;
 pub mod server;
 mod state;

@@ -6,7 +6,7 @@
 //! already, so a burst from many streams becomes one write.
 
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::BuildHasherDefault;
 use std::task::Waker;
 
 use bytes::{Bytes, BytesMut};
@@ -14,26 +14,8 @@ use bytes::{Bytes, BytesMut};
 use super::Error;
 use super::entry::{Receiving, Sending, Stream};
 use super::frame::{self, Reason};
+use super::id_hasher::IdHasher;
 use crate::net::keep_waker;
-
-/// A stream id's hash: ids are small consecutive odd numbers, so a
-/// multiplication spreads them well enough, without SipHash's cost.
-#[derive(Default)]
-pub(super) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 << 8 | u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u32(&mut self, id: u32) {
-        self.0 = u64::from(id).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
 
 /// The connection's PING of ours, if one is out.
 #[derive(Default)]
