@@ -11,17 +11,17 @@
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
 use mqttbridge::mqtt::{self, Framer, Version};
-use mqttbridge::line::convert::{
-    ReadPublish, encode_plain_publish, encode_publish, packet_to_payload, payload_to_packet,
-};
+use mqttbridge::line::convert::{ReadPublish, packet_to_payload};
 use mqttbridge::line::grpc::{WireDecode, WireEncode};
 use mqttbridge::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
-use mqttbridge::line::{Outgoing, Received};
+use mqttbridge::line::{Outgoing, Received, Step, encode_received};
+use mqttbridge::ops::telemetry::TrafficCounters;
 
 /// Small enough that the fuzzer reaches the limit, as operators may set it.
 const MAX_PACKET_SIZE: u32 = 4096;
 
 fuzz_target!(|data: &[u8]| {
+    let counters = TrafficCounters::new("fuzz", "broker_to_client");
     let mut framer = Framer::new(MAX_PACKET_SIZE);
     let mut buf = BytesMut::from(data);
     let mut first = true;
@@ -49,23 +49,11 @@ fuzz_target!(|data: &[u8]| {
             let received =
                 Received::decode_framed(wire.into()).expect("our own envelope decodes");
             let mut out = BytesMut::new();
-            let envelope = match received {
-                Received::Publish(publish) => {
-                    match encode_plain_publish(publish.version(), &publish.fields(), version, &mut out) {
-                        Some(_) => None,
-                        None => Some(publish.to_envelope()),
-                    }
-                }
-                Received::Envelope(envelope) => Some(*envelope),
-            };
-            if let Some(envelope) = envelope {
-                let payload = envelope.payload.expect("the payload survives the stream");
-                if encode_publish(&payload, version, &mut out).is_none() {
-                    let packet = payload_to_packet(payload, version)
-                        .expect("a packet the near side accepted converts back");
-                    mqtt::encode(&packet, &mut out);
-                }
-            }
+            assert_eq!(
+                encode_received(received, version, &counters, &mut out),
+                Ok(Step::Continue),
+                "a packet the near side accepted converts back"
+            );
             let mut far = Framer::new(u32::MAX);
             let written = far
                 .next_packet(&mut out)

@@ -2,8 +2,8 @@
 //! protobuf envelope, read as the relay reads it (by hand for a plain
 //! PUBLISH, which must agree with prost's reading of the same bytes) and
 //! turned into MQTT bytes for the broker (or client) the way the relay does
-//! it: a plain PUBLISH straight from the envelope's bytes, the general
-//! conversion otherwise.
+//! it (`line::encode_received`, the pump's own step): a plain PUBLISH
+//! straight from the envelope's bytes, the general conversion otherwise.
 //! Nothing may panic, and every packet written must be valid MQTT of the
 //! session's version.
 #![no_main]
@@ -11,11 +11,10 @@
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
 use mqttbridge::mqtt::{self, Framer, Version};
-use mqttbridge::line::Received;
-use mqttbridge::line::convert::{encode_plain_publish, encode_publish, payload_to_packet};
 use mqttbridge::line::grpc::WireDecode;
 use mqttbridge::line::proto::mqtt::MqttStreamMessage;
-use mqttbridge::line::proto::mqtt::mqtt_stream_message::Payload;
+use mqttbridge::line::{Received, Step, encode_received};
+use mqttbridge::ops::telemetry::TrafficCounters;
 use prost::Message;
 
 fuzz_target!(|data: &[u8]| {
@@ -36,32 +35,14 @@ fuzz_target!(|data: &[u8]| {
     let Ok(received) = read else {
         return;
     };
+    let counters = TrafficCounters::new("fuzz", "client_to_broker");
     let mut out = BytesMut::new();
-    let message = match received {
-        Received::Publish(publish) => {
-            if encode_plain_publish(publish.version(), &publish.fields(), version, &mut out)
-                .is_some()
-            {
-                None
-            } else {
-                Some(publish.to_envelope())
-            }
-        }
-        Received::Envelope(envelope) => Some(*envelope),
-    };
-    if let Some(message) = message {
-        let Some(payload) = message.payload else {
-            return;
-        };
-        if matches!(payload, Payload::SessionControl(_)) {
-            return;
-        }
-        if encode_publish(&payload, version, &mut out).is_none() {
-            let Ok(packet) = payload_to_packet(payload, version) else {
-                return;
-            };
-            mqtt::encode(&packet, &mut out);
-        }
+    // What the relay's pump writes; a refusal or a session control writes
+    // nothing.
+    if encode_received(received, version, &counters, &mut out) != Ok(Step::Continue)
+        || out.is_empty()
+    {
+        return;
     }
     let mut framer = Framer::new(u32::MAX);
     let raw = framer

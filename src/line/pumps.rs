@@ -36,13 +36,18 @@ pub fn envelope(
     direction: MessageDirection,
     payload: Payload,
 ) -> MqttStreamMessage {
-    *sequence_id += 1;
     MqttStreamMessage {
-        sequence_id: *sequence_id,
+        sequence_id: next_number(sequence_id),
         direction: direction as i32,
         payload: Some(payload),
         acknowledged: 0,
     }
+}
+
+/// The next sequence number of a direction.
+fn next_number(sequence_id: &mut u64) -> u64 {
+    *sequence_id += 1;
+    *sequence_id
 }
 
 /// How the byte stream -> envelopes pump ended.
@@ -100,8 +105,8 @@ where
         let (message, is_disconnect) = match ReadPublish::read(version, raw) {
             Ok(publish) => {
                 counters.count(packet_type, "publish", size);
-                *sequence_id += 1;
-                (Outgoing::publish(*sequence_id, direction, publish), false)
+                let number = next_number(sequence_id);
+                (Outgoing::publish(number, direction, publish), false)
             }
             Err(raw) => {
                 let packet = match mqtt::decode(version, &raw) {
@@ -150,8 +155,11 @@ pub enum OutboundEnd {
 }
 
 /// What one envelope asks of the writer.
-enum Step {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Go on: its packet (if any: a heartbeat carries none) was written.
     Continue,
+    /// The peer ended the session (TERMINATE).
     Terminate,
 }
 
@@ -171,10 +179,11 @@ fn direction_label(direction: MessageDirection) -> &'static str {
     }
 }
 
-/// Appends the MQTT bytes of a received envelope to `out`: a plain
-/// PUBLISH straight from the envelope's bytes, anything else (and a PUBLISH
-/// the straight way cannot write) by the general path.
-fn encode_received(
+/// Appends the MQTT bytes of a received envelope to `out`, as the pump
+/// writing to the client or the broker does: a plain PUBLISH straight from
+/// the envelope's bytes, anything else (and a PUBLISH the straight way
+/// cannot write) by the general path.
+pub fn encode_received(
     message: Received,
     version: Version,
     counters: &TrafficCounters,

@@ -17,6 +17,27 @@ use super::frame::{self, Reason};
 use super::id_hasher::IdHasher;
 use crate::net::keep_waker;
 
+/// A connection's streams by id.
+pub(super) type Streams = HashMap<u32, Box<Stream>, BuildHasherDefault<IdHasher>>;
+
+/// Stream `id`, when our side of it may still send; otherwise why not.
+/// (Takes the two fields it reads, so the caller keeps the others.)
+fn sending_stream<'a>(
+    failed: &Option<Error>,
+    streams: &'a mut Streams,
+    id: u32,
+) -> Result<&'a mut Stream, Error> {
+    if let Some(e) = failed {
+        return Err(e.clone());
+    }
+    let stream = streams.get_mut(&id).ok_or(Error::Closed)?;
+    match (&stream.sending, &stream.receiving) {
+        (Sending::Open, _) => Ok(stream),
+        (_, Receiving::Failed(e)) => Err(e.clone()),
+        _ => Err(Error::Closed),
+    }
+}
+
 /// The connection's PING of ours, if one is out.
 #[derive(Default)]
 pub(super) struct Ping {
@@ -37,7 +58,7 @@ pub(super) struct State {
     /// The driver was woken and has not run since.
     driver_woken: bool,
     /// Boxed: the table holds room for more streams than are open.
-    pub streams: HashMap<u32, Box<Stream>, BuildHasherDefault<IdHasher>>,
+    pub streams: Streams,
     /// Streams with data waiting for window or for room in `out`.
     blocked: VecDeque<u32>,
     /// The connection's send window (the peer's grant).
@@ -120,18 +141,7 @@ impl State {
     /// Sends `data` on stream `id` (with END_STREAM if `end`): into `out`
     /// as far as the windows allow, the rest waiting in the stream.
     pub fn send_data(&mut self, id: u32, data: Bytes, end: bool) -> Result<(), Error> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return Err(Error::Closed);
-        };
-        if !matches!(stream.sending, Sending::Open) {
-            return Err(match &stream.receiving {
-                Receiving::Failed(e) => e.clone(),
-                _ => Error::Closed,
-            });
-        }
+        let stream = sending_stream(&self.failed, &mut self.streams, id)?;
         if !data.is_empty() {
             stream.pending_len += data.len();
             stream.pending.push(data);
@@ -155,18 +165,7 @@ impl State {
         len: usize,
         write: impl FnOnce(&mut [u8]),
     ) -> Result<bool, Error> {
-        if let Some(e) = &self.failed {
-            return Err(e.clone());
-        }
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return Err(Error::Closed);
-        };
-        if !matches!(stream.sending, Sending::Open) {
-            return Err(match &stream.receiving {
-                Receiving::Failed(e) => e.clone(),
-                _ => Error::Closed,
-            });
-        }
+        let stream = sending_stream(&self.failed, &mut self.streams, id)?;
         let window = stream.send_window.min(self.send_window);
         if stream.queued
             || !stream.pending.is_empty()
