@@ -1,0 +1,153 @@
+//! The pumps against in-memory streams and writers that take little at a
+//! time.
+
+use prost::Message;
+
+use super::*;
+use crate::line::grpc::WireDecode;
+use crate::line::proto::mqtt::SessionControl;
+
+/// A v3.1.1 QoS 0 PUBLISH of `payload` to topic "t", in an envelope
+/// read from its bytes as the line reads it.
+fn publish(sequence_id: &mut u64, payload: &[u8]) -> Result<Received, Status> {
+    use crate::line::proto::mqttv3;
+    let publish = mqttv3::Publish {
+        topic: "t".into(),
+        payload: bytes::Bytes::copy_from_slice(payload),
+        ..Default::default()
+    };
+    let packet = mqttv3::MqttPacket {
+        packet: Some(mqttv3::mqtt_packet::Packet::Publish(publish)),
+    };
+    let envelope = envelope(
+        sequence_id,
+        MessageDirection::ClientToBroker,
+        Payload::MqttV3Packet(packet),
+    );
+    let read = Received::decode_framed(envelope.encode_to_vec().into()).expect("valid");
+    assert!(matches!(read, Received::Publish(_)), "read straight");
+    Ok(read)
+}
+
+/// A writer that takes at most `most` bytes a call and makes every
+/// other call wait (waking the task at once), recording each call.
+struct Stingy {
+    most: usize,
+    pend_next: bool,
+    calls: Vec<Vec<u8>>,
+    flushes: usize,
+}
+
+impl Stingy {
+    fn taking(most: usize) -> Self {
+        Stingy {
+            most,
+            pend_next: false,
+            calls: Vec::new(),
+            flushes: 0,
+        }
+    }
+}
+
+/// Three ready PUBLISHes with payloads "a", "b", "c".
+fn three() -> impl Stream<Item = Result<Received, Status>> + Unpin {
+    let mut sequence_id = 0;
+    let ready: Vec<_> = [b"a", b"b", b"c"]
+        .iter()
+        .map(|p| publish(&mut sequence_id, *p))
+        .collect();
+    futures_util::stream::iter(ready)
+}
+
+impl AsyncWrite for Stingy {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.pend_next = !self.pend_next;
+        if !self.pend_next {
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
+        }
+        let n = buf.len().min(self.most);
+        self.calls.push(buf[..n].to_vec());
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.flushes += 1;
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+const TRAFFIC: Traffic = Traffic {
+    mode: "test",
+    direction: MessageDirection::ClientToBroker,
+};
+
+#[tokio::test]
+async fn ready_envelopes_go_out_in_one_write_and_partial_writes_resume() {
+    let mut inbound = three();
+    let mut writer = Stingy::taking(usize::MAX);
+    let end = pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
+    assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
+    // Three PUBLISHes (0x30, length 4, topic "t", one payload byte),
+    // in a single write.
+    let one = |p: u8| [0x30, 4, 0, 1, b't', p];
+    let all: Vec<u8> = [one(b'a'), one(b'b'), one(b'c')].concat();
+    assert_eq!(writer.calls, vec![all.clone()]);
+    assert_eq!(writer.flushes, 1);
+
+    // A writer taking 4 bytes at a time, waiting between: every byte
+    // arrives once, in order, and is flushed before the pump ends.
+    let mut inbound = three();
+    let mut writer = Stingy::taking(4);
+    let end = pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
+    assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
+    assert_eq!(writer.calls.concat(), all);
+    assert!(writer.calls.iter().all(|c| c.len() <= 4));
+    assert_eq!(writer.flushes, 1);
+}
+
+#[tokio::test]
+async fn a_failed_stream_ends_the_pump_after_what_came_before_is_written() {
+    let mut sequence_id = 0;
+    let items = vec![
+        publish(&mut sequence_id, b"x"),
+        Err(Status::unavailable("gone")),
+    ];
+    let mut inbound = futures_util::stream::iter(items);
+    let mut writer = Stingy::taking(usize::MAX);
+    let end = pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
+    assert!(
+        matches!(end, OutboundEnd::Failed(ref s) if s.message() == "gone"),
+        "{end:?}"
+    );
+    assert_eq!(writer.calls, vec![vec![0x30, 4, 0, 1, b't', b'x']]);
+}
+
+#[test]
+fn envelopes_carry_no_session_id() {
+    let mut sequence_id = 0;
+    let message = envelope(
+        &mut sequence_id,
+        MessageDirection::BrokerToClient,
+        Payload::SessionControl(SessionControl {
+            control_type: ControlType::Establishv5 as i32,
+            client_id: "c".into(),
+        }),
+    );
+    // sequence_id (field 2) = 1, direction (field 3) = 1, then field 50
+    // holding control_type 1 and client_id (field 2) "c". No field 1.
+    assert_eq!(
+        message.encode_to_vec(),
+        [
+            0x10, 0x01, 0x18, 0x01, 0x92, 0x03, 0x05, 0x08, 0x01, 0x12, 0x01, b'c'
+        ]
+    );
+}
