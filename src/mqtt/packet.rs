@@ -116,7 +116,7 @@ fn decode_publish(version: Version, raw: &RawPacket) -> Result<Packet, CodecErro
     let (packet, consumed) = match version {
         Version::V3_1_1 => {
             let (p, n) = v3::Publish::parse(flags, body.clone())?;
-            check_publish(p.topic_name(), false, p.packet_id())?;
+            check_publish(p.topic_name().as_bytes(), false, p.packet_id())?;
             (Packet::V3_1_1Publish(p), n)
         }
         Version::V5 => {
@@ -125,7 +125,7 @@ fn decode_publish(version: Version, raw: &RawPacket) -> Result<Packet, CodecErro
                 .props
                 .iter()
                 .any(|prop| matches!(prop, Property::TopicAlias(_)));
-            check_publish(p.topic_name(), alias, p.packet_id())?;
+            check_publish(p.topic_name().as_bytes(), alias, p.packet_id())?;
             (Packet::V5_0Publish(p), n)
         }
     };
@@ -139,17 +139,33 @@ fn decode_publish(version: Version, raw: &RawPacket) -> Result<Packet, CodecErro
 /// the packet builders refuse, so it could not be relayed): wildcards in
 /// the topic, an empty topic without an MQTT 5 topic alias, packet id 0.
 pub(crate) fn check_publish(
-    topic: &str,
+    topic: &[u8],
     alias: bool,
     packet_id: Option<u16>,
 ) -> Result<(), CodecError> {
-    if topic.contains(['+', '#']) {
+    if has_wildcard(topic) {
         return Err(CodecError::Malformed);
     }
     if (topic.is_empty() && !alias) || packet_id == Some(0) {
         return Err(CodecError::Protocol);
     }
     Ok(())
+}
+
+/// Whether a topic holds a wildcard (`+` or `#`). Both are ASCII, so no
+/// byte of a multi-byte UTF-8 character can be one; looks at every byte
+/// without stopping early, which the compiler turns into a few wide
+/// compares for a topic of a few dozen bytes.
+fn has_wildcard(topic: &[u8]) -> bool {
+    topic
+        .iter()
+        .fold(false, |found, &b| found | (b == b'+') | (b == b'#'))
+}
+
+/// Whether `bytes` are UTF-8: most topics are ASCII, which is checked a
+/// word at a time before the full validation.
+pub(crate) fn is_utf8(bytes: &[u8]) -> bool {
+    bytes.is_ascii() || std::str::from_utf8(bytes).is_ok()
 }
 
 /// Appends the wire form of `packet` to `out`.
@@ -226,6 +242,23 @@ mod tests {
             .expect("well framed")
             .expect("a whole packet");
         decode(version, &raw)
+    }
+
+    #[test]
+    fn topic_bytes_are_checked_like_text() {
+        for topic in ["a/b", "sensors/+", "#", "a+b", "caf\u{e9}/+", "\u{1f600}#"] {
+            assert_eq!(
+                has_wildcard(topic.as_bytes()),
+                topic.contains(['+', '#']),
+                "{topic}"
+            );
+            assert!(is_utf8(topic.as_bytes()), "{topic}");
+        }
+        // Not UTF-8: a lone continuation byte, a truncated two-byte form, an
+        // encoded surrogate; each also after an ASCII prefix.
+        for bytes in [&b"\x80"[..], b"ab\xc3", b"\xed\xa0\x80", b"topic/\xff"] {
+            assert!(!is_utf8(bytes), "{bytes:?}");
+        }
     }
 
     /// Inputs found by the `mqtt_framer` fuzz target: packets the parser

@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::{mqttv3, mqttv5};
-use crate::mqtt::{PUBLISH, PublishBytes, RawPacket, Version, check_publish};
+use crate::mqtt::{PUBLISH, PublishBytes, RawPacket, Version, check_publish, is_utf8};
 
 /// A plain PUBLISH as it was read from MQTT: checked as the general path
 /// would accept it, and kept as the bytes it came in (its payload is not
@@ -53,10 +53,12 @@ impl ReadPublish {
         }
         let body = raw.body();
         let publish = PublishBytes::parse(version, raw.flags(), body)?;
-        let topic = std::str::from_utf8(publish.topic).ok()?;
+        if !is_utf8(publish.topic) {
+            return None;
+        }
         let (qos, message_id) = (publish.qos, publish.packet_id);
         // What the protocol forbids is the general path's to refuse.
-        if check_publish(topic, false, (qos > 0).then_some(message_id)).is_err() {
+        if check_publish(publish.topic, false, (qos > 0).then_some(message_id)).is_err() {
             return None;
         }
         // MQTT 5: only an empty property list is plain.

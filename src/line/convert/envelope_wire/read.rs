@@ -9,7 +9,7 @@ use super::{
 };
 use crate::line::convert::publish_fast_path::{OwnedPublish, PlainPublish, plain_payload};
 use crate::line::proto::mqtt::MqttStreamMessage;
-use crate::mqtt::Version;
+use crate::mqtt::{Version, is_utf8};
 
 /// Reads the protobuf fields of one message: `bytes[at..]`, where `bytes`
 /// ends with the message and `at` counts from the envelope's start.
@@ -183,7 +183,9 @@ pub fn read_publish(bytes: &Bytes) -> Option<PublishEnvelope> {
         }
     }
     let (packet_field, publish) = publish?;
-    std::str::from_utf8(&bytes[publish.topic.0..publish.topic.1]).ok()?;
+    if !is_utf8(&bytes[publish.topic.0..publish.topic.1]) {
+        return None;
+    }
     let version = if packet_field == V3_PACKET {
         Version::V3_1_1
     } else {
