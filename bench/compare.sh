@@ -94,8 +94,8 @@ measure quinn "quic://127.0.0.1:$QF_PORT" "${TLS[@]}"
 WATCH="mosquitto=$MOSQUITTO_PID quinn-forward=$QF_PID" load quinn "quic://127.0.0.1:$QF_PORT" "${TLS[@]}"
 measure scion-quic "scion-quic://$SQ_ADDR" "${TLS[@]}" "${SCION_CLIENT[@]}"
 
-# scion-udp in front of the quic listener. One SCION stack per AS on this
-# host: the scion-quic server leaves IA 2-ff00:0:212 first.
+# scion-udp in front of the quic listener, in IA 2-ff00:0:212 where the
+# scion-quic server was (stopped first: its CPU is not the relay's).
 kill "$SQ_PID"; wait "$SQ_PID" 2>/dev/null || true
 start_scion_udp scion-udp "$Q_PORT"
 RELAY_ADDR=$SCION_ADDR
@@ -107,8 +107,8 @@ kill "$LAST_PID"; wait "$LAST_PID" 2>/dev/null || true
 start_scion_quic scion-quic-2
 SQ_ADDR=$SCION_ADDR
 echo "measuring scion-quic again, as the scion-udp reference..." >&2
-# pocketscion's data plane can stay broken after the scion-udp loads
-# overran it: then the estimate is missing, not the whole comparison.
+# A reference run that fails leaves the estimate missing, not the whole
+# comparison.
 "$BIN" bench latency -L "scion-quic://$SQ_ADDR" "${TLS[@]}" "${SCION_CLIENT[@]}" -n "$LATENCY_COUNT" --json \
     >"$WORK/scion-reference.latency.json" ||
     echo '{"failed": true}' >"$WORK/scion-reference.latency.json"

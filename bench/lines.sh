@@ -15,9 +15,6 @@
 #   start_pocketscion NAME     a SCION network: API_CLIENT, API_SERVER, SCION_CLIENT=(client flags)
 #   start_scion_quic NAME      scion-quic in $API_SERVER's AS: SCION_ADDR, LAST_PID
 #   start_scion_udp NAME PORT [ARGS]  scion-udp in $API_SERVER's AS to QUIC on PORT: SCION_ADDR, LAST_PID
-#
-# One SCION stack per AS on a host: a SCION network holds one server-side
-# process (scion-quic or scion-udp) and one client-side process at a time.
 
 command -v mosquitto >/dev/null || PATH=$PATH:/usr/sbin
 command -v mosquitto >/dev/null || { echo "lines.sh: mosquitto not found (bash scripts/install-deps.sh)" >&2; exit 1; }

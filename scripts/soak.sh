@@ -30,8 +30,8 @@ start_grpc_line
 make_certs
 start_quic quic
 QUIC_PID=$LAST_PID
-# Two SCION networks: one SCION stack per AS and host, and each SCION line
-# needs a server-side and a client-side stack of its own.
+# Two SCION networks, one per SCION line: each line's server and client
+# side in ASes of their own.
 start_pocketscion scion-a
 start_scion_quic scion-quic
 SQ_PID=$LAST_PID

@@ -109,7 +109,7 @@ up() {
 
     say "SCION network host: pocketscion"
     sed "s/^bind_ip = .*/bind_ip = \"${ADDR[scion]}\"/" testnet/topology.toml >"$DIR/topology.toml"
-    # A SNAP token per host: an AS authorises one identity per token.
+    # A SNAP token per host, as each host would have its own.
     spawn scion pocketscion "$BIN" pocketscion --topology "$DIR/topology.toml" \
         --snap-token-file "$DIR/client.token" --snap-token-file "$DIR/proxy.token" \
         --snap-token-file "$DIR/relay.token"

@@ -31,6 +31,7 @@ mod resumable_line;
 mod scion_quic;
 mod scion_udp;
 mod shutdown;
+mod snap_identity;
 mod systemd_units;
 mod tonic_server;
 mod upstream_discovery;

@@ -183,7 +183,7 @@ def scion(binary, workdir, broker, certs):
     2-ff00:0:212; the client side's settings are in 1-ff00:0:132 (with
     `child_snap_token_file` for clients in another process)."""
     # A token for scion-quic, one for this process's clients and one for a
-    # child process's: an AS authorises one identity per token.
+    # child process's, as separate hosts would have.
     tokens = [workdir / f"{name}.token" for name in ("proxy", "client", "child")]
     proxy_token, client_token, child_token = tokens
     network = Process("pocketscion", [binary, "pocketscion"] + [

@@ -232,8 +232,7 @@ def test_ctrl_c_interrupts_a_blocking_recv(broker):
 
 
 def test_clients_in_one_process_share_the_scion_network(scion):
-    """Two clients over SCION at once from one process (one SCION stack, as
-    the SNAP data plane authorises one identity per token)."""
+    """Two clients over SCION at once from one process (one SCION stack)."""
     settings = dict(scion)
     url = settings.pop("url")
     del settings["child_snap_token_file"]

@@ -7,10 +7,12 @@ use std::str::FromStr;
 use std::sync::{Arc, LazyLock, Weak};
 
 use anyhow::Context;
+use scion_stack::stack::builder::SnapUnderlayConfig;
 use scion_stack::stack::{
     ScionSocketBindError, ScionStack, ScionStackBuilder, SnapConnectionError, SocketConfig,
     UdpScionSocket,
 };
+use scion_stack::x25519_dalek::StaticSecret;
 use sciparse::address::ip_socket_addr::ScionSocketIpAddr;
 
 /// A SCION stack for the local AS behind `endhost_api`.
@@ -23,7 +25,10 @@ pub async fn build_stack(
     scion_sdk_utils::rustls::select_ring_crypto_provider();
     let mut builder = ScionStackBuilder::new().with_endhost_api(endhost_api.clone());
     if let Some(token) = snap_token {
-        builder = builder.with_auth_token(token);
+        let identity = snap_identity(&token);
+        builder = builder.with_auth_token(token).with_snap_underlay_config(
+            SnapUnderlayConfig::default().with_static_identity(identity),
+        );
     }
     builder
         .build()
@@ -31,16 +36,41 @@ pub async fn build_stack(
         .with_context(|| format!("attaching to SCION through endhost API {endhost_api}"))
 }
 
+/// The SNAP tunnel identity of every stack that holds `token`, in every
+/// process: derived from the token rather than drawn at random.
+///
+/// A SNAP data plane authorises one identity per token (the last one
+/// registered) and knows each tunnel by the UDP address it comes from. With
+/// an identity of its own per process, a second process holding the token
+/// took the first one's authorisation away (a `sub` left running stalled
+/// when `pub` started), and a tunnel from a UDP port that an exited process
+/// had used was refused until the data plane expired the old tunnel,
+/// minutes later: a SCION server restarted on its fixed port could not
+/// start, and a client that happened to draw such a port could not connect.
+/// With one identity per token, each of these is the same peer coming back.
+/// Whoever holds the token can register an identity of their choosing, so
+/// one derived from it gives nothing away that the token does not.
+fn snap_identity(token: &str) -> StaticSecret {
+    let digest = ring::digest::digest(
+        &ring::digest::SHA256,
+        &[SNAP_IDENTITY_LABEL, token.as_bytes()].concat(),
+    );
+    let mut secret = [0u8; 32];
+    secret.copy_from_slice(digest.as_ref());
+    StaticSecret::from(secret)
+}
+
+/// Separates the identity's derivation from any other use of the token.
+const SNAP_IDENTITY_LABEL: &[u8] = b"mqttbridge SNAP tunnel identity v1\0";
+
 /// Stacks that client connections of this process share, by endhost API
 /// and SNAP token; an entry lives as long as a connection uses it.
 type SharedStacks = HashMap<(url::Url, Option<String>), Weak<ScionStack>>;
 static SHARED_STACKS: LazyLock<tokio::sync::Mutex<SharedStacks>> = LazyLock::new(Default::default);
 
 /// The stack this process already has for `endhost_api` and `snap_token`,
-/// or a new one. A SNAP data plane authorises one tunnel identity per token
-/// at a time, and every stack has an identity of its own: a second stack
-/// with the same token would take the first one's authorisation away, and
-/// its connections would stall. So clients in one process share a stack.
+/// or a new one: one stack's tunnels, path lookups and keep-alives serve
+/// every client connection of the process.
 pub async fn shared_stack(
     endhost_api: url::Url,
     snap_token: Option<String>,

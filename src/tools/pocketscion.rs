@@ -100,9 +100,8 @@ pub struct PocketscionArgs {
     #[arg(long, default_value = "minimal", value_name = "NAME|FILE")]
     pub topology: Topology,
     /// Write a SNAP token for clients and proxies to this file; repeat for
-    /// several, each a token of its own. Every process attached to an AS
-    /// needs its own token: the AS authorises one identity per token, so a
-    /// second process with the same token cuts the first one off.
+    /// several, each a token of its own. Processes attached to one AS may
+    /// share a token: each derives the same tunnel identity from it.
     #[arg(long = "snap-token-file", value_name = "FILE")]
     pub snap_token_files: Vec<PathBuf>,
 }
