@@ -83,7 +83,7 @@ impl Proxy {
         let scheme = if ps.is_some() { "scion-quic" } else { "quic" };
         Proxy {
             url: format!("{scheme}://{}", proxy.addr),
-            options: client_options(ps, &certs).await,
+            options: quic_client_options(ps, &certs).await,
             sessions: proxy.active.clone(),
             certs,
             _dir: dir,
@@ -121,7 +121,7 @@ impl Proxy {
         .await;
         Proxy {
             url: format!("scion-quic://{scion}"),
-            options: client_options(Some(ps), &certs).await,
+            options: quic_client_options(Some(ps), &certs).await,
             sessions: proxy.active.clone(),
             certs,
             _dir: dir,
@@ -163,30 +163,6 @@ impl Proxy {
         .expect("CONNACK");
         assert_eq!(code, 0, "CONNACK for {client_id}");
         conn
-    }
-}
-
-/// How a client reaches a proxy serving `certs`: checked against their CA,
-/// over a SCION stack of its own in IA132 when `ps` is given.
-async fn client_options(ps: Option<&PsSetup>, certs: &Certificates) -> TransportOptions {
-    TransportOptions {
-        tls: ClientTls {
-            ca: Some(certs.ca.clone()),
-            ..ClientTls::default()
-        },
-        server_name: Some("localhost".into()),
-        scion_stack: match ps {
-            Some(ps) => Some(std::sync::Arc::new(
-                mqttbridge::net::scion::build_stack(
-                    ps.endhost_api(IA132).unwrap(),
-                    Some(dev_auth_token()),
-                )
-                .await
-                .expect("client SCION stack"),
-            )),
-            None => None,
-        },
-        ..TransportOptions::default()
     }
 }
 

@@ -10,51 +10,57 @@ use common::*;
 use mqttbridge::client::{Connection, exchange, packets};
 use mqttbridge::mqtt::Version;
 use mqttbridge::net::connector::{self as transport, Endpoint, TransportOptions};
-use mqttbridge::net::tls::ClientTls;
 use mqttbridge::service::scion_quic::{QuicTransport, ScionQuic, ScionQuicConfig};
 use mqttbridge::tools::certs::{self, Certificates};
 use mqttbridge::tools::mosquitto::Mosquitto;
 use pocketscion::util::dev_auth_token;
-use pocketscion::util::topologies::{
-    IA132, IA212, PsSetup, UnderlayType, minimal::minimal_topology,
-};
+use pocketscion::util::topologies::{IA212, PsSetup, UnderlayType, minimal::minimal_topology};
 
-/// scion-quic in IA212 in front of `broker`, at `listen` (any port when
-/// `None`), with the token every process here uses.
-async fn scion_quic(
-    ps: &PsSetup,
-    broker: &str,
-    certs: &Certificates,
-    token: &std::path::Path,
-    listen: Option<String>,
-) -> Running {
-    start::<ScionQuic>(ScionQuicConfig {
-        transport: QuicTransport::Scion,
-        listen,
-        endhost_api: Some(ps.endhost_api(IA212).unwrap()),
-        snap_token_file: Some(token.to_path_buf()),
-        broker: broker.parse().unwrap(),
-        cert: Some(certs.server_cert.clone()),
-        key: Some(certs.server_key.clone()),
-        ..ScionQuicConfig::default()
-    })
-    .await
+/// A SCION network, a broker, certificates and the one token every process
+/// here uses.
+struct Setup {
+    ps: PsSetup,
+    broker: Mosquitto,
+    certs: Certificates,
+    token: std::path::PathBuf,
+    _dir: tempfile::TempDir,
 }
 
-/// A client with a SCION stack of its own in IA132: another process's.
-async fn client(ps: &PsSetup, certs: &Certificates) -> TransportOptions {
-    let stack =
-        mqttbridge::net::scion::build_stack(ps.endhost_api(IA132).unwrap(), Some(dev_auth_token()))
-            .await
-            .expect("client SCION stack");
-    TransportOptions {
-        tls: ClientTls {
-            ca: Some(certs.ca.clone()),
-            ..ClientTls::default()
-        },
-        server_name: Some("localhost".into()),
-        scion_stack: Some(std::sync::Arc::new(stack)),
-        ..TransportOptions::default()
+impl Setup {
+    async fn new() -> Setup {
+        let ps = minimal_topology(UnderlayType::Snap).await;
+        let broker = Mosquitto::start("max_queued_messages 0").await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
+        let token = dir.path().join("snap.token");
+        std::fs::write(&token, dev_auth_token()).unwrap();
+        Setup {
+            ps,
+            broker,
+            certs,
+            token,
+            _dir: dir,
+        }
+    }
+
+    /// scion-quic in IA212 at `listen` (any port when `None`).
+    async fn scion_quic(&self, listen: Option<String>) -> Running {
+        start::<ScionQuic>(ScionQuicConfig {
+            transport: QuicTransport::Scion,
+            listen,
+            endhost_api: Some(self.ps.endhost_api(IA212).unwrap()),
+            snap_token_file: Some(self.token.clone()),
+            broker: self.broker.addr().to_string().parse().unwrap(),
+            cert: Some(self.certs.server_cert.clone()),
+            key: Some(self.certs.server_key.clone()),
+            ..ScionQuicConfig::default()
+        })
+        .await
+    }
+
+    /// A client with a SCION stack of its own in IA132: another process's.
+    async fn client(&self) -> TransportOptions {
+        quic_client_options(Some(&self.ps), &self.certs).await
     }
 }
 
@@ -85,26 +91,20 @@ async fn delivered(subscriber: &mut Connection, publisher: &mut Connection, topi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes_sharing_a_token_all_keep_working() {
-    let ps = minimal_topology(UnderlayType::Snap).await;
-    let broker = Mosquitto::start("max_queued_messages 0").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
-    let token = dir.path().join("snap.token");
-    std::fs::write(&token, dev_auth_token()).unwrap();
-    let broker = broker.addr().to_string();
+    let setup = Setup::new().await;
 
     // Two servers in one AS, two client processes in the other: each with
     // its own SCION stack and the same token.
-    let first = scion_quic(&ps, &broker, &certs, &token, None).await;
+    let first = setup.scion_quic(None).await;
     let first_url = format!("scion-quic://{}", first.addr);
-    let first_client = client(&ps, &certs).await;
+    let first_client = setup.client().await;
     let mut subscriber = connected(&first_url, &first_client, "sub").await;
     bounded("suback", exchange::subscribe(&mut subscriber, 1, "id/#", 1))
         .await
         .unwrap();
-    let second = scion_quic(&ps, &broker, &certs, &token, None).await;
+    let second = setup.scion_quic(None).await;
     let second_url = format!("scion-quic://{}", second.addr);
-    let second_client = client(&ps, &certs).await;
+    let second_client = setup.client().await;
     let mut publisher = connected(&second_url, &second_client, "pub").await;
 
     // The first server's and the first client's tunnels still carry
@@ -116,13 +116,7 @@ async fn processes_sharing_a_token_all_keep_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_restarted_on_its_port_serves_again_at_once() {
-    let ps = minimal_topology(UnderlayType::Snap).await;
-    let broker = Mosquitto::start("max_queued_messages 0").await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let certs = certs::generate(dir.path(), &["localhost"]).unwrap();
-    let token = dir.path().join("snap.token");
-    std::fs::write(&token, dev_auth_token()).unwrap();
-    let broker = broker.addr().to_string();
+    let setup = Setup::new().await;
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -130,9 +124,9 @@ async fn a_server_restarted_on_its_port_serves_again_at_once() {
         .port();
     let listen = format!("[2-ff00:0:212,127.0.0.1]:{port}");
 
-    let server = scion_quic(&ps, &broker, &certs, &token, Some(listen.clone())).await;
+    let server = setup.scion_quic(Some(listen.clone())).await;
     let url = format!("scion-quic://{}", server.addr);
-    let options = client(&ps, &certs).await;
+    let options = setup.client().await;
     let mut before = connected(&url, &options, "before").await;
     bounded(
         "suback",
@@ -152,11 +146,7 @@ async fn a_server_restarted_on_its_port_serves_again_at_once() {
 
     // The data plane still holds the first server's tunnel from that port;
     // the new process's tunnel from the same port is accepted at once.
-    let _server = bounded(
-        "the restarted server binds",
-        scion_quic(&ps, &broker, &certs, &token, Some(listen)),
-    )
-    .await;
+    let _server = bounded("the restarted server binds", setup.scion_quic(Some(listen))).await;
     let mut subscriber = connected(&url, &options, "after-sub").await;
     bounded(
         "suback",

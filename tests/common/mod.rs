@@ -8,12 +8,14 @@ mod command_line;
 mod cut_relay;
 mod netns;
 mod process;
+mod quic_client;
 #[allow(unused_imports)]
 pub use command_line::{Pocketscion, shell_commands, shell_words};
 pub use cut_relay::CutRelay;
 pub use netns::Netns;
 #[allow(unused_imports)]
 pub use process::*;
+pub use quic_client::quic_client_options;
 
 use std::future::Future;
 use std::time::Duration;
