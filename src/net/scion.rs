@@ -165,3 +165,20 @@ impl FromStr for PathAcl {
 }
 
 super::deserialize_from_str!(PathAcl);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scion_stack::x25519_dalek::PublicKey;
+
+    #[test]
+    fn one_token_gives_every_process_the_same_identity_and_another_token_another() {
+        let public = |token: &str| PublicKey::from(&snap_identity(token)).to_bytes();
+        assert_eq!(public("token-a"), public("token-a"));
+        assert_ne!(public("token-a"), public("token-b"));
+        // Not the token's bare hash: the label keeps it apart from any other
+        // use of the token.
+        let bare = ring::digest::digest(&ring::digest::SHA256, b"token-a");
+        assert_ne!(snap_identity("token-a").to_bytes()[..], bare.as_ref()[..]);
+    }
+}
