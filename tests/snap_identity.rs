@@ -83,6 +83,14 @@ async fn connected(url: &str, options: &TransportOptions, client_id: &str) -> Co
     conn
 }
 
+/// `conn` subscribed to `filter` at QoS 1.
+async fn subscribed(conn: &mut Connection, filter: &str) {
+    let granted = bounded("suback", exchange::subscribe(conn, 1, filter, 1))
+        .await
+        .unwrap();
+    assert_eq!(granted, 1, "granted QoS for {filter}");
+}
+
 /// A message from `publisher` reaches `subscriber` on `topic`.
 async fn delivered(subscriber: &mut Connection, publisher: &mut Connection, topic: &str) {
     let got = publish_and_receive(publisher, subscriber, topic, topic.to_owned(), 1, 1).await;
@@ -99,9 +107,7 @@ async fn processes_sharing_a_token_all_keep_working() {
     let first_url = format!("scion-quic://{}", first.addr);
     let first_client = setup.client().await;
     let mut subscriber = connected(&first_url, &first_client, "sub").await;
-    bounded("suback", exchange::subscribe(&mut subscriber, 1, "id/#", 1))
-        .await
-        .unwrap();
+    subscribed(&mut subscriber, "id/#").await;
     let second = setup.scion_quic(None).await;
     let second_url = format!("scion-quic://{}", second.addr);
     let second_client = setup.client().await;
@@ -128,12 +134,7 @@ async fn a_server_restarted_on_its_port_serves_again_at_once() {
     let url = format!("scion-quic://{}", server.addr);
     let options = setup.client().await;
     let mut before = connected(&url, &options, "before").await;
-    bounded(
-        "suback",
-        exchange::subscribe(&mut before, 1, "restart/#", 1),
-    )
-    .await
-    .unwrap();
+    subscribed(&mut before, "restart/#").await;
     drop(before);
     drop(server);
     // The stopped server lets go of its UDP port.
@@ -148,12 +149,7 @@ async fn a_server_restarted_on_its_port_serves_again_at_once() {
     // the new process's tunnel from the same port is accepted at once.
     let _server = bounded("the restarted server binds", setup.scion_quic(Some(listen))).await;
     let mut subscriber = connected(&url, &options, "after-sub").await;
-    bounded(
-        "suback",
-        exchange::subscribe(&mut subscriber, 1, "restart/#", 1),
-    )
-    .await
-    .unwrap();
+    subscribed(&mut subscriber, "restart/#").await;
     let mut publisher = connected(&url, &options, "after-pub").await;
     delivered(&mut subscriber, &mut publisher, "restart/again").await;
 }
