@@ -8,6 +8,7 @@ use std::task::Poll;
 
 use bytes::BytesMut;
 use http::HeaderMap;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::driver::{Accepted, Driver};
 use super::frame;
@@ -15,7 +16,6 @@ use super::hpack;
 use super::state::Shared;
 use super::stream::{RecvStream, SendStream, StreamRef};
 use super::{Config, Error, Pinger};
-use crate::net::BoxedStream;
 
 /// A request's head: what a gRPC server routes by, and its metadata.
 #[derive(Debug)]
@@ -26,24 +26,27 @@ pub struct RequestHead {
 }
 
 /// A server's HTTP/2 connection. Dropping it fails every stream on it.
-pub struct Connection {
-    driver: Driver,
+pub struct Connection<IO> {
+    driver: Driver<IO>,
     shared: Arc<Shared>,
 }
 
 /// Begins HTTP/2 on a connection a client opened: completes once the
 /// client's preface and SETTINGS have come.
-pub async fn handshake(io: BoxedStream, config: Config) -> Result<Connection, Error> {
-    let shared = Shared::new(io, &config);
+pub async fn handshake<IO>(io: IO, config: Config) -> Result<Connection<IO>, Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let shared = Shared::for_config(&config);
     let mut connection = Connection {
-        driver: Driver::server(config, shared.clone()),
+        driver: Driver::server(io, config, shared.clone()),
         shared,
     };
     connection.driver.settings_exchanged().await?;
     Ok(connection)
 }
 
-impl Connection {
+impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
     /// Runs the connection until the client opens a stream (`Some`), the
     /// connection ends cleanly (`None`) or fails.
     pub async fn accept(&mut self) -> Option<Result<Incoming, Error>> {
@@ -85,9 +88,11 @@ impl Connection {
     }
 }
 
-impl Drop for Connection {
+impl<IO> Drop for Connection<IO> {
     fn drop(&mut self) {
-        self.shared.close();
+        self.shared
+            .lock()
+            .fail(Error::Io("the connection was closed here".into()));
     }
 }
 
