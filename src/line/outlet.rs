@@ -15,10 +15,11 @@
 //! granted more.
 
 use std::future::poll_fn;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tokio::sync::mpsc::error::{SendError, TrySendError};
 use tonic::Status;
@@ -280,9 +281,7 @@ impl Drop for PassOn<'_> {
 
 impl Sink {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // Every update leaves the state consistent; a panic elsewhere does
-        // not make it unusable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 }
 

@@ -7,11 +7,12 @@
 //! when marked.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
 use futures_util::task::{ArcWake, waker_ref};
+use parking_lot::Mutex;
 
 use super::waker_slot::keep_waker;
 
@@ -39,9 +40,8 @@ impl ArcWake for Mark {
 }
 
 impl Mark {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
-        // Only a waker is kept here; a panic elsewhere leaves it usable.
-        self.task.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Option<Waker>> {
+        self.task.lock()
     }
 }
 
@@ -94,7 +94,7 @@ mod tests {
             if self.ready.load(Ordering::SeqCst) {
                 return Poll::Ready(());
             }
-            *self.waker.lock().expect("not poisoned") = Some(cx.waker().clone());
+            *self.waker.lock() = Some(cx.waker().clone());
             Poll::Pending
         }
     }
@@ -134,11 +134,7 @@ mod tests {
 
         // The future's own waker wakes the task and lets the next poll in.
         ready.store(true, Ordering::SeqCst);
-        kept.lock()
-            .expect("not poisoned")
-            .take()
-            .expect("registered")
-            .wake();
+        kept.lock().take().expect("registered").wake();
         assert_eq!(task.0.load(Ordering::SeqCst), 1, "the task was woken");
         assert_eq!(Pin::new(&mut on_wake).poll(&mut cx), Poll::Ready(()));
         assert_eq!(polls.load(Ordering::SeqCst), 2);

@@ -9,10 +9,11 @@
 //! envelopes have been sent on it again. Each attach or detach starts a new
 //! generation, so whatever still holds the old stream knows to let go.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tonic::Status;
 
@@ -122,9 +123,7 @@ impl Shared {
     }
 
     pub fn lock(&self) -> MutexGuard<'_, State> {
-        // A poisoned lock means a panic elsewhere mid-update; every update
-        // here leaves the state consistent, so go on with it.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.lock()
     }
 
     /// Ends the attachment of `generation` (a break) and starts the

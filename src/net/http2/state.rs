@@ -458,7 +458,7 @@ impl State {
 
 /// The state and its lock, shared by the driver and the handles.
 pub(super) struct Shared {
-    state: std::sync::Mutex<State>,
+    state: parking_lot::Mutex<State>,
 }
 
 impl Shared {
@@ -470,13 +470,11 @@ impl Shared {
             config.send_buffer,
         );
         std::sync::Arc::new(Self {
-            state: std::sync::Mutex::new(state),
+            state: parking_lot::Mutex::new(state),
         })
     }
 
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        // Every update leaves the state consistent: a panic elsewhere
-        // does not make it unusable.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    pub fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 }

@@ -28,7 +28,7 @@ impl StreamRef {
         Self { shared, id }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
         self.shared.lock()
     }
 
