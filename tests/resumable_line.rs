@@ -687,6 +687,47 @@ async fn a_full_replay_buffer_slows_the_publisher_and_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_publish_is_acknowledged_once_the_line_is_quiet() {
+    let line = CutLine::start("", "").await;
+    let mut publisher = connected(&line.addr, Version::V5, "lone").await;
+    let replay_bytes = || {
+        line.r_proxy
+            .metric("mqttbridge_replay_buffer_bytes{mode=\"r-proxy\"}")
+    };
+    // Nothing comes back to carry the acknowledgement: the s-proxy sends
+    // one alone after a quiet second. Twice, so a timer is armed again
+    // after the first one fired.
+    for round in 0..2 {
+        let publish = packets::publish(
+            Version::V5,
+            "nobody/listens",
+            &b"once"[..],
+            0,
+            false,
+            0,
+            vec![],
+        )
+        .unwrap();
+        publisher.send(&publish).await.unwrap();
+        bounded("the publish waits for its acknowledgement", async {
+            // Poll interval while the r-proxy takes the publish.
+            while replay_bytes().await == 0.0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        bounded("the quiet acknowledgement", async {
+            // Poll interval while the s-proxy waits its quiet second.
+            while replay_bytes().await > 0.0 {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await;
+        println!("round {round}: acknowledged");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_between_connect_and_connack_resumes() {
     let line = CutLine::start("", "").await;
     let broker_pid = line.broker.pid().to_string();

@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -49,6 +49,9 @@ pub struct Receiver {
     generation: u64,
     /// Armed while something received waits for its acknowledgement.
     ack_timer: Option<Pin<Box<Sleep>>>,
+    /// The waker `ack_timer` was last polled with: it wakes that one when
+    /// it fires, so until then a look at it need not register it again.
+    ack_timer_waker: Option<Waker>,
     /// The failure was reported; the stream has ended.
     done: bool,
 }
@@ -61,6 +64,7 @@ impl LinkReceiver {
             inbound: None,
             generation: u64::MAX,
             ack_timer: None,
+            ack_timer_waker: None,
             done: false,
         })
     }
@@ -200,16 +204,24 @@ impl Receiver {
         keep_waker(&mut state.receiver_waker, cx.waker());
         if state.received == state.acknowledged {
             self.ack_timer = None;
+            self.ack_timer_waker = None;
             return Poll::Pending;
         }
         loop {
             let timer = self.ack_timer.get_or_insert_with(|| {
                 Box::pin(tokio::time::sleep_until(Instant::now() + ACK_DELAY))
             });
+            let registered = (self.ack_timer_waker.as_ref())
+                .is_some_and(|w| w.will_wake(cx.waker()) && !timer.is_elapsed());
+            if registered {
+                return Poll::Pending;
+            }
             if timer.as_mut().poll(cx).is_pending() {
+                keep_waker(&mut self.ack_timer_waker, cx.waker());
                 return Poll::Pending;
             }
             self.ack_timer = None;
+            self.ack_timer_waker = None;
             self.shared.acknowledge_now(&mut state);
             if state.received == state.acknowledged {
                 return Poll::Pending;
