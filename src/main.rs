@@ -65,13 +65,16 @@ fn main() -> ExitCode {
     let runtime = match threads {
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_unpark(mqttbridge::net::http2::unparked)
             .build(),
         0 => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
+            .on_thread_unpark(mqttbridge::net::http2::unparked)
             .build(),
         n => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(n)
             .enable_all()
+            .on_thread_unpark(mqttbridge::net::http2::unparked)
             .build(),
     };
     let runtime = match runtime {

@@ -171,7 +171,7 @@ impl Channel {
 /// Runs the connection until it ends or a ping goes unanswered, which
 /// ends it: every call on it fails, and the next call connects afresh.
 async fn drive(
-    mut connection: http2::client::Connection<BoxedStream>,
+    mut connection: http2::client::Connection,
     keepalive: Keepalive,
     alive: Arc<AtomicBool>,
     calls: Arc<AtomicUsize>,

@@ -123,7 +123,7 @@ impl Server {
             max_header_list: MAX_HEADER_LIST,
             send_buffer: settings.send_buffer,
         };
-        let handshake = http2::server::handshake(io, config);
+        let handshake = http2::server::handshake(Box::new(io), config);
         let mut connection = match tokio::time::timeout(settings.handshake_timeout, handshake).await
         {
             Ok(Ok(connection)) => connection,

@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use tokio::io::DuplexStream;
-
 use super::messages::Messages;
 use crate::net::http2::client::{self, Request, ResponseFuture};
 use crate::net::http2::{self, RecvStream, SendStream};
@@ -23,7 +21,7 @@ const CONFIG: http2::Config = http2::Config {
 pub async fn call() -> (SendStream, RecvStream, ResponseFuture) {
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let server = tokio::spawn(async move {
-        let mut connection = http2::server::handshake(server_io, CONFIG)
+        let mut connection = http2::server::handshake(Box::new(server_io), CONFIG)
             .await
             .expect("handshake");
         let incoming = connection
@@ -37,7 +35,7 @@ pub async fn call() -> (SendStream, RecvStream, ResponseFuture) {
             .expect("responded");
         requests
     });
-    let (requests, connection) = client::handshake::<DuplexStream>(client_io, CONFIG)
+    let (requests, connection) = client::handshake(Box::new(client_io), CONFIG)
         .await
         .expect("handshake");
     tokio::spawn(connection);

@@ -12,13 +12,13 @@ use std::task::{Context, Poll};
 
 use bytes::BytesMut;
 use http::HeaderMap;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::driver::Driver;
 use super::entry::{Receiving, Response, Sending, Stream};
 use super::state::{Shared, State};
 use super::stream::{RecvStream, SendStream, StreamRef};
 use super::{Config, Error, Pinger, frame, hpack};
+use crate::net::BoxedStream;
 
 /// A request's head (always POST: gRPC's only method).
 pub struct Request<'a> {
@@ -39,12 +39,12 @@ pub struct ResponseHead {
 
 /// Begins HTTP/2 on a connection to a server: completes once the server's
 /// SETTINGS have come. Run the returned [`Connection`] in a task.
-pub async fn handshake<IO>(io: IO, config: Config) -> Result<(SendRequest, Connection<IO>), Error>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    let shared = Shared::for_config(&config);
-    let mut driver = Driver::client(io, config, shared.clone());
+pub async fn handshake(
+    io: BoxedStream,
+    config: Config,
+) -> Result<(SendRequest, Connection), Error> {
+    let shared = Shared::new(io, &config);
+    let mut driver = Driver::client(config, shared.clone());
     driver.settings_exchanged().await?;
     Ok((
         SendRequest {
@@ -167,19 +167,19 @@ impl Future for ResponseFuture {
 
 /// A client's HTTP/2 connection: run it (await it) until it ends.
 /// Dropping it fails every stream on it.
-pub struct Connection<IO> {
-    driver: Driver<IO>,
+pub struct Connection {
+    driver: Driver,
     shared: Arc<Shared>,
 }
 
-impl<IO> Connection<IO> {
+impl Connection {
     /// Sends pings on this connection.
     pub fn pinger(&self) -> Pinger {
         Pinger::new(self.shared.clone())
     }
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> Future for Connection<IO> {
+impl Future for Connection {
     type Output = Result<(), Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -187,10 +187,8 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Future for Connection<IO> {
     }
 }
 
-impl<IO> Drop for Connection<IO> {
+impl Drop for Connection {
     fn drop(&mut self) {
-        self.shared
-            .lock()
-            .fail(Error::Io("the connection was closed here".into()));
+        self.shared.close();
     }
 }

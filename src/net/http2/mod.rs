@@ -2,7 +2,8 @@
 //! connection reads and writes the socket ([`driver`]), and each stream's
 //! users write their frames into the connection's output buffer
 //! themselves under one short lock ([`state`]), so a message costs no
-//! queue and no task of its own. The server side
+//! queue and no task of its own, and write it to the socket too when the
+//! connection is idle ([`output`]). The server side
 //! ([`server::handshake`], [`server::Connection::accept`]) serves the
 //! s-proxy's gRPC calls, the client side ([`client::handshake`],
 //! [`client::SendRequest`]) makes the r-proxy's; headers use HPACK
@@ -20,16 +21,19 @@ pub mod frame;
 mod hpack;
 mod huffman;
 mod id_hasher;
+mod output;
 mod ping;
 pub mod server;
 mod state;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod windows;
 
 use std::sync::Arc;
 
 pub use frame::Reason;
+pub use output::unparked;
 pub use ping::Pinger;
 pub use server::{Incoming, RequestHead};
 pub use stream::{RecvStream, SendStream};

@@ -8,7 +8,6 @@ use std::task::Poll;
 
 use bytes::BytesMut;
 use http::HeaderMap;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::driver::{Accepted, Driver};
 use super::frame;
@@ -16,6 +15,7 @@ use super::hpack;
 use super::state::Shared;
 use super::stream::{RecvStream, SendStream, StreamRef};
 use super::{Config, Error, Pinger};
+use crate::net::BoxedStream;
 
 /// A request's head: what a gRPC server routes by, and its metadata.
 #[derive(Debug)]
@@ -26,27 +26,24 @@ pub struct RequestHead {
 }
 
 /// A server's HTTP/2 connection. Dropping it fails every stream on it.
-pub struct Connection<IO> {
-    driver: Driver<IO>,
+pub struct Connection {
+    driver: Driver,
     shared: Arc<Shared>,
 }
 
 /// Begins HTTP/2 on a connection a client opened: completes once the
 /// client's preface and SETTINGS have come.
-pub async fn handshake<IO>(io: IO, config: Config) -> Result<Connection<IO>, Error>
-where
-    IO: AsyncRead + AsyncWrite + Unpin,
-{
-    let shared = Shared::for_config(&config);
+pub async fn handshake(io: BoxedStream, config: Config) -> Result<Connection, Error> {
+    let shared = Shared::new(io, &config);
     let mut connection = Connection {
-        driver: Driver::server(io, config, shared.clone()),
+        driver: Driver::server(config, shared.clone()),
         shared,
     };
     connection.driver.settings_exchanged().await?;
     Ok(connection)
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
+impl Connection {
     /// Runs the connection until the client opens a stream (`Some`), the
     /// connection ends cleanly (`None`) or fails.
     pub async fn accept(&mut self) -> Option<Result<Incoming, Error>> {
@@ -88,11 +85,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Connection<IO> {
     }
 }
 
-impl<IO> Drop for Connection<IO> {
+impl Drop for Connection {
     fn drop(&mut self) {
-        self.shared
-            .lock()
-            .fail(Error::Io("the connection was closed here".into()));
+        self.shared.close();
     }
 }
 

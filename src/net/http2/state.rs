@@ -2,8 +2,8 @@
 //! lock: the output buffer that frames are appended to, each stream's
 //! windows, unsent data and received data, and the connection's windows.
 //! A handle sending DATA writes the frame into the output buffer itself
-//! (when the windows allow) and wakes the driver only if it was not woken
-//! already, so a burst from many streams becomes one write.
+//! (when the windows allow), and writes the buffer to the socket too when
+//! the driver is idle ([`super::output`]); the socket is here as well.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
@@ -15,6 +15,7 @@ use super::Error;
 use super::entry::{Receiving, Sending, Stream};
 use super::frame::{self, Reason};
 use super::id_hasher::IdHasher;
+use crate::net::BoxedStream;
 use crate::net::keep_waker;
 
 /// A connection's streams by id.
@@ -47,16 +48,27 @@ pub(super) struct Ping {
 }
 
 pub(super) struct State {
-    /// Frames waiting for the driver to write them.
+    /// The connection's socket; `None` once the connection is dropped.
+    pub io: Option<BoxedStream>,
+    /// Frames waiting to be written.
     pub out: BytesMut,
+    /// Written to `io`, not yet flushed.
+    pub unflushed: bool,
+    /// A handle wrote the output itself since the driver last ran, in
+    /// the runtime's turn `through_at`.
+    pub wrote_through: bool,
+    pub through_at: u64,
+    /// Turns of the driver for which handles leave the writing to it
+    /// (see [`super::output`]).
+    pub through_paused: u32,
     /// Data goes into `out` while it holds less than this; beyond, it
     /// waits in its stream (counted against the stream's send buffer).
     pub out_limit: usize,
     /// Bytes a stream may have waiting before its sender is told to wait.
     pub send_buffer: usize,
-    driver: Option<Waker>,
+    pub driver: Option<Waker>,
     /// The driver was woken and has not run since.
-    driver_woken: bool,
+    pub driver_woken: bool,
     /// Boxed: the table holds room for more streams than are open.
     pub streams: Streams,
     /// Streams with data waiting for window or for room in `out`.
@@ -68,7 +80,7 @@ pub(super) struct State {
     pub peer_max_frame: usize,
     /// What the peer may still send on the connection.
     pub recv_window: i64,
-    recv_released: u32,
+    pub recv_released: u32,
     /// Our windows: when half is read, it is granted again.
     pub stream_window: u32,
     pub connection_window: u32,
@@ -87,9 +99,19 @@ pub(super) struct State {
 }
 
 impl State {
-    pub fn new(stream_window: u32, connection_window: u32, send_buffer: usize) -> Self {
+    pub fn new(
+        io: BoxedStream,
+        stream_window: u32,
+        connection_window: u32,
+        send_buffer: usize,
+    ) -> Self {
         Self {
+            io: Some(io),
             out: BytesMut::new(),
+            unflushed: false,
+            wrote_through: false,
+            through_at: 0,
+            through_paused: 0,
             out_limit: send_buffer.max(frame::DEFAULT_MAX_FRAME),
             send_buffer,
             driver: None,
@@ -115,6 +137,8 @@ impl State {
     /// The driver runs: handles need not wake it; its waker is kept.
     pub fn driver_running(&mut self, waker: &Waker) {
         self.driver_woken = true;
+        self.wrote_through = false;
+        self.through_paused = self.through_paused.saturating_sub(1);
         keep_waker(&mut self.driver, waker);
     }
 
@@ -178,11 +202,12 @@ impl State {
         }
         stream.send_window -= len as i64;
         self.send_window -= len as i64;
+        let before = self.out.len();
         frame::put_head(&mut self.out, len, frame::DATA, 0, id);
         let start = self.out.len();
         self.out.resize(start + len, 0);
         write(&mut self.out[start..]);
-        self.wake_driver();
+        self.push_out(before);
         Ok(true)
     }
 
@@ -204,7 +229,7 @@ impl State {
     /// Writes what stream `id` has waiting, as far as the windows and
     /// `out` allow, and queues it if more waits that a connection-level
     /// grant or room in `out` would let go.
-    fn progress(&mut self, id: u32) {
+    pub(super) fn progress(&mut self, id: u32) {
         let before = self.out.len();
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
@@ -259,7 +284,7 @@ impl State {
             self.settle(id);
         }
         if self.out.len() > before {
-            self.wake_driver();
+            self.push_out(before);
         }
     }
 
@@ -275,81 +300,6 @@ impl State {
                 self.progress(id);
             }
         }
-    }
-
-    /// The peer granted `increment` more on stream `id` (0: the connection).
-    pub fn grant(&mut self, id: u32, increment: u32) -> Result<(), Reason> {
-        if id == 0 {
-            self.send_window += i64::from(increment);
-            if self.send_window > i64::from(frame::MAX_WINDOW) {
-                return Err(Reason::FLOW_CONTROL_ERROR);
-            }
-            self.unblock();
-            return Ok(());
-        }
-        let Some(stream) = self.streams.get_mut(&id) else {
-            return Ok(());
-        };
-        stream.send_window += i64::from(increment);
-        if stream.send_window > i64::from(frame::MAX_WINDOW) {
-            self.reset(id, Reason::FLOW_CONTROL_ERROR, false);
-            return Ok(());
-        }
-        self.progress(id);
-        Ok(())
-    }
-
-    /// The peer changed SETTINGS_INITIAL_WINDOW_SIZE: every stream's
-    /// window moves by the difference.
-    pub fn set_initial_window(&mut self, window: u32) -> Result<(), Reason> {
-        if window > frame::MAX_WINDOW {
-            return Err(Reason::FLOW_CONTROL_ERROR);
-        }
-        let delta = i64::from(window) - self.peer_initial_window;
-        self.peer_initial_window = i64::from(window);
-        let ids: Vec<u32> = self.streams.keys().copied().collect();
-        for id in ids {
-            if let Some(stream) = self.streams.get_mut(&id) {
-                stream.send_window += delta;
-                if stream.send_window > i64::from(frame::MAX_WINDOW) {
-                    return Err(Reason::FLOW_CONTROL_ERROR);
-                }
-                if delta > 0 {
-                    self.progress(id);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// `n` bytes of the connection's window were used up by the peer and
-    /// are free again: granted back once half the window is.
-    pub fn release_connection(&mut self, n: usize) {
-        // At most a frame's or a window's bytes at a time.
-        self.recv_released = self.recv_released.saturating_add(n as u32);
-        if self.recv_released >= self.connection_window / 2 {
-            frame::put_window_update(&mut self.out, 0, self.recv_released);
-            self.recv_window += i64::from(self.recv_released);
-            self.recv_released = 0;
-            self.wake_driver();
-        }
-    }
-
-    /// The reader of stream `id` has taken `n` bytes.
-    pub fn release(&mut self, id: u32, n: usize) {
-        if let Some(stream) = self.streams.get_mut(&id) {
-            stream.received_len = stream.received_len.saturating_sub(n);
-            if matches!(stream.receiving, Receiving::Open) {
-                stream.recv_released = stream.recv_released.saturating_add(n as u32);
-                if stream.recv_released >= self.stream_window / 2 {
-                    frame::put_window_update(&mut self.out, id, stream.recv_released);
-                    stream.recv_window += i64::from(stream.recv_released);
-                    stream.recv_released = 0;
-                    self.wake_driver();
-                }
-            }
-        }
-        self.release_connection(n);
     }
 
     /// Resets stream `id` (sending RST_STREAM unless the peer did): both
@@ -462,9 +412,10 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// A new connection's state.
-    pub fn for_config(config: &super::Config) -> std::sync::Arc<Self> {
+    /// A new connection's state, on socket `io`.
+    pub fn new(io: BoxedStream, config: &super::Config) -> std::sync::Arc<Self> {
         let state = State::new(
+            io,
             config.stream_window,
             config.connection_window,
             config.send_buffer,
@@ -472,6 +423,17 @@ impl Shared {
         std::sync::Arc::new(Self {
             state: parking_lot::Mutex::new(state),
         })
+    }
+
+    /// The connection is dropped: every stream fails, and the socket is
+    /// closed (handles may hold the state longer).
+    pub fn close(&self) {
+        let io = {
+            let mut state = self.lock();
+            state.fail(Error::Io("the connection was closed here".into()));
+            state.io.take()
+        };
+        drop(io);
     }
 
     pub fn lock(&self) -> parking_lot::MutexGuard<'_, State> {

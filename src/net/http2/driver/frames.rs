@@ -4,7 +4,6 @@
 //! as [`Broken`], for GOAWAY.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::fields::Fields;
 use super::{Accepted, Broken, Driver, Partial, Role};
@@ -15,7 +14,7 @@ use crate::net::http2::server::RequestHead;
 use crate::net::http2::state::State;
 use crate::net::http2::stream::StreamRef;
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
+impl Driver {
     pub(super) fn apply(&mut self, head: Head, payload: Bytes) -> Result<(), Broken> {
         if !self.settings_seen && head.kind != frame::SETTINGS {
             return Err(Broken(

@@ -1,7 +1,8 @@
 //! A connection's task: reads frames from the socket and applies them to
 //! the shared state (DATA into its stream, grants into the windows, new
 //! streams into the queue of calls to accept), answers SETTINGS and PING,
-//! and writes whatever the handles and it have put in the output buffer.
+//! and writes whatever the handles and it have put in the output buffer
+//! and the handles have not written themselves.
 //! A peer that breaks the protocol gets GOAWAY with the reason, and every
 //! stream fails.
 
@@ -11,7 +12,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::frame::{self, Head, Reason};
 use super::server::RequestHead;
@@ -52,15 +52,11 @@ enum Role {
     Server,
 }
 
-pub(super) struct Driver<IO> {
+pub(super) struct Driver {
     role: Role,
-    io: IO,
     shared: Arc<Shared>,
     config: Config,
     read: BytesMut,
-    writing: BytesMut,
-    /// Written, not yet flushed.
-    unflushed: bool,
     decoder: hpack::Decoder,
     partial: Option<Partial>,
     /// The client's preface has been read (a client reads none); the
@@ -78,20 +74,20 @@ pub(super) struct Driver<IO> {
     done: Option<Result<(), Error>>,
 }
 
-impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
+impl Driver {
     /// A server's side of a new connection: our SETTINGS go first.
-    pub fn server(io: IO, config: Config, shared: Arc<Shared>) -> Self {
-        Self::new(Role::Server, io, config, shared)
+    pub fn server(config: Config, shared: Arc<Shared>) -> Self {
+        Self::new(Role::Server, config, shared)
     }
 
     /// A client's side of a new connection: the preface and our SETTINGS
     /// go first.
-    pub fn client(io: IO, config: Config, shared: Arc<Shared>) -> Self {
+    pub fn client(config: Config, shared: Arc<Shared>) -> Self {
         shared.lock().out.extend_from_slice(frame::PREFACE);
-        Self::new(Role::Client, io, config, shared)
+        Self::new(Role::Client, config, shared)
     }
 
-    fn new(role: Role, io: IO, config: Config, shared: Arc<Shared>) -> Self {
+    fn new(role: Role, config: Config, shared: Arc<Shared>) -> Self {
         {
             let mut state = shared.lock();
             let settings = match role {
@@ -120,12 +116,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         }
         Self {
             role,
-            io,
             shared,
             config,
             read: BytesMut::new(),
-            writing: BytesMut::new(),
-            unflushed: false,
             decoder: hpack::Decoder::new(4096),
             partial: None,
             preface_read: role == Role::Client,
@@ -174,25 +167,25 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
 
     fn turn(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         self.shared.lock().driver_running(cx.waker());
-        let mut read = true;
         let mut rounds = 0;
-        loop {
+        let state = loop {
             rounds += 1;
             // Reading stopped for output the peer had not taken: once that
             // is written, read again (nothing else would wake the task).
             let mut backed_up = false;
-            if read && self.ending.is_none() {
+            if self.ending.is_none() {
                 match self.read_frames(cx) {
                     Ok(stopped) => backed_up = stopped,
                     Err(e) => return Poll::Ready(Err(e)),
                 }
             }
-            if let Err(e) = self.write(cx) {
+            let mut state = self.shared.lock();
+            if let Err(e) = state.write_out(cx) {
                 return Poll::Ready(Err(e));
             }
-            if !self.writing.is_empty() {
+            if !state.out.is_empty() {
                 // The socket is full: it wakes the task.
-                break;
+                break state;
             }
             if backed_up {
                 if rounds < READS_PER_TURN {
@@ -200,26 +193,20 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 }
                 // Others run first; this task comes back.
                 cx.waker().wake_by_ref();
-                break;
+                break state;
             }
-            // Done running: from here on a handle adding output wakes the
-            // task; if one did since the write, write again.
-            let mut state = self.shared.lock();
+            // Done running: from here on a handle adding output writes it
+            // or wakes the task (the output is empty, under this lock).
             state.driver_idle();
-            if state.out.is_empty() {
-                break;
-            }
-            state.driver_running(cx.waker());
-            read = false;
-        }
-        if !self.writing.is_empty() || self.unflushed {
+            break state;
+        };
+        if !state.out.is_empty() || state.unflushed {
             return Poll::Pending;
         }
         if let Some(e) = self.ending.take() {
             return Poll::Ready(Err(e));
         }
-        let state = self.shared.lock();
-        let quiet = state.streams.is_empty() && self.accepted.is_empty() && state.out.is_empty();
+        let quiet = state.streams.is_empty() && self.accepted.is_empty();
         if self.read_closed {
             return Poll::Ready(if quiet {
                 Ok(())
@@ -241,14 +228,18 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
                 self.go_away(reason, detail);
                 return Ok(false);
             }
+            let mut state = self.shared.lock();
             // Output not taken by the peer: read no more until it is.
-            if self.shared.lock().out.len() >= 2 * self.config.send_buffer.max(READ_CHUNK) {
+            if state.out.len() >= 2 * self.config.send_buffer.max(READ_CHUNK) {
                 return Ok(true);
             }
             if self.read.capacity() - self.read.len() < READ_CHUNK / 4 {
                 self.read.reserve(READ_CHUNK);
             }
-            match tokio_util::io::poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read) {
+            let Some(io) = state.io.as_mut() else {
+                return Err(Error::Io("the connection was closed here".into()));
+            };
+            match tokio_util::io::poll_read_buf(Pin::new(io), cx, &mut self.read) {
                 Poll::Pending => return Ok(false),
                 Poll::Ready(Ok(0)) => {
                     self.read_closed = true;
@@ -261,46 +252,6 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Driver<IO> {
         // More may be waiting: come back after others ran.
         cx.waker().wake_by_ref();
         Ok(false)
-    }
-
-    /// Writes the output until it is all written or the socket is full.
-    fn write(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
-        let mut wrote = false;
-        loop {
-            if self.writing.is_empty() {
-                let mut state = self.shared.lock();
-                state.unblock();
-                if state.out.is_empty() {
-                    break;
-                }
-                std::mem::swap(&mut self.writing, &mut state.out);
-            }
-            match Pin::new(&mut self.io).poll_write(cx, &self.writing) {
-                Poll::Pending => break,
-                Poll::Ready(Ok(0)) => return Err(Error::Io("the connection took no bytes".into())),
-                Poll::Ready(Ok(n)) => {
-                    wrote = true;
-                    self.writing.advance(n);
-                    if self.writing.is_empty() {
-                        // Keeps the allocation for the next swap.
-                        self.writing.clear();
-                    }
-                }
-                Poll::Ready(Err(e)) => return Err(Error::Io(e.to_string().into())),
-            }
-        }
-        // A TLS stream may hold written bytes until flushed, and flushing
-        // may have to wait for the socket: until it completes, each turn
-        // flushes again.
-        self.unflushed |= wrote;
-        if self.unflushed {
-            match Pin::new(&mut self.io).poll_flush(cx) {
-                Poll::Ready(Ok(())) => self.unflushed = false,
-                Poll::Ready(Err(e)) => return Err(Error::Io(e.to_string().into())),
-                Poll::Pending => {}
-            }
-        }
-        Ok(())
     }
 
     /// Ends the connection for a protocol error: GOAWAY, every stream fails.

@@ -122,7 +122,9 @@ async fn many_streams_echo_everything_through_small_windows() {
     let addr = listener.local_addr().expect("address");
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.expect("accept");
-        let mut connection = server::handshake(tcp, tight).await.expect("handshake");
+        let mut connection = server::handshake(Box::new(tcp), tight)
+            .await
+            .expect("handshake");
         while let Some(Ok(call)) = connection.accept().await {
             tokio::spawn(async move {
                 let (mut send, mut recv) = call
@@ -140,7 +142,9 @@ async fn many_streams_echo_everything_through_small_windows() {
         }
     });
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (requests, connection) = client::handshake(tcp, tight).await.expect("handshake");
+    let (requests, connection) = client::handshake(Box::new(tcp), tight)
+        .await
+        .expect("handshake");
     tokio::spawn(connection);
     let mut calls = Vec::new();
     for n in 0..STREAMS {

@@ -1,9 +1,11 @@
 //! The server side against a peer written frame by frame: what a
-//! misbehaving or unusual client gets back, and flow control as the peer
-//! sees it (`flow_control.rs`). (Well-behaved peers, h2's and hyper's
-//! clients, are in the gRPC server's tests and the integration tests.)
+//! misbehaving or unusual client gets back, flow control as the peer sees
+//! it (`flow_control.rs`), and who writes the output (`output.rs`).
+//! (Well-behaved peers, h2's and hyper's clients, are in the gRPC server's
+//! tests and the integration tests.)
 
 mod flow_control;
+mod output;
 
 use std::time::Duration;
 
@@ -105,7 +107,7 @@ async fn start(settings: &[(u16, u32)]) -> (Peer, mpsc::Receiver<Incoming>) {
     let (client, server) = tokio::io::duplex(1 << 20);
     let (calls, incoming) = mpsc::channel(8);
     tokio::spawn(async move {
-        let Ok(mut connection) = server::handshake(server, config()).await else {
+        let Ok(mut connection) = server::handshake(Box::new(server), config()).await else {
             return;
         };
         while let Some(Ok(call)) = connection.accept().await {
@@ -275,7 +277,7 @@ async fn protocol_errors_end_the_connection_with_their_reason() {
 #[tokio::test]
 async fn a_peer_that_is_not_http2_is_closed() {
     let (client, server) = tokio::io::duplex(1 << 16);
-    let handshake = tokio::spawn(server::handshake(server, config()));
+    let handshake = tokio::spawn(server::handshake(Box::new(server), config()));
     let mut peer = Peer {
         io: client,
         read: BytesMut::new(),

@@ -1,0 +1,133 @@
+//! Who writes the output: a handle sending while the connection's task is
+//! idle writes its frame to the socket itself; more output before the task
+//! runs again, in the same turn of the runtime, waits for the task, which
+//! writes it all at once, and leaves the writing to the task for a while.
+
+use bytes::BytesMut;
+use futures_util::FutureExt;
+use http::HeaderMap;
+use tokio::io::AsyncReadExt;
+
+use super::{Peer, config};
+use crate::net::http2::frame;
+use crate::net::http2::output::{THROUGH_PAUSE, unparked};
+use crate::net::http2::server::{self, Connection};
+use crate::net::http2::{SendStream, frame::Head};
+
+/// A server connection that runs only when the test polls it, with streams
+/// 1 and 3 opened by the peer and answered; the peer has read both heads.
+async fn idle_connection_with_two_streams() -> (Connection, Peer, SendStream, SendStream) {
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let mut peer = Peer {
+        io: client,
+        read: BytesMut::new(),
+    };
+    peer.send(frame::PREFACE).await;
+    peer.send_frame(|out| frame::put_settings(out, &[])).await;
+    let mut connection = server::handshake(Box::new(server), config())
+        .await
+        .expect("handshake");
+    peer.request(1, false).await;
+    peer.request(3, false).await;
+    let mut sends = Vec::new();
+    for _ in 0..2 {
+        let call = connection
+            .accept()
+            .await
+            .expect("a call")
+            .expect("not failed");
+        let (send, _recv) = call
+            .respond(200, &HeaderMap::new(), false)
+            .expect("responded");
+        sends.push(send);
+    }
+    // One turn writes the heads, and the connection's task is idle again.
+    assert!(
+        run_once(&mut connection).is_none(),
+        "the connection goes on"
+    );
+    for _ in 0..2 {
+        peer.next(frame::HEADERS).await;
+    }
+    let three = sends.pop().expect("two");
+    let one = sends.pop().expect("two");
+    (connection, peer, one, three)
+}
+
+/// One turn of the connection's task, without waiting.
+fn run_once(connection: &mut Connection) -> Option<()> {
+    connection.accept().now_or_never().map(|_| ())
+}
+
+/// The frame the peer can read now, without waiting for more.
+fn readable_now(peer: &mut Peer) -> Option<(Head, Vec<u8>)> {
+    loop {
+        if peer.read.len() >= frame::HEAD {
+            let head = Head::parse(peer.read[..frame::HEAD].try_into().expect("nine"));
+            if peer.read.len() >= frame::HEAD + head.len {
+                let frame = peer.read.split_to(frame::HEAD + head.len);
+                return Some((head, frame[frame::HEAD..].to_vec()));
+            }
+        }
+        match peer.io.read_buf(&mut peer.read).now_or_never() {
+            Some(Ok(n)) if n > 0 => {}
+            _ => return None,
+        }
+    }
+}
+
+fn send(stream: &mut SendStream, bytes: &[u8]) {
+    let taken = stream
+        .write_data(bytes.len(), |out| out.copy_from_slice(bytes))
+        .expect("stream open");
+    assert!(taken, "the windows take {} bytes", bytes.len());
+}
+
+#[tokio::test]
+async fn a_handle_writes_to_an_idle_connection_and_a_burst_is_left_to_the_task() {
+    let (mut connection, mut peer, mut one, mut three) = idle_connection_with_two_streams().await;
+
+    // Written by the handle: readable without the connection's task.
+    send(&mut one, b"first");
+    let (head, payload) = readable_now(&mut peer).expect("written by the handle");
+    assert_eq!((head.kind, head.stream), (frame::DATA, 1));
+    assert_eq!(payload, b"first");
+
+    // More before the task ran: it waits for the task, then goes out in
+    // one write with whatever else came meanwhile, in order.
+    send(&mut three, b"second");
+    send(&mut one, b"third");
+    assert!(readable_now(&mut peer).is_none(), "left for the task");
+    assert!(
+        run_once(&mut connection).is_none(),
+        "the connection goes on"
+    );
+    let frames: Vec<_> = std::iter::from_fn(|| readable_now(&mut peer))
+        .map(|(head, payload)| (head.stream, payload))
+        .collect();
+    assert_eq!(frames, [(3, b"second".to_vec()), (1, b"third".to_vec())]);
+
+    // After that burst the task writes, for its next turns...
+    send(&mut three, b"fourth");
+    assert!(readable_now(&mut peer).is_none(), "left for the task");
+    for _ in 0..THROUGH_PAUSE {
+        assert!(
+            run_once(&mut connection).is_none(),
+            "the connection goes on"
+        );
+    }
+    let (head, payload) = readable_now(&mut peer).expect("written by the task");
+    assert_eq!((head.stream, payload), (3, b"fourth".to_vec()));
+
+    // ...and then a lone frame is the handle's to write again.
+    send(&mut one, b"fifth");
+    let (head, payload) = readable_now(&mut peer).expect("written by the handle");
+    assert_eq!((head.stream, payload), (1, b"fifth".to_vec()));
+
+    // Output in a later turn of the runtime is no burst, even before the
+    // task ran: the handle writes it too.
+    unparked();
+    send(&mut three, b"sixth");
+    let (head, payload) = readable_now(&mut peer).expect("written by the handle");
+    assert_eq!((head.stream, payload), (3, b"sixth".to_vec()));
+}
