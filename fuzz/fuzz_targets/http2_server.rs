@@ -36,7 +36,7 @@ fuzz_target!(|data: &[u8]| {
         let (client, io) = tokio::io::duplex(1 << 16);
         let (mut from_server, mut to_server) = tokio::io::split(client);
         let serve = async move {
-            let Ok(mut connection) = server::handshake(io, CONFIG).await else {
+            let Ok(mut connection) = server::handshake(Box::new(io), CONFIG).await else {
                 return;
             };
             let mut calls = Vec::new();
