@@ -86,10 +86,9 @@ impl Receiver {
         if self.done {
             return Poll::Ready(None);
         }
-        let shared = self.shared.clone();
         loop {
             {
-                let mut state = shared.lock();
+                let mut state = self.shared.lock();
                 if let Some(made) = self.made_here(&mut state) {
                     return Poll::Ready(Some(Ok(made.into())));
                 }
@@ -127,7 +126,7 @@ impl Receiver {
                     // A break (an end without TERMINATE is one too): wait
                     // for the next attachment.
                     self.inbound = None;
-                    shared.detach(self.generation);
+                    self.shared.detach(self.generation);
                 }
             }
         }

@@ -12,7 +12,7 @@ use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::timeout;
 use tracing::{Instrument, debug, info, warn};
 
-use super::takeover::TakeoverWriter;
+use super::takeover::{TakeoverWriter, newer_connection};
 use super::{Held, Live, MODE, Shared};
 use crate::line::convert::packet_to_payload;
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
@@ -304,12 +304,7 @@ async fn relay(mut relaying: Box<Relaying>) {
                 sequence_id,
                 line,
             );
-            let newer_connection = async {
-                match &mut taken_over {
-                    Some(told) => told.await.is_ok(),
-                    None => false,
-                }
-            };
+            let newer_connection = newer_connection(&mut taken_over);
             // Each pump is polled only when something woke it: a message
             // one way wakes the task, and the other pump is not looked at.
             let to_upstream = pin!(to_upstream);

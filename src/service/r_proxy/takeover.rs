@@ -27,7 +27,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
 use tokio::io::AsyncWrite;
 use tokio::sync::oneshot;
@@ -136,6 +136,32 @@ impl Takeovers {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Resolves to true once a newer connection took this one over (`told`,
+/// from its [`Entry`]); never resolves otherwise. A session looks at this
+/// on each of its wake-ups: once its waker is registered, a look is a read
+/// of the channel's state, not a registration again.
+pub async fn newer_connection(told: &mut Option<oneshot::Receiver<()>>) -> bool {
+    let Some(told) = told else {
+        return std::future::pending().await;
+    };
+    let mut registered: Option<Waker> = None;
+    std::future::poll_fn(|cx| {
+        // Empty also once the sender is gone without a word: no takeover,
+        // and nothing more to wait for.
+        if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && told.is_empty() {
+            return Poll::Pending;
+        }
+        match Pin::new(&mut *told).poll(cx) {
+            Poll::Ready(told) => Poll::Ready(told.is_ok()),
+            Poll::Pending => {
+                registered = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await
 }
 
 impl Acceptance<'_> {
