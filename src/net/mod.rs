@@ -29,4 +29,4 @@ pub mod ws;
 pub use addr::HostPort;
 pub(crate) use addr::deserialize_from_str;
 pub use stream::{BoxedStream, ByteStream};
-pub use waker_slot::keep_waker;
+pub use waker_slot::{Registered, keep_waker};

@@ -7,7 +7,7 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
-use std::task::{Poll, Waker};
+use std::task::Poll;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -15,7 +15,7 @@ use tokio::sync::{Notify, watch};
 use tokio::time::timeout;
 use tracing::info;
 
-use crate::net::HostPort;
+use crate::net::{HostPort, Registered};
 use crate::ops::readiness::Readiness;
 
 /// A service's settings: one TOML file (and the flags over it).
@@ -124,18 +124,16 @@ impl Ending {
         // missed.
         let told = self.told.notified();
         tokio::pin!(told);
-        let mut registered: Option<Waker> = None;
+        let mut registered = Registered::default();
         std::future::poll_fn(|cx| {
             if self.over.load(Ordering::SeqCst) {
                 return Poll::Ready(());
             }
-            if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            if registered.holds(cx) {
                 return Poll::Pending;
             }
             let polled = told.as_mut().poll(cx);
-            if polled.is_pending() {
-                registered = Some(cx.waker().clone());
-            }
+            registered.polled(cx, polled.is_pending());
             polled
         })
         .await;
@@ -166,6 +164,8 @@ pub async fn drain(
 mod tests {
     use std::sync::atomic::AtomicUsize;
     use std::task::{Context, Wake};
+
+    use std::task::Waker;
 
     use super::*;
 

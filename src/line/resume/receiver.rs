@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -18,7 +18,7 @@ use super::envelopes::{self, Ping};
 use super::link::{End, Inbound, Link, Shared, State};
 use crate::line::Received;
 use crate::line::proto::mqtt::MqttStreamMessage;
-use crate::net::keep_waker;
+use crate::net::{Registered, keep_waker};
 
 /// An acknowledgement goes out alone after this many envelopes arrived
 /// without one leaving...
@@ -49,9 +49,9 @@ pub struct Receiver {
     generation: u64,
     /// Armed while something received waits for its acknowledgement.
     ack_timer: Option<Pin<Box<Sleep>>>,
-    /// The waker `ack_timer` was last polled with: it wakes that one when
-    /// it fires, so until then a look at it need not register it again.
-    ack_timer_waker: Option<Waker>,
+    /// `ack_timer` wakes the task it was last polled by when it fires, so
+    /// until then a look at it need not register it again.
+    ack_timer_waker: Registered,
     /// The failure was reported; the stream has ended.
     done: bool,
 }
@@ -64,7 +64,7 @@ impl LinkReceiver {
             inbound: None,
             generation: u64::MAX,
             ack_timer: None,
-            ack_timer_waker: None,
+            ack_timer_waker: Registered::default(),
             done: false,
         })
     }
@@ -203,24 +203,23 @@ impl Receiver {
         keep_waker(&mut state.receiver_waker, cx.waker());
         if state.received == state.acknowledged {
             self.ack_timer = None;
-            self.ack_timer_waker = None;
+            self.ack_timer_waker.clear();
             return Poll::Pending;
         }
         loop {
             let timer = self.ack_timer.get_or_insert_with(|| {
                 Box::pin(tokio::time::sleep_until(Instant::now() + ACK_DELAY))
             });
-            let registered = (self.ack_timer_waker.as_ref())
-                .is_some_and(|w| w.will_wake(cx.waker()) && !timer.is_elapsed());
-            if registered {
+            if self.ack_timer_waker.holds(cx) && !timer.is_elapsed() {
                 return Poll::Pending;
             }
-            if timer.as_mut().poll(cx).is_pending() {
-                keep_waker(&mut self.ack_timer_waker, cx.waker());
+            let pending = timer.as_mut().poll(cx).is_pending();
+            self.ack_timer_waker.polled(cx, pending);
+            if pending {
                 return Poll::Pending;
             }
             self.ack_timer = None;
-            self.ack_timer_waker = None;
+            self.ack_timer_waker.clear();
             self.shared.acknowledge_now(&mut state);
             if state.received == state.acknowledged {
                 return Poll::Pending;

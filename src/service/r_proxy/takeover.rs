@@ -27,10 +27,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 
 use tokio::io::AsyncWrite;
 use tokio::sync::oneshot;
+
+use crate::net::Registered;
 
 /// The connections whose CONNACK said yes, by client id.
 #[derive(Default)]
@@ -146,20 +148,16 @@ pub async fn newer_connection(told: &mut Option<oneshot::Receiver<()>>) -> bool 
     let Some(told) = told else {
         return std::future::pending().await;
     };
-    let mut registered: Option<Waker> = None;
+    let mut registered = Registered::default();
     std::future::poll_fn(|cx| {
         // Empty also once the sender is gone without a word: no takeover,
         // and nothing more to wait for.
-        if registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) && told.is_empty() {
+        if registered.holds(cx) && told.is_empty() {
             return Poll::Pending;
         }
-        match Pin::new(&mut *told).poll(cx) {
-            Poll::Ready(told) => Poll::Ready(told.is_ok()),
-            Poll::Pending => {
-                registered = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
+        let polled = Pin::new(&mut *told).poll(cx);
+        registered.polled(cx, polled.is_pending());
+        polled.map(|told| told.is_ok())
     })
     .await
 }
