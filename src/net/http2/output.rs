@@ -50,8 +50,9 @@ fn wake_ups() -> u64 {
 impl State {
     /// Output was added (`out` held `before` bytes): written now from the
     /// caller's task when nothing else waits to be written and the driver
-    /// is idle; otherwise, or if the socket does not take all of it, the
-    /// driver is woken to write it.
+    /// is idle; otherwise, if the socket does not take all of it, or if
+    /// streams wait for room in the output, the driver is woken to write
+    /// it.
     pub fn push_out(&mut self, before: usize) {
         let now = wake_ups();
         if self.wrote_through && self.through_at == now {
@@ -72,7 +73,13 @@ impl State {
             if matches!(written, Ok(true)) {
                 self.wrote_through = true;
                 self.through_at = now;
-                return;
+                // Streams that stopped at the output's limit (a large
+                // message, say) go on when the driver lets them: it must
+                // run, or they would wait for its next wake-up for
+                // something else.
+                if self.blocked.is_empty() {
+                    return;
+                }
             }
         }
         self.wake_driver();

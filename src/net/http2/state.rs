@@ -72,7 +72,7 @@ pub(super) struct State {
     /// Boxed: the table holds room for more streams than are open.
     pub streams: Streams,
     /// Streams with data waiting for window or for room in `out`.
-    blocked: VecDeque<u32>,
+    pub(super) blocked: VecDeque<u32>,
     /// The connection's send window (the peer's grant).
     pub send_window: i64,
     /// The peer's SETTINGS: a new stream's send window, its largest frame.

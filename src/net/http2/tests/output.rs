@@ -3,6 +3,11 @@
 //! runs again, in the same turn of the runtime, waits for the task, which
 //! writes it all at once, and leaves the writing to the task for a while.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Wake, Waker};
+
 use bytes::BytesMut;
 use futures_util::FutureExt;
 use http::HeaderMap;
@@ -130,4 +135,50 @@ async fn a_handle_writes_to_an_idle_connection_and_a_burst_is_left_to_the_task()
     send(&mut three, b"sixth");
     let (head, payload) = readable_now(&mut peer).expect("written by the handle");
     assert_eq!((head.stream, payload), (3, b"sixth".to_vec()));
+}
+
+/// Counts the wake-ups of the connection's task.
+struct Wakes(AtomicUsize);
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// One turn of the connection's task with `waker` as its own.
+fn run_once_with(connection: &mut Connection, waker: &Waker) {
+    let mut accept = std::pin::pin!(connection.accept());
+    let turn = accept.as_mut().poll(&mut Context::from_waker(waker));
+    assert!(turn.is_pending(), "the connection goes on");
+}
+
+#[tokio::test]
+async fn a_message_larger_than_the_output_limit_goes_out_in_full() {
+    let (mut connection, mut peer, mut one, _three) = idle_connection_with_two_streams().await;
+    let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
+    let waker = Waker::from(wakes.clone());
+    run_once_with(&mut connection, &waker);
+    // Over the output's limit (16 KiB here), within the peer's windows: the
+    // handle writes what fits, and the rest must not wait for some other
+    // wake-up of the connection's task.
+    let message = vec![7u8; 40_000];
+    one.send_data(message.clone().into(), false)
+        .expect("stream open");
+    let mut received = Vec::new();
+    let mut seen = 0;
+    // The task runs only when it was woken, as in a runtime.
+    for _ in 0..8 {
+        while let Some((head, payload)) = readable_now(&mut peer) {
+            assert_eq!((head.kind, head.stream), (frame::DATA, 1));
+            received.extend_from_slice(&payload);
+        }
+        let now = wakes.0.load(Ordering::SeqCst);
+        if received.len() == message.len() || now == seen {
+            break;
+        }
+        seen = now;
+        run_once_with(&mut connection, &waker);
+    }
+    assert_eq!(received.len(), message.len(), "all of it reaches the peer");
 }
