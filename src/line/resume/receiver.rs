@@ -218,8 +218,8 @@ impl Receiver {
             if pending {
                 return Poll::Pending;
             }
+            // Fired: `polled` has let go of its waker already.
             self.ack_timer = None;
-            self.ack_timer_waker.clear();
             self.shared.acknowledge_now(&mut state);
             if state.received == state.acknowledged {
                 return Poll::Pending;
