@@ -10,11 +10,11 @@
 
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use mqttbridge::mqtt::{self, Framer, Version};
 use mqttbridge::line::convert::{ReadPublish, packet_to_payload};
 use mqttbridge::line::grpc::{WireDecode, WireEncode};
 use mqttbridge::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
 use mqttbridge::line::{Outgoing, Received, Step, encode_received};
+use mqttbridge::mqtt::{self, Framer, Version};
 use mqttbridge::ops::telemetry::TrafficCounters;
 
 /// Small enough that the fuzzer reaches the limit, as operators may set it.
@@ -46,8 +46,7 @@ fuzz_target!(|data: &[u8]| {
             // Across the gRPC stream.
             let mut wire = vec![0; sent.framed_len()];
             sent.encode_framed(&mut &mut wire[..]);
-            let received =
-                Received::decode_framed(wire.into()).expect("our own envelope decodes");
+            let received = Received::decode_framed(wire.into()).expect("our own envelope decodes");
             let mut out = BytesMut::new();
             assert_eq!(
                 encode_received(received, version, &counters, &mut out),

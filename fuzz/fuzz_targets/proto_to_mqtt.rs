@@ -10,10 +10,10 @@
 
 use bytes::{Bytes, BytesMut};
 use libfuzzer_sys::fuzz_target;
-use mqttbridge::mqtt::{self, Framer, Version};
 use mqttbridge::line::grpc::WireDecode;
 use mqttbridge::line::proto::mqtt::MqttStreamMessage;
 use mqttbridge::line::{Received, Step, encode_received};
+use mqttbridge::mqtt::{self, Framer, Version};
 use mqttbridge::ops::telemetry::TrafficCounters;
 use prost::Message;
 
@@ -28,7 +28,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let read = Received::decode_framed(Bytes::copy_from_slice(envelope));
     assert_eq!(
-        read.as_ref().ok().cloned().map(Received::into_envelope).as_ref(),
+        read.as_ref()
+            .ok()
+            .cloned()
+            .map(Received::into_envelope)
+            .as_ref(),
         MqttStreamMessage::decode(envelope).as_ref().ok(),
         "read as prost reads it"
     );
