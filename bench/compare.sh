@@ -14,8 +14,9 @@
 #
 # Needs mosquitto and python3 (scripts/install-deps.sh installs both) and
 # haproxy (apt-get install haproxy: two HAProxy TCP hops are the reference
-# for what two plain proxies cost); the processes are started by
-# bench/lines.sh. scion-quic's reference is the same hop on quinn and rustls
+# for what two plain proxies cost, and two tokio TCP splices, bench/tcp-splice
+# built here on first use, for the least two hops on the proxies' runtime
+# cost); the processes are started by bench/lines.sh. scion-quic's reference is the same hop on quinn and rustls
 # (bench/quinn-forward, built here on first use).
 set -euo pipefail
 
@@ -35,6 +36,7 @@ lines_init "$PROFILE"
 start_mosquitto
 start_grpc_line
 start_haproxy_line
+start_splice_line
 make_certs
 start_quic quic
 Q_PID=$LAST_PID
@@ -86,6 +88,9 @@ WATCH="mosquitto=$MOSQUITTO_PID" load direct "tcp://127.0.0.1:$MQTT_PORT"
 measure haproxy "tcp://127.0.0.1:$H_PORT"
 WATCH="mosquitto=$MOSQUITTO_PID haproxy-edge=$H_EDGE_PID haproxy-cloud=$H_CLOUD_PID" \
     load haproxy "tcp://127.0.0.1:$H_PORT"
+measure splice "tcp://127.0.0.1:$SP_PORT"
+WATCH="mosquitto=$MOSQUITTO_PID splice-edge=$SP_EDGE_PID splice-cloud=$SP_CLOUD_PID" \
+    load splice "tcp://127.0.0.1:$SP_PORT"
 measure grpc "tcp://127.0.0.1:$R_PORT"
 WATCH="mosquitto=$MOSQUITTO_PID r-proxy=$R_PID s-proxy=$S_PID" load grpc "tcp://127.0.0.1:$R_PORT"
 measure quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}"
@@ -133,7 +138,7 @@ import json, os, platform, subprocess, sys
 work, messages, latency_count, connections, load_rates, load_seconds, clk_tck = sys.argv[1:8]
 load = lambda name: json.load(open(os.path.join(work, name)))
 lines = [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"),
-         ("gRPC line (r-proxy + s-proxy)", "grpc"),
+         ("two tokio TCP splices", "splice"), ("gRPC line (r-proxy + s-proxy)", "grpc"),
          ("QUIC (scion-quic, UDP/IP)", "quic"), ("QUIC on quinn (quinn-forward, UDP/IP)", "quinn"),
          ("QUIC over SCION (scion-quic)", "scion-quic"),
          ("QUIC over SCION via scion-udp", "scion-udp")]
@@ -178,7 +183,8 @@ print()
 print("| line | msg/s | QoS | delivered | lost | p50 (us) | p99 (us) | p50 added | p99 added | CPU s / 1M messages |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 ticks = lambda path: {n: int(t) for n, t in (l.split() for l in open(path))}
-load_lines = [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"), ("gRPC line", "grpc"), ("QUIC (UDP/IP)", "quic"),
+load_lines = [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"),
+              ("two tokio TCP splices", "splice"), ("gRPC line", "grpc"), ("QUIC (UDP/IP)", "quic"),
               ("QUIC on quinn (UDP/IP)", "quinn"), ("QUIC over SCION via scion-udp", "scion-udp")]
 for rate in load_rates.split():
     for qos in ("0", "1"):

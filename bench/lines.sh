@@ -8,6 +8,9 @@
 #   start_grpc_line [ARGS]     R_PORT, R_PID (r-proxy), S_PID (s-proxy); ARGS go to both
 #   start_haproxy_line         two HAProxy TCP hops in front of mosquitto, the gRPC line's
 #                              shape without MQTT or gRPC: H_PORT, H_EDGE_PID, H_CLOUD_PID
+#   start_splice_line          two tokio TCP splices (bench/tcp-splice, built on first use) in
+#                              front of mosquitto, the least two user-space hops do:
+#                              SP_PORT, SP_EDGE_PID, SP_CLOUD_PID
 #   make_certs                 TLS=(client flags trusting the proxies' certificate)
 #   start_quic NAME            scion-quic on UDP/IP: QUIC_PORT, LAST_PID
 #   start_quinn_forward NAME   bench/quinn-forward on UDP/IP, the same hop on quinn and rustls
@@ -160,6 +163,31 @@ for port in map(int, sys.argv[1:]):
                 sys.exit(f"lines.sh: haproxy does not listen on {port}")
             time.sleep(0.05)
 PY
+}
+
+# A plain TCP splice on tokio (copy_bidirectional, one thread): each hop
+# does the least a user-space proxy on the proxies' runtime can do.
+start_splice_hop() { # $1 name, $2 listen port, $3 upstream port; sets LAST_PID
+    "$TCP_SPLICE_BIN" "127.0.0.1:$2" "127.0.0.1:$3" 2>"$WORK/$1.log" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+    wait_log "$WORK/$1.log" "tcp-splice serving" listen >/dev/null
+}
+
+start_splice_line() {
+    if [ -z "${TCP_SPLICE_BIN:-}" ]; then
+        echo "building bench/tcp-splice..." >&2
+        cargo build --locked --release --manifest-path bench/tcp-splice/Cargo.toml \
+            --target-dir target/tcp-splice >&2
+        TCP_SPLICE_BIN=$PWD/target/tcp-splice/release/tcp-splice
+    fi
+    local middle
+    middle=$(free_port tcp)
+    start_splice_hop splice-cloud "$middle" "$MQTT_PORT"
+    SP_CLOUD_PID=$LAST_PID
+    SP_PORT=$(free_port tcp)
+    start_splice_hop splice-edge "$SP_PORT" "$middle"
+    SP_EDGE_PID=$LAST_PID
 }
 
 make_certs() {
