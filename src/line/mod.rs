@@ -29,8 +29,8 @@ pub use metadata::{
     encode_client_id, max_message_size, new_session_id, read_tokens,
 };
 pub use pumps::{
-    InboundEnd, OutboundEnd, Step, Traffic, encode_received, envelope, pump_envelopes_to_writer,
-    pump_reader_to_envelopes,
+    InboundEnd, OutboundEnd, Step, Traffic, encode_received, envelope,
+    pump_envelopes_noting_disconnect, pump_envelopes_to_writer, pump_reader_to_envelopes,
 };
 pub use upstreams::{OpenError, Opened, UpstreamEndpoint, UpstreamTiming, UpstreamUrl, Upstreams};
 

@@ -29,6 +29,9 @@ const WRITE_BATCH: usize = 64 * 1024;
 /// Write buffers up to this size are kept while the connection is idle.
 const KEEP_WRITE_BUFFER: usize = 4 * 1024;
 
+/// The packet type of DISCONNECT, the high four bits of its first byte.
+const DISCONNECT: u8 = 14;
+
 /// Builds an envelope; the sequence number counts per direction. The
 /// session id is not repeated here: it travels in the request metadata.
 pub fn envelope(
@@ -250,9 +253,29 @@ where
     S: Stream<Item = Result<Received, Status>> + Unpin,
     W: AsyncWrite + Unpin,
 {
+    pump_envelopes_noting_disconnect(inbound, writer, version, traffic, &mut false).await
+}
+
+/// [`pump_envelopes_to_writer`], which also sets `disconnect_passed` once
+/// a DISCONNECT packet has gone to the writer: its sender is leaving, so
+/// the other side closing next is its answer, not a failure of its own.
+pub async fn pump_envelopes_noting_disconnect<S, W>(
+    inbound: &mut S,
+    writer: &mut W,
+    version: Version,
+    traffic: Traffic,
+    disconnect_passed: &mut bool,
+) -> OutboundEnd
+where
+    S: Stream<Item = Result<Received, Status>> + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
     let mut batch = WriteBatch::default();
-    std::future::poll_fn(|cx| batch.poll(cx, inbound, writer, version, &counters)).await
+    std::future::poll_fn(|cx| {
+        batch.poll(cx, inbound, writer, version, &counters, disconnect_passed)
+    })
+    .await
 }
 
 /// What the envelopes -> byte stream pump holds between its turns.
@@ -277,6 +300,7 @@ impl WriteBatch {
         writer: &mut W,
         version: Version,
         counters: &TrafficCounters,
+        disconnect_passed: &mut bool,
     ) -> Poll<OutboundEnd>
     where
         S: Stream<Item = Result<Received, Status>> + Unpin,
@@ -295,7 +319,16 @@ impl WriteBatch {
                     Poll::Ready(None) => Some(OutboundEnd::Finished),
                     Poll::Ready(Some(Err(status))) => Some(OutboundEnd::Failed(status)),
                     Poll::Ready(Some(Ok(message))) => {
-                        step(message, version, counters, &mut self.out)
+                        let before = self.out.len();
+                        let end = step(message, version, counters, &mut self.out);
+                        if self
+                            .out
+                            .get(before)
+                            .is_some_and(|first| first >> 4 == DISCONNECT)
+                        {
+                            *disconnect_passed = true;
+                        }
+                        end
                     }
                 };
                 self.end = end.map(Box::new);

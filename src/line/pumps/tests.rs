@@ -131,6 +131,72 @@ async fn a_failed_stream_ends_the_pump_after_what_came_before_is_written() {
     assert_eq!(writer.calls, vec![vec![0x30, 4, 0, 1, b't', b'x']]);
 }
 
+/// A v3.1.1 DISCONNECT in an envelope, as the line reads it.
+fn disconnect(sequence_id: &mut u64) -> Result<Received, Status> {
+    use crate::line::proto::mqttv3;
+    let packet = mqttv3::MqttPacket {
+        packet: Some(mqttv3::mqtt_packet::Packet::Disconnect(
+            mqttv3::Disconnect {},
+        )),
+    };
+    let envelope = envelope(
+        sequence_id,
+        MessageDirection::ClientToBroker,
+        Payload::MqttV3Packet(packet),
+    );
+    Ok(Received::decode_framed(envelope.encode_to_vec().into()).expect("valid"))
+}
+
+#[tokio::test]
+async fn a_disconnect_that_passed_is_noted() {
+    // PUBLISHes alone: not noted.
+    let mut inbound = three();
+    let mut writer = Stingy::taking(usize::MAX);
+    let mut passed = false;
+    let end = pump_envelopes_noting_disconnect(
+        &mut inbound,
+        &mut writer,
+        Version::V3_1_1,
+        TRAFFIC,
+        &mut passed,
+    )
+    .await;
+    assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
+    assert!(!passed);
+
+    // A PUBLISH, then a DISCONNECT, and the stream stays open: noted once
+    // the DISCONNECT is written, while the pump still waits for more.
+    let mut sequence_id = 0;
+    let items = vec![
+        publish(&mut sequence_id, b"x"),
+        disconnect(&mut sequence_id),
+    ];
+    let mut inbound = futures_util::stream::iter(items).chain(futures_util::stream::pending());
+    let mut writer = Stingy::taking(usize::MAX);
+    let mut passed = false;
+    {
+        let mut pump = std::pin::pin!(pump_envelopes_noting_disconnect(
+            &mut inbound,
+            &mut writer,
+            Version::V3_1_1,
+            TRAFFIC,
+            &mut passed,
+        ));
+        // The writer makes every other call wait: a few turns write it all.
+        for _ in 0..8 {
+            assert!(
+                futures_util::poll!(pump.as_mut()).is_pending(),
+                "the pump waits for the stream's end"
+            );
+        }
+    }
+    assert!(passed);
+    assert_eq!(
+        writer.calls.concat(),
+        vec![0x30, 4, 0, 1, b't', b'x', 0xe0, 0]
+    );
+}
+
 #[test]
 fn envelopes_carry_no_session_id() {
     let mut sequence_id = 0;

@@ -19,7 +19,8 @@ use crate::line::proto::mqtt::MessageDirection;
 use crate::line::resume::{Link, LinkReceiver, LinkSender, envelopes};
 use crate::line::server::read_connect;
 use crate::line::{
-    InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_to_writer, pump_reader_to_envelopes,
+    InboundEnd, OutboundEnd, Traffic, envelope, pump_envelopes_noting_disconnect,
+    pump_reader_to_envelopes,
 };
 use crate::mqtt::{self, PacketReader, Version};
 use crate::net::broker::BrokerConnector;
@@ -199,12 +200,16 @@ async fn relay(
     } = &mut *broker;
     let version = *version;
     let drain = config.drain_timeout_ms.duration();
+    // Set once the client's DISCONNECT has gone to the broker: the broker
+    // closing after it is the client's doing (it may come before the
+    // r-proxy's end of the stream).
+    let mut client_disconnected = false;
     let first = async {
         let Line {
             sender, receiver, ..
         } = &mut *line;
         let from_broker = broker_to_client(reader, version, &mut sequence_id, sender);
-        let to_broker = pump_envelopes_to_writer(
+        let to_broker = pump_envelopes_noting_disconnect(
             receiver,
             broker_wr,
             version,
@@ -212,6 +217,7 @@ async fn relay(
                 mode: MODE,
                 direction: MessageDirection::ClientToBroker,
             },
+            &mut client_disconnected,
         );
         // Each pump is polled only when something woke it: a message one
         // way wakes the task, and the other pump is not looked at.
@@ -258,6 +264,7 @@ async fn relay(
             }
             FirstEnd::FromBroker(end) => {
                 session.close_reason(match &end {
+                    InboundEnd::Eof if client_disconnected => "client_closed",
                     InboundEnd::Eof | InboundEnd::Disconnected => "broker_closed",
                     InboundEnd::Codec(_) => "broker_bad_packet",
                     InboundEnd::Io(_) => "broker_error",
