@@ -139,18 +139,25 @@ CFG
     PIDS+=("$LAST_PID")
 }
 
+# Two hops chained in front of mosquitto, the gRPC line's shape: NAME-cloud
+# next to the broker, NAME-edge in front of it. Sets HOPS_PORT (the edge's),
+# HOPS_MIDDLE_PORT (the cloud's), HOPS_CLOUD_PID and HOPS_EDGE_PID.
+start_two_hops() { # $1 function starting one hop (name, listen port, upstream port), $2 NAME
+    HOPS_MIDDLE_PORT=$(free_port tcp)
+    "$1" "$2-cloud" "$HOPS_MIDDLE_PORT" "$MQTT_PORT"
+    HOPS_CLOUD_PID=$LAST_PID
+    HOPS_PORT=$(free_port tcp)
+    "$1" "$2-edge" "$HOPS_PORT" "$HOPS_MIDDLE_PORT"
+    HOPS_EDGE_PID=$LAST_PID
+}
+
 start_haproxy_line() {
     command -v haproxy >/dev/null || PATH=$PATH:/usr/sbin
     command -v haproxy >/dev/null || { echo "lines.sh: haproxy not found (apt-get install haproxy)" >&2; exit 1; }
-    local middle
     HAPROXY_MAXCONN=$((($(ulimit -Hn) - 200) / 2))
-    middle=$(free_port tcp)
-    start_haproxy_hop haproxy-cloud "$middle" "$MQTT_PORT"
-    H_CLOUD_PID=$LAST_PID
-    H_PORT=$(free_port tcp)
-    start_haproxy_hop haproxy-edge "$H_PORT" "$middle"
-    H_EDGE_PID=$LAST_PID
-    python3 - "$H_PORT" "$middle" <<'PY'
+    start_two_hops start_haproxy_hop haproxy
+    H_PORT=$HOPS_PORT H_CLOUD_PID=$HOPS_CLOUD_PID H_EDGE_PID=$HOPS_EDGE_PID
+    python3 - "$H_PORT" "$HOPS_MIDDLE_PORT" <<'PY'
 import socket, sys, time
 deadline = time.time() + 30
 for port in map(int, sys.argv[1:]):
@@ -181,13 +188,8 @@ start_splice_line() {
             --target-dir target/tcp-splice >&2
         TCP_SPLICE_BIN=$PWD/target/tcp-splice/release/tcp-splice
     fi
-    local middle
-    middle=$(free_port tcp)
-    start_splice_hop splice-cloud "$middle" "$MQTT_PORT"
-    SP_CLOUD_PID=$LAST_PID
-    SP_PORT=$(free_port tcp)
-    start_splice_hop splice-edge "$SP_PORT" "$middle"
-    SP_EDGE_PID=$LAST_PID
+    start_two_hops start_splice_hop splice
+    SP_PORT=$HOPS_PORT SP_CLOUD_PID=$HOPS_CLOUD_PID SP_EDGE_PID=$HOPS_EDGE_PID
 }
 
 make_certs() {
