@@ -5,7 +5,8 @@
 # ready for BENCHMARKS.md: throughput and sequential latency (1 -> 1), the
 # latency and CPU time per message of each process under a steady load of
 # 100 publishers -> 1 subscriber, and what an idle connection costs each
-# proxy process in RSS.
+# proxy process in RSS; then bench/sequential.sh: sequential latency of the
+# TCP lines in paired rounds, on all CPUs and with every process on one CPU.
 #
 #   bash bench/compare.sh                 # defaults below
 #   LOAD_FLAGS=--aligned bash bench/compare.sh   # the load in bursts (all publishers at once)
@@ -219,4 +220,6 @@ for title, key in [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "hap
               f"| {m['per_connection_bytes'] / 1024:.2f} KiB "
               f"| {m['marginal_bytes'] / 1024 if m['marginal_bytes'] is not None else float('nan'):.2f} KiB |")
 PY
+echo >>"$OUT"
+MQTTBRIDGE_BIN=$BIN TCP_SPLICE_BIN=$TCP_SPLICE_BIN bash bench/sequential.sh | tee -a "$OUT"
 echo "written to $OUT" >&2

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Sequential latency in paired rounds, on all CPUs and on one CPU: mosquitto
+# direct, two HAProxy TCP hops, two tokio TCP splices and the gRPC line
+# (r-proxy + s-proxy), measured in turn within each round so that drifts of
+# the machine hit every line alike. Prints each line's median p50 and p99
+# over the rounds, what it adds to direct, and the gRPC line's difference to
+# each plain proxy per round with a 95 % bootstrap interval of its median.
+#
+# The one-CPU rounds move every process of the run (broker, proxies,
+# client) onto CPU $ONE_CPU. On a virtual machine whose idle vCPUs halt, a
+# message handed to a process on the other vCPU waits for that vCPU to be
+# woken; the one-CPU figures are what the processes themselves cost without
+# that wait. The machine's guest halt-polling setting is printed with them.
+#
+#   bash bench/sequential.sh
+#   ROUNDS=40 LATENCY_COUNT=5000 bash bench/sequential.sh
+#   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/sequential.sh   # another build
+#
+# Needs what bench/compare.sh needs (mosquitto, haproxy, python3) and
+# taskset (util-linux).
+set -euo pipefail
+
+ROUNDS=${ROUNDS:-10}                 # rounds per placement
+LATENCY_COUNT=${LATENCY_COUNT:-3000} # sequential messages per line and round
+ONE_CPU=${ONE_CPU:-0}                # the CPU of the one-CPU rounds
+PROFILE=${PROFILE:-release}
+
+cd "$(dirname "$0")/.."
+source bench/lines.sh
+lines_init "$PROFILE"
+command -v taskset >/dev/null || { echo "sequential.sh: taskset not found (apt-get install util-linux)" >&2; exit 1; }
+
+start_mosquitto
+start_haproxy_line
+start_splice_line
+start_grpc_line
+declare -A PORT=([direct]=$MQTT_PORT [haproxy]=$H_PORT [splice]=$SP_PORT [grpc]=$R_PORT)
+LINES=(direct haproxy splice grpc)
+
+ALL_CPUS=0-$(($(nproc) - 1))
+place() { # $1 CPU list: every process of the run may run there only
+    local pid
+    for pid in "${PIDS[@]}"; do
+        taskset -a -p -c "$1" "$pid" >/dev/null
+    done
+}
+
+for cpus in "$ALL_CPUS" "$ONE_CPU"; do
+    place "$cpus"
+    for line in "${LINES[@]}"; do # a first connection and warm caches
+        taskset -c "$cpus" "$BIN" bench latency -L "tcp://127.0.0.1:${PORT[$line]}" -n 200 --json >/dev/null
+    done
+    for round in $(seq "$ROUNDS"); do
+        echo "sequential latency on CPUs $cpus: round $round of $ROUNDS..." >&2
+        for line in "${LINES[@]}"; do
+            taskset -c "$cpus" "$BIN" bench latency -L "tcp://127.0.0.1:${PORT[$line]}" \
+                -n "$LATENCY_COUNT" --json >"$WORK/$cpus.$line.$round.json"
+        done
+    done
+done
+
+halt_poll=/sys/module/haltpoll/parameters/guest_halt_poll_ns
+python3 - "$WORK" "$ROUNDS" "$LATENCY_COUNT" "$ALL_CPUS" "$ONE_CPU" \
+    "$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)" \
+    "$(cat "$halt_poll" 2>/dev/null || echo none)" <<'PY'
+import json, os, random, statistics, sys
+work, rounds, count, all_cpus, one_cpu, idle_driver, halt_poll = sys.argv[1:8]
+rounds = int(rounds)
+titles = {"direct": "direct mosquitto", "haproxy": "two HAProxy TCP hops",
+          "splice": "two tokio TCP splices", "grpc": "gRPC line (r-proxy + s-proxy)"}
+
+def figures(cpus, line):
+    out = []
+    for r in range(1, rounds + 1):
+        l = json.load(open(os.path.join(work, f"{cpus}.{line}.{r}.json")))["latency"]
+        out.append((l["p50_us"], l["p99_us"]))
+    return out
+
+def interval(xs):
+    """Median of xs with a 95 % bootstrap interval of it (fixed seed)."""
+    rng = random.Random(1)
+    meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(2000))
+    return statistics.median(xs), meds[49], meds[1950]
+
+print(f"### Sequential latency in paired rounds ({rounds} rounds of {count} messages per line, "
+      "QoS 0, microseconds)")
+print()
+print(f"cpuidle driver {idle_driver}, guest halt polling {halt_poll} ns "
+      "(0: an idle vCPU halts at once, and waking it costs the hypervisor's round trip).")
+for cpus, where in ((all_cpus, f"all CPUs ({all_cpus})"), (one_cpu, f"every process on CPU {one_cpu}")):
+    f = {line: figures(cpus, line) for line in titles}
+    print()
+    print(f"On {where}: medians over the rounds; added is the median of each round's difference to direct.")
+    print()
+    print("| line | p50 | p99 | p50 added | p99 added |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for line, title in titles.items():
+        p50 = statistics.median(x[0] for x in f[line])
+        p99 = statistics.median(x[1] for x in f[line])
+        added = [statistics.median(a[i] - d[i] for a, d in zip(f[line], f["direct"])) for i in (0, 1)]
+        print(f"| {title} | {p50:.0f} | {p99:.0f} | {added[0]:+.1f} | {added[1]:+.1f} |")
+    print()
+    for other in ("splice", "haproxy"):
+        for i, name in ((0, "p50"), (1, "p99")):
+            xs = [g[i] - o[i] for g, o in zip(f["grpc"], f[other])]
+            m, lo, hi = interval(xs)
+            print(f"- gRPC line minus {titles[other]}, {name}: {m:+.1f} us (95 % {lo:+.1f} .. {hi:+.1f}); "
+                  f"lower in {sum(x < 0 for x in xs)} of {rounds} rounds")
+PY
