@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# How many distinct cache lines (code and data, 64 bytes each) one proxy
+# process touches per sequential message: the r-proxy, the s-proxy and one
+# hop of the tokio TCP splice (bench/tcp-splice), each traced in turn by
+# valgrind's lackey while `bench latency` sends messages one at a time
+# through its line.
+#
+# Why lines and not instructions: on a virtual machine whose idle vCPUs
+# halt (BENCHMARKS.md, "Halted vCPUs and cold caches"), a process that slept
+# between two messages finds much of what it touches gone from the caches,
+# so each message pays for every line it touches, however few instructions
+# touch it.
+#
+# A message is two turns of the process's tokio I/O driver (publish and
+# delivery each wake it once), told apart by the first instruction of
+# tokio's `Driver::turn`. The figures are the mean over the last MESSAGES
+# messages (the session's end excluded) and the union over them, and the
+# functions whose code lines a message touches most.
+#
+#   bash bench/footprint.sh
+#   PROXIES="r-proxy" MESSAGES=100 bash bench/footprint.sh
+#   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/footprint.sh   # another build
+#
+# Needs valgrind and nm (binutils), besides mosquitto and python3.
+set -euo pipefail
+
+PROXIES=${PROXIES:-r-proxy s-proxy splice} # which processes to trace, in turn
+MESSAGES=${MESSAGES:-200}                  # messages in the figures
+TOP=${TOP:-25}                             # functions listed per process
+PROFILE=${PROFILE:-release}
+
+cd "$(dirname "$0")/.."
+source bench/lines.sh
+for tool in valgrind nm; do
+    command -v "$tool" >/dev/null || { echo "footprint.sh: $tool not found (apt-get install valgrind binutils)" >&2; exit 1; }
+done
+lines_init "$PROFILE"
+if [ -z "${TCP_SPLICE_BIN:-}" ]; then
+    cargo build --locked --release --manifest-path bench/tcp-splice/Cargo.toml --target-dir target/tcp-splice >&2
+    TCP_SPLICE_BIN=$PWD/target/tcp-splice/release/tcp-splice
+fi
+start_mosquitto
+
+# Lackey writes a line per instruction and per data access: only the last
+# ones are kept (about 1.5 a traced instruction; a proxy runs under 20,000
+# instructions a message).
+KEEP=$((MESSAGES * 60000 + 2000000))
+TRACED=()
+
+traced() { # $1 name, $2 binary, rest: its arguments; sets TRACED_PID
+    local name=$1 binary=$2; shift 2
+    # shellcheck disable=SC2094
+    RUST_LOG=info valgrind --tool=lackey --trace-mem=yes --log-fd=3 "$binary" "$@" \
+        2>"$WORK/$name.log" 3> >(tail -n "$KEEP" >"$WORK/$name.trace" && : >"$WORK/$name.written") &
+    TRACED_PID=$!
+    PIDS+=("$TRACED_PID")
+}
+
+for proxy in $PROXIES; do
+    echo "tracing $proxy..." >&2
+    upstream=$(free_port tcp)
+    port=$(free_port tcp)
+    case $proxy in
+    r-proxy)
+        start "s-for-$proxy" s-proxy --listen "127.0.0.1:$upstream" --broker "127.0.0.1:$MQTT_PORT"
+        traced "$proxy" "$BIN" --log-format json r-proxy --listen "127.0.0.1:$port" \
+            --upstream "http://127.0.0.1:$upstream"
+        binary=$BIN
+        wait_log "$WORK/s-for-$proxy.log" "s-proxy serving" listen >/dev/null
+        wait_log "$WORK/$proxy.log" "r-proxy serving" listen >/dev/null
+        ;;
+    s-proxy)
+        traced "$proxy" "$BIN" --log-format json s-proxy --listen "127.0.0.1:$upstream" \
+            --broker "127.0.0.1:$MQTT_PORT"
+        start "r-for-$proxy" r-proxy --listen "127.0.0.1:$port" --upstream "http://127.0.0.1:$upstream"
+        binary=$BIN
+        wait_log "$WORK/$proxy.log" "s-proxy serving" listen >/dev/null
+        wait_log "$WORK/r-for-$proxy.log" "r-proxy serving" listen >/dev/null
+        ;;
+    splice)
+        start_splice_hop splice-cloud "$upstream" "$MQTT_PORT"
+        traced "$proxy" "$TCP_SPLICE_BIN" "127.0.0.1:$port" "127.0.0.1:$upstream"
+        binary=$TCP_SPLICE_BIN
+        wait_log "$WORK/$proxy.log" "tcp-splice serving" listen >/dev/null
+        ;;
+    *)
+        echo "footprint.sh: unknown proxy '$proxy' (r-proxy, s-proxy or splice)" >&2
+        exit 2
+        ;;
+    esac
+    pid=$TRACED_PID
+    "$BIN" bench latency -L "tcp://127.0.0.1:$port" -n 50 --json >/dev/null
+    # Where the binary is mapped in the traced process (a position-
+    # independent executable lands where valgrind puts it).
+    real=$(readlink -f "$binary")
+    base=$(awk -v bin="$real" '$6 == bin { split($1, a, "-"); print a[1]; exit }' "/proc/$pid/maps")
+    [ -n "$base" ] || { echo "footprint.sh: $real is not mapped in process $pid" >&2; exit 1; }
+    "$BIN" bench latency -L "tcp://127.0.0.1:$port" -n "$((MESSAGES + 20))" --json >/dev/null
+    # Ended at once: what it would do on its way out is not a message's.
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null || true
+    for _ in $(seq 600); do # the trace's last lines written (60 s at most)
+        [ -e "$WORK/$proxy.written" ] && break
+        sleep 0.1
+    done
+    [ -e "$WORK/$proxy.written" ] || { echo "footprint.sh: $proxy's trace was not written" >&2; exit 1; }
+    nm -n -C --defined-only "$binary" >"$WORK/$proxy.symbols"
+    TRACED+=("$proxy=$base")
+done
+
+python3 - "$WORK" "$MESSAGES" "$TOP" "${TRACED[@]}" <<'PY'
+import bisect, collections, os, sys
+work, messages, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+MARK = "tokio::runtime::io::driver::Driver::turn"
+
+print(f"### Cache lines touched per sequential message ({messages} messages, lackey)")
+print()
+print("| process | code lines | data lines | KiB | instructions | union of all messages: code / data lines |")
+print("| --- | ---: | ---: | ---: | ---: | --- |")
+details = []
+for entry in sys.argv[4:]:
+    name, base = entry.split("=")
+    base = int(base, 16)
+    starts, names, mark = [], [], None
+    for line in open(os.path.join(work, f"{name}.symbols")):
+        parts = line.rstrip("\n").split(" ", 2)
+        if len(parts) == 3 and parts[1] in "tTwW":
+            starts.append(int(parts[0], 16) + base)
+            names.append(parts[2])
+            if parts[2] == MARK:
+                mark = starts[-1]
+    if mark is None:
+        sys.exit(f"footprint.sh: no {MARK} in {name}'s symbols")
+    # Records of the trace: (is code, first line, last line); a message
+    # starts at every second turn of the driver.
+    records, turns = [], []
+    for line in open(os.path.join(work, f"{name}.trace")):
+        kind, _, rest = line.strip().partition(" ")
+        if kind not in ("I", "L", "S", "M"):
+            continue
+        addr, _, size = rest.strip().partition(",")
+        try:
+            a, n = int(addr, 16), int(size)
+        except ValueError:
+            continue
+        if kind == "I" and a == mark:
+            turns.append(len(records))
+        records.append((kind == "I", a >> 6, (a + n - 1) >> 6))
+    # The last turns are the session's end; the messages before them count.
+    turns = turns[:-10]
+    bounds = turns[-(2 * messages + 1)::2]
+    if len(bounds) < messages + 1:
+        sys.exit(f"footprint.sh: {name}: only {len(turns)} driver turns traced")
+    per, union = [], (set(), set())
+    for lo, hi in zip(bounds, bounds[1:]):
+        code, data, count = set(), set(), 0
+        for is_code, first, last in records[lo:hi]:
+            (code if is_code else data).update((first, last))
+            count += is_code
+        per.append((len(code), len(data), count))
+        union[0].update(code)
+        union[1].update(data)
+    mean = [sum(p[i] for p in per) / len(per) for i in range(3)]
+    print(f"| {name} | {mean[0]:,.0f} | {mean[1]:,.0f} | {(mean[0] + mean[1]) * 64 / 1024:.1f} "
+          f"| {mean[2]:,.0f} | {len(union[0]):,} / {len(union[1]):,} |")
+    # Code lines of the last message by function.
+    lo, hi = bounds[-2], bounds[-1]
+    lines = {first for is_code, first, _ in records[lo:hi] if is_code}
+    by_function = collections.Counter()
+    for line in lines:
+        k = bisect.bisect_right(starts, line << 6) - 1
+        inside = k >= 0 and (line << 6) - starts[k] < 1 << 20
+        by_function[names[k] if inside else "(outside the binary: libc, the loader, vdso)"] += 1
+    details.append((name, by_function))
+for name, by_function in details:
+    print()
+    print(f"{name}, code lines of one message by function:")
+    print()
+    for function, n in by_function.most_common(top):
+        print(f"- {n} {function[:160]}")
+PY
