@@ -19,6 +19,7 @@
 #
 #   bash bench/footprint.sh
 #   PROXIES="r-proxy" MESSAGES=100 bash bench/footprint.sh
+#   PROXY_FLAGS=--no-resume bash bench/footprint.sh   # flags for both proxies
 #   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/footprint.sh   # another build
 #
 # Needs valgrind and nm (binutils), besides mosquitto and python3.
@@ -27,6 +28,7 @@ set -euo pipefail
 PROXIES=${PROXIES:-r-proxy s-proxy splice} # which processes to trace, in turn
 MESSAGES=${MESSAGES:-200}                  # messages in the figures
 TOP=${TOP:-25}                             # functions listed per process
+PROXY_FLAGS=${PROXY_FLAGS:-}               # more flags for the r-proxy and the s-proxy
 PROFILE=${PROFILE:-release}
 
 cd "$(dirname "$0")/.."
@@ -62,17 +64,21 @@ for proxy in $PROXIES; do
     port=$(free_port tcp)
     case $proxy in
     r-proxy)
-        start "s-for-$proxy" s-proxy --listen "127.0.0.1:$upstream" --broker "127.0.0.1:$MQTT_PORT"
+        # shellcheck disable=SC2086
+        start "s-for-$proxy" s-proxy --listen "127.0.0.1:$upstream" --broker "127.0.0.1:$MQTT_PORT" $PROXY_FLAGS
+        # shellcheck disable=SC2086
         traced "$proxy" "$BIN" --log-format json r-proxy --listen "127.0.0.1:$port" \
-            --upstream "http://127.0.0.1:$upstream"
+            --upstream "http://127.0.0.1:$upstream" $PROXY_FLAGS
         binary=$BIN
         wait_log "$WORK/s-for-$proxy.log" "s-proxy serving" listen >/dev/null
         wait_log "$WORK/$proxy.log" "r-proxy serving" listen >/dev/null
         ;;
     s-proxy)
+        # shellcheck disable=SC2086
         traced "$proxy" "$BIN" --log-format json s-proxy --listen "127.0.0.1:$upstream" \
-            --broker "127.0.0.1:$MQTT_PORT"
-        start "r-for-$proxy" r-proxy --listen "127.0.0.1:$port" --upstream "http://127.0.0.1:$upstream"
+            --broker "127.0.0.1:$MQTT_PORT" $PROXY_FLAGS
+        # shellcheck disable=SC2086
+        start "r-for-$proxy" r-proxy --listen "127.0.0.1:$port" --upstream "http://127.0.0.1:$upstream" $PROXY_FLAGS
         binary=$BIN
         wait_log "$WORK/$proxy.log" "s-proxy serving" listen >/dev/null
         wait_log "$WORK/r-for-$proxy.log" "r-proxy serving" listen >/dev/null
