@@ -51,7 +51,6 @@ TRACED=()
 
 traced() { # $1 name, $2 binary, rest: its arguments; sets TRACED_PID
     local name=$1 binary=$2; shift 2
-    # shellcheck disable=SC2094
     RUST_LOG=info valgrind --tool=lackey --trace-mem=yes --log-fd=3 "$binary" "$@" \
         2>"$WORK/$name.log" 3> >(tail -n "$KEEP" >"$WORK/$name.trace" && : >"$WORK/$name.written") &
     TRACED_PID=$!
