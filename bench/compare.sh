@@ -5,8 +5,9 @@
 # ready for BENCHMARKS.md: throughput and sequential latency (1 -> 1), the
 # latency and CPU time per message of each process under a steady load of
 # 100 publishers -> 1 subscriber, and what an idle connection costs each
-# proxy process in RSS; then bench/sequential.sh: sequential latency of the
-# TCP lines in paired rounds, on all CPUs and with every process on one CPU.
+# proxy process in RSS; then bench/rounds.sh: throughput and sequential
+# latency of the TCP lines in paired rounds (latency on all CPUs and with
+# every process on one CPU).
 #
 #   bash bench/compare.sh                 # defaults below
 #   LOAD_FLAGS=--aligned bash bench/compare.sh   # the load in bursts (all publishers at once)
@@ -221,5 +222,5 @@ for title, key in [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "hap
               f"| {m['marginal_bytes'] / 1024 if m['marginal_bytes'] is not None else float('nan'):.2f} KiB |")
 PY
 echo >>"$OUT"
-MQTTBRIDGE_BIN=$BIN TCP_SPLICE_BIN=$TCP_SPLICE_BIN bash bench/sequential.sh | tee -a "$OUT"
+MQTTBRIDGE_BIN=$BIN TCP_SPLICE_BIN=$TCP_SPLICE_BIN bash bench/rounds.sh | tee -a "$OUT"
 echo "written to $OUT" >&2

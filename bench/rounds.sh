@@ -1,26 +1,29 @@
 #!/usr/bin/env bash
-# Sequential latency in paired rounds, on all CPUs and on one CPU: mosquitto
-# direct, two HAProxy TCP hops, two tokio TCP splices and the gRPC line
-# (r-proxy + s-proxy), measured in turn within each round so that drifts of
-# the machine hit every line alike. Prints each line's median p50 and p99
-# over the rounds, what it adds to direct, and the gRPC line's difference to
-# each plain proxy per round with a 95 % bootstrap interval of its median.
+# Paired rounds of mosquitto direct, two HAProxy TCP hops, two tokio TCP
+# splices and the gRPC line (r-proxy + s-proxy), measured in turn within
+# each round so that drifts of the machine hit every line alike: bulk
+# throughput on all CPUs, then sequential latency on all CPUs and on one
+# CPU. Prints each line's medians over the rounds, its ratio to direct or
+# what it adds to direct, and the gRPC line's difference to each plain
+# proxy per round with a 95 % bootstrap interval of its median.
 #
 # The one-CPU rounds move every process of the run (broker, proxies,
 # client) onto CPU $ONE_CPU. On a virtual machine whose idle vCPUs halt, a
 # message handed to a process on the other vCPU waits for that vCPU to be
-# woken; the one-CPU figures are what the processes themselves cost without
-# that wait. The machine's guest halt-polling setting is printed with them.
+# woken and finds the caches cold; the one-CPU figures are what the
+# processes themselves cost without that. The machine's guest halt-polling
+# setting is printed with them.
 #
-#   bash bench/sequential.sh
-#   ROUNDS=40 LATENCY_COUNT=5000 bash bench/sequential.sh
-#   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/sequential.sh   # another build
+#   bash bench/rounds.sh
+#   ROUNDS=40 LATENCY_COUNT=5000 bash bench/rounds.sh
+#   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/rounds.sh   # another build
 #
 # Needs what bench/compare.sh needs (mosquitto, haproxy, python3) and
 # taskset (util-linux).
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-10}                 # rounds per placement
+ROUNDS=${ROUNDS:-10}                 # rounds of each kind
+MESSAGES=${MESSAGES:-200000}         # throughput: QoS 0, 16-byte payloads, 1 -> 1
 LATENCY_COUNT=${LATENCY_COUNT:-3000} # sequential messages per line and round
 ONE_CPU=${ONE_CPU:-0}                # the CPU of the one-CPU rounds
 PROFILE=${PROFILE:-release}
@@ -28,7 +31,7 @@ PROFILE=${PROFILE:-release}
 cd "$(dirname "$0")/.."
 source bench/lines.sh
 lines_init "$PROFILE"
-command -v taskset >/dev/null || { echo "sequential.sh: taskset not found (apt-get install util-linux)" >&2; exit 1; }
+command -v taskset >/dev/null || { echo "rounds.sh: taskset not found (apt-get install util-linux)" >&2; exit 1; }
 
 start_mosquitto
 start_haproxy_line
@@ -45,6 +48,15 @@ place() { # $1 CPU list: every process of the run may run there only
     done
 }
 
+place "$ALL_CPUS"
+for round in $(seq "$ROUNDS"); do
+    echo "throughput: round $round of $ROUNDS..." >&2
+    for line in "${LINES[@]}"; do
+        "$BIN" bench throughput -L "tcp://127.0.0.1:${PORT[$line]}" -n "$MESSAGES" --json \
+            >"$WORK/throughput.$line.$round.json"
+    done
+done
+
 for cpus in "$ALL_CPUS" "$ONE_CPU"; do
     place "$cpus"
     for line in "${LINES[@]}"; do # a first connection and warm caches
@@ -60,11 +72,11 @@ for cpus in "$ALL_CPUS" "$ONE_CPU"; do
 done
 
 halt_poll=/sys/module/haltpoll/parameters/guest_halt_poll_ns
-python3 - "$WORK" "$ROUNDS" "$LATENCY_COUNT" "$ALL_CPUS" "$ONE_CPU" \
+python3 - "$WORK" "$ROUNDS" "$LATENCY_COUNT" "$ALL_CPUS" "$ONE_CPU" "$MESSAGES" \
     "$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)" \
     "$(cat "$halt_poll" 2>/dev/null || echo none)" <<'PY'
 import json, os, random, statistics, sys
-work, rounds, count, all_cpus, one_cpu, idle_driver, halt_poll = sys.argv[1:8]
+work, rounds, count, all_cpus, one_cpu, messages, idle_driver, halt_poll = sys.argv[1:9]
 rounds = int(rounds)
 titles = {"direct": "direct mosquitto", "haproxy": "two HAProxy TCP hops",
           "splice": "two tokio TCP splices", "grpc": "gRPC line (r-proxy + s-proxy)"}
@@ -82,6 +94,28 @@ def interval(xs):
     meds = sorted(statistics.median(rng.choices(xs, k=len(xs))) for _ in range(2000))
     return statistics.median(xs), meds[49], meds[1950]
 
+def paired(xs, what, other, unit, places, higher_is_better):
+    """One line: the gRPC line's per-round difference to another line."""
+    m, lo, hi = interval(xs)
+    better = sum((x > 0) if higher_is_better else (x < 0) for x in xs)
+    print(f"- gRPC line minus {titles[other]}, {what}: {m:+.{places}f}{unit} "
+          f"(95 % {lo:+.{places}f} .. {hi:+.{places}f}); better in {better} of {rounds} rounds")
+
+rates = {line: [json.load(open(os.path.join(work, f"throughput.{line}.{r}.json")))["delivery_rate"]
+                for r in range(1, rounds + 1)] for line in titles}
+ratios = {line: [a / d for a, d in zip(rates[line], rates["direct"])] for line in titles}
+print(f"### Throughput in paired rounds ({rounds} rounds of {int(messages):,} messages, QoS 0, "
+      "16-byte payloads, 1 publisher -> 1 subscriber, all CPUs)")
+print()
+print("| line | median msg/s | median ratio to direct | lowest .. highest ratio |")
+print("| --- | ---: | ---: | --- |")
+for line, title in titles.items():
+    print(f"| {title} | {statistics.median(rates[line]):,.0f} | {statistics.median(ratios[line]):.3f} "
+          f"| {min(ratios[line]):.3f} .. {max(ratios[line]):.3f} |")
+print()
+for other in ("splice", "haproxy"):
+    paired([g - o for g, o in zip(ratios["grpc"], ratios[other])], "ratio to direct", other, "", 3, True)
+print()
 print(f"### Sequential latency in paired rounds ({rounds} rounds of {count} messages per line, "
       "QoS 0, microseconds)")
 print()
@@ -102,8 +136,5 @@ for cpus, where in ((all_cpus, f"all CPUs ({all_cpus})"), (one_cpu, f"every proc
     print()
     for other in ("splice", "haproxy"):
         for i, name in ((0, "p50"), (1, "p99")):
-            xs = [g[i] - o[i] for g, o in zip(f["grpc"], f[other])]
-            m, lo, hi = interval(xs)
-            print(f"- gRPC line minus {titles[other]}, {name}: {m:+.1f} us (95 % {lo:+.1f} .. {hi:+.1f}); "
-                  f"lower in {sum(x < 0 for x in xs)} of {rounds} rounds")
+            paired([g[i] - o[i] for g, o in zip(f["grpc"], f[other])], name, other, " us", 1, False)
 PY
