@@ -37,10 +37,7 @@ for tool in valgrind nm; do
     command -v "$tool" >/dev/null || { echo "footprint.sh: $tool not found (apt-get install valgrind binutils)" >&2; exit 1; }
 done
 lines_init "$PROFILE"
-if [ -z "${TCP_SPLICE_BIN:-}" ]; then
-    cargo build --locked --release --manifest-path bench/tcp-splice/Cargo.toml --target-dir target/tcp-splice >&2
-    TCP_SPLICE_BIN=$PWD/target/tcp-splice/release/tcp-splice
-fi
+build_splice
 start_mosquitto
 
 # Lackey writes a line per instruction and per data access: only the last

@@ -181,13 +181,18 @@ start_splice_hop() { # $1 name, $2 listen port, $3 upstream port; sets LAST_PID
     wait_log "$WORK/$1.log" "tcp-splice serving" listen >/dev/null
 }
 
-start_splice_line() {
+# Sets TCP_SPLICE_BIN, building bench/tcp-splice unless it is set already.
+build_splice() {
     if [ -z "${TCP_SPLICE_BIN:-}" ]; then
         echo "building bench/tcp-splice..." >&2
         cargo build --locked --release --manifest-path bench/tcp-splice/Cargo.toml \
             --target-dir target/tcp-splice >&2
         TCP_SPLICE_BIN=$PWD/target/tcp-splice/release/tcp-splice
     fi
+}
+
+start_splice_line() {
+    build_splice
     start_two_hops start_splice_hop splice
     SP_PORT=$HOPS_PORT SP_CLOUD_PID=$HOPS_CLOUD_PID SP_EDGE_PID=$HOPS_EDGE_PID
 }
