@@ -13,9 +13,11 @@
 #
 # A message is two turns of the process's tokio I/O driver (publish and
 # delivery each wake it once), told apart by the first instruction of
-# tokio's `Driver::turn`. The figures are the mean over the last MESSAGES
-# messages (the session's end excluded) and the union over them, and the
-# functions whose code lines a message touches most.
+# libc's `epoll_wait`, which each turn calls once (tokio's `Driver::turn`
+# may be inlined: a build with profile-guided optimisation inlines it).
+# The figures are the mean over the last MESSAGES messages (the session's
+# end excluded) and the union over them, and the functions whose code
+# lines a message touches most.
 #
 #   bash bench/footprint.sh
 #   PROXIES="r-proxy" MESSAGES=100 bash bench/footprint.sh
@@ -97,6 +99,12 @@ for proxy in $PROXIES; do
     real=$(readlink -f "$binary")
     base=$(awk -v bin="$real" '$6 == bin { split($1, a, "-"); print a[1]; exit }' "/proc/$pid/maps")
     [ -n "$base" ] || { echo "footprint.sh: $real is not mapped in process $pid" >&2; exit 1; }
+    # The mark between turns: libc's epoll_wait where libc is mapped.
+    libc=$(awk '$6 ~ /\/libc\.so\.6$/ { print $6; exit }' "/proc/$pid/maps")
+    libc_base=$(awk -v lib="$libc" '$6 == lib { split($1, a, "-"); print a[1]; exit }' "/proc/$pid/maps")
+    offset=$(nm -D --defined-only "$libc" | awk '$3 ~ /^epoll_wait(@|$)/ && !found { print $1; found = 1 }')
+    [ -n "$libc_base" ] && [ -n "$offset" ] || { echo "footprint.sh: no epoll_wait in $proxy's libc" >&2; exit 1; }
+    mark=$(printf '%x' $((0x$libc_base + 0x$offset)))
     "$BIN" bench latency -L "tcp://127.0.0.1:$port" -n "$((MESSAGES + 20))" --json >/dev/null
     # Ended at once: what it would do on its way out is not a message's.
     kill -KILL "$pid"
@@ -107,13 +115,12 @@ for proxy in $PROXIES; do
     done
     [ -e "$WORK/$proxy.written" ] || { echo "footprint.sh: $proxy's trace was not written" >&2; exit 1; }
     nm -n -C --defined-only "$binary" >"$WORK/$proxy.symbols"
-    TRACED+=("$proxy=$base")
+    TRACED+=("$proxy=$base=$mark")
 done
 
 python3 - "$WORK" "$MESSAGES" "$TOP" "${TRACED[@]}" <<'PY'
 import bisect, collections, os, sys
 work, messages, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-MARK = "tokio::runtime::io::driver::Driver::turn"
 
 print(f"### Cache lines touched per sequential message ({messages} messages, lackey)")
 print()
@@ -121,18 +128,14 @@ print("| process | code lines | data lines | KiB | instructions | union of all m
 print("| --- | ---: | ---: | ---: | ---: | --- |")
 details = []
 for entry in sys.argv[4:]:
-    name, base = entry.split("=")
-    base = int(base, 16)
-    starts, names, mark = [], [], None
+    name, base, mark = entry.split("=")
+    base, mark = int(base, 16), int(mark, 16)
+    starts, names = [], []
     for line in open(os.path.join(work, f"{name}.symbols")):
         parts = line.rstrip("\n").split(" ", 2)
         if len(parts) == 3 and parts[1] in "tTwW":
             starts.append(int(parts[0], 16) + base)
             names.append(parts[2])
-            if parts[2] == MARK:
-                mark = starts[-1]
-    if mark is None:
-        sys.exit(f"footprint.sh: no {MARK} in {name}'s symbols")
     # Records of the trace: (is code, first line, last line); a message
     # starts at every second turn of the driver.
     records, turns = [], []

@@ -6,6 +6,7 @@
 #                              (MQTTBRIDGE_BIN=path: use that binary, e.g. an older build)
 #   start_mosquitto            MQTT_PORT, MOSQUITTO_PID
 #   start_grpc_line [ARGS]     R_PORT, R_PID (r-proxy), S_PID (s-proxy); ARGS go to both
+#                              (GRPC_LINE_NAME=NAME GRPC_LINE_BIN=PATH: another build's line)
 #   start_haproxy_line         two HAProxy TCP hops in front of mosquitto, the gRPC line's
 #                              shape without MQTT or gRPC: H_PORT, H_EDGE_PID, H_CLOUD_PID
 #   start_splice_line          two tokio TCP splices (bench/tcp-splice, built on first use) in
@@ -104,15 +105,19 @@ CONF
 }
 
 start_grpc_line() { # rest: more arguments for both proxies
-    local s_port
+    local s_port name=${GRPC_LINE_NAME:-} bin=$BIN
+    # GRPC_LINE_NAME=NAME GRPC_LINE_BIN=PATH: a second line, from another
+    # build, its logs named NAME-r-proxy and NAME-s-proxy.
+    BIN=${GRPC_LINE_BIN:-$BIN}
     s_port=$(free_port tcp)
-    start s-proxy s-proxy --listen "127.0.0.1:$s_port" --broker "127.0.0.1:$MQTT_PORT" "$@"
+    start "${name:+$name-}s-proxy" s-proxy --listen "127.0.0.1:$s_port" --broker "127.0.0.1:$MQTT_PORT" "$@"
     S_PID=$LAST_PID
     R_PORT=$(free_port tcp)
-    start r-proxy r-proxy --listen "127.0.0.1:$R_PORT" --upstream "http://127.0.0.1:$s_port" "$@"
+    start "${name:+$name-}r-proxy" r-proxy --listen "127.0.0.1:$R_PORT" --upstream "http://127.0.0.1:$s_port" "$@"
     R_PID=$LAST_PID
-    wait_log "$WORK/r-proxy.log" "r-proxy serving" listen >/dev/null
-    wait_log "$WORK/s-proxy.log" "s-proxy serving" listen >/dev/null
+    BIN=$bin
+    wait_log "$WORK/${name:+$name-}r-proxy.log" "r-proxy serving" listen >/dev/null
+    wait_log "$WORK/${name:+$name-}s-proxy.log" "s-proxy serving" listen >/dev/null
 }
 
 # HAProxy in TCP mode, one thread, as plain byte-forwarding proxies: what

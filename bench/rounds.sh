@@ -5,7 +5,9 @@
 # throughput on all CPUs, then sequential latency on all CPUs and on one
 # CPU. Prints each line's medians over the rounds, its ratio to direct or
 # what it adds to direct, and the gRPC line's difference to each plain
-# proxy per round with a 95 % bootstrap interval of its median.
+# proxy per round with a 95 % bootstrap interval of its median. With
+# BASELINE_BIN a second gRPC line runs from that build, and the difference
+# to it is printed the same way: an A/B of two builds in one run.
 #
 # The one-CPU rounds move every process of the run (broker, proxies,
 # client) onto CPU $ONE_CPU. On a virtual machine whose idle vCPUs halt, a
@@ -17,6 +19,7 @@
 #   bash bench/rounds.sh
 #   ROUNDS=40 LATENCY_COUNT=5000 bash bench/rounds.sh
 #   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/rounds.sh   # another build
+#   BASELINE_BIN=/tmp/old/mqttbridge bash bench/rounds.sh      # A/B: that build's line as well
 #
 # Needs what bench/compare.sh needs (mosquitto, haproxy, python3) and
 # taskset (util-linux).
@@ -36,9 +39,17 @@ command -v taskset >/dev/null || { echo "rounds.sh: taskset not found (apt-get i
 start_mosquitto
 start_haproxy_line
 start_splice_line
+if [ -n "${BASELINE_BIN:-}" ]; then
+    GRPC_LINE_NAME=baseline GRPC_LINE_BIN=$BASELINE_BIN start_grpc_line
+    BASELINE_PORT=$R_PORT
+fi
 start_grpc_line
 declare -A PORT=([direct]=$MQTT_PORT [haproxy]=$H_PORT [splice]=$SP_PORT [grpc]=$R_PORT)
 LINES=(direct haproxy splice grpc)
+if [ -n "${BASELINE_BIN:-}" ]; then
+    PORT[baseline]=$BASELINE_PORT
+    LINES+=(baseline)
+fi
 
 ALL_CPUS=0-$(($(nproc) - 1))
 place() { # $1 CPU list: every process of the run may run there only
@@ -74,12 +85,16 @@ done
 halt_poll=/sys/module/haltpoll/parameters/guest_halt_poll_ns
 python3 - "$WORK" "$ROUNDS" "$LATENCY_COUNT" "$ALL_CPUS" "$ONE_CPU" "$MESSAGES" \
     "$(cat /sys/devices/system/cpu/cpuidle/current_driver 2>/dev/null || echo none)" \
-    "$(cat "$halt_poll" 2>/dev/null || echo none)" <<'PY'
+    "$(cat "$halt_poll" 2>/dev/null || echo none)" "${BASELINE_BIN:-}" <<'PY'
 import json, os, random, statistics, sys
-work, rounds, count, all_cpus, one_cpu, messages, idle_driver, halt_poll = sys.argv[1:9]
+work, rounds, count, all_cpus, one_cpu, messages, idle_driver, halt_poll, baseline = sys.argv[1:10]
 rounds = int(rounds)
 titles = {"direct": "direct mosquitto", "haproxy": "two HAProxy TCP hops",
           "splice": "two tokio TCP splices", "grpc": "gRPC line (r-proxy + s-proxy)"}
+others = ["splice", "haproxy"]
+if baseline:
+    titles["baseline"] = f"gRPC line of the baseline build ({baseline})"
+    others.append("baseline")
 
 def figures(cpus, line):
     out = []
@@ -113,7 +128,7 @@ for line, title in titles.items():
     print(f"| {title} | {statistics.median(rates[line]):,.0f} | {statistics.median(ratios[line]):.3f} "
           f"| {min(ratios[line]):.3f} .. {max(ratios[line]):.3f} |")
 print()
-for other in ("splice", "haproxy"):
+for other in others:
     paired([g - o for g, o in zip(ratios["grpc"], ratios[other])], "ratio to direct", other, "", 3, True)
 print()
 print(f"### Sequential latency in paired rounds ({rounds} rounds of {count} messages per line, "
@@ -134,7 +149,7 @@ for cpus, where in ((all_cpus, f"all CPUs ({all_cpus})"), (one_cpu, f"every proc
         added = [statistics.median(a[i] - d[i] for a, d in zip(f[line], f["direct"])) for i in (0, 1)]
         print(f"| {title} | {p50:.0f} | {p99:.0f} | {added[0]:+.1f} | {added[1]:+.1f} |")
     print()
-    for other in ("splice", "haproxy"):
+    for other in others:
         for i, name in ((0, "p50"), (1, "p99")):
             paired([g[i] - o[i] for g, o in zip(f["grpc"], f[other])], name, other, " us", 1, False)
 PY
