@@ -135,9 +135,10 @@ hold grpc "tcp://127.0.0.1:$R_PORT" --watch "r-proxy=$R_PID" --watch "s-proxy=$S
 hold quic "quic://127.0.0.1:$Q_PORT" "${TLS[@]}" --watch "scion-quic (quic)=$Q_PID"
 hold quinn "quic://127.0.0.1:$QF_PORT" "${TLS[@]}" --watch "quinn-forward=$QF_PID"
 
-python3 - "$WORK" "$MESSAGES" "$LATENCY_COUNT" "$CONNECTIONS" "$LOAD_RATES" "$LOAD_SECONDS" "$(getconf CLK_TCK)" <<'PY' | tee "$OUT"
+python3 - "$WORK" "$MESSAGES" "$LATENCY_COUNT" "$CONNECTIONS" "$LOAD_RATES" "$LOAD_SECONDS" "$(getconf CLK_TCK)" \
+    "$BIN" <<'PY' | tee "$OUT"
 import json, os, platform, subprocess, sys
-work, messages, latency_count, connections, load_rates, load_seconds, clk_tck = sys.argv[1:8]
+work, messages, latency_count, connections, load_rates, load_seconds, clk_tck, binary = sys.argv[1:9]
 load = lambda name: json.load(open(os.path.join(work, name)))
 lines = [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"),
          ("two tokio TCP splices", "splice"), ("gRPC line (r-proxy + s-proxy)", "grpc"),
@@ -147,6 +148,8 @@ lines = [("direct mosquitto", "direct"), ("two HAProxy TCP hops", "haproxy"),
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
 print(f"Machine: {os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}; "
       f"{subprocess.run(['mosquitto', '-h'], capture_output=True, text=True).stdout.splitlines()[0]}")
+print()
+print(f"Measured: {binary} (`MQTTBRIDGE_BIN`, or the `PROFILE` build)")
 print()
 print(f"### Throughput ({messages} messages, QoS 0, 16-byte payloads, 1 publisher -> 1 subscriber)")
 print()
