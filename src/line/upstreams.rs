@@ -17,7 +17,9 @@ use super::Inbound;
 use super::discovery::{Channels, Endpoint, Pool};
 use super::grpc::{Call, ChannelSettings, HEALTH_CHECK};
 use super::proto::mqtt::MqttStreamMessage;
-use super::resume::grant::{RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number};
+use super::resume::grant::{
+    RESUME_BUFFER_KEY, RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, read_number,
+};
 use super::resume::{Outlet, ResumeError, Resumed};
 use super::{
     CLIENT_ADDR_KEY, CLIENT_ID_KEY, Keepalive, RELAY_METHOD, RELAY_SERVICE, SESSION_ID_KEY,
@@ -48,6 +50,9 @@ pub struct Opened {
     pub endpoint: UpstreamEndpoint,
     /// The resume token, when resumption was offered and granted.
     pub resume_token: Option<String>,
+    /// The s-proxy's replay buffer in bytes, when it granted resumption
+    /// and said.
+    pub peer_replay_bytes: Option<u64>,
 }
 
 /// The s-proxy a session started on, for its resume.
@@ -108,14 +113,15 @@ impl Upstreams {
     /// Opens one relay stream for a client connection, trying each endpoint
     /// at most once, healthy ones first. `first` are the messages that open
     /// the session; they are sent again on each endpoint tried. With
-    /// `offer_resume` the stream asks for a resumable session.
+    /// `offer_resume` (this side's replay buffer in bytes) the stream asks
+    /// for a resumable session.
     pub async fn open(
         &self,
         session_id: &str,
         client_addr: std::net::SocketAddr,
         client_id: &str,
         first: &[MqttStreamMessage],
-        offer_resume: bool,
+        offer_resume: Option<usize>,
     ) -> Result<Opened, OpenError> {
         let endpoints = self.pool.endpoints();
         let n = endpoints.len();
@@ -144,13 +150,14 @@ impl Upstreams {
                     let resume_token = metadata
                         .get(RESUME_TOKEN_KEY)
                         .and_then(|v| v.to_str().ok())
-                        .filter(|_| offer_resume)
+                        .filter(|_| offer_resume.is_some())
                         .map(str::to_string);
                     return Ok(Opened {
                         outlet,
                         inbound,
                         endpoint: UpstreamEndpoint(upstream.clone()),
                         resume_token,
+                        peer_replay_bytes: read_number(&metadata, RESUME_BUFFER_KEY),
                     });
                 }
                 Err(status) => {
@@ -225,8 +232,9 @@ impl Upstreams {
         if let Ok(v) = opening.client_addr.to_string().parse() {
             metadata.insert(CLIENT_ADDR_KEY, v);
         }
-        if opening.offer_resume {
+        if let Some(replay_bytes) = opening.offer_resume {
             metadata.insert(RESUME_OFFER_KEY, MetadataValue::from_static("1"));
+            metadata.insert(RESUME_BUFFER_KEY, replay_bytes.into());
         }
         if let Some(authorization) = &self.authorization {
             metadata.insert("authorization", authorization.clone());
@@ -303,7 +311,7 @@ struct Opening<'a> {
     client_addr: std::net::SocketAddr,
     client_id: &'a str,
     first: &'a [MqttStreamMessage],
-    offer_resume: bool,
+    offer_resume: Option<usize>,
 }
 
 /// Whether a failed resume is worth another try: an answer from the

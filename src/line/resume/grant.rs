@@ -4,6 +4,10 @@
 //! - a new stream from an r-proxy that can resume carries
 //!   `mqttbridge-resume: 1`; an s-proxy that grants it answers with
 //!   `mqttbridge-resume-token`, an unguessable token for this session;
+//! - with the offer and with the grant, each side names its replay buffer
+//!   (`mqttbridge-resume-buffer`, bytes), so the other acknowledges before
+//!   half of it is waiting; a side that does not name it is taken to hold
+//!   at least 128 KiB;
 //! - a resume is a new stream carrying `mqttbridge-resume-token` and
 //!   `mqttbridge-resume-received` (the last sequence the r-proxy received);
 //!   the s-proxy answers with its own `mqttbridge-resume-received` and the
@@ -21,6 +25,9 @@ pub const RESUME_OFFER_KEY: &str = "mqttbridge-resume";
 /// Response metadata: the session's resume token; request metadata: the
 /// session to resume.
 pub const RESUME_TOKEN_KEY: &str = "mqttbridge-resume-token";
+/// With the offer (request) and the grant (response): the sender's replay
+/// buffer in bytes.
+pub const RESUME_BUFFER_KEY: &str = "mqttbridge-resume-buffer";
 /// Both ways on a resume: the highest sequence the sender of the metadata
 /// has received; the other end replays what follows.
 pub const RESUME_RECEIVED_KEY: &str = "mqttbridge-resume-received";

@@ -110,6 +110,9 @@ pub(super) struct Shared {
     /// A new generation began: sends to the old outlet may give up.
     pub detached: Notify,
     pub end: End,
+    /// What may arrive unacknowledged before an acknowledgement goes out
+    /// alone (see [`super::receiver::ack_weight`]).
+    pub ack_weight: usize,
     /// The process's replay buffer bytes for this mode.
     pub replay_gauge: prometheus_client::metrics::gauge::Gauge,
 }
@@ -208,12 +211,13 @@ pub enum Attached {
 impl Link {
     /// A link for a session of `version` at `end`, first attached to
     /// `outlet`/`inbound`; at most `replay_bytes` wait for
-    /// acknowledgement.
+    /// acknowledgement here, and the peer's buffer holds
+    /// `peer_replay_bytes` (`None`: the peer did not say).
     pub fn new(
         end: End,
         version: Version,
         mode: &'static str,
-        replay_bytes: usize,
+        (replay_bytes, peer_replay_bytes): (usize, Option<u64>),
         outlet: Outlet,
         inbound: Inbound,
     ) -> Self {
@@ -244,6 +248,7 @@ impl Link {
                 restored: Notify::new(),
                 detached: Notify::new(),
                 end,
+                ack_weight: super::receiver::ack_weight(peer_replay_bytes),
                 replay_gauge: METRICS.replay_buffer_gauge(mode),
             }),
         }

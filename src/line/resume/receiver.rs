@@ -23,7 +23,8 @@ use crate::net::{Registered, keep_waker};
 /// An acknowledgement goes out alone after this many envelopes arrived
 /// without one leaving...
 const ACK_EVERY_ENVELOPES: u64 = 32;
-/// ...or this much payload...
+/// ...or this much payload, or half the peer's replay buffer if that is
+/// less ([`ack_weight`])...
 const ACK_EVERY_WEIGHT: usize = 64 * 1024;
 /// ...or when this long passes quietly with something unacknowledged, so a
 /// reply has a moment to carry it instead. What waits is bounded by the two
@@ -32,6 +33,19 @@ const ACK_EVERY_WEIGHT: usize = 64 * 1024;
 /// message (with 20 ms here, QoS 0 publishers sending ten times a second
 /// cost the proxies 17-45 % more CPU per message: BENCHMARKS.md).
 const ACK_DELAY: Duration = Duration::from_secs(1);
+
+/// What may arrive unacknowledged before an acknowledgement goes out
+/// alone, for a peer whose replay buffer holds `peer_replay_bytes` (`None`:
+/// it did not say). A peer's buffer fills at what it has sent and we have
+/// not acknowledged; were we to wait for more than it holds, it would stop
+/// reading its MQTT socket until our quiet second passed, at every fill.
+pub fn ack_weight(peer_replay_bytes: Option<u64>) -> usize {
+    match peer_replay_bytes {
+        None => ACK_EVERY_WEIGHT,
+        Some(bytes) => usize::try_from(bytes / 2)
+            .map_or(ACK_EVERY_WEIGHT, |half| half.clamp(1, ACK_EVERY_WEIGHT)),
+    }
+}
 
 /// Where a session's pump reads the peer's envelopes.
 pub enum LinkReceiver {
@@ -186,7 +200,7 @@ impl Receiver {
         state.unacknowledged_weight += envelopes::weight_received(&message);
         if envelope.is_some_and(envelopes::is_terminate)
             || state.received - state.acknowledged >= ACK_EVERY_ENVELOPES
-            || state.unacknowledged_weight >= ACK_EVERY_WEIGHT
+            || state.unacknowledged_weight >= shared.ack_weight
         {
             shared.acknowledge_now(&mut state);
         }
@@ -226,5 +240,28 @@ impl Receiver {
             }
             // The outlet was full: try again after another delay.
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acknowledgements_come_by_half_the_peer_s_buffer() {
+        assert_eq!(
+            ack_weight(None),
+            ACK_EVERY_WEIGHT,
+            "a peer that did not say"
+        );
+        assert_eq!(ack_weight(Some(8192)), 4096);
+        assert_eq!(
+            ack_weight(Some(1 << 20)),
+            ACK_EVERY_WEIGHT,
+            "never later than before"
+        );
+        assert_eq!(ack_weight(Some(u64::MAX)), ACK_EVERY_WEIGHT);
+        assert_eq!(ack_weight(Some(1)), 1, "at the latest after each envelope");
+        assert_eq!(ack_weight(Some(0)), 1);
     }
 }

@@ -157,10 +157,11 @@ async fn open(
     ];
     drop(connect);
     let connecting = Instant::now();
+    let offer_resume = (!config.no_resume).then(|| config.replay_buffer_bytes.get());
     let opened =
         Box::pin(
             live.upstreams
-                .open(&session_id, peer, &client_id, &opening, !config.no_resume),
+                .open(&session_id, peer, &client_id, &opening, offer_resume),
         )
         .await;
     let Opened {
@@ -168,6 +169,7 @@ async fn open(
         inbound,
         endpoint,
         resume_token,
+        peer_replay_bytes,
     } = match opened {
         Ok(opened) => opened,
         Err(e) => {
@@ -187,7 +189,7 @@ async fn open(
                 End::Edge,
                 version,
                 MODE,
-                config.replay_buffer_bytes.get(),
+                (config.replay_buffer_bytes.get(), peer_replay_bytes),
                 outlet,
                 inbound,
             );

@@ -29,7 +29,8 @@ use crate::line::grpc::{ServedCall, Server, ServerSettings, serve_health};
 use crate::line::incoming::Admission;
 use crate::line::outlet::Outlet;
 use crate::line::resume::grant::{
-    Owner, RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, new_token, read_number,
+    Owner, RESUME_BUFFER_KEY, RESUME_OFFER_KEY, RESUME_RECEIVED_KEY, RESUME_TOKEN_KEY, new_token,
+    read_number,
 };
 use crate::line::resume::{
     End, Link, LinkReceiver, LinkSender, ResumableSessions, keep_cloud, take_resume,
@@ -134,9 +135,12 @@ impl Relay {
             client,
         } = StreamOrigin::of(&call.metadata, &call.peer);
         let token = offered.then(new_token);
+        let replay_bytes = live.config.replay_buffer_bytes.get();
+        let peer_replay_bytes = read_number(&call.metadata, RESUME_BUFFER_KEY);
         let mut metadata = MetadataMap::new();
         if let Some(token) = token.as_deref().and_then(|t| t.parse().ok()) {
             metadata.insert(RESUME_TOKEN_KEY, token);
+            metadata.insert(RESUME_BUFFER_KEY, replay_bytes.into());
         }
         let (responses, inbound) = match call.accept(metadata) {
             Ok(accepted) => accepted,
@@ -159,7 +163,7 @@ impl Relay {
                     End::Cloud,
                     mqtt::Version::V5,
                     MODE,
-                    live.config.replay_buffer_bytes.get(),
+                    (replay_bytes, peer_replay_bytes),
                     tx,
                     inbound,
                 );
