@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::*;
+use mqtt_protocol_core::mqtt::packet::{self as mp, Property};
 use mqttbridge::client::PublishProperties;
 use mqttbridge::client::{Client, ClientOptions, Connection, Will, exchange, packets};
 use mqttbridge::line::convert::{packet_to_payload, payload_to_packet};
@@ -729,9 +730,11 @@ async fn a_lone_publish_is_acknowledged_once_the_line_is_quiet() {
 
 /// Replay buffers smaller than the 64 KiB an acknowledgement may otherwise
 /// wait for: each side tells the other its size when the session opens,
-/// and the other acknowledges by half of it. (Before, each buffer filled
-/// after two of these messages and waited for the quiet second: 80
-/// messages took over 40 s each way.)
+/// and the other acknowledges by half of it, weighing what arrives as the
+/// sender's buffer counts it (so a message whose 4 KB are a user property,
+/// not its payload, weighs 4 KB too). Before, each buffer filled after two
+/// of these messages and waited for the quiet second: 80 messages took
+/// 40 s or more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_replay_buffers_are_acknowledged_before_they_fill() {
     const MESSAGES: usize = 80;
@@ -747,23 +750,36 @@ async fn small_replay_buffers_are_acknowledged_before_they_fill() {
     .await
     .unwrap();
     let mut publisher = connected(&line.addr, Version::V5, "small-source").await;
-    bounded("every message arrives, in order", async {
-        for i in 0..MESSAGES {
-            let mut payload = format!("{i:08}").into_bytes();
-            payload.resize(4000, b'.');
-            let publish =
-                packets::publish(Version::V5, "small", payload, 0, false, 0, vec![]).unwrap();
-            publisher.send(&publish).await.unwrap();
-        }
-        for i in 0..MESSAGES {
-            let message = exchange::receive(&mut subscriber)
-                .await
-                .unwrap()
-                .expect("subscriber connected");
-            assert_eq!(&message.payload[..8], format!("{i:08}").as_bytes());
-        }
-    })
-    .await;
+    for heavy in ["payload", "property"] {
+        bounded(
+            &format!("{MESSAGES} messages heavy in their {heavy}"),
+            async {
+                for i in 0..MESSAGES {
+                    let mut payload = format!("{i:08}").into_bytes();
+                    let mut properties = vec![];
+                    if heavy == "payload" {
+                        payload.resize(4000, b'.');
+                    } else {
+                        properties.push(Property::UserProperty(
+                            mp::UserProperty::new("weight", ".".repeat(4000)).unwrap(),
+                        ));
+                    }
+                    let publish =
+                        packets::publish(Version::V5, "small", payload, 0, false, 0, properties)
+                            .unwrap();
+                    publisher.send(&publish).await.unwrap();
+                }
+                for i in 0..MESSAGES {
+                    let message = exchange::receive(&mut subscriber)
+                        .await
+                        .unwrap()
+                        .expect("subscriber connected");
+                    assert_eq!(&message.payload[..8], format!("{i:08}").as_bytes());
+                }
+            },
+        )
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -88,33 +88,23 @@ pub fn acknowledgement(direction: MessageDirection, received: u64) -> MqttStream
     }
 }
 
-/// What an envelope weighs besides a publish's payload and topic.
+/// What an envelope weighs besides its encoded bytes: what the sender's
+/// replay buffer counts for one besides its packet's bytes.
 const SMALL: usize = 64;
 
-/// Roughly what `message` weighs, to pace acknowledgements: a publish's
-/// payload and topic, a fixed amount for anything else.
+/// What `message` weighs, to pace acknowledgements: its encoded length
+/// and [`SMALL`], about what the sender's replay buffer counts for it (its
+/// MQTT packet's bytes and [`SMALL`]): an envelope's fields carry all that
+/// its packet does, properties included, in about as many bytes.
 pub fn weight(message: &MqttStreamMessage) -> usize {
-    use mqttv3::mqtt_packet::Packet as P3;
-    use mqttv5::mqtt_packet::Packet as P5;
-    match &message.payload {
-        Some(Payload::MqttV3Packet(mqttv3::MqttPacket {
-            packet: Some(P3::Publish(p)),
-        })) => SMALL + p.payload.len() + p.topic.len(),
-        Some(Payload::MqttV5Packet(mqttv5::MqttPacket {
-            packet: Some(P5::Publish(p)),
-        })) => SMALL + p.payload.len() + p.topic.len(),
-        _ => SMALL,
-    }
+    SMALL + prost::Message::encoded_len(message)
 }
 
 /// [`weight`] of a received envelope, whichever kind.
 pub fn weight_received(message: &Received) -> usize {
     match message {
         Received::Envelope(envelope) => weight(envelope),
-        Received::Publish(publish) => {
-            let fields = publish.fields();
-            SMALL + fields.payload.len() + fields.topic.len()
-        }
+        Received::Publish(publish) => SMALL + publish.wire_len(),
     }
 }
 

@@ -107,6 +107,11 @@ impl PublishEnvelope {
         &self.head
     }
 
+    /// The envelope's length as it was received.
+    pub fn wire_len(&self) -> usize {
+        self.bytes.len()
+    }
+
     /// The MQTT version of its packet (which field holds it).
     pub fn version(&self) -> Version {
         self.version
