@@ -2,6 +2,7 @@
 //! or sends during a gap, TERMINATE that ends a session on purpose, and the
 //! acknowledgement that carries nothing else.
 
+use super::replay::ENVELOPE_OVERHEAD;
 use crate::line::Received;
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::mqtt::session_control::ControlType;
@@ -88,23 +89,20 @@ pub fn acknowledgement(direction: MessageDirection, received: u64) -> MqttStream
     }
 }
 
-/// What an envelope weighs besides its encoded bytes: what the sender's
-/// replay buffer counts for one besides its packet's bytes.
-const SMALL: usize = 64;
-
 /// What `message` weighs, to pace acknowledgements: its encoded length
-/// and [`SMALL`], about what the sender's replay buffer counts for it (its
-/// MQTT packet's bytes and [`SMALL`]): an envelope's fields carry all that
-/// its packet does, properties included, in about as many bytes.
+/// and [`ENVELOPE_OVERHEAD`], about what the sender's replay buffer counts
+/// for it (its MQTT packet's bytes and the same overhead): an envelope's
+/// fields carry all that its packet does, properties included, in about as
+/// many bytes.
 pub fn weight(message: &MqttStreamMessage) -> usize {
-    SMALL + prost::Message::encoded_len(message)
+    ENVELOPE_OVERHEAD + prost::Message::encoded_len(message)
 }
 
 /// [`weight`] of a received envelope, whichever kind.
 pub fn weight_received(message: &Received) -> usize {
     match message {
         Received::Envelope(envelope) => weight(envelope),
-        Received::Publish(publish) => SMALL + publish.wire_len(),
+        Received::Publish(publish) => ENVELOPE_OVERHEAD + publish.wire_len(),
     }
 }
 

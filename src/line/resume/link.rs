@@ -217,7 +217,8 @@ impl Link {
         end: End,
         version: Version,
         mode: &'static str,
-        (replay_bytes, peer_replay_bytes): (usize, Option<u64>),
+        replay_bytes: usize,
+        peer_replay_bytes: Option<u64>,
         outlet: Outlet,
         inbound: Inbound,
     ) -> Self {

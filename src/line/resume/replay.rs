@@ -9,7 +9,7 @@ use crate::line::Outgoing;
 
 /// What an envelope counts against the buffer besides its packet's bytes:
 /// the envelope itself and its protobuf fields.
-const ENVELOPE_OVERHEAD: usize = 64;
+pub(super) const ENVELOPE_OVERHEAD: usize = 64;
 
 /// Unacknowledged envelopes in sequence order, each kept as it was sent (a
 /// boxed envelope, or a PUBLISH's MQTT bytes): no copy on the way in or

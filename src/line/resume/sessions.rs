@@ -131,7 +131,8 @@ mod tests {
             End::Cloud,
             crate::mqtt::Version::V5,
             "s-proxy",
-            (1024, None),
+            1024,
+            None,
             Outlet::requests(requests, 1024),
             crate::line::grpc::testing::served(body),
         )

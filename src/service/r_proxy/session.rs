@@ -189,7 +189,8 @@ async fn open(
                 End::Edge,
                 version,
                 MODE,
-                (config.replay_buffer_bytes.get(), peer_replay_bytes),
+                config.replay_buffer_bytes.get(),
+                peer_replay_bytes,
                 outlet,
                 inbound,
             );

@@ -163,7 +163,8 @@ impl Relay {
                     End::Cloud,
                     mqtt::Version::V5,
                     MODE,
-                    (replay_bytes, peer_replay_bytes),
+                    replay_bytes,
+                    peer_replay_bytes,
                     tx,
                     inbound,
                 );
