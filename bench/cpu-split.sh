@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# Where each proxy's CPU goes in bulk, kernel or user space: the gRPC
-# line's r-proxy and s-proxy against the two hops of the tokio TCP splice
-# (bench/tcp-splice) in front of the same mosquitto, each process sampled
-# by `perf record -e cpu-clock` while `bench throughput` sends ROUNDS x
-# MESSAGES QoS 0 messages through its line. Prints, per process, the
-# samples in the kernel and in user space and what they come to per
-# message, then the line's two proxies against the splice's two hops.
+# Where each process's CPU goes, kernel or user space: the gRPC line's
+# r-proxy and s-proxy against the two hops of the tokio TCP splice
+# (bench/tcp-splice) and two HAProxy hops in front of the same mosquitto,
+# and mosquitto behind each line and alone (direct). Each process is
+# sampled by `perf record -e cpu-clock` while `bench throughput` sends
+# ROUNDS x MESSAGES QoS 0 messages through its line (bulk), or with RATE
+# set, while 100 publishers send RATE msg/s in all to one subscriber for
+# SECONDS each round (the load of bench/compare.sh). The load generator's
+# own CPU is counted whole by `perf stat`. Prints, per process, the samples
+# in the kernel and in user space and what they come to per delivered
+# message, the line's two proxies against each pair of hops, and every
+# process's CPU per message with each line's median delivery rate.
 #
 # Why samples and not /proc/PID/stat: the kernel charges each clock tick
 # to the mode a process is in when it comes, and a process that sleeps and
@@ -17,13 +22,19 @@
 #   ROUNDS=5 MESSAGES=500000 bash bench/cpu-split.sh
 #   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/cpu-split.sh   # another build
 #   TOP=15 bash bench/cpu-split.sh                              # and each proxy's busiest user functions
+#   RATE=10000 QOS=0 bash bench/cpu-split.sh                    # under compare.sh's load instead of bulk
+#   CPUS=0 bash bench/cpu-split.sh                              # every process on CPU 0 (see bench/rounds.sh)
 #
 # Needs perf (Debian: apt-get install linux-perf), besides what
 # bench/compare.sh needs.
 set -euo pipefail
 
-ROUNDS=${ROUNDS:-3}          # bulk runs per line
-MESSAGES=${MESSAGES:-200000} # messages per run (QoS 0, 16-byte payloads, 1 -> 1)
+ROUNDS=${ROUNDS:-3}          # runs per line
+MESSAGES=${MESSAGES:-200000} # bulk: messages per run (QoS 0, 16-byte payloads, 1 -> 1)
+RATE=${RATE:-}               # load instead: total msg/s of 100 publishers -> 1 subscriber
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10} # load: seconds per run
+QOS=${QOS:-0}                # load: the publishers' and the subscriber's QoS
+CPUS=${CPUS:-}               # the CPUs every process may run on (taskset's list); empty: all
 FREQUENCY=${FREQUENCY:-2999} # samples per second of each process's CPU time
 TOP=${TOP:-0}                # user-space functions listed per proxy
 PROFILE=${PROFILE:-release}
@@ -33,15 +44,33 @@ source bench/lines.sh
 command -v perf >/dev/null || { echo "cpu-split.sh: perf not found (apt-get install linux-perf)" >&2; exit 1; }
 lines_init "$PROFILE"
 
+if [ -n "$RATE" ]; then
+    WORKLOAD=(-p 100 -s 1 -q "$QOS" --rate "$((RATE / 100))" -d "$SECONDS_PER_RUN")
+    WORKLOAD_TITLE="$ROUNDS x $SECONDS_PER_RUN s of 100 publishers -> 1 subscriber at $RATE msg/s, QoS $QOS"
+else
+    WORKLOAD=(-n "$MESSAGES")
+    WORKLOAD_TITLE="bulk, $ROUNDS x $MESSAGES QoS 0 messages 1 -> 1"
+fi
+
 start_mosquitto
 start_splice_line
+start_haproxy_line
 start_grpc_line
+RUN=()
+if [ -n "$CPUS" ]; then
+    command -v taskset >/dev/null || { echo "cpu-split.sh: taskset not found (apt-get install util-linux)" >&2; exit 1; }
+    for pid in "${PIDS[@]}"; do
+        taskset -a -p -c "$CPUS" "$pid" >/dev/null
+    done
+    RUN=(taskset -c "$CPUS")
+    WORKLOAD_TITLE="$WORKLOAD_TITLE, every process on CPUs $CPUS"
+fi
 
 # $1 line, $2 port, then "name pid" pairs: samples each process over the runs.
 sample_line() {
     local line=$1 port=$2 recorders=() controls=() name pid round ctl ack
     shift 2
-    "$BIN" bench throughput -L "tcp://127.0.0.1:$port" -n 20000 --json >/dev/null # warm
+    "${RUN[@]}" "$BIN" bench throughput -L "tcp://127.0.0.1:$port" -n 20000 --json >/dev/null # warm
     while [ $# -gt 0 ]; do
         name=$1 pid=$2
         shift 2
@@ -62,25 +91,35 @@ sample_line() {
     done
     for round in $(seq "$ROUNDS"); do
         echo "$line: run $round of $ROUNDS..." >&2
-        "$BIN" bench throughput -L "tcp://127.0.0.1:$port" -n "$MESSAGES" --json \
+        # The load generator's CPU, counted whole (it is one process).
+        perf stat -x, -e task-clock -o "$WORK/$line.$round.client" \
+            "${RUN[@]}" "$BIN" bench throughput -L "tcp://127.0.0.1:$port" "${WORKLOAD[@]}" --json \
             >"$WORK/$line.$round.json"
     done
     kill -INT "${recorders[@]}"
     wait "${recorders[@]}" 2>/dev/null || true
 }
 
-sample_line grpc "$R_PORT" r-proxy "$R_PID" s-proxy "$S_PID"
-sample_line splice "$SP_PORT" edge "$SP_EDGE_PID" cloud "$SP_CLOUD_PID"
+sample_line direct "$MQTT_PORT" mosquitto "$MOSQUITTO_PID"
+sample_line grpc "$R_PORT" r-proxy "$R_PID" s-proxy "$S_PID" mosquitto "$MOSQUITTO_PID"
+sample_line splice "$SP_PORT" edge "$SP_EDGE_PID" cloud "$SP_CLOUD_PID" mosquitto "$MOSQUITTO_PID"
+sample_line haproxy "$H_PORT" edge "$H_EDGE_PID" cloud "$H_CLOUD_PID" mosquitto "$MOSQUITTO_PID"
 
 for data in "$WORK"/*.perf; do
     perf report -i "$data" --no-children --sort sym -F sample,sym --stdio 2>/dev/null >"${data%.perf}.report"
 done
 
-python3 - "$WORK" "$ROUNDS" "$MESSAGES" "$FREQUENCY" "$TOP" <<'PY'
+python3 - "$WORK" "$ROUNDS" "$FREQUENCY" "$TOP" "$WORKLOAD_TITLE" <<'PY'
 import json, os, re, sys
 
-work, rounds, messages, frequency, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-total = rounds * messages
+work, rounds, frequency, top, title = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+
+def report(line, r):
+    return json.load(open(os.path.join(work, f"{line}.{r}.json")))
+
+# Messages delivered through each line over its runs.
+delivered = {line: sum(report(line, r)["received"] for r in range(1, rounds + 1))
+             for line in ("direct", "grpc", "splice", "haproxy")}
 
 def split(name):
     kernel = user = 0
@@ -97,32 +136,66 @@ def split(name):
             functions.append((samples, symbol))
     return kernel, user, sorted(functions, reverse=True)
 
-def per_message(samples):
-    return samples / frequency / total * 1e6
+def per_message(samples, line):
+    return samples / frequency / delivered[line] * 1e6
 
 def rate(line):
-    rates = [json.load(open(os.path.join(work, f"{line}.{r}.json")))["delivery_rate"] for r in range(1, rounds + 1)]
+    rates = [report(line, r)["delivery_rate"] for r in range(1, rounds + 1)]
     return sorted(rates)[len(rates) // 2]
 
-print(f"## Kernel and user CPU in bulk ({rounds} x {messages:,} messages per line, perf at {frequency:.0f} Hz)")
+def client_us(line):
+    """The load generator's CPU per message, from perf stat's task-clock (ms)."""
+    ms = 0.0
+    for r in range(1, rounds + 1):
+        for row in open(os.path.join(work, f"{line}.{r}.client")):
+            fields = row.split(",")
+            if len(fields) > 2 and fields[2].startswith("task-clock"):
+                ms += float(fields[0])
+    return ms * 1000 / delivered[line]
+
+LINES = (
+    ("direct", "direct", ()),
+    ("grpc", "gRPC line", ("r-proxy", "s-proxy")),
+    ("splice", "two tokio splices", ("edge", "cloud")),
+    ("haproxy", "two HAProxy hops", ("edge", "cloud")),
+)
+
+print(f"## Kernel and user CPU ({title}; perf at {frequency:.0f} Hz)")
 print()
 print("| process | kernel samples | user samples | kernel us/msg | user us/msg |")
 print("| --- | ---: | ---: | ---: | ---: |")
-sums = {}
-for line, names in (("grpc", ("r-proxy", "s-proxy")), ("splice", ("edge", "cloud"))):
+sums, broker = {}, {}
+for line, _, names in LINES:
     sums[line] = [0, 0]
     for name in names:
         kernel, user, functions = split(f"{line}.{name}")
         sums[line][0] += kernel
         sums[line][1] += user
-        title = name if line == "grpc" else f"splice {name}"
-        print(f"| {title} | {kernel:,} | {user:,} | {per_message(kernel):.2f} | {per_message(user):.2f} |")
+        title = name if line == "grpc" else f"{line} {name}"
+        print(f"| {title} | {kernel:,} | {user:,} | {per_message(kernel, line):.2f} | {per_message(user, line):.2f} |")
         if top and line == "grpc":
             for samples, symbol in functions[:top]:
-                print(f"|   {symbol[:90]} | | {samples:,} | | {per_message(samples):.3f} |")
+                print(f"|   {symbol[:90]} | | {samples:,} | | {per_message(samples, line):.3f} |")
+    kernel, user, _ = split(f"{line}.mosquitto")
+    broker[line] = kernel + user
+    print(f"| mosquitto behind {line} | {kernel:,} | {user:,} | {per_message(kernel, line):.2f} | {per_message(user, line):.2f} |")
 print()
-(gk, gu), (sk, su) = sums["grpc"], sums["splice"]
-print(f"Two proxies against two splice hops: kernel {gk:,} / {sk:,} samples ({gk / sk - 1:+.1%}), "
-      f"user {gu:,} / {su:,} ({per_message(gu - su):+.2f} us per message). "
-      f"Median delivery rate: gRPC line {rate('grpc'):,.0f}, splices {rate('splice'):,.0f} msg/s.")
+gk, gu = sums["grpc"]
+for line, hops in (("splice", "two splice hops"), ("haproxy", "two HAProxy hops")):
+    k, u = sums[line]
+    print(f"Two proxies against {hops}: kernel {per_message(gk, 'grpc') - per_message(k, line):+.2f} us per message "
+          f"({per_message(gk, 'grpc') / per_message(k, line) - 1:+.1%}), "
+          f"user {per_message(gu, 'grpc') - per_message(u, line):+.2f} us per message.")
+print()
+print("Every process's CPU per delivered message (us), each hop's against mosquitto's behind it, and the median delivery rate:")
+print()
+print("| line | hops | hops / mosquitto | mosquitto | load generator | all | msg/s |")
+print("| --- | ---: | --- | ---: | ---: | ---: | ---: |")
+for line, title, names in LINES:
+    proxies = per_message(sum(sums[line]), line)
+    mosquitto = per_message(broker[line], line)
+    client = client_us(line)
+    ratios = ", ".join(f"{sum(split(f'{line}.{name}')[:2]) / broker[line]:.2f}x" for name in names) or "-"
+    print(f"| {title} | {proxies:.2f} | {ratios} | {mosquitto:.2f} | {client:.2f} | "
+          f"{proxies + mosquitto + client:.2f} | {rate(line):,.0f} |")
 PY

@@ -2,10 +2,10 @@
 # Paired rounds of mosquitto direct, two HAProxy TCP hops, two tokio TCP
 # splices and the gRPC line (r-proxy + s-proxy), measured in turn within
 # each round so that drifts of the machine hit every line alike: bulk
-# throughput on all CPUs, then sequential latency on all CPUs and on one
-# CPU. Prints each line's medians over the rounds, its ratio to direct or
-# what it adds to direct, and the gRPC line's difference to each plain
-# proxy per round with a 95 % bootstrap interval of its median. With
+# throughput and sequential latency, each on all CPUs and on one CPU.
+# Prints each line's medians over the rounds, its ratio to direct or what
+# it adds to direct, and the gRPC line's difference to each plain proxy
+# per round with a 95 % bootstrap interval of its median. With
 # BASELINE_BIN a second gRPC line runs from that build, and the difference
 # to it is printed the same way: an A/B of two builds in one run.
 #
@@ -13,8 +13,9 @@
 # client) onto CPU $ONE_CPU. On a virtual machine whose idle vCPUs halt, a
 # message handed to a process on the other vCPU waits for that vCPU to be
 # woken and finds the caches cold; the one-CPU figures are what the
-# processes themselves cost without that. The machine's guest halt-polling
-# setting is printed with them.
+# processes themselves cost without that (in bulk: the rate is then the
+# inverse of what all processes together spend per message). The machine's
+# guest halt-polling setting is printed with them.
 #
 #   bash bench/rounds.sh
 #   ROUNDS=40 LATENCY_COUNT=5000 bash bench/rounds.sh
@@ -59,12 +60,14 @@ place() { # $1 CPU list: every process of the run may run there only
     done
 }
 
-place "$ALL_CPUS"
-for round in $(seq "$ROUNDS"); do
-    echo "throughput: round $round of $ROUNDS..." >&2
-    for line in "${LINES[@]}"; do
-        "$BIN" bench throughput -L "tcp://127.0.0.1:${PORT[$line]}" -n "$MESSAGES" --json \
-            >"$WORK/throughput.$line.$round.json"
+for cpus in "$ALL_CPUS" "$ONE_CPU"; do
+    place "$cpus"
+    for round in $(seq "$ROUNDS"); do
+        echo "throughput on CPUs $cpus: round $round of $ROUNDS..." >&2
+        for line in "${LINES[@]}"; do
+            taskset -c "$cpus" "$BIN" bench throughput -L "tcp://127.0.0.1:${PORT[$line]}" \
+                -n "$MESSAGES" --json >"$WORK/throughput.$cpus.$line.$round.json"
+        done
     done
 done
 
@@ -116,20 +119,24 @@ def paired(xs, what, other, unit, places, higher_is_better):
     print(f"- gRPC line minus {titles[other]}, {what}: {m:+.{places}f}{unit} "
           f"(95 % {lo:+.{places}f} .. {hi:+.{places}f}); better in {better} of {rounds} rounds")
 
-rates = {line: [json.load(open(os.path.join(work, f"throughput.{line}.{r}.json")))["delivery_rate"]
-                for r in range(1, rounds + 1)] for line in titles}
-ratios = {line: [a / d for a, d in zip(rates[line], rates["direct"])] for line in titles}
 print(f"### Throughput in paired rounds ({rounds} rounds of {int(messages):,} messages, QoS 0, "
-      "16-byte payloads, 1 publisher -> 1 subscriber, all CPUs)")
-print()
-print("| line | median msg/s | median ratio to direct | lowest .. highest ratio |")
-print("| --- | ---: | ---: | --- |")
-for line, title in titles.items():
-    print(f"| {title} | {statistics.median(rates[line]):,.0f} | {statistics.median(ratios[line]):.3f} "
-          f"| {min(ratios[line]):.3f} .. {max(ratios[line]):.3f} |")
-print()
-for other in others:
-    paired([g - o for g, o in zip(ratios["grpc"], ratios[other])], "ratio to direct", other, "", 3, True)
+      "16-byte payloads, 1 publisher -> 1 subscriber)")
+for cpus, where in ((all_cpus, f"all CPUs ({all_cpus})"),
+                    (one_cpu, f"every process on CPU {one_cpu}, where the rate is what all of them spend per message")):
+    rates = {line: [json.load(open(os.path.join(work, f"throughput.{cpus}.{line}.{r}.json")))["delivery_rate"]
+                    for r in range(1, rounds + 1)] for line in titles}
+    ratios = {line: [a / d for a, d in zip(rates[line], rates["direct"])] for line in titles}
+    print()
+    print(f"On {where}:")
+    print()
+    print("| line | median msg/s | median ratio to direct | lowest .. highest ratio |")
+    print("| --- | ---: | ---: | --- |")
+    for line, title in titles.items():
+        print(f"| {title} | {statistics.median(rates[line]):,.0f} | {statistics.median(ratios[line]):.3f} "
+              f"| {min(ratios[line]):.3f} .. {max(ratios[line]):.3f} |")
+    print()
+    for other in others:
+        paired([g - o for g, o in zip(ratios["grpc"], ratios[other])], "ratio to direct", other, "", 3, True)
 print()
 print(f"### Sequential latency in paired rounds ({rounds} rounds of {count} messages per line, "
       "QoS 0, microseconds)")
