@@ -2,16 +2,17 @@
 //! the call the r-proxy made or the response stream of the call the
 //! s-proxy serves. The task that sends an envelope frames it and hands it
 //! to HTTP/2 itself, so no queue holds it and no other task is woken for
-//! it (the connection's task writes it out). The first envelope since a
-//! flush is framed right in the connection's output when the windows take
-//! it (no buffer of the outlet's, no copy); the rest of a burst from the
-//! MQTT side is gathered into one more DATA frame
-//! ([`Outlet::try_send_batched`], then [`Outlet::flush`] before the pump
-//! waits): a frame per envelope would cost the peer a frame's overhead
-//! each, and h2 peers close a connection that sends too many small frames
-//! ("excessive load generating behavior"). Room is HTTP/2's: the stream's flow-control window and its
-//! send buffer (`send_buffer_bytes` in both proxies); when either is used
-//! up, senders wait until the connection has written or the peer has
+//! it (the connection's task writes it out). An envelope is framed right
+//! in the connection's output when the windows take it (no buffer of the
+//! outlet's, no copy), and the envelopes of a burst from the MQTT side
+//! join one DATA frame there: a frame per envelope would cost the peer a
+//! frame's overhead each, and h2 peers close a connection that sends too
+//! many small frames ("excessive load generating behavior"). When the
+//! output does not take them, they are gathered in a batch of the
+//! outlet's ([`Outlet::try_send_batched`], then [`Outlet::flush`] before
+//! the pump waits). Room is HTTP/2's: the stream's flow-control window and
+//! its send buffer (`send_buffer_bytes` in both proxies); when either is
+//! used up, senders wait until the connection has written or the peer has
 //! granted more.
 
 use std::future::poll_fn;
@@ -65,12 +66,10 @@ struct State {
     stream: SendStream,
     /// The stream is a served call's response: it ends with trailers.
     answers: bool,
-    /// Envelopes framed but not yet handed to HTTP/2; empty (no
-    /// allocation) between bursts.
+    /// Envelopes framed but not yet handed to HTTP/2, while the
+    /// connection's output does not take them (the windows are used up or
+    /// the output is full); empty (no allocation) otherwise.
     batch: BytesMut,
-    /// An envelope went straight into the connection's output since the
-    /// last flush: the next ones wait in `batch`.
-    wrote_direct: bool,
     senders: usize,
     /// The stream was ended here or failed: nothing more goes out.
     ended: bool,
@@ -95,7 +94,6 @@ impl Outlet {
                     stream,
                     answers,
                     batch: BytesMut::new(),
-                    wrote_direct: false,
                     senders: 1,
                     ended: false,
                 }),
@@ -169,7 +167,33 @@ impl Outlet {
         if state.ended {
             return Err(Refused::Closed);
         }
-        if state.batch.len() >= BATCH {
+        let len = match framing::framed_len(envelope, self.sink.max_message) {
+            Ok(len) => len,
+            Err(status) => {
+                tracing::warn!(%status, "envelope too large for the line; ending the stream");
+                state.batch = BytesMut::new();
+                state.stream.send_reset(Reason::INTERNAL_ERROR);
+                state.ended = true;
+                return Err(Refused::Closed);
+            }
+        };
+        if state.batch.is_empty() {
+            // Framed where the connection will write it from, when the
+            // windows allow: no batch to allocate and no copy, and the
+            // envelopes of a burst join one DATA frame there.
+            match state
+                .stream
+                .write_data(len, |out| framing::write_framed(envelope, out))
+            {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "stream closed");
+                    state.ended = true;
+                    return Err(Refused::Closed);
+                }
+            }
+        } else if state.batch.len() >= BATCH {
             state.flush();
         }
         let room = state.stream.has_room();
@@ -181,37 +205,6 @@ impl Outlet {
             } else {
                 Refused::Full
             });
-        }
-        let len = match framing::framed_len(envelope, self.sink.max_message) {
-            Ok(len) => len,
-            Err(status) => {
-                tracing::warn!(%status, "envelope too large for the line; ending the stream");
-                state.batch = BytesMut::new();
-                state.stream.send_reset(Reason::INTERNAL_ERROR);
-                state.ended = true;
-                return Err(Refused::Closed);
-            }
-        };
-        if state.batch.is_empty() && !state.wrote_direct {
-            // The first envelope since the last flush is framed where the
-            // connection will write it from, when the windows allow: no
-            // batch to allocate and no copy. What follows it before the
-            // flush is batched, so a burst still makes few frames.
-            match state
-                .stream
-                .write_data(len, |out| framing::write_framed(envelope, out))
-            {
-                Ok(true) => {
-                    state.wrote_direct = batched;
-                    return Ok(());
-                }
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::debug!(error = %e, "stream closed");
-                    state.ended = true;
-                    return Err(Refused::Closed);
-                }
-            }
         }
         let start = state.batch.len();
         state.batch.resize(start + len, 0);
@@ -288,7 +281,6 @@ impl Sink {
 impl State {
     /// Hands the batch to HTTP/2, keeping no room for the next one.
     fn flush(&mut self) {
-        self.wrote_direct = false;
         if self.batch.is_empty() || self.ended {
             return;
         }

@@ -131,6 +131,12 @@ pub fn put_head(out: &mut BytesMut, len: usize, kind: u8, flags: u8, stream: u32
     out.put_u32(stream);
 }
 
+/// Sets the length of the frame whose header begins `frame`.
+pub fn set_len(frame: &mut [u8], len: usize) {
+    debug_assert!(len < 1 << 24);
+    frame[..3].copy_from_slice(&[(len >> 16) as u8, (len >> 8) as u8, len as u8]);
+}
+
 /// A DATA frame (`payload` within the peer's largest frame).
 pub fn put_data(out: &mut BytesMut, stream: u32, payload: &[u8], end: bool) {
     put_head(

@@ -116,6 +116,8 @@ impl State {
                 Poll::Ready(Ok(n)) => {
                     wrote = true;
                     self.out.advance(n);
+                    // What follows goes into a frame of its own.
+                    self.open_data = None;
                 }
                 Poll::Ready(Err(e)) => return Err(Error::Io(e.to_string().into())),
             }

@@ -47,11 +47,27 @@ pub(super) struct Ping {
     pub waker: Option<Waker>,
 }
 
+/// The DATA frame a handle wrote last, while it is what `out` ends with:
+/// more data of its stream joins it instead of making a frame of its own.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct OpenData {
+    id: u32,
+    /// Where its header begins in `out`.
+    head: usize,
+    /// `out`'s length right after it: while nothing is written out, only
+    /// an append changes that length (it grows), so an equal length means
+    /// nothing came after the frame.
+    end: usize,
+}
+
 pub(super) struct State {
     /// The connection's socket; `None` once the connection is dropped.
     pub io: Option<BoxedStream>,
     /// Frames waiting to be written.
     pub out: BytesMut,
+    /// The DATA frame `out` ends with, if a handle wrote it and nothing of
+    /// `out` was written out since (which forgets it).
+    pub(super) open_data: Option<OpenData>,
     /// Written to `io`, not yet flushed.
     pub unflushed: bool,
     /// A handle wrote the output itself since the driver last ran, in
@@ -108,6 +124,7 @@ impl State {
         Self {
             io: Some(io),
             out: BytesMut::new(),
+            open_data: None,
             unflushed: false,
             wrote_through: false,
             through_at: 0,
@@ -177,12 +194,14 @@ impl State {
         Ok(())
     }
 
-    /// Writes `len` bytes of DATA on stream `id` straight into `out` as one
-    /// frame, `write` filling them, when nothing of the stream waits and
-    /// the windows, the peer's largest frame and `out` take all of them
-    /// now. `Ok(false)` otherwise, with nothing done: the bytes then go by
-    /// [`State::send_data`]. Saves the sender a buffer of its own and a
-    /// copy.
+    /// Writes `len` bytes of DATA on stream `id` straight into `out`,
+    /// `write` filling them, when nothing of the stream waits and the
+    /// windows, the peer's largest frame and `out` take all of them now:
+    /// appended to the stream's DATA frame that `out` ends with, if there
+    /// is one with room, or as a frame of their own. `Ok(false)` otherwise,
+    /// with nothing done: the bytes then go by [`State::send_data`]. Saves
+    /// the sender a buffer of its own and a copy, and a burst of small
+    /// messages makes few frames.
     pub fn write_data(
         &mut self,
         id: u32,
@@ -194,19 +213,39 @@ impl State {
         if stream.queued
             || !stream.pending.is_empty()
             || len == 0
-            || len > self.peer_max_frame
             || len as i64 > window
             || self.out.len() >= self.out_limit
         {
             return Ok(false);
         }
+        let before = self.out.len();
+        let joined = self.open_data.filter(|open| {
+            open.id == id
+                && open.end == before
+                && open.end - open.head - frame::HEAD + len <= self.peer_max_frame
+        });
+        let head = match joined {
+            Some(open) => {
+                let frame_len = open.end - open.head - frame::HEAD + len;
+                frame::set_len(&mut self.out[open.head..], frame_len);
+                open.head
+            }
+            None if len > self.peer_max_frame => return Ok(false),
+            None => {
+                frame::put_head(&mut self.out, len, frame::DATA, 0, id);
+                before
+            }
+        };
         stream.send_window -= len as i64;
         self.send_window -= len as i64;
-        let before = self.out.len();
-        frame::put_head(&mut self.out, len, frame::DATA, 0, id);
         let start = self.out.len();
         self.out.resize(start + len, 0);
         write(&mut self.out[start..]);
+        self.open_data = Some(OpenData {
+            id,
+            head,
+            end: self.out.len(),
+        });
         self.push_out(before);
         Ok(true)
     }

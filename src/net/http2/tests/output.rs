@@ -137,6 +137,72 @@ async fn a_handle_writes_to_an_idle_connection_and_a_burst_is_left_to_the_task()
     assert_eq!((head.stream, payload), (3, b"sixth".to_vec()));
 }
 
+#[tokio::test]
+async fn a_stream_s_burst_joins_one_frame_up_to_the_peer_s_largest() {
+    let (mut connection, mut peer, mut one, mut three) = idle_connection_with_two_streams().await;
+    send(&mut one, b"lone");
+    assert_eq!(
+        readable_now(&mut peer).map(|(head, payload)| (head.stream, payload)),
+        Some((1, b"lone".to_vec())),
+        "written by the handle"
+    );
+
+    // Left for the task: each stream's run of data is one frame, and a
+    // frame of the other stream between them starts a new one.
+    send(&mut three, b"a");
+    send(&mut one, b"b");
+    send(&mut one, b"c");
+    send(&mut three, b"d");
+    send(&mut three, b"e");
+    send(&mut three, b"f");
+    // Beyond the peer's largest frame (16 KiB, its default): a new frame.
+    let large = vec![7u8; 10_000];
+    send(&mut one, &large);
+    send(&mut one, &large);
+    assert!(
+        run_once(&mut connection).is_none(),
+        "the connection goes on"
+    );
+    let frames: Vec<_> = std::iter::from_fn(|| readable_now(&mut peer))
+        .map(|(head, payload)| (head.kind, head.stream, payload))
+        .collect();
+    let small: Vec<_> = frames.iter().take(3).cloned().collect();
+    assert_eq!(
+        small,
+        [
+            (frame::DATA, 3, b"a".to_vec()),
+            (frame::DATA, 1, b"bc".to_vec()),
+            (frame::DATA, 3, b"def".to_vec()),
+        ]
+    );
+    let rest: Vec<_> = frames[3..]
+        .iter()
+        .map(|(kind, stream, payload)| (*kind, *stream, payload.len(), payload == &large))
+        .collect();
+    assert_eq!(
+        rest,
+        [
+            (frame::DATA, 1, large.len(), true),
+            (frame::DATA, 1, large.len(), true)
+        ]
+    );
+
+    // Written out: what follows is a frame of its own, not joined to a
+    // frame the peer has already read.
+    send(&mut three, b"g");
+    send(&mut three, b"h");
+    for _ in 0..THROUGH_PAUSE {
+        assert!(
+            run_once(&mut connection).is_none(),
+            "the connection goes on"
+        );
+    }
+    assert_eq!(
+        readable_now(&mut peer).map(|(head, payload)| (head.stream, payload)),
+        Some((3, b"gh".to_vec()))
+    );
+}
+
 /// Counts the wake-ups of the connection's task.
 struct Wakes(AtomicUsize);
 
