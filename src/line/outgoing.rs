@@ -5,8 +5,6 @@
 //! again when a resumed stream replays it), with the same bytes prost would
 //! write for the envelope the general path builds (see the tests).
 
-use bytes::BufMut;
-
 use crate::line::convert::ReadPublish;
 use crate::line::convert::envelope_wire::{self, Head};
 use crate::line::grpc::WireEncode;
@@ -76,14 +74,14 @@ impl WireEncode for Outgoing {
         }
     }
 
-    fn encode_framed(&self, buf: &mut impl BufMut) {
+    fn encode_framed(&self, out: &mut [u8]) {
         match self {
-            Outgoing::Envelope(envelope) => envelope.encode_framed(buf),
-            Outgoing::Publish(head, publish) => envelope_wire::encode_publish_envelope(
+            Outgoing::Envelope(envelope) => envelope.encode_framed(out),
+            Outgoing::Publish(head, publish) => envelope_wire::write_publish_envelope(
                 head,
                 publish.version(),
                 &publish.fields(),
-                buf,
+                out,
             ),
         }
     }
@@ -122,7 +120,7 @@ mod tests {
 
     fn encoded(message: &impl WireEncode) -> Vec<u8> {
         let mut out = vec![0; message.framed_len()];
-        message.encode_framed(&mut &mut out[..]);
+        message.encode_framed(&mut out);
         out
     }
 

@@ -156,7 +156,7 @@ pub(crate) fn check_publish(
 /// byte of a multi-byte UTF-8 character can be one; looks at every byte
 /// without stopping early, which the compiler turns into a few wide
 /// compares for a topic of a few dozen bytes.
-fn has_wildcard(topic: &[u8]) -> bool {
+pub(crate) fn has_wildcard(topic: &[u8]) -> bool {
     topic
         .iter()
         .fold(false, |found, &b| found | (b == b'+') | (b == b'#'))

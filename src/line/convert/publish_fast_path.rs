@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::{mqttv3, mqttv5};
-use crate::mqtt::{PUBLISH, PublishBytes, RawPacket, Version, check_publish, is_utf8};
+use crate::mqtt::{
+    PUBLISH, PublishBytes, RawPacket, Version, check_publish, has_wildcard, is_utf8,
+};
 
 /// A plain PUBLISH as it was read from MQTT: checked as the general path
 /// would accept it, and kept as the bytes it came in (its payload is not
@@ -230,7 +232,7 @@ pub fn encode_plain_publish(
     let qos = u8::try_from(plain.qos).ok().filter(|q| *q <= 2)?;
     let topic_len = u16::try_from(plain.topic.len()).ok()?;
     if topic_len == 0
-        || plain.topic.iter().any(|b| matches!(b, b'+' | b'#'))
+        || has_wildcard(plain.topic)
         || (qos == 0 && plain.dup)
         || (qos > 0 && !(1..=u32::from(u16::MAX)).contains(&plain.message_id))
     {

@@ -58,7 +58,7 @@ pub fn write_framed<M: WireEncode>(message: &M, out: &mut [u8]) {
     let len = body.len() as u32;
     prefix[0] = 0; // not compressed
     prefix[1..].copy_from_slice(&len.to_be_bytes());
-    message.encode_framed(&mut &mut body[..]);
+    message.encode_framed(body);
 }
 
 /// Splits the DATA of a stream into messages. A chunk that holds whole

@@ -2,7 +2,7 @@
 //! type may write and read by hand for its common shapes (the envelopes
 //! do: `line::convert::envelope_wire`), with prost's as the default.
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 
 /// A message of a gRPC call; the bytes must be prost's for the same value.
 pub trait WireMessage: prost::Message + Default {
@@ -11,9 +11,10 @@ pub trait WireMessage: prost::Message + Default {
         self.encoded_len()
     }
 
-    /// Writes the [`WireMessage::wire_len`] bytes of the message.
-    fn wire_encode(&self, buf: &mut impl BufMut) {
-        self.encode_raw(buf);
+    /// Writes the message into `out`, which is [`WireMessage::wire_len`]
+    /// bytes long.
+    fn wire_write(&self, out: &mut [u8]) {
+        self.encode_raw(&mut &mut out[..]);
     }
 
     /// Reads one message.
@@ -28,8 +29,9 @@ pub trait WireEncode {
     /// The encoded length, without the gRPC prefix.
     fn framed_len(&self) -> usize;
 
-    /// Writes the [`WireEncode::framed_len`] bytes.
-    fn encode_framed(&self, buf: &mut impl BufMut);
+    /// Writes the message into `out`, which is [`WireEncode::framed_len`]
+    /// bytes long.
+    fn encode_framed(&self, out: &mut [u8]);
 }
 
 impl<M: WireMessage> WireEncode for M {
@@ -37,8 +39,8 @@ impl<M: WireMessage> WireEncode for M {
         self.wire_len()
     }
 
-    fn encode_framed(&self, buf: &mut impl BufMut) {
-        self.wire_encode(buf);
+    fn encode_framed(&self, out: &mut [u8]) {
+        self.wire_write(out);
     }
 }
 

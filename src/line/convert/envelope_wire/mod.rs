@@ -11,7 +11,7 @@
 //! range) goes to prost, so bytes and values are the same either way: the
 //! tests compare both on arbitrary envelopes and arbitrary bytes.
 
-use bytes::{BufMut, Bytes};
+use bytes::Bytes;
 use prost::Message;
 use prost::encoding::encoded_len_varint;
 
@@ -131,64 +131,100 @@ pub fn publish_envelope_len(head: &Head, fields: &PlainPublish<'_>) -> usize {
         }
 }
 
-fn put_key(buf: &mut impl BufMut, field: u64, wire_type: u8) {
-    prost::encoding::encode_varint(field << 3 | u64::from(wire_type), buf);
+/// Protobuf bytes written into a slice as long as they were counted to be
+/// beforehand: each byte is a store, not a call through `BufMut` (prost's
+/// varints into a slice cost a call per byte: a third of what writing an
+/// envelope cost).
+struct Writer<'a> {
+    out: &'a mut [u8],
+    at: usize,
 }
 
-fn put_varint_field(buf: &mut impl BufMut, field: u64, value: u64) {
-    if value != 0 {
-        put_key(buf, field, VARINT);
-        prost::encoding::encode_varint(value, buf);
+impl Writer<'_> {
+    // A write past the end is a miscount of ours, not anything a peer
+    // sent: the slice's bounds check stops it.
+    #[inline]
+    fn byte(&mut self, byte: u8) {
+        self.out[self.at] = byte;
+        self.at += 1;
+    }
+
+    #[inline]
+    fn varint(&mut self, mut value: u64) {
+        while value >= 0x80 {
+            self.byte(value as u8 | 0x80);
+            value >>= 7;
+        }
+        self.byte(value as u8);
+    }
+
+    #[inline]
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.out[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+
+    #[inline]
+    fn key(&mut self, field: u64, wire_type: u8) {
+        self.varint(field << 3 | u64::from(wire_type));
+    }
+
+    #[inline]
+    fn varint_field(&mut self, field: u64, value: u64) {
+        if value != 0 {
+            self.key(field, VARINT);
+            self.varint(value);
+        }
+    }
+
+    #[inline]
+    fn len_field(&mut self, field: u64, bytes: &[u8]) {
+        if !bytes.is_empty() {
+            self.key(field, LEN);
+            self.varint(bytes.len() as u64);
+            self.bytes(bytes);
+        }
     }
 }
 
-fn put_len_field(buf: &mut impl BufMut, field: u64, bytes: &[u8]) {
-    if !bytes.is_empty() {
-        put_key(buf, field, LEN);
-        prost::encoding::encode_varint(bytes.len() as u64, buf);
-        buf.put_slice(bytes);
-    }
-}
-
-/// Writes the envelope as prost would, [`encoded_len`] bytes of it.
-pub fn encode_raw(envelope: &MqttStreamMessage, buf: &mut impl BufMut) {
+/// Writes the envelope as prost would into `out`, which is [`encoded_len`]
+/// bytes long.
+pub fn write(envelope: &MqttStreamMessage, out: &mut [u8]) {
     match plain_publish(envelope) {
-        Some((field, fields)) => put_publish_envelope(&head_of(envelope), field, &fields, buf),
-        None => envelope.encode_raw(buf),
+        Some((field, fields)) => put_publish_envelope(&head_of(envelope), field, &fields, out),
+        None => envelope.encode_raw(&mut &mut out[..]),
     }
 }
 
 /// Writes, as prost would, the envelope with `head` holding the plain
-/// PUBLISH `fields` of `version`: [`publish_envelope_len`] bytes.
-pub fn encode_publish_envelope(
+/// PUBLISH `fields` of `version` into `out`, which is
+/// [`publish_envelope_len`] bytes long.
+pub fn write_publish_envelope(
     head: &Head,
     version: Version,
     fields: &PlainPublish<'_>,
-    buf: &mut impl BufMut,
+    out: &mut [u8],
 ) {
-    put_publish_envelope(head, packet_field(version), fields, buf);
+    put_publish_envelope(head, packet_field(version), fields, out);
 }
 
-fn put_publish_envelope(
-    head: &Head,
-    packet_field: u64,
-    f: &PlainPublish<'_>,
-    buf: &mut impl BufMut,
-) {
+fn put_publish_envelope(head: &Head, packet_field: u64, f: &PlainPublish<'_>, out: &mut [u8]) {
     let publish_len = publish_len(f);
-    put_varint_field(buf, SEQUENCE_ID, head.sequence_id);
-    put_varint_field(buf, DIRECTION, head.direction as i64 as u64);
-    put_key(buf, packet_field, LEN);
-    prost::encoding::encode_varint(len_field_len(publish_len, true) as u64, buf);
-    put_key(buf, PACKET_PUBLISH, LEN);
-    prost::encoding::encode_varint(publish_len as u64, buf);
-    put_len_field(buf, TOPIC, f.topic);
-    put_varint_field(buf, MESSAGE_ID, f.message_id.into());
-    put_varint_field(buf, QOS, f.qos as i64 as u64);
-    put_varint_field(buf, RETAIN, f.retain.into());
-    put_varint_field(buf, DUP, f.dup.into());
-    put_len_field(buf, PAYLOAD, f.payload);
-    put_varint_field(buf, ACKNOWLEDGED, head.acknowledged);
+    let mut w = Writer { out, at: 0 };
+    w.varint_field(SEQUENCE_ID, head.sequence_id);
+    w.varint_field(DIRECTION, head.direction as i64 as u64);
+    w.key(packet_field, LEN);
+    w.varint(len_field_len(publish_len, true) as u64);
+    w.key(PACKET_PUBLISH, LEN);
+    w.varint(publish_len as u64);
+    w.len_field(TOPIC, f.topic);
+    w.varint_field(MESSAGE_ID, f.message_id.into());
+    w.varint_field(QOS, f.qos as i64 as u64);
+    w.varint_field(RETAIN, f.retain.into());
+    w.varint_field(DUP, f.dup.into());
+    w.len_field(PAYLOAD, f.payload);
+    w.varint_field(ACKNOWLEDGED, head.acknowledged);
+    debug_assert_eq!(w.at, w.out.len(), "the envelope's length was counted");
 }
 
 /// Reads an envelope; one holding a plain PUBLISH in the order prost
@@ -206,8 +242,8 @@ impl WireMessage for MqttStreamMessage {
         encoded_len(self)
     }
 
-    fn wire_encode(&self, buf: &mut impl BufMut) {
-        encode_raw(self, buf);
+    fn wire_write(&self, out: &mut [u8]) {
+        write(self, out);
     }
 
     fn wire_decode(bytes: Bytes) -> Result<Self, prost::DecodeError> {
