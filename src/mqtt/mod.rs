@@ -20,6 +20,7 @@ pub mod remaining_length;
 pub mod replies;
 mod scratch_read;
 mod session_relay;
+mod slice_writer;
 mod topic;
 mod version;
 
@@ -29,6 +30,7 @@ pub use passthrough::{PacketBounds, RelayEnd};
 pub use publish_bytes::{PUBLISH, PublishBytes};
 pub use scratch_read::with_scratch;
 pub use session_relay::{Relayed, relay_session};
+pub use slice_writer::SliceWriter;
 
 pub use connect::{ConnectRefusal, accept_connect, client_id, keep_alive, server_keep_alive};
 pub use framer::{Framer, RawPacket};

@@ -4,9 +4,9 @@
 //! what it measures. Checks of what the protocol forbids stay with the
 //! callers' general paths; this only knows the layout.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
-use super::{Version, remaining_length};
+use super::{SliceWriter, Version, remaining_length};
 
 /// The packet type of PUBLISH.
 pub const PUBLISH: u8 = 3;
@@ -81,23 +81,27 @@ impl<'a> PublishBytes<'a> {
         if remaining > super::MAX_REMAINING_LENGTH {
             return None;
         }
-        let before = out.len();
-        out.reserve(1 + remaining_length::encoded_len(remaining) + remaining);
-        out.put_u8(
+        let len = 1 + remaining_length::encoded_len(remaining) + remaining;
+        let start = out.len();
+        out.resize(start + len, 0);
+        let mut w = SliceWriter::new(&mut out[start..]);
+        w.byte(
             PUBLISH << 4 | u8::from(self.dup) << 3 | (self.qos & 3) << 1 | u8::from(self.retain),
         );
-        remaining_length::put(out, remaining)?;
-        out.put_u16(topic_len);
-        out.put_slice(self.topic);
+        // Both within MAX_REMAINING_LENGTH, checked above.
+        w.varint(remaining as u64);
+        w.u16(topic_len);
+        w.bytes(self.topic);
         if self.qos > 0 {
-            out.put_u16(self.packet_id);
+            w.u16(self.packet_id);
         }
         if version == Version::V5 {
-            remaining_length::put(out, self.properties.len())?;
-            out.put_slice(self.properties);
+            w.varint(self.properties.len() as u64);
+            w.bytes(self.properties);
         }
-        out.put_slice(self.payload);
-        Some(out.len() - before)
+        w.bytes(self.payload);
+        debug_assert!(w.is_full(), "the packet's length was counted");
+        Some(len)
     }
 }
 

@@ -1,11 +1,10 @@
 //! MQTT's Remaining Length (a variable byte integer: seven bits a byte, at
-//! most four bytes), written and read in one place for every path that
-//! handles fixed headers by hand: the PUBLISH fast path, the first-packet
-//! reader, the passthrough relay and the benchmark's wire code.
-
-use bytes::BufMut;
-
-use super::MAX_REMAINING_LENGTH;
+//! most four bytes), read in one place for every path that handles fixed
+//! headers by hand: the PUBLISH fast path, the first-packet reader and the
+//! passthrough relay. It is written by [`super::SliceWriter::varint`]
+//! (protobuf's varints are the same encoding), after [`encoded_len`] has
+//! counted it and the caller has checked it against
+//! [`super::MAX_REMAINING_LENGTH`].
 
 /// How many bytes `value` takes as a Remaining Length (1 to 4).
 pub fn encoded_len(value: usize) -> usize {
@@ -14,24 +13,6 @@ pub fn encoded_len(value: usize) -> usize {
         128..=16_383 => 2,
         16_384..=2_097_151 => 3,
         _ => 4,
-    }
-}
-
-/// Appends `value` as a Remaining Length. `None` (nothing written) when it
-/// is larger than MQTT can express.
-pub fn put(out: &mut impl BufMut, value: usize) -> Option<()> {
-    if value > MAX_REMAINING_LENGTH {
-        return None;
-    }
-    let mut n = value;
-    loop {
-        // n % 128 fits a byte.
-        let byte = (n % 128) as u8;
-        n /= 128;
-        out.put_u8(if n > 0 { byte | 0x80 } else { byte });
-        if n == 0 {
-            return Some(());
-        }
     }
 }
 
@@ -86,6 +67,7 @@ pub fn parse(bytes: &[u8]) -> Option<(u32, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mqtt::{MAX_REMAINING_LENGTH, SliceWriter};
 
     #[test]
     fn round_trips_at_every_width_boundary() {
@@ -99,19 +81,19 @@ mod tests {
             2_097_152,
             MAX_REMAINING_LENGTH,
         ] {
-            let mut out = Vec::new();
-            put(&mut out, value).unwrap();
-            assert_eq!(out.len(), encoded_len(value), "{value}");
+            let mut out = vec![0; encoded_len(value)];
+            let mut w = SliceWriter::new(&mut out);
+            w.varint(value as u64);
+            assert!(w.is_full(), "{value}");
             assert_eq!(parse(&out), Some((value as u32, out.len())), "{value}");
         }
-        assert_eq!(put(&mut Vec::new(), MAX_REMAINING_LENGTH + 1), None);
     }
 
     #[test]
     fn spec_examples_and_bad_input() {
         // MQTT 3.1.1 table 2.4: 321 is 0xC1 0x02.
-        let mut out = Vec::new();
-        put(&mut out, 321).unwrap();
+        let mut out = [0; 2];
+        SliceWriter::new(&mut out).varint(321);
         assert_eq!(out, [0xc1, 0x02]);
         assert_eq!(parse(&[0xff, 0xff, 0xff, 0xff, 0x01]), None, "five bytes");
         assert_eq!(parse(&[0x80]), None, "cut short");
