@@ -60,15 +60,23 @@ place() { # $1 CPU list: every process of the run may run there only
     done
 }
 
-for cpus in "$ALL_CPUS" "$ONE_CPU"; do
-    place "$cpus"
+# $1 the bench (throughput or latency), $2 the CPUs, rest: its flags.
+# Each round runs every line in turn: $WORK/$1.$2.LINE.ROUND.json.
+paired_rounds() {
+    local bench=$1 cpus=$2 round line
+    shift 2
     for round in $(seq "$ROUNDS"); do
-        echo "throughput on CPUs $cpus: round $round of $ROUNDS..." >&2
+        echo "$bench on CPUs $cpus: round $round of $ROUNDS..." >&2
         for line in "${LINES[@]}"; do
-            taskset -c "$cpus" "$BIN" bench throughput -L "tcp://127.0.0.1:${PORT[$line]}" \
-                -n "$MESSAGES" --json >"$WORK/throughput.$cpus.$line.$round.json"
+            taskset -c "$cpus" "$BIN" bench "$bench" -L "tcp://127.0.0.1:${PORT[$line]}" "$@" \
+                --json >"$WORK/$bench.$cpus.$line.$round.json"
         done
     done
+}
+
+for cpus in "$ALL_CPUS" "$ONE_CPU"; do
+    place "$cpus"
+    paired_rounds throughput "$cpus" -n "$MESSAGES"
 done
 
 for cpus in "$ALL_CPUS" "$ONE_CPU"; do
@@ -76,13 +84,7 @@ for cpus in "$ALL_CPUS" "$ONE_CPU"; do
     for line in "${LINES[@]}"; do # a first connection and warm caches
         taskset -c "$cpus" "$BIN" bench latency -L "tcp://127.0.0.1:${PORT[$line]}" -n 200 --json >/dev/null
     done
-    for round in $(seq "$ROUNDS"); do
-        echo "sequential latency on CPUs $cpus: round $round of $ROUNDS..." >&2
-        for line in "${LINES[@]}"; do
-            taskset -c "$cpus" "$BIN" bench latency -L "tcp://127.0.0.1:${PORT[$line]}" \
-                -n "$LATENCY_COUNT" --json >"$WORK/$cpus.$line.$round.json"
-        done
-    done
+    paired_rounds latency "$cpus" -n "$LATENCY_COUNT"
 done
 
 halt_poll=/sys/module/haltpoll/parameters/guest_halt_poll_ns
@@ -102,7 +104,7 @@ if baseline:
 def figures(cpus, line):
     out = []
     for r in range(1, rounds + 1):
-        l = json.load(open(os.path.join(work, f"{cpus}.{line}.{r}.json")))["latency"]
+        l = json.load(open(os.path.join(work, f"latency.{cpus}.{line}.{r}.json")))["latency"]
         out.append((l["p50_us"], l["p99_us"]))
     return out
 
