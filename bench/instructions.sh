@@ -4,11 +4,12 @@
 # (the other proxy native), while `bench throughput` sends MESSAGES QoS 0
 # messages 1 -> 1 through the line after a warm-up. Counting starts after
 # the warm-up (`callgrind_control -i on`, then `-z`), so connecting and the
-# first messages are not in the figures. Instructions, unlike time, come out
-# the same from run to run whatever else the machine does: a cut of 2 %
-# shows, where bulk throughput moves by a fifth between runs (BENCHMARKS.md,
-# "Every process's CPU per message"). Prints each proxy's instructions per
-# message and its functions with the most instructions of their own.
+# first messages are not in the figures. Instructions, unlike time, barely
+# depend on what else the machine does: the same build counts within 2 %
+# from run to run (how many messages a read carries depends on timing),
+# where bulk throughput moves by a fifth (BENCHMARKS.md, "Every process's
+# CPU per message"). Prints each proxy's instructions per message and its
+# functions with the most instructions of their own.
 #
 #   bash bench/instructions.sh
 #   MQTTBRIDGE_BIN=/tmp/old/mqttbridge bash bench/instructions.sh   # another build
