@@ -30,7 +30,8 @@ pub trait WireEncode {
     fn framed_len(&self) -> usize;
 
     /// Writes the message into `out`, which is [`WireEncode::framed_len`]
-    /// bytes long.
+    /// bytes long (a slice, not a `BufMut`: the hand-written envelopes
+    /// store each byte, where a `BufMut` costs a call per integer).
     fn encode_framed(&self, out: &mut [u8]);
 }
 

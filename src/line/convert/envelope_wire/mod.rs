@@ -172,8 +172,6 @@ pub fn write_publish_envelope(
 }
 
 fn put_publish_envelope(head: &Head, packet_field: u64, f: &PlainPublish<'_>, out: &mut [u8]) {
-    // Each byte a store into the slice: prost's varints into a slice cost
-    // a call per byte, a third of what writing an envelope cost.
     let publish_len = publish_len(f);
     let mut w = SliceWriter::new(out);
     put_varint_field(&mut w, SEQUENCE_ID, head.sequence_id);
