@@ -35,7 +35,7 @@ pub use pumps::{
 pub use upstreams::{OpenError, Opened, UpstreamEndpoint, UpstreamTiming, UpstreamUrl, Upstreams};
 
 pub use outgoing::Outgoing;
-pub use received::Received;
+pub use received::{ReceiveEach, Received};
 
 /// The peer's envelopes on a session's gRPC call, whichever end made it.
 pub type Inbound = grpc::Messages<Received>;

@@ -4,7 +4,10 @@
 //! its MQTT bytes are written straight from the envelope's (see
 //! `line::pumps`). Anything else is read by prost, as before.
 
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
+use tonic::Status;
 
 use crate::line::convert::envelope_wire::{self, PublishEnvelope};
 use crate::line::grpc::WireDecode;
@@ -63,9 +66,23 @@ impl From<MqttStreamMessage> for Received {
 
 impl WireDecode for Received {
     fn decode_framed(bytes: Bytes) -> Result<Self, prost::DecodeError> {
-        match envelope_wire::read_publish(&bytes) {
-            Some(publish) => Ok(Received::Publish(publish)),
-            None => <MqttStreamMessage as prost::Message>::decode(bytes).map(Received::from),
+        match envelope_wire::read_publish(bytes) {
+            Ok(publish) => Ok(Received::Publish(publish)),
+            Err(bytes) => <MqttStreamMessage as prost::Message>::decode(bytes).map(Received::from),
         }
     }
+}
+
+/// Where a session's pump reads what the peer sends: everything that is
+/// ready comes in one call, so work done once per call (the resumable
+/// line's lock and checks) is done once per DATA chunk, not per envelope.
+pub trait ReceiveEach {
+    /// Hands the envelopes that are ready to `each`, in order, until `each`
+    /// returns `false` (then `Ready(Some(Ok(())))`, the rest kept for the
+    /// next call) or nothing more is ready (then `Pending`, the task woken
+    /// when more is). `Ready(None)` at a clean end, an error at a failed
+    /// one, either after handing over what came before it.
+    fn poll_each<F>(&mut self, cx: &mut Context<'_>, each: F) -> Poll<Option<Result<(), Status>>>
+    where
+        F: FnMut(Received) -> bool;
 }

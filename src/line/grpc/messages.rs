@@ -63,9 +63,33 @@ impl<M> Messages<M> {
     }
 
     fn fail(&mut self, status: Status) -> Poll<Option<Result<M, Status>>> {
+        Poll::Ready(Some(Err(self.failed(status))))
+    }
+
+    /// Nothing more is read after `status`.
+    fn failed(&mut self, status: Status) -> Status {
         self.reading = Reading::Done;
         self.frames = Deframer::new(0);
-        Poll::Ready(Some(Err(status)))
+        status
+    }
+}
+
+impl<M: WireDecode> Messages<M> {
+    /// The next message in the DATA taken so far, without reading more;
+    /// `None` when the next needs more DATA, or the messages are over.
+    fn next_taken(&mut self) -> Option<Result<M, Status>> {
+        if self.reading != Reading::Data {
+            return None;
+        }
+        match self.frames.next_message() {
+            Ok(None) => None,
+            Ok(Some(bytes)) => Some(M::decode_framed(bytes).map_err(|e| {
+                self.failed(Status::internal(format!(
+                    "undecodable message from the peer: {e}"
+                )))
+            })),
+            Err(status) => Some(Err(self.failed(status))),
+        }
     }
 }
 
@@ -75,31 +99,19 @@ impl<M: WireDecode> Stream for Messages<M> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            let Some(body) = this.body.as_mut() else {
-                return Poll::Ready(None);
-            };
             match this.reading {
                 Reading::Done => return Poll::Ready(None),
                 Reading::Data => {
-                    match this.frames.next_message() {
-                        Err(status) => return this.fail(status),
-                        Ok(Some(bytes)) => {
-                            return match M::decode_framed(bytes) {
-                                Ok(message) => Poll::Ready(Some(Ok(message))),
-                                Err(e) => this.fail(Status::internal(format!(
-                                    "undecodable message from the peer: {e}"
-                                ))),
-                            };
-                        }
-                        Ok(None) => {}
+                    if let Some(message) = this.next_taken() {
+                        return Poll::Ready(Some(message));
                     }
-                    match ready!(body.poll_data(cx)) {
-                        Some(Ok(chunk)) => {
-                            // Taken: the window may be refilled (the chunk
-                            // is decoded before more is read).
-                            body.release(chunk.len());
-                            this.frames.push(chunk);
-                        }
+                    let Some(body) = this.body.as_mut() else {
+                        return Poll::Ready(None);
+                    };
+                    // Taken, the chunk's bytes are released: the window may
+                    // be refilled (the chunk is decoded before more is read).
+                    match ready!(body.poll_taken(cx)) {
+                        Some(Ok(chunk)) => this.frames.push(chunk),
                         Some(Err(e)) => return this.fail(status::from_http2(&e)),
                         None if !this.frames.is_empty() => {
                             return this
@@ -109,6 +121,9 @@ impl<M: WireDecode> Stream for Messages<M> {
                     }
                 }
                 Reading::Trailers => {
+                    let Some(body) = this.body.as_mut() else {
+                        return Poll::Ready(None);
+                    };
                     let trailers = body.trailers();
                     this.reading = Reading::Done;
                     let outcome = match trailers {

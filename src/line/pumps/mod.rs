@@ -6,7 +6,6 @@ use bytes::BytesMut;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures_util::{Stream, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::Status;
 
@@ -17,7 +16,7 @@ use crate::line::convert::{
 use crate::line::proto::mqtt::session_control::ControlType;
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
 use crate::line::resume::LinkSender;
-use crate::line::{Outgoing, Received};
+use crate::line::{Outgoing, ReceiveEach, Received};
 use crate::mqtt::{self, CodecError, Packet, Version, packet_type_name};
 use crate::mqtt::{PacketReader, ReadError};
 use crate::ops::telemetry::{self, METRICS, TrafficCounters};
@@ -250,7 +249,7 @@ pub async fn pump_envelopes_to_writer<S, W>(
     traffic: Traffic,
 ) -> OutboundEnd
 where
-    S: Stream<Item = Result<Received, Status>> + Unpin,
+    S: ReceiveEach,
     W: AsyncWrite + Unpin,
 {
     pump_envelopes_noting_disconnect(inbound, writer, version, traffic, &mut false).await
@@ -267,7 +266,7 @@ pub async fn pump_envelopes_noting_disconnect<S, W>(
     disconnect_passed: &mut bool,
 ) -> OutboundEnd
 where
-    S: Stream<Item = Result<Received, Status>> + Unpin,
+    S: ReceiveEach,
     W: AsyncWrite + Unpin,
 {
     let counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
@@ -303,35 +302,36 @@ impl WriteBatch {
         disconnect_passed: &mut bool,
     ) -> Poll<OutboundEnd>
     where
-        S: Stream<Item = Result<Received, Status>> + Unpin,
+        S: ReceiveEach,
         W: AsyncWrite + Unpin,
     {
         loop {
             // Gather what is ready, until `inbound` has to wait (it then
             // holds this task's waker) or the batch is full.
             let mut inbound_waits = false;
-            while self.end.is_none() && self.out.len() < WRITE_BATCH {
-                let end = match inbound.poll_next_unpin(cx) {
-                    Poll::Pending => {
-                        inbound_waits = true;
-                        break;
+            if self.end.is_none() && self.out.len() < WRITE_BATCH {
+                let (out, end) = (&mut self.out, &mut self.end);
+                let gathered = inbound.poll_each(cx, |message| {
+                    let before = out.len();
+                    *end = step(message, version, counters, out).map(Box::new);
+                    if out
+                        .get(before)
+                        .is_some_and(|first| first >> 4 == DISCONNECT)
+                    {
+                        *disconnect_passed = true;
                     }
-                    Poll::Ready(None) => Some(OutboundEnd::Finished),
-                    Poll::Ready(Some(Err(status))) => Some(OutboundEnd::Failed(status)),
-                    Poll::Ready(Some(Ok(message))) => {
-                        let before = self.out.len();
-                        let end = step(message, version, counters, &mut self.out);
-                        if self
-                            .out
-                            .get(before)
-                            .is_some_and(|first| first >> 4 == DISCONNECT)
-                        {
-                            *disconnect_passed = true;
-                        }
-                        end
+                    end.is_none() && out.len() < WRITE_BATCH
+                });
+                match gathered {
+                    // `inbound` holds this task's waker.
+                    Poll::Pending => inbound_waits = true,
+                    // Full, or ending.
+                    Poll::Ready(Some(Ok(()))) => {}
+                    Poll::Ready(None) => self.end = Some(Box::new(OutboundEnd::Finished)),
+                    Poll::Ready(Some(Err(status))) => {
+                        self.end = Some(Box::new(OutboundEnd::Failed(status)));
                     }
-                };
-                self.end = end.map(Box::new);
+                }
             }
             while self.written < self.out.len() {
                 match Pin::new(&mut *writer).poll_write(cx, &self.out[self.written..]) {

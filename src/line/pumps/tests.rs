@@ -1,6 +1,7 @@
 //! The pumps against in-memory streams and writers that take little at a
 //! time.
 
+use futures_util::{Stream, StreamExt};
 use prost::Message;
 
 use super::*;
@@ -49,6 +50,32 @@ impl Stingy {
     }
 }
 
+/// A stream's envelopes, handed to the pump one at a time.
+struct OneByOne<S>(S);
+
+impl<S: Stream<Item = Result<Received, Status>> + Unpin> ReceiveEach for OneByOne<S> {
+    fn poll_each<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut each: F,
+    ) -> Poll<Option<Result<(), Status>>>
+    where
+        F: FnMut(Received) -> bool,
+    {
+        loop {
+            match std::task::ready!(self.0.poll_next_unpin(cx)) {
+                Some(Ok(message)) => {
+                    if !each(message) {
+                        return Poll::Ready(Some(Ok(())));
+                    }
+                }
+                Some(Err(status)) => return Poll::Ready(Some(Err(status))),
+                None => return Poll::Ready(None),
+            }
+        }
+    }
+}
+
 /// Three ready PUBLISHes with payloads "a", "b", "c".
 fn three() -> impl Stream<Item = Result<Received, Status>> + Unpin {
     let mut sequence_id = 0;
@@ -92,7 +119,7 @@ const TRAFFIC: Traffic = Traffic {
 
 #[tokio::test]
 async fn ready_envelopes_go_out_in_one_write_and_partial_writes_resume() {
-    let mut inbound = three();
+    let mut inbound = OneByOne(three());
     let mut writer = Stingy::taking(usize::MAX);
     let end = pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
     assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
@@ -105,7 +132,7 @@ async fn ready_envelopes_go_out_in_one_write_and_partial_writes_resume() {
 
     // A writer taking 4 bytes at a time, waiting between: every byte
     // arrives once, in order, and is flushed before the pump ends.
-    let mut inbound = three();
+    let mut inbound = OneByOne(three());
     let mut writer = Stingy::taking(4);
     let end = pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
     assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
@@ -115,13 +142,39 @@ async fn ready_envelopes_go_out_in_one_write_and_partial_writes_resume() {
 }
 
 #[tokio::test]
+async fn more_than_a_batch_ready_goes_out_in_batches_in_order() {
+    // 100 PUBLISHes of 1,000 bytes: more than one write batch.
+    let mut sequence_id = 0;
+    let payloads: Vec<Vec<u8>> = (0..100u8).map(|i| vec![i; 1000]).collect();
+    let items: Vec<_> = payloads
+        .iter()
+        .map(|p| publish(&mut sequence_id, p))
+        .collect();
+    let mut inbound = OneByOne(futures_util::stream::iter(items));
+    let mut writer = Stingy::taking(usize::MAX);
+    let end = pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
+    assert!(matches!(end, OutboundEnd::Finished), "{end:?}");
+    // Each PUBLISH: 0x30, length 1,003 (two bytes), topic "t", payload.
+    let expected: Vec<u8> = payloads
+        .iter()
+        .flat_map(|p| [&[0x30, 0xEB, 0x07, 0, 1, b't'][..], p].concat())
+        .collect();
+    assert_eq!(writer.calls.concat(), expected);
+    assert!(writer.calls.len() >= 2, "{} writes", writer.calls.len());
+    assert!(
+        writer.calls.iter().all(|c| c.len() < WRITE_BATCH + 1009),
+        "a batch stops at the first packet past {WRITE_BATCH} bytes"
+    );
+}
+
+#[tokio::test]
 async fn a_failed_stream_ends_the_pump_after_what_came_before_is_written() {
     let mut sequence_id = 0;
     let items = vec![
         publish(&mut sequence_id, b"x"),
         Err(Status::unavailable("gone")),
     ];
-    let mut inbound = futures_util::stream::iter(items);
+    let mut inbound = OneByOne(futures_util::stream::iter(items));
     let mut writer = Stingy::taking(usize::MAX);
     let end = pump_envelopes_to_writer(&mut inbound, &mut writer, Version::V3_1_1, TRAFFIC).await;
     assert!(
@@ -150,7 +203,7 @@ fn disconnect(sequence_id: &mut u64) -> Result<Received, Status> {
 #[tokio::test]
 async fn a_disconnect_that_passed_is_noted() {
     // PUBLISHes alone: not noted.
-    let mut inbound = three();
+    let mut inbound = OneByOne(three());
     let mut writer = Stingy::taking(usize::MAX);
     let mut passed = false;
     let end = pump_envelopes_noting_disconnect(
@@ -171,7 +224,8 @@ async fn a_disconnect_that_passed_is_noted() {
         publish(&mut sequence_id, b"x"),
         disconnect(&mut sequence_id),
     ];
-    let mut inbound = futures_util::stream::iter(items).chain(futures_util::stream::pending());
+    let mut inbound =
+        OneByOne(futures_util::stream::iter(items).chain(futures_util::stream::pending()));
     let mut writer = Stingy::taking(usize::MAX);
     let mut passed = false;
     {

@@ -16,8 +16,8 @@ use tonic::Status;
 
 use super::envelopes::{self, Ping};
 use super::link::{End, Inbound, Link, Shared, State};
-use crate::line::Received;
 use crate::line::proto::mqtt::MqttStreamMessage;
+use crate::line::{ReceiveEach, Received};
 use crate::net::{Registered, keep_waker};
 
 /// An acknowledgement goes out alone after this many envelopes arrived
@@ -61,13 +61,18 @@ pub struct Receiver {
     shared: Arc<Shared>,
     inbound: Option<Box<Inbound>>,
     generation: u64,
-    /// Armed while something received waits for its acknowledgement.
-    ack_timer: Option<Pin<Box<Sleep>>>,
-    /// `ack_timer` wakes the task it was last polled by when it fires, so
-    /// until then a look at it need not register it again.
-    ack_timer_waker: Registered,
+    ack: AckTimer,
     /// The failure was reported; the stream has ended.
     done: bool,
+}
+
+/// Armed while something received waits for its acknowledgement.
+#[derive(Default)]
+struct AckTimer {
+    timer: Option<Pin<Box<Sleep>>>,
+    /// `timer` wakes the task it was last polled by when it fires, so
+    /// until then a look at it need not register it again.
+    waker: Registered,
 }
 
 impl LinkReceiver {
@@ -77,170 +82,220 @@ impl LinkReceiver {
             shared: link.shared.clone(),
             inbound: None,
             generation: u64::MAX,
-            ack_timer: None,
-            ack_timer_waker: Registered::default(),
+            ack: AckTimer::default(),
             done: false,
         })
     }
 }
 
+/// One envelope at a time (the s-proxy reads the CONNECT so).
 impl Stream for LinkReceiver {
     type Item = Result<Received, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.get_mut() {
-            LinkReceiver::Plain(inbound) => Pin::new(inbound).poll_next(cx),
-            LinkReceiver::Resumable(receiver) => receiver.poll_next(cx),
+        let mut one = None;
+        match self.get_mut().poll_each(cx, |message| {
+            one = Some(message);
+            false
+        }) {
+            // Handed one: `each` stopped the call.
+            Poll::Ready(Some(Ok(()))) => Poll::Ready(one.map(Ok)),
+            Poll::Ready(Some(Err(status))) => Poll::Ready(Some(Err(status))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl ReceiveEach for LinkReceiver {
+    fn poll_each<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut each: F,
+    ) -> Poll<Option<Result<(), Status>>>
+    where
+        F: FnMut(Received) -> bool,
+    {
+        match self {
+            LinkReceiver::Plain(inbound) => loop {
+                match std::task::ready!(Pin::new(&mut **inbound).poll_next(cx)) {
+                    Some(Ok(message)) => {
+                        if !each(message) {
+                            return Poll::Ready(Some(Ok(())));
+                        }
+                    }
+                    Some(Err(status)) => return Poll::Ready(Some(Err(status))),
+                    None => return Poll::Ready(None),
+                }
+            },
+            LinkReceiver::Resumable(receiver) => receiver.poll_each(cx, each),
         }
     }
 }
 
 impl Receiver {
-    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Received, Status>>> {
-        if self.done {
+    /// [`ReceiveEach::poll_each`] on a resumable line: one lock of the link
+    /// for all that is ready (a DATA chunk's envelopes, the pings a gap
+    /// calls for), held until this task waits or `each` has enough. Only
+    /// this session's task and its restorer take the lock, and the
+    /// restorer rarely.
+    fn poll_each<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut each: F,
+    ) -> Poll<Option<Result<(), Status>>>
+    where
+        F: FnMut(Received) -> bool,
+    {
+        let Receiver {
+            shared,
+            inbound,
+            generation,
+            ack,
+            done,
+        } = self;
+        if *done {
             return Poll::Ready(None);
         }
         loop {
-            {
-                let mut state = self.shared.lock();
-                if let Some(made) = self.made_here(&mut state) {
-                    return Poll::Ready(Some(Ok(made.into())));
+            let mut state = shared.lock();
+            let end = loop {
+                if let Some(made) = made_here(shared.end, &mut state) {
+                    if !each(made.into()) {
+                        return Poll::Ready(Some(Ok(())));
+                    }
+                    continue;
                 }
                 if state.closed {
-                    self.done = true;
+                    *done = true;
                     return Poll::Ready(state.failure.take().map(Err));
                 }
-                if state.generation != self.generation {
-                    self.inbound = state.fresh_inbound.take();
-                    self.generation = state.generation;
+                if state.generation != *generation {
+                    *inbound = state.fresh_inbound.take();
+                    *generation = state.generation;
                     tracing::debug!(
-                        generation = self.generation,
-                        attached = self.inbound.is_some(),
+                        generation = *generation,
+                        attached = inbound.is_some(),
                         received = state.received,
                         "receiver takes a new generation"
                     );
                 }
-                if self.inbound.is_none() {
+                let Some(stream) = inbound.as_mut() else {
                     state.receiver_waker = Some(cx.waker().clone());
                     return Poll::Pending;
-                }
-            }
-            let Some(inbound) = self.inbound.as_mut() else {
-                continue;
-            };
-            match Pin::new(inbound).poll_next(cx) {
-                Poll::Pending => return self.quiet(cx),
-                Poll::Ready(Some(Ok(message))) => {
-                    if let Some(message) = self.arrived(message) {
-                        return Poll::Ready(Some(Ok(message)));
+                };
+                match Pin::new(&mut **stream).poll_next(cx) {
+                    Poll::Pending => {
+                        ack.quiet(cx, shared, &mut state);
+                        return Poll::Pending;
                     }
+                    Poll::Ready(Some(Ok(message))) => {
+                        if let Some(message) = take(shared, &mut state, message)
+                            && !each(message)
+                        {
+                            return Poll::Ready(Some(Ok(())));
+                        }
+                    }
+                    Poll::Ready(end) => break end,
                 }
-                Poll::Ready(end) => {
-                    tracing::debug!(generation = self.generation, ?end, "inbound stream ended");
-                    // A break (an end without TERMINATE is one too): wait
-                    // for the next attachment.
-                    self.inbound = None;
-                    self.shared.detach(self.generation);
-                }
-            }
+            };
+            drop(state);
+            // A break (an end without TERMINATE is one too): wait for the
+            // next attachment.
+            tracing::debug!(generation = *generation, ?end, "inbound stream ended");
+            *inbound = None;
+            shared.detach(*generation);
         }
     }
+}
 
-    /// A ping this end makes itself in a gap, when one is due.
-    fn made_here(&self, state: &mut State) -> Option<MqttStreamMessage> {
-        if state.pings_due == 0 {
-            return None;
-        }
-        state.pings_due -= 1;
-        let direction = match self.shared.end {
-            End::Edge => crate::line::proto::mqtt::MessageDirection::BrokerToClient,
-            End::Cloud => crate::line::proto::mqtt::MessageDirection::ClientToBroker,
-        };
-        let kind = match self.shared.end {
-            // The r-proxy answers its client.
-            End::Edge => Ping::Response,
-            // The s-proxy asks the broker, and drops the answer later.
-            End::Cloud => {
-                state.swallow += 1;
-                Ping::Request
-            }
-        };
-        Some(envelopes::ping(state.version, kind, direction))
+/// A ping the `end` of a link makes itself in a gap, when one is due.
+fn made_here(end: End, state: &mut State) -> Option<MqttStreamMessage> {
+    if state.pings_due == 0 {
+        return None;
     }
+    state.pings_due -= 1;
+    let direction = match end {
+        End::Edge => crate::line::proto::mqtt::MessageDirection::BrokerToClient,
+        End::Cloud => crate::line::proto::mqtt::MessageDirection::ClientToBroker,
+    };
+    let kind = match end {
+        // The r-proxy answers its client.
+        End::Edge => Ping::Response,
+        // The s-proxy asks the broker, and drops the answer later.
+        End::Cloud => {
+            state.swallow += 1;
+            Ping::Request
+        }
+    };
+    Some(envelopes::ping(state.version, kind, direction))
+}
 
-    /// Takes one envelope from the peer; `None` when it is not for the
-    /// pump (a duplicate, an acknowledgement alone, a swallowed ping).
-    fn arrived(&mut self, message: Received) -> Option<Received> {
-        let shared = &self.shared;
-        let mut state = shared.lock();
-        if state.generation != self.generation {
-            // Detached meanwhile for a resume: this stream is done, and
-            // what it still brings is replayed on the next.
-            self.inbound = None;
-            return None;
-        }
-        let acknowledged = message.acknowledged();
-        if acknowledged > 0 {
-            shared.acknowledged_by_peer(&mut state, acknowledged);
-        }
-        let sequence_id = message.sequence_id();
-        if sequence_id <= state.received {
-            return None;
-        }
-        state.received = sequence_id;
-        let envelope = message.envelope();
-        if shared.end == End::Edge && envelope.and_then(envelopes::ping_of) == Some(Ping::Response)
-        {
-            if state.swallow > 0 {
-                state.swallow -= 1;
-                return None;
-            }
-            state.pings_in_flight = state.pings_in_flight.saturating_sub(1);
-        }
-        state.unacknowledged_weight += envelopes::weight_received(&message);
-        if envelope.is_some_and(envelopes::is_terminate)
-            || state.received - state.acknowledged >= ACK_EVERY_ENVELOPES
-            || state.unacknowledged_weight >= shared.ack_weight
-        {
-            shared.acknowledge_now(&mut state);
-        }
-        Some(message)
-    }
-
+impl AckTimer {
     /// Nothing to read now: be woken by a new attachment too, and
     /// acknowledge what arrived once it has been quiet for [`ACK_DELAY`] (a
     /// reply may carry it sooner).
-    fn quiet(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Received, Status>>> {
-        let mut state = self.shared.lock();
+    fn quiet(&mut self, cx: &mut Context<'_>, shared: &Shared, state: &mut State) {
         // A new attachment wakes this task even while the current stream
         // is silent (a resume may come before a break shows here).
         keep_waker(&mut state.receiver_waker, cx.waker());
         if state.received == state.acknowledged {
-            self.ack_timer = None;
-            self.ack_timer_waker.clear();
-            return Poll::Pending;
+            self.timer = None;
+            self.waker.clear();
+            return;
         }
         loop {
-            let timer = self.ack_timer.get_or_insert_with(|| {
+            let timer = self.timer.get_or_insert_with(|| {
                 Box::pin(tokio::time::sleep_until(Instant::now() + ACK_DELAY))
             });
-            if self.ack_timer_waker.holds(cx) && !timer.is_elapsed() {
-                return Poll::Pending;
+            if self.waker.holds(cx) && !timer.is_elapsed() {
+                return;
             }
             let pending = timer.as_mut().poll(cx).is_pending();
-            self.ack_timer_waker.polled(cx, pending);
+            self.waker.polled(cx, pending);
             if pending {
-                return Poll::Pending;
+                return;
             }
             // Fired: `polled` has let go of its waker already.
-            self.ack_timer = None;
-            self.shared.acknowledge_now(&mut state);
+            self.timer = None;
+            shared.acknowledge_now(state);
             if state.received == state.acknowledged {
-                return Poll::Pending;
+                return;
             }
             // The outlet was full: try again after another delay.
         }
     }
+}
+
+/// Takes one envelope from the peer on the current stream, `state` locked;
+/// `None` when it is not for the pump (a duplicate, an acknowledgement
+/// alone, a swallowed ping).
+fn take(shared: &Shared, state: &mut State, message: Received) -> Option<Received> {
+    let acknowledged = message.acknowledged();
+    if acknowledged > 0 {
+        shared.acknowledged_by_peer(state, acknowledged);
+    }
+    let sequence_id = message.sequence_id();
+    if sequence_id <= state.received {
+        return None;
+    }
+    state.received = sequence_id;
+    let envelope = message.envelope();
+    if shared.end == End::Edge && envelope.and_then(envelopes::ping_of) == Some(Ping::Response) {
+        if state.swallow > 0 {
+            state.swallow -= 1;
+            return None;
+        }
+        state.pings_in_flight = state.pings_in_flight.saturating_sub(1);
+    }
+    state.unacknowledged_weight += envelopes::weight_received(&message);
+    if envelope.is_some_and(envelopes::is_terminate)
+        || state.received - state.acknowledged >= ACK_EVERY_ENVELOPES
+        || state.unacknowledged_weight >= shared.ack_weight
+    {
+        shared.acknowledge_now(state);
+    }
+    Some(message)
 }
 
 #[cfg(test)]

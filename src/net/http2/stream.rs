@@ -196,11 +196,30 @@ impl RecvStream {
     /// [`RecvStream::trailers`] says how). Give each chunk's length back
     /// with [`RecvStream::release`] once taken, or the peer stops.
     pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        self.poll_chunk(cx, false)
+    }
+
+    /// [`RecvStream::poll_data`] and [`RecvStream::release`] of what it
+    /// gives, under one lock: for a reader that consumes each chunk
+    /// before it asks for the next.
+    pub fn poll_taken(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        self.poll_chunk(cx, true)
+    }
+
+    fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+        release: bool,
+    ) -> Poll<Option<Result<Bytes, Error>>> {
         let mut state = self.stream.lock();
-        let Some(stream) = state.streams.get_mut(&self.stream.id) else {
+        let id = self.stream.id;
+        let Some(stream) = state.streams.get_mut(&id) else {
             return Poll::Ready(Some(Err(Error::Closed)));
         };
         if let Some(chunk) = stream.received.pop() {
+            if release {
+                state.release(id, chunk.len());
+            }
             return Poll::Ready(Some(Ok(chunk)));
         }
         match &stream.receiving {

@@ -193,9 +193,9 @@ fn put_publish_envelope(head: &Head, packet_field: u64, f: &PlainPublish<'_>, ou
 /// Reads an envelope; one holding a plain PUBLISH in the order prost
 /// writes it is read here, anything else by prost.
 pub fn decode(bytes: Bytes) -> Result<MqttStreamMessage, prost::DecodeError> {
-    match read::read_publish(&bytes) {
-        Some(publish) => Ok(publish.to_envelope()),
-        None => MqttStreamMessage::decode(bytes),
+    match read::read_publish(bytes) {
+        Ok(publish) => Ok(publish.to_envelope()),
+        Err(bytes) => MqttStreamMessage::decode(bytes),
     }
 }
 

@@ -155,8 +155,22 @@ impl PublishEnvelope {
 }
 
 /// The envelope, when it is a plain PUBLISH written in prost's order with
-/// every value in range; `None` leaves it to prost.
-pub fn read_publish(bytes: &Bytes) -> Option<PublishEnvelope> {
+/// every value in range; otherwise the bytes come back, for prost. Taken by
+/// value: the envelope keeps them without another count on the buffer.
+pub fn read_publish(bytes: Bytes) -> Result<PublishEnvelope, Bytes> {
+    match extents(&bytes) {
+        Some((head, version, publish)) => Ok(PublishEnvelope {
+            head,
+            version,
+            publish,
+            bytes,
+        }),
+        None => Err(bytes),
+    }
+}
+
+/// The head, version and PUBLISH extents of a plain PUBLISH envelope.
+fn extents(bytes: &[u8]) -> Option<(Head, Version, Extents)> {
     let mut envelope = Reader { bytes, at: 0 };
     let mut head = Head {
         sequence_id: 0,
@@ -196,12 +210,7 @@ pub fn read_publish(bytes: &Bytes) -> Option<PublishEnvelope> {
     } else {
         Version::V5
     };
-    Some(PublishEnvelope {
-        head,
-        version,
-        publish,
-        bytes: bytes.clone(),
-    })
+    Some((head, version, publish))
 }
 
 /// A PUBLISH's fields, its topic and payload as extents of the envelope.
