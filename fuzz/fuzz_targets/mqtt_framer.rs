@@ -21,7 +21,7 @@ use mqttbridge::ops::telemetry::TrafficCounters;
 const MAX_PACKET_SIZE: u32 = 4096;
 
 fuzz_target!(|data: &[u8]| {
-    let counters = TrafficCounters::new("fuzz", "broker_to_client");
+    let mut counters = TrafficCounters::new("fuzz", "broker_to_client");
     let mut framer = Framer::new(MAX_PACKET_SIZE);
     let mut buf = BytesMut::from(data);
     let mut first = true;
@@ -49,7 +49,7 @@ fuzz_target!(|data: &[u8]| {
             let received = Received::decode_framed(wire.into()).expect("our own envelope decodes");
             let mut out = BytesMut::new();
             assert_eq!(
-                encode_received(received, version, &counters, &mut out),
+                encode_received(received, version, &mut counters, &mut out),
                 Ok(Step::Continue),
                 "a packet the near side accepted converts back"
             );

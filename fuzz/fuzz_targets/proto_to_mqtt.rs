@@ -39,11 +39,11 @@ fuzz_target!(|data: &[u8]| {
     let Ok(received) = read else {
         return;
     };
-    let counters = TrafficCounters::new("fuzz", "client_to_broker");
+    let mut counters = TrafficCounters::new("fuzz", "client_to_broker");
     let mut out = BytesMut::new();
     // What the relay's pump writes; a refusal or a session control writes
     // nothing.
-    if encode_received(received, version, &counters, &mut out) != Ok(Step::Continue)
+    if encode_received(received, version, &mut counters, &mut out) != Ok(Step::Continue)
         || out.is_empty()
     {
         return;

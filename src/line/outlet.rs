@@ -142,6 +142,15 @@ impl Outlet {
         self.offer_envelope(&mut self.sink.lock(), envelope, batched)
     }
 
+    /// The outlet locked for a burst of envelopes, each offered without
+    /// taking the lock again.
+    pub fn lock(&self) -> Locked<'_> {
+        Locked {
+            outlet: self,
+            state: self.sink.lock(),
+        }
+    }
+
     fn offer(&self, value: Queued, batched: bool) -> Result<(), TrySendError<Queued>> {
         let mut state = self.sink.lock();
         match value {
@@ -253,6 +262,19 @@ impl Outlet {
                 Poll::Ready(())
             }
         }
+    }
+}
+
+/// An outlet locked for a burst ([`Outlet::lock`]).
+pub struct Locked<'a> {
+    outlet: &'a Outlet,
+    state: MutexGuard<'a, State>,
+}
+
+impl Locked<'_> {
+    /// [`Outlet::try_send_ref`] of a batched envelope.
+    pub fn offer(&mut self, envelope: &Outgoing) -> Result<(), Refused> {
+        self.outlet.offer_envelope(&mut self.state, envelope, true)
     }
 }
 

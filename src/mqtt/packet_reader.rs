@@ -48,6 +48,13 @@ impl<R: AsyncRead + Unpin> PacketReader<R> {
         std::future::poll_fn(|cx| self.poll_next(cx)).await
     }
 
+    /// The next whole packet among the bytes read already, without reading:
+    /// what a caller handling a burst together takes after
+    /// [`PacketReader::poll_next`] gave it the burst's first.
+    pub fn next_read(&mut self) -> Result<Option<RawPacket>, CodecError> {
+        self.framer.next_packet(&mut self.pending)
+    }
+
     /// [`PacketReader::next`] as a poll: `Pending` once every byte that
     /// arrived is taken and the socket has no more.
     pub fn poll_next(

@@ -11,3 +11,4 @@ pub mod readiness;
 pub mod session_span;
 pub mod systemd;
 pub mod telemetry;
+mod traffic;

@@ -5,7 +5,7 @@
 //! zero, [`Metrics::prepare`]), with labels from fixed lists and the
 //! configured upstreams only. Served by [`crate::ops::admin`] at `/metrics`.
 
-use std::sync::{LazyLock, Mutex, OnceLock};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
@@ -20,6 +20,7 @@ pub use super::labels::{
     RESUME_OUTCOMES, RefusalLabels, TrafficLabels, UpstreamLabels,
 };
 use super::process::ProcessMetrics;
+pub use super::traffic::TrafficCounters;
 
 /// Every metric the binary exports.
 pub struct Metrics {
@@ -346,66 +347,6 @@ impl Drop for SessionGuard {
             .get_or_create(&CloseLabels {
                 mode,
                 reason: self.reason,
-            })
-            .inc();
-    }
-}
-
-/// Packet and byte counters of one relay direction, looked up once and then
-/// only incremented (the hot path takes no lock). Shared by every session
-/// of the same mode and direction, so a session holds only a reference.
-#[derive(Clone, Copy)]
-pub struct TrafficCounters(&'static DirectionCounters);
-
-/// The counters of one mode and direction.
-struct DirectionCounters {
-    mode: &'static str,
-    direction: &'static str,
-    bytes: Counter,
-    /// By MQTT packet type code (1..=15), created on first use.
-    packets: [OnceLock<Counter>; 16],
-}
-
-/// Every mode and direction counted so far: a handful (modes times two
-/// directions), made once each and kept for the life of the process.
-static DIRECTIONS: Mutex<Vec<&'static DirectionCounters>> = Mutex::new(Vec::new());
-
-impl TrafficCounters {
-    /// Counters for `mode` and `direction`.
-    pub fn new(mode: &'static str, direction: &'static str) -> Self {
-        // A poisoned lock only means a panic elsewhere; the list is whole.
-        let mut known = DIRECTIONS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(counters) = known
-            .iter()
-            .find(|c| c.mode == mode && c.direction == direction)
-        {
-            return Self(counters);
-        }
-        let counters: &'static DirectionCounters = Box::leak(Box::new(DirectionCounters {
-            mode,
-            direction,
-            bytes: METRICS.bytes.get_or_create_owned(&TrafficLabels {
-                mode,
-                direction,
-                packet_type: "all",
-            }),
-            packets: Default::default(),
-        }));
-        known.push(counters);
-        Self(counters)
-    }
-
-    /// Counts one packet of type `code` (named `name`) and `bytes` bytes.
-    pub fn count(&self, code: u8, name: &'static str, bytes: usize) {
-        let counters = self.0;
-        counters.bytes.inc_by(bytes as u64);
-        counters.packets[usize::from(code & 0x0f)]
-            .get_or_init(|| {
-                METRICS.packets.get_or_create_owned(&TrafficLabels {
-                    mode: counters.mode,
-                    direction: counters.direction,
-                    packet_type: name,
-                })
             })
             .inc();
     }

@@ -17,7 +17,7 @@ use crate::line::proto::mqtt::session_control::ControlType;
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
 use crate::line::resume::LinkSender;
 use crate::line::{Outgoing, ReceiveEach, Received};
-use crate::mqtt::{self, CodecError, Packet, Version, packet_type_name};
+use crate::mqtt::{self, CodecError, Packet, RawPacket, Version, packet_type_name};
 use crate::mqtt::{PacketReader, ReadError};
 use crate::ops::telemetry::{self, METRICS, TrafficCounters};
 
@@ -82,14 +82,16 @@ pub async fn pump_reader_to_envelopes<R>(
 where
     R: AsyncRead + Unpin,
 {
-    let counters = TrafficCounters::new(mode, direction_label(direction));
+    let mut counters = TrafficCounters::new(mode, direction_label(direction));
     let end = loop {
         // What the reader holds (or the socket has) now comes at once; the
-        // batch goes out whenever the reader has to wait for more.
+        // batch goes out (and is counted) whenever the reader has to wait
+        // for more.
         let next = std::future::poll_fn(|cx| {
             let next = reader.poll_next(cx);
             if next.is_pending() {
                 line.flush();
+                counters.settle();
             }
             next
         })
@@ -100,22 +102,25 @@ where
             Err(ReadError::Codec(e)) => break InboundEnd::Codec(e),
             Err(ReadError::Io(e)) => break InboundEnd::Io(e),
         };
-        let size = mqtt::wire_size(&raw);
-        let packet_type = raw.packet_type();
+        let conversion = Conversion {
+            version,
+            direction,
+            sequence_id: &mut *sequence_id,
+            counters: &mut counters,
+        };
         // The packet is converted and dropped before the send may wait, so
         // the task keeps no room for it while idle.
-        let (message, is_disconnect) = match ReadPublish::read(version, raw) {
-            Ok(publish) => {
-                counters.count(packet_type, "publish", size);
-                let number = next_number(sequence_id);
-                (Outgoing::publish(number, direction, publish), false)
-            }
-            Err(raw) => {
+        let (message, size, is_disconnect) = match conversion.send(raw, reader, line) {
+            Left::Nothing => continue,
+            Left::Invalid(e) => break InboundEnd::Codec(e),
+            Left::Waiting(message, size) => (message, size, false),
+            Left::Packet(raw) => {
+                let size = mqtt::wire_size(&raw);
                 let packet = match mqtt::decode(version, &raw) {
                     Ok(p) => p,
                     Err(e) => break InboundEnd::Codec(e),
                 };
-                counters.count(packet_type, packet_type_name(&packet), size);
+                counters.count(raw.packet_type(), packet_type_name(&packet), size);
                 let is_disconnect = matches!(
                     packet,
                     Packet::V3_1_1Disconnect(_) | Packet::V5_0Disconnect(_)
@@ -124,10 +129,8 @@ where
                     line.keep_alive_changed(keep_alive);
                 }
                 let payload = packet_to_payload(&packet);
-                (
-                    envelope(sequence_id, direction, payload).into(),
-                    is_disconnect,
-                )
+                let message = envelope(sequence_id, direction, payload).into();
+                (message, size, is_disconnect)
             }
         };
         match line.send_batched(message, size).await {
@@ -141,6 +144,58 @@ where
     };
     line.flush();
     end
+}
+
+/// What a burst left to the usual way.
+enum Left {
+    /// Every packet read so far was sent.
+    Nothing,
+    /// A PUBLISH's envelope that has to wait, and its packet's size.
+    Waiting(Outgoing, usize),
+    /// A packet other than a plain PUBLISH.
+    Packet(RawPacket),
+    /// The bytes after the burst are not MQTT.
+    Invalid(CodecError),
+}
+
+/// How the packets of one read become envelopes.
+struct Conversion<'a> {
+    version: Version,
+    direction: MessageDirection,
+    sequence_id: &'a mut u64,
+    counters: &'a mut TrafficCounters,
+}
+
+impl Conversion<'_> {
+    /// Sends `raw` and the packets read with it, while they are plain
+    /// PUBLISHes that can go at once, in one burst of `line`.
+    fn send<R>(self, raw: RawPacket, reader: &mut PacketReader<R>, line: &mut LinkSender) -> Left
+    where
+        R: AsyncRead + Unpin,
+    {
+        let mut burst = line.burst();
+        let mut raw = raw;
+        loop {
+            let size = mqtt::wire_size(&raw);
+            let packet_type = raw.packet_type();
+            match ReadPublish::read(self.version, raw) {
+                Ok(publish) => {
+                    self.counters.count(packet_type, "publish", size);
+                    let number = next_number(self.sequence_id);
+                    let message = Outgoing::publish(number, self.direction, publish);
+                    if let Err(message) = burst.offer(message, size) {
+                        return Left::Waiting(message, size);
+                    }
+                }
+                Err(raw) => return Left::Packet(raw),
+            }
+            raw = match reader.next_read() {
+                Ok(Some(raw)) => raw,
+                Ok(None) => return Left::Nothing,
+                Err(e) => return Left::Invalid(e),
+            };
+        }
+    }
 }
 
 /// How the envelopes -> byte stream pump ended.
@@ -188,7 +243,7 @@ fn direction_label(direction: MessageDirection) -> &'static str {
 pub fn encode_received(
     message: Received,
     version: Version,
-    counters: &TrafficCounters,
+    counters: &mut TrafficCounters,
     out: &mut BytesMut,
 ) -> Result<Step, ConvertError> {
     match message {
@@ -208,7 +263,7 @@ pub fn encode_received(
 fn encode_envelope(
     message: MqttStreamMessage,
     version: Version,
-    counters: &TrafficCounters,
+    counters: &mut TrafficCounters,
     out: &mut BytesMut,
 ) -> Result<Step, ConvertError> {
     let payload = message.payload.ok_or(ConvertError::MissingPacket)?;
@@ -269,10 +324,17 @@ where
     S: ReceiveEach,
     W: AsyncWrite + Unpin,
 {
-    let counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
+    let mut counters = TrafficCounters::new(traffic.mode, direction_label(traffic.direction));
     let mut batch = WriteBatch::default();
     std::future::poll_fn(|cx| {
-        batch.poll(cx, inbound, writer, version, &counters, disconnect_passed)
+        batch.poll(
+            cx,
+            inbound,
+            writer,
+            version,
+            &mut counters,
+            disconnect_passed,
+        )
     })
     .await
 }
@@ -298,7 +360,7 @@ impl WriteBatch {
         inbound: &mut S,
         writer: &mut W,
         version: Version,
-        counters: &TrafficCounters,
+        counters: &mut TrafficCounters,
         disconnect_passed: &mut bool,
     ) -> Poll<OutboundEnd>
     where
@@ -360,6 +422,7 @@ impl WriteBatch {
                 return Poll::Ready(*end);
             }
             if inbound_waits {
+                counters.settle();
                 // Going idle: give a large buffer back rather than hold it.
                 if self.out.capacity() > KEEP_WRITE_BUFFER {
                     self.out = BytesMut::new();
@@ -373,7 +436,7 @@ impl WriteBatch {
 fn step(
     message: Received,
     version: Version,
-    counters: &TrafficCounters,
+    counters: &mut TrafficCounters,
     out: &mut BytesMut,
 ) -> Option<OutboundEnd> {
     match encode_received(message, version, counters, out) {

@@ -24,6 +24,7 @@
 //! the seed system's: the plain variants of [`LinkSender`] and
 //! [`LinkReceiver`].
 
+mod burst;
 pub mod envelopes;
 pub mod grant;
 mod hold;
@@ -34,6 +35,7 @@ mod replay;
 mod sender;
 mod sessions;
 
+pub use burst::Burst;
 pub use hold::{keep_cloud, take_resume};
 pub use link::{Attached, Closed, End, Inbound, Link, Outlet};
 pub use receiver::LinkReceiver;

@@ -25,10 +25,10 @@ pub enum LinkSender {
 
 /// The sending half of a resumable line.
 pub struct Sender {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
     /// The outlet as of `epoch`, kept to skip a clone per envelope.
-    outlet: Option<Outlet>,
-    epoch: u64,
+    pub(super) outlet: Option<Outlet>,
+    pub(super) epoch: u64,
 }
 
 /// An envelope that cannot go out without waiting, and what for.
