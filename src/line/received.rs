@@ -7,6 +7,7 @@
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
 use tonic::Status;
 
 use crate::line::convert::envelope_wire::{self, PublishEnvelope};
@@ -85,4 +86,28 @@ pub trait ReceiveEach {
     fn poll_each<F>(&mut self, cx: &mut Context<'_>, each: F) -> Poll<Option<Result<(), Status>>>
     where
         F: FnMut(Received) -> bool;
+}
+
+/// [`ReceiveEach::poll_each`] over a stream of envelopes: each as the
+/// stream yields it.
+pub fn poll_each_of<S, F>(
+    stream: &mut S,
+    cx: &mut Context<'_>,
+    mut each: F,
+) -> Poll<Option<Result<(), Status>>>
+where
+    S: Stream<Item = Result<Received, Status>> + Unpin,
+    F: FnMut(Received) -> bool,
+{
+    loop {
+        match std::task::ready!(stream.poll_next_unpin(cx)) {
+            Some(Ok(message)) => {
+                if !each(message) {
+                    return Poll::Ready(Some(Ok(())));
+                }
+            }
+            Some(Err(status)) => return Poll::Ready(Some(Err(status))),
+            None => return Poll::Ready(None),
+        }
+    }
 }

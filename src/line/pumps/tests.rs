@@ -54,25 +54,11 @@ impl Stingy {
 struct OneByOne<S>(S);
 
 impl<S: Stream<Item = Result<Received, Status>> + Unpin> ReceiveEach for OneByOne<S> {
-    fn poll_each<F>(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut each: F,
-    ) -> Poll<Option<Result<(), Status>>>
+    fn poll_each<F>(&mut self, cx: &mut Context<'_>, each: F) -> Poll<Option<Result<(), Status>>>
     where
         F: FnMut(Received) -> bool,
     {
-        loop {
-            match std::task::ready!(self.0.poll_next_unpin(cx)) {
-                Some(Ok(message)) => {
-                    if !each(message) {
-                        return Poll::Ready(Some(Ok(())));
-                    }
-                }
-                Some(Err(status)) => return Poll::Ready(Some(Err(status))),
-                None => return Poll::Ready(None),
-            }
-        }
+        crate::line::received::poll_each_of(&mut self.0, cx, each)
     }
 }
 

@@ -17,6 +17,7 @@ use tonic::Status;
 use super::envelopes::{self, Ping};
 use super::link::{End, Inbound, Link, Shared, State};
 use crate::line::proto::mqtt::MqttStreamMessage;
+use crate::line::received::poll_each_of;
 use crate::line::{ReceiveEach, Received};
 use crate::net::{Registered, keep_waker};
 
@@ -108,26 +109,12 @@ impl Stream for LinkReceiver {
 }
 
 impl ReceiveEach for LinkReceiver {
-    fn poll_each<F>(
-        &mut self,
-        cx: &mut Context<'_>,
-        mut each: F,
-    ) -> Poll<Option<Result<(), Status>>>
+    fn poll_each<F>(&mut self, cx: &mut Context<'_>, each: F) -> Poll<Option<Result<(), Status>>>
     where
         F: FnMut(Received) -> bool,
     {
         match self {
-            LinkReceiver::Plain(inbound) => loop {
-                match std::task::ready!(Pin::new(&mut **inbound).poll_next(cx)) {
-                    Some(Ok(message)) => {
-                        if !each(message) {
-                            return Poll::Ready(Some(Ok(())));
-                        }
-                    }
-                    Some(Err(status)) => return Poll::Ready(Some(Err(status))),
-                    None => return Poll::Ready(None),
-                }
-            },
+            LinkReceiver::Plain(inbound) => poll_each_of(&mut **inbound, cx, each),
             LinkReceiver::Resumable(receiver) => receiver.poll_each(cx, each),
         }
     }
