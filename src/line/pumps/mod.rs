@@ -68,9 +68,10 @@ pub enum InboundEnd {
 }
 
 /// Reads packets from `reader` and sends each as an envelope on `line`,
-/// waiting while its queue (or replay buffer) is full. The envelopes of a
-/// burst go out together: `line` is flushed whenever the reader has to wait
-/// for more bytes, and at the end.
+/// waiting while its queue (or replay buffer) is full. The plain PUBLISHes
+/// of one read are offered in one burst of `line` ([`LinkSender::burst`]),
+/// and the envelopes go out together: `line` is flushed whenever the reader
+/// has to wait for more bytes, and at the end.
 pub async fn pump_reader_to_envelopes<R>(
     reader: &mut PacketReader<R>,
     version: Version,

@@ -22,7 +22,8 @@
 //! (bounded) for the other to acknowledge. Resumption is agreed per
 //! stream in metadata ([`grant`]); without it the line behaves exactly as
 //! the seed system's: the plain variants of [`LinkSender`] and
-//! [`LinkReceiver`].
+//! [`LinkReceiver`]. Either kind sends the PUBLISHes of one socket read in
+//! one [`Burst`] and receives a DATA chunk's envelopes in one call.
 
 mod burst;
 pub mod envelopes;
