@@ -18,7 +18,17 @@ pub enum Outgoing {
     /// instead of the envelope's 272.
     Envelope(Box<MqttStreamMessage>),
     /// A plain PUBLISH, and the envelope's own fields.
-    Publish(Head, ReadPublish),
+    Publish(Head, PublishBody),
+}
+
+/// A plain PUBLISH on its way, and the length of its protobuf message,
+/// counted once for the envelope's length and its writing (and for each
+/// replay).
+#[derive(Debug, Clone)]
+pub struct PublishBody {
+    publish: ReadPublish,
+    /// [`envelope_wire::publish_len`] of its fields.
+    len: usize,
 }
 
 impl Outgoing {
@@ -29,7 +39,8 @@ impl Outgoing {
             direction: direction as i32,
             acknowledged: 0,
         };
-        Outgoing::Publish(head, publish)
+        let len = envelope_wire::publish_len(&publish.fields());
+        Outgoing::Publish(head, PublishBody { publish, len })
     }
 
     /// The sender's sequence number.
@@ -68,19 +79,18 @@ impl WireEncode for Outgoing {
     fn framed_len(&self) -> usize {
         match self {
             Outgoing::Envelope(envelope) => envelope.framed_len(),
-            Outgoing::Publish(head, publish) => {
-                envelope_wire::publish_envelope_len(head, &publish.fields())
-            }
+            Outgoing::Publish(head, body) => envelope_wire::publish_envelope_len(head, body.len),
         }
     }
 
     fn encode_framed(&self, out: &mut [u8]) {
         match self {
             Outgoing::Envelope(envelope) => envelope.encode_framed(out),
-            Outgoing::Publish(head, publish) => envelope_wire::write_publish_envelope(
+            Outgoing::Publish(head, body) => envelope_wire::write_publish_envelope(
                 head,
-                publish.version(),
-                &publish.fields(),
+                body.publish.version(),
+                &body.publish.fields(),
+                body.len,
                 out,
             ),
         }

@@ -6,10 +6,13 @@
 //! merge loop, and to encode computes the length of each nested message
 //! again at every level above it. For the one shape nearly every envelope
 //! has, that was a tenth of each proxy's instructions per message. Here it
-//! is one pass each way. Anything else (another packet, MQTT 5 properties,
-//! and on reading any field out of order, repeated, unknown or out of
-//! range) goes to prost, so bytes and values are the same either way: the
-//! tests compare both on arbitrary envelopes and arbitrary bytes.
+//! is one pass each way: the PUBLISH message's length is counted once per
+//! envelope sent (see `line::outgoing`), and reading compares each key with
+//! the one byte prost writes for it. Anything else (another packet, MQTT 5
+//! properties, and on reading any field out of order, repeated, unknown or
+//! out of range, or a key written in more bytes than it needs) goes to
+//! prost, so bytes and values are the same either way: the tests compare
+//! both on arbitrary envelopes and arbitrary bytes.
 
 use bytes::Bytes;
 use prost::Message;
@@ -91,19 +94,21 @@ fn len_field_len(len: usize, always: bool) -> usize {
     }
 }
 
-fn publish_len(f: &PlainPublish<'_>) -> usize {
+/// The encoded length of the PUBLISH message holding `f` (within its
+/// packet message).
+pub fn publish_len(f: &PlainPublish<'_>) -> usize {
     len_field_len(f.topic.len(), false)
         + varint_field_len(f.message_id.into())
         + varint_field_len(f.qos as i64 as u64)
-        + varint_field_len(f.retain.into())
-        + varint_field_len(f.dup.into())
+        + usize::from(f.retain) * 2
+        + usize::from(f.dup) * 2
         + len_field_len(f.payload.len(), false)
 }
 
 /// The envelope's encoded length without prefix, as prost counts it.
 pub fn encoded_len(envelope: &MqttStreamMessage) -> usize {
     match plain_publish(envelope) {
-        Some((_, fields)) => publish_envelope_len(&head_of(envelope), &fields),
+        Some((_, fields)) => publish_envelope_len(&head_of(envelope), publish_len(&fields)),
         None => envelope.encoded_len(),
     }
 }
@@ -116,10 +121,11 @@ fn head_of(envelope: &MqttStreamMessage) -> Head {
     }
 }
 
-/// The encoded length of an envelope with `head` holding the plain PUBLISH
-/// `fields` (of either version: the packet's field number is one byte).
-pub fn publish_envelope_len(head: &Head, fields: &PlainPublish<'_>) -> usize {
-    let packet_len = len_field_len(publish_len(fields), true);
+/// The encoded length of an envelope with `head` holding a plain PUBLISH
+/// whose own message is `publish_len` bytes ([`publish_len`]; of either
+/// version: the packet's field number is one byte).
+pub fn publish_envelope_len(head: &Head, publish_len: usize) -> usize {
+    let packet_len = len_field_len(publish_len, true);
     varint_field_len(head.sequence_id)
         + varint_field_len(head.direction as i64 as u64)
         + len_field_len(packet_len, true)
@@ -131,20 +137,30 @@ pub fn publish_envelope_len(head: &Head, fields: &PlainPublish<'_>) -> usize {
         }
 }
 
-fn put_key(w: &mut SliceWriter<'_>, field: u64, wire_type: u8) {
-    w.varint(field << 3 | u64::from(wire_type));
+/// A field's key as prost writes it: its number and wire type in one byte
+/// (numbers up to 15).
+const fn key(field: u64, wire_type: u8) -> u8 {
+    (field << 3) as u8 | wire_type
 }
 
-fn put_varint_field(w: &mut SliceWriter<'_>, field: u64, value: u64) {
+/// The acknowledgement's key: field 100 takes two bytes.
+const ACKNOWLEDGED_KEY: [u8; 2] = [
+    (ACKNOWLEDGED << 3) as u8 & 0x7f | 0x80 | VARINT,
+    (ACKNOWLEDGED << 3 >> 7) as u8,
+];
+
+#[inline]
+fn put_varint_field(w: &mut SliceWriter<'_>, key: u8, value: u64) {
     if value != 0 {
-        put_key(w, field, VARINT);
+        w.byte(key);
         w.varint(value);
     }
 }
 
-fn put_len_field(w: &mut SliceWriter<'_>, field: u64, bytes: &[u8]) {
+#[inline]
+fn put_len_field(w: &mut SliceWriter<'_>, key: u8, bytes: &[u8]) {
     if !bytes.is_empty() {
-        put_key(w, field, LEN);
+        w.byte(key);
         w.varint(bytes.len() as u64);
         w.bytes(bytes);
     }
@@ -154,39 +170,51 @@ fn put_len_field(w: &mut SliceWriter<'_>, field: u64, bytes: &[u8]) {
 /// bytes long.
 pub fn write(envelope: &MqttStreamMessage, out: &mut [u8]) {
     match plain_publish(envelope) {
-        Some((field, fields)) => put_publish_envelope(&head_of(envelope), field, &fields, out),
+        Some((field, fields)) => {
+            let len = publish_len(&fields);
+            put_publish_envelope(&head_of(envelope), field, &fields, len, out);
+        }
         None => envelope.encode_raw(&mut &mut out[..]),
     }
 }
 
 /// Writes, as prost would, the envelope with `head` holding the plain
-/// PUBLISH `fields` of `version` into `out`, which is
-/// [`publish_envelope_len`] bytes long.
+/// PUBLISH `fields` of `version`, whose own message is `publish_len`
+/// bytes, into `out`, which is [`publish_envelope_len`] bytes long.
 pub fn write_publish_envelope(
     head: &Head,
     version: Version,
     fields: &PlainPublish<'_>,
+    publish_len: usize,
     out: &mut [u8],
 ) {
-    put_publish_envelope(head, packet_field(version), fields, out);
+    put_publish_envelope(head, packet_field(version), fields, publish_len, out);
 }
 
-fn put_publish_envelope(head: &Head, packet_field: u64, f: &PlainPublish<'_>, out: &mut [u8]) {
-    let publish_len = publish_len(f);
+fn put_publish_envelope(
+    head: &Head,
+    packet_field: u64,
+    f: &PlainPublish<'_>,
+    publish_len: usize,
+    out: &mut [u8],
+) {
     let mut w = SliceWriter::new(out);
-    put_varint_field(&mut w, SEQUENCE_ID, head.sequence_id);
-    put_varint_field(&mut w, DIRECTION, head.direction as i64 as u64);
-    put_key(&mut w, packet_field, LEN);
+    put_varint_field(&mut w, key(SEQUENCE_ID, VARINT), head.sequence_id);
+    put_varint_field(&mut w, key(DIRECTION, VARINT), head.direction as i64 as u64);
+    w.byte(key(packet_field, LEN));
     w.varint(len_field_len(publish_len, true) as u64);
-    put_key(&mut w, PACKET_PUBLISH, LEN);
+    w.byte(key(PACKET_PUBLISH, LEN));
     w.varint(publish_len as u64);
-    put_len_field(&mut w, TOPIC, f.topic);
-    put_varint_field(&mut w, MESSAGE_ID, f.message_id.into());
-    put_varint_field(&mut w, QOS, f.qos as i64 as u64);
-    put_varint_field(&mut w, RETAIN, f.retain.into());
-    put_varint_field(&mut w, DUP, f.dup.into());
-    put_len_field(&mut w, PAYLOAD, f.payload);
-    put_varint_field(&mut w, ACKNOWLEDGED, head.acknowledged);
+    put_len_field(&mut w, key(TOPIC, LEN), f.topic);
+    put_varint_field(&mut w, key(MESSAGE_ID, VARINT), f.message_id.into());
+    put_varint_field(&mut w, key(QOS, VARINT), f.qos as i64 as u64);
+    put_varint_field(&mut w, key(RETAIN, VARINT), f.retain.into());
+    put_varint_field(&mut w, key(DUP, VARINT), f.dup.into());
+    put_len_field(&mut w, key(PAYLOAD, LEN), f.payload);
+    if head.acknowledged != 0 {
+        w.bytes(&ACKNOWLEDGED_KEY);
+        w.varint(head.acknowledged);
+    }
     debug_assert!(w.is_full(), "the envelope's length was counted");
 }
 

@@ -4,8 +4,8 @@
 use bytes::Bytes;
 
 use super::{
-    ACKNOWLEDGED, DIRECTION, DUP, Head, LEN, MESSAGE_ID, PACKET_PUBLISH, PAYLOAD, QOS, RETAIN,
-    SEQUENCE_ID, TOPIC, V3_PACKET, V5_PACKET, VARINT,
+    ACKNOWLEDGED_KEY, DIRECTION, DUP, Head, LEN, MESSAGE_ID, PACKET_PUBLISH, PAYLOAD, QOS, RETAIN,
+    SEQUENCE_ID, TOPIC, V3_PACKET, V5_PACKET, VARINT, key,
 };
 use crate::line::convert::publish_fast_path::{OwnedPublish, PlainPublish, plain_payload};
 use crate::line::proto::mqtt::MqttStreamMessage;
@@ -23,13 +23,20 @@ impl Reader<'_> {
         self.at == self.bytes.len()
     }
 
-    /// A varint of at most ten bytes within the message; most are one.
+    /// A varint of at most ten bytes within the message; most are one or
+    /// two (a sequence number under 16,384).
     #[inline]
     fn varint(&mut self) -> Option<u64> {
         let first = *self.bytes.get(self.at)?;
         if first < 0x80 {
             self.at += 1;
             return Some(first.into());
+        }
+        if let Some(&second) = self.bytes.get(self.at + 1)
+            && second < 0x80
+        {
+            self.at += 2;
+            return Some(u64::from(first & 0x7f) | u64::from(second) << 7);
         }
         self.long_varint()
     }
@@ -48,11 +55,35 @@ impl Reader<'_> {
         None
     }
 
-    /// The next field's number and wire type.
+    /// Whether the next byte is `key` (a field's one-byte key as prost
+    /// writes it), taking it if so.
     #[inline]
-    fn key(&mut self) -> Option<(u64, u8)> {
-        let key = self.varint()?;
-        Some((key >> 3, (key & 7) as u8))
+    fn takes(&mut self, key: u8) -> bool {
+        let found = self.bytes.get(self.at) == Some(&key);
+        self.at += usize::from(found);
+        found
+    }
+
+    /// The varint field with one-byte key `key` when it comes next, else 0
+    /// (left out, as prost leaves out a default).
+    #[inline]
+    fn optional_varint(&mut self, key: u8) -> Option<u64> {
+        if self.takes(key) {
+            self.varint()
+        } else {
+            Some(0)
+        }
+    }
+
+    /// The length-delimited field with one-byte key `key` when it comes
+    /// next, else an empty extent at the reader's position.
+    #[inline]
+    fn optional_len(&mut self, key: u8) -> Option<(usize, usize)> {
+        if self.takes(key) {
+            self.len_delimited()
+        } else {
+            Some((self.at, self.at))
+        }
     }
 
     /// The extent of a length-delimited field's bytes.
@@ -74,20 +105,6 @@ impl Reader<'_> {
             at,
         })
     }
-}
-
-/// Fields of one message in strictly rising order, each once: the next
-/// field as long as its number is above `after`.
-fn next_field(reader: &mut Reader<'_>, after: &mut u64) -> Option<Option<(u64, u8)>> {
-    if reader.is_done() {
-        return Some(None);
-    }
-    let (field, wire_type) = reader.key()?;
-    if field <= *after {
-        return None;
-    }
-    *after = field;
-    Some(Some((field, wire_type)))
 }
 
 /// An envelope holding a plain PUBLISH, as it was received: its own
@@ -169,52 +186,50 @@ pub fn read_publish(bytes: Bytes) -> Result<PublishEnvelope, Bytes> {
     }
 }
 
-/// The head, version and PUBLISH extents of a plain PUBLISH envelope.
+/// The head, version and PUBLISH extents of a plain PUBLISH envelope: its
+/// fields in prost's order, each at most once, a default one left out, and
+/// nothing else. Read field by field in that order (one comparison of a key
+/// byte each); anything else, including keys written longer than they need
+/// and fields prost would merge, is prost's to read.
 fn extents(bytes: &[u8]) -> Option<(Head, Version, Extents)> {
     let mut envelope = Reader { bytes, at: 0 };
-    let mut head = Head {
-        sequence_id: 0,
-        direction: 0,
-        acknowledged: 0,
+    let sequence_id = envelope.optional_varint(key(SEQUENCE_ID, VARINT))?;
+    let direction = i32::try_from(envelope.optional_varint(key(DIRECTION, VARINT))?).ok()?;
+    let version = if envelope.takes(key(V3_PACKET, LEN)) {
+        Version::V3_1_1
+    } else if envelope.takes(key(V5_PACKET, LEN)) {
+        Version::V5
+    } else {
+        return None;
     };
-    let mut publish = None;
-    let mut after = 0;
-    while let Some((field, wire_type)) = next_field(&mut envelope, &mut after)? {
-        match (field, wire_type) {
-            (SEQUENCE_ID, VARINT) => head.sequence_id = envelope.varint()?,
-            (DIRECTION, VARINT) => {
-                head.direction = i32::try_from(envelope.varint()?).ok()?;
-            }
-            (V3_PACKET | V5_PACKET, LEN) if publish.is_none() => {
-                let mut packet = envelope.inner()?;
-                let mut after = 0;
-                let Some((PACKET_PUBLISH, LEN)) = next_field(&mut packet, &mut after)? else {
-                    return None;
-                };
-                let fields = decode_publish(packet.inner()?)?;
-                if !packet.is_done() {
-                    return None;
-                }
-                publish = Some((field, fields));
-            }
-            (ACKNOWLEDGED, VARINT) => head.acknowledged = envelope.varint()?,
-            _ => return None,
-        }
-    }
-    let (packet_field, publish) = publish?;
-    if !is_utf8(&bytes[publish.topic.0..publish.topic.1]) {
+    let mut packet = envelope.inner()?;
+    if !packet.takes(key(PACKET_PUBLISH, LEN)) {
         return None;
     }
-    let version = if packet_field == V3_PACKET {
-        Version::V3_1_1
-    } else {
-        Version::V5
+    let publish = decode_publish(packet.inner()?)?;
+    if !packet.is_done() {
+        return None;
+    }
+    let acknowledged =
+        if envelope.bytes.get(envelope.at..envelope.at + 2) == Some(&ACKNOWLEDGED_KEY[..]) {
+            envelope.at += 2;
+            envelope.varint()?
+        } else {
+            0
+        };
+    if !envelope.is_done() || !is_utf8(&bytes[publish.topic.0..publish.topic.1]) {
+        return None;
+    }
+    let head = Head {
+        sequence_id,
+        direction,
+        acknowledged,
     };
     Some((head, version, publish))
 }
 
 /// A PUBLISH's fields, its topic and payload as extents of the envelope.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Extents {
     topic: (usize, usize),
     message_id: u32,
@@ -225,20 +240,15 @@ struct Extents {
 }
 
 fn decode_publish(mut reader: Reader<'_>) -> Option<Extents> {
-    let mut p = Extents::default();
-    let mut after = 0;
-    while let Some((field, wire_type)) = next_field(&mut reader, &mut after)? {
-        match (field, wire_type) {
-            (TOPIC, LEN) => p.topic = reader.len_delimited()?,
-            (MESSAGE_ID, VARINT) => p.message_id = u32::try_from(reader.varint()?).ok()?,
-            (QOS, VARINT) => p.qos = i32::try_from(reader.varint()?).ok()?,
-            (RETAIN, VARINT) => p.retain = flag(reader.varint()?)?,
-            (DUP, VARINT) => p.dup = flag(reader.varint()?)?,
-            (PAYLOAD, LEN) => p.payload = reader.len_delimited()?,
-            _ => return None,
-        }
-    }
-    Some(p)
+    let p = Extents {
+        topic: reader.optional_len(key(TOPIC, LEN))?,
+        message_id: u32::try_from(reader.optional_varint(key(MESSAGE_ID, VARINT))?).ok()?,
+        qos: i32::try_from(reader.optional_varint(key(QOS, VARINT))?).ok()?,
+        retain: flag(reader.optional_varint(key(RETAIN, VARINT))?)?,
+        dup: flag(reader.optional_varint(key(DUP, VARINT))?)?,
+        payload: reader.optional_len(key(PAYLOAD, LEN))?,
+    };
+    reader.is_done().then_some(p)
 }
 
 fn flag(value: u64) -> Option<bool> {

@@ -77,8 +77,9 @@ proptest! {
     fn a_publish_read_here_is_written_back_as_it_came(envelope in envelopes()) {
         let bytes = Bytes::from(envelope.encode_to_vec());
         if let Ok(read) = read::read_publish(bytes.clone()) {
-            let mut out = vec![0; publish_envelope_len(read.head(), &read.fields())];
-            write_publish_envelope(read.head(), read.version(), &read.fields(), &mut out);
+            let len = publish_len(&read.fields());
+            let mut out = vec![0; publish_envelope_len(read.head(), len)];
+            write_publish_envelope(read.head(), read.version(), &read.fields(), len, &mut out);
             prop_assert_eq!(&out[..], &bytes[..]);
             prop_assert_eq!(read.to_envelope(), envelope);
         }
@@ -160,6 +161,24 @@ fn a_field_twice_or_out_of_order_goes_to_prost() {
     let reordered = Bytes::from(reordered);
     assert!(read::read_publish(reordered.clone()).is_err());
     assert_eq!(decode(reordered).ok(), Some(envelope));
+}
+
+#[test]
+fn a_key_written_longer_than_it_needs_goes_to_prost() {
+    let envelope = publish_envelope(
+        true,
+        (3, 0, 500),
+        ("t".into(), 0, 0, true, false),
+        b"p".to_vec(),
+    );
+    let bytes = envelope.encode_to_vec();
+    assert_eq!(bytes[..2], [0x10, 0x03], "the sequence number first");
+    // The same key in two bytes (0x90 0x00): the same field to prost.
+    let mut long_key = vec![0x90, 0x00];
+    long_key.extend_from_slice(&bytes[1..]);
+    let long_key = Bytes::from(long_key);
+    assert!(read::read_publish(long_key.clone()).is_err());
+    assert_eq!(decode(long_key).ok(), Some(envelope));
 }
 
 #[test]
