@@ -349,6 +349,12 @@ struct WriteBatch {
     written: usize,
     /// Written to the end, `out` still needs a flush.
     unflushed: bool,
+    /// The most `out` held since the pump last went idle.
+    peak: u32,
+    /// What `out` held at most before it was given back for going idle:
+    /// when it is more than is kept, the next turn takes that much room at
+    /// once instead of growing `out` step by step, each step a copy.
+    regrow: u32,
     /// How the pump ends once `out` is written (boxed: rare, and the
     /// session task keeps this slot while it waits).
     end: Option<Box<OutboundEnd>>,
@@ -368,6 +374,9 @@ impl WriteBatch {
         S: ReceiveEach,
         W: AsyncWrite + Unpin,
     {
+        if self.out.capacity() == 0 && self.regrow as usize > KEEP_WRITE_BUFFER {
+            self.out.reserve(self.regrow as usize);
+        }
         loop {
             // Gather what is ready, until `inbound` has to wait (it then
             // holds this task's waker) or the batch is full.
@@ -396,6 +405,9 @@ impl WriteBatch {
                     }
                 }
             }
+            self.peak = self
+                .peak
+                .max(u32::try_from(self.out.len()).unwrap_or(u32::MAX));
             while self.written < self.out.len() {
                 match Pin::new(&mut *writer).poll_write(cx, &self.out[self.written..]) {
                     Poll::Ready(Ok(0)) => {
@@ -427,7 +439,9 @@ impl WriteBatch {
                 // Going idle: give a large buffer back rather than hold it.
                 if self.out.capacity() > KEEP_WRITE_BUFFER {
                     self.out = BytesMut::new();
+                    self.regrow = self.peak;
                 }
+                self.peak = 0;
                 return Poll::Pending;
             }
         }

@@ -257,3 +257,52 @@ fn envelopes_carry_no_session_id() {
         ]
     );
 }
+
+/// One turn of `batch` with `payloads` ready as PUBLISHes, the stream then
+/// waiting, written to `written`; the pump goes idle.
+fn idle_turn(batch: &mut WriteBatch, written: &mut Vec<u8>, payloads: &[Vec<u8>]) {
+    let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+    let mut counters = TrafficCounters::new(TRAFFIC.mode, direction_label(TRAFFIC.direction));
+    let mut sequence_id = 0;
+    let items: Vec<_> = payloads
+        .iter()
+        .map(|p| publish(&mut sequence_id, p))
+        .collect();
+    let mut inbound =
+        OneByOne(futures_util::stream::iter(items).chain(futures_util::stream::pending()));
+    let polled = batch.poll(
+        &mut cx,
+        &mut inbound,
+        written,
+        Version::V3_1_1,
+        &mut counters,
+        &mut false,
+    );
+    assert!(polled.is_pending(), "the stream stays open");
+}
+
+#[test]
+fn a_large_write_buffer_is_given_back_when_idle_and_its_room_taken_at_once_next_turn() {
+    let mut batch = WriteBatch::default();
+    let mut written = Vec::new();
+    // Ten PUBLISHes of 1,006 bytes each: more than is kept while idle.
+    idle_turn(&mut batch, &mut written, &vec![vec![7; 1000]; 10]);
+    assert_eq!(written.len(), 10_060);
+    assert_eq!(batch.out.capacity(), 0, "given back");
+    assert_eq!(batch.regrow, 10_060);
+    // One small PUBLISH: the turn took the room of the last at once (and
+    // gave it back, as it is more than is kept), and remembers the little
+    // it needed this time.
+    idle_turn(&mut batch, &mut written, &[b"x".to_vec()]);
+    assert_eq!(written.len(), 10_066);
+    assert_eq!(
+        batch.out.capacity(),
+        0,
+        "the room taken at once, given back"
+    );
+    assert_eq!(batch.regrow, 6);
+    // Another: the room it grows to is small, and kept.
+    idle_turn(&mut batch, &mut written, &[b"y".to_vec()]);
+    assert_eq!(written.len(), 10_072);
+    assert!((1..=KEEP_WRITE_BUFFER).contains(&batch.out.capacity()));
+}

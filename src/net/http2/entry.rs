@@ -13,6 +13,9 @@ use super::Error;
 
 /// Chunks in order, the first held inline: a stream usually has at most
 /// one waiting, and an idle stream then holds no allocation.
+/// Chunks a queue behind the first has room for when it forms.
+const MORE_CHUNKS: usize = 16;
+
 #[derive(Default)]
 pub(super) struct Chunks {
     first: Option<Bytes>,
@@ -27,7 +30,11 @@ impl Chunks {
         if self.first.is_none() {
             self.first = Some(chunk);
         } else {
-            self.more.get_or_insert_default().push_back(chunk);
+            // Room for a few at once: a queue that forms is usually
+            // some chunks long, and grows by copying.
+            self.more
+                .get_or_insert_with(|| Box::new(VecDeque::with_capacity(MORE_CHUNKS)))
+                .push_back(chunk);
         }
     }
 
