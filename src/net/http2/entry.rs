@@ -11,11 +11,11 @@ use http::HeaderMap;
 
 use super::Error;
 
-/// Chunks in order, the first held inline: a stream usually has at most
-/// one waiting, and an idle stream then holds no allocation.
 /// Chunks a queue behind the first has room for when it forms.
 const MORE_CHUNKS: usize = 16;
 
+/// Chunks in order, the first held inline: a stream usually has at most
+/// one waiting, and an idle stream then holds no allocation.
 #[derive(Default)]
 pub(super) struct Chunks {
     first: Option<Bytes>,

@@ -100,8 +100,8 @@ pub fn publish_len(f: &PlainPublish<'_>) -> usize {
     len_field_len(f.topic.len(), false)
         + varint_field_len(f.message_id.into())
         + varint_field_len(f.qos as i64 as u64)
-        + usize::from(f.retain) * 2
-        + usize::from(f.dup) * 2
+        + varint_field_len(f.retain.into())
+        + varint_field_len(f.dup.into())
         + len_field_len(f.payload.len(), false)
 }
 
