@@ -70,6 +70,11 @@ struct State {
     /// connection's output does not take them (the windows are used up or
     /// the output is full); empty (no allocation) otherwise.
     batch: BytesMut,
+    /// How long the last batch handed over was: a new batch takes that
+    /// much room at once instead of doubling up from nothing (the batches
+    /// of a steady flow are alike). Unused room is at most the last
+    /// batch's length, and only in the batch after it.
+    last_batch: u32,
     senders: usize,
     /// The stream was ended here or failed: nothing more goes out.
     ended: bool,
@@ -94,6 +99,7 @@ impl Outlet {
                     stream,
                     answers,
                     batch: BytesMut::new(),
+                    last_batch: 0,
                     senders: 1,
                     ended: false,
                 }),
@@ -216,6 +222,9 @@ impl Outlet {
             });
         }
         let start = state.batch.len();
+        if start == 0 {
+            state.batch.reserve(len.max(state.last_batch as usize));
+        }
         state.batch.resize(start + len, 0);
         framing::write_framed(envelope, &mut state.batch[start..]);
         if !batched {
@@ -306,6 +315,7 @@ impl State {
         if self.batch.is_empty() || self.ended {
             return;
         }
+        self.last_batch = u32::try_from(self.batch.len()).unwrap_or(u32::MAX);
         let batch = std::mem::take(&mut self.batch).freeze();
         match self.stream.send_data(batch, false) {
             Ok(()) => {}
@@ -391,6 +401,41 @@ mod tests {
         // 2,000 envelopes of a few bytes each: a frame per 16 KiB batch,
         // not a frame per envelope.
         assert!(frames <= 4, "{frames} DATA frames for one burst");
+    }
+
+    #[tokio::test]
+    async fn a_new_batch_takes_the_last_batch_s_room_at_once() {
+        let (requests, _body, _response) = crate::line::grpc::testing::call().await;
+        let sink = Outlet::requests(requests, 1024);
+        let batched = |sink: &Outlet| !sink.sink.lock().batch.is_empty();
+        // Nobody reads the stream: once its window is used up, envelopes
+        // wait in a batch.
+        let mut n = 0;
+        while !batched(&sink) && n < 100_000 {
+            n += 1;
+            sink.try_send_batched(numbered(n)).expect("room");
+        }
+        for _ in 0..50 {
+            n += 1;
+            sink.try_send_batched(numbered(n)).expect("room");
+        }
+        let last = sink.sink.lock().batch.len();
+        assert!(last > 50, "a burst waited in the batch: {last} bytes");
+        sink.flush();
+        assert_eq!(sink.sink.lock().batch.capacity(), 0, "handed over whole");
+        // The next burst's first envelope brings the room the last batch
+        // needed, not its own few bytes.
+        sink.try_send_batched(numbered(n + 1)).expect("room");
+        let state = sink.sink.lock();
+        assert!(
+            !state.batch.is_empty(),
+            "the next burst waits in a batch too"
+        );
+        assert!(
+            state.batch.capacity() >= last,
+            "{} bytes of room, the last batch held {last}",
+            state.batch.capacity()
+        );
     }
 
     #[tokio::test]
