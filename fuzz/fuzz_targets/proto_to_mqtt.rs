@@ -8,9 +8,8 @@
 //! session's version.
 #![no_main]
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use mqttbridge::line::grpc::WireDecode;
 use mqttbridge::line::proto::mqtt::MqttStreamMessage;
 use mqttbridge::line::{Received, Step, encode_received};
 use mqttbridge::mqtt::{self, Framer, Version};
@@ -26,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         Version::V5
     };
-    let read = Received::decode_framed(Bytes::copy_from_slice(envelope));
+    let read = Received::read(envelope);
     assert_eq!(
         read.as_ref()
             .ok()

@@ -38,4 +38,4 @@ pub use outgoing::Outgoing;
 pub use received::{ReceiveEach, Received};
 
 /// The peer's envelopes on a session's gRPC call, whichever end made it.
-pub type Inbound = grpc::Messages<Received>;
+pub type Inbound = grpc::Messages<Received<'static>>;

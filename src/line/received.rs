@@ -1,30 +1,41 @@
 //! What a session receives from its peer on the line: an envelope, or one
-//! holding a plain PUBLISH, kept as the bytes it came in. Nearly everything
-//! a session receives is the second kind, and it needs no protobuf message:
-//! its MQTT bytes are written straight from the envelope's (see
-//! `line::pumps`). Anything else is read by prost, as before.
+//! holding a plain PUBLISH, read where it lies in the DATA it came in.
+//! Nearly everything a session receives is the second kind, and it needs
+//! neither a protobuf message nor a buffer of its own: its MQTT bytes are
+//! written straight from the envelope's (see `line::pumps`) before the
+//! next envelope is read. Anything else is read by prost, as before.
 
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
 use tonic::Status;
 
+use crate::line::Inbound;
 use crate::line::convert::envelope_wire::{self, PublishEnvelope};
 use crate::line::grpc::WireDecode;
 use crate::line::proto::mqtt::MqttStreamMessage;
 
 /// An envelope from the peer.
 #[derive(Debug, Clone)]
-pub enum Received {
+pub enum Received<'a> {
     /// Any envelope. Boxed: the envelope is 272 bytes, and this passes
     /// through every stream on the way to the pump.
     Envelope(Box<MqttStreamMessage>),
-    /// An envelope holding a plain PUBLISH.
-    Publish(PublishEnvelope),
+    /// An envelope holding a plain PUBLISH, read where it lies in the
+    /// DATA it came in.
+    Publish(PublishEnvelope<'a>),
 }
 
-impl Received {
+impl<'a> Received<'a> {
+    /// Reads one envelope: a plain PUBLISH where it lies, anything else by
+    /// prost.
+    pub fn read(bytes: &'a [u8]) -> Result<Self, prost::DecodeError> {
+        match envelope_wire::read_publish(bytes) {
+            Some(publish) => Ok(Received::Publish(publish)),
+            None => <MqttStreamMessage as prost::Message>::decode(bytes).map(Received::from),
+        }
+    }
+
     /// The sender's sequence number (0: unnumbered).
     pub fn sequence_id(&self) -> u64 {
         match self {
@@ -57,20 +68,27 @@ impl Received {
             Received::Publish(publish) => publish.to_envelope(),
         }
     }
+
+    /// The envelope on its own, no longer borrowing the bytes it came in.
+    pub fn into_owned(self) -> Received<'static> {
+        match self {
+            Received::Envelope(envelope) => Received::Envelope(envelope),
+            Received::Publish(publish) => Received::from(publish.to_envelope()),
+        }
+    }
 }
 
-impl From<MqttStreamMessage> for Received {
+impl From<MqttStreamMessage> for Received<'_> {
     fn from(envelope: MqttStreamMessage) -> Self {
         Received::Envelope(Box::new(envelope))
     }
 }
 
-impl WireDecode for Received {
+/// Envelopes read one by one (a session's first, and tests) are prost's;
+/// a session's pump reads them where they lie ([`ReceiveEach`]).
+impl WireDecode for Received<'static> {
     fn decode_framed(bytes: Bytes) -> Result<Self, prost::DecodeError> {
-        match envelope_wire::read_publish(bytes) {
-            Ok(publish) => Ok(Received::Publish(publish)),
-            Err(bytes) => <MqttStreamMessage as prost::Message>::decode(bytes).map(Received::from),
-        }
+        <MqttStreamMessage as prost::Message>::decode(bytes).map(Received::from)
     }
 }
 
@@ -85,29 +103,25 @@ pub trait ReceiveEach {
     /// one, either after handing over what came before it.
     fn poll_each<F>(&mut self, cx: &mut Context<'_>, each: F) -> Poll<Option<Result<(), Status>>>
     where
-        F: FnMut(Received) -> bool;
+        F: FnMut(Received<'_>) -> bool;
 }
 
-/// [`ReceiveEach::poll_each`] over a stream of envelopes: each as the
-/// stream yields it.
-pub fn poll_each_of<S, F>(
-    stream: &mut S,
+/// [`ReceiveEach::poll_each`] over a line's messages: each envelope read
+/// where it lies in the DATA it came in, and `take` deciding what of it
+/// reaches `each` (`None`: nothing, go on).
+pub fn poll_each_read<F, T>(
+    inbound: &mut Inbound,
     cx: &mut Context<'_>,
+    mut take: T,
     mut each: F,
 ) -> Poll<Option<Result<(), Status>>>
 where
-    S: Stream<Item = Result<Received, Status>> + Unpin,
-    F: FnMut(Received) -> bool,
+    T: FnMut(Received<'_>) -> Option<Received<'_>>,
+    F: FnMut(Received<'_>) -> bool,
 {
-    loop {
-        match std::task::ready!(stream.poll_next_unpin(cx)) {
-            Some(Ok(message)) => {
-                if !each(message) {
-                    return Poll::Ready(Some(Ok(())));
-                }
-            }
-            Some(Err(status)) => return Poll::Ready(Some(Err(status))),
-            None => return Poll::Ready(None),
-        }
-    }
+    inbound.poll_each_in_place(cx, |bytes| {
+        let message = Received::read(bytes)
+            .map_err(|e| Status::internal(format!("undecodable message from the peer: {e}")))?;
+        Ok(take(message).is_none_or(&mut each))
+    })
 }

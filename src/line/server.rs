@@ -67,7 +67,7 @@ impl StreamOrigin {
 /// the CONNECT packet, whose envelope kind (v3 or v5) gives the version.
 pub async fn read_connect<S>(inbound: &mut S) -> Result<(Version, Packet), Status>
 where
-    S: Stream<Item = Result<Received, Status>> + Unpin,
+    S: Stream<Item = Result<Received<'static>, Status>> + Unpin,
 {
     loop {
         let message = inbound

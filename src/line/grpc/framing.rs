@@ -97,36 +97,68 @@ impl Deframer {
 
     /// The next whole message's bytes, `None` when more DATA is needed.
     pub fn next_message(&mut self) -> Result<Option<Bytes>, Status> {
-        if !self.partial.is_empty() {
-            let Some(len) = self.whole(&self.partial)? else {
-                return Ok(None);
-            };
+        let Some(len) = self.next_len()? else {
+            return Ok(None);
+        };
+        let gathered = !self.partial.is_empty();
+        let message = if gathered {
             self.partial.advance(PREFIX);
-            let message = self.partial.split_to(len).freeze();
+            self.partial.split_to(len).freeze()
+        } else {
+            self.pending.advance(PREFIX);
+            self.pending.split_to(len)
+        };
+        self.release_emptied(gathered);
+        Ok(Some(message))
+    }
+
+    /// Hands the next whole message's bytes to `read` where they lie, with
+    /// no count taken on the buffer that holds them (what a message that
+    /// is read and let go at once needs), and returns what `read` made;
+    /// `None` when more DATA is needed.
+    pub fn next_with<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Result<Option<R>, Status> {
+        let Some(len) = self.next_len()? else {
+            return Ok(None);
+        };
+        let gathered = !self.partial.is_empty();
+        let made = if gathered {
+            let made = read(&self.partial[PREFIX..PREFIX + len]);
+            self.partial.advance(PREFIX + len);
+            made
+        } else {
+            let made = read(&self.pending[PREFIX..PREFIX + len]);
+            self.pending.advance(PREFIX + len);
+            made
+        };
+        self.release_emptied(gathered);
+        Ok(Some(made))
+    }
+
+    /// The length of the next message when all of it is held (gathered,
+    /// or at the start of the last chunk); when only part of it is, that
+    /// part is gathered and `None` returned.
+    fn next_len(&mut self) -> Result<Option<usize>, Status> {
+        if !self.partial.is_empty() {
+            return self.whole(&self.partial);
+        }
+        let len = self.whole(&self.pending)?;
+        if len.is_none() && !self.pending.is_empty() {
+            self.partial.extend_from_slice(&self.pending);
+            self.pending = Bytes::new();
+        }
+        Ok(len)
+    }
+
+    /// Lets go of the buffer a message was taken from (the gathered one,
+    /// or the last chunk) once it is read to its end: an idle stream holds
+    /// neither gathered room nor the connection's read buffer.
+    fn release_emptied(&mut self, gathered: bool) {
+        if gathered {
             if self.partial.is_empty() {
-                // Give the gathered room back: idle streams hold nothing.
                 self.partial = BytesMut::new();
             }
-            return Ok(Some(message));
-        }
-        match self.whole(&self.pending)? {
-            Some(len) => {
-                self.pending.advance(PREFIX);
-                let message = self.pending.split_to(len);
-                if self.pending.is_empty() {
-                    // Lets go of the chunk's buffer (the connection's read
-                    // buffer): an idle stream holds none of it.
-                    self.pending = Bytes::new();
-                }
-                Ok(Some(message))
-            }
-            None => {
-                if !self.pending.is_empty() {
-                    self.partial.extend_from_slice(&self.pending);
-                    self.pending = Bytes::new();
-                }
-                Ok(None)
-            }
+        } else if self.pending.is_empty() {
+            self.pending = Bytes::new();
         }
     }
 
@@ -184,6 +216,22 @@ mod tests {
         got
     }
 
+    /// As [`drain`], each message read where it lies.
+    fn drain_in_place(frames: &mut Deframer) -> Vec<u64> {
+        let mut got = Vec::new();
+        while let Some(sequence_id) = frames
+            .next_with(|bytes| {
+                MqttStreamMessage::decode(bytes)
+                    .expect("decodes")
+                    .sequence_id
+            })
+            .expect("valid")
+        {
+            got.push(sequence_id);
+        }
+        got
+    }
+
     #[test]
     fn a_framed_message_is_its_length_then_its_protobuf_bytes() {
         use crate::line::proto::mqtt::mqtt_stream_message::Payload;
@@ -221,17 +269,19 @@ mod tests {
             })
             .collect();
         // Every way of cutting the stream in two places gives the same
-        // messages.
+        // messages, taken out or read in place.
         for a in 0..=stream.len() {
             for b in a..=stream.len() {
-                let mut frames = Deframer::new(1024);
-                let mut got = Vec::new();
-                for chunk in [&stream[..a], &stream[a..b], &stream[b..]] {
-                    frames.push(Bytes::copy_from_slice(chunk));
-                    got.extend(drain(&mut frames));
+                for read in [drain, drain_in_place] {
+                    let mut frames = Deframer::new(1024);
+                    let mut got = Vec::new();
+                    for chunk in [&stream[..a], &stream[a..b], &stream[b..]] {
+                        frames.push(Bytes::copy_from_slice(chunk));
+                        got.extend(read(&mut frames));
+                    }
+                    assert_eq!(got, [1, 2, 3, 4, 5], "cut at {a} and {b}");
+                    assert!(frames.is_empty());
                 }
-                assert_eq!(got, [1, 2, 3, 4, 5], "cut at {a} and {b}");
-                assert!(frames.is_empty());
             }
         }
     }

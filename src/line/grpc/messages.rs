@@ -62,10 +62,6 @@ impl<M> Messages<M> {
         }
     }
 
-    fn fail(&mut self, status: Status) -> Poll<Option<Result<M, Status>>> {
-        Poll::Ready(Some(Err(self.failed(status))))
-    }
-
     /// Nothing more is read after `status`.
     fn failed(&mut self, status: Status) -> Status {
         self.reading = Reading::Done;
@@ -93,55 +89,201 @@ impl<M: WireDecode> Messages<M> {
     }
 }
 
+impl<M> Messages<M> {
+    /// As the stream, but each message's bytes go to `each` where they lie
+    /// in the DATA, with no buffer of their own: `each` reads the message
+    /// and says whether to go on (or fails, which fails the messages).
+    /// `Ready(Some(Ok(())))` when `each` said stop, the rest kept for the
+    /// next call; `Pending` when nothing more is ready (the task woken when
+    /// more is); `Ready(None)` after a clean end; an error once.
+    pub fn poll_each_in_place<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut each: F,
+    ) -> Poll<Option<Result<(), Status>>>
+    where
+        F: FnMut(&[u8]) -> Result<bool, Status>,
+    {
+        loop {
+            if self.reading == Reading::Data {
+                loop {
+                    match self.frames.next_with(&mut each) {
+                        Ok(Some(Ok(true))) => {}
+                        Ok(Some(Ok(false))) => return Poll::Ready(Some(Ok(()))),
+                        Ok(Some(Err(status))) | Err(status) => {
+                            return Poll::Ready(Some(Err(self.failed(status))));
+                        }
+                        Ok(None) => break,
+                    }
+                }
+            }
+            match ready!(self.poll_more(cx)) {
+                More::Data => {}
+                More::Over => return Poll::Ready(None),
+                More::Failed(status) => return Poll::Ready(Some(Err(status))),
+            }
+        }
+    }
+
+    /// Takes the next DATA chunk into the deframer, or after the last one
+    /// reads how the messages ended.
+    fn poll_more(&mut self, cx: &mut Context<'_>) -> Poll<More> {
+        loop {
+            match self.reading {
+                Reading::Done => return Poll::Ready(More::Over),
+                Reading::Data => {
+                    let Some(body) = self.body.as_mut() else {
+                        return Poll::Ready(More::Over);
+                    };
+                    // Taken, the chunk's bytes are released: the window may
+                    // be refilled (the chunk is decoded before more is read).
+                    match ready!(body.poll_taken(cx)) {
+                        Some(Ok(chunk)) => {
+                            self.frames.push(chunk);
+                            return Poll::Ready(More::Data);
+                        }
+                        Some(Err(e)) => {
+                            return Poll::Ready(More::Failed(self.failed(status::from_http2(&e))));
+                        }
+                        None if !self.frames.is_empty() => {
+                            return Poll::Ready(More::Failed(
+                                self.failed(Status::internal("the stream ended within a message")),
+                            ));
+                        }
+                        None => self.reading = Reading::Trailers,
+                    }
+                }
+                Reading::Trailers => {
+                    let Some(body) = self.body.as_mut() else {
+                        return Poll::Ready(More::Over);
+                    };
+                    let trailers = body.trailers();
+                    self.reading = Reading::Done;
+                    let outcome = match trailers {
+                        Ok(Some(trailers)) => status::from_headers(&trailers),
+                        // Requests end with END_STREAM alone.
+                        Ok(None) if self.active.is_none() => return Poll::Ready(More::Over),
+                        Ok(None) => None,
+                        Err(e) => Some(status::from_http2(&e)),
+                    };
+                    return Poll::Ready(match outcome {
+                        Some(status) if status.code() == tonic::Code::Ok => More::Over,
+                        Some(status) => More::Failed(status),
+                        None => {
+                            More::Failed(Status::unknown("the stream ended without a gRPC status"))
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// What [`Messages::poll_more`] found.
+enum More {
+    /// A chunk of DATA, now in the deframer.
+    Data,
+    /// The messages are over: a clean end, or an error reported before.
+    Over,
+    /// The messages failed; nothing more is read.
+    Failed(Status),
+}
+
 impl<M: WireDecode> Stream for Messages<M> {
     type Item = Result<M, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
         loop {
-            match this.reading {
-                Reading::Done => return Poll::Ready(None),
-                Reading::Data => {
-                    if let Some(message) = this.next_taken() {
-                        return Poll::Ready(Some(message));
-                    }
-                    let Some(body) = this.body.as_mut() else {
-                        return Poll::Ready(None);
-                    };
-                    // Taken, the chunk's bytes are released: the window may
-                    // be refilled (the chunk is decoded before more is read).
-                    match ready!(body.poll_taken(cx)) {
-                        Some(Ok(chunk)) => this.frames.push(chunk),
-                        Some(Err(e)) => return this.fail(status::from_http2(&e)),
-                        None if !this.frames.is_empty() => {
-                            return this
-                                .fail(Status::internal("the stream ended within a message"));
-                        }
-                        None => this.reading = Reading::Trailers,
-                    }
-                }
-                Reading::Trailers => {
-                    let Some(body) = this.body.as_mut() else {
-                        return Poll::Ready(None);
-                    };
-                    let trailers = body.trailers();
-                    this.reading = Reading::Done;
-                    let outcome = match trailers {
-                        Ok(Some(trailers)) => status::from_headers(&trailers),
-                        // Requests end with END_STREAM alone.
-                        Ok(None) if this.active.is_none() => return Poll::Ready(None),
-                        Ok(None) => None,
-                        Err(e) => Some(status::from_http2(&e)),
-                    };
-                    return match outcome {
-                        Some(status) if status.code() == tonic::Code::Ok => Poll::Ready(None),
-                        Some(status) => Poll::Ready(Some(Err(status))),
-                        None => Poll::Ready(Some(Err(Status::unknown(
-                            "the stream ended without a gRPC status",
-                        )))),
-                    };
-                }
+            if let Some(message) = this.next_taken() {
+                return Poll::Ready(Some(message));
+            }
+            match ready!(this.poll_more(cx)) {
+                More::Data => {}
+                More::Over => return Poll::Ready(None),
+                More::Failed(status) => return Poll::Ready(Some(Err(status))),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::line::grpc::{framing, testing};
+    use crate::line::proto::mqtt::MqttStreamMessage;
+
+    fn sequence_id(bytes: &[u8]) -> u64 {
+        prost::Message::decode(bytes).map_or(0, |m: MqttStreamMessage| m.sequence_id)
+    }
+
+    /// Reads in place until `each` stops or fails, or the messages end.
+    async fn read(
+        messages: &mut Messages<MqttStreamMessage>,
+        mut each: impl FnMut(&[u8]) -> Result<bool, Status>,
+    ) -> Option<Result<(), Status>> {
+        let reading = std::future::poll_fn(|cx| messages.poll_each_in_place(cx, &mut each));
+        tokio::time::timeout(Duration::from_secs(5), reading)
+            .await
+            .expect("read in time")
+    }
+
+    #[tokio::test]
+    async fn messages_read_in_place_stop_when_told_and_end_with_the_stream() {
+        let (mut requests, body, _response) = testing::call().await;
+        let mut messages = testing::served::<MqttStreamMessage>(body);
+        let framed: Vec<u8> = (1..=6)
+            .flat_map(|n| {
+                framing::encode(&MqttStreamMessage::numbered(n), 1024)
+                    .expect("small")
+                    .to_vec()
+            })
+            .collect();
+        // Five whole messages and the start of the sixth.
+        let cut = framed.len() - 3;
+        requests
+            .send_data(Bytes::copy_from_slice(&framed[..cut]), false)
+            .expect("sent");
+        let mut got = Vec::new();
+        let stopped = read(&mut messages, |bytes| {
+            got.push(sequence_id(bytes));
+            Ok(got.len() < 3)
+        })
+        .await;
+        assert!(matches!(stopped, Some(Ok(()))), "{stopped:?}");
+        assert_eq!(got, [1, 2, 3], "none read past the stop");
+        requests
+            .send_data(Bytes::copy_from_slice(&framed[cut..]), true)
+            .expect("sent");
+        let ended = read(&mut messages, |bytes| {
+            got.push(sequence_id(bytes));
+            Ok(true)
+        })
+        .await;
+        assert!(ended.is_none(), "a clean end: {ended:?}");
+        assert_eq!(got, [1, 2, 3, 4, 5, 6], "the rest, the cut one whole");
+    }
+
+    #[tokio::test]
+    async fn a_message_that_cannot_be_read_ends_the_messages() {
+        let (mut requests, body, _response) = testing::call().await;
+        let mut messages = testing::served::<MqttStreamMessage>(body);
+        let framed = [
+            framing::encode(&MqttStreamMessage::numbered(1), 1024).expect("small"),
+            framing::encode(&MqttStreamMessage::numbered(2), 1024).expect("small"),
+        ]
+        .concat();
+        requests.send_data(framed.into(), false).expect("sent");
+        let failed = read(&mut messages, |_| Err(Status::internal("unreadable"))).await;
+        assert!(
+            matches!(&failed, Some(Err(status)) if status.message() == "unreadable"),
+            "{failed:?}"
+        );
+        let after = read(&mut messages, |_| Ok(true)).await;
+        assert!(after.is_none(), "nothing more is read: {after:?}");
     }
 }

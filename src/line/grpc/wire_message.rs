@@ -1,6 +1,8 @@
 //! What the gRPC layer frames and reads: a prost message, whose encoding a
-//! type may write and read by hand for its common shapes (the envelopes
-//! do: `line::convert::envelope_wire`), with prost's as the default.
+//! type may write by hand for its common shapes (the envelopes do:
+//! `line::convert::envelope_wire`), with prost's as the default. A
+//! session's pump reads its envelopes in place instead
+//! (`Messages::poll_each_in_place`, `line::Received::read`).
 
 use bytes::Bytes;
 
@@ -15,11 +17,6 @@ pub trait WireMessage: prost::Message + Default {
     /// bytes long.
     fn wire_write(&self, out: &mut [u8]) {
         self.encode_raw(&mut &mut out[..]);
-    }
-
-    /// Reads one message.
-    fn wire_decode(bytes: Bytes) -> Result<Self, prost::DecodeError> {
-        Self::decode(bytes)
     }
 }
 
@@ -54,6 +51,6 @@ pub trait WireDecode: Sized {
 
 impl<M: WireMessage> WireDecode for M {
     fn decode_framed(bytes: Bytes) -> Result<Self, prost::DecodeError> {
-        M::wire_decode(bytes)
+        M::decode(bytes)
     }
 }

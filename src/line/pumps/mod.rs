@@ -242,7 +242,7 @@ fn direction_label(direction: MessageDirection) -> &'static str {
 /// the envelope's bytes, anything else (and a PUBLISH the straight way
 /// cannot write) by the general path.
 pub fn encode_received(
-    message: Received,
+    message: Received<'_>,
     version: Version,
     counters: &mut TrafficCounters,
     out: &mut BytesMut,
@@ -449,7 +449,7 @@ impl WriteBatch {
 }
 
 fn step(
-    message: Received,
+    message: Received<'_>,
     version: Version,
     counters: &mut TrafficCounters,
     out: &mut BytesMut,

@@ -1,16 +1,16 @@
 //! The pumps against in-memory streams and writers that take little at a
 //! time.
 
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use prost::Message;
 
 use super::*;
-use crate::line::grpc::WireDecode;
 use crate::line::proto::mqtt::SessionControl;
 
-/// A v3.1.1 QoS 0 PUBLISH of `payload` to topic "t", in an envelope
-/// read from its bytes as the line reads it.
-fn publish(sequence_id: &mut u64, payload: &[u8]) -> Result<Received, Status> {
+/// A v3.1.1 QoS 0 PUBLISH of `payload` to topic "t": its envelope's bytes,
+/// which the line reads straight.
+fn publish(sequence_id: &mut u64, payload: &[u8]) -> Result<Bytes, Status> {
     use crate::line::proto::mqttv3;
     let publish = mqttv3::Publish {
         topic: "t".into(),
@@ -25,9 +25,10 @@ fn publish(sequence_id: &mut u64, payload: &[u8]) -> Result<Received, Status> {
         MessageDirection::ClientToBroker,
         Payload::MqttV3Packet(packet),
     );
-    let read = Received::decode_framed(envelope.encode_to_vec().into()).expect("valid");
+    let bytes = Bytes::from(envelope.encode_to_vec());
+    let read = Received::read(&bytes).expect("valid");
     assert!(matches!(read, Received::Publish(_)), "read straight");
-    Ok(read)
+    Ok(bytes)
 }
 
 /// A writer that takes at most `most` bytes a call and makes every
@@ -50,20 +51,36 @@ impl Stingy {
     }
 }
 
-/// A stream's envelopes, handed to the pump one at a time.
+/// A stream of envelopes' bytes, each read and handed to the pump as it
+/// comes.
 struct OneByOne<S>(S);
 
-impl<S: Stream<Item = Result<Received, Status>> + Unpin> ReceiveEach for OneByOne<S> {
-    fn poll_each<F>(&mut self, cx: &mut Context<'_>, each: F) -> Poll<Option<Result<(), Status>>>
+impl<S: Stream<Item = Result<Bytes, Status>> + Unpin> ReceiveEach for OneByOne<S> {
+    fn poll_each<F>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut each: F,
+    ) -> Poll<Option<Result<(), Status>>>
     where
-        F: FnMut(Received) -> bool,
+        F: FnMut(Received<'_>) -> bool,
     {
-        crate::line::received::poll_each_of(&mut self.0, cx, each)
+        loop {
+            match std::task::ready!(self.0.poll_next_unpin(cx)) {
+                Some(Ok(bytes)) => {
+                    let message = Received::read(&bytes).expect("valid");
+                    if !each(message) {
+                        return Poll::Ready(Some(Ok(())));
+                    }
+                }
+                Some(Err(status)) => return Poll::Ready(Some(Err(status))),
+                None => return Poll::Ready(None),
+            }
+        }
     }
 }
 
 /// Three ready PUBLISHes with payloads "a", "b", "c".
-fn three() -> impl Stream<Item = Result<Received, Status>> + Unpin {
+fn three() -> impl Stream<Item = Result<Bytes, Status>> + Unpin {
     let mut sequence_id = 0;
     let ready: Vec<_> = [b"a", b"b", b"c"]
         .iter()
@@ -170,8 +187,8 @@ async fn a_failed_stream_ends_the_pump_after_what_came_before_is_written() {
     assert_eq!(writer.calls, vec![vec![0x30, 4, 0, 1, b't', b'x']]);
 }
 
-/// A v3.1.1 DISCONNECT in an envelope, as the line reads it.
-fn disconnect(sequence_id: &mut u64) -> Result<Received, Status> {
+/// A v3.1.1 DISCONNECT: its envelope's bytes.
+fn disconnect(sequence_id: &mut u64) -> Result<Bytes, Status> {
     use crate::line::proto::mqttv3;
     let packet = mqttv3::MqttPacket {
         packet: Some(mqttv3::mqtt_packet::Packet::Disconnect(
@@ -183,7 +200,7 @@ fn disconnect(sequence_id: &mut u64) -> Result<Received, Status> {
         MessageDirection::ClientToBroker,
         Payload::MqttV3Packet(packet),
     );
-    Ok(Received::decode_framed(envelope.encode_to_vec().into()).expect("valid"))
+    Ok(Bytes::from(envelope.encode_to_vec()))
 }
 
 #[tokio::test]

@@ -99,7 +99,7 @@ pub fn weight(message: &MqttStreamMessage) -> usize {
 }
 
 /// [`weight`] of a received envelope, whichever kind.
-pub fn weight_received(message: &Received) -> usize {
+pub fn weight_received(message: &Received<'_>) -> usize {
     match message {
         Received::Envelope(envelope) => weight(envelope),
         Received::Publish(publish) => ENVELOPE_OVERHEAD + publish.wire_len(),

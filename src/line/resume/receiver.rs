@@ -17,7 +17,7 @@ use tonic::Status;
 use super::envelopes::{self, Ping};
 use super::link::{End, Inbound, Link, Shared, State};
 use crate::line::proto::mqtt::MqttStreamMessage;
-use crate::line::received::poll_each_of;
+use crate::line::received::poll_each_read;
 use crate::line::{ReceiveEach, Received};
 use crate::net::{Registered, keep_waker};
 
@@ -91,12 +91,12 @@ impl LinkReceiver {
 
 /// One envelope at a time (the s-proxy reads the CONNECT so).
 impl Stream for LinkReceiver {
-    type Item = Result<Received, Status>;
+    type Item = Result<Received<'static>, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let mut one = None;
         match self.get_mut().poll_each(cx, |message| {
-            one = Some(message);
+            one = Some(message.into_owned());
             false
         }) {
             // Handed one: `each` stopped the call.
@@ -111,10 +111,12 @@ impl Stream for LinkReceiver {
 impl ReceiveEach for LinkReceiver {
     fn poll_each<F>(&mut self, cx: &mut Context<'_>, each: F) -> Poll<Option<Result<(), Status>>>
     where
-        F: FnMut(Received) -> bool,
+        F: FnMut(Received<'_>) -> bool,
     {
         match self {
-            LinkReceiver::Plain(inbound) => poll_each_of(&mut **inbound, cx, each),
+            LinkReceiver::Plain(inbound) => {
+                poll_each_read(inbound, cx, |message| Some(message), each)
+            }
             LinkReceiver::Resumable(receiver) => receiver.poll_each(cx, each),
         }
     }
@@ -132,7 +134,7 @@ impl Receiver {
         mut each: F,
     ) -> Poll<Option<Result<(), Status>>>
     where
-        F: FnMut(Received) -> bool,
+        F: FnMut(Received<'_>) -> bool,
     {
         let Receiver {
             shared,
@@ -171,18 +173,19 @@ impl Receiver {
                     state.receiver_waker = Some(cx.waker().clone());
                     return Poll::Pending;
                 };
-                match Pin::new(&mut **stream).poll_next(cx) {
+                let read = poll_each_read(
+                    stream,
+                    cx,
+                    |message| take(shared, &mut state, message),
+                    &mut each,
+                );
+                match read {
                     Poll::Pending => {
                         ack.quiet(cx, shared, &mut state);
                         return Poll::Pending;
                     }
-                    Poll::Ready(Some(Ok(message))) => {
-                        if let Some(message) = take(shared, &mut state, message)
-                            && !each(message)
-                        {
-                            return Poll::Ready(Some(Ok(())));
-                        }
-                    }
+                    // `each` has enough.
+                    Poll::Ready(Some(Ok(()))) => return Poll::Ready(Some(Ok(()))),
                     Poll::Ready(end) => break end,
                 }
             };
@@ -257,7 +260,7 @@ impl AckTimer {
 /// Takes one envelope from the peer on the current stream, `state` locked;
 /// `None` when it is not for the pump (a duplicate, an acknowledgement
 /// alone, a swallowed ping).
-fn take(shared: &Shared, state: &mut State, message: Received) -> Option<Received> {
+fn take<'a>(shared: &Shared, state: &mut State, message: Received<'a>) -> Option<Received<'a>> {
     let acknowledged = message.acknowledged();
     if acknowledged > 0 {
         shared.acknowledged_by_peer(state, acknowledged);

@@ -14,7 +14,6 @@
 //! prost, so bytes and values are the same either way: the tests compare
 //! both on arbitrary envelopes and arbitrary bytes.
 
-use bytes::Bytes;
 use prost::Message;
 use prost::encoding::encoded_len_varint;
 
@@ -218,15 +217,6 @@ fn put_publish_envelope(
     debug_assert!(w.is_full(), "the envelope's length was counted");
 }
 
-/// Reads an envelope; one holding a plain PUBLISH in the order prost
-/// writes it is read here, anything else by prost.
-pub fn decode(bytes: Bytes) -> Result<MqttStreamMessage, prost::DecodeError> {
-    match read::read_publish(bytes) {
-        Ok(publish) => Ok(publish.to_envelope()),
-        Err(bytes) => MqttStreamMessage::decode(bytes),
-    }
-}
-
 /// The gRPC layer frames and reads envelopes through the functions above.
 impl WireMessage for MqttStreamMessage {
     fn wire_len(&self) -> usize {
@@ -235,9 +225,5 @@ impl WireMessage for MqttStreamMessage {
 
     fn wire_write(&self, out: &mut [u8]) {
         write(self, out);
-    }
-
-    fn wire_decode(bytes: Bytes) -> Result<Self, prost::DecodeError> {
-        decode(bytes)
     }
 }

@@ -107,18 +107,18 @@ impl Reader<'_> {
     }
 }
 
-/// An envelope holding a plain PUBLISH, as it was received: its own
+/// An envelope holding a plain PUBLISH, where it was received: its own
 /// fields, and the PUBLISH's, whose topic (checked to be UTF-8) and payload
 /// stay in the bytes they came in.
 #[derive(Debug, Clone)]
-pub struct PublishEnvelope {
+pub struct PublishEnvelope<'a> {
     head: Head,
     version: Version,
     publish: Extents,
-    bytes: Bytes,
+    bytes: &'a [u8],
 }
 
-impl PublishEnvelope {
+impl PublishEnvelope<'_> {
     /// The envelope's own fields.
     pub fn head(&self) -> &Head {
         &self.head
@@ -164,7 +164,7 @@ impl PublishEnvelope {
                     qos: p.qos,
                     retain: p.retain,
                     dup: p.dup,
-                    payload: self.bytes.slice(p.payload.0..p.payload.1),
+                    payload: Bytes::copy_from_slice(&self.bytes[p.payload.0..p.payload.1]),
                 },
             )),
         }
@@ -172,18 +172,15 @@ impl PublishEnvelope {
 }
 
 /// The envelope, when it is a plain PUBLISH written in prost's order with
-/// every value in range; otherwise the bytes come back, for prost. Taken by
-/// value: the envelope keeps them without another count on the buffer.
-pub fn read_publish(bytes: Bytes) -> Result<PublishEnvelope, Bytes> {
-    match extents(&bytes) {
-        Some((head, version, publish)) => Ok(PublishEnvelope {
-            head,
-            version,
-            publish,
-            bytes,
-        }),
-        None => Err(bytes),
-    }
+/// every value in range; otherwise `None`, for prost.
+pub fn read_publish(bytes: &[u8]) -> Option<PublishEnvelope<'_>> {
+    let (head, version, publish) = extents(bytes)?;
+    Some(PublishEnvelope {
+        head,
+        version,
+        publish,
+        bytes,
+    })
 }
 
 /// The head, version and PUBLISH extents of a plain PUBLISH envelope: its
