@@ -27,8 +27,9 @@ const ACK_EVERY_ENVELOPES: u64 = 32;
 /// ...or this much payload, or half the peer's replay buffer if that is
 /// less ([`ack_weight`])...
 const ACK_EVERY_WEIGHT: usize = 64 * 1024;
-/// ...or when this long passes quietly with something unacknowledged, so a
-/// reply has a moment to carry it instead. What waits is bounded by the two
+/// ...or when this long passes quietly (no acknowledgement leaving) with
+/// something unacknowledged, so a reply has a moment to carry it instead;
+/// an envelope waits at most twice this. What waits is bounded by the two
 /// thresholds above, and only the peer's replay buffer waits for it; a
 /// standalone acknowledgement costs both proxies nearly as much as a
 /// message (with 20 ms here, QoS 0 publishers sending ten times a second
@@ -67,10 +68,17 @@ pub struct Receiver {
     done: bool,
 }
 
-/// Armed while something received waits for its acknowledgement.
+/// Armed when something received waits for its acknowledgement, and left
+/// armed when acknowledgements go out (arming a timer costs a clock read,
+/// an allocation and the timer wheel's bookkeeping, and a busy session
+/// would pay that every few envelopes); let go once it fires with nothing
+/// to acknowledge, so an idle session holds none.
 #[derive(Default)]
 struct AckTimer {
     timer: Option<Pin<Box<Sleep>>>,
+    /// The acknowledgement sent last when `timer` was armed (or last went
+    /// round): one sent since means the line was not quiet.
+    armed_at: u64,
     /// `timer` wakes the task it was last polled by when it fires, so
     /// until then a look at it need not register it again.
     waker: Registered,
@@ -223,21 +231,24 @@ fn made_here(end: End, state: &mut State) -> Option<MqttStreamMessage> {
 
 impl AckTimer {
     /// Nothing to read now: be woken by a new attachment too, and
-    /// acknowledge what arrived once it has been quiet for [`ACK_DELAY`] (a
-    /// reply may carry it sooner).
+    /// acknowledge what arrived once a whole [`ACK_DELAY`] passed with it
+    /// unacknowledged and no acknowledgement leaving (a reply may carry it
+    /// sooner).
     fn quiet(&mut self, cx: &mut Context<'_>, shared: &Shared, state: &mut State) {
         // A new attachment wakes this task even while the current stream
         // is silent (a resume may come before a break shows here).
         keep_waker(&mut state.receiver_waker, cx.waker());
-        if state.received == state.acknowledged {
-            self.timer = None;
-            self.waker.clear();
-            return;
-        }
+        let timer = match &mut self.timer {
+            Some(timer) => timer,
+            None if state.received == state.acknowledged => return,
+            None => {
+                self.armed_at = state.acknowledged;
+                self.timer.insert(Box::pin(tokio::time::sleep_until(
+                    Instant::now() + ACK_DELAY,
+                )))
+            }
+        };
         loop {
-            let timer = self.timer.get_or_insert_with(|| {
-                Box::pin(tokio::time::sleep_until(Instant::now() + ACK_DELAY))
-            });
             if self.waker.holds(cx) && !timer.is_elapsed() {
                 return;
             }
@@ -247,13 +258,48 @@ impl AckTimer {
                 return;
             }
             // Fired: `polled` has let go of its waker already.
-            self.timer = None;
-            shared.acknowledge_now(state);
-            if state.received == state.acknowledged {
-                return;
+            match fired(state.received, state.acknowledged, self.armed_at) {
+                Fired::LetGo => {
+                    self.timer = None;
+                    return;
+                }
+                Fired::Acknowledge => {
+                    shared.acknowledge_now(state);
+                    if state.received == state.acknowledged {
+                        self.timer = None;
+                        return;
+                    }
+                    // The outlet was full: try again after another delay.
+                }
+                Fired::Again => {}
             }
-            // The outlet was full: try again after another delay.
+            self.armed_at = state.acknowledged;
+            timer.as_mut().reset(Instant::now() + ACK_DELAY);
         }
+    }
+}
+
+/// What the acknowledgement timer does when it fires.
+#[derive(Debug, PartialEq, Eq)]
+enum Fired {
+    /// Nothing is owed: let the timer go.
+    LetGo,
+    /// Something was owed for the whole delay: acknowledge it alone.
+    Acknowledge,
+    /// Something is owed, but an acknowledgement left meanwhile: the line
+    /// was not quiet; look again after another delay.
+    Again,
+}
+
+/// What a timer armed when `armed_at` had been acknowledged does on
+/// firing, with `received` in and `acknowledged` out now.
+fn fired(received: u64, acknowledged: u64, armed_at: u64) -> Fired {
+    if received == acknowledged {
+        Fired::LetGo
+    } else if acknowledged == armed_at {
+        Fired::Acknowledge
+    } else {
+        Fired::Again
     }
 }
 
@@ -291,6 +337,26 @@ fn take<'a>(shared: &Shared, state: &mut State, message: Received<'a>) -> Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lone_acknowledgement_waits_for_a_whole_delay_without_any() {
+        assert_eq!(fired(5, 5, 0), Fired::LetGo, "nothing owed");
+        assert_eq!(
+            fired(5, 0, 0),
+            Fired::Acknowledge,
+            "owed since the timer was armed, and nothing left meanwhile"
+        );
+        assert_eq!(
+            fired(5, 3, 0),
+            Fired::Again,
+            "a reply carried an acknowledgement meanwhile"
+        );
+        assert_eq!(
+            fired(7, 5, 5),
+            Fired::Acknowledge,
+            "quiet for the next delay"
+        );
+    }
 
     #[test]
     fn acknowledgements_come_by_half_the_peer_s_buffer() {
