@@ -19,6 +19,17 @@ EXPECTED = [
 ]
 
 
+def server_logs(workdir: pathlib.Path) -> str:
+    """The ends of the session's server logs (scion-quic, pocketscion), for a
+    failure to show what the servers saw."""
+    tails = []
+    for name in ("scion-quic.log", "pocketscion.log", "pocketscion.out"):
+        path = workdir / name
+        if path.exists():
+            tails.append(f"--- {name} (end) ---\n{path.read_text(errors='replace')[-3000:]}")
+    return "\n".join(tails)
+
+
 def readme_examples() -> list:
     text = (ROOT / "README.md").read_text()
     section = text.split("### From Python", 1)[1].split("\n## ", 1)[0]
@@ -49,7 +60,7 @@ def test_readme_python_examples_work(tmp_path, quic_url, scion, certs):
             assert code != example, f"nothing of this example points at the test's servers:\n{example}"
             run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                  timeout=60, cwd=pathlib.Path(tmp_path))
-            assert run.returncode == 0, f"{example}\n{run.stderr}"
+            assert run.returncode == 0, f"{example}\n{run.stderr}\n{server_logs(certs.parent)}"
             assert run.stdout.strip() == expected, example
     finally:
         broker.stop()
