@@ -1,12 +1,9 @@
 //! DATA of one stream written straight into the connection's output,
 //! several writes under one lock: the stream is looked up and the windows
-//! read once, and what was written is taken off the windows when the
-//! writer goes. The first write is handed to the output's writer
-//! ([`State::push_out`]) at once, so an idle connection sends it while the
-//! rest of the burst is framed (the peer starts on it meanwhile, on
-//! another CPU); the rest is handed over once, when the writer goes. A
-//! burst of a session's envelopes costs one lock, one look-up and two
-//! hand-overs instead of one each per envelope.
+//! read once, and what was written is taken off the windows and handed to
+//! the output's writer ([`State::push_out`]) once, when the writer goes. A
+//! burst of a session's envelopes costs one lock, one look-up and one
+//! hand-over instead of one each per envelope, and leaves in one write.
 
 use parking_lot::MutexGuard;
 
@@ -19,10 +16,8 @@ use super::state::{OpenData, State, sending_stream};
 pub struct DataWriter<'a> {
     state: MutexGuard<'a, State>,
     id: u32,
-    /// The output's length before what was written and not handed over.
+    /// The output's length when the writer was made.
     before: usize,
-    /// Something was written since the last hand-over.
-    unsent: bool,
     /// What the windows let through now, less what was written.
     room: i64,
     /// Bytes written.
@@ -45,7 +40,6 @@ impl<'a> DataWriter<'a> {
             state,
             id,
             before,
-            unsent: false,
             room,
             wrote: 0,
         })
@@ -91,18 +85,12 @@ impl<'a> DataWriter<'a> {
             head,
             end: s.out.len(),
         });
-        if self.wrote == len {
-            s.push_out(self.before);
-            self.before = s.out.len();
-        } else {
-            self.unsent = true;
-        }
         true
     }
 }
 
 impl Drop for DataWriter<'_> {
-    /// Takes what was written off the windows and hands the rest over.
+    /// Takes what was written off the windows and hands the output over.
     fn drop(&mut self) {
         if self.wrote == 0 {
             return;
@@ -113,8 +101,6 @@ impl Drop for DataWriter<'_> {
         if let Some(stream) = s.streams.get_mut(&self.id) {
             stream.send_window -= wrote;
         }
-        if self.unsent {
-            s.push_out(self.before);
-        }
+        s.push_out(self.before);
     }
 }
