@@ -28,7 +28,7 @@ use tonic::Status;
 use super::Outgoing;
 use crate::line::grpc::framing;
 use crate::line::proto::mqtt::MqttStreamMessage;
-use crate::net::http2::{DataWriter, Reason, SendStream};
+use crate::net::http2::{Reason, SendStream};
 
 /// What an outlet carries: an envelope, or the error that ends the stream.
 pub type Queued = Result<Outgoing, Status>;
@@ -52,10 +52,6 @@ pub struct Outlet {
 
 struct Sink {
     state: Mutex<State>,
-    /// The call's stream. Beside the lock, not in it: a burst's writer
-    /// ([`Locked`]) holds the connection's lock, borrowed from it, while
-    /// the outlet's lock is held too.
-    stream: SendStream,
     /// Room was seen by one waiter: the others look again. (HTTP/2 wakes
     /// one waiter per stream, the last to ask.)
     room: Notify,
@@ -67,6 +63,7 @@ struct Sink {
 const BATCH: usize = 16 * 1024;
 
 struct State {
+    stream: SendStream,
     /// The stream is a served call's response: it ends with trailers.
     answers: bool,
     /// Envelopes framed but not yet handed to HTTP/2, while the
@@ -99,13 +96,13 @@ impl Outlet {
         Self {
             sink: Arc::new(Sink {
                 state: Mutex::new(State {
+                    stream,
                     answers,
                     batch: BytesMut::new(),
                     last_batch: 0,
                     senders: 1,
                     ended: false,
                 }),
-                stream,
                 room: Notify::new(),
                 max_message,
             }),
@@ -119,8 +116,8 @@ impl Outlet {
         for message in messages {
             framing::encode_into(message, self.sink.max_message, &mut framed)?;
         }
-        let _state = self.sink.lock();
-        self.sink
+        let mut state = self.sink.lock();
+        state
             .stream
             .send_data(framed.freeze(), false)
             .map_err(|e| crate::line::grpc::status_of_http2(&e))
@@ -142,13 +139,13 @@ impl Outlet {
 
     /// Hands the batch to HTTP/2.
     pub fn flush(&self) {
-        self.sink.lock().flush(&self.sink.stream);
+        self.sink.lock().flush();
     }
 
     /// As [`Outlet::try_send`] (or [`Outlet::try_send_batched`]), framing
     /// an envelope the caller keeps (a resumable line's replay buffer).
     pub fn try_send_ref(&self, envelope: &Outgoing, batched: bool) -> Result<(), Refused> {
-        self.offer_envelope(&mut self.sink.lock(), &mut None, envelope, batched)
+        self.offer_envelope(&mut self.sink.lock(), envelope, batched)
     }
 
     /// The outlet locked for a burst of envelopes, each offered without
@@ -156,7 +153,6 @@ impl Outlet {
     pub fn lock(&self) -> Locked<'_> {
         Locked {
             outlet: self,
-            writer: None,
             state: self.sink.lock(),
         }
     }
@@ -164,31 +160,25 @@ impl Outlet {
     fn offer(&self, value: Queued, batched: bool) -> Result<(), TrySendError<Queued>> {
         let mut state = self.sink.lock();
         match value {
-            Ok(envelope) => match self.offer_envelope(&mut state, &mut None, &envelope, batched) {
+            Ok(envelope) => match self.offer_envelope(&mut state, &envelope, batched) {
                 Ok(()) => Ok(()),
                 Err(Refused::Full) => Err(TrySendError::Full(Ok(envelope))),
                 Err(Refused::Closed) => Err(TrySendError::Closed(Ok(envelope))),
             },
             Err(status) if state.ended => Err(TrySendError::Closed(Err(status))),
             Err(status) => {
-                state.end(&self.sink.stream, &status);
+                state.end(&status);
                 Ok(())
             }
         }
     }
 
-    /// Frames `envelope` into the connection's output through `writer`
-    /// (made here if `None`, and left for the next envelope of a burst),
-    /// or into the batch when the output does not take it (the writer is
-    /// let go first: the batch's way takes the connection's lock itself).
-    fn offer_envelope<'a>(
-        &'a self,
+    fn offer_envelope(
+        &self,
         state: &mut State,
-        writer: &mut Option<DataWriter<'a>>,
         envelope: &Outgoing,
         batched: bool,
     ) -> Result<(), Refused> {
-        let stream = &self.sink.stream;
         if state.ended {
             return Err(Refused::Closed);
         }
@@ -196,9 +186,8 @@ impl Outlet {
             Ok(len) => len,
             Err(status) => {
                 tracing::warn!(%status, "envelope too large for the line; ending the stream");
-                *writer = None;
                 state.batch = BytesMut::new();
-                stream.send_reset(Reason::INTERNAL_ERROR);
+                state.stream.send_reset(Reason::INTERNAL_ERROR);
                 state.ended = true;
                 return Err(Refused::Closed);
             }
@@ -207,28 +196,25 @@ impl Outlet {
             // Framed where the connection will write it from, when the
             // windows allow: no batch to allocate and no copy, and the
             // envelopes of a burst join one DATA frame there.
-            let direct = match writer {
-                Some(direct) => direct,
-                None => match stream.writer() {
-                    Ok(direct) => writer.insert(direct),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "stream closed");
-                        state.ended = true;
-                        return Err(Refused::Closed);
-                    }
-                },
-            };
-            if direct.write(len, |out| framing::write_framed(envelope, out)) {
-                return Ok(());
+            match state
+                .stream
+                .write_data(len, |out| framing::write_framed(envelope, out))
+            {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "stream closed");
+                    state.ended = true;
+                    return Err(Refused::Closed);
+                }
             }
-            *writer = None;
         } else if state.batch.len() >= BATCH {
-            state.flush(stream);
+            state.flush();
         }
-        let room = stream.has_room();
+        let room = state.stream.has_room();
         if !matches!(room, Ok(true)) || state.ended {
             state.ended |= room.is_err();
-            state.flush(stream);
+            state.flush();
             return Err(if state.ended {
                 Refused::Closed
             } else {
@@ -242,7 +228,7 @@ impl Outlet {
         state.batch.resize(start + len, 0);
         framing::write_framed(envelope, &mut state.batch[start..]);
         if !batched {
-            state.flush(stream);
+            state.flush();
         }
         if state.ended {
             return Err(Refused::Closed);
@@ -277,7 +263,7 @@ impl Outlet {
     /// Ready when HTTP/2 has made room on the stream, or it has closed.
     fn poll_room(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut state = self.sink.lock();
-        match self.sink.stream.poll_room(cx) {
+        match state.stream.poll_room(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(())) => Poll::Ready(()),
             Poll::Ready(Err(_)) => {
@@ -288,22 +274,16 @@ impl Outlet {
     }
 }
 
-/// An outlet locked for a burst ([`Outlet::lock`]). Its envelopes are
-/// written into the connection's output under one lock of the connection
-/// too, held from the first until the burst ends or an envelope has to
-/// wait, and handed to the output once ([`DataWriter`]).
+/// An outlet locked for a burst ([`Outlet::lock`]).
 pub struct Locked<'a> {
     outlet: &'a Outlet,
-    /// Declared before `state`: the connection's lock goes first.
-    writer: Option<DataWriter<'a>>,
     state: MutexGuard<'a, State>,
 }
 
 impl Locked<'_> {
     /// [`Outlet::try_send_ref`] of a batched envelope.
     pub fn offer(&mut self, envelope: &Outgoing) -> Result<(), Refused> {
-        self.outlet
-            .offer_envelope(&mut self.state, &mut self.writer, envelope, true)
+        self.outlet.offer_envelope(&mut self.state, envelope, true)
     }
 }
 
@@ -330,14 +310,14 @@ impl Sink {
 }
 
 impl State {
-    /// Hands the batch to `stream`, keeping no room for the next one.
-    fn flush(&mut self, stream: &SendStream) {
+    /// Hands the batch to HTTP/2, keeping no room for the next one.
+    fn flush(&mut self) {
         if self.batch.is_empty() || self.ended {
             return;
         }
         self.last_batch = u32::try_from(self.batch.len()).unwrap_or(u32::MAX);
         let batch = std::mem::take(&mut self.batch).freeze();
-        match stream.send_data(batch, false) {
+        match self.stream.send_data(batch, false) {
             Ok(()) => {}
             Err(e) => {
                 tracing::debug!(error = %e, "request stream closed");
@@ -348,14 +328,16 @@ impl State {
 
     /// Ends the stream after the batch, once: a response with trailers
     /// carrying `status`, a request with END_STREAM.
-    fn end(&mut self, stream: &SendStream, status: &Status) {
-        self.flush(stream);
+    fn end(&mut self, status: &Status) {
+        self.flush();
         if !self.ended {
             self.ended = true;
             if self.answers {
-                let _ = stream.send_trailers(crate::line::grpc::trailers(status));
+                let _ = self
+                    .stream
+                    .send_trailers(crate::line::grpc::trailers(status));
             } else {
-                let _ = stream.send_data(Bytes::new(), true);
+                let _ = self.stream.send_data(Bytes::new(), true);
             }
         }
     }
@@ -375,7 +357,7 @@ impl Drop for Outlet {
         let mut state = self.sink.lock();
         state.senders -= 1;
         if state.senders == 0 {
-            state.end(&self.sink.stream, &Status::ok(""));
+            state.end(&Status::ok(""));
         }
     }
 }

@@ -104,7 +104,10 @@ impl Channel {
         Req: WireMessage,
         Resp: WireMessage,
     {
-        let Call { requests, response } = self.call(path, &MetadataMap::new(), max_message).await?;
+        let Call {
+            mut requests,
+            response,
+        } = self.call(path, &MetadataMap::new(), max_message).await?;
         requests
             .send_data(framing::encode(request, max_message)?, true)
             .map_err(|e| status::from_http2(&e))?;

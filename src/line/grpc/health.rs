@@ -79,7 +79,7 @@ pub fn serve_health(
 
 /// Accepts a health call and reads its request.
 async fn opened(call: ServedCall) -> Result<(SendStream, String), ()> {
-    let (responses, mut requests) = call
+    let (mut responses, mut requests) = call
         .accept::<HealthCheckRequest>(MetadataMap::new())
         .map_err(drop)?;
     let request = tokio::time::timeout(REQUEST_WITHIN, requests.next()).await;

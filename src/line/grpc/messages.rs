@@ -234,7 +234,7 @@ mod tests {
 
     #[tokio::test]
     async fn messages_read_in_place_stop_when_told_and_end_with_the_stream() {
-        let (requests, body, _response) = testing::call().await;
+        let (mut requests, body, _response) = testing::call().await;
         let mut messages = testing::served::<MqttStreamMessage>(body);
         let framed: Vec<u8> = (1..=6)
             .flat_map(|n| {
@@ -270,7 +270,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_that_cannot_be_read_ends_the_messages() {
-        let (requests, body, _response) = testing::call().await;
+        let (mut requests, body, _response) = testing::call().await;
         let mut messages = testing::served::<MqttStreamMessage>(body);
         let framed = [
             framing::encode(&MqttStreamMessage::numbered(1), 1024).expect("small"),

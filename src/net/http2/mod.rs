@@ -15,7 +15,6 @@
 //! stops reading while its output waits to be written.
 
 pub mod client;
-mod data_writer;
 mod driver;
 mod entry;
 pub mod frame;
@@ -33,7 +32,6 @@ mod windows;
 
 use std::sync::Arc;
 
-pub use data_writer::DataWriter;
 pub use frame::Reason;
 pub use output::unparked;
 pub use ping::Pinger;

@@ -23,7 +23,7 @@ pub(super) type Streams = HashMap<u32, Box<Stream>, BuildHasherDefault<IdHasher>
 
 /// Stream `id`, when our side of it may still send; otherwise why not.
 /// (Takes the two fields it reads, so the caller keeps the others.)
-pub(super) fn sending_stream<'a>(
+fn sending_stream<'a>(
     failed: &Option<Error>,
     streams: &'a mut Streams,
     id: u32,
@@ -51,13 +51,13 @@ pub(super) struct Ping {
 /// more data of its stream joins it instead of making a frame of its own.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct OpenData {
-    pub id: u32,
+    id: u32,
     /// Where its header begins in `out`.
-    pub head: usize,
+    head: usize,
     /// `out`'s length right after it: while nothing is written out, only
     /// an append changes that length (it grows), so an equal length means
     /// nothing came after the frame.
-    pub end: usize,
+    end: usize,
 }
 
 pub(super) struct State {
@@ -192,6 +192,62 @@ impl State {
         }
         self.progress(id);
         Ok(())
+    }
+
+    /// Writes `len` bytes of DATA on stream `id` straight into `out`,
+    /// `write` filling them, when nothing of the stream waits and the
+    /// windows, the peer's largest frame and `out` take all of them now:
+    /// appended to the stream's DATA frame that `out` ends with, if there
+    /// is one with room, or as a frame of their own. `Ok(false)` otherwise,
+    /// with nothing done: the bytes then go by [`State::send_data`]. Saves
+    /// the sender a buffer of its own and a copy, and a burst of small
+    /// messages makes few frames.
+    pub fn write_data(
+        &mut self,
+        id: u32,
+        len: usize,
+        write: impl FnOnce(&mut [u8]),
+    ) -> Result<bool, Error> {
+        let stream = sending_stream(&self.failed, &mut self.streams, id)?;
+        let window = stream.send_window.min(self.send_window);
+        if stream.queued
+            || !stream.pending.is_empty()
+            || len == 0
+            || len as i64 > window
+            || self.out.len() >= self.out_limit
+        {
+            return Ok(false);
+        }
+        let before = self.out.len();
+        let joined = self.open_data.filter(|open| {
+            open.id == id
+                && open.end == before
+                && open.end - open.head - frame::HEAD + len <= self.peer_max_frame
+        });
+        let head = match joined {
+            Some(open) => {
+                let frame_len = open.end - open.head - frame::HEAD + len;
+                frame::set_len(&mut self.out[open.head..], frame_len);
+                open.head
+            }
+            None if len > self.peer_max_frame => return Ok(false),
+            None => {
+                frame::put_head(&mut self.out, len, frame::DATA, 0, id);
+                before
+            }
+        };
+        stream.send_window -= len as i64;
+        self.send_window -= len as i64;
+        let start = self.out.len();
+        self.out.resize(start + len, 0);
+        write(&mut self.out[start..]);
+        self.open_data = Some(OpenData {
+            id,
+            head,
+            end: self.out.len(),
+        });
+        self.push_out(before);
+        Ok(true)
     }
 
     /// Ends stream `id` with a header block (trailers) once its data is out.

@@ -10,7 +10,6 @@ use bytes::{Bytes, BytesMut};
 use http::HeaderMap;
 
 use super::Error;
-use super::data_writer::DataWriter;
 use super::entry::{Receiving, Sending};
 use super::frame::Reason;
 use super::hpack;
@@ -101,27 +100,19 @@ impl SendStream {
     /// Sends `data`, ending our side if `end`. Never waits: what the
     /// windows do not let out yet waits in the stream (see
     /// [`SendStream::has_room`]).
-    pub fn send_data(&self, data: Bytes, end: bool) -> Result<(), Error> {
+    pub fn send_data(&mut self, data: Bytes, end: bool) -> Result<(), Error> {
         self.stream.lock().send_data(self.stream.id, data, end)
     }
 
     /// Writes `len` bytes of DATA, `write` filling them, straight into
     /// the connection's output when nothing of the stream waits and the
     /// windows take them all now; `Ok(false)` (nothing done) otherwise.
-    pub fn write_data(&self, len: usize, write: impl FnOnce(&mut [u8])) -> Result<bool, Error> {
-        Ok(self.writer()?.write(len, write))
-    }
-
-    /// A writer of this stream's DATA straight into the connection's
-    /// output, for several writes in a row; it holds the connection's
-    /// lock, so nothing else of the connection may be asked of until it
-    /// is dropped.
-    pub fn writer(&self) -> Result<DataWriter<'_>, Error> {
-        DataWriter::new(self.stream.lock(), self.stream.id)
+    pub fn write_data(&mut self, len: usize, write: impl FnOnce(&mut [u8])) -> Result<bool, Error> {
+        self.stream.lock().write_data(self.stream.id, len, write)
     }
 
     /// Ends our side with `trailers`, after any data still waiting.
-    pub fn send_trailers(&self, trailers: HeaderMap) -> Result<(), Error> {
+    pub fn send_trailers(&mut self, trailers: HeaderMap) -> Result<(), Error> {
         let mut block = BytesMut::new();
         for (name, value) in &trailers {
             hpack::put_field(&mut block, name.as_str().as_bytes(), value.as_bytes());
@@ -132,7 +123,7 @@ impl SendStream {
     }
 
     /// Resets the stream: both sides end at once.
-    pub fn send_reset(&self, reason: Reason) {
+    pub fn send_reset(&mut self, reason: Reason) {
         let mut state = self.stream.lock();
         if state.failed.is_none() {
             state.reset(self.stream.id, reason, false);
@@ -160,7 +151,7 @@ impl SendStream {
 
     /// Ready once the peer reset the stream (or the connection ended):
     /// it reads none of what is sent any more.
-    pub fn poll_reset(&self, cx: &mut Context<'_>) -> Poll<Error> {
+    pub fn poll_reset(&mut self, cx: &mut Context<'_>) -> Poll<Error> {
         let mut state = self.stream.lock();
         if let Some(e) = &state.failed {
             return Poll::Ready(e.clone());
@@ -176,7 +167,7 @@ impl SendStream {
     }
 
     /// Ready once there is room (or the stream can send no more).
-    pub fn poll_room(&self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    pub fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let mut state = self.stream.lock();
         match Self::room(&state, self.stream.id) {
             Ok(false) => {

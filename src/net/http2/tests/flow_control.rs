@@ -8,7 +8,7 @@ use super::*;
 async fn data_waits_for_the_peers_window_and_room_follows_the_send_buffer() {
     // The peer grants 10 bytes a stream.
     let (mut peer, mut incoming) = start(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 10)]).await;
-    let (send, _recv) = answered(&mut peer, &mut incoming).await;
+    let (mut send, _recv) = answered(&mut peer, &mut incoming).await;
     send.send_data(Bytes::from(vec![7; 150]), false)
         .expect("sent");
     let (head, data) = peer.next(frame::DATA).await;
@@ -35,7 +35,7 @@ async fn data_waits_for_the_peers_window_and_room_follows_the_send_buffer() {
 async fn data_written_in_place_only_when_the_window_takes_it_all_and_nothing_waits() {
     // The peer grants 10 bytes a stream.
     let (mut peer, mut incoming) = start(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 10)]).await;
-    let (send, _recv) = answered(&mut peer, &mut incoming).await;
+    let (mut send, _recv) = answered(&mut peer, &mut incoming).await;
     let written = send.write_data(4, |out| out.copy_from_slice(b"abcd"));
     assert!(matches!(written, Ok(true)));
     let (head, data) = peer.next(frame::DATA).await;
@@ -64,36 +64,6 @@ async fn data_written_in_place_only_when_the_window_takes_it_all_and_nothing_wai
         Err(Error::Closed)
     ));
     assert!(!called);
-}
-
-#[tokio::test]
-async fn a_writer_s_writes_leave_in_one_frame_and_spend_the_window_once() {
-    // The peer grants 10 bytes a stream.
-    let (mut peer, mut incoming) = start(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 10)]).await;
-    let (send, _recv) = answered(&mut peer, &mut incoming).await;
-    let mut writer = send.writer().expect("open");
-    assert!(writer.write(3, |out| out.copy_from_slice(b"abc")));
-    assert!(writer.write(4, |out| out.copy_from_slice(b"defg")));
-    // 3 bytes of window left: 4 more are refused, nothing written.
-    let mut called = false;
-    assert!(!writer.write(4, |_| called = true) && !called);
-    assert!(writer.write(3, |out| out.copy_from_slice(b"hij")));
-    drop(writer);
-    let (head, data) = peer.next(frame::DATA).await;
-    assert_eq!(
-        (head.stream, &data[..]),
-        (1, &b"abcdefghij"[..]),
-        "one frame, in order"
-    );
-    // The window was spent: nothing more goes until the peer grants it.
-    assert!(matches!(send.write_data(1, |_| called = true), Ok(false)));
-    assert!(!called);
-    send.send_data(Bytes::from_static(b"kl"), false)
-        .expect("sent");
-    peer.send_frame(|out| frame::put_window_update(out, 1, 5))
-        .await;
-    let (_, data) = peer.next(frame::DATA).await;
-    assert_eq!(&data[..], b"kl", "once granted");
 }
 
 #[tokio::test]
@@ -157,7 +127,7 @@ async fn many_streams_echo_everything_through_small_windows() {
             .expect("handshake");
         while let Some(Ok(call)) = connection.accept().await {
             tokio::spawn(async move {
-                let (send, mut recv) = call
+                let (mut send, mut recv) = call
                     .respond(200, &HeaderMap::new(), false)
                     .expect("responded");
                 while let Some(Ok(chunk)) = recv.data().await {
@@ -187,7 +157,7 @@ async fn many_streams_echo_everything_through_small_windows() {
                 path: "/echo",
                 headers: &headers,
             };
-            let (response, send) = requests.send_request(request, false).await.expect("sent");
+            let (response, mut send) = requests.send_request(request, false).await.expect("sent");
             let sender = tokio::spawn(async move {
                 for i in 0..CHUNKS {
                     std::future::poll_fn(|cx| send.poll_room(cx))

@@ -221,7 +221,7 @@ fn run_once_with(connection: &mut Connection, waker: &Waker) {
 
 #[tokio::test]
 async fn a_message_larger_than_the_output_limit_goes_out_in_full() {
-    let (mut connection, mut peer, one, _three) = idle_connection_with_two_streams().await;
+    let (mut connection, mut peer, mut one, _three) = idle_connection_with_two_streams().await;
     let wakes = Arc::new(Wakes(AtomicUsize::new(0)));
     let waker = Waker::from(wakes.clone());
     run_once_with(&mut connection, &waker);
