@@ -120,8 +120,7 @@ where
     F: FnMut(Received<'_>) -> bool,
 {
     inbound.poll_each_in_place(cx, |bytes| {
-        let message = Received::read(bytes)
-            .map_err(|e| Status::internal(format!("undecodable message from the peer: {e}")))?;
+        let message = Received::read(bytes).map_err(|e| crate::line::grpc::undecodable(&e))?;
         Ok(take(message).is_none_or(&mut each))
     })
 }

@@ -79,14 +79,17 @@ impl<M: WireDecode> Messages<M> {
         }
         match self.frames.next_message() {
             Ok(None) => None,
-            Ok(Some(bytes)) => Some(M::decode_framed(bytes).map_err(|e| {
-                self.failed(Status::internal(format!(
-                    "undecodable message from the peer: {e}"
-                )))
-            })),
+            Ok(Some(bytes)) => {
+                Some(M::decode_framed(bytes).map_err(|e| self.failed(undecodable(&e))))
+            }
             Err(status) => Some(Err(self.failed(status))),
         }
     }
+}
+
+/// The status of a message from the peer that does not decode.
+pub fn undecodable(error: &prost::DecodeError) -> Status {
+    Status::internal(format!("undecodable message from the peer: {error}"))
 }
 
 impl<M> Messages<M> {

@@ -32,7 +32,7 @@ mod wire_message;
 pub use calls::{ActiveCall, Call, PendingResponse};
 pub use channel::{Channel, ChannelSettings, Target};
 pub use health::{HEALTH_CHECK, HEALTH_WATCH, serve_health};
-pub use messages::Messages;
+pub use messages::{Messages, undecodable};
 pub use served::{PeerInfo, ServedCall, trailers};
 pub use server::{Handler, Server, ServerSettings};
 pub use status::from_http2 as status_of_http2;
