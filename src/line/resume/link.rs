@@ -10,7 +10,7 @@
 //! generation, so whatever still holds the old stream knows to let go.
 
 use std::sync::Arc;
-use std::task::Waker;
+use std::task::{Wake, Waker};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -65,6 +65,11 @@ pub(super) struct State {
     /// (Boxed, as the receiver keeps it: a stream's state is 232 bytes.)
     pub fresh_inbound: Option<Box<Inbound>>,
     pub receiver_waker: Option<Waker>,
+    /// The receiver's acknowledgement timer fired and it has not looked
+    /// yet (the timer wakes the link, [`Shared`]'s `Wake`, which sets this
+    /// and wakes the receiver: a busy receiver looks here, in memory it
+    /// holds locked anyway, rather than at the timer's).
+    pub ack_timer_fired: bool,
     /// The highest sequence received from the peer.
     pub received: u64,
     /// The last acknowledgement sent, and what arrived since.
@@ -115,6 +120,24 @@ pub(super) struct Shared {
     pub ack_weight: usize,
     /// The process's replay buffer bytes for this mode.
     pub replay_gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+/// The receiver's acknowledgement timer fired: marked for it, and it is
+/// woken.
+impl Wake for Shared {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.ack_timer_fired = true;
+        let receiver = state.receiver_waker.take();
+        drop(state);
+        if let Some(waker) = receiver {
+            waker.wake();
+        }
+    }
 }
 
 impl Shared {
@@ -231,6 +254,7 @@ impl Link {
                     generation: 0,
                     fresh_inbound: Some(Box::new(inbound)),
                     receiver_waker: None,
+                    ack_timer_fired: false,
                     received: 0,
                     acknowledged: 0,
                     unacknowledged_weight: 0,

@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -19,7 +19,7 @@ use super::link::{End, Inbound, Link, Shared, State};
 use crate::line::proto::mqtt::MqttStreamMessage;
 use crate::line::received::poll_each_read;
 use crate::line::{ReceiveEach, Received};
-use crate::net::{Registered, keep_waker};
+use crate::net::keep_waker;
 
 /// An acknowledgement goes out alone after this many envelopes arrived
 /// without one leaving...
@@ -79,9 +79,6 @@ struct AckTimer {
     /// The acknowledgement sent last when `timer` was armed (or last went
     /// round): one sent since means the line was not quiet.
     armed_at: u64,
-    /// `timer` wakes the task it was last polled by when it fires, so
-    /// until then a look at it need not register it again.
-    waker: Registered,
 }
 
 impl LinkReceiver {
@@ -234,30 +231,31 @@ impl AckTimer {
     /// acknowledge what arrived once a whole [`ACK_DELAY`] passed with it
     /// unacknowledged and no acknowledgement leaving (a reply may carry it
     /// sooner).
-    fn quiet(&mut self, cx: &mut Context<'_>, shared: &Shared, state: &mut State) {
+    fn quiet(&mut self, cx: &mut Context<'_>, shared: &Arc<Shared>, state: &mut State) {
         // A new attachment wakes this task even while the current stream
         // is silent (a resume may come before a break shows here).
         keep_waker(&mut state.receiver_waker, cx.waker());
         let timer = match &mut self.timer {
+            // Armed: nothing to do until it fires, which the link marks.
+            Some(_) if !std::mem::take(&mut state.ack_timer_fired) => return,
             Some(timer) => timer,
             None if state.received == state.acknowledged => return,
             None => {
                 self.armed_at = state.acknowledged;
+                state.ack_timer_fired = false;
                 self.timer.insert(Box::pin(tokio::time::sleep_until(
                     Instant::now() + ACK_DELAY,
                 )))
             }
         };
+        // The timer wakes the link, which marks it fired for this receiver
+        // and wakes whatever task reads it now.
+        let waker = Waker::from(shared.clone());
+        let mut marks = Context::from_waker(&waker);
         loop {
-            if self.waker.holds(cx) && !timer.is_elapsed() {
+            if timer.as_mut().poll(&mut marks).is_pending() {
                 return;
             }
-            let pending = timer.as_mut().poll(cx).is_pending();
-            self.waker.polled(cx, pending);
-            if pending {
-                return;
-            }
-            // Fired: `polled` has let go of its waker already.
             match fired(state.received, state.acknowledged, self.armed_at) {
                 Fired::LetGo => {
                     self.timer = None;

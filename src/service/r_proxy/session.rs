@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::AsyncWriteExt;
 use tokio::time::timeout;
 use tracing::{Instrument, debug, info, warn};
 
@@ -26,7 +26,7 @@ use crate::line::{Opened, new_session_id};
 use crate::mqtt::{ClientConnect, PacketReader, receive_connect};
 use crate::mqtt::{Version, client_id, replies};
 use crate::net::connector::BoxedStream;
-use crate::net::counted::{ByteCounts, Counted};
+use crate::net::counted::{self, CountedReader, CountedWriter};
 use crate::net::woken::OnWake;
 use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::{METRICS, SessionGuard};
@@ -54,9 +54,8 @@ enum FirstEnd {
 /// relays, mostly idle, does not keep room for it.
 struct Relaying {
     version: Version,
-    reader: PacketReader<ReadHalf<Counted<BoxedStream>>>,
-    wr: WriteHalf<Counted<BoxedStream>>,
-    counts: ByteCounts,
+    reader: PacketReader<CountedReader<BoxedStream>>,
+    wr: CountedWriter<BoxedStream>,
     client_id: String,
     session_id: String,
     /// The last sequence number sent to the s-proxy.
@@ -109,8 +108,7 @@ async fn open(
 ) -> Option<Box<Relaying>> {
     let live = &arrival.live;
     let config = &live.config;
-    let (stream, counts) = Counted::new(stream);
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (mut rd, mut wr) = counted::split(stream);
     let ClientConnect {
         version,
         packet: connect,
@@ -223,7 +221,6 @@ async fn open(
         version,
         reader,
         wr,
-        counts,
         client_id,
         session_id,
         sequence_id,
@@ -244,7 +241,6 @@ async fn relay(mut relaying: Box<Relaying>) {
         version,
         reader,
         wr,
-        counts,
         client_id,
         session_id,
         sequence_id,
@@ -432,12 +428,13 @@ async fn relay(mut relaying: Box<Relaying>) {
             let _ = wr.write_all(&farewell).await;
         }
         let _ = wr.shutdown().await;
+        let counts = wr.get_ref().counts();
         info!(
             session = %session_id,
             reason = session.reason(),
             duration_ms = began.elapsed().as_millis() as u64,
-            bytes_from_client = counts.read(),
-            bytes_to_client = counts.written(),
+            bytes_from_client = counts.read,
+            bytes_to_client = counts.written,
             "closed"
         );
     }

@@ -247,6 +247,11 @@ impl<'a, W> TakeoverWriter<'a, W> {
     pub fn new(inner: W, acceptance: Option<Acceptance<'a>>) -> Self {
         Self { inner, acceptance }
     }
+
+    /// The writer it wraps.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
 }
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for TakeoverWriter<'_, W> {

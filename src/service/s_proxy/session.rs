@@ -8,7 +8,6 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::{ReadHalf, WriteHalf};
 use tokio::time::timeout;
 use tonic::Status;
 use tracing::{Instrument, debug, info, warn};
@@ -25,7 +24,7 @@ use crate::line::{
 use crate::mqtt::{self, PacketReader, Version};
 use crate::net::broker::BrokerConnector;
 use crate::net::connector::BoxedStream;
-use crate::net::counted::{ByteCounts, Counted};
+use crate::net::counted::{self, CountedReader, CountedWriter};
 use crate::net::woken::OnWake;
 use crate::ops::session_span::SessionSpan;
 use crate::ops::telemetry::{METRICS, SessionGuard};
@@ -71,9 +70,8 @@ impl Line {
 /// mostly idle, does not keep room for it.
 struct Broker {
     version: Version,
-    reader: PacketReader<ReadHalf<Counted<BoxedStream>>>,
-    wr: WriteHalf<Counted<BoxedStream>>,
-    counts: ByteCounts,
+    reader: PacketReader<CountedReader<BoxedStream>>,
+    wr: CountedWriter<BoxedStream>,
     session: SessionGuard,
     opened_at: Instant,
 }
@@ -160,8 +158,7 @@ async fn open(
     METRICS.connected_after(MODE, connecting.elapsed());
     let session = METRICS.session(MODE);
     info!(broker = %config.broker, %version, resumable = line.link.is_some(), "session open");
-    let (broker, counts) = Counted::new(broker);
-    let (broker_rd, mut broker_wr) = tokio::io::split(broker);
+    let (broker_rd, mut broker_wr) = counted::split(broker);
     let mut connect_bytes = bytes::BytesMut::new();
     mqtt::encode(&connect, &mut connect_bytes);
     if let Err(e) = tokio::io::AsyncWriteExt::write_all(&mut broker_wr, &connect_bytes).await {
@@ -173,7 +170,6 @@ async fn open(
         version,
         reader: PacketReader::new(broker_rd, config.max_packet_size.get()),
         wr: broker_wr,
-        counts,
         session,
         opened_at: connecting,
     }))
@@ -194,7 +190,6 @@ async fn relay(
         version,
         reader,
         wr: broker_wr,
-        counts,
         session,
         opened_at,
     } = &mut *broker;
@@ -312,11 +307,12 @@ async fn relay(
             }
         }
         line.end(&mut sequence_id, drain, r_proxy_done).await;
+        let counts = broker_wr.counts();
         info!(
             reason = session.reason(),
             duration_ms = opened_at.elapsed().as_millis() as u64,
-            bytes_to_broker = counts.written(),
-            bytes_from_broker = counts.read(),
+            bytes_to_broker = counts.written,
+            bytes_from_broker = counts.read,
             "session closed"
         );
     }
