@@ -38,7 +38,7 @@ pub use packet::{
     CodecError, PACKET_TYPE_NAMES, Packet, decode, encode, packet_type_name, packet_type_name_of,
     wire_size,
 };
-pub(crate) use packet::{check_publish, has_wildcard, is_utf8};
+pub(crate) use packet::{has_wildcard, is_topic_name};
 pub use reason::reason_name;
 pub use topic::{TopicError, check_topic_filter, check_topic_name, topic_matches};
 pub use version::{ProtocolLevel, Version, connect_protocol};

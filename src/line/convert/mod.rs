@@ -16,7 +16,7 @@ mod publish_fast_path;
 mod v3;
 mod v5;
 
-pub use publish_fast_path::{PlainPublish, ReadPublish, encode_plain_publish, encode_publish};
+pub use publish_fast_path::{PlainPublish, ReadPublish, encode_publish};
 
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::mqtt::{Packet, Version, replies};

@@ -12,9 +12,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::line::proto::mqtt::mqtt_stream_message::Payload;
 use crate::line::proto::{mqttv3, mqttv5};
-use crate::mqtt::{
-    PUBLISH, PublishBytes, RawPacket, Version, check_publish, has_wildcard, is_utf8,
-};
+use crate::mqtt::{PUBLISH, PublishBytes, RawPacket, Version, has_wildcard, is_topic_name};
 
 /// A plain PUBLISH as it was read from MQTT: checked as the general path
 /// would accept it, and kept as the bytes it came in (its payload is not
@@ -55,12 +53,11 @@ impl ReadPublish {
         }
         let body = raw.body();
         let publish = PublishBytes::parse(version, raw.flags(), body)?;
-        if !is_utf8(publish.topic) {
-            return None;
-        }
         let (qos, message_id) = (publish.qos, publish.packet_id);
-        // What the protocol forbids is the general path's to refuse.
-        if check_publish(publish.topic, false, (qos > 0).then_some(message_id)).is_err() {
+        // What the protocol forbids (a topic that is no topic name, an
+        // empty one, packet id 0) is the general path's to refuse.
+        if !is_topic_name(publish.topic) || publish.topic.is_empty() || (qos > 0 && message_id == 0)
+        {
             return None;
         }
         // MQTT 5: only an empty property list is plain.
@@ -215,12 +212,18 @@ pub(super) fn plain_publish(payload: &Payload) -> Option<(Version, PlainPublish<
 /// fields the general path would refuse or treat specially.
 pub fn encode_publish(payload: &Payload, version: Version, out: &mut BytesMut) -> Option<usize> {
     let (plain_version, plain) = plain_publish(payload)?;
-    encode_plain_publish(plain_version, &plain, version, out)
+    // prost read the topic as text; wildcards are the general path's.
+    if has_wildcard(plain.topic) {
+        return None;
+    }
+    encode_named_publish(plain_version, &plain, version, out)
 }
 
 /// As [`encode_publish`], for the fields of a plain PUBLISH of
-/// `plain_version` wherever they are.
-pub fn encode_plain_publish(
+/// `plain_version` wherever they are, whose topic is known to be a topic
+/// name as far as its bytes go ([`is_topic_name`]): the envelopes
+/// [`read_publish`](super::envelope_wire::read_publish) reads.
+pub(super) fn encode_named_publish(
     plain_version: Version,
     plain: &PlainPublish<'_>,
     version: Version,
@@ -232,7 +235,6 @@ pub fn encode_plain_publish(
     let qos = u8::try_from(plain.qos).ok().filter(|q| *q <= 2)?;
     let topic_len = u16::try_from(plain.topic.len()).ok()?;
     if topic_len == 0
-        || has_wildcard(plain.topic)
         || (qos == 0 && plain.dup)
         || (qos > 0 && !(1..=u32::from(u16::MAX)).contains(&plain.message_id))
     {

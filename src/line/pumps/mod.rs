@@ -10,8 +10,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tonic::Status;
 
 use crate::line::convert::{
-    ConvertError, ReadPublish, encode_plain_publish, encode_publish, packet_to_payload,
-    payload_to_packet,
+    ConvertError, ReadPublish, encode_publish, packet_to_payload, payload_to_packet,
 };
 use crate::line::proto::mqtt::session_control::ControlType;
 use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage, mqtt_stream_message::Payload};
@@ -248,15 +247,13 @@ pub fn encode_received(
     out: &mut BytesMut,
 ) -> Result<Step, ConvertError> {
     match message {
-        Received::Publish(publish) => {
-            match encode_plain_publish(publish.version(), &publish.fields(), version, out) {
-                Some(n) => {
-                    counters.count(3, "publish", n);
-                    Ok(Step::Continue)
-                }
-                None => encode_envelope(publish.to_envelope(), version, counters, out),
+        Received::Publish(publish) => match publish.put_mqtt(version, out) {
+            Some(n) => {
+                counters.count(3, "publish", n);
+                Ok(Step::Continue)
             }
-        }
+            None => encode_envelope(publish.to_envelope(), version, counters, out),
+        },
         Received::Envelope(envelope) => encode_envelope(*envelope, version, counters, out),
     }
 }

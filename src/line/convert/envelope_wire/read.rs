@@ -1,15 +1,17 @@
 //! Reading an envelope that holds a plain PUBLISH, written in the order
 //! prost writes it; `None` for anything else, which prost then reads.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::{
     ACKNOWLEDGED_KEY, DIRECTION, DUP, Head, LEN, MESSAGE_ID, PACKET_PUBLISH, PAYLOAD, QOS, RETAIN,
     SEQUENCE_ID, TOPIC, V3_PACKET, V5_PACKET, VARINT, key,
 };
-use crate::line::convert::publish_fast_path::{OwnedPublish, PlainPublish, plain_payload};
+use crate::line::convert::publish_fast_path::{
+    OwnedPublish, PlainPublish, encode_named_publish, plain_payload,
+};
 use crate::line::proto::mqtt::MqttStreamMessage;
-use crate::mqtt::{Version, is_utf8};
+use crate::mqtt::{Version, is_topic_name};
 
 /// Reads the protobuf fields of one message: `bytes[at..]`, where `bytes`
 /// ends with the message and `at` counts from the envelope's start.
@@ -148,6 +150,14 @@ impl PublishEnvelope<'_> {
         }
     }
 
+    /// Appends its PUBLISH to `out` as MQTT `version` writes it and returns
+    /// the packet's length, or `None` (nothing written) when the general
+    /// path must decide (see [`encode_named_publish`]).
+    pub fn put_mqtt(&self, version: Version, out: &mut BytesMut) -> Option<usize> {
+        // Its topic was found to be a topic name when it was read.
+        encode_named_publish(self.version, &self.fields(), version, out)
+    }
+
     /// The envelope as prost reads it.
     pub fn to_envelope(&self) -> MqttStreamMessage {
         let p = &self.publish;
@@ -214,7 +224,7 @@ fn extents(bytes: &[u8]) -> Option<(Head, Version, Extents)> {
         } else {
             0
         };
-    if !envelope.is_done() || !is_utf8(&bytes[publish.topic.0..publish.topic.1]) {
+    if !envelope.is_done() || !is_topic_name(&bytes[publish.topic.0..publish.topic.1]) {
         return None;
     }
     let head = Head {

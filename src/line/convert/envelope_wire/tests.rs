@@ -73,10 +73,13 @@ proptest! {
     #[test]
     fn reads_what_prost_reads(envelope in envelopes()) {
         let bytes = Bytes::from(envelope.encode_to_vec());
-        // A negative enum value (ten bytes on the wire) is prost's to read.
-        let negative = plain_publish(&envelope)
-            .is_some_and(|(_, f)| f.qos < 0 || envelope.direction < 0);
-        prop_assert_eq!(read::read_publish(&bytes).is_some(), !negative, "read here, not by prost");
+        // A negative enum value (ten bytes on the wire) is prost's to read,
+        // and so is a topic with a wildcard (no topic name: the general path
+        // refuses it).
+        let prost_s = plain_publish(&envelope).is_some_and(|(_, f)| {
+            f.qos < 0 || envelope.direction < 0 || f.topic.contains(&b'+') || f.topic.contains(&b'#')
+        });
+        prop_assert_eq!(read::read_publish(&bytes).is_some(), !prost_s, "read here, not by prost");
         prop_assert_eq!(decode(bytes).ok(), Some(envelope));
     }
 
