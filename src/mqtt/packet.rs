@@ -273,6 +273,25 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn a_topic_name_is_utf8_without_a_wildcard(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(b'+'),
+                    proptest::prelude::Just(b'#'),
+                    0x20u8..0x7f,
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..40,
+            )
+        ) {
+            let text = std::str::from_utf8(&bytes);
+            let expected = text.is_ok_and(|t| !t.contains(['+', '#']));
+            proptest::prop_assert_eq!(is_topic_name(&bytes), expected);
+        }
+    }
+
     /// Inputs found by the `mqtt_framer` fuzz target: packets the parser
     /// accepts but the protocol (and the far proxy's builder) refuses.
     #[test]
