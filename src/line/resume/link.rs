@@ -10,7 +10,7 @@
 //! generation, so whatever still holds the old stream knows to let go.
 
 use std::sync::Arc;
-use std::task::{Wake, Waker};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -19,7 +19,7 @@ use tonic::Status;
 
 use super::envelopes;
 use super::replay::ReplayBuffer;
-use crate::line::proto::mqtt::{MessageDirection, MqttStreamMessage};
+use crate::line::proto::mqtt::MqttStreamMessage;
 use crate::mqtt::Version;
 use crate::ops::telemetry::METRICS;
 
@@ -30,25 +30,7 @@ pub use crate::line::outlet::Outlet;
 /// The peer's envelopes on one gRPC call.
 pub use crate::line::Inbound;
 
-/// Which end of the line: it decides what happens to pings in a gap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
-    /// The r-proxy: answers its client's PINGREQ itself during a gap.
-    Edge,
-    /// The s-proxy: pings the broker on the client's behalf during a gap
-    /// and keeps the answers to itself.
-    Cloud,
-}
-
-impl End {
-    /// The direction of the envelopes this end sends.
-    pub fn direction(self) -> MessageDirection {
-        match self {
-            End::Edge => MessageDirection::ClientToBroker,
-            End::Cloud => MessageDirection::BrokerToClient,
-        }
-    }
-}
+pub use super::end::End;
 
 /// The link is over; nothing more can be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,24 +102,6 @@ pub(super) struct Shared {
     pub ack_weight: usize,
     /// The process's replay buffer bytes for this mode.
     pub replay_gauge: prometheus_client::metrics::gauge::Gauge,
-}
-
-/// The receiver's acknowledgement timer fired: marked for it, and it is
-/// woken.
-impl Wake for Shared {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let mut state = self.lock();
-        state.ack_timer_fired = true;
-        let receiver = state.receiver_waker.take();
-        drop(state);
-        if let Some(waker) = receiver {
-            waker.wake();
-        }
-    }
 }
 
 impl Shared {

@@ -26,6 +26,7 @@
 //! one [`Burst`] and receives a DATA chunk's envelopes in one call.
 
 mod burst;
+mod end;
 pub mod envelopes;
 pub mod grant;
 mod hold;

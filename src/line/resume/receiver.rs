@@ -7,7 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use futures_util::Stream;
@@ -273,6 +273,24 @@ impl AckTimer {
             }
             self.armed_at = state.acknowledged;
             timer.as_mut().reset(Instant::now() + ACK_DELAY);
+        }
+    }
+}
+
+/// The receiver's acknowledgement timer fired: marked for it, and it is
+/// woken.
+impl Wake for Shared {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let mut state = self.lock();
+        state.ack_timer_fired = true;
+        let receiver = state.receiver_waker.take();
+        drop(state);
+        if let Some(waker) = receiver {
+            waker.wake();
         }
     }
 }
