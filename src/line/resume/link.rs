@@ -10,9 +10,11 @@
 //! generation, so whatever still holds the old stream knows to let go.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::task::Waker;
 use std::time::{Duration, Instant};
 
+use futures_util::task::AtomicWaker;
 use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::Notify;
 use tonic::Status;
@@ -47,11 +49,6 @@ pub(super) struct State {
     /// (Boxed, as the receiver keeps it: a stream's state is 232 bytes.)
     pub fresh_inbound: Option<Box<Inbound>>,
     pub receiver_waker: Option<Waker>,
-    /// The receiver's acknowledgement timer fired and it has not looked
-    /// yet (the timer wakes the link, [`Shared`]'s `Wake`, which sets this
-    /// and wakes the receiver: a busy receiver looks here, in memory it
-    /// holds locked anyway, rather than at the timer's).
-    pub ack_timer_fired: bool,
     /// The highest sequence received from the peer.
     pub received: u64,
     /// The last acknowledgement sent, and what arrived since.
@@ -102,6 +99,13 @@ pub(super) struct Shared {
     pub ack_weight: usize,
     /// The process's replay buffer bytes for this mode.
     pub replay_gauge: prometheus_client::metrics::gauge::Gauge,
+    /// The receiver's acknowledgement timer fired and the receiver has not
+    /// looked yet, and the task to wake when it does: the timer wakes the
+    /// link (`Wake for Shared`), so a busy receiver looks here, beside the
+    /// state it locks anyway, rather than at the timer. Atomics, not the
+    /// state's lock: a timer may wake from within a poll that holds it.
+    pub ack_timer_fired: AtomicBool,
+    pub ack_timer_waker: AtomicWaker,
 }
 
 impl Shared {
@@ -218,7 +222,6 @@ impl Link {
                     generation: 0,
                     fresh_inbound: Some(Box::new(inbound)),
                     receiver_waker: None,
-                    ack_timer_fired: false,
                     received: 0,
                     acknowledged: 0,
                     unacknowledged_weight: 0,
@@ -239,6 +242,8 @@ impl Link {
                 end,
                 ack_weight: super::receiver::ack_weight(peer_replay_bytes),
                 replay_gauge: METRICS.replay_buffer_gauge(mode),
+                ack_timer_fired: AtomicBool::new(false),
+                ack_timer_waker: AtomicWaker::new(),
             }),
         }
     }

@@ -7,6 +7,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -236,13 +237,22 @@ impl AckTimer {
         // is silent (a resume may come before a break shows here).
         keep_waker(&mut state.receiver_waker, cx.waker());
         let timer = match &mut self.timer {
-            // Armed: nothing to do until it fires, which the link marks.
-            Some(_) if !std::mem::take(&mut state.ack_timer_fired) => return,
-            Some(timer) => timer,
+            // Armed: nothing to do until it fires, which the link marks
+            // (the task to wake is kept before the mark is read, so a firing
+            // between the two is not lost).
+            Some(timer) => {
+                shared.ack_timer_waker.register(cx.waker());
+                if !shared.ack_timer_fired.load(Ordering::Acquire) {
+                    return;
+                }
+                shared.ack_timer_fired.store(false, Ordering::Relaxed);
+                timer
+            }
             None if state.received == state.acknowledged => return,
             None => {
                 self.armed_at = state.acknowledged;
-                state.ack_timer_fired = false;
+                shared.ack_timer_fired.store(false, Ordering::Relaxed);
+                shared.ack_timer_waker.register(cx.waker());
                 self.timer.insert(Box::pin(tokio::time::sleep_until(
                     Instant::now() + ACK_DELAY,
                 )))
@@ -285,13 +295,8 @@ impl Wake for Shared {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let mut state = self.lock();
-        state.ack_timer_fired = true;
-        let receiver = state.receiver_waker.take();
-        drop(state);
-        if let Some(waker) = receiver {
-            waker.wake();
-        }
+        self.ack_timer_fired.store(true, Ordering::Release);
+        self.ack_timer_waker.wake();
     }
 }
 
