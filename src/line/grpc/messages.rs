@@ -107,6 +107,9 @@ impl<M> Messages<M> {
     where
         F: FnMut(&[u8]) -> Result<bool, Status>,
     {
+        // Set when the chunk taken last was the last waiting: the stream
+        // then holds this task's waker already.
+        let mut drained = false;
         loop {
             if self.reading == Reading::Data {
                 loop {
@@ -119,9 +122,12 @@ impl<M> Messages<M> {
                         Ok(None) => break,
                     }
                 }
+                if drained {
+                    return Poll::Pending;
+                }
             }
             match ready!(self.poll_more(cx)) {
-                More::Data => {}
+                More::Data { last } => drained = last,
                 More::Over => return Poll::Ready(None),
                 More::Failed(status) => return Poll::Ready(Some(Err(status))),
             }
@@ -141,9 +147,9 @@ impl<M> Messages<M> {
                     // Taken, the chunk's bytes are released: the window may
                     // be refilled (the chunk is decoded before more is read).
                     match ready!(body.poll_taken(cx)) {
-                        Some(Ok(chunk)) => {
+                        Some(Ok((chunk, last))) => {
                             self.frames.push(chunk);
-                            return Poll::Ready(More::Data);
+                            return Poll::Ready(More::Data { last });
                         }
                         Some(Err(e)) => {
                             return Poll::Ready(More::Failed(self.failed(status::from_http2(&e))));
@@ -184,8 +190,9 @@ impl<M> Messages<M> {
 
 /// What [`Messages::poll_more`] found.
 enum More {
-    /// A chunk of DATA, now in the deframer.
-    Data,
+    /// A chunk of DATA, now in the deframer; `last` when it was the last
+    /// waiting and the stream holds the task's waker.
+    Data { last: bool },
     /// The messages are over: a clean end, or an error reported before.
     Over,
     /// The messages failed; nothing more is read.
@@ -197,12 +204,17 @@ impl<M: WireDecode> Stream for Messages<M> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        // As in `poll_each_in_place`.
+        let mut drained = false;
         loop {
             if let Some(message) = this.next_taken() {
                 return Poll::Ready(Some(message));
             }
+            if drained {
+                return Poll::Pending;
+            }
             match ready!(this.poll_more(cx)) {
-                More::Data => {}
+                More::Data { last } => drained = last,
                 More::Over => return Poll::Ready(None),
                 More::Failed(status) => return Poll::Ready(Some(Err(status))),
             }
@@ -269,6 +281,53 @@ mod tests {
         .await;
         assert!(ended.is_none(), "a clean end: {ended:?}");
         assert_eq!(got, [1, 2, 3, 4, 5, 6], "the rest, the cut one whole");
+    }
+
+    /// A task's waker that tells whoever waits for its wake-ups.
+    struct Woken(tokio::sync::Notify);
+
+    impl std::task::Wake for Woken {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.notify_one();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_took_the_last_chunk_is_woken_by_the_next() {
+        let (mut requests, body, _response) = testing::call().await;
+        let mut messages = testing::served::<MqttStreamMessage>(body);
+        let woken = std::sync::Arc::new(Woken(tokio::sync::Notify::new()));
+        let waker = std::task::Waker::from(woken.clone());
+        let mut got = Vec::new();
+        // Polls as a task would, each time its waker was used: `false` if
+        // it was not within the time allowed.
+        let mut poll_when_woken = async |got: &mut Vec<u64>| {
+            if tokio::time::timeout(Duration::from_secs(5), woken.0.notified())
+                .await
+                .is_err()
+            {
+                return false;
+            }
+            let mut cx = Context::from_waker(&waker);
+            let polled = messages.poll_each_in_place(&mut cx, |bytes| {
+                got.push(sequence_id(bytes));
+                Ok(true)
+            });
+            assert!(polled.is_pending(), "the stream goes on: {polled:?}");
+            true
+        };
+        woken.0.notify_one(); // a task's first poll
+        assert!(poll_when_woken(&mut got).await);
+        let framed = |n| framing::encode(&MqttStreamMessage::numbered(n), 1024).expect("small");
+        requests.send_data(framed(1), false).expect("sent");
+        assert!(poll_when_woken(&mut got).await, "woken by the first");
+        assert_eq!(got, [1], "the only chunk waiting, taken and read");
+        requests.send_data(framed(2), false).expect("sent");
+        assert!(
+            poll_when_woken(&mut got).await,
+            "the poll that took the last chunk left the waker with the stream"
+        );
+        assert_eq!(got, [1, 2]);
     }
 
     #[tokio::test]

@@ -197,12 +197,20 @@ impl RecvStream {
     /// with [`RecvStream::release`] once taken, or the peer stops.
     pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
         self.poll_chunk(cx, false)
+            .map(|chunk| chunk.map(|taken| taken.map(|(chunk, _)| chunk)))
     }
 
     /// [`RecvStream::poll_data`] and [`RecvStream::release`] of what it
     /// gives, under one lock: for a reader that consumes each chunk
-    /// before it asks for the next.
-    pub fn poll_taken(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+    /// before it asks for the next. With the chunk, whether it was the
+    /// last one waiting while the stream stays open: then the task's waker
+    /// is already left with the stream, as a `Pending` would leave it, so a
+    /// reader that consumes the chunk within this poll need not ask again
+    /// before it waits.
+    pub fn poll_taken(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(Bytes, bool), Error>>> {
         self.poll_chunk(cx, true)
     }
 
@@ -210,17 +218,23 @@ impl RecvStream {
         &mut self,
         cx: &mut Context<'_>,
         release: bool,
-    ) -> Poll<Option<Result<Bytes, Error>>> {
+    ) -> Poll<Option<Result<(Bytes, bool), Error>>> {
         let mut state = self.stream.lock();
         let id = self.stream.id;
         let Some(stream) = state.streams.get_mut(&id) else {
             return Poll::Ready(Some(Err(Error::Closed)));
         };
         if let Some(chunk) = stream.received.pop() {
+            let last = release
+                && stream.received.is_empty()
+                && matches!(stream.receiving, Receiving::Open);
+            if last {
+                keep_waker(&mut stream.recv_waker, cx.waker());
+            }
             if release {
                 state.release(id, chunk.len());
             }
-            return Poll::Ready(Some(Ok(chunk)));
+            return Poll::Ready(Some(Ok((chunk, last))));
         }
         match &stream.receiving {
             Receiving::Open => {
