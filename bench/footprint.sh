@@ -16,8 +16,11 @@
 # libc's `epoll_wait`, which each turn calls once (tokio's `Driver::turn`
 # may be inlined: a build with profile-guided optimisation inlines it).
 # The figures are the mean over the last MESSAGES messages (the session's
-# end excluded) and the union over them, and the functions whose code
-# lines a message touches most.
+# end excluded) and the union over them; then, as means a message, the
+# functions whose code lines a message touches most (libc's by its nearest
+# exported name), where its data lines lie (the stack, the heap, the
+# binary's statics), which functions touch them first, the stack's lines
+# by function, and the binary's statics by name.
 #
 #   bash bench/footprint.sh
 #   PROXIES="r-proxy" MESSAGES=100 bash bench/footprint.sh
@@ -106,6 +109,7 @@ for proxy in $PROXIES; do
     [ -n "$libc_base" ] && [ -n "$offset" ] || { echo "footprint.sh: no epoll_wait in $proxy's libc" >&2; exit 1; }
     mark=$(printf '%x' $((0x$libc_base + 0x$offset)))
     "$BIN" bench latency -L "tcp://127.0.0.1:$port" -n "$((MESSAGES + 20))" --json >/dev/null
+    cp "/proc/$pid/maps" "$WORK/$proxy.maps"
     # Ended at once: what it would do on its way out is not a message's.
     kill -KILL "$pid"
     wait "$pid" 2>/dev/null || true
@@ -115,11 +119,13 @@ for proxy in $PROXIES; do
     done
     [ -e "$WORK/$proxy.written" ] || { echo "footprint.sh: $proxy's trace was not written" >&2; exit 1; }
     nm -n -C --defined-only "$binary" >"$WORK/$proxy.symbols"
-    TRACED+=("$proxy=$base=$mark")
+    # libc's functions too, where libc is mapped (its own lines by name).
+    nm -n -D --defined-only "$libc" >"$WORK/$proxy.libc"
+    TRACED+=("$proxy=$base=$mark=$libc_base")
 done
 
 python3 - "$WORK" "$MESSAGES" "$TOP" "${TRACED[@]}" <<'PY'
-import bisect, collections, os, sys
+import bisect, collections, functools, os, sys
 work, messages, top = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 
 print(f"### Cache lines touched per sequential message ({messages} messages, lackey)")
@@ -128,14 +134,20 @@ print("| process | code lines | data lines | KiB | instructions | union of all m
 print("| --- | ---: | ---: | ---: | ---: | --- |")
 details = []
 for entry in sys.argv[4:]:
-    name, base, mark = entry.split("=")
-    base, mark = int(base, 16), int(mark, 16)
-    starts, names = [], []
+    name, base, mark, libc_base = entry.split("=")
+    base, mark, libc_base = int(base, 16), int(mark, 16), int(libc_base, 16)
+    starts, names, data_starts, data_names = [], [], [], []
+    libc = sorted((int(parts[0], 16) + libc_base, "libc: " + parts[2])
+                  for parts in (l.split(" ", 2) for l in open(os.path.join(work, f"{name}.libc")))
+                  if len(parts) == 3 and parts[1] in "tTwWiI")
     for line in open(os.path.join(work, f"{name}.symbols")):
         parts = line.rstrip("\n").split(" ", 2)
         if len(parts) == 3 and parts[1] in "tTwW":
             starts.append(int(parts[0], 16) + base)
             names.append(parts[2])
+        elif len(parts) == 3 and parts[1] in "dDbBvV":
+            data_starts.append(int(parts[0], 16) + base)
+            data_names.append(parts[2])
     # Records of the trace: (is code, first line, last line); a message
     # starts at every second turn of the driver.
     records, turns = [], []
@@ -168,19 +180,107 @@ for entry in sys.argv[4:]:
     mean = [sum(p[i] for p in per) / len(per) for i in range(3)]
     print(f"| {name} | {mean[0]:,.0f} | {mean[1]:,.0f} | {(mean[0] + mean[1]) * 64 / 1024:.1f} "
           f"| {mean[2]:,.0f} | {len(union[0]):,} / {len(union[1]):,} |")
-    # Code lines of the last message by function.
-    lo, hi = bounds[-2], bounds[-1]
-    lines = {first for is_code, first, _ in records[lo:hi] if is_code}
-    by_function = collections.Counter()
-    for line in lines:
+    libc_starts = [a for a, _ in libc]
+    def function_of(line):
         k = bisect.bisect_right(starts, line << 6) - 1
         inside = k >= 0 and (line << 6) - starts[k] < 1 << 20
-        by_function[names[k] if inside else "(outside the binary: libc, the loader, vdso)"] += 1
-    details.append((name, by_function))
-for name, by_function in details:
+        if inside:
+            return names[k]
+        k = bisect.bisect_right(libc_starts, line << 6) - 1
+        if k >= 0 and (line << 6) - libc_starts[k] < 1 << 14:
+            return libc[k][1]
+        return "(outside the binary and libc: the loader, vdso)"
+    # Where each data line lies: the process's mappings when it was stopped.
+    regions = []
+    for line in open(os.path.join(work, f"{name}.maps")):
+        fields = line.split()
+        lo_hi = fields[0].split("-")
+        path = fields[5] if len(fields) > 5 else ""
+        size = int(lo_hi[1], 16) - int(lo_hi[0], 16)
+        label = ("stack" if path.startswith("[stack") else
+                 "heap (brk)" if path == "[heap]" else
+                 "the binary's data" if path and not path.startswith("[") and "/lib" not in path else
+                 "libraries' data" if path else
+                 f"anonymous mapping at {fields[0].split('-')[0]}, {size // 1024:,} KiB")
+        regions.append((int(lo_hi[0], 16), int(lo_hi[1], 16), label))
+    def region_of(line):
+        a = line << 6
+        for lo_, hi_, label in regions:
+            if lo_ <= a < hi_:
+                return label
+        return "unmapped at the end (freed mappings)"
+    # Over the messages: code lines by function, data lines by where they
+    # lie and by the function that touched them first (means a message).
+    function_of = functools.lru_cache(maxsize=None)(function_of)
+    region_of = functools.lru_cache(maxsize=None)(region_of)
+    by_function, by_region = collections.Counter(), collections.Counter()
+    data_by_function, stack_by_function = collections.Counter(), collections.Counter()
+    touched_data, statics_by_function = collections.Counter(), collections.Counter()
+    top_region = None
+    for lo, hi in zip(bounds, bounds[1:]):
+        lines, data_first = set(), {}
+        current = None
+        for is_code, first, last in records[lo:hi]:
+            if is_code:
+                lines.add(first)
+                current = first
+            else:
+                for line in (first, last):
+                    data_first.setdefault(line, current)
+        by_function.update(function_of(line) for line in lines)
+        by_region.update(region_of(line) for line in data_first)
+        data_by_function.update(
+            function_of(code) if code is not None else "?" for code in data_first.values())
+        # The thread's stack: the highest mapping a message touches (under
+        # valgrind the client's stack is an anonymous mapping at the top).
+        if top_region is None and data_first:
+            top_region = region_of(max(data_first))
+        stack_by_function.update(
+            function_of(code) if code is not None else "?"
+            for line, code in data_first.items() if region_of(line) == top_region)
+        touched_data.update(line for line in data_first if region_of(line) == "the binary's data")
+        statics_by_function.update(
+            function_of(code) if code is not None else "?"
+            for line, code in data_first.items() if region_of(line) == "the binary's data")
+    # The binary's own data: which statics.
+    def static_of(line):
+        k = bisect.bisect_right(data_starts, line << 6) - 1
+        return data_names[k] if k >= 0 else "?"
+    statics = collections.Counter()
+    for line, n in touched_data.items():
+        statics[static_of(line)] += n
+    details.append((name, by_function, by_region, data_by_function, top_region, stack_by_function,
+                    statics, statics_by_function))
+for (name, by_function, by_region, data_by_function, top_region, stack_by_function, statics,
+     statics_by_function) in details:
     print()
-    print(f"{name}, code lines of one message by function:")
+    print(f"{name}, code lines a message touches, by function (mean):")
     print()
     for function, n in by_function.most_common(top):
-        print(f"- {n} {function[:160]}")
+        print(f"- {n / messages:.1f} {function[:160]}")
+    print()
+    print(f"{name}, data lines a message touches, by where they lie (mean):")
+    print()
+    for region, n in by_region.most_common():
+        print(f"- {n / messages:.1f} {region}")
+    print()
+    print(f"{name}, data lines a message touches, by the function that touched each first (mean):")
+    print()
+    for function, n in data_by_function.most_common(top):
+        print(f"- {n / messages:.1f} {function[:160]}")
+    print()
+    print(f"{name}, of them on the stack ({top_region}), by function (mean):")
+    print()
+    for function, n in stack_by_function.most_common(top):
+        print(f"- {n / messages:.1f} {function[:160]}")
+    print()
+    print(f"{name}, of them in the binary's data, by the static (or the one before it; mean):")
+    print()
+    for static, n in statics.most_common(top):
+        print(f"- {n / messages:.1f} {static[:160]}")
+    print()
+    print(f"{name}, the binary's data lines by the function that touched each first (mean):")
+    print()
+    for function, n in statics_by_function.most_common(top):
+        print(f"- {n / messages:.1f} {function[:160]}")
 PY
