@@ -235,13 +235,12 @@ for entry in sys.argv[4:]:
         # valgrind the client's stack is an anonymous mapping at the top).
         if top_region is None and data_first:
             top_region = region_of(max(data_first))
-        stack_by_function.update(
-            function_of(code) if code is not None else "?"
-            for line, code in data_first.items() if region_of(line) == top_region)
+        def touching(region):
+            return (function_of(code) if code is not None else "?"
+                    for line, code in data_first.items() if region_of(line) == region)
+        stack_by_function.update(touching(top_region))
         touched_data.update(line for line in data_first if region_of(line) == "the binary's data")
-        statics_by_function.update(
-            function_of(code) if code is not None else "?"
-            for line, code in data_first.items() if region_of(line) == "the binary's data")
+        statics_by_function.update(touching("the binary's data"))
     # The binary's own data: which statics.
     def static_of(line):
         k = bisect.bisect_right(data_starts, line << 6) - 1
@@ -251,36 +250,22 @@ for entry in sys.argv[4:]:
         statics[static_of(line)] += n
     details.append((name, by_function, by_region, data_by_function, top_region, stack_by_function,
                     statics, statics_by_function))
+def show(title, counter, limit):
+    """One breakdown: its title and its largest entries, as means a message."""
+    print()
+    print(title)
+    print()
+    for what, n in counter.most_common(limit):
+        print(f"- {n / messages:.1f} {what[:160]}")
 for (name, by_function, by_region, data_by_function, top_region, stack_by_function, statics,
      statics_by_function) in details:
-    print()
-    print(f"{name}, code lines a message touches, by function (mean):")
-    print()
-    for function, n in by_function.most_common(top):
-        print(f"- {n / messages:.1f} {function[:160]}")
-    print()
-    print(f"{name}, data lines a message touches, by where they lie (mean):")
-    print()
-    for region, n in by_region.most_common():
-        print(f"- {n / messages:.1f} {region}")
-    print()
-    print(f"{name}, data lines a message touches, by the function that touched each first (mean):")
-    print()
-    for function, n in data_by_function.most_common(top):
-        print(f"- {n / messages:.1f} {function[:160]}")
-    print()
-    print(f"{name}, of them on the stack ({top_region}), by function (mean):")
-    print()
-    for function, n in stack_by_function.most_common(top):
-        print(f"- {n / messages:.1f} {function[:160]}")
-    print()
-    print(f"{name}, of them in the binary's data, by the static (or the one before it; mean):")
-    print()
-    for static, n in statics.most_common(top):
-        print(f"- {n / messages:.1f} {static[:160]}")
-    print()
-    print(f"{name}, the binary's data lines by the function that touched each first (mean):")
-    print()
-    for function, n in statics_by_function.most_common(top):
-        print(f"- {n / messages:.1f} {function[:160]}")
+    show(f"{name}, code lines a message touches, by function (mean):", by_function, top)
+    show(f"{name}, data lines a message touches, by where they lie (mean):", by_region, None)
+    show(f"{name}, data lines a message touches, by the function that touched each first (mean):",
+         data_by_function, top)
+    show(f"{name}, of them on the stack ({top_region}), by function (mean):", stack_by_function, top)
+    show(f"{name}, of them in the binary's data, by the static (or the one before it; mean):",
+         statics, top)
+    show(f"{name}, the binary's data lines by the function that touched each first (mean):",
+         statics_by_function, top)
 PY
