@@ -311,18 +311,11 @@ async fn every_series_is_there_at_zero_before_the_first_client() {
         .parse()
         .unwrap();
     assert!(to_broker > 20, "{to_broker}");
-    // The client ended the session, so the r-proxy did: the s-proxy waits
-    // for no acknowledgement the r-proxy can no longer send (it did, for
-    // its drain timeout of 3 s).
-    let s_duration: u64 = s_proxy
-        .log_field("session closed", "duration_ms")
-        .await
-        .parse()
-        .unwrap();
-    assert!(
-        s_duration < 1_500,
-        "the s-proxy's session lasted {s_duration} ms"
-    );
+    // The client ended the session, so the r-proxy did: the s-proxy waited
+    // for nothing the r-proxy no longer sends (had that wait run out, at
+    // its drain timeout, a warning would precede the line above).
+    s_proxy.log_field("session closed", "duration_ms").await;
+    assert!(!s_proxy.logged("the r-proxy did not acknowledge the end of the session in time"));
     // Each line names its session in the session's span.
     assert_eq!(r_proxy.log_span_field("closed", "ingress").await, "tcp");
     assert!(

@@ -875,3 +875,61 @@ async fn with_mutual_tls_a_resume_must_come_from_the_same_certificate() {
     assert!(resumed.metadata.get("mqttbridge-resume-token").is_some());
     drop(opened);
 }
+
+/// A session's end waits only for what the peer will still send. Here the
+/// broker closes first (the client's DISCONNECT reached it before the
+/// r-proxy's TERMINATE reached the s-proxy), so the s-proxy sends TERMINATE
+/// and waits, bounded by its drain timeout (an hour here, longer than any
+/// wait of this test), for the r-proxy to acknowledge it, or to end the
+/// session itself. Either answer ends the s-proxy's stream at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ends_on_the_peers_acknowledgement_or_its_own_terminate() {
+    use mqttbridge::line::proto::mqtt::MessageDirection;
+    use mqttbridge::line::resume::envelopes;
+    let broker = Mosquitto::start("").await.unwrap();
+    let s_proxy = start_s_proxy(&broker.addr().to_string(), |c| {
+        c.drain_timeout_ms = "3600000".parse().unwrap();
+    })
+    .await;
+    for answer in ["acknowledgement", "terminate"] {
+        let client_id = format!("ends-by-{answer}");
+        let (raw, _) = open_resumable(plain_channel(s_proxy.addr).await, "", &client_id).await;
+        let RawStream {
+            tx, mut response, ..
+        } = raw;
+        let connack = bounded("CONNACK", response.message()).await;
+        assert_eq!(connack.unwrap().unwrap().sequence_id, 1);
+        tx.send(numbered(2, &packets::disconnect(Version::V5)))
+            .await
+            .unwrap();
+        let terminate = bounded("the s-proxy's TERMINATE once the broker closed", async {
+            loop {
+                let message = response.message().await.unwrap().expect("open");
+                if envelopes::is_terminate(&message) {
+                    return message;
+                }
+            }
+        })
+        .await;
+        let reply = match answer {
+            "acknowledgement" => {
+                envelopes::acknowledgement(MessageDirection::ClientToBroker, terminate.sequence_id)
+            }
+            // Acknowledging nothing: an r-proxy that ended the session too
+            // sends its TERMINATE and finishes its side.
+            _ => MqttStreamMessage {
+                sequence_id: 3,
+                payload: Some(envelopes::terminate()),
+                ..Default::default()
+            },
+        };
+        tx.send(reply).await.unwrap();
+        // An r-proxy that sent TERMINATE finishes its side; one that only
+        // acknowledged keeps it open, and the acknowledgement alone ends it.
+        let _open = (answer == "acknowledgement").then_some(tx);
+        bounded(&format!("the s-proxy's end after the {answer}"), async {
+            while response.message().await.unwrap().is_some() {}
+        })
+        .await;
+    }
+}

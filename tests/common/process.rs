@@ -243,6 +243,15 @@ impl ModeProcess {
         .await
     }
 
+    /// Whether a line whose message is `message` is in the log now.
+    pub fn logged(&self, message: &str) -> bool {
+        let text = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        text.lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|entry| entry["fields"]["message"].as_str() == Some(message))
+        })
+    }
+
     /// `GET /readyz`: the status and the body.
     pub async fn readyz(&self) -> (u16, String) {
         let stream = self.dialer.tcp(&self.admin).await.expect("admin reachable");

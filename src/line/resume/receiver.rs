@@ -95,6 +95,37 @@ impl LinkReceiver {
     }
 }
 
+impl Link {
+    /// After this end sent TERMINATE: until the peer has acknowledged
+    /// everything, or has ended the session itself (its TERMINATE, or its
+    /// stream failing). The peer's acknowledgements come in on the line, so
+    /// `receiver` is read meanwhile; what else comes is dropped, the session
+    /// being over. A stream ending without TERMINATE is a break and is
+    /// waited through, as anywhere else (callers bound the wait).
+    pub async fn ended_by_both(&self, receiver: &mut LinkReceiver) {
+        tokio::select! {
+            () = self.all_acknowledged() => {}
+            () = peer_ended(receiver) => {}
+        }
+    }
+}
+
+/// Reads and drops `receiver`'s envelopes until the peer's TERMINATE or the
+/// line's end.
+async fn peer_ended(receiver: &mut LinkReceiver) {
+    std::future::poll_fn(|cx| {
+        let read = receiver.poll_each(cx, |message| {
+            !message.envelope().is_some_and(envelopes::is_terminate)
+        });
+        match read {
+            Poll::Pending => Poll::Pending,
+            // The TERMINATE (`each` stopped the call), the end, a failure.
+            Poll::Ready(_) => Poll::Ready(()),
+        }
+    })
+    .await
+}
+
 /// One envelope at a time (the s-proxy reads the CONNECT so).
 impl Stream for LinkReceiver {
     type Item = Result<Received<'static>, Status>;

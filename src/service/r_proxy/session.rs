@@ -417,7 +417,7 @@ async fn relay(mut relaying: Box<Relaying>) {
                     envelopes::terminate(),
                 );
                 let _ = timeout(TERMINATE_WITHIN, line.send(end.into(), 0)).await;
-                let _ = timeout(TERMINATE_WITHIN, link.all_acknowledged()).await;
+                let _ = timeout(TERMINATE_WITHIN, link.ended_by_both(inbound)).await;
             }
             link.close();
         }

@@ -40,10 +40,10 @@ pub(super) struct Line {
 
 impl Line {
     /// Ends the line: on a resumable one, TERMINATE and (bounded) its
-    /// acknowledgement, so a break now is not taken for a resume to wait
-    /// for; a plain one half-closes. When the r-proxy has ended its side
-    /// (`peer_done`) it acknowledges nothing more, and nothing is awaited:
-    /// it is not going to resume.
+    /// acknowledgement or the r-proxy's own TERMINATE, so a break now is not
+    /// taken for a resume to wait for; a plain one half-closes. When the
+    /// r-proxy has ended its side (`peer_done`) it acknowledges nothing
+    /// more, and nothing is awaited: it is not going to resume.
     async fn end(&mut self, sequence_id: &mut u64, within: std::time::Duration, peer_done: bool) {
         if let Some(link) = &self.link {
             let end = envelope(
@@ -53,11 +53,11 @@ impl Line {
             );
             let said = async {
                 if self.sender.send(end.into(), 0).await.is_ok() && !peer_done {
-                    link.all_acknowledged().await;
+                    link.ended_by_both(&mut self.receiver).await;
                 }
             };
             if timeout(within, said).await.is_err() {
-                debug!("the r-proxy did not acknowledge the end of the session in time");
+                warn!("the r-proxy did not acknowledge the end of the session in time");
             }
             link.close();
         }
