@@ -52,7 +52,7 @@ crate::settings! {
         /// After the r-proxy ends a session, how long to wait for the broker to
         /// close its side (having read everything the client sent); when the
         /// s-proxy ends a resumable session, how long the r-proxy gets to
-        /// acknowledge the end.
+        /// acknowledge the end (or end the session too).
         drain_timeout_ms: value Millis = const { Millis::of(3_000) },
         /// PEM certificate chain for gRPC over TLS (unset: plaintext).
         tls_cert: option std::path::PathBuf = None,
