@@ -11,10 +11,12 @@ use mqttbridge::client::{Connection, exchange, packets};
 use mqttbridge::mqtt::{Packet, Version};
 use mqttbridge::service::Service as _;
 
-/// A mode started as a process with a systemd notify socket.
+/// A mode started as a process with a systemd notify socket; its log
+/// (JSON lines) goes to a file.
 struct Service {
     child: tokio::process::Child,
     notify: tokio::net::UnixDatagram,
+    log: tempfile::NamedTempFile,
 }
 
 impl Service {
@@ -22,17 +24,19 @@ impl Service {
     async fn start(mode: &str, config: &std::path::Path, dir: &std::path::Path) -> Service {
         let notify_path = dir.join(format!("{mode}-notify.sock"));
         let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
+        let log = tempfile::NamedTempFile::new().unwrap();
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_mqttbridge"))
-            .args([mode, "--config"])
+            .args([mode, "--log-format", "json", "--config"])
             .arg(config)
             .env("NOTIFY_SOCKET", &notify_path)
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log.reopen().unwrap())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
-        let mut service = Service { child, notify };
+        let mut service = Service { child, notify, log };
         service.expect_notification("READY=1").await;
         service
     }
@@ -52,9 +56,21 @@ impl Service {
         assert!(status.success());
     }
 
-    async fn exits_0(mut self) {
+    /// Waits for it to exit with 0; the messages of its log lines.
+    async fn exits_0(mut self) -> Vec<String> {
         let status = bounded("exit", self.child.wait()).await.unwrap();
         assert!(status.success(), "exit status {status}");
+        std::fs::read_to_string(self.log.path())
+            .unwrap()
+            .lines()
+            .map(|line| {
+                let entry: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+                entry["fields"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
     }
 }
 
@@ -139,7 +155,20 @@ async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
     );
     told_server_shutting_down(&mut v5).await;
     assert!(next_packet(&mut v3).await.is_none());
-    service.exits_0().await;
+    // Each session told the s-proxy it ended and heard it acknowledged
+    // (the r-proxy reads the line while it waits).
+    let logged = service.exits_0().await;
+    assert_eq!(
+        logged.iter().filter(|m| *m == "closed").count(),
+        2,
+        "{logged:?}"
+    );
+    assert!(
+        !logged
+            .iter()
+            .any(|m| m == "the s-proxy did not acknowledge the end of the session in time"),
+        "{logged:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,5 +288,18 @@ async fn s_proxy_sigterm_reaches_clients_as_server_shutting_down() {
     service.terminate();
     told_server_shutting_down(&mut v5).await;
     assert!(next_packet(&mut v3).await.is_none(), "3.1.1 just closes");
-    service.exits_0().await;
+    // Each session's end was acknowledged by the r-proxy (read while the
+    // s-proxy waited for it).
+    let logged = service.exits_0().await;
+    assert_eq!(
+        logged.iter().filter(|m| *m == "session closed").count(),
+        2,
+        "{logged:?}"
+    );
+    assert!(
+        !logged
+            .iter()
+            .any(|m| m == "the r-proxy did not acknowledge the end of the session in time"),
+        "{logged:?}"
+    );
 }

@@ -417,7 +417,12 @@ async fn relay(mut relaying: Box<Relaying>) {
                     envelopes::terminate(),
                 );
                 let _ = timeout(TERMINATE_WITHIN, line.send(end.into(), 0)).await;
-                let _ = timeout(TERMINATE_WITHIN, link.ended_by_both(inbound)).await;
+                if timeout(TERMINATE_WITHIN, link.ended_by_both(inbound))
+                    .await
+                    .is_err()
+                {
+                    warn!("the s-proxy did not acknowledge the end of the session in time");
+                }
             }
             link.close();
         }
