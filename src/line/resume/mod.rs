@@ -19,7 +19,8 @@
 //! ```
 //!
 //! A session ends on purpose with TERMINATE, after which each end waits
-//! (bounded) for the other to acknowledge. Resumption is agreed per
+//! (bounded), reading the line, for the other to acknowledge it or to end
+//! the session too. Resumption is agreed per
 //! stream in metadata ([`grant`]); without it the line behaves exactly as
 //! the seed system's: the plain variants of [`LinkSender`] and
 //! [`LinkReceiver`]. Either kind sends the PUBLISHes of one socket read in
