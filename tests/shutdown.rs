@@ -110,6 +110,18 @@ async fn told_server_shutting_down(v5: &mut Connection) {
     assert!(next_packet(v5).await.is_none());
 }
 
+/// Two sessions closed (`closed` is their log message) and neither waited
+/// its time out for `peer` to acknowledge its end.
+fn ended_without_waiting_out(logged: &[String], closed: &str, peer: &str) {
+    assert_eq!(
+        logged.iter().filter(|m| *m == closed).count(),
+        2,
+        "{logged:?}"
+    );
+    let waited = format!("the {peer} did not acknowledge the end of the session in time");
+    assert!(!logged.contains(&waited), "{logged:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
     let broker = mqttbridge::tools::mosquitto::Mosquitto::start("")
@@ -158,17 +170,7 @@ async fn sigterm_drains_then_says_server_shutting_down_and_exits_0() {
     // Each session told the s-proxy it ended and heard it acknowledged
     // (the r-proxy reads the line while it waits).
     let logged = service.exits_0().await;
-    assert_eq!(
-        logged.iter().filter(|m| *m == "closed").count(),
-        2,
-        "{logged:?}"
-    );
-    assert!(
-        !logged
-            .iter()
-            .any(|m| m == "the s-proxy did not acknowledge the end of the session in time"),
-        "{logged:?}"
-    );
+    ended_without_waiting_out(&logged, "closed", "s-proxy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,15 +293,5 @@ async fn s_proxy_sigterm_reaches_clients_as_server_shutting_down() {
     // Each session's end was acknowledged by the r-proxy (read while the
     // s-proxy waited for it).
     let logged = service.exits_0().await;
-    assert_eq!(
-        logged.iter().filter(|m| *m == "session closed").count(),
-        2,
-        "{logged:?}"
-    );
-    assert!(
-        !logged
-            .iter()
-            .any(|m| m == "the r-proxy did not acknowledge the end of the session in time"),
-        "{logged:?}"
-    );
+    ended_without_waiting_out(&logged, "session closed", "r-proxy");
 }
