@@ -20,8 +20,8 @@
 //!
 //! A session ends on purpose with TERMINATE, after which each end waits
 //! (bounded), reading the line, for the other to acknowledge it or to end
-//! the session too. Resumption is agreed per
-//! stream in metadata ([`grant`]); without it the line behaves exactly as
+//! the session too. Resumption is agreed per stream in metadata
+//! ([`grant`]); without it the line behaves exactly as
 //! the seed system's: the plain variants of [`LinkSender`] and
 //! [`LinkReceiver`]. Either kind sends the PUBLISHes of one socket read in
 //! one [`Burst`] and receives a DATA chunk's envelopes in one call.
