@@ -933,3 +933,64 @@ async fn a_session_ends_on_the_peers_acknowledgement_or_its_own_terminate() {
         .await;
     }
 }
+
+/// A busy session's lone acknowledgements go by weight (64 KiB arrived
+/// without one leaving, for a peer that did not name its buffer) and after
+/// a quiet second, not every few envelopes: each one is a write of its own
+/// for the side that sends it and a wake-up and a read for the other. Here
+/// the test plays the r-proxy and sends 2,000 small QoS 0 PUBLISHes that no
+/// one receives, so nothing goes back to carry an acknowledgement. With one
+/// every 32 envelopes as well, as before, there were 63.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_session_is_acknowledged_by_weight_not_by_count() {
+    use mqttbridge::line::resume::envelopes;
+    const MESSAGES: u64 = 2000;
+    let broker = Mosquitto::start("").await.unwrap();
+    let s_proxy = start_s_proxy(&broker.addr().to_string(), |_| {}).await;
+    let (raw, _) = open_resumable(plain_channel(s_proxy.addr).await, "", "by-weight").await;
+    let RawStream {
+        tx, mut response, ..
+    } = raw;
+    let connack = bounded("CONNACK", response.message()).await;
+    assert_eq!(connack.unwrap().unwrap().sequence_id, 1);
+    let publish = packets::publish(
+        Version::V5,
+        "nobody/listens",
+        &b"sixteen bytes..."[..],
+        0,
+        false,
+        0,
+        vec![],
+    )
+    .unwrap();
+    let mut weight = 0;
+    let last = MESSAGES + 1;
+    bounded("the publishes sent", async {
+        for sequence_id in 2..=last {
+            let message = numbered(sequence_id, &publish);
+            weight += envelopes::weight(&message);
+            tx.send(message).await.unwrap();
+        }
+    })
+    .await;
+    let lone = bounded("every publish acknowledged", async {
+        let mut lone = 0;
+        loop {
+            let message = response.message().await.unwrap().expect("open");
+            assert_eq!(message.sequence_id, 0, "nothing but acknowledgements");
+            lone += 1;
+            if message.acknowledged == last {
+                return lone;
+            }
+        }
+    })
+    .await;
+    // One each time 64 KiB arrived, and the last after the quiet second.
+    let by_weight = weight / (64 * 1024);
+    println!("{lone} lone acknowledgements for {MESSAGES} envelopes of {weight} bytes");
+    assert!(
+        lone <= by_weight + 1,
+        "{lone} lone acknowledgements, at most {} expected",
+        by_weight + 1
+    );
+}

@@ -2,8 +2,9 @@
 //! MQTT socket: the peer's envelopes from whichever gRPC stream is current.
 //! On a resumable line it drops what arrives twice (after a replay), takes
 //! the acknowledgements the peer sends, acknowledges what arrives (riding
-//! on outgoing envelopes, or alone after a burst or a short quiet), yields
-//! the pings a gap calls for, and waits through a gap instead of ending.
+//! on outgoing envelopes, or alone once enough has arrived or after a
+//! quiet second), yields the pings a gap calls for, and waits through a
+//! gap instead of ending.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,16 +23,21 @@ use crate::line::received::poll_each_read;
 use crate::line::{ReceiveEach, Received};
 use crate::net::keep_waker;
 
-/// An acknowledgement goes out alone after this many envelopes arrived
-/// without one leaving...
-const ACK_EVERY_ENVELOPES: u64 = 32;
-/// ...or this much payload, or half the peer's replay buffer if that is
-/// less ([`ack_weight`])...
+/// An acknowledgement goes out alone once this much arrived without one
+/// leaving (each envelope weighed as the sender's buffer counts it), or
+/// half the peer's replay buffer if that is less ([`ack_weight`])...
+///
+/// By weight only, not also every few envelopes: in bulk an acknowledgement
+/// every 32 envelopes went out after nearly every read, a write of its own
+/// in one proxy and a wake-up and a read in the other, and the proxies
+/// spent 5-11 % more CPU per message than with none by count
+/// (BENCHMARKS.md, "Acknowledgements by weight alone"). The peer's buffer
+/// is bounded by bytes, and so is what waits here.
 const ACK_EVERY_WEIGHT: usize = 64 * 1024;
 /// ...or when this long passes quietly (no acknowledgement leaving) with
 /// something unacknowledged, so a reply has a moment to carry it instead;
-/// an envelope waits at most twice this. What waits is bounded by the two
-/// thresholds above, and only the peer's replay buffer waits for it; a
+/// an envelope waits at most twice this. What waits is bounded by the
+/// threshold above, and only the peer's replay buffer waits for it; a
 /// standalone acknowledgement costs both proxies nearly as much as a
 /// message (with 20 ms here, QoS 0 publishers sending ten times a second
 /// cost the proxies 17-45 % more CPU per message: BENCHMARKS.md).
@@ -378,7 +384,6 @@ fn take<'a>(shared: &Shared, state: &mut State, message: Received<'a>) -> Option
     }
     state.unacknowledged_weight += envelopes::weight_received(&message);
     if envelope.is_some_and(envelopes::is_terminate)
-        || state.received - state.acknowledged >= ACK_EVERY_ENVELOPES
         || state.unacknowledged_weight >= shared.ack_weight
     {
         shared.acknowledge_now(state);
