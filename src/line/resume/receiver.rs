@@ -30,7 +30,7 @@ use crate::net::keep_waker;
 /// By weight only, not also every few envelopes: in bulk an acknowledgement
 /// every 32 envelopes went out after nearly every read, a write of its own
 /// in one proxy and a wake-up and a read in the other, and the proxies
-/// spent 5-11 % more CPU per message than with none by count
+/// spent 6-13 % more CPU per message than with none by count
 /// (BENCHMARKS.md, "Acknowledgements by weight alone"). The peer's buffer
 /// is bounded by bytes, and so is what waits here.
 const ACK_EVERY_WEIGHT: usize = 64 * 1024;
