@@ -104,14 +104,27 @@ impl LinkReceiver {
 impl Link {
     /// After this end sent TERMINATE: until the peer has acknowledged
     /// everything, or has ended the session itself (its TERMINATE, or its
-    /// stream failing). The peer's acknowledgements come in on the line, so
-    /// `receiver` is read meanwhile; what else comes is dropped, the session
-    /// being over. A stream ending without TERMINATE is a break and is
+    /// stream failing). A stream ending without TERMINATE is a break and is
     /// waited through, as anywhere else (callers bound the wait).
     pub async fn ended_by_both(&self, receiver: &mut LinkReceiver) {
+        receiver.read_while(self.all_acknowledged()).await;
+    }
+}
+
+impl LinkReceiver {
+    /// Runs `work`, a step of a session's way out, reading this receiver
+    /// meanwhile: a send there may wait for room in the replay buffer, or
+    /// for acknowledgements, and both come from the peer's
+    /// acknowledgements, which arrive on the line (were it not read, each
+    /// such wait would run until its caller's time limit). What else
+    /// arrives is dropped, the session being over. `None`, with `work`
+    /// left undone, when the peer ended the session first (its TERMINATE,
+    /// or its stream failing): it acknowledges nothing more.
+    pub async fn read_while<T>(&mut self, work: impl Future<Output = T>) -> Option<T> {
         tokio::select! {
-            () = self.all_acknowledged() => {}
-            () = peer_ended(receiver) => {}
+            biased;
+            done = work => Some(done),
+            () = peer_ended(self) => None,
         }
     }
 }

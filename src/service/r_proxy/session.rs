@@ -333,21 +333,23 @@ async fn relay(mut relaying: Box<Relaying>) {
                     // The s-proxy writes what it has, closes the broker
                     // connection and ends its stream: told by a half-close, or
                     // on a resumable line by TERMINATE (a break is no end).
-                    if line.is_resumable() {
-                        let end = envelope(
-                            sequence_id,
-                            MessageDirection::ClientToBroker,
-                            envelopes::terminate(),
-                        );
-                        let _ =
-                            timeout(config.drain_timeout_ms.duration(), line.send(end.into(), 0))
-                                .await;
-                    }
-                    line.finish();
-                    if timeout(config.drain_timeout_ms.duration(), &mut to_client)
-                        .await
-                        .is_err()
-                    {
+                    // The pump to the client reads the line meanwhile, where
+                    // the acknowledgements arrive that make room for the
+                    // TERMINATE when the replay buffer is full.
+                    let drain = config.drain_timeout_ms.duration();
+                    let tell = async {
+                        if line.is_resumable() {
+                            let end = envelope(
+                                sequence_id,
+                                MessageDirection::ClientToBroker,
+                                envelopes::terminate(),
+                            );
+                            let _ = timeout(drain, line.send(end.into(), 0)).await;
+                        }
+                        line.finish();
+                    };
+                    let ((), confirmed) = tokio::join!(tell, timeout(drain, &mut to_client));
+                    if confirmed.is_err() {
                         warn!("s-proxy did not confirm the end of the session in time");
                     }
                     match end {
@@ -416,11 +418,17 @@ async fn relay(mut relaying: Box<Relaying>) {
                     MessageDirection::ClientToBroker,
                     envelopes::terminate(),
                 );
-                let _ = timeout(TERMINATE_WITHIN, line.send(end.into(), 0)).await;
-                if timeout(TERMINATE_WITHIN, link.ended_by_both(inbound))
-                    .await
-                    .is_err()
-                {
+                // The s-proxy's acknowledgements make room for the
+                // TERMINATE in a full replay buffer: the line is read
+                // meanwhile. An s-proxy that ended the session too (its
+                // TERMINATE) is waited for no more.
+                let said = async {
+                    let sent = inbound.read_while(line.send(end.into(), 0)).await;
+                    if sent.is_some_and(|sent| sent.is_ok()) {
+                        link.ended_by_both(inbound).await;
+                    }
+                };
+                if timeout(TERMINATE_WITHIN, said).await.is_err() {
                     warn!("the s-proxy did not acknowledge the end of the session in time");
                 }
             }

@@ -51,9 +51,13 @@ impl Line {
                 MessageDirection::BrokerToClient,
                 envelopes::terminate(),
             );
+            let (sender, receiver) = (&mut self.sender, &mut self.receiver);
             let said = async {
-                if self.sender.send(end.into(), 0).await.is_ok() && !peer_done {
-                    link.ended_by_both(&mut self.receiver).await;
+                // The r-proxy's acknowledgements make room for the TERMINATE
+                // in a full replay buffer: the line is read meanwhile.
+                let sent = receiver.read_while(sender.send(end.into(), 0)).await;
+                if sent.is_some_and(|sent| sent.is_ok()) && !peer_done {
+                    link.ended_by_both(receiver).await;
                 }
             };
             if timeout(within, said).await.is_err() {
@@ -283,7 +287,13 @@ async fn relay(
                         MessageDirection::BrokerToClient,
                         disconnect_server_shutting_down(),
                     );
-                    let _ = timeout(drain, line.sender.send(goodbye.into(), 0)).await;
+                    // Read meanwhile, for the acknowledgements that make
+                    // room for it; an r-proxy that ended the session too
+                    // (its TERMINATE) is waited for no more.
+                    let send = line.sender.send(goodbye.into(), 0);
+                    if let Ok(None) = timeout(drain, line.receiver.read_while(send)).await {
+                        r_proxy_done = true;
+                    }
                 }
             }
         }
