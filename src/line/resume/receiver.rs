@@ -18,6 +18,7 @@ use tonic::Status;
 
 use super::envelopes::{self, Ping};
 use super::link::{End, Inbound, Link, Shared, State};
+use super::sender::LinkSender;
 use crate::line::proto::mqtt::MqttStreamMessage;
 use crate::line::received::poll_each_read;
 use crate::line::{ReceiveEach, Received};
@@ -102,6 +103,24 @@ impl LinkReceiver {
 }
 
 impl Link {
+    /// Ends the session from this end: sends `terminate` (its numbered
+    /// TERMINATE) on `sender`, then, unless the peer has finished its side
+    /// already (`peer_done`: it acknowledges nothing more), waits for
+    /// [`Link::ended_by_both`]. `receiver` is read throughout, the sending
+    /// included ([`LinkReceiver::read_while`]). Callers bound the whole.
+    pub async fn terminate(
+        &self,
+        sender: &mut LinkSender,
+        terminate: MqttStreamMessage,
+        receiver: &mut LinkReceiver,
+        peer_done: bool,
+    ) {
+        let sent = receiver.read_while(sender.send(terminate.into(), 0)).await;
+        if matches!(sent, Some(Ok(()))) && !peer_done {
+            self.ended_by_both(receiver).await;
+        }
+    }
+
     /// After this end sent TERMINATE: until the peer has acknowledged
     /// everything, or has ended the session itself (its TERMINATE, or its
     /// stream failing). A stream ending without TERMINATE is a break and is

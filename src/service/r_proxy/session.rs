@@ -418,16 +418,7 @@ async fn relay(mut relaying: Box<Relaying>) {
                     MessageDirection::ClientToBroker,
                     envelopes::terminate(),
                 );
-                // The s-proxy's acknowledgements make room for the
-                // TERMINATE in a full replay buffer: the line is read
-                // meanwhile. An s-proxy that ended the session too (its
-                // TERMINATE) is waited for no more.
-                let said = async {
-                    let sent = inbound.read_while(line.send(end.into(), 0)).await;
-                    if sent.is_some_and(|sent| sent.is_ok()) {
-                        link.ended_by_both(inbound).await;
-                    }
-                };
+                let said = link.terminate(line, end, inbound, false);
                 if timeout(TERMINATE_WITHIN, said).await.is_err() {
                     warn!("the s-proxy did not acknowledge the end of the session in time");
                 }

@@ -51,15 +51,7 @@ impl Line {
                 MessageDirection::BrokerToClient,
                 envelopes::terminate(),
             );
-            let (sender, receiver) = (&mut self.sender, &mut self.receiver);
-            let said = async {
-                // The r-proxy's acknowledgements make room for the TERMINATE
-                // in a full replay buffer: the line is read meanwhile.
-                let sent = receiver.read_while(sender.send(end.into(), 0)).await;
-                if sent.is_some_and(|sent| sent.is_ok()) && !peer_done {
-                    link.ended_by_both(receiver).await;
-                }
-            };
+            let said = link.terminate(&mut self.sender, end, &mut self.receiver, peer_done);
             if timeout(within, said).await.is_err() {
                 warn!("the r-proxy did not acknowledge the end of the session in time");
             }
